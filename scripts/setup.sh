@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Idempotent setup for Quiver on Debian 12 (run as root, or with sudo available):
+#   1. installs the Debian packages the build and the tests need (only the missing ones);
+#   2. creates .venv with the pinned Python packages of requirements.txt (only when they changed);
+#   3. configures and builds Quiver into build/ (incremental).
+# A second run does nothing slow.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+DEB_PACKAGES=(
+  build-essential cmake ninja-build pkg-config
+  libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libxxhash-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  python3-venv
+)
+
+missing=()
+for p in "${DEB_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY=${QUIVER_BOOTSTRAP_PYTHON:-python3}
+req_hash=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.requirements.sha256 2>/dev/null)" != "$req_hash" ]; then
+  log "creating .venv with $(${PY} --version 2>&1) and requirements.txt"
+  [ -x .venv/bin/python ] || "$PY" -m venv .venv
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
+  echo "$req_hash" > .venv/.requirements.sha256
+fi
+
+BUILD_TYPE=${QUIVER_BUILD_TYPE:-RelWithDebInfo}
+if [ ! -f build/build.ninja ]; then
+  log "configuring build/ ($BUILD_TYPE)"
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE="$BUILD_TYPE" \
+    -DQUIVER_PYTHON="$ROOT/.venv/bin/python" -DQUIVER_WARNINGS_AS_ERRORS=ON >/dev/null
+fi
+log "building"
+cmake --build build -- -j"$(nproc)"
+log "ready: build/quiver"

@@ -1,0 +1,114 @@
+#include "common/config.h"
+
+#include <cctype>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+namespace quiver {
+
+arrow::Result<int64_t> ParseByteSize(const std::string& text) {
+  size_t pos = 0;
+  double number = 0;
+  try {
+    number = std::stod(text, &pos);
+  } catch (const std::exception&) {
+    return arrow::Status::Invalid("'", text, "' is not a byte size (e.g. 1048576 or 64MiB)");
+  }
+  std::string unit;
+  for (char c : text.substr(pos)) {
+    if (!std::isspace(static_cast<unsigned char>(c))) {
+      unit += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+  }
+  double scale = 0;
+  if (unit.empty() || unit == "b") scale = 1;
+  else if (unit == "kb" || unit == "k") scale = 1e3;
+  else if (unit == "kib") scale = 1024.0;
+  else if (unit == "mb" || unit == "m") scale = 1e6;
+  else if (unit == "mib") scale = 1024.0 * 1024;
+  else if (unit == "gb" || unit == "g") scale = 1e9;
+  else if (unit == "gib") scale = 1024.0 * 1024 * 1024;
+  else if (unit == "tb" || unit == "t") scale = 1e12;
+  else if (unit == "tib") scale = 1024.0 * 1024 * 1024 * 1024;
+  else return arrow::Status::Invalid("'", text, "' has an unknown size unit '", unit, "'");
+  double bytes = number * scale;
+  if (!(bytes >= 0) || bytes > 9.2e18) {
+    return arrow::Status::Invalid("byte size '", text, "' is out of range");
+  }
+  return static_cast<int64_t>(std::llround(bytes));
+}
+
+std::string FormatByteSize(int64_t bytes) {
+  static const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (value >= 1024 && unit < 4) {
+    value /= 1024;
+    ++unit;
+  }
+  if (unit == 0) return fmt::format("{} B", bytes);
+  return fmt::format("{:.1f} {}", value, kUnits[unit]);
+}
+
+namespace {
+
+arrow::Result<int64_t> SizeField(const nlohmann::json& v, const char* name) {
+  if (v.is_number_integer()) return v.get<int64_t>();
+  if (v.is_string()) {
+    auto r = ParseByteSize(v.get<std::string>());
+    if (!r.ok()) return arrow::Status::Invalid("config field '", name, "': ", r.status().message());
+    return r;
+  }
+  return arrow::Status::Invalid("config field '", name, "' must be a byte count or a size string");
+}
+
+}  // namespace
+
+arrow::Status ServerConfig::LoadFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return arrow::Status::IOError("cannot read config file '", path, "'");
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    return arrow::Status::Invalid("config file '", path, "' is not valid JSON: ", e.what());
+  }
+  if (!doc.is_object()) {
+    return arrow::Status::Invalid("config file '", path, "' must hold a JSON object");
+  }
+  try {
+    for (auto& [name, value] : doc.items()) {
+      if (name == "listen") listen = value.get<std::string>();
+      else if (name == "data_dir") data_dir = value.get<std::string>();
+      else if (name == "max_object_bytes") {
+        ARROW_ASSIGN_OR_RAISE(max_object_bytes, SizeField(value, "max_object_bytes"));
+      } else if (name == "keep_versions") keep_versions = value.get<int64_t>();
+      else if (name == "verify_on_startup") verify_on_startup = value.get<bool>();
+      else if (name == "shutdown_grace_s") shutdown_grace_s = value.get<double>();
+      else if (name == "log_level") log_level = value.get<std::string>();
+      else return arrow::Status::Invalid("config file '", path, "': unknown field '", name, "'");
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return arrow::Status::Invalid("config file '", path, "': wrong type: ", e.what());
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Status ServerConfig::Validate() const {
+  if (max_object_bytes <= 0) return arrow::Status::Invalid("max_object_bytes must be > 0");
+  if (keep_versions < 1) return arrow::Status::Invalid("keep_versions must be >= 1");
+  if (shutdown_grace_s < 0) return arrow::Status::Invalid("shutdown_grace_s must be >= 0");
+  if (data_dir.empty()) return arrow::Status::Invalid("data_dir must not be empty");
+  static const char* kLevels[] = {"trace", "debug", "info", "warn", "error"};
+  for (auto* l : kLevels) {
+    if (log_level == l) return arrow::Status::OK();
+  }
+  return arrow::Status::Invalid("log_level '", log_level,
+                                "' is not one of trace, debug, info, warn, error");
+}
+
+}  // namespace quiver

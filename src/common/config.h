@@ -1,0 +1,44 @@
+// Server configuration: defaults, a JSON config file, then command-line overrides.
+//
+// The config file is a JSON object; every field is optional and an unknown field is an
+// error that names it (a typo must not silently fall back to a default). See
+// docs/configuration.md for the fields.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <arrow/result.h>
+
+namespace quiver {
+
+struct ServerConfig {
+  /// Where to listen. Port 0 picks a free port. Default: grpc://127.0.0.1:8815.
+  std::string listen = "grpc://127.0.0.1:8815";
+  /// Root of the local store. Default: ./quiver-data.
+  std::string data_dir = "quiver-data";
+  /// Largest object a single DoPut may store, in bytes. Default: 4 GiB.
+  int64_t max_object_bytes = int64_t{4} << 30;
+  /// How many versions of each key stay readable as key@N. Default: 3.
+  int64_t keep_versions = 3;
+  /// Verify every entry's checksum when the server starts. Default: true.
+  bool verify_on_startup = true;
+  /// Seconds that in-flight calls get to finish on SIGINT/SIGTERM. Default: 10.
+  double shutdown_grace_s = 10;
+  /// trace, debug, info, warn, error. Default: info.
+  std::string log_level = "info";
+
+  /// \brief Overlay the fields present in a JSON config file onto this config.
+  arrow::Status LoadFile(const std::string& path);
+  /// \brief Check ranges; the error names the field.
+  arrow::Status Validate() const;
+};
+
+/// \brief Parse a byte size: a plain integer, or a number with B, KB, KiB, MB, MiB, GB,
+/// GiB, TB, TiB (case-insensitive), e.g. "64MiB" or "1.5GB".
+arrow::Result<int64_t> ParseByteSize(const std::string& text);
+
+/// \brief Render a byte count for humans, e.g. "1.5 GiB".
+std::string FormatByteSize(int64_t bytes);
+
+}  // namespace quiver

@@ -1,0 +1,63 @@
+#include "common/config.h"
+
+#include <cstdio>
+#include <fstream>
+
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+namespace quiver {
+namespace {
+
+TEST(ByteSize, ParsesUnits) {
+  EXPECT_EQ(*ParseByteSize("123"), 123);
+  EXPECT_EQ(*ParseByteSize("64MiB"), 64 << 20);
+  EXPECT_EQ(*ParseByteSize("1.5 GB"), 1'500'000'000);
+  EXPECT_EQ(*ParseByteSize("2kib"), 2048);
+  EXPECT_FALSE(ParseByteSize("lots").ok());
+  EXPECT_FALSE(ParseByteSize("5 parsecs").ok());
+  EXPECT_FALSE(ParseByteSize("-1").ok());
+  EXPECT_EQ(FormatByteSize(512), "512 B");
+  EXPECT_EQ(FormatByteSize(3 << 20), "3.0 MiB");
+}
+
+std::string WriteTemp(const std::string& text) {
+  char name[] = "/tmp/quiver-config-XXXXXX";
+  int fd = mkstemp(name);
+  EXPECT_GE(fd, 0);
+  ::close(fd);
+  std::ofstream(name) << text;
+  return name;
+}
+
+TEST(ServerConfig, LoadsFieldsAndRejectsUnknown) {
+  ServerConfig config;
+  auto path = WriteTemp(R"({"data_dir": "/x", "max_object_bytes": "1MiB", "keep_versions": 5})");
+  ASSERT_TRUE(config.LoadFile(path).ok());
+  EXPECT_EQ(config.data_dir, "/x");
+  EXPECT_EQ(config.max_object_bytes, 1 << 20);
+  EXPECT_EQ(config.keep_versions, 5);
+  EXPECT_EQ(config.listen, "grpc://127.0.0.1:8815");  // untouched default
+
+  auto typo = WriteTemp(R"({"data_dri": "/x"})");
+  auto st = config.LoadFile(typo);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("data_dri"), std::string::npos) << st;
+
+  auto broken = WriteTemp("{not json");
+  EXPECT_TRUE(config.LoadFile(broken).IsInvalid());
+  std::remove(path.c_str());
+  std::remove(typo.c_str());
+  std::remove(broken.c_str());
+}
+
+TEST(ServerConfig, ValidateNamesTheField) {
+  ServerConfig config;
+  EXPECT_TRUE(config.Validate().ok());
+  config.keep_versions = 0;
+  EXPECT_NE(config.Validate().message().find("keep_versions"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace quiver

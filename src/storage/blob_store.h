@@ -1,0 +1,88 @@
+// BlobStore: where Quiver keeps bytes (Arrow IPC streams and small manifests).
+//
+// A blob is an immutable byte string under a name: a relative '/'-separated path whose
+// segments are non-empty, not "." or "..", and whose first segment does not start with
+// '.' (those names are the store's own). Blobs are written through a BlobWriter that
+// streams bytes to a temporary place and either commits -- the blob then appears whole
+// under its name, durably -- or aborts, leaving nothing behind. A reader never sees a
+// partially written blob. Committing over an existing name replaces it atomically.
+//
+// Implementations: LocalBlobStore (a directory on local disk), MemoryBlobStore (tests and,
+// later, a memory tier). Both pass the conformance suite in blob_store_test.cc.
+//
+// Thread-safety: BlobStore methods are safe to call concurrently. A BlobWriter is used by
+// one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <arrow/io/interfaces.h>
+#include <arrow/result.h>
+#include <arrow/status.h>
+
+namespace quiver {
+
+class BlobWriter : public arrow::io::OutputStream {
+ public:
+  /// \brief Make everything written durable and visible under name(). No writes after.
+  virtual arrow::Status Commit() = 0;
+  /// \brief Discard everything written. Idempotent; implied by destruction before Commit.
+  virtual arrow::Status Abort() = 0;
+  /// Close() is Abort() unless Commit() already succeeded.
+  arrow::Status Close() override { return Abort(); }
+
+  const std::string& name() const { return name_; }
+
+ protected:
+  explicit BlobWriter(std::string name) : name_(std::move(name)) {}
+  std::string name_;
+};
+
+struct BlobInfo {
+  std::string name;
+  int64_t size = 0;
+};
+
+class BlobStore {
+ public:
+  virtual ~BlobStore() = default;
+
+  /// \brief Start writing blob `name`. Nothing is visible until Commit().
+  virtual arrow::Result<std::unique_ptr<BlobWriter>> OpenWriter(const std::string& name) = 0;
+
+  /// \brief Open a committed blob for random access (memory-mapped where possible).
+  /// A missing blob is a KeyError naming it.
+  virtual arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenReader(
+      const std::string& name) = 0;
+
+  /// \brief Remove a blob. Removing a missing blob is not an error.
+  virtual arrow::Status Delete(const std::string& name) = 0;
+
+  /// \brief Move a committed blob to another name (used to quarantine damaged entries).
+  virtual arrow::Status Move(const std::string& from, const std::string& to) = 0;
+
+  /// \brief List committed blobs whose name starts with `prefix` (a whole-segment
+  /// prefix such as "manifests/" or "" for everything), sorted by name.
+  virtual arrow::Result<std::vector<BlobInfo>> List(const std::string& prefix) = 0;
+
+  /// \brief Remove what writers left behind when the process died before Commit or
+  /// Abort. Call only while no writer is open. Returns how many were removed.
+  virtual arrow::Result<int64_t> RemoveTemporaries() = 0;
+
+  /// \brief A short human description for logs, e.g. "local:/var/lib/quiver".
+  virtual std::string Describe() const = 0;
+
+  /// \brief Write a small blob in one call (write, commit).
+  arrow::Status WriteAll(const std::string& name, std::string_view bytes);
+  /// \brief Read a whole blob into memory.
+  arrow::Result<std::string> ReadAll(const std::string& name);
+};
+
+/// \brief Check a blob name; the error names it.
+arrow::Status ValidateBlobName(const std::string& name);
+
+}  // namespace quiver

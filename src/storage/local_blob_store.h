@@ -1,0 +1,43 @@
+// LocalBlobStore: blobs as files below a root directory.
+//
+// Layout: <root>/<name> for committed blobs, <root>/.tmp/ for blobs being written.
+// Commit = flush, fsync(file), rename into place, fsync(parent directory); so after a crash
+// a name holds either the old blob or the new one, never a torn one. Readers memory-map.
+//
+// Thread-safety: safe for concurrent use; see BlobStore.
+#pragma once
+
+#include <atomic>
+#include <string>
+
+#include "storage/blob_store.h"
+
+namespace quiver {
+
+class LocalBlobStore final : public BlobStore {
+ public:
+  /// \brief Open (creating if needed) a store rooted at `root`.
+  static arrow::Result<std::shared_ptr<LocalBlobStore>> Open(const std::string& root);
+
+  arrow::Result<std::unique_ptr<BlobWriter>> OpenWriter(const std::string& name) override;
+  arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenReader(
+      const std::string& name) override;
+  arrow::Status Delete(const std::string& name) override;
+  arrow::Status Move(const std::string& from, const std::string& to) override;
+  arrow::Result<std::vector<BlobInfo>> List(const std::string& prefix) override;
+  arrow::Result<int64_t> RemoveTemporaries() override;
+  std::string Describe() const override { return "local:" + root_; }
+
+  const std::string& root() const { return root_; }
+  /// Directory holding in-progress writes.
+  std::string temp_dir() const { return root_ + "/.tmp"; }
+
+ private:
+  explicit LocalBlobStore(std::string root) : root_(std::move(root)) {}
+  std::string PathOf(const std::string& name) const { return root_ + "/" + name; }
+
+  std::string root_;
+  std::atomic<uint64_t> next_temp_{0};
+};
+
+}  // namespace quiver
