@@ -1,0 +1,143 @@
+// ObjectCache: the engine behind Quiver's object API.
+//
+// Composes a BlobStore (where bytes live) and an Index (which versions exist). A put
+// streams record batches into a new IPC stream blob, then -- under the key's lock --
+// checks the compare-and-set condition, writes the manifest (the publication record in
+// storage) and publishes the version in the index. Readers only ever see published
+// versions, so nothing torn is served; a failed or abandoned put leaves nothing behind.
+//
+// Thread-safety: all methods are safe to call concurrently. A PutWriter belongs to one
+// thread.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <arrow/io/interfaces.h>
+#include <arrow/record_batch.h>
+#include <arrow/result.h>
+
+#include "cache/recovery.h"
+#include "common/clock.h"
+#include "common/key.h"
+#include "index/index.h"
+#include "storage/blob_store.h"
+
+namespace quiver {
+
+struct ObjectCacheOptions {
+  std::shared_ptr<BlobStore> store;
+  std::shared_ptr<Index> index;
+  std::shared_ptr<Clock> clock = Clock::System();
+  /// Largest object one put may store. Default: 4 GiB.
+  int64_t max_object_bytes = int64_t{4} << 30;
+  /// Versions of each key kept readable. Default: 3.
+  int64_t keep_versions = 3;
+  /// Check every entry's checksum during recovery. Default: true.
+  bool verify_on_startup = true;
+  /// Run full validation (offsets, UTF-8, ...) on every batch put. Default: true.
+  bool validate_full_on_put = true;
+};
+
+struct PutOptions {
+  /// Compare-and-set: commit only if the key's latest version is this (0: create only).
+  std::optional<uint64_t> if_version;
+};
+
+/// A committed object version opened for reading.
+struct OpenEntry {
+  EntryMeta meta;
+  std::shared_ptr<arrow::io::RandomAccessFile> file;
+};
+
+struct CacheStats {
+  IndexStats index;
+  int64_t puts = 0;          ///< committed puts
+  int64_t put_failures = 0;  ///< puts that failed or were abandoned
+  int64_t gets = 0;          ///< object reads asked for
+  int64_t hits = 0;          ///< reads that found the object
+  int64_t misses = 0;        ///< reads of a missing key or version
+  int64_t not_modified = 0;  ///< conditional reads answered "not modified"
+};
+
+class ObjectCache;
+
+/// Streams one object into the store. Destroying it before Commit() aborts the put.
+class PutWriter {
+ public:
+  virtual ~PutWriter() = default;
+  /// \brief Append a batch. Fails with CapacityError once the object exceeds
+  /// max_object_bytes, and with Invalid if the batch is malformed.
+  virtual arrow::Status Write(const arrow::RecordBatch& batch) = 0;
+  /// \brief Finish the stream, make it durable and publish it as the next version.
+  virtual arrow::Result<EntryMeta> Commit() = 0;
+  /// \brief Discard everything written. Idempotent.
+  virtual void Abort() = 0;
+};
+
+class ObjectCache {
+ public:
+  /// \brief Open the cache, rebuilding the index from storage (see recovery.h).
+  static arrow::Result<std::unique_ptr<ObjectCache>> Open(ObjectCacheOptions options);
+
+  const RecoverySummary& recovery() const { return recovery_; }
+
+  /// \brief Start a put of `key` with `schema`. Fails fast if the compare-and-set
+  /// condition already does not hold (it is checked again at commit).
+  arrow::Result<std::unique_ptr<PutWriter>> BeginPut(const ObjectKey& key,
+                                                     std::shared_ptr<arrow::Schema> schema,
+                                                     PutOptions options = {});
+
+  /// \brief Open `version` of `key` (latest if empty) for a client read, counting it in
+  /// the stats. A missing key or version is std::nullopt.
+  arrow::Result<std::optional<OpenEntry>> Get(const ObjectKey& key,
+                                              std::optional<uint64_t> version);
+  /// \brief Like Get, for metadata requests: not counted as a read.
+  arrow::Result<std::optional<OpenEntry>> Peek(const ObjectKey& key,
+                                               std::optional<uint64_t> version);
+
+  /// \brief Latest version of every key starting with `prefix` (plain string prefix).
+  arrow::Result<std::vector<EntryMeta>> List(const std::string& prefix);
+
+  /// \brief Latest version number of `key`, 0 if absent.
+  arrow::Result<uint64_t> LatestVersion(const ObjectKey& key);
+
+  /// \brief Delete every version of `key`. Returns how many versions were removed.
+  arrow::Result<int64_t> Delete(const ObjectKey& key);
+  /// \brief Delete every key under a whole-segment prefix. Returns the keys removed and
+  /// adds the number of versions removed to *versions.
+  arrow::Result<std::vector<std::string>> DeletePrefix(const std::string& prefix,
+                                                       int64_t* versions);
+
+  /// \brief Count a conditional read answered "not modified".
+  void CountNotModified() { ++not_modified_; }
+
+  arrow::Result<CacheStats> Stats();
+
+  const ObjectCacheOptions& options() const { return options_; }
+
+ private:
+  friend class ObjectPutWriter;
+  explicit ObjectCache(ObjectCacheOptions options) : options_(std::move(options)) {}
+
+  std::mutex& KeyLock(const std::string& key);
+  arrow::Result<std::optional<OpenEntry>> OpenVersion(const ObjectKey& key,
+                                                      std::optional<uint64_t> version);
+  /// Publish a committed data blob as the next version of `key` (under the key lock).
+  arrow::Result<EntryMeta> Publish(const ObjectKey& key, EntryMeta meta, PutOptions options);
+  /// Remove the blobs of versions the index no longer lists.
+  void DropBlobs(const std::vector<EntryMeta>& removed);
+
+  ObjectCacheOptions options_;
+  RecoverySummary recovery_;
+  std::array<std::mutex, 64> key_locks_;
+  std::atomic<int64_t> puts_{0}, put_failures_{0}, gets_{0}, hits_{0}, misses_{0},
+      not_modified_{0};
+};
+
+}  // namespace quiver
