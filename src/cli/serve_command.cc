@@ -1,0 +1,144 @@
+#include "cli/serve_command.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <thread>
+
+#include <arrow/flight/server.h>
+#include <arrow/util/uri.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "cache/object_cache.h"
+#include "common/config.h"
+#include "index/embedded_index.h"
+#include "server/flight_service.h"
+#include "storage/local_blob_store.h"
+
+namespace quiver {
+
+namespace {
+
+struct ServeFlags {
+  std::string config_file;
+  std::string listen;
+  std::string data_dir;
+  std::string max_object_bytes;
+  int64_t keep_versions = 0;
+  std::string log_level;
+  bool no_verify = false;
+};
+
+arrow::Status Run(const ServeFlags& flags) {
+  ServerConfig config;
+  if (!flags.config_file.empty()) ARROW_RETURN_NOT_OK(config.LoadFile(flags.config_file));
+  if (!flags.listen.empty()) config.listen = flags.listen;
+  if (!flags.data_dir.empty()) config.data_dir = flags.data_dir;
+  if (!flags.max_object_bytes.empty()) {
+    ARROW_ASSIGN_OR_RAISE(config.max_object_bytes, ParseByteSize(flags.max_object_bytes));
+  }
+  if (flags.keep_versions > 0) config.keep_versions = flags.keep_versions;
+  if (!flags.log_level.empty()) config.log_level = flags.log_level;
+  if (flags.no_verify) config.verify_on_startup = false;
+  ARROW_RETURN_NOT_OK(config.Validate());
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
+
+  arrow::util::Uri uri;
+  ARROW_RETURN_NOT_OK(uri.Parse(config.listen));
+  if (uri.scheme() != "grpc" && uri.scheme() != "grpc+tcp") {
+    return arrow::Status::Invalid("--listen '", config.listen,
+                                  "': only grpc://HOST:PORT is supported");
+  }
+  ARROW_ASSIGN_OR_RAISE(auto location, arrow::flight::Location::Parse(config.listen));
+
+  // Signals are taken by one thread with sigwait; block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  ARROW_ASSIGN_OR_RAISE(auto store, LocalBlobStore::Open(config.data_dir));
+  ObjectCacheOptions options;
+  options.store = store;
+  options.index = std::make_shared<EmbeddedIndex>();
+  options.max_object_bytes = config.max_object_bytes;
+  options.keep_versions = config.keep_versions;
+  options.verify_on_startup = config.verify_on_startup;
+  ARROW_ASSIGN_OR_RAISE(auto cache, ObjectCache::Open(options));
+  spdlog::info("data dir {}: {}", store->root(), cache->recovery().ToString());
+
+  QuiverFlightService service(cache.get());
+  arrow::flight::FlightServerOptions server_options(location);
+  auto st = service.Init(server_options);
+  if (!st.ok()) {
+    return arrow::Status::IOError("cannot listen on ", config.listen, ": ", st.message());
+  }
+  // Advertise the address as the user spelled it, with the real port.
+  std::string host = uri.host().find(':') != std::string::npos ? "[" + uri.host() + "]"
+                                                                : uri.host();
+  std::string advertised_text = "grpc://" + host + ":" + std::to_string(service.port());
+  ARROW_ASSIGN_OR_RAISE(auto advertised, arrow::flight::Location::Parse(advertised_text));
+  service.set_endpoint(advertised);
+  std::cout << "quiver listening on " << advertised_text << std::endl;
+  spdlog::info("serving {} (max object {}, keeping {} versions per key)", advertised_text,
+               FormatByteSize(config.max_object_bytes),
+               config.keep_versions);
+
+  std::thread signal_thread([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    spdlog::info("received {}, shutting down (in-flight calls get {} s)",
+                 sig == SIGINT ? "SIGINT" : "SIGTERM", config.shutdown_grace_s);
+    auto deadline = std::chrono::system_clock::now() +
+                    std::chrono::milliseconds(static_cast<int64_t>(config.shutdown_grace_s * 1000));
+    auto down = service.Shutdown(&deadline);
+    if (!down.ok()) spdlog::error("shutdown: {}", down.ToString());
+  });
+  st = service.Wait();
+  signal_thread.join();
+  ARROW_RETURN_NOT_OK(st);
+  spdlog::info("quiver stopped");
+  return arrow::Status::OK();
+}
+
+}  // namespace
+
+void AddServeCommand(CLI::App& app) {
+  auto flags = std::make_shared<ServeFlags>();
+  auto* cmd = app.add_subcommand("serve", "Run the Quiver Flight server on a local data dir");
+  cmd->footer(
+      "The first line on stdout is 'quiver listening on grpc://HOST:PORT'. Logs go to "
+      "stderr.\nSIGINT/SIGTERM stop the server; writes in flight complete or are discarded.\n"
+      "Flags override the config file, which overrides the defaults (docs/configuration.md).");
+  cmd->add_option("--listen", flags->listen,
+                  "Address to listen on, grpc://HOST:PORT; port 0 picks a free port "
+                  "[default: grpc://127.0.0.1:8815]");
+  cmd->add_option("--data-dir", flags->data_dir,
+                  "Directory of the local store; created if missing [default: ./quiver-data]");
+  cmd->add_option("--config", flags->config_file, "JSON config file")->check(CLI::ExistingFile);
+  cmd->add_option("--max-object-bytes", flags->max_object_bytes,
+                  "Largest object one put may store, e.g. 512MiB [default: 4GiB]");
+  cmd->add_option("--keep-versions", flags->keep_versions,
+                  "Versions of each key kept readable as key@N [default: 3]")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--log-level", flags->log_level,
+                  "trace, debug, info, warn or error [default: info]");
+  cmd->add_flag("--no-verify-on-startup", flags->no_verify,
+                "Skip checksum verification of stored entries at startup (sizes are "
+                "still checked)");
+  cmd->callback([flags] {
+    auto st = Run(*flags);
+    if (!st.ok()) {
+      spdlog::error("quiver serve: {}", st.ToString());
+      throw CLI::RuntimeError(1);
+    }
+  });
+}
+
+}  // namespace quiver

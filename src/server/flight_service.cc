@@ -1,0 +1,274 @@
+#include "server/flight_service.h"
+
+#include <chrono>
+
+#include <arrow/buffer.h>
+#include <arrow/ipc/dictionary.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/config.h"
+#include "server/entry_stream.h"
+#include "server/ticket.h"
+
+namespace quiver {
+
+namespace flight = arrow::flight;
+using nlohmann::json;
+
+namespace {
+
+// Prefix an engine error with what the request was about, keeping its status code.
+arrow::Status WithContext(const arrow::Status& st, const std::string& context) {
+  return arrow::Status(st.code(), context + ": " + st.message(), st.detail());
+}
+
+arrow::Result<PutOptions> ParsePutOptions(const std::shared_ptr<arrow::Buffer>& metadata) {
+  PutOptions options;
+  if (!metadata || metadata->size() == 0) return options;
+  json j = json::parse(metadata->ToString(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return arrow::Status::Invalid("DoPut app_metadata must be a JSON object, e.g. "
+                                  "{\"if_version\": 3}");
+  }
+  for (auto& [name, value] : j.items()) {
+    if (name == "if_version") {
+      if (!value.is_number_unsigned()) {
+        return arrow::Status::Invalid("if_version must be a non-negative integer, got ",
+                                      value.dump());
+      }
+      options.if_version = value.get<uint64_t>();
+    } else {
+      return arrow::Status::Invalid("unknown DoPut option '", name, "'");
+    }
+  }
+  return options;
+}
+
+// A Flight action body may be JSON {"key": ...} or the bare text.
+arrow::Result<std::string> ActionArgument(const std::string& body, const char* field) {
+  if (!body.empty() && body.front() == '{') {
+    json j = json::parse(body, nullptr, false);
+    if (j.is_discarded() || !j.contains(field) || !j[field].is_string()) {
+      return arrow::Status::Invalid("action body must be {\"", field, "\": \"...\"}");
+    }
+    return j[field].get<std::string>();
+  }
+  return body;
+}
+
+std::string Millis(std::chrono::steady_clock::time_point start) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now() - start)
+                            .count());
+}
+
+}  // namespace
+
+void QuiverFlightService::set_endpoint(const flight::Location& location) {
+  endpoint_ = location;
+  endpoint_text_ = location.ToString();
+}
+
+std::string QuiverFlightService::ObjectRefJson(const EntryMeta& meta, const char* status) const {
+  json j = {{"endpoint", endpoint_text_}, {"key", meta.key}, {"version", meta.version}};
+  if (status) j["status"] = status;
+  return j.dump();
+}
+
+arrow::Result<ObjectKey> QuiverFlightService::KeyFromDescriptor(
+    const flight::FlightDescriptor& d) const {
+  if (d.type != flight::FlightDescriptor::PATH) {
+    return arrow::Status::Invalid(
+        "object calls take a PATH descriptor such as [\"session\", \"object\"]");
+  }
+  return ObjectKey::FromSegments(d.path);
+}
+
+arrow::Result<flight::FlightInfo> QuiverFlightService::MakeInfo(const OpenEntry& entry) const {
+  ARROW_ASSIGN_OR_RAISE(auto stored, StoredStream::Open(entry.file));
+  flight::FlightEndpoint endpoint;
+  endpoint.ticket.ticket = entry.meta.key + "@" + std::to_string(entry.meta.version);
+  endpoint.locations.push_back(endpoint_);
+  ARROW_ASSIGN_OR_RAISE(auto key, ObjectKey::Parse(entry.meta.key));
+  auto descriptor = flight::FlightDescriptor::Path(key.segments());
+  return flight::FlightInfo::Make(*stored->schema(), descriptor, {endpoint}, entry.meta.rows,
+                                  entry.meta.bytes, /*ordered=*/true, ObjectRefJson(entry.meta));
+}
+
+arrow::Status QuiverFlightService::ListFlights(const flight::ServerCallContext&,
+                                               const flight::Criteria* criteria,
+                                               std::unique_ptr<flight::FlightListing>* listings) {
+  std::string prefix = criteria ? criteria->expression : "";
+  ARROW_ASSIGN_OR_RAISE(auto metas, cache_->List(prefix));
+  std::vector<flight::FlightInfo> infos;
+  infos.reserve(metas.size());
+  for (const auto& meta : metas) {
+    ARROW_ASSIGN_OR_RAISE(auto key, ObjectKey::Parse(meta.key));
+    ARROW_ASSIGN_OR_RAISE(auto entry, cache_->Peek(key, meta.version));
+    if (!entry) continue;  // deleted or trimmed meanwhile
+    ARROW_ASSIGN_OR_RAISE(auto info, MakeInfo(*entry));
+    infos.push_back(std::move(info));
+  }
+  *listings = std::make_unique<flight::SimpleFlightListing>(std::move(infos));
+  return arrow::Status::OK();
+}
+
+arrow::Status QuiverFlightService::GetFlightInfo(const flight::ServerCallContext&,
+                                                 const flight::FlightDescriptor& request,
+                                                 std::unique_ptr<flight::FlightInfo>* info) {
+  ARROW_ASSIGN_OR_RAISE(auto key, KeyFromDescriptor(request));
+  ARROW_ASSIGN_OR_RAISE(auto entry, cache_->Peek(key, std::nullopt));
+  if (!entry) return arrow::Status::KeyError("no object '", key.ToString(), "'");
+  ARROW_ASSIGN_OR_RAISE(auto made, MakeInfo(*entry));
+  *info = std::make_unique<flight::FlightInfo>(std::move(made));
+  return arrow::Status::OK();
+}
+
+arrow::Status QuiverFlightService::GetSchema(const flight::ServerCallContext&,
+                                             const flight::FlightDescriptor& request,
+                                             std::unique_ptr<flight::SchemaResult>* schema) {
+  ARROW_ASSIGN_OR_RAISE(auto key, KeyFromDescriptor(request));
+  ARROW_ASSIGN_OR_RAISE(auto entry, cache_->Peek(key, std::nullopt));
+  if (!entry) return arrow::Status::KeyError("no object '", key.ToString(), "'");
+  ARROW_ASSIGN_OR_RAISE(auto stored, StoredStream::Open(entry->file));
+  ARROW_ASSIGN_OR_RAISE(*schema, flight::SchemaResult::Make(*stored->schema()));
+  return arrow::Status::OK();
+}
+
+arrow::Status QuiverFlightService::DoGet(const flight::ServerCallContext& context,
+                                         const flight::Ticket& request,
+                                         std::unique_ptr<flight::FlightDataStream>* stream) {
+  ARROW_ASSIGN_OR_RAISE(auto ticket, ObjectTicket::Parse(request.ticket));
+  const std::string& key = ticket.key.ToString();
+  ARROW_ASSIGN_OR_RAISE(auto entry, cache_->Get(ticket.key, ticket.version));
+  if (!entry) {
+    if (ticket.version) {
+      return arrow::Status::KeyError("no version ", *ticket.version, " of object '", key,
+                                     "' (deleted, never written, or no longer kept)");
+    }
+    return arrow::Status::KeyError("no object '", key, "'");
+  }
+  ARROW_ASSIGN_OR_RAISE(auto stored, StoredStream::Open(entry->file));
+  if (ticket.if_none_match && *ticket.if_none_match == entry->meta.version) {
+    cache_->CountNotModified();
+    spdlog::debug("DoGet {}@{} not modified ({})", key, entry->meta.version, context.peer());
+    ARROW_ASSIGN_OR_RAISE(*stream, MakeNotModifiedStream(
+                                       *stored, ObjectRefJson(entry->meta, "not_modified")));
+    return arrow::Status::OK();
+  }
+  spdlog::debug("DoGet {}@{} ({} bytes) to {}", key, entry->meta.version, entry->meta.bytes,
+                context.peer());
+  *stream = std::make_unique<EntryStream>(std::move(stored), ObjectRefJson(entry->meta, "ok"));
+  return arrow::Status::OK();
+}
+
+arrow::Status QuiverFlightService::DoPut(const flight::ServerCallContext& context,
+                                         std::unique_ptr<flight::FlightMessageReader> reader,
+                                         std::unique_ptr<flight::FlightMetadataWriter> writer) {
+  auto start = std::chrono::steady_clock::now();
+  ARROW_ASSIGN_OR_RAISE(auto key, KeyFromDescriptor(reader->descriptor()));
+  const std::string where = "DoPut '" + key.ToString() + "'";
+  auto schema = reader->GetSchema();
+  if (!schema.ok()) {
+    return WithContext(arrow::Status::Invalid(schema.status().message()),
+                       where + ": malformed Arrow IPC stream");
+  }
+  // Options ride on the first message's app_metadata (a metadata-only message or the
+  // first batch).
+  auto first = reader->Next();
+  if (!first.ok()) {
+    return WithContext(arrow::Status::Invalid(first.status().message()),
+                       where + ": malformed Arrow IPC stream");
+  }
+  auto options = ParsePutOptions(first->app_metadata);
+  if (!options.ok()) return WithContext(options.status(), where);
+  auto put = cache_->BeginPut(key, *schema, *options);
+  if (!put.ok()) return WithContext(put.status(), where);
+
+  flight::FlightStreamChunk chunk = std::move(*first);
+  while (chunk.data || chunk.app_metadata) {
+    if (chunk.data) {
+      auto st = (*put)->Write(*chunk.data);
+      if (!st.ok()) return WithContext(st, where);
+    }
+    auto next = reader->Next();
+    if (!next.ok()) {
+      // Either the client sent bytes that are not Arrow IPC, or it went away.
+      if (context.is_cancelled()) {
+        spdlog::warn("{}: client disconnected mid-put; discarded", where);
+        return arrow::Status::Cancelled(where, ": client disconnected; nothing was stored");
+      }
+      return WithContext(arrow::Status::Invalid(next.status().message()),
+                         where + ": malformed Arrow IPC stream; nothing was stored");
+    }
+    chunk = std::move(*next);
+  }
+  if (context.is_cancelled()) {
+    return arrow::Status::Cancelled(where, ": client disconnected; nothing was stored");
+  }
+  auto meta = (*put)->Commit();
+  if (!meta.ok()) return WithContext(meta.status(), where);
+  spdlog::info("put {}@{}: {} rows, {} in {} ms", meta->key, meta->version, meta->rows,
+               FormatByteSize(meta->bytes), Millis(start));
+  return writer->WriteMetadata(*arrow::Buffer::FromString(ObjectRefJson(*meta)));
+}
+
+arrow::Status QuiverFlightService::ListActions(const flight::ServerCallContext&,
+                                               std::vector<flight::ActionType>* actions) {
+  *actions = {
+      {"delete", "Delete every version of one key. Body: {\"key\": \"s/o\"} or the key. "
+                 "Result: {\"deleted\": [keys], \"versions\": n}"},
+      {"delete-prefix", "Delete every key under a whole-segment prefix, e.g. a session. "
+                        "Body: {\"prefix\": \"s\"} or the prefix. "
+                        "Result: {\"deleted\": [keys], \"versions\": n}"},
+      {"stats", "Cache statistics as JSON: entries, versions, bytes, puts, gets, hits, ..."},
+  };
+  return arrow::Status::OK();
+}
+
+arrow::Result<std::string> QuiverFlightService::RunAction(const std::string& type,
+                                                          const std::string& body) {
+  if (type == "delete") {
+    ARROW_ASSIGN_OR_RAISE(auto text, ActionArgument(body, "key"));
+    ARROW_ASSIGN_OR_RAISE(auto key, ObjectKey::Parse(text));
+    ARROW_ASSIGN_OR_RAISE(int64_t versions, cache_->Delete(key));
+    json deleted = json::array();
+    if (versions > 0) deleted.push_back(key.ToString());
+    spdlog::info("delete {}: {} versions", key.ToString(), versions);
+    return json{{"deleted", deleted}, {"versions", versions}}.dump();
+  }
+  if (type == "delete-prefix") {
+    ARROW_ASSIGN_OR_RAISE(auto text, ActionArgument(body, "prefix"));
+    ARROW_ASSIGN_OR_RAISE(auto prefix, ParseKeyPrefix(text));
+    int64_t versions = 0;
+    ARROW_ASSIGN_OR_RAISE(auto keys, cache_->DeletePrefix(prefix, &versions));
+    spdlog::info("delete-prefix {}: {} keys, {} versions", prefix, keys.size(), versions);
+    return json{{"deleted", keys}, {"versions", versions}}.dump();
+  }
+  if (type == "stats") {
+    ARROW_ASSIGN_OR_RAISE(auto s, cache_->Stats());
+    return json{{"entries", s.index.keys}, {"versions", s.index.versions},
+                {"bytes", s.index.bytes},  {"puts", s.puts},
+                {"put_failures", s.put_failures}, {"gets", s.gets},
+                {"hits", s.hits},          {"misses", s.misses},
+                {"not_modified", s.not_modified}}
+        .dump();
+  }
+  return arrow::Status::NotImplemented("unknown action '", type,
+                                       "'; ListActions names the supported ones");
+}
+
+arrow::Status QuiverFlightService::DoAction(const flight::ServerCallContext&,
+                                            const flight::Action& action,
+                                            std::unique_ptr<flight::ResultStream>* result) {
+  std::string body = action.body ? action.body->ToString() : "";
+  auto out = RunAction(action.type, body);
+  if (!out.ok()) return WithContext(out.status(), "action '" + action.type + "'");
+  std::vector<flight::Result> results(1);
+  results[0].body = arrow::Buffer::FromString(std::move(*out));
+  *result = std::make_unique<flight::SimpleResultStream>(std::move(results));
+  return arrow::Status::OK();
+}
+
+}  // namespace quiver
