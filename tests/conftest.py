@@ -1,0 +1,229 @@
+"""Shared fixtures for the Quiver integration tests.
+
+Every test talks to the real ``build/quiver`` binary over Arrow Flight on 127.0.0.1.
+The ``quiver`` fixture is a factory: ``srv = quiver()`` starts a server on a free port
+with a fresh data dir; ``quiver(data_dir=..., args=[...])`` customises it. Servers are
+killed and their data dirs removed when the test ends, whatever happened.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow.flight as flight
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+QUIVER_BIN = Path(os.environ.get("QUIVER_BIN", REPO / "build" / "quiver"))
+
+STARTUP_TIMEOUT_S = 30
+STOP_TIMEOUT_S = 30
+
+
+def quiver_binary() -> Path:
+    """Path of the quiver binary; waits briefly if a concurrent rebuild replaced it."""
+    deadline = time.monotonic() + 60
+    while not (QUIVER_BIN.is_file() and os.access(QUIVER_BIN, os.X_OK)):
+        if time.monotonic() > deadline:
+            pytest.fail(f"quiver binary not found at {QUIVER_BIN}; build it first "
+                        "(scripts/setup.sh, then ninja -C build)", pytrace=False)
+        time.sleep(0.5)
+    return QUIVER_BIN
+
+
+class QuiverServer:
+    """One real ``quiver serve`` process on 127.0.0.1 with its own data dir.
+
+    Attributes: ``location`` (grpc://127.0.0.1:PORT), ``port``, ``data_dir`` (Path),
+    ``log_path`` (stderr of the current process), ``log_paths`` (one per start),
+    ``proc`` (the Popen) and ``returncode`` after stop/kill.
+    """
+
+    def __init__(self, data_dir: Path, work_dir: Path, args=()):
+        self.data_dir = Path(data_dir)
+        self.work_dir = Path(work_dir)
+        self.args = list(args)
+        self.proc = None
+        self.location = None
+        self.port = None
+        self.log_path = None
+        self.log_paths = []
+        self.returncode = None
+        self._clients = []
+        self._starts = 0
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self):
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        self._starts += 1
+        self.log_path = self.work_dir / f"quiver-{self._starts}.stderr.log"
+        self.log_paths.append(self.log_path)
+        out_path = self.work_dir / f"quiver-{self._starts}.stdout.log"
+        cmd = [str(quiver_binary()), "serve", "--listen", "grpc://127.0.0.1:0",
+               "--data-dir", str(self.data_dir), *self.args]
+        with open(out_path, "wb") as out, open(self.log_path, "wb") as err:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                         cwd=self.work_dir)
+        self.returncode = None
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        first = ""
+        while True:
+            text = out_path.read_text(errors="replace")
+            if "\n" in text:
+                first = text.split("\n", 1)[0]
+                break
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"quiver exited with {self.proc.returncode} before listening: {cmd}\n"
+                    f"stderr:\n{self.log()}")
+            if time.monotonic() > deadline:
+                self.kill()
+                raise AssertionError(f"quiver did not print its address within "
+                                     f"{STARTUP_TIMEOUT_S}s\nstderr:\n{self.log()}")
+            time.sleep(0.02)
+        prefix = "quiver listening on "
+        assert first.startswith(prefix), f"unexpected first stdout line: {first!r}"
+        self.location = first[len(prefix):].strip()
+        assert self.location.startswith("grpc://127.0.0.1:"), self.location
+        self.port = int(self.location.rsplit(":", 1)[1])
+        assert self.port > 0
+        return self
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def _close_clients(self):
+        for c in self._clients:
+            try:
+                c.close()
+            except Exception:
+                pass
+        self._clients = []
+
+    def stop(self, sig=signal.SIGTERM, expect_code=0):
+        """Graceful stop (SIGTERM by default); asserts the exit code."""
+        self._close_clients()
+        assert self.running(), "server is not running"
+        self.proc.send_signal(sig)
+        try:
+            self.returncode = self.proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"quiver did not stop within {STOP_TIMEOUT_S}s of {sig!r}\n"
+                                 f"stderr:\n{self.log()}")
+        if expect_code is not None:
+            assert self.returncode == expect_code, (
+                f"quiver exited with {self.returncode}, expected {expect_code}\n"
+                f"stderr:\n{self.log()}")
+        return self.returncode
+
+    def kill(self):
+        """SIGKILL, no cleanup by the server (a crash)."""
+        self._close_clients()
+        if self.running():
+            self.proc.kill()
+            self.returncode = self.proc.wait(timeout=STOP_TIMEOUT_S)
+        return self.returncode
+
+    def restart(self, args=None):
+        """Stop gracefully if running, then start again on the same data dir."""
+        if self.running():
+            self.stop()
+        if args is not None:
+            self.args = list(args)
+        return self.start()
+
+    # -- helpers -----------------------------------------------------------------------
+    def client(self) -> flight.FlightClient:
+        c = flight.connect(self.location)
+        self._clients.append(c)
+        return c
+
+    def log(self) -> str:
+        """stderr of the current (or last) process."""
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return self.log_path.read_text(errors="replace")
+
+    def all_logs(self) -> str:
+        return "".join(p.read_text(errors="replace") for p in self.log_paths if p.exists())
+
+    def wait_for_log(self, needle: str, timeout=10.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log()
+            if needle in text:
+                return text
+            time.sleep(0.05)
+        raise AssertionError(f"{needle!r} not logged within {timeout}s:\n{self.log()}")
+
+    def tmp_files(self):
+        tmp = self.data_dir / ".tmp"
+        return sorted(p.name for p in tmp.iterdir()) if tmp.is_dir() else []
+
+    def data_files(self):
+        root = self.data_dir / "data"
+        return sorted(p for p in root.rglob("*.arrows")) if root.is_dir() else []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+def _test_failed(request) -> bool:
+    for when in ("setup", "call"):
+        rep = getattr(request.node, "rep_" + when, None)
+        if rep is not None and rep.failed:
+            return True
+    return False
+
+
+@pytest.fixture
+def workdir(request):
+    """A private temp dir for the test, removed afterwards (even on failure)."""
+    path = Path(tempfile.mkdtemp(prefix="quiver-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def quiver(request, workdir):
+    """Factory: quiver(args=[...], data_dir=None, start=True) -> QuiverServer."""
+    servers = []
+    counter = [0]
+
+    def make(args=(), data_dir=None, start=True):
+        counter[0] += 1
+        sdir = workdir / f"server{counter[0]}"
+        sdir.mkdir()
+        srv = QuiverServer(data_dir or sdir / "data", sdir, args)
+        servers.append(srv)
+        if start:
+            srv.start()
+        return srv
+
+    yield make
+
+    failed = _test_failed(request)
+    for srv in servers:
+        if failed:
+            print(f"---- quiver stderr ({srv.data_dir}) ----\n{srv.all_logs()[-20000:]}")
+        srv.kill()
+
+
+@pytest.fixture
+def server(quiver):
+    """A running server with default options and a fresh data dir."""
+    return quiver()
+
+
+@pytest.fixture
+def client(server):
+    return server.client()
