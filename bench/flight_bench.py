@@ -24,6 +24,7 @@ import argparse
 import ctypes
 import datetime as dt
 import gc
+import hashlib
 import json
 import os
 import platform
@@ -369,12 +370,11 @@ def machine_details(data_dir: Path) -> dict:
         pass
     fs = "unknown"
     try:
-        fs = subprocess.run(["stat", "-f", "-c", "%T", str(data_dir)], capture_output=True,
-                            text=True).stdout.strip() or fs
-        dev = subprocess.run(["df", "--output=source", str(data_dir)], capture_output=True,
-                             text=True).stdout.split()[-1]
-        fs = f"{fs} on {dev}"
-    except (OSError, IndexError):
+        out = subprocess.run(["findmnt", "-n", "-o", "FSTYPE,SOURCE,TARGET", "--target",
+                              str(data_dir)], capture_output=True, text=True).stdout.split()
+        if len(out) >= 3:
+            fs = f"{out[0]} on {out[1]} (mounted at {out[2]})"
+    except OSError:
         pass
 
     def git(*args):
@@ -417,6 +417,7 @@ class Row:
     q_spread: tuple[float, float] | None = None
     b_spread: tuple[float, float] | None = None
     note: str = ""
+    diag: bool = False  # a diagnostic (where the CPU goes), shown in a second table
 
     @property
     def ratio(self) -> float | None:
@@ -474,6 +475,12 @@ def run(args) -> Results:
     snapshot_binary(Path(args.quiver), quiver_bin)
     res.facts["quiver_version"] = subprocess.run([str(quiver_bin), "--version"],
                                                  capture_output=True, text=True).stdout.strip()
+    res.facts["quiver_binary"] = {
+        "path": str(args.quiver),
+        "sha256": hashlib.sha256(quiver_bin.read_bytes()).hexdigest()[:16],
+        "mtime": dt.datetime.fromtimestamp(Path(args.quiver).stat().st_mtime)
+                   .astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+    }
     max_object = max(8 * GiB, 2 * big.ipc_bytes, 2 * small.ipc_bytes)
     servers = []
     try:
@@ -493,17 +500,20 @@ def run(args) -> Results:
 
         # --- DoPut ------------------------------------------------------------------
         put_times = {s.name: {} for s in both}
+        put_cpu = {s.name: {} for s in both}
         versions = {}
         for d, reps in ((big, args.put_reps), (small, args.put_reps)):
             log(f"DoPut {d.label}: {reps} repetitions per server")
             key = f"bench/{d.name}"
             for s in both:
-                put_times[s.name][d.name] = []
+                put_times[s.name][d.name], put_cpu[s.name][d.name] = [], []
             for rep in range(reps):
                 for s in alternate(both, rep):
                     gc.collect()
+                    c0 = s.cpu()
                     elapsed, ref = do_put(s.client, key, d.table)
                     put_times[s.name][d.name].append(elapsed)
+                    put_cpu[s.name][d.name].append(s.cpu() - c0)
                     if s is quiver:
                         versions[key] = ref["version"]
         for d in lat:
@@ -512,6 +522,7 @@ def run(args) -> Results:
                 if s is quiver:
                     versions[f"bench/{d.name}"] = ref["version"]
         res.raw["put_seconds"] = put_times
+        res.raw["put_server_cpu_seconds"] = put_cpu
 
         # --- correctness check and warm-up ------------------------------------------
         log("checking that both servers return the stored tables (also the warm-up)")
@@ -532,20 +543,24 @@ def run(args) -> Results:
         # --- DoGet throughput -------------------------------------------------------
         get_times = {s.name: {} for s in both}
         get_cpu = {s.name: {} for s in both}
+        client_cpu = {s.name: {} for s in both}
         for d in (big, small):
             log(f"DoGet {d.label}: {args.reps} repetitions per server")
             key = f"bench/{d.name}"
             for s in both:
                 do_get(s.client, key, d.table.num_rows)  # warm-up
                 get_times[s.name][d.name], get_cpu[s.name][d.name] = [], []
+                client_cpu[s.name][d.name] = []
             for rep in range(args.reps):
                 for s in alternate(both, rep):
                     gc.collect()
-                    c0 = s.cpu()
+                    c0, k0 = s.cpu(), time.process_time()
                     get_times[s.name][d.name].append(do_get(s.client, key, d.table.num_rows))
                     get_cpu[s.name][d.name].append(s.cpu() - c0)
+                    client_cpu[s.name][d.name].append(time.process_time() - k0)
         res.raw["get_seconds"] = get_times
         res.raw["get_server_cpu_seconds"] = get_cpu
+        res.raw["get_client_cpu_seconds"] = client_cpu
         res.facts["quiver_big_file"]["resident_after_gets"] = resident_fraction(big_blob)
 
         # --- DoGet latency ----------------------------------------------------------
@@ -628,21 +643,25 @@ def run(args) -> Results:
                             spread(q), spread(b)))
     if cold:
         q = gbps(big.nbytes, cold)
-        res.rows.append(Row(f"DoGet {big.label}, Quiver's file not in page cache "
-                            "(vs. baseline in RAM)", "GB/s", True, median(q),
+        res.rows.append(Row(f"DoGet {big.label}, Quiver's file evicted from the page "
+                            "cache (vs. baseline from RAM)", "GB/s", True, median(q),
                             res.rows[0].baseline, spread(q), None))
-    for d in (big, small):
-        per_gb = {s: [c / (d.nbytes / 1e9) for c in get_cpu[s][d.name]]
-                  for s in ("quiver", "baseline")}
-        res.rows.append(Row(f"Server CPU per GB served, {d.label}", "CPU-s/GB", False,
-                            median(per_gb["quiver"]), median(per_gb["baseline"]),
-                            spread(per_gb["quiver"]), spread(per_gb["baseline"]),
-                            note="10 ms /proc resolution"))
+    def per_gb(cpu, d):
+        return {s: [c / (d.nbytes / 1e9) for c in cpu[s][d.name]] for s in ("quiver", "baseline")}
+
+    for what, cpu, sets in (("Server CPU per GB served by DoGet", get_cpu, (big, small)),
+                            ("Client CPU per GB received by DoGet", client_cpu, (big, small)),
+                            ("Server CPU per GB stored by DoPut", put_cpu, (big, small))):
+        for d in sets:
+            x = per_gb(cpu, d)
+            res.rows.append(Row(f"{what}, {d.label}", "CPU-s/GB", False,
+                                median(x["quiver"]), median(x["baseline"]),
+                                spread(x["quiver"]), spread(x["baseline"]), diag=True))
     for d in lat:
         n = len(lat_us["quiver"][d.name])
-        res.rows.append(Row(f"Server CPU per request, {d.label}", "µs", False,
+        res.rows.append(Row(f"Server CPU per DoGet request, {d.label}", "µs", False,
                             lat_cpu["quiver"][d.name] / n * 1e6,
-                            lat_cpu["baseline"][d.name] / n * 1e6))
+                            lat_cpu["baseline"][d.name] / n * 1e6, diag=True))
     return res
 
 
@@ -845,11 +864,16 @@ def docs_section(res: Results, args, command: str, runtime_s: float) -> str:
         f"the page cache before the warm gets (mincore). Server CPU is user+system time of "
         f"the server process from /proc (10 ms resolution) over the timed requests.",
         "",
-        markdown_table(res.rows),
+        markdown_table([r for r in res.rows if not r.diag]),
         "",
         "Spread (min–max over repetitions):",
         "",
-        *spread_lines(res.rows),
+        *spread_lines([r for r in res.rows if not r.diag]),
+        "",
+        "Where the CPU goes (medians; user+system CPU of the server process and of the "
+        "client process, which includes its gRPC threads):",
+        "",
+        markdown_table([r for r in res.rows if r.diag]),
         "",
         "### Analysis",
         "",
@@ -970,7 +994,9 @@ def main(argv=None) -> int:
     print()
     print(f"Quiver vs. in-memory pyarrow Flight server ({runtime:.0f} s; medians; GB = 1e9 "
           f"bytes of table nbytes)")
-    print(text_table(res.rows))
+    print(text_table([r for r in res.rows if not r.diag]))
+    print("\nWhere the CPU goes (user+system CPU seconds from /proc, 10 ms resolution):")
+    print(text_table([r for r in res.rows if r.diag]))
     qf = res.facts.get("quiver_big_file", {})
     print(f"\nQuiver's file for the large table was "
           f"{qf.get('resident_before_gets', float('nan')):.0%} in the page cache before the "

@@ -143,22 +143,25 @@ class RawPutOutcome:
 
 
 def raw_do_put(location: str, path: Sequence[str], messages: Sequence[IpcMessage], *,
-               first_app_metadata: Optional[bytes] = None, timeout: float = 60,
+               options: Optional[bytes] = None, timeout: float = 60,
                raw_frames: Optional[Sequence[bytes]] = None) -> RawPutOutcome:
     """Send a DoPut of `messages` for the PATH descriptor `path` and wait for the status.
 
-    The descriptor rides on the first FlightData (as Flight clients do), together with
-    `first_app_metadata` if given. `raw_frames`, if given, are sent verbatim instead.
-    Returns the final gRPC status, PutResult payloads and trailing metadata.
+    The descriptor rides on the first FlightData (as Flight clients do). `options`, if
+    given, is sent as a metadata-only FlightData right after the first message, which is
+    what pyarrow's ``writer.write_metadata()`` produces. `raw_frames`, if given, are sent
+    verbatim instead of all that. Returns the final gRPC status, PutResult payloads and
+    trailing metadata.
     """
     assert location.startswith("grpc://")
     target = location[len("grpc://"):]
     if raw_frames is None:
         frames = []
         for i, m in enumerate(messages):
-            frames.append(encode_flight_data(
-                path=path if i == 0 else None, header=m.header, body=m.body,
-                app_metadata=first_app_metadata if i == 0 else None))
+            frames.append(encode_flight_data(path=path if i == 0 else None, header=m.header,
+                                             body=m.body))
+            if i == 0 and options is not None:
+                frames.append(encode_flight_data(app_metadata=options))
     else:
         frames = list(raw_frames)
     with grpc.insecure_channel(target) as channel:

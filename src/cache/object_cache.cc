@@ -7,7 +7,6 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "format/checksum.h"
 
 namespace quiver {
 
@@ -20,112 +19,62 @@ std::string NewDataBlobName() {
   return fmt::format("{}{:02x}/{:016x}{:016x}.arrows", kDataRoot, hi >> 56, hi, lo);
 }
 
-std::string SchemaFingerprint(const arrow::Schema& schema) {
-  Checksum sum;
-  const std::string& fp = schema.fingerprint();
-  const std::string& mfp = schema.metadata_fingerprint();
-  sum.Update(fp.data(), fp.size());
-  sum.Update(mfp.data(), mfp.size());
-  return sum.HexDigest();
-}
-
-}  // namespace
-
+// An object put: Arrow's IPC writer encodes each batch once, into the EntryWriter.
 class ObjectPutWriter final : public PutWriter {
  public:
-  ObjectPutWriter(ObjectCache* cache, ObjectKey key, PutOptions options,
-                  std::unique_ptr<BlobWriter> blob, std::shared_ptr<arrow::Schema> schema)
-      : cache_(cache),
-        key_(std::move(key)),
+  ObjectPutWriter(std::unique_ptr<EntryWriter> entry, PutOptions options, bool validate_full,
+                  std::shared_ptr<arrow::Schema> schema)
+      : entry_(std::move(entry)),
         options_(options),
-        blob_(std::move(blob)),
-        counted_(blob_.get()),
+        validate_full_(validate_full),
         schema_(std::move(schema)) {}
 
-  ~ObjectPutWriter() override { Abort(); }
-
   arrow::Status Start() {
-    ARROW_ASSIGN_OR_RAISE(ipc_, arrow::ipc::MakeStreamWriter(&counted_, schema_));
-    return CheckSize();
+    entry_->SetSchema(*schema_);
+    ARROW_ASSIGN_OR_RAISE(ipc_, arrow::ipc::internal::OpenRecordBatchWriter(
+                                    std::make_unique<EntryPayloadSink>(entry_.get()), schema_));
+    return arrow::Status::OK();
   }
 
   arrow::Status Write(const arrow::RecordBatch& batch) override {
-    if (done_) return arrow::Status::Invalid("put of '", key_.ToString(), "' already finished");
     if (!batch.schema()->Equals(*schema_, /*check_metadata=*/false)) {
       return Fail(arrow::Status::Invalid("batch schema differs from the stream's schema"));
     }
-    auto valid = cache_->options_.validate_full_on_put ? batch.ValidateFull() : batch.Validate();
+    auto valid = validate_full_ ? batch.ValidateFull() : batch.Validate();
     if (!valid.ok()) {
       return Fail(arrow::Status::Invalid("malformed record batch ", batches_, ": ",
                                          valid.message()));
     }
     auto st = ipc_->WriteRecordBatch(batch);
     if (!st.ok()) return Fail(st);
-    rows_ += batch.num_rows();
+    entry_->CountBatch(batch.num_rows());
     ++batches_;
-    return CheckSize();
-  }
-
-  arrow::Result<EntryMeta> Commit() override {
-    if (done_) return arrow::Status::Invalid("put of '", key_.ToString(), "' already finished");
-    auto st = ipc_->Close();
-    if (st.ok()) st = CheckSize();
-    if (st.ok()) st = blob_->Commit();
-    if (!st.ok()) return Fail(st);
-    done_ = true;
-
-    EntryMeta meta;
-    meta.key = key_.ToString();
-    meta.blob = blob_->name();
-    meta.bytes = counted_.bytes_written();
-    meta.rows = rows_;
-    meta.batches = batches_;
-    meta.schema_fingerprint = SchemaFingerprint(*schema_);
-    meta.checksum = counted_.HexDigest();
-    auto published = cache_->Publish(key_, std::move(meta), options_);
-    if (!published.ok()) {
-      (void)cache_->options_.store->Delete(blob_->name());
-      ++cache_->put_failures_;
-      return published.status();
-    }
-    ++cache_->puts_;
-    return published;
-  }
-
-  void Abort() override {
-    if (done_) return;
-    done_ = true;
-    (void)blob_->Abort();
-    ++cache_->put_failures_;
-  }
-
- private:
-  arrow::Status CheckSize() {
-    int64_t limit = cache_->options_.max_object_bytes;
-    if (counted_.bytes_written() > limit) {
-      return Fail(arrow::Status::CapacityError(
-          "resource exhausted: object '", key_.ToString(), "' exceeds max_object_bytes (",
-          limit, " bytes); nothing was stored"));
-    }
     return arrow::Status::OK();
   }
 
+  arrow::Result<EntryMeta> Commit() override {
+    auto st = ipc_->Close();
+    if (!st.ok()) return Fail(st);
+    return entry_->Commit(EntryMeta{}, options_);
+  }
+
+  void Abort() override { entry_->Abort(); }
+
+ private:
   arrow::Status Fail(arrow::Status st) {
-    Abort();
+    entry_->Abort();
     return st;
   }
 
-  ObjectCache* cache_;
-  ObjectKey key_;
+  std::unique_ptr<EntryWriter> entry_;
   PutOptions options_;
-  std::unique_ptr<BlobWriter> blob_;
-  ChecksummingOutputStream counted_;
+  bool validate_full_;
   std::shared_ptr<arrow::Schema> schema_;
   std::shared_ptr<arrow::ipc::RecordBatchWriter> ipc_;
-  int64_t rows_ = 0;
   int64_t batches_ = 0;
-  bool done_ = false;
 };
+
+}  // namespace
 
 arrow::Result<std::unique_ptr<ObjectCache>> ObjectCache::Open(ObjectCacheOptions options) {
   if (!options.store || !options.index || !options.clock) {
@@ -135,6 +84,7 @@ arrow::Result<std::unique_ptr<ObjectCache>> ObjectCache::Open(ObjectCacheOptions
   RecoveryOptions recovery;
   recovery.verify_checksums = cache->options_.verify_on_startup;
   recovery.keep_versions = cache->options_.keep_versions;
+  recovery.now_ms = cache->options_.clock->NowMillis();
   ARROW_ASSIGN_OR_RAISE(cache->recovery_, RecoverIndex(cache->options_.store.get(),
                                                        cache->options_.index.get(), recovery));
   return cache;
@@ -155,23 +105,32 @@ arrow::Result<std::unique_ptr<PutWriter>> ObjectCache::BeginPut(
                                           *options.if_version);
     }
   }
-  ARROW_ASSIGN_OR_RAISE(auto blob, options_.store->OpenWriter(NewDataBlobName()));
-  auto writer = std::make_unique<ObjectPutWriter>(this, key, options, std::move(blob),
+  ARROW_ASSIGN_OR_RAISE(auto entry, BeginEntry(key.ToString(), options_.max_object_bytes,
+                                                "max_object_bytes; nothing was stored"));
+  auto writer = std::make_unique<ObjectPutWriter>(std::move(entry), options,
+                                                  options_.validate_full_on_put,
                                                   std::move(schema));
   ARROW_RETURN_NOT_OK(writer->Start());
   return writer;
 }
 
-arrow::Result<EntryMeta> ObjectCache::Publish(const ObjectKey& key, EntryMeta meta,
-                                              PutOptions options) {
+arrow::Result<std::unique_ptr<EntryWriter>> ObjectCache::BeginEntry(const std::string& key,
+                                                                    int64_t max_bytes,
+                                                                    std::string limit_name) {
+  ARROW_ASSIGN_OR_RAISE(auto blob, options_.store->OpenWriter(NewDataBlobName()));
+  return std::make_unique<EntryWriter>(this, key, std::move(blob), max_bytes,
+                                       std::move(limit_name));
+}
+
+arrow::Result<EntryMeta> ObjectCache::Publish(EntryMeta meta, PutOptions options) {
   std::vector<EntryMeta> trimmed;
+  const int64_t keep = meta.is_query() ? 1 : options_.keep_versions;
   {
-    std::lock_guard<std::mutex> lock(KeyLock(key.ToString()));
-    ARROW_ASSIGN_OR_RAISE(uint64_t latest, options_.index->LatestVersion(key.ToString()));
+    std::lock_guard<std::mutex> lock(KeyLock(meta.key));
+    ARROW_ASSIGN_OR_RAISE(uint64_t latest, options_.index->LatestVersion(meta.key));
     if (options.if_version && latest != *options.if_version) {
-      return arrow::Status::AlreadyExists("version conflict: '", key.ToString(),
-                                          "' is at version ", latest, ", not ",
-                                          *options.if_version);
+      return arrow::Status::AlreadyExists("version conflict: '", meta.key, "' is at version ",
+                                          latest, ", not ", *options.if_version);
     }
     meta.version = latest + 1;
     meta.created_ms = options_.clock->NowMillis();
@@ -184,7 +143,7 @@ arrow::Result<EntryMeta> ObjectCache::Publish(const ObjectKey& key, EntryMeta me
       (void)options_.store->Delete(manifest);
       return st;
     }
-    ARROW_ASSIGN_OR_RAISE(trimmed, options_.index->Trim(meta.key, options_.keep_versions));
+    ARROW_ASSIGN_OR_RAISE(trimmed, options_.index->Trim(meta.key, keep));
     // Manifests go first, under the lock, so a concurrent publisher never sees them.
     for (const auto& old : trimmed) {
       auto del = options_.store->Delete(ManifestBlobName(old.key, old.version));
@@ -192,6 +151,7 @@ arrow::Result<EntryMeta> ObjectCache::Publish(const ObjectKey& key, EntryMeta me
     }
   }
   DropBlobs(trimmed);
+  if (!meta.is_query()) ++puts_;
   return meta;
 }
 
@@ -204,11 +164,11 @@ void ObjectCache::DropBlobs(const std::vector<EntryMeta>& removed) {
 }
 
 arrow::Result<std::optional<OpenEntry>> ObjectCache::OpenVersion(
-    const ObjectKey& key, std::optional<uint64_t> version) {
+    const std::string& key, std::optional<uint64_t> version) {
   // A version can be trimmed or deleted between the lookup and the open; retry once
   // on the newer state rather than fail the read.
   for (int attempt = 0; attempt < 3; ++attempt) {
-    ARROW_ASSIGN_OR_RAISE(auto meta, options_.index->Get(key.ToString(), version));
+    ARROW_ASSIGN_OR_RAISE(auto meta, options_.index->Get(key, version));
     if (!meta) return std::nullopt;
     auto file = options_.store->OpenReader(meta->blob);
     if (file.ok()) return OpenEntry{std::move(*meta), std::move(*file)};
@@ -220,18 +180,24 @@ arrow::Result<std::optional<OpenEntry>> ObjectCache::OpenVersion(
 arrow::Result<std::optional<OpenEntry>> ObjectCache::Get(const ObjectKey& key,
                                                          std::optional<uint64_t> version) {
   ++gets_;
-  ARROW_ASSIGN_OR_RAISE(auto entry, OpenVersion(key, version));
+  ARROW_ASSIGN_OR_RAISE(auto entry, OpenVersion(key.ToString(), version));
   ++(entry ? hits_ : misses_);
   return entry;
 }
 
 arrow::Result<std::optional<OpenEntry>> ObjectCache::Peek(const ObjectKey& key,
                                                           std::optional<uint64_t> version) {
-  return OpenVersion(key, version);
+  return OpenVersion(key.ToString(), version);
+}
+
+arrow::Result<std::optional<OpenEntry>> ObjectCache::OpenLatest(const std::string& key) {
+  return OpenVersion(key, std::nullopt);
 }
 
 arrow::Result<std::vector<EntryMeta>> ObjectCache::List(const std::string& prefix) {
-  return options_.index->ListLatest(prefix);
+  ARROW_ASSIGN_OR_RAISE(auto all, options_.index->ListLatest(prefix));
+  std::erase_if(all, [](const EntryMeta& m) { return m.is_query(); });
+  return all;
 }
 
 arrow::Result<uint64_t> ObjectCache::LatestVersion(const ObjectKey& key) {
@@ -239,10 +205,14 @@ arrow::Result<uint64_t> ObjectCache::LatestVersion(const ObjectKey& key) {
 }
 
 arrow::Result<int64_t> ObjectCache::Delete(const ObjectKey& key) {
+  return DeleteKey(key.ToString());
+}
+
+arrow::Result<int64_t> ObjectCache::DeleteKey(const std::string& key) {
   std::vector<EntryMeta> removed;
   {
-    std::lock_guard<std::mutex> lock(KeyLock(key.ToString()));
-    ARROW_ASSIGN_OR_RAISE(removed, options_.index->Remove(key.ToString()));
+    std::lock_guard<std::mutex> lock(KeyLock(key));
+    ARROW_ASSIGN_OR_RAISE(removed, options_.index->Remove(key));
     for (const auto& old : removed) {
       ARROW_RETURN_NOT_OK(options_.store->Delete(ManifestBlobName(old.key, old.version)));
     }

@@ -22,6 +22,7 @@
 #include <arrow/record_batch.h>
 #include <arrow/result.h>
 
+#include "cache/entry_writer.h"
 #include "cache/recovery.h"
 #include "common/clock.h"
 #include "common/key.h"
@@ -42,11 +43,6 @@ struct ObjectCacheOptions {
   bool verify_on_startup = true;
   /// Run full validation (offsets, UTF-8, ...) on every batch put. Default: true.
   bool validate_full_on_put = true;
-};
-
-struct PutOptions {
-  /// Compare-and-set: commit only if the key's latest version is this (0: create only).
-  std::optional<uint64_t> if_version;
 };
 
 /// A committed object version opened for reading.
@@ -101,7 +97,19 @@ class ObjectCache {
   arrow::Result<std::optional<OpenEntry>> Peek(const ObjectKey& key,
                                                std::optional<uint64_t> version);
 
-  /// \brief Latest version of every key starting with `prefix` (plain string prefix).
+  /// \brief Start writing an entry under index key `key` (an object key or a query key),
+  /// limited to `max_bytes`; `limit_name` names the limit in the error.
+  arrow::Result<std::unique_ptr<EntryWriter>> BeginEntry(const std::string& key,
+                                                         int64_t max_bytes,
+                                                         std::string limit_name);
+  /// \brief Open the latest version under an index key (objects or query results),
+  /// without counting it as an object read.
+  arrow::Result<std::optional<OpenEntry>> OpenLatest(const std::string& key);
+  /// \brief Delete every version under an index key. Returns how many were removed.
+  arrow::Result<int64_t> DeleteKey(const std::string& key);
+
+  /// \brief Latest version of every object key starting with `prefix` (plain string
+  /// prefix). Query results are not listed.
   arrow::Result<std::vector<EntryMeta>> List(const std::string& prefix);
 
   /// \brief Latest version number of `key`, 0 if absent.
@@ -121,15 +129,17 @@ class ObjectCache {
 
   const ObjectCacheOptions& options() const { return options_; }
 
+  /// \brief Publish a committed data blob as the next version of meta.key, under the
+  /// key's lock (called by EntryWriter::Commit). Query keys keep one version.
+  arrow::Result<EntryMeta> Publish(EntryMeta meta, PutOptions options);
+  void CountPutFailure() { ++put_failures_; }
+
  private:
-  friend class ObjectPutWriter;
   explicit ObjectCache(ObjectCacheOptions options) : options_(std::move(options)) {}
 
   std::mutex& KeyLock(const std::string& key);
-  arrow::Result<std::optional<OpenEntry>> OpenVersion(const ObjectKey& key,
+  arrow::Result<std::optional<OpenEntry>> OpenVersion(const std::string& key,
                                                       std::optional<uint64_t> version);
-  /// Publish a committed data blob as the next version of `key` (under the key lock).
-  arrow::Result<EntryMeta> Publish(const ObjectKey& key, EntryMeta meta, PutOptions options);
   /// Remove the blobs of versions the index no longer lists.
   void DropBlobs(const std::vector<EntryMeta>& removed);
 

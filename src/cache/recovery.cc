@@ -15,10 +15,10 @@ namespace quiver {
 
 std::string RecoverySummary::ToString() const {
   return fmt::format(
-      "recovered {} keys, {} versions, {} in {} ms; removed {} temp files and {} orphan "
-      "blobs; quarantined {} damaged entries",
+      "recovered {} keys, {} versions, {} in {} ms; removed {} temp files, {} orphan blobs "
+      "and {} expired results; quarantined {} damaged entries",
       keys, versions, FormatByteSize(bytes), elapsed_ms, temp_files_removed, orphans_removed,
-      quarantined);
+      expired_removed, quarantined);
 }
 
 namespace {
@@ -28,7 +28,7 @@ arrow::Result<EntryMeta> CheckEntry(BlobStore* store, const std::string& manifes
                                     bool verify_checksums) {
   ARROW_ASSIGN_OR_RAISE(auto json, store->ReadAll(manifest_name));
   ARROW_ASSIGN_OR_RAISE(auto meta, ManifestFromJson(json));
-  ARROW_RETURN_NOT_OK(ObjectKey::Parse(meta.key).status());
+  if (!IsQueryKey(meta.key)) ARROW_RETURN_NOT_OK(ObjectKey::Parse(meta.key).status());
   if (ManifestBlobName(meta.key, meta.version) != manifest_name) {
     return arrow::Status::Invalid("manifest names key '", meta.key, "' version ", meta.version,
                                   " but is stored as ", manifest_name);
@@ -91,9 +91,12 @@ arrow::Result<RecoverySummary> RecoverIndex(BlobStore* store, Index* index,
     size_t drop = versions.size() > static_cast<size_t>(options.keep_versions)
                       ? versions.size() - static_cast<size_t>(options.keep_versions)
                       : 0;
+    if (versions.front().is_query()) drop = versions.size() - 1;
     for (size_t i = 0; i < versions.size(); ++i) {
       const auto& meta = versions[i];
-      if (i < drop) {
+      bool expired = meta.expired(options.now_ms);
+      if (i < drop || expired) {
+        if (expired) ++summary.expired_removed;
         // A crash after publishing a new version but before trimming the old one.
         ARROW_RETURN_NOT_OK(store->Delete(ManifestBlobName(meta.key, meta.version)));
         referenced.erase(meta.blob);
@@ -103,7 +106,7 @@ arrow::Result<RecoverySummary> RecoverIndex(BlobStore* store, Index* index,
       ++summary.versions;
       summary.bytes += meta.bytes;
     }
-    ++summary.keys;
+    if (!versions.empty() && !versions.back().expired(options.now_ms)) ++summary.keys;
   }
 
   ARROW_ASSIGN_OR_RAISE(auto blobs, store->List(kDataRoot));

@@ -24,6 +24,7 @@ struct RecoverySummary {
   int64_t temp_files_removed = 0;
   int64_t quarantined = 0;
   int64_t orphans_removed = 0;
+  int64_t expired_removed = 0;
   int64_t elapsed_ms = 0;
 
   /// One line for the log.
@@ -33,6 +34,8 @@ struct RecoverySummary {
 struct RecoveryOptions {
   bool verify_checksums = true;
   int64_t keep_versions = 3;
+  /// Query results that expired by this time are deleted instead of restored.
+  int64_t now_ms = 0;
 };
 
 /// \brief Rebuild `index` (which must be empty) from `store`.

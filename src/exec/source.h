@@ -17,6 +17,7 @@
 #include <arrow/record_batch.h>
 #include <arrow/result.h>
 
+#include "common/source_spec.h"
 #include "exec/sql_text.h"
 
 namespace quiver {
@@ -30,23 +31,6 @@ class QueryStream {
   virtual arrow::Result<std::shared_ptr<arrow::RecordBatch>> Next() = 0;
   /// \brief Ask the database to stop the query. Next() then fails or ends early.
   virtual void Cancel() = 0;
-};
-
-/// How a source is configured (docs/configuration.md, "sources").
-struct SourceSpec {
-  std::string name;
-  /// "sqlite", "postgresql", or a path to an ADBC driver library.
-  std::string driver;
-  /// The driver's "uri" option (for sqlite, a SQLite filename or file: URI).
-  std::string uri;
-  /// Default TTL of this source's cached results, seconds. Default: 300.
-  double ttl_s = 300;
-  /// Executions running at once. Default: 4.
-  int64_t max_concurrent = 4;
-  /// Executions waiting for a slot before new ones are refused. Default: 64.
-  int64_t max_queue = 64;
-  /// Extra driver options (database level).
-  std::map<std::string, std::string> options;
 };
 
 /// \brief Parse `NAME=URI` (the --source flag); the driver follows the URI's scheme:

@@ -1,5 +1,7 @@
 #include "index/entry.h"
 
+#include <cctype>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -20,6 +22,12 @@ std::string ManifestToJson(const EntryMeta& m) {
                       {"schema_fingerprint", m.schema_fingerprint},
                       {"checksum", m.checksum},
                       {"created_ms", m.created_ms}};
+  if (m.is_query()) {
+    j["source"] = m.source;
+    j["query"] = m.query;
+    j["expires_ms"] = m.expires_ms;
+    j["cost_ms"] = m.cost_ms;
+  }
   return j.dump();
 }
 
@@ -40,10 +48,27 @@ arrow::Result<EntryMeta> ManifestFromJson(const std::string& json) {
     m.schema_fingerprint = j.at("schema_fingerprint").get<std::string>();
     m.checksum = j.at("checksum").get<std::string>();
     m.created_ms = j.at("created_ms").get<int64_t>();
+    if (j.contains("query")) {
+      m.source = j.at("source").get<std::string>();
+      m.query = j.at("query").get<std::string>();
+      m.expires_ms = j.at("expires_ms").get<int64_t>();
+      m.cost_ms = j.at("cost_ms").get<int64_t>();
+    }
   } catch (const nlohmann::json::exception& e) {
     return arrow::Status::Invalid("malformed manifest: ", e.what());
   }
   return m;
+}
+
+bool IsQueryKey(const std::string& key) {
+  const std::string prefix = kQueryKeyPrefix;
+  if (key.size() != prefix.size() + 64 || key.compare(0, prefix.size(), prefix) != 0) {
+    return false;
+  }
+  for (size_t i = prefix.size(); i < key.size(); ++i) {
+    if (!std::isxdigit(static_cast<unsigned char>(key[i])) || std::isupper(key[i])) return false;
+  }
+  return true;
 }
 
 std::string ManifestKeyPrefix(const std::string& key) {

@@ -22,7 +22,21 @@ struct EntryMeta {
   std::string schema_fingerprint;  ///< XXH3 of the serialized schema, hex
   std::string checksum;            ///< XXH3-64 of the whole IPC stream, hex
   int64_t created_ms = 0;          ///< Unix epoch milliseconds
+  // Query results only (empty / 0 for objects):
+  std::string source;              ///< the source that produced it
+  std::string query;               ///< the request as canonical JSON (source, sql, params)
+  int64_t expires_ms = 0;          ///< 0: never expires
+  int64_t cost_ms = 0;             ///< milliseconds it took to compute
+
+  bool is_query() const { return !query.empty(); }
+  bool expired(int64_t now_ms) const { return expires_ms != 0 && now_ms >= expires_ms; }
 };
+
+/// Index keys of query results: "@q/" + 64 hex digits of the request's SHA-256. '@' never
+/// occurs in object keys, so the two can never collide.
+inline constexpr const char* kQueryKeyPrefix = "@q/";
+/// \brief True if `key` is a well-formed query-result key.
+bool IsQueryKey(const std::string& key);
 
 /// \brief Serialize a manifest (a JSON object with a format version).
 std::string ManifestToJson(const EntryMeta& meta);

@@ -1,0 +1,76 @@
+#include "cache/entry_writer.h"
+
+#include <arrow/type.h>
+
+#include "cache/object_cache.h"
+
+namespace quiver {
+
+EntryWriter::EntryWriter(ObjectCache* cache, std::string key, std::unique_ptr<BlobWriter> blob,
+                         int64_t max_bytes, std::string limit_name)
+    : cache_(cache),
+      key_(std::move(key)),
+      blob_(std::move(blob)),
+      counted_(blob_.get()),
+      max_bytes_(max_bytes),
+      limit_name_(std::move(limit_name)) {}
+
+EntryWriter::~EntryWriter() { Abort(); }
+
+void EntryWriter::SetSchema(const arrow::Schema& schema) {
+  Checksum sum;
+  const std::string& fp = schema.fingerprint();
+  const std::string& mfp = schema.metadata_fingerprint();
+  sum.Update(fp.data(), fp.size());
+  sum.Update(mfp.data(), mfp.size());
+  schema_fingerprint_ = sum.HexDigest();
+}
+
+arrow::Status EntryWriter::WritePayload(const arrow::ipc::IpcPayload& payload) {
+  if (done_) return arrow::Status::Invalid("entry '", key_, "' is already finished");
+  if (!stream_) {
+    auto made = arrow::ipc::internal::MakePayloadStreamWriter(&counted_);
+    if (!made.ok()) return Fail(made.status());
+    stream_ = std::move(*made);
+  }
+  auto st = stream_->WritePayload(payload);
+  if (!st.ok()) return Fail(st);
+  if (counted_.bytes_written() > max_bytes_) {
+    return Fail(arrow::Status::CapacityError("resource exhausted: '", key_, "' exceeds ",
+                                             limit_name_, " (", max_bytes_, " bytes)"));
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Result<EntryMeta> EntryWriter::Commit(EntryMeta extras, PutOptions options) {
+  if (done_) return arrow::Status::Invalid("entry '", key_, "' is already finished");
+  if (!stream_) return Fail(arrow::Status::Invalid("entry '", key_, "' has no schema"));
+  auto st = stream_->Close();  // writes the end-of-stream marker
+  if (st.ok()) st = blob_->Commit();
+  if (!st.ok()) return Fail(st);
+  done_ = true;
+
+  EntryMeta meta = std::move(extras);
+  meta.key = key_;
+  meta.blob = blob_->name();
+  meta.bytes = counted_.bytes_written();
+  meta.rows = rows_;
+  meta.batches = batches_;
+  meta.schema_fingerprint = schema_fingerprint_;
+  meta.checksum = counted_.HexDigest();
+  auto published = cache_->Publish(std::move(meta), options);
+  if (!published.ok()) {
+    (void)cache_->options().store->Delete(blob_->name());
+    if (!IsQueryKey(key_)) cache_->CountPutFailure();
+  }
+  return published;
+}
+
+void EntryWriter::Abort() {
+  if (done_) return;
+  done_ = true;
+  (void)blob_->Abort();
+  if (!IsQueryKey(key_)) cache_->CountPutFailure();
+}
+
+}  // namespace quiver
