@@ -209,6 +209,7 @@ def quiver(request, workdir):
             srv.start()
         return srv
 
+    make.servers = servers
     yield make
 
     failed = _test_failed(request)

@@ -13,10 +13,13 @@ import pytest
 
 from quiver_util import action, descriptor, get, get_table, put, stats
 
+# "recovered K keys, V versions, SIZE in T ms; removed N temp files and O orphan blobs;
+# quarantined Q damaged entries" (newer builds also report "..., O orphan blobs and E
+# expired results")
 RECOVERY_RE = re.compile(
     r"recovered (?P<keys>\d+) keys, (?P<versions>\d+) versions, .* in \d+ ms; removed "
-    r"(?P<temps>\d+) temp files and (?P<orphans>\d+) orphan blobs; quarantined "
-    r"(?P<quarantined>\d+) damaged entries")
+    r"(?P<temps>\d+) temp files(?:,| and) (?P<orphans>\d+) orphan blobs"
+    r"(?: and \d+ expired results)?; quarantined (?P<quarantined>\d+) damaged entries")
 
 
 def recovery_summary(server):
@@ -295,3 +298,28 @@ def test_unreadable_manifest_and_orphans(server):
         get(client, "m/bad")
     assert get_table(client, "m/ok").equals(table_for("ok"))
     assert len(server.data_files()) == 1
+
+
+def test_unusual_but_valid_keys_survive_restart(server):
+    # Segments that look like store internals, dots, dashes, and a key that is a
+    # directory prefix of another key on disk (s/o and s/o/x).
+    keys = ["s/o", "s/o/x", ".tmp/x", ".../o", "-/_", "manifests/x", "x/.tmp/y",
+            "data/q", "quarantine/z"]
+    client = server.client()
+    for k in keys:
+        assert put(client, k, table_for(k))["version"] == 1
+    server.restart()
+    client = server.client()
+    summary = recovery_summary(server)
+    assert summary["keys"] == len(keys) and summary["quarantined"] == 0
+    assert summary["orphans"] == 0 and summary["temps"] == 0
+    for k in keys:
+        assert get_table(client, k).equals(table_for(k)), k
+    # deleting the shorter key leaves the longer one alone
+    assert action(client, "delete", "s/o") == {"deleted": ["s/o"], "versions": 1}
+    server.restart()
+    client = server.client()
+    assert get_table(client, "s/o/x").equals(table_for("s/o/x"))
+    with pytest.raises(KeyError):
+        get(client, "s/o")
+    assert len(server.data_files()) == len(keys) - 1

@@ -221,6 +221,21 @@ arrow::Result<int64_t> ObjectCache::DeleteKey(const std::string& key) {
   return static_cast<int64_t>(removed.size());
 }
 
+arrow::Result<int64_t> ObjectCache::DeleteKeyIfExpired(const std::string& key, int64_t now_ms) {
+  std::vector<EntryMeta> removed;
+  {
+    std::lock_guard<std::mutex> lock(KeyLock(key));
+    ARROW_ASSIGN_OR_RAISE(auto latest, options_.index->Get(key, std::nullopt));
+    if (!latest || !latest->expired(now_ms)) return 0;
+    ARROW_ASSIGN_OR_RAISE(removed, options_.index->Remove(key));
+    for (const auto& old : removed) {
+      ARROW_RETURN_NOT_OK(options_.store->Delete(ManifestBlobName(old.key, old.version)));
+    }
+  }
+  DropBlobs(removed);
+  return static_cast<int64_t>(removed.size());
+}
+
 arrow::Result<std::vector<std::string>> ObjectCache::DeletePrefix(const std::string& prefix,
                                                                   int64_t* versions) {
   ARROW_ASSIGN_OR_RAISE(auto keys, options_.index->KeysUnder(prefix));

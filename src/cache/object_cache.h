@@ -107,6 +107,9 @@ class ObjectCache {
   arrow::Result<std::optional<OpenEntry>> OpenLatest(const std::string& key);
   /// \brief Delete every version under an index key. Returns how many were removed.
   arrow::Result<int64_t> DeleteKey(const std::string& key);
+  /// \brief Delete a query result if, under its key's lock, its latest version is expired
+  /// at `now_ms` (a fresh refill published meanwhile is kept).
+  arrow::Result<int64_t> DeleteKeyIfExpired(const std::string& key, int64_t now_ms);
 
   /// \brief Latest version of every object key starting with `prefix` (plain string
   /// prefix). Query results are not listed.

@@ -1,0 +1,89 @@
+#include "cache/fill.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include <arrow/buffer.h>
+#include <arrow/type.h>
+
+#include "common/testing.h"
+
+namespace quiver {
+namespace {
+
+arrow::ipc::IpcPayload Payload(int tag) {
+  arrow::ipc::IpcPayload p;
+  p.type = arrow::ipc::MessageType::RECORD_BATCH;
+  p.metadata = arrow::Buffer::FromString(std::to_string(tag));
+  return p;
+}
+
+int Tag(const arrow::ipc::IpcPayload& p) { return std::stoi(p.metadata->ToString()); }
+
+TEST(Fill, LateJoinerReadsFromTheFirstPayloadLive) {
+  Fill fill("k", /*joinable=*/true);
+  auto first = *fill.Attach();
+  fill.SetSchema(arrow::schema({}), Payload(-1));
+  fill.Append(Payload(0));
+  fill.Append(Payload(1));
+  auto late = *fill.Attach();
+  std::vector<int> seen;
+  std::thread reader([&] {
+    while (true) {
+      auto next = fill.WaitNext(late);
+      ASSERT_TRUE(next.ok());
+      if (!*next) break;
+      seen.push_back(Tag(**next));
+    }
+  });
+  fill.Append(Payload(2));
+  fill.Finish(arrow::Status::OK());
+  reader.join();
+  EXPECT_EQ(seen, (std::vector<int>{0, 1, 2}));
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(Tag(**fill.WaitNext(first)), i);
+  EXPECT_FALSE(fill.WaitNext(first)->has_value());
+}
+
+TEST(Fill, ErrorReachesEveryReader) {
+  Fill fill("k", true);
+  auto a = *fill.Attach();
+  auto b = *fill.Attach();
+  fill.Append(Payload(0));
+  fill.Finish(arrow::Status::IOError("source died"));
+  EXPECT_EQ(Tag(**fill.WaitNext(a)), 0);
+  EXPECT_TRUE(fill.WaitNext(a).status().IsIOError());
+  EXPECT_EQ(Tag(**fill.WaitNext(b)), 0);
+  EXPECT_TRUE(fill.WaitNext(b).status().IsIOError());
+  EXPECT_TRUE(fill.WaitSchema().status().IsIOError());
+  EXPECT_FALSE(fill.Attach().has_value()) << "a failed fill must not be joined";
+}
+
+TEST(Fill, StopCachingRefusesJoinersAndFreesConsumedPayloads) {
+  Fill fill("k", true);
+  auto a = *fill.Attach();
+  fill.Append(Payload(0));
+  fill.Append(Payload(1));
+  fill.StopCaching("too big");
+  EXPECT_FALSE(fill.joinable());
+  EXPECT_EQ(fill.not_cached_reason(), "too big");
+  EXPECT_FALSE(fill.Attach().has_value());
+  EXPECT_EQ(Tag(**fill.WaitNext(a)), 0);
+  EXPECT_EQ(Tag(**fill.WaitNext(a)), 1);
+}
+
+TEST(Fill, AbandonedOnlyAfterEveryReaderLeft) {
+  Fill fill("k", true);
+  EXPECT_FALSE(fill.Abandoned());
+  auto a = *fill.Attach();
+  auto b = *fill.Attach();
+  fill.Detach(a);
+  EXPECT_FALSE(fill.Abandoned());
+  fill.Detach(b);
+  EXPECT_TRUE(fill.Abandoned());
+  fill.Finish(arrow::Status::OK());
+  EXPECT_FALSE(fill.Abandoned());
+}
+
+}  // namespace
+}  // namespace quiver

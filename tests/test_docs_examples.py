@@ -1,0 +1,32 @@
+"""docs/api.md promises that its example blocks run, in order, against a fresh server."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "api.md"
+DOC_LOCATION = "grpc://127.0.0.1:8815"
+
+
+def python_blocks(text):
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+
+
+def test_api_examples_run(server):
+    if not DOC.is_file():
+        pytest.fail(f"{DOC} is missing")
+    text = DOC.read_text()
+    blocks = python_blocks(text)
+    assert len(blocks) >= 5, "expected several example blocks in docs/api.md"
+    assert DOC_LOCATION in blocks[0]
+    namespace = {"__name__": "docs_api_examples"}
+    try:
+        for i, block in enumerate(blocks):
+            code = compile(block.replace(DOC_LOCATION, server.location), f"{DOC}#block{i}",
+                           "exec")
+            exec(code, namespace)
+    finally:
+        client = namespace.get("client")
+        if client is not None:
+            client.close()
