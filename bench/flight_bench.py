@@ -248,6 +248,10 @@ def own_cpu_seconds() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
+# Time spent in --wait-idle waits, left out of the "other CPU during the run" figure.
+WAITED = {"busy": 0.0, "own": 0.0, "wall": 0.0}
+
+
 def wait_for_idle(max_wait: float, threshold: float = 0.10) -> float:
     """Wait (up to max_wait s) until the machine is below threshold busy over 3 s."""
     deadline = time.monotonic() + max_wait
@@ -497,6 +501,15 @@ def run(args) -> Results:
                                       "batches": d.batches, "nbytes": d.nbytes,
                                       "ipc_bytes": d.ipc_bytes} for d in [big, small, *lat]}
 
+    def gate():
+        """With --wait-idle, let other work on the machine finish before each phase."""
+        if args.wait_idle > 0:
+            b0, o0, w0 = machine_busy_seconds(), own_cpu_seconds(), time.perf_counter()
+            wait_for_idle(args.wait_idle)
+            WAITED["busy"] += machine_busy_seconds() - b0
+            WAITED["own"] += own_cpu_seconds() - o0
+            WAITED["wall"] += time.perf_counter() - w0
+
     work = Path(tempfile.mkdtemp(prefix="flight-bench-", dir=args.work_dir))
     data_dir = work / "quiver-data"
     res.facts["machine"] = machine_details(work)
@@ -532,6 +545,7 @@ def run(args) -> Results:
         put_cpu = {s.name: {} for s in both}
         versions = {}
         for d, reps in ((big, args.put_reps), (small, args.put_reps)):
+            gate()
             log(f"DoPut {d.label}: {reps} repetitions per server")
             key = f"bench/{d.name}"
             for s in both:
@@ -574,6 +588,7 @@ def run(args) -> Results:
         get_cpu = {s.name: {} for s in both}
         client_cpu = {s.name: {} for s in both}
         for d in (big, small):
+            gate()
             log(f"DoGet {d.label}: {args.reps} repetitions per server")
             key = f"bench/{d.name}"
             for s in both:
@@ -597,6 +612,7 @@ def run(args) -> Results:
         lat_cpu = {s.name: {} for s in both}
         block = max(1, min(50, args.latency_requests))
         for d in lat:
+            gate()
             log(f"DoGet latency {d.label}: {args.latency_requests} requests per server")
             key = f"bench/{d.name}"
             rows = d.table.num_rows
@@ -627,6 +643,7 @@ def run(args) -> Results:
         cold = []
         cold_resident = []
         if args.cold_reps > 0:
+            gate()
             log(f"DoGet {big.label} with Quiver's file evicted from the page cache: "
                 f"{args.cold_reps} repetitions")
             for _ in range(args.cold_reps):
@@ -1016,9 +1033,9 @@ def parse_args(argv):
                    help="Quiver-only gets of the large table with its file evicted from the "
                         "page cache; 0 skips them [default: 3, --quick: 1]")
     p.add_argument("--wait-idle", type=float, default=0, metavar="SECONDS",
-                   help="before starting, wait up to SECONDS for the machine to be idle "
-                        "(under 10%% busy over 3 s); useful on shared machines [default: 0, "
-                        "do not wait]")
+                   help="before starting and before each phase, wait up to SECONDS for the "
+                        "machine to be idle (under 10%% busy over 3 s); for shared machines "
+                        "[default: 0, do not wait]")
     p.add_argument("--seed", type=int, default=20251121, help="data generator seed [default: %(default)s]")
     p.add_argument("--quiver", default=str(ROOT / "build" / "quiver"),
                    help="the Quiver server binary, copied into the work dir before use "
@@ -1077,9 +1094,12 @@ def main(argv=None) -> int:
     busy0, own0 = machine_busy_seconds(), own_cpu_seconds()
     res = run(args)
     runtime = time.perf_counter() - start
-    other = max(0.0, (machine_busy_seconds() - busy0) - (own_cpu_seconds() - own0))
+    other = max(0.0, (machine_busy_seconds() - busy0 - WAITED["busy"])
+                - (own_cpu_seconds() - own0 - WAITED["own"]))
     res.facts["other_cpu_seconds"] = other
-    res.facts["other_cpu_share"] = other / runtime / (os.cpu_count() or 1)
+    res.facts["other_cpu_share"] = other / max(1e-9, runtime - WAITED["wall"]) / (
+        os.cpu_count() or 1)
+    res.facts["waited_for_idle_seconds"] = WAITED["wall"]
 
     print()
     print(f"Quiver vs. in-memory pyarrow Flight server ({runtime:.0f} s; medians; GB = 1e9 "

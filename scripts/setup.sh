@@ -46,4 +46,8 @@ if [ ! -f build/build.ninja ]; then
 fi
 log "building"
 cmake --build build -- -j"$(nproc)"
+if [ ! -f build/demo.db ]; then
+  log "generating the demo database build/demo.db"
+  .venv/bin/python scripts/make_demo_db.py build/demo.db >&2
+fi
 log "ready: build/quiver"

@@ -133,7 +133,7 @@ arrow::Result<EntryMeta> ObjectCache::Publish(EntryMeta meta, PutOptions options
                                           latest, ", not ", *options.if_version);
     }
     meta.version = latest + 1;
-    meta.created_ms = options_.clock->NowMillis();
+    if (meta.created_ms == 0) meta.created_ms = options_.clock->NowMillis();
     // The manifest is the publication record in storage: once it is durable the
     // version survives a restart.
     auto manifest = ManifestBlobName(meta.key, meta.version);

@@ -272,6 +272,7 @@ void QueryCache::RunFill(QueryPlan plan, std::shared_ptr<Fill> fill, bool cachea
     extras.source = plan.request.source;
     extras.query = plan.canonical;
     extras.cost_ms = exec_ms;
+    extras.created_ms = created_ms;
     extras.expires_ms = created_ms + static_cast<int64_t>(plan.ttl_s * 1000);
     auto meta = entry->Commit(std::move(extras), PutOptions{});
     if (meta.ok()) {

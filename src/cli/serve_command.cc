@@ -15,6 +15,8 @@
 #include <spdlog/spdlog.h>
 
 #include "cache/object_cache.h"
+#include "cache/query_cache.h"
+#include "exec/adbc_source.h"
 #include "common/config.h"
 #include "index/embedded_index.h"
 #include "server/flight_service.h"
@@ -32,6 +34,8 @@ struct ServeFlags {
   int64_t keep_versions = 0;
   std::string log_level;
   bool no_verify = false;
+  std::vector<std::string> sources;
+  std::string max_entry_bytes;
 };
 
 arrow::Status Run(const ServeFlags& flags) {
@@ -45,6 +49,13 @@ arrow::Status Run(const ServeFlags& flags) {
   if (flags.keep_versions > 0) config.keep_versions = flags.keep_versions;
   if (!flags.log_level.empty()) config.log_level = flags.log_level;
   if (flags.no_verify) config.verify_on_startup = false;
+  if (!flags.max_entry_bytes.empty()) {
+    ARROW_ASSIGN_OR_RAISE(config.max_entry_bytes, ParseByteSize(flags.max_entry_bytes));
+  }
+  for (const auto& flag : flags.sources) {
+    ARROW_ASSIGN_OR_RAISE(auto spec, ParseSourceFlag(flag));
+    config.sources.push_back(std::move(spec));
+  }
   ARROW_RETURN_NOT_OK(config.Validate());
   spdlog::set_level(spdlog::level::from_str(config.log_level));
 
@@ -73,7 +84,25 @@ arrow::Status Run(const ServeFlags& flags) {
   ARROW_ASSIGN_OR_RAISE(auto cache, ObjectCache::Open(options));
   spdlog::info("data dir {}: {}", store->root(), cache->recovery().ToString());
 
-  QuiverFlightService service(cache.get());
+  QueryCacheOptions query_options;
+  query_options.objects = cache.get();
+  query_options.max_ttl_s = config.max_ttl_s;
+  query_options.max_entry_bytes = config.max_entry_bytes;
+  query_options.reclaim_interval_s = config.reclaim_interval_s;
+  query_options.cancel_unread_fills = config.cancel_unread_fills;
+  for (const auto& spec : config.sources) {
+    auto source = OpenAdbcSource(spec);
+    if (!source.ok()) {
+      return arrow::Status::Invalid("cannot open source '", spec.name, "' (", spec.driver, " ",
+                                    spec.uri, "): ", source.status().message());
+    }
+    query_options.sources[spec.name] = *source;
+    spdlog::info("source {}: {} {} (ttl {} s, {} concurrent, queue {})", spec.name, spec.driver,
+                 spec.uri, spec.ttl_s, spec.max_concurrent, spec.max_queue);
+  }
+  ARROW_ASSIGN_OR_RAISE(auto queries, QueryCache::Make(std::move(query_options)));
+
+  QuiverFlightService service(cache.get(), queries.get());
   arrow::flight::FlightServerOptions server_options(location);
   auto st = service.Init(server_options);
   if (!st.ok()) {
@@ -129,6 +158,11 @@ void AddServeCommand(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--log-level", flags->log_level,
                   "trace, debug, info, warn or error [default: info]");
+  cmd->add_option("--source", flags->sources,
+                  "Add a query source NAME=URI (repeatable); the driver follows the URI: "
+                  "demo=sqlite:///path/demo.db, pg=postgresql://user@127.0.0.1:5432/db");
+  cmd->add_option("--max-entry-bytes", flags->max_entry_bytes,
+                  "Query results larger than this stream but are not cached [default: 1GiB]");
   cmd->add_flag("--no-verify-on-startup", flags->no_verify,
                 "Skip checksum verification of stored entries at startup (sizes are "
                 "still checked)");

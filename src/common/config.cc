@@ -68,6 +68,40 @@ arrow::Result<int64_t> SizeField(const nlohmann::json& v, const char* name) {
 
 }  // namespace
 
+arrow::Status ServerConfig::LoadSources(const nlohmann::json& value, const std::string& path) {
+  if (!value.is_object()) {
+    return arrow::Status::Invalid("config file '", path, "': 'sources' must be an object of ",
+                                  "name -> {driver, uri, ...}");
+  }
+  for (auto& [name, s] : value.items()) {
+    SourceSpec spec;
+    spec.name = name;
+    if (!s.is_object()) {
+      return arrow::Status::Invalid("config file '", path, "': source '", name,
+                                    "' must be an object");
+    }
+    for (auto& [field, v] : s.items()) {
+      if (field == "driver") spec.driver = v.get<std::string>();
+      else if (field == "uri") spec.uri = v.get<std::string>();
+      else if (field == "ttl_s") spec.ttl_s = v.get<double>();
+      else if (field == "max_concurrent") spec.max_concurrent = v.get<int64_t>();
+      else if (field == "max_queue") spec.max_queue = v.get<int64_t>();
+      else if (field == "options") {
+        for (auto& [k, o] : v.items()) spec.options[k] = o.get<std::string>();
+      } else {
+        return arrow::Status::Invalid("config file '", path, "': source '", name,
+                                      "': unknown field '", field, "'");
+      }
+    }
+    if (spec.driver.empty() || spec.uri.empty()) {
+      return arrow::Status::Invalid("config file '", path, "': source '", name,
+                                    "' needs 'driver' and 'uri'");
+    }
+    sources.push_back(std::move(spec));
+  }
+  return arrow::Status::OK();
+}
+
 arrow::Status ServerConfig::LoadFile(const std::string& path) {
   std::ifstream in(path);
   if (!in) return arrow::Status::IOError("cannot read config file '", path, "'");
@@ -90,6 +124,14 @@ arrow::Status ServerConfig::LoadFile(const std::string& path) {
       else if (name == "verify_on_startup") verify_on_startup = value.get<bool>();
       else if (name == "shutdown_grace_s") shutdown_grace_s = value.get<double>();
       else if (name == "log_level") log_level = value.get<std::string>();
+      else if (name == "max_ttl_s") max_ttl_s = value.get<double>();
+      else if (name == "max_entry_bytes") {
+        ARROW_ASSIGN_OR_RAISE(max_entry_bytes, SizeField(value, "max_entry_bytes"));
+      } else if (name == "reclaim_interval_s") reclaim_interval_s = value.get<double>();
+      else if (name == "cancel_unread_fills") cancel_unread_fills = value.get<bool>();
+      else if (name == "sources") {
+        ARROW_RETURN_NOT_OK(LoadSources(value, path));
+      }
       else return arrow::Status::Invalid("config file '", path, "': unknown field '", name, "'");
     }
   } catch (const nlohmann::json::exception& e) {
@@ -103,6 +145,19 @@ arrow::Status ServerConfig::Validate() const {
   if (keep_versions < 1) return arrow::Status::Invalid("keep_versions must be >= 1");
   if (shutdown_grace_s < 0) return arrow::Status::Invalid("shutdown_grace_s must be >= 0");
   if (data_dir.empty()) return arrow::Status::Invalid("data_dir must not be empty");
+  if (!(max_ttl_s > 0)) return arrow::Status::Invalid("max_ttl_s must be > 0");
+  if (max_entry_bytes <= 0) return arrow::Status::Invalid("max_entry_bytes must be > 0");
+  if (reclaim_interval_s < 0) return arrow::Status::Invalid("reclaim_interval_s must be >= 0");
+  for (size_t i = 0; i < sources.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (sources[i].name == sources[j].name) {
+        return arrow::Status::Invalid("source '", sources[i].name, "' is defined twice");
+      }
+    }
+    if (!(sources[i].ttl_s > 0)) {
+      return arrow::Status::Invalid("source '", sources[i].name, "': ttl_s must be > 0");
+    }
+  }
   static const char* kLevels[] = {"trace", "debug", "info", "warn", "error"};
   for (auto* l : kLevels) {
     if (log_level == l) return arrow::Status::OK();

@@ -7,8 +7,12 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <arrow/result.h>
+#include <nlohmann/json_fwd.hpp>
+
+#include "common/source_spec.h"
 
 namespace quiver {
 
@@ -28,10 +32,24 @@ struct ServerConfig {
   /// trace, debug, info, warn, error. Default: info.
   std::string log_level = "info";
 
+  /// Query sources, by name.
+  std::vector<SourceSpec> sources;
+  /// Upper bound of any query result's TTL, seconds. Default: 86400.
+  double max_ttl_s = 86400;
+  /// Results larger than this stream to the client but are not cached. Default: 1 GiB.
+  int64_t max_entry_bytes = int64_t{1} << 30;
+  /// Seconds between sweeps that reclaim expired results. Default: 10.
+  double reclaim_interval_s = 10;
+  /// Cancel a query fill when its last reader disconnects. Default: false.
+  bool cancel_unread_fills = false;
+
   /// \brief Overlay the fields present in a JSON config file onto this config.
   arrow::Status LoadFile(const std::string& path);
   /// \brief Check ranges; the error names the field.
   arrow::Status Validate() const;
+
+ private:
+  arrow::Status LoadSources(const nlohmann::json& value, const std::string& path);
 };
 
 /// \brief Parse a byte size: a plain integer, or a number with B, KB, KiB, MB, MiB, GB,

@@ -9,6 +9,8 @@
 
 #include "common/config.h"
 #include "server/entry_stream.h"
+#include "server/fill_stream.h"
+#include "server/query_request.h"
 #include "server/ticket.h"
 
 namespace quiver {
@@ -55,6 +57,22 @@ arrow::Result<std::string> ActionArgument(const std::string& body, const char* f
     return j[field].get<std::string>();
   }
   return body;
+}
+
+// The response metadata of a query: in FlightInfo.app_metadata and on the first batch.
+std::string ResponseJson(const QueryResponse& r) {
+  const char* kind = r.kind == QueryResponse::Kind::kHit    ? "hit"
+                     : r.kind == QueryResponse::Kind::kMiss ? "miss"
+                                                            : "bypass";
+  json j = {{"cache", kind}, {"key", r.key}, {"cached", r.kind != QueryResponse::Kind::kBypass}};
+  if (r.kind == QueryResponse::Kind::kMiss) j["joined"] = r.joined;
+  if (r.kind != QueryResponse::Kind::kBypass) {
+    j["created_ms"] = r.created_ms;
+    j["expires_ms"] = r.expires_ms;
+  }
+  j["exec_ms"] = r.exec_ms >= 0 ? json(r.exec_ms) : json(nullptr);
+  if (!r.reason.empty()) j["reason"] = r.reason;
+  return j.dump();
 }
 
 std::string Millis(std::chrono::steady_clock::time_point start) {
@@ -114,9 +132,62 @@ arrow::Status QuiverFlightService::ListFlights(const flight::ServerCallContext&,
   return arrow::Status::OK();
 }
 
+arrow::Result<std::unique_ptr<flight::FlightInfo>> QuiverFlightService::QueryInfo(
+    const flight::FlightDescriptor& request) {
+  ARROW_ASSIGN_OR_RAISE(auto parsed, ParseQueryRequest(request.cmd));
+  ARROW_ASSIGN_OR_RAISE(auto plan, queries_->Plan(std::move(parsed)));
+  flight::FlightEndpoint endpoint;
+  endpoint.ticket.ticket = request.cmd;  // DoGet redeems the same request
+  endpoint.locations.push_back(endpoint_);
+  if (!plan.bypass_reason.empty()) {
+    // Executing here would run a bypass twice (once more for DoGet): no schema yet.
+    QueryResponse r;
+    r.kind = QueryResponse::Kind::kBypass;
+    r.key = plan.key;
+    r.reason = plan.bypass_reason;
+    ARROW_ASSIGN_OR_RAISE(auto info, flight::FlightInfo::Make(*arrow::schema({}), request,
+                                                              {endpoint}, -1, -1, true,
+                                                              ResponseJson(r)));
+    return std::make_unique<flight::FlightInfo>(std::move(info));
+  }
+  ARROW_ASSIGN_OR_RAISE(auto r, queries_->Execute(plan));
+  if (r.hit) {
+    ARROW_ASSIGN_OR_RAISE(auto stored, StoredStream::Open(r.hit->file));
+    ARROW_ASSIGN_OR_RAISE(auto info, flight::FlightInfo::Make(
+                                         *stored->schema(), request, {endpoint}, r.hit->meta.rows,
+                                         r.hit->meta.bytes, true, ResponseJson(r)));
+    return std::make_unique<flight::FlightInfo>(std::move(info));
+  }
+  // A miss: the fill now runs; the DoGet that follows joins it. Wait for its schema.
+  auto schema = r.fill->WaitSchema();
+  r.fill->Detach(r.reader);
+  ARROW_RETURN_NOT_OK(schema.status());
+  ARROW_ASSIGN_OR_RAISE(auto info, flight::FlightInfo::Make(*schema->first, request, {endpoint},
+                                                            -1, -1, true, ResponseJson(r)));
+  return std::make_unique<flight::FlightInfo>(std::move(info));
+}
+
+arrow::Result<std::unique_ptr<flight::FlightDataStream>> QuiverFlightService::QueryStream(
+    const std::string& ticket) {
+  ARROW_ASSIGN_OR_RAISE(auto parsed, ParseQueryRequest(ticket));
+  ARROW_ASSIGN_OR_RAISE(auto plan, queries_->Plan(std::move(parsed)));
+  ARROW_ASSIGN_OR_RAISE(auto r, queries_->Execute(plan));
+  if (r.hit) {
+    ARROW_ASSIGN_OR_RAISE(auto stored, StoredStream::Open(r.hit->file));
+    return std::make_unique<EntryStream>(std::move(stored), ResponseJson(r));
+  }
+  return std::make_unique<FillStream>(r.fill, r.reader, ResponseJson(r));
+}
+
 arrow::Status QuiverFlightService::GetFlightInfo(const flight::ServerCallContext&,
                                                  const flight::FlightDescriptor& request,
                                                  std::unique_ptr<flight::FlightInfo>* info) {
+  if (request.type == flight::FlightDescriptor::CMD) {
+    auto made = QueryInfo(request);
+    if (!made.ok()) return WithContext(made.status(), "query");
+    *info = std::move(*made);
+    return arrow::Status::OK();
+  }
   ARROW_ASSIGN_OR_RAISE(auto key, KeyFromDescriptor(request));
   ARROW_ASSIGN_OR_RAISE(auto entry, cache_->Peek(key, std::nullopt));
   if (!entry) return arrow::Status::KeyError("no object '", key.ToString(), "'");
@@ -128,6 +199,14 @@ arrow::Status QuiverFlightService::GetFlightInfo(const flight::ServerCallContext
 arrow::Status QuiverFlightService::GetSchema(const flight::ServerCallContext&,
                                              const flight::FlightDescriptor& request,
                                              std::unique_ptr<flight::SchemaResult>* schema) {
+  if (request.type == flight::FlightDescriptor::CMD) {
+    auto info = QueryInfo(request);
+    if (!info.ok()) return WithContext(info.status(), "query");
+    arrow::ipc::DictionaryMemo memo;
+    ARROW_ASSIGN_OR_RAISE(auto s, (*info)->GetSchema(&memo));
+    ARROW_ASSIGN_OR_RAISE(*schema, flight::SchemaResult::Make(*s));
+    return arrow::Status::OK();
+  }
   ARROW_ASSIGN_OR_RAISE(auto key, KeyFromDescriptor(request));
   ARROW_ASSIGN_OR_RAISE(auto entry, cache_->Peek(key, std::nullopt));
   if (!entry) return arrow::Status::KeyError("no object '", key.ToString(), "'");
@@ -139,6 +218,12 @@ arrow::Status QuiverFlightService::GetSchema(const flight::ServerCallContext&,
 arrow::Status QuiverFlightService::DoGet(const flight::ServerCallContext& context,
                                          const flight::Ticket& request,
                                          std::unique_ptr<flight::FlightDataStream>* stream) {
+  if (LooksLikeQuery(request.ticket)) {
+    auto made = QueryStream(request.ticket);
+    if (!made.ok()) return WithContext(made.status(), "query");
+    *stream = std::move(*made);
+    return arrow::Status::OK();
+  }
   ARROW_ASSIGN_OR_RAISE(auto ticket, ObjectTicket::Parse(request.ticket));
   const std::string& key = ticket.key.ToString();
   ARROW_ASSIGN_OR_RAISE(auto entry, cache_->Get(ticket.key, ticket.version));
@@ -222,7 +307,8 @@ arrow::Status QuiverFlightService::ListActions(const flight::ServerCallContext&,
       {"delete-prefix", "Delete every key under a whole-segment prefix, e.g. a session. "
                         "Body: {\"prefix\": \"s\"} or the prefix. "
                         "Result: {\"deleted\": [keys], \"versions\": n}"},
-      {"stats", "Cache statistics as JSON: entries, versions, bytes, puts, gets, hits, ..."},
+      {"stats", "Cache statistics as JSON: entries, versions, bytes, puts, gets, hits, ..., "
+                "and queries: hits, misses, joins, bypasses, executions, executions_by_key"},
   };
   return arrow::Status::OK();
 }
@@ -252,11 +338,25 @@ arrow::Result<std::string> QuiverFlightService::RunAction(const std::string& typ
                 {"bytes", s.index.bytes},  {"puts", s.puts},
                 {"put_failures", s.put_failures}, {"gets", s.gets},
                 {"hits", s.hits},          {"misses", s.misses},
-                {"not_modified", s.not_modified}}
+                {"not_modified", s.not_modified}, {"queries", json::parse(QueryStatsJson())}}
         .dump();
   }
   return arrow::Status::NotImplemented("unknown action '", type,
                                        "'; ListActions names the supported ones");
+}
+
+std::string QuiverFlightService::QueryStatsJson() const {
+  auto q = queries_->Stats();
+  return json{{"hits", q.hits},
+              {"misses", q.misses},
+              {"joins", q.joins},
+              {"bypasses", q.bypasses},
+              {"executions", q.executions},
+              {"failures", q.failures},
+              {"not_cached", q.not_cached},
+              {"reclaimed", q.reclaimed},
+              {"executions_by_key", q.executions_by_key}}
+      .dump();
 }
 
 arrow::Status QuiverFlightService::DoAction(const flight::ServerCallContext&,

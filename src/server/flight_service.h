@@ -12,12 +12,14 @@
 #include <arrow/flight/server.h>
 
 #include "cache/object_cache.h"
+#include "cache/query_cache.h"
 
 namespace quiver {
 
 class QuiverFlightService final : public arrow::flight::FlightServerBase {
  public:
-  explicit QuiverFlightService(ObjectCache* cache) : cache_(cache) {}
+  QuiverFlightService(ObjectCache* cache, QueryCache* queries)
+      : cache_(cache), queries_(queries) {}
 
   /// \brief Set the location clients should use to reach this server (after Init).
   void set_endpoint(const arrow::flight::Location& location);
@@ -48,8 +50,14 @@ class QuiverFlightService final : public arrow::flight::FlightServerBase {
   arrow::Result<arrow::flight::FlightInfo> MakeInfo(const OpenEntry& entry) const;
   std::string ObjectRefJson(const EntryMeta& meta, const char* status = nullptr) const;
   arrow::Result<std::string> RunAction(const std::string& type, const std::string& body);
+  arrow::Result<std::unique_ptr<arrow::flight::FlightInfo>> QueryInfo(
+      const arrow::flight::FlightDescriptor& request);
+  arrow::Result<std::unique_ptr<arrow::flight::FlightDataStream>> QueryStream(
+      const std::string& ticket);
+  std::string QueryStatsJson() const;
 
   ObjectCache* cache_;
+  QueryCache* queries_;
   arrow::flight::Location endpoint_;
   std::string endpoint_text_;
 };
