@@ -88,6 +88,8 @@ arrow::Status ServerConfig::LoadSources(const nlohmann::json& value, const std::
       else if (field == "max_queue") spec.max_queue = v.get<int64_t>();
       else if (field == "options") {
         for (auto& [k, o] : v.items()) spec.options[k] = o.get<std::string>();
+      } else if (field == "statement_options") {
+        for (auto& [k, o] : v.items()) spec.statement_options[k] = o.get<std::string>();
       } else {
         return arrow::Status::Invalid("config file '", path, "': source '", name,
                                       "': unknown field '", field, "'");

@@ -20,8 +20,11 @@ struct SourceSpec {
   int64_t max_concurrent = 4;
   /// Executions waiting for a slot before new ones are refused. Default: 64.
   int64_t max_queue = 64;
-  /// Extra driver options (database level).
+  /// Extra driver options, database level (AdbcDatabaseSetOption).
   std::map<std::string, std::string> options;
+  /// Extra driver options set on every statement (AdbcStatementSetOption), e.g.
+  /// {"adbc.postgresql.batch_size_hint_bytes": "1048576"}.
+  std::map<std::string, std::string> statement_options;
 };
 
 }  // namespace quiver

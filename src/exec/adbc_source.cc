@@ -226,6 +226,11 @@ class AdbcSourceImpl final : public Source, public std::enable_shared_from_this<
                                       &ignored);
       if (ignored.release) ignored.release(&ignored);
     }
+    for (const auto& [k, v] : spec_.statement_options) {
+      if (!st.ok()) break;
+      st = Check(lib_->driver.StatementSetOption(stmt.get(), k.c_str(), v.c_str(), &error),
+                 &error, "setting statement option '" + k + "'");
+    }
     if (st.ok() && params && params->num_columns() > 0) {
       ArrowArray c_array{};
       ArrowSchema c_schema{};

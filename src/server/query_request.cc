@@ -9,7 +9,7 @@ using nlohmann::json;
 bool LooksLikeQuery(const std::string& ticket) {
   if (ticket.empty() || ticket.front() != '{') return false;
   json j = json::parse(ticket, nullptr, /*allow_exceptions=*/false);
-  return !j.is_discarded() && j.is_object() && j.contains("sql");
+  return !j.is_discarded() && j.is_object() && (j.contains("sql") || j.contains("source"));
 }
 
 arrow::Result<QueryRequest> ParseQueryRequest(const std::string& text) {

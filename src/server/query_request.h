@@ -14,8 +14,8 @@
 
 namespace quiver {
 
-/// \brief True if a ticket is a query (a JSON object with an "sql" field) rather than an
-/// object ticket.
+/// \brief True if a ticket is a query (a JSON object with an "sql" or "source" field)
+/// rather than an object ticket.
 bool LooksLikeQuery(const std::string& ticket);
 
 /// \brief Parse a query request; the error names the bad field.
