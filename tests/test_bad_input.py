@@ -9,6 +9,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -238,6 +239,49 @@ def test_client_disconnect_mid_put(seeded, how):
     assert_intact(server, client, original)
     # and the server keeps working
     assert put(client, "s/o", sample(3), if_version=1)["version"] == 2
+
+
+def test_cancelled_puts_store_nothing(seeded):
+    """Clients that cancel (RST_STREAM) mid-put, at varying points: nothing is committed."""
+    server, client, original = seeded
+    before = stats(client)
+    t = sample(1000)
+    schema_msg, batch = ipc_messages(t.schema, t.to_batches())
+    target = server.location[len("grpc://"):]
+    rounds = 20
+    for i in range(rounds):
+        sent = threading.Event()
+        release = threading.Event()
+
+        def frames():
+            yield encode_flight_data(path=KEY, header=schema_msg.header)
+            for _ in range(1 + i % 4):
+                yield encode_flight_data(header=batch.header, body=batch.body)
+            sent.set()
+            release.wait(10)  # never half-close before the cancel
+
+        with grpc.insecure_channel(target) as channel:
+            call = channel.stream_stream("/arrow.flight.protocol.FlightService/DoPut",
+                                         request_serializer=None,
+                                         response_deserializer=None)(frames())
+            assert sent.wait(10)
+            deadline = time.monotonic() + 10
+            while not server.tmp_files():  # the server has begun storing the put
+                assert time.monotonic() < deadline
+                time.sleep(0.002)
+            time.sleep(0.002 * (i % 5))
+            call.cancel()
+            release.set()
+            assert call.code() == grpc.StatusCode.CANCELLED
+        wait_tmp_empty(server)
+    deadline = time.monotonic() + 10
+    while stats(client)["put_failures"] < before["put_failures"] + rounds:
+        assert time.monotonic() < deadline, stats(client)
+        time.sleep(0.05)
+    after = stats(client)
+    assert after["puts"] == before["puts"]
+    assert after["put_failures"] == before["put_failures"] + rounds
+    assert_intact(server, client, original)
 
 
 def test_client_disconnect_is_logged(seeded):

@@ -64,12 +64,14 @@ def test_get_schema(server):
     assert client.get_schema(descriptor("s/schema")).schema.names == ["other"]
 
 
-def test_metadata_calls_need_path_descriptor(server):
+def test_object_key_in_command_descriptor_is_not_an_object(server):
+    # Objects are addressed by PATH descriptors; a CMD descriptor holding key text is not
+    # silently served as that object.
     client = server.client()
+    put(client, "s/o", table_for("x"))
     for call in (client.get_flight_info, client.get_schema):
-        with pytest.raises(pa.ArrowInvalid) as e:
+        with pytest.raises(pa.ArrowInvalid):
             call(flight.FlightDescriptor.for_command(b"s/o"))
-        assert "PATH descriptor" in str(e.value)
 
 
 def test_list_flights_prefix(server):
@@ -106,7 +108,7 @@ def test_list_flights_prefix(server):
 def test_list_actions(server):
     client = server.client()
     actions = {a.type: a.description for a in client.list_actions()}
-    assert set(actions) == {"delete", "delete-prefix", "stats"}
+    assert {"delete", "delete-prefix", "stats"} <= set(actions)
     assert all(actions.values())
 
 
@@ -182,11 +184,14 @@ def test_delete_prefix_whole_segments(server):
     assert len(server.data_files()) == 2
 
 
+OBJECT_STATS = ("entries", "versions", "bytes", "puts", "put_failures", "gets", "hits",
+                "misses", "not_modified")
+
+
 def test_stats_counters(server):
     client = server.client()
     s0 = stats(client)
-    assert s0 == {"entries": 0, "versions": 0, "bytes": 0, "puts": 0, "put_failures": 0,
-                  "gets": 0, "hits": 0, "misses": 0, "not_modified": 0}
+    assert {k: s0[k] for k in OBJECT_STATS} == dict.fromkeys(OBJECT_STATS, 0)
 
     put(client, "st/a", table_for("1"))
     put(client, "st/a", table_for("2"))

@@ -67,6 +67,7 @@ arrow::Result<RecoverySummary> RecoverIndex(BlobStore* store, Index* index,
 
   ARROW_ASSIGN_OR_RAISE(auto manifests, store->List(kManifestRoot));
   std::set<std::string> referenced;
+  int64_t unreadable_manifests = 0;
   std::map<std::string, std::vector<EntryMeta>> by_key;
   for (const auto& info : manifests) {
     auto entry = CheckEntry(store, info.name, options.verify_checksums);
@@ -74,9 +75,11 @@ arrow::Result<RecoverySummary> RecoverIndex(BlobStore* store, Index* index,
       spdlog::warn("quarantining {}: {}", info.name, entry.status().message());
       // Move the data too, if the manifest was readable enough to name it.
       auto json = store->ReadAll(info.name);
-      if (json.ok()) {
-        auto meta = ManifestFromJson(*json);
-        if (meta.ok() && ValidateBlobName(meta->blob).ok()) Quarantine(store, meta->blob);
+      auto meta = json.ok() ? ManifestFromJson(*json) : arrow::Result<EntryMeta>(json.status());
+      if (meta.ok() && ValidateBlobName(meta->blob).ok()) {
+        Quarantine(store, meta->blob);
+      } else {
+        ++unreadable_manifests;
       }
       Quarantine(store, info.name);
       ++summary.quarantined;
@@ -109,10 +112,16 @@ arrow::Result<RecoverySummary> RecoverIndex(BlobStore* store, Index* index,
     if (!versions.empty() && !versions.back().expired(options.now_ms)) ++summary.keys;
   }
 
+  // Unreferenced data is debris of a crash between committing data and its manifest --
+  // unless a manifest was unreadable: then it may be that entry's data, so keep it aside.
   ARROW_ASSIGN_OR_RAISE(auto blobs, store->List(kDataRoot));
   for (const auto& info : blobs) {
     if (referenced.count(info.name)) continue;
-    ARROW_RETURN_NOT_OK(store->Delete(info.name));
+    if (unreadable_manifests > 0) {
+      Quarantine(store, info.name);
+    } else {
+      ARROW_RETURN_NOT_OK(store->Delete(info.name));
+    }
     ++summary.orphans_removed;
   }
   summary.elapsed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -4,7 +4,8 @@
 // quarantines (moves under quarantine/, never serves) an entry whose manifest is
 // unreadable or whose data blob is missing, has the wrong size or fails its checksum;
 // deletes data blobs that no manifest references (a crash between committing the data
-// and writing the manifest); and trims each key to the versions that are kept.
+// and writing the manifest) -- or quarantines them too if some manifest was unreadable,
+// since they may be that entry's data; and trims each key to the versions that are kept.
 #pragma once
 
 #include <cstdint>

@@ -256,6 +256,7 @@ arrow::Status QuiverFlightService::DoPut(const flight::ServerCallContext& contex
   const std::string where = "DoPut '" + key.ToString() + "'";
   auto schema = reader->GetSchema();
   if (!schema.ok()) {
+    cache_->CountPutFailure();
     return WithContext(arrow::Status::Invalid(schema.status().message()),
                        where + ": malformed Arrow IPC stream");
   }
@@ -263,11 +264,15 @@ arrow::Status QuiverFlightService::DoPut(const flight::ServerCallContext& contex
   // first batch).
   auto first = reader->Next();
   if (!first.ok()) {
+    cache_->CountPutFailure();
     return WithContext(arrow::Status::Invalid(first.status().message()),
                        where + ": malformed Arrow IPC stream");
   }
   auto options = ParsePutOptions(first->app_metadata);
-  if (!options.ok()) return WithContext(options.status(), where);
+  if (!options.ok()) {
+    cache_->CountPutFailure();
+    return WithContext(options.status(), where);
+  }
   auto put = cache_->BeginPut(key, *schema, *options);
   if (!put.ok()) return WithContext(put.status(), where);
 
@@ -290,6 +295,8 @@ arrow::Status QuiverFlightService::DoPut(const flight::ServerCallContext& contex
     chunk = std::move(*next);
   }
   if (context.is_cancelled()) {
+    // A client that goes away ends the stream early rather than with an error.
+    spdlog::warn("{}: client disconnected mid-put; discarded", where);
     return arrow::Status::Cancelled(where, ": client disconnected; nothing was stored");
   }
   auto meta = (*put)->Commit();
