@@ -6,6 +6,7 @@ timing. Uses only pyarrow.flight on the client side.
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -20,15 +21,16 @@ import pyarrow.flight as flight
 class Server:
     """A `quiver serve` child process on a free port."""
 
-    def __init__(self, binary, data_dir):
-        self.binary, self.data_dir = binary, data_dir
+    def __init__(self, binary, data_dir, extra_args=()):
+        self.binary, self.data_dir, self.extra_args = binary, data_dir, list(extra_args)
         self.proc = None
         self.location = None
 
     def start(self):
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(
-            [self.binary, "serve", "--listen", "grpc://127.0.0.1:0", "--data-dir", self.data_dir],
+            [self.binary, "serve", "--listen", "grpc://127.0.0.1:0", "--data-dir", self.data_dir,
+             *self.extra_args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline().strip()
         if not line.startswith("quiver listening on "):
@@ -77,6 +79,28 @@ def timed(fn, *args, **kwargs):
     return out, (time.perf_counter() - t0) * 1000
 
 
+def demo_queries(client):
+    """A query through the cache: one execution on SQLite, then hits from the store."""
+    request = {"source": "demo",
+               "sql": "SELECT country, event_type, count(*) AS events, "
+                      "round(sum(amount), 2) AS revenue, avg(duration_ms) AS avg_ms "
+                      "FROM events GROUP BY country, event_type ORDER BY country, event_type",
+               "ttl_s": 300}
+    print("query  " + request["sql"][:72] + "...")
+    for attempt in range(4):
+        t0 = time.perf_counter()
+        reader = client.do_get(flight.Ticket(json.dumps(request).encode()))
+        first = reader.read_chunk()
+        meta = json.loads(first.app_metadata.to_pybytes())
+        rows = first.data.num_rows + reader.read_all().num_rows
+        ms = (time.perf_counter() - t0) * 1000
+        detail = f"executed on SQLite" if meta["cache"] == "miss" else \
+            f"from the store; the execution took {meta['exec_ms']} ms"
+        print(f"  {meta['cache']:<4}  {rows} rows in {ms:7.1f} ms  ({detail})")
+        if attempt == 0:
+            time.sleep(0.2)  # the result commits just after its last batch is sent
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -84,10 +108,14 @@ def main():
     ap.add_argument("--data-dir", help="data dir to use (default: a new temp dir)")
     ap.add_argument("--rows", type=int, default=2_000_000, help="rows in the demo table")
     ap.add_argument("--keep", action="store_true", help="keep the data dir afterwards")
+    ap.add_argument("--demo-db", default="build/demo.db",
+                    help="SQLite database for the query part (scripts/make_demo_db.py)")
     args = ap.parse_args()
 
     data_dir = args.data_dir or tempfile.mkdtemp(prefix="quiver-demo-")
-    server = Server(args.quiver, data_dir)
+    extra = ["--source", f"demo=sqlite://{os.path.abspath(args.demo_db)}"] \
+        if os.path.exists(args.demo_db) else []
+    server = Server(args.quiver, data_dir, extra)
     try:
         started = server.start()
         print(f"started quiver at {server.location} on {data_dir} ({started * 1000:.0f} ms)")
@@ -136,9 +164,17 @@ def main():
         status = json.loads(cond.app_metadata.to_pybytes())["status"]
         print(f"get    {key} if-none-match {gref2['version']}: {status}")
 
+        if extra:
+            demo_queries(client)
+        else:
+            print(f"(no {args.demo_db}: skipping the query part; scripts/setup.sh makes it)")
+
         stats = json.loads(next(iter(client.do_action(flight.Action("stats", b"")))).body
                            .to_pybytes())
+        queries = stats.pop("queries")
         print("stats  " + ", ".join(f"{k}={v}" for k, v in stats.items()))
+        queries.pop("executions_by_key")
+        print("       queries: " + ", ".join(f"{k}={v}" for k, v in queries.items()))
         client.close()
         server.stop()
         return 0

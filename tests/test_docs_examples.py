@@ -30,3 +30,28 @@ def test_api_examples_run(server):
         client = namespace.get("client")
         if client is not None:
             client.close()
+
+
+QUERIES_DOC = DOC.parent / "queries.md"
+
+
+def test_query_examples_run(quiver, workdir):
+    import subprocess
+    import sys
+
+    db = workdir / "demo.db"
+    subprocess.run([sys.executable, str(DOC.parent.parent / "scripts" / "make_demo_db.py"),
+                    str(db), "--rows", "20000"], check=True, stdout=subprocess.DEVNULL)
+    srv = quiver(args=["--source", f"demo=sqlite://{db}"])
+    blocks = python_blocks(QUERIES_DOC.read_text())
+    assert len(blocks) >= 5
+    assert DOC_LOCATION in blocks[0]
+    namespace = {"__name__": "docs_query_examples"}
+    try:
+        for i, block in enumerate(blocks):
+            exec(compile(block.replace(DOC_LOCATION, srv.location), f"{QUERIES_DOC}#block{i}",
+                         "exec"), namespace)
+    finally:
+        client = namespace.get("client")
+        if client is not None:
+            client.close()
