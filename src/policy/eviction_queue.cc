@@ -1,0 +1,96 @@
+#include "policy/eviction_queue.h"
+
+namespace quiver {
+
+void EvictionQueue::Reorder(const std::string& key, Item* item) {
+  order_.erase({item->score, key});
+  item->score = policy_->Score(item->entry);
+  order_.insert({item->score, key});
+}
+
+void EvictionQueue::Insert(const std::string& key, int64_t bytes, double cost_s) {
+  auto [it, inserted] = entries_.try_emplace(key);
+  Item& item = it->second;
+  if (!inserted) {
+    total_bytes_ -= item.entry.bytes;
+  } else {
+    item.score = policy_->Score(item.entry);
+    order_.insert({item.score, key});
+  }
+  item.entry.bytes = bytes;
+  item.entry.cost_s = cost_s;
+  total_bytes_ += bytes;
+  policy_->Touch(&item.entry, ++tick_);
+  Reorder(key, &item);
+}
+
+bool EvictionQueue::Touch(const std::string& key) {
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return false;
+  policy_->Touch(&it->second.entry, ++tick_);
+  Reorder(key, &it->second);
+  return true;
+}
+
+void EvictionQueue::Remove(const std::string& key) {
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return;
+  order_.erase({it->second.score, key});
+  total_bytes_ -= it->second.entry.bytes;
+  entries_.erase(it);
+}
+
+const PolicyEntry* EvictionQueue::Find(const std::string& key) const {
+  auto it = entries_.find(key);
+  return it == entries_.end() ? nullptr : &it->second.entry;
+}
+
+double EvictionQueue::Score(const std::string& key) const {
+  auto it = entries_.find(key);
+  return it == entries_.end() ? 0 : it->second.score;
+}
+
+std::vector<std::string> EvictionQueue::PickVictims(
+    int64_t incoming, int64_t budget_bytes, int64_t max_entries,
+    const std::function<bool(const std::string&)>& is_protected, bool* fits) const {
+  std::vector<std::string> victims;
+  int64_t bytes = total_bytes_ + incoming;
+  int64_t count = static_cast<int64_t>(entries_.size()) + 1;
+  auto over = [&] {
+    return bytes > budget_bytes || (max_entries > 0 && count > max_entries);
+  };
+  for (auto it = order_.begin(); it != order_.end() && over(); ++it) {
+    if (is_protected && is_protected(it->second)) continue;
+    victims.push_back(it->second);
+    bytes -= entries_.at(it->second).entry.bytes;
+    --count;
+  }
+  *fits = !over();
+  return victims;
+}
+
+std::string EvictionQueue::Lowest(
+    const std::function<bool(const std::string&)>& is_protected) const {
+  for (const auto& [score, key] : order_) {
+    if (!is_protected || !is_protected(key)) return key;
+  }
+  return "";
+}
+
+std::vector<std::string> EvictionQueue::InOrder() const {
+  std::vector<std::string> out;
+  out.reserve(order_.size());
+  for (const auto& [score, key] : order_) out.push_back(key);
+  return out;
+}
+
+void EvictionQueue::SetPolicy(std::shared_ptr<const EvictionPolicy> policy) {
+  policy_ = std::move(policy);
+  order_.clear();
+  for (auto& [key, item] : entries_) {
+    item.score = policy_->Score(item.entry);
+    order_.insert({item.score, key});
+  }
+}
+
+}  // namespace quiver
