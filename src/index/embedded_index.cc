@@ -33,10 +33,46 @@ arrow::Status EmbeddedIndex::Publish(const EntryMeta& entry, uint64_t expected_l
                                         latest, ", expected ", expected_latest);
   }
   if (versions.empty()) ++stats_.keys;
-  versions.emplace(entry.version, entry);
+  const EntryMeta& stored = versions.emplace(entry.version, entry).first->second;
   ++stats_.versions;
   stats_.bytes += entry.bytes;
+  RelinkLocked(entry.key, &stored);
   return arrow::Status::OK();
+}
+
+void EmbeddedIndex::RelinkLocked(const std::string& key, const EntryMeta* latest) {
+  auto unlink = [&](std::map<std::string, std::set<std::string>>& edges,
+                    const std::vector<std::string>& from) {
+    for (const auto& name : from) {
+      auto it = edges.find(name);
+      if (it == edges.end()) continue;
+      it->second.erase(key);
+      if (it->second.empty()) edges.erase(it);
+    }
+  };
+  if (auto old = links_.find(key); old != links_.end()) {
+    unlink(dependents_, old->second.first);
+    unlink(tagged_, old->second.second);
+    links_.erase(old);
+  }
+  if (!latest || (latest->depends_on.empty() && latest->tags.empty())) return;
+  for (const auto& dep : latest->depends_on) dependents_[dep].insert(key);
+  for (const auto& tag : latest->tags) tagged_[tag].insert(key);
+  links_[key] = {latest->depends_on, latest->tags};
+}
+
+arrow::Result<std::vector<std::string>> EmbeddedIndex::Dependents(const std::string& key) {
+  std::shared_lock lock(mutex_);
+  auto it = dependents_.find(key);
+  if (it == dependents_.end()) return std::vector<std::string>{};
+  return std::vector<std::string>(it->second.begin(), it->second.end());
+}
+
+arrow::Result<std::vector<std::string>> EmbeddedIndex::KeysWithTag(const std::string& tag) {
+  std::shared_lock lock(mutex_);
+  auto it = tagged_.find(tag);
+  if (it == tagged_.end()) return std::vector<std::string>{};
+  return std::vector<std::string>(it->second.begin(), it->second.end());
 }
 
 arrow::Status EmbeddedIndex::Restore(const EntryMeta& entry) {
@@ -50,6 +86,7 @@ arrow::Status EmbeddedIndex::Restore(const EntryMeta& entry) {
   }
   ++stats_.versions;
   stats_.bytes += entry.bytes;
+  RelinkLocked(entry.key, &versions.rbegin()->second);
   return arrow::Status::OK();
 }
 
@@ -65,6 +102,7 @@ arrow::Result<std::vector<EntryMeta>> EmbeddedIndex::Remove(const std::string& k
   }
   --stats_.keys;
   entries_.erase(it);
+  RelinkLocked(key, nullptr);
   return removed;
 }
 

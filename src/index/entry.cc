@@ -22,11 +22,13 @@ std::string ManifestToJson(const EntryMeta& m) {
                       {"schema_fingerprint", m.schema_fingerprint},
                       {"checksum", m.checksum},
                       {"created_ms", m.created_ms}};
+  j["cost_ms"] = m.cost_ms;
+  if (!m.depends_on.empty()) j["depends_on"] = m.depends_on;
+  if (!m.tags.empty()) j["tags"] = m.tags;
   if (m.is_query()) {
     j["source"] = m.source;
     j["query"] = m.query;
     j["expires_ms"] = m.expires_ms;
-    j["cost_ms"] = m.cost_ms;
   }
   return j.dump();
 }
@@ -48,11 +50,13 @@ arrow::Result<EntryMeta> ManifestFromJson(const std::string& json) {
     m.schema_fingerprint = j.at("schema_fingerprint").get<std::string>();
     m.checksum = j.at("checksum").get<std::string>();
     m.created_ms = j.at("created_ms").get<int64_t>();
+    m.cost_ms = j.value("cost_ms", int64_t{0});
+    if (j.contains("depends_on")) m.depends_on = j["depends_on"].get<std::vector<std::string>>();
+    if (j.contains("tags")) m.tags = j["tags"].get<std::vector<std::string>>();
     if (j.contains("query")) {
       m.source = j.at("source").get<std::string>();
       m.query = j.at("query").get<std::string>();
       m.expires_ms = j.at("expires_ms").get<int64_t>();
-      m.cost_ms = j.at("cost_ms").get<int64_t>();
     }
   } catch (const nlohmann::json::exception& e) {
     return arrow::Status::Invalid("malformed manifest: ", e.what());

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <arrow/result.h>
 
@@ -26,7 +27,9 @@ struct EntryMeta {
   std::string source;              ///< the source that produced it
   std::string query;               ///< the request as canonical JSON (source, sql, params)
   int64_t expires_ms = 0;          ///< 0: never expires
-  int64_t cost_ms = 0;             ///< milliseconds it took to compute
+  int64_t cost_ms = 0;             ///< milliseconds it took to compute (or to receive)
+  std::vector<std::string> depends_on;  ///< keys this entry was computed from
+  std::vector<std::string> tags;        ///< e.g. "table:events"
 
   bool is_query() const { return !query.empty(); }
   bool expired(int64_t now_ms) const { return expires_ms != 0 && now_ms >= expires_ms; }

@@ -62,6 +62,11 @@ class Index {
   /// \brief Keys under the whole-segment prefix `prefix` (see KeyHasSegmentPrefix).
   virtual arrow::Result<std::vector<std::string>> KeysUnder(const std::string& prefix) = 0;
 
+  /// \brief Keys whose latest version declares `key` in depends_on.
+  virtual arrow::Result<std::vector<std::string>> Dependents(const std::string& key) = 0;
+  /// \brief Keys whose latest version carries `tag`.
+  virtual arrow::Result<std::vector<std::string>> KeysWithTag(const std::string& tag) = 0;
+
   virtual arrow::Result<IndexStats> Stats() = 0;
 };
 

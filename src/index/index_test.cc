@@ -111,9 +111,36 @@ TYPED_TEST(IndexConformance, RemoveTrimListAndPrefixes) {
   EXPECT_EQ(stats.versions, 3);
 }
 
+TYPED_TEST(IndexConformance, DependentsAndTagsFollowTheLatestVersion) {
+  auto& index = this->index_;
+  auto a1 = Entry("s/a", 1);
+  a1.depends_on = {"s/base"};
+  a1.tags = {"table:events"};
+  ASSERT_OK(index.Publish(a1, 0));
+  auto b1 = Entry("s/b", 1);
+  b1.depends_on = {"s/base", "s/a"};
+  ASSERT_OK(index.Publish(b1, 0));
+  EXPECT_EQ(*index.Dependents("s/base"), (std::vector<std::string>{"s/a", "s/b"}));
+  EXPECT_EQ(*index.Dependents("s/a"), std::vector<std::string>{"s/b"});
+  EXPECT_EQ(*index.KeysWithTag("table:events"), std::vector<std::string>{"s/a"});
+  auto a2 = Entry("s/a", 2);  // the new version depends on nothing
+  ASSERT_OK(index.Publish(a2, 1));
+  EXPECT_EQ(*index.Dependents("s/base"), std::vector<std::string>{"s/b"});
+  EXPECT_TRUE(index.KeysWithTag("table:events")->empty());
+  ASSERT_OK(index.Remove("s/b").status());
+  EXPECT_TRUE(index.Dependents("s/base")->empty());
+  EXPECT_TRUE(index.Dependents("s/a")->empty());
+}
+
 TEST(Manifest, RoundTripsAndRejectsDamage) {
   auto e = Entry("ns/s/o", 42, 123456789);
+  e.depends_on = {"s/x", "@q/abc"};
+  e.tags = {"t1"};
+  e.cost_ms = 77;
   ASSERT_OK_AND_ASSIGN(auto back, ManifestFromJson(ManifestToJson(e)));
+  EXPECT_EQ(back.depends_on, e.depends_on);
+  EXPECT_EQ(back.tags, e.tags);
+  EXPECT_EQ(back.cost_ms, 77);
   EXPECT_EQ(back.key, e.key);
   EXPECT_EQ(back.version, 42u);
   EXPECT_EQ(back.blob, e.blob);
