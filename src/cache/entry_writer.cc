@@ -52,6 +52,14 @@ arrow::Result<EntryMeta> EntryWriter::Commit(EntryMeta extras, PutOptions option
 
   EntryMeta meta = std::move(extras);
   meta.key = key_;
+  meta.depends_on = options.depends_on;
+  meta.tags = options.tags;
+  if (meta.cost_ms == 0) {
+    // For a put, the cost is the time it took to receive.
+    meta.cost_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::steady_clock::now() - started_)
+                       .count();
+  }
   meta.blob = blob_->name();
   meta.bytes = counted_.bytes_written();
   meta.rows = rows_;

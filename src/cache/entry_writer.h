@@ -11,7 +11,11 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
+#include <chrono>
 
 #include <arrow/ipc/writer.h>
 #include <arrow/result.h>
@@ -24,9 +28,18 @@ namespace quiver {
 
 class ObjectCache;
 
+/// Generations of the keys and tags an entry was computed from, taken when it started.
+using GenerationSnapshot = std::vector<std::pair<std::string, uint64_t>>;
+
 struct PutOptions {
   /// Compare-and-set: commit only if the key's latest version is this (0: create only).
   std::optional<uint64_t> if_version;
+  /// Keys this entry was computed from; invalidating one of them invalidates it.
+  std::vector<std::string> depends_on;
+  /// Tags, e.g. "table:events"; invalidating a tag invalidates every entry carrying it.
+  std::vector<std::string> tags;
+  /// Set by the engine: commit only if none of these changed (an invalidation wins).
+  GenerationSnapshot generations;
 };
 
 class EntryWriter {
@@ -73,6 +86,7 @@ class EntryWriter {
   int64_t rows_ = 0;
   int64_t batches_ = 0;
   bool done_ = false;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 
 /// An IpcPayloadWriter that forwards to an EntryWriter it does not own, so that Arrow's

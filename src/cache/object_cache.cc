@@ -1,11 +1,18 @@
 #include "cache/object_cache.h"
 
+#include <algorithm>
+#include <deque>
+#include <map>
 #include <random>
+#include <set>
 
 #include <arrow/ipc/writer.h>
 #include <arrow/type.h>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+
+#include "common/config.h"
 
 
 namespace quiver {
@@ -81,12 +88,41 @@ arrow::Result<std::unique_ptr<ObjectCache>> ObjectCache::Open(ObjectCacheOptions
     return arrow::Status::Invalid("ObjectCache needs a store, an index and a clock");
   }
   std::unique_ptr<ObjectCache> cache(new ObjectCache(std::move(options)));
+  auto& o = cache->options_;
+  ARROW_ASSIGN_OR_RAISE(cache->budget_, Budget::Make(o.budget, o.clock));
+  cache->memory_ = std::make_unique<MemoryTier>(
+      o.memory_size, o.memory_max_entry_bytes > 0 ? o.memory_max_entry_bytes : o.memory_size / 8);
+  ARROW_RETURN_NOT_OK(cache->LoadRuntimeSettings());
+
   RecoveryOptions recovery;
-  recovery.verify_checksums = cache->options_.verify_on_startup;
-  recovery.keep_versions = cache->options_.keep_versions;
-  recovery.now_ms = cache->options_.clock->NowMillis();
-  ARROW_ASSIGN_OR_RAISE(cache->recovery_, RecoverIndex(cache->options_.store.get(),
-                                                       cache->options_.index.get(), recovery));
+  recovery.verify_checksums = o.verify_on_startup;
+  recovery.keep_versions = o.keep_versions;
+  recovery.now_ms = o.clock->NowMillis();
+  std::vector<EntryMeta> restored;
+  ARROW_ASSIGN_OR_RAISE(cache->recovery_,
+                        RecoverIndex(o.store.get(), o.index.get(), recovery, &restored));
+  // Feed the budget oldest first, so that recency starts out as creation order.
+  std::map<std::string, std::pair<int64_t, const EntryMeta*>> by_key;  // bytes, latest
+  for (const auto& meta : restored) {
+    auto& slot = by_key[meta.key];
+    slot.first += meta.bytes;
+    if (!slot.second || slot.second->version < meta.version) slot.second = &meta;
+  }
+  std::vector<std::pair<int64_t, std::string>> order;
+  for (const auto& [key, slot] : by_key) order.emplace_back(slot.second->created_ms, key);
+  std::sort(order.begin(), order.end());
+  for (const auto& [created, key] : order) {
+    const auto& [bytes, latest] = by_key[key];
+    cache->budget_->Record(key, bytes, latest->cost_ms / 1000.0, created, 0);
+  }
+  // The budget may have shrunk since these were stored.
+  auto settings = cache->budget_->settings();
+  if (cache->budget_->used_bytes() > settings.cache_size ||
+      (settings.max_entries > 0 && cache->budget_->entries() > settings.max_entries)) {
+    ARROW_ASSIGN_OR_RAISE(auto evicted, cache->Shrink(settings.cache_size, false));
+    spdlog::info("evicted {} entries at startup to fit cache_size {}", evicted.size(),
+                 FormatByteSize(settings.cache_size));
+  }
   return cache;
 }
 
@@ -105,6 +141,7 @@ arrow::Result<std::unique_ptr<PutWriter>> ObjectCache::BeginPut(
                                           *options.if_version);
     }
   }
+  options.generations = Snapshot(options.depends_on, options.tags);
   ARROW_ASSIGN_OR_RAISE(auto entry, BeginEntry(key.ToString(), options_.max_object_bytes,
                                                 "max_object_bytes; nothing was stored"));
   auto writer = std::make_unique<ObjectPutWriter>(std::move(entry), options,
@@ -123,10 +160,40 @@ arrow::Result<std::unique_ptr<EntryWriter>> ObjectCache::BeginEntry(const std::s
 }
 
 arrow::Result<EntryMeta> ObjectCache::Publish(EntryMeta meta, PutOptions options) {
+  const bool query = meta.is_query();
+  const int64_t keep = query ? 1 : options_.keep_versions;
+  // Make room first, outside every key lock (evicting takes the victims' key locks).
+  auto victims = budget_->Reserve(meta.key, meta.bytes);
+  if (!victims.ok()) {
+    ++not_admitted_;
+    return victims.status();
+  }
+  ARROW_RETURN_NOT_OK(EvictKeys(*victims));
+  int64_t reserved = meta.bytes;
+  struct Unreserve {
+    Budget* budget;
+    int64_t* bytes;
+    ~Unreserve() {
+      if (*bytes) budget->Unreserve(*bytes);
+    }
+  } unreserve{budget_.get(), &reserved};
+
   std::vector<EntryMeta> trimmed;
-  const int64_t keep = meta.is_query() ? 1 : options_.keep_versions;
   {
+    std::shared_lock<std::shared_mutex> invalidation(invalidation_mutex_);
     std::lock_guard<std::mutex> lock(KeyLock(meta.key));
+    {
+      std::lock_guard<std::mutex> gens(generations_mutex_);
+      for (const auto& [name, generation] : options.generations) {
+        if (GenerationLocked(name) != generation) {
+          return arrow::Status::Cancelled(
+              "not committed: ", name.substr(2), " was invalidated while '", meta.key,
+              "' was being computed; nothing was stored");
+        }
+      }
+      // Fills that read the previous version of this key must not commit after it.
+      if (!query) BumpLocked("k:" + meta.key);
+    }
     ARROW_ASSIGN_OR_RAISE(uint64_t latest, options_.index->LatestVersion(meta.key));
     if (options.if_version && latest != *options.if_version) {
       return arrow::Status::AlreadyExists("version conflict: '", meta.key, "' is at version ",
@@ -145,13 +212,28 @@ arrow::Result<EntryMeta> ObjectCache::Publish(EntryMeta meta, PutOptions options
     }
     ARROW_ASSIGN_OR_RAISE(trimmed, options_.index->Trim(meta.key, keep));
     // Manifests go first, under the lock, so a concurrent publisher never sees them.
+    int64_t total = meta.bytes;
+    if (auto usage = budget_->Usage(meta.key)) total += usage->bytes;
     for (const auto& old : trimmed) {
+      total -= old.bytes;
       auto del = options_.store->Delete(ManifestBlobName(old.key, old.version));
       if (!del.ok()) spdlog::warn("trimming {}@{}: {}", old.key, old.version, del.ToString());
     }
+    budget_->Record(meta.key, total, meta.cost_ms / 1000.0, meta.created_ms, reserved);
+    reserved = 0;
   }
+  for (const auto& old : trimmed) memory_->Erase(old.key, old.version);
   DropBlobs(trimmed);
-  if (!meta.is_query()) ++puts_;
+  if (!query) {
+    ++puts_;
+    // A new version of a key makes everything computed from the old one stale.
+    ARROW_ASSIGN_OR_RAISE(auto dependents, options_.index->Dependents(meta.key));
+    if (!dependents.empty()) {
+      ARROW_ASSIGN_OR_RAISE(auto removed, InvalidateClosure(dependents, true, ""));
+      spdlog::info("new version of {} invalidated {} dependent entries", meta.key,
+                   removed.size());
+    }
+  }
   return meta;
 }
 
@@ -164,14 +246,24 @@ void ObjectCache::DropBlobs(const std::vector<EntryMeta>& removed) {
 }
 
 arrow::Result<std::optional<OpenEntry>> ObjectCache::OpenVersion(
-    const std::string& key, std::optional<uint64_t> version) {
-  // A version can be trimmed or deleted between the lookup and the open; retry once
-  // on the newer state rather than fail the read.
+    const std::string& key, std::optional<uint64_t> version, bool count_access) {
+  // A version can be trimmed or deleted between the lookup and the open; retry on the
+  // newer state rather than fail the read.
   for (int attempt = 0; attempt < 3; ++attempt) {
     ARROW_ASSIGN_OR_RAISE(auto meta, options_.index->Get(key, version));
     if (!meta) return std::nullopt;
+    if (count_access) budget_->Touch(key);
+    if (auto in_memory = memory_->Lookup(key, meta->version)) {
+      return OpenEntry{std::move(*meta), std::move(in_memory)};
+    }
     auto file = options_.store->OpenReader(meta->blob);
-    if (file.ok()) return OpenEntry{std::move(*meta), std::move(*file)};
+    if (file.ok()) {
+      if (count_access) {
+        auto st = memory_->Promote(key, meta->version, file->get());
+        if (!st.ok()) spdlog::warn("promoting {} to memory: {}", key, st.ToString());
+      }
+      return OpenEntry{std::move(*meta), std::move(*file)};
+    }
     if (!file.status().IsKeyError()) return file.status();
   }
   return std::nullopt;
@@ -180,18 +272,18 @@ arrow::Result<std::optional<OpenEntry>> ObjectCache::OpenVersion(
 arrow::Result<std::optional<OpenEntry>> ObjectCache::Get(const ObjectKey& key,
                                                          std::optional<uint64_t> version) {
   ++gets_;
-  ARROW_ASSIGN_OR_RAISE(auto entry, OpenVersion(key.ToString(), version));
+  ARROW_ASSIGN_OR_RAISE(auto entry, OpenVersion(key.ToString(), version, true));
   ++(entry ? hits_ : misses_);
   return entry;
 }
 
 arrow::Result<std::optional<OpenEntry>> ObjectCache::Peek(const ObjectKey& key,
                                                           std::optional<uint64_t> version) {
-  return OpenVersion(key.ToString(), version);
+  return OpenVersion(key.ToString(), version, false);
 }
 
 arrow::Result<std::optional<OpenEntry>> ObjectCache::OpenLatest(const std::string& key) {
-  return OpenVersion(key, std::nullopt);
+  return OpenVersion(key, std::nullopt, true);
 }
 
 arrow::Result<std::vector<EntryMeta>> ObjectCache::List(const std::string& prefix) {
@@ -209,6 +301,15 @@ arrow::Result<int64_t> ObjectCache::Delete(const ObjectKey& key) {
 }
 
 arrow::Result<int64_t> ObjectCache::DeleteKey(const std::string& key) {
+  {
+    // A fill or put computed from this key must not commit after it is gone.
+    std::lock_guard<std::mutex> gens(generations_mutex_);
+    BumpLocked("k:" + key);
+  }
+  return RemoveKey(key);
+}
+
+arrow::Result<int64_t> ObjectCache::RemoveKey(const std::string& key) {
   std::vector<EntryMeta> removed;
   {
     std::lock_guard<std::mutex> lock(KeyLock(key));
@@ -216,9 +317,22 @@ arrow::Result<int64_t> ObjectCache::DeleteKey(const std::string& key) {
     for (const auto& old : removed) {
       ARROW_RETURN_NOT_OK(options_.store->Delete(ManifestBlobName(old.key, old.version)));
     }
+    budget_->Forget(key);
   }
+  memory_->Erase(key);
   DropBlobs(removed);
   return static_cast<int64_t>(removed.size());
+}
+
+arrow::Status ObjectCache::EvictKeys(const std::vector<std::string>& keys) {
+  for (const auto& key : keys) {
+    ARROW_ASSIGN_OR_RAISE(int64_t n, RemoveKey(key));
+    if (n > 0) {
+      ++evictions_;
+      spdlog::debug("evicted {}", key);
+    }
+  }
+  return arrow::Status::OK();
 }
 
 arrow::Result<int64_t> ObjectCache::DeleteKeyIfExpired(const std::string& key, int64_t now_ms) {
@@ -231,7 +345,9 @@ arrow::Result<int64_t> ObjectCache::DeleteKeyIfExpired(const std::string& key, i
     for (const auto& old : removed) {
       ARROW_RETURN_NOT_OK(options_.store->Delete(ManifestBlobName(old.key, old.version)));
     }
+    budget_->Forget(key);
   }
+  memory_->Erase(key);
   DropBlobs(removed);
   return static_cast<int64_t>(removed.size());
 }
@@ -258,6 +374,12 @@ arrow::Result<CacheStats> ObjectCache::Stats() {
   stats.hits = hits_;
   stats.misses = misses_;
   stats.not_modified = not_modified_;
+  stats.evictions = evictions_;
+  stats.invalidations = invalidations_;
+  stats.not_admitted = not_admitted_;
+  stats.budget = budget_->settings();
+  stats.budget_used = budget_->used_bytes();
+  stats.memory = memory_->Stats();
   return stats;
 }
 

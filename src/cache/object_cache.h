@@ -6,6 +6,14 @@
 // storage) and publishes the version in the index. Readers only ever see published
 // versions, so nothing torn is served; a failed or abandoned put leaves nothing behind.
 //
+// Size budgets (Budget) are enforced at every publish: lower-scored keys are evicted
+// before a new entry commits. Small hot entries are served from a MemoryTier. Entries may
+// declare dependencies and tags; invalidating a key removes it and, transitively, everything
+// that depends on it, and wins against a put or fill that started before it (each checks
+// the generations of its dependencies when it commits).
+//
+// Lock order: invalidation lock, then a key lock, then the budget's lock.
+//
 // Thread-safety: all methods are safe to call concurrently. A PutWriter belongs to one
 // thread.
 #pragma once
@@ -15,14 +23,18 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <arrow/io/interfaces.h>
 #include <arrow/record_batch.h>
 #include <arrow/result.h>
 
+#include "cache/budget.h"
 #include "cache/entry_writer.h"
+#include "cache/memory_tier.h"
 #include "cache/recovery.h"
 #include "common/clock.h"
 #include "common/key.h"
@@ -43,6 +55,26 @@ struct ObjectCacheOptions {
   bool verify_on_startup = true;
   /// Run full validation (offsets, UTF-8, ...) on every batch put. Default: true.
   bool validate_full_on_put = true;
+  /// Disk budget, entry limit, eviction policy.
+  BudgetSettings budget;
+  /// Bytes of the memory tier; 0 disables it. Default: 0.
+  int64_t memory_size = 0;
+  /// Largest entry the memory tier takes; 0: memory_size / 8.
+  int64_t memory_max_entry_bytes = 0;
+};
+
+/// Settings that can change at run time (the config-set action); persisted in the store.
+struct RuntimeSettings {
+  std::optional<double> half_life;
+  std::optional<int64_t> cache_size;
+  std::optional<int64_t> memory_size;
+};
+
+/// One key as the entries listing shows it.
+struct EntryInfo {
+  EntryMeta latest;
+  KeyUsage usage;
+  bool in_memory = false;
 };
 
 /// A committed object version opened for reading.
@@ -59,6 +91,12 @@ struct CacheStats {
   int64_t hits = 0;          ///< reads that found the object
   int64_t misses = 0;        ///< reads of a missing key or version
   int64_t not_modified = 0;  ///< conditional reads answered "not modified"
+  int64_t evictions = 0;     ///< keys evicted to make room or by shrink
+  int64_t invalidations = 0; ///< keys removed by invalidate / invalidate-tag / new versions
+  int64_t not_admitted = 0;  ///< entries refused by the budget
+  BudgetSettings budget;
+  int64_t budget_used = 0;
+  MemoryTierStats memory;
 };
 
 class ObjectCache;
@@ -128,6 +166,25 @@ class ObjectCache {
   /// \brief Count a conditional read answered "not modified".
   void CountNotModified() { ++not_modified_; }
 
+  /// \brief Remove `key` and, if `cascade`, every key that depends on it, transitively.
+  /// Returns the keys removed. Puts and fills that depend on any of them and started
+  /// before this call will not commit.
+  arrow::Result<std::vector<std::string>> Invalidate(const std::string& key, bool cascade);
+  /// \brief Remove every key carrying `tag`, cascading. Returns the keys removed.
+  arrow::Result<std::vector<std::string>> InvalidateTag(const std::string& tag);
+  /// \brief Generations of `keys` and `tags` now, for a put or fill about to start.
+  GenerationSnapshot Snapshot(const std::vector<std::string>& keys,
+                              const std::vector<std::string>& tags);
+
+  /// \brief Evict the lowest-scored key (`below_bytes` empty) or as many as needed to
+  /// hold at most `below_bytes`. With `dry_run`, only say which. Returns the keys.
+  arrow::Result<std::vector<std::string>> Shrink(std::optional<int64_t> below_bytes,
+                                                 bool dry_run);
+  /// \brief Apply (and persist) run-time settings, shrinking if the budget got smaller.
+  arrow::Status Configure(const RuntimeSettings& settings);
+  /// \brief Every key under `prefix` (plain string prefix), objects and query results.
+  arrow::Result<std::vector<EntryInfo>> Entries(const std::string& prefix);
+
   arrow::Result<CacheStats> Stats();
 
   const ObjectCacheOptions& options() const { return options_; }
@@ -142,15 +199,31 @@ class ObjectCache {
 
   std::mutex& KeyLock(const std::string& key);
   arrow::Result<std::optional<OpenEntry>> OpenVersion(const std::string& key,
-                                                      std::optional<uint64_t> version);
+                                                      std::optional<uint64_t> version,
+                                                      bool count_access);
   /// Remove the blobs of versions the index no longer lists.
   void DropBlobs(const std::vector<EntryMeta>& removed);
+  /// Remove every version of `key` from index, store, memory tier and budget.
+  arrow::Result<int64_t> RemoveKey(const std::string& key);
+  arrow::Status EvictKeys(const std::vector<std::string>& keys);
+  arrow::Result<std::vector<std::string>> InvalidateClosure(std::vector<std::string> seeds,
+                                                            bool cascade,
+                                                            const std::string& tag);
+  uint64_t GenerationLocked(const std::string& name) const;
+  void BumpLocked(const std::string& name);
+  arrow::Status LoadRuntimeSettings();
+  arrow::Status ApplyRuntimeSettings(const RuntimeSettings& settings);
 
   ObjectCacheOptions options_;
   RecoverySummary recovery_;
   std::array<std::mutex, 64> key_locks_;
+  std::unique_ptr<Budget> budget_;
+  std::unique_ptr<MemoryTier> memory_;
+  std::shared_mutex invalidation_mutex_;
+  mutable std::mutex generations_mutex_;
+  std::unordered_map<std::string, uint64_t> generations_;
   std::atomic<int64_t> puts_{0}, put_failures_{0}, gets_{0}, hits_{0}, misses_{0},
-      not_modified_{0};
+      not_modified_{0}, evictions_{0}, invalidations_{0}, not_admitted_{0};
 };
 
 }  // namespace quiver

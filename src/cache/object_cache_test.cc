@@ -33,6 +33,12 @@ std::shared_ptr<arrow::RecordBatch> Batch(int64_t start, int64_t n) {
 
 ObjectKey Key(const std::string& text) { return *ObjectKey::Parse(text); }
 
+PutOptions IfVersion(uint64_t v) {
+  PutOptions o;
+  o.if_version = v;
+  return o;
+}
+
 std::shared_ptr<arrow::Table> ReadEntry(const OpenEntry& entry) {
   auto reader = *arrow::ipc::RecordBatchStreamReader::Open(
       *arrow::io::RandomAccessFile::GetStream(entry.file, 0, *entry.file->GetSize()));
@@ -99,19 +105,19 @@ TEST_F(ObjectCacheTest, VersionsIncreaseAndOldOnesAreTrimmed) {
 }
 
 TEST_F(ObjectCacheTest, CompareAndSet) {
-  ASSERT_OK(Put("s/o", {1}, PutOptions{0}).status());
-  auto create_again = Put("s/o", {1}, PutOptions{0});
+  ASSERT_OK(Put("s/o", {1}, IfVersion(0)).status());
+  auto create_again = Put("s/o", {1}, IfVersion(0));
   EXPECT_TRUE(create_again.status().IsAlreadyExists()) << create_again.status();
   EXPECT_NE(create_again.status().message().find("version conflict"), std::string::npos);
-  ASSERT_OK_AND_ASSIGN(auto v2, Put("s/o", {2}, PutOptions{1}));
+  ASSERT_OK_AND_ASSIGN(auto v2, Put("s/o", {2}, IfVersion(1)));
   EXPECT_EQ(v2.version, 2u);
-  EXPECT_TRUE(Put("s/o", {2}, PutOptions{1}).status().IsAlreadyExists());
+  EXPECT_TRUE(Put("s/o", {2}, IfVersion(1)).status().IsAlreadyExists());
 }
 
 TEST_F(ObjectCacheTest, CompareAndSetRaceHasOneWinnerAndNoLeftovers) {
   auto schema = Batch(0, 1)->schema();
-  ASSERT_OK_AND_ASSIGN(auto a, cache_->BeginPut(Key("s/race"), schema, PutOptions{0}));
-  ASSERT_OK_AND_ASSIGN(auto b, cache_->BeginPut(Key("s/race"), schema, PutOptions{0}));
+  ASSERT_OK_AND_ASSIGN(auto a, cache_->BeginPut(Key("s/race"), schema, IfVersion(0)));
+  ASSERT_OK_AND_ASSIGN(auto b, cache_->BeginPut(Key("s/race"), schema, IfVersion(0)));
   ASSERT_OK(a->Write(*Batch(0, 2)));
   ASSERT_OK(b->Write(*Batch(0, 5)));
   ASSERT_OK(b->Commit().status());

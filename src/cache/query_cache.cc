@@ -182,8 +182,12 @@ void QueryCache::StartFill(const QueryPlan& plan, std::shared_ptr<Fill> fill, bo
     std::lock_guard<std::mutex> lock(threads_mutex_);
     ++running_fills_;
   }
-  std::thread([this, plan, fill, cacheable, created_ms] {
-    RunFill(plan, fill, cacheable, created_ms);
+  // Taken now, before the source is read: an invalidation from here on wins.
+  std::vector<std::string> keys = plan.request.depends_on;
+  keys.push_back(kQueryKeyPrefix + plan.key);
+  auto generations = options_.objects->Snapshot(keys, plan.request.tags);
+  std::thread([this, plan, fill, cacheable, created_ms, generations] {
+    RunFill(plan, fill, cacheable, created_ms, generations);
     std::lock_guard<std::mutex> lock(threads_mutex_);
     --running_fills_;
     threads_cv_.notify_all();
@@ -197,7 +201,7 @@ void QueryCache::Unregister(const std::shared_ptr<Fill>& fill) {
 }
 
 void QueryCache::RunFill(QueryPlan plan, std::shared_ptr<Fill> fill, bool cacheable,
-                         int64_t created_ms) {
+                         int64_t created_ms, GenerationSnapshot generations) {
   const auto start = std::chrono::steady_clock::now();
   const std::string& key = plan.key;
   auto finish = [&](arrow::Status st) {
@@ -274,14 +278,19 @@ void QueryCache::RunFill(QueryPlan plan, std::shared_ptr<Fill> fill, bool cachea
     extras.cost_ms = exec_ms;
     extras.created_ms = created_ms;
     extras.expires_ms = created_ms + static_cast<int64_t>(plan.ttl_s * 1000);
-    auto meta = entry->Commit(std::move(extras), PutOptions{});
+    PutOptions put;
+    put.depends_on = plan.request.depends_on;
+    put.tags = plan.request.tags;
+    put.generations = std::move(generations);
+    auto meta = entry->Commit(std::move(extras), put);
     if (meta.ok()) {
       spdlog::info("query {} on {}: executed in {} ms, cached {} rows ({} bytes) for {} s",
                    key.substr(0, 12), plan.request.source, exec_ms, meta->rows, meta->bytes,
                    plan.ttl_s);
     } else {
-      fill->StopCaching("storing the result failed: " + meta.status().message());
-      spdlog::error("query {}: commit failed: {}", key.substr(0, 12), meta.status().ToString());
+      fill->StopCaching(meta.status().message());
+      entry_failed = true;
+      spdlog::warn("query {}: not cached: {}", key.substr(0, 12), meta.status().message());
     }
   }
   if (cacheable && (entry_failed || !entry)) {

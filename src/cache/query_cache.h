@@ -40,6 +40,10 @@ struct QueryRequest {
   bool cache_nondeterministic = false;
   /// Whose cache this is; fixed until authentication exists, but already in the key.
   std::string scope = "anonymous";
+  /// Keys the result is computed from, and tags: invalidating one removes the result (and
+  /// stops a running fill from committing). Not part of the cache key.
+  std::vector<std::string> depends_on;
+  std::vector<std::string> tags;
 };
 
 /// What Plan() decided about a request, before anything runs.
@@ -114,7 +118,8 @@ class QueryCache {
   explicit QueryCache(QueryCacheOptions options) : options_(std::move(options)) {}
   void StartFill(const QueryPlan& plan, std::shared_ptr<Fill> fill, bool cacheable,
                  int64_t created_ms);
-  void RunFill(QueryPlan plan, std::shared_ptr<Fill> fill, bool cacheable, int64_t created_ms);
+  void RunFill(QueryPlan plan, std::shared_ptr<Fill> fill, bool cacheable, int64_t created_ms,
+               GenerationSnapshot generations);
   void Unregister(const std::shared_ptr<Fill>& fill);
   void ReclaimLoop();
 

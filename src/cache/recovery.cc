@@ -60,7 +60,8 @@ void Quarantine(BlobStore* store, const std::string& name) {
 }  // namespace
 
 arrow::Result<RecoverySummary> RecoverIndex(BlobStore* store, Index* index,
-                                            const RecoveryOptions& options) {
+                                            const RecoveryOptions& options,
+                                            std::vector<EntryMeta>* restored) {
   auto start = std::chrono::steady_clock::now();
   RecoverySummary summary;
   ARROW_ASSIGN_OR_RAISE(summary.temp_files_removed, store->RemoveTemporaries());
@@ -106,6 +107,7 @@ arrow::Result<RecoverySummary> RecoverIndex(BlobStore* store, Index* index,
         continue;
       }
       ARROW_RETURN_NOT_OK(index->Restore(meta));
+      if (restored) restored->push_back(meta);
       ++summary.versions;
       summary.bytes += meta.bytes;
     }

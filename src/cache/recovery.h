@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <arrow/status.h>
 
@@ -39,8 +40,10 @@ struct RecoveryOptions {
   int64_t now_ms = 0;
 };
 
-/// \brief Rebuild `index` (which must be empty) from `store`.
+/// \brief Rebuild `index` (which must be empty) from `store`. If `restored` is given, it
+/// receives every version put back in the index.
 arrow::Result<RecoverySummary> RecoverIndex(BlobStore* store, Index* index,
-                                            const RecoveryOptions& options);
+                                            const RecoveryOptions& options,
+                                            std::vector<EntryMeta>* restored = nullptr);
 
 }  // namespace quiver

@@ -1,6 +1,10 @@
 #include "cli/serve_command.h"
 
 #include <pthread.h>
+#include <sys/statvfs.h>
+
+#include <cerrno>
+#include <cstring>
 #include <signal.h>
 
 #include <chrono>
@@ -36,7 +40,20 @@ struct ServeFlags {
   bool no_verify = false;
   std::vector<std::string> sources;
   std::string max_entry_bytes;
+  std::string cache_size;
+  std::string memory_size;
+  std::string eviction_policy;
+  double half_life = 0;
 };
+
+// 10% of the filesystem holding `dir` (the default disk budget).
+arrow::Result<int64_t> DefaultCacheSize(const std::string& dir) {
+  struct statvfs fs;
+  if (::statvfs(dir.c_str(), &fs) != 0) {
+    return arrow::Status::IOError("statvfs '", dir, "': ", std::strerror(errno));
+  }
+  return static_cast<int64_t>(fs.f_blocks) * static_cast<int64_t>(fs.f_frsize) / 10;
+}
 
 arrow::Status Run(const ServeFlags& flags) {
   ServerConfig config;
@@ -52,6 +69,14 @@ arrow::Status Run(const ServeFlags& flags) {
   if (!flags.max_entry_bytes.empty()) {
     ARROW_ASSIGN_OR_RAISE(config.max_entry_bytes, ParseByteSize(flags.max_entry_bytes));
   }
+  if (!flags.cache_size.empty()) {
+    ARROW_ASSIGN_OR_RAISE(config.cache_size, ParseByteSize(flags.cache_size));
+  }
+  if (!flags.memory_size.empty()) {
+    ARROW_ASSIGN_OR_RAISE(config.memory_size, ParseByteSize(flags.memory_size));
+  }
+  if (!flags.eviction_policy.empty()) config.eviction_policy = flags.eviction_policy;
+  if (flags.half_life > 0) config.half_life = flags.half_life;
   for (const auto& flag : flags.sources) {
     ARROW_ASSIGN_OR_RAISE(auto spec, ParseSourceFlag(flag));
     config.sources.push_back(std::move(spec));
@@ -81,8 +106,25 @@ arrow::Status Run(const ServeFlags& flags) {
   options.max_object_bytes = config.max_object_bytes;
   options.keep_versions = config.keep_versions;
   options.verify_on_startup = config.verify_on_startup;
+  options.budget.cache_size = config.cache_size;
+  if (options.budget.cache_size == 0) {
+    ARROW_ASSIGN_OR_RAISE(options.budget.cache_size, DefaultCacheSize(store->root()));
+  }
+  options.budget.max_entries = config.max_entries;
+  options.budget.protect_s = config.protect_s;
+  options.budget.policy = config.eviction_policy;
+  options.budget.half_life = config.half_life;
+  options.memory_size = config.memory_size;
+  options.memory_max_entry_bytes = config.memory_max_entry_bytes;
   ARROW_ASSIGN_OR_RAISE(auto cache, ObjectCache::Open(options));
   spdlog::info("data dir {}: {}", store->root(), cache->recovery().ToString());
+  {
+    auto stats = *cache->Stats();
+    spdlog::info("budget: {} of {} used ({} policy, half_life {}), memory tier {}",
+                 FormatByteSize(stats.budget_used), FormatByteSize(stats.budget.cache_size),
+                 stats.budget.policy, stats.budget.half_life,
+                 FormatByteSize(stats.memory.capacity));
+  }
 
   QueryCacheOptions query_options;
   query_options.objects = cache.get();
@@ -163,6 +205,17 @@ void AddServeCommand(CLI::App& app) {
                   "demo=sqlite:///path/demo.db, pg=postgresql://user@127.0.0.1:5432/db");
   cmd->add_option("--max-entry-bytes", flags->max_entry_bytes,
                   "Query results larger than this stream but are not cached [default: 1GiB]");
+  cmd->add_option("--cache-size", flags->cache_size,
+                  "Disk budget, e.g. 20GiB; lower-scored entries are evicted to stay within it "
+                  "[default: 10% of the data dir's filesystem]");
+  cmd->add_option("--memory-size", flags->memory_size,
+                  "Memory tier for small hot entries, e.g. 256MiB [default: 0, off]");
+  cmd->add_option("--eviction-policy", flags->eviction_policy,
+                  "cost (cost x recency-weighted hits / size) or lru [default: cost]")
+      ->check(CLI::IsMember({"cost", "lru"}));
+  cmd->add_option("--half-life", flags->half_life,
+                  "Accesses over which an entry's weight halves (cost policy) [default: 1000]")
+      ->check(CLI::PositiveNumber);
   cmd->add_flag("--no-verify-on-startup", flags->no_verify,
                 "Skip checksum verification of stored entries at startup (sizes are "
                 "still checked)");

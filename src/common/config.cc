@@ -131,6 +131,16 @@ arrow::Status ServerConfig::LoadFile(const std::string& path) {
         ARROW_ASSIGN_OR_RAISE(max_entry_bytes, SizeField(value, "max_entry_bytes"));
       } else if (name == "reclaim_interval_s") reclaim_interval_s = value.get<double>();
       else if (name == "cancel_unread_fills") cancel_unread_fills = value.get<bool>();
+      else if (name == "cache_size") {
+        ARROW_ASSIGN_OR_RAISE(cache_size, SizeField(value, "cache_size"));
+      } else if (name == "memory_size") {
+        ARROW_ASSIGN_OR_RAISE(memory_size, SizeField(value, "memory_size"));
+      } else if (name == "memory_max_entry_bytes") {
+        ARROW_ASSIGN_OR_RAISE(memory_max_entry_bytes, SizeField(value, "memory_max_entry_bytes"));
+      } else if (name == "max_entries") max_entries = value.get<int64_t>();
+      else if (name == "protect_s") protect_s = value.get<double>();
+      else if (name == "eviction_policy") eviction_policy = value.get<std::string>();
+      else if (name == "half_life") half_life = value.get<double>();
       else if (name == "sources") {
         ARROW_RETURN_NOT_OK(LoadSources(value, path));
       }
@@ -150,6 +160,14 @@ arrow::Status ServerConfig::Validate() const {
   if (!(max_ttl_s > 0)) return arrow::Status::Invalid("max_ttl_s must be > 0");
   if (max_entry_bytes <= 0) return arrow::Status::Invalid("max_entry_bytes must be > 0");
   if (reclaim_interval_s < 0) return arrow::Status::Invalid("reclaim_interval_s must be >= 0");
+  if (cache_size < 0) return arrow::Status::Invalid("cache_size must be >= 0");
+  if (memory_size < 0) return arrow::Status::Invalid("memory_size must be >= 0");
+  if (max_entries < 0) return arrow::Status::Invalid("max_entries must be >= 0");
+  if (protect_s < 0) return arrow::Status::Invalid("protect_s must be >= 0");
+  if (eviction_policy != "cost" && eviction_policy != "lru") {
+    return arrow::Status::Invalid("eviction_policy '", eviction_policy, "' is not cost or lru");
+  }
+  if (!(half_life > 0)) return arrow::Status::Invalid("half_life must be > 0");
   for (size_t i = 0; i < sources.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {
       if (sources[i].name == sources[j].name) {

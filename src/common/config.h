@@ -43,6 +43,21 @@ struct ServerConfig {
   /// Cancel a query fill when its last reader disconnects. Default: false.
   bool cancel_unread_fills = false;
 
+  /// Disk budget in bytes; 0 means 10% of the data dir's filesystem. Default: 0.
+  int64_t cache_size = 0;
+  /// Memory tier for small hot entries, bytes; 0 disables it. Default: 0.
+  int64_t memory_size = 0;
+  /// Largest entry the memory tier takes; 0: memory_size / 8. Default: 0.
+  int64_t memory_max_entry_bytes = 0;
+  /// Most keys stored; 0: unlimited. Default: 1,000,000.
+  int64_t max_entries = 1'000'000;
+  /// Entries younger than this are never evicted to make room. Default: 0.
+  double protect_s = 0;
+  /// "cost" (cachey's score: cost x recency-weighted hits / size) or "lru". Default: cost.
+  std::string eviction_policy = "cost";
+  /// Accesses over which a cost-aware weight halves. Default: 1000.
+  double half_life = 1000;
+
   /// \brief Overlay the fields present in a JSON config file onto this config.
   arrow::Status LoadFile(const std::string& path);
   /// \brief Check ranges; the error names the field.

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/config.h"
+#include "server/actions.h"
 #include "server/entry_stream.h"
 #include "server/fill_stream.h"
 #include "server/query_request.h"
@@ -40,23 +41,33 @@ arrow::Result<PutOptions> ParsePutOptions(const std::shared_ptr<arrow::Buffer>& 
                                       value.dump());
       }
       options.if_version = value.get<uint64_t>();
+    } else if (name == "depends_on" || name == "tags") {
+      if (!value.is_array()) {
+        return arrow::Status::Invalid("DoPut option '", name, "' must be an array of strings");
+      }
+      for (const auto& v : value) {
+        if (!v.is_string() || v.get<std::string>().empty()) {
+          return arrow::Status::Invalid("DoPut option '", name,
+                                        "' must hold non-empty strings, got ", v.dump());
+        }
+        if (name == "depends_on") {
+          const auto dep = v.get<std::string>();
+          if (!IsQueryKey(dep)) {
+            auto parsed = ObjectKey::Parse(dep);
+            if (!parsed.ok()) {
+              return arrow::Status::Invalid("depends_on: ", parsed.status().message());
+            }
+          }
+          options.depends_on.push_back(dep);
+        } else {
+          options.tags.push_back(v.get<std::string>());
+        }
+      }
     } else {
       return arrow::Status::Invalid("unknown DoPut option '", name, "'");
     }
   }
   return options;
-}
-
-// A Flight action body may be JSON {"key": ...} or the bare text.
-arrow::Result<std::string> ActionArgument(const std::string& body, const char* field) {
-  if (!body.empty() && body.front() == '{') {
-    json j = json::parse(body, nullptr, false);
-    if (j.is_discarded() || !j.contains(field) || !j[field].is_string()) {
-      return arrow::Status::Invalid("action body must be {\"", field, "\": \"...\"}");
-    }
-    return j[field].get<std::string>();
-  }
-  return body;
 }
 
 // The response metadata of a query: in FlightInfo.app_metadata and on the first batch.
@@ -308,69 +319,15 @@ arrow::Status QuiverFlightService::DoPut(const flight::ServerCallContext& contex
 
 arrow::Status QuiverFlightService::ListActions(const flight::ServerCallContext&,
                                                std::vector<flight::ActionType>* actions) {
-  *actions = {
-      {"delete", "Delete every version of one key. Body: {\"key\": \"s/o\"} or the key. "
-                 "Result: {\"deleted\": [keys], \"versions\": n}"},
-      {"delete-prefix", "Delete every key under a whole-segment prefix, e.g. a session. "
-                        "Body: {\"prefix\": \"s\"} or the prefix. "
-                        "Result: {\"deleted\": [keys], \"versions\": n}"},
-      {"stats", "Cache statistics as JSON: entries, versions, bytes, puts, gets, hits, ..., "
-                "and queries: hits, misses, joins, bypasses, executions, executions_by_key"},
-  };
+  *actions = ListedActions();
   return arrow::Status::OK();
-}
-
-arrow::Result<std::string> QuiverFlightService::RunAction(const std::string& type,
-                                                          const std::string& body) {
-  if (type == "delete") {
-    ARROW_ASSIGN_OR_RAISE(auto text, ActionArgument(body, "key"));
-    ARROW_ASSIGN_OR_RAISE(auto key, ObjectKey::Parse(text));
-    ARROW_ASSIGN_OR_RAISE(int64_t versions, cache_->Delete(key));
-    json deleted = json::array();
-    if (versions > 0) deleted.push_back(key.ToString());
-    spdlog::info("delete {}: {} versions", key.ToString(), versions);
-    return json{{"deleted", deleted}, {"versions", versions}}.dump();
-  }
-  if (type == "delete-prefix") {
-    ARROW_ASSIGN_OR_RAISE(auto text, ActionArgument(body, "prefix"));
-    ARROW_ASSIGN_OR_RAISE(auto prefix, ParseKeyPrefix(text));
-    int64_t versions = 0;
-    ARROW_ASSIGN_OR_RAISE(auto keys, cache_->DeletePrefix(prefix, &versions));
-    spdlog::info("delete-prefix {}: {} keys, {} versions", prefix, keys.size(), versions);
-    return json{{"deleted", keys}, {"versions", versions}}.dump();
-  }
-  if (type == "stats") {
-    ARROW_ASSIGN_OR_RAISE(auto s, cache_->Stats());
-    return json{{"entries", s.index.keys}, {"versions", s.index.versions},
-                {"bytes", s.index.bytes},  {"puts", s.puts},
-                {"put_failures", s.put_failures}, {"gets", s.gets},
-                {"hits", s.hits},          {"misses", s.misses},
-                {"not_modified", s.not_modified}, {"queries", json::parse(QueryStatsJson())}}
-        .dump();
-  }
-  return arrow::Status::NotImplemented("unknown action '", type,
-                                       "'; ListActions names the supported ones");
-}
-
-std::string QuiverFlightService::QueryStatsJson() const {
-  auto q = queries_->Stats();
-  return json{{"hits", q.hits},
-              {"misses", q.misses},
-              {"joins", q.joins},
-              {"bypasses", q.bypasses},
-              {"executions", q.executions},
-              {"failures", q.failures},
-              {"not_cached", q.not_cached},
-              {"reclaimed", q.reclaimed},
-              {"executions_by_key", q.executions_by_key}}
-      .dump();
 }
 
 arrow::Status QuiverFlightService::DoAction(const flight::ServerCallContext&,
                                             const flight::Action& action,
                                             std::unique_ptr<flight::ResultStream>* result) {
   std::string body = action.body ? action.body->ToString() : "";
-  auto out = RunAction(action.type, body);
+  auto out = RunAction(cache_, queries_, action.type, body);
   if (!out.ok()) return WithContext(out.status(), "action '" + action.type + "'");
   std::vector<flight::Result> results(1);
   results[0].body = arrow::Buffer::FromString(std::move(*out));

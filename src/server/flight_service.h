@@ -49,12 +49,10 @@ class QuiverFlightService final : public arrow::flight::FlightServerBase {
   arrow::Result<ObjectKey> KeyFromDescriptor(const arrow::flight::FlightDescriptor& d) const;
   arrow::Result<arrow::flight::FlightInfo> MakeInfo(const OpenEntry& entry) const;
   std::string ObjectRefJson(const EntryMeta& meta, const char* status = nullptr) const;
-  arrow::Result<std::string> RunAction(const std::string& type, const std::string& body);
   arrow::Result<std::unique_ptr<arrow::flight::FlightInfo>> QueryInfo(
       const arrow::flight::FlightDescriptor& request);
   arrow::Result<std::unique_ptr<arrow::flight::FlightDataStream>> QueryStream(
       const std::string& ticket);
-  std::string QueryStatsJson() const;
 
   ObjectCache* cache_;
   QueryCache* queries_;

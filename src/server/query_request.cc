@@ -1,5 +1,7 @@
 #include "server/query_request.h"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 namespace quiver {
@@ -44,6 +46,12 @@ arrow::Result<QueryRequest> ParseQueryRequest(const std::string& text) {
         return arrow::Status::Invalid("query field 'cache_nondeterministic' must be a bool");
       }
       req.cache_nondeterministic = value.get<bool>();
+    } else if (name == "depends_on" || name == "tags") {
+      if (!value.is_array() || !std::all_of(value.begin(), value.end(),
+                                            [](const json& v) { return v.is_string(); })) {
+        return arrow::Status::Invalid("query field '", name, "' must be an array of strings");
+      }
+      (name == "tags" ? req.tags : req.depends_on) = value.get<std::vector<std::string>>();
     } else {
       return arrow::Status::Invalid("unknown query field '", name, "'");
     }

@@ -1,0 +1,167 @@
+// ObjectCache's management operations: invalidation with generations, shrinking, run-time
+// settings and the entries listing. (The read/write path is in object_cache.cc.)
+#include <algorithm>
+#include <deque>
+#include <set>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "cache/object_cache.h"
+#include "common/config.h"
+
+namespace quiver {
+
+namespace {
+constexpr const char* kRuntimeSettingsBlob = "settings/runtime.json";
+}  // namespace
+
+uint64_t ObjectCache::GenerationLocked(const std::string& name) const {
+  auto it = generations_.find(name);
+  return it == generations_.end() ? 0 : it->second;
+}
+
+void ObjectCache::BumpLocked(const std::string& name) { ++generations_[name]; }
+
+GenerationSnapshot ObjectCache::Snapshot(const std::vector<std::string>& keys,
+                                         const std::vector<std::string>& tags) {
+  std::lock_guard<std::mutex> lock(generations_mutex_);
+  GenerationSnapshot snapshot;
+  for (const auto& k : keys) snapshot.emplace_back("k:" + k, GenerationLocked("k:" + k));
+  for (const auto& t : tags) snapshot.emplace_back("t:" + t, GenerationLocked("t:" + t));
+  return snapshot;
+}
+
+arrow::Result<std::vector<std::string>> ObjectCache::InvalidateClosure(
+    std::vector<std::string> seeds, bool cascade, const std::string& tag) {
+  // Exclusive: no put or fill can check its generations and publish while the closure is
+  // bumped and removed, so whichever comes first, nothing stale remains.
+  std::unique_lock<std::shared_mutex> invalidation(invalidation_mutex_);
+  std::set<std::string> closure;
+  std::deque<std::string> pending(seeds.begin(), seeds.end());
+  while (!pending.empty()) {
+    std::string key = std::move(pending.front());
+    pending.pop_front();
+    if (!closure.insert(key).second) continue;
+    if (!cascade) continue;
+    ARROW_ASSIGN_OR_RAISE(auto dependents, options_.index->Dependents(key));
+    for (auto& d : dependents) pending.push_back(std::move(d));
+  }
+  {
+    std::lock_guard<std::mutex> gens(generations_mutex_);
+    for (const auto& key : closure) BumpLocked("k:" + key);
+    if (!tag.empty()) BumpLocked("t:" + tag);
+  }
+  std::vector<std::string> removed;
+  for (const auto& key : closure) {
+    ARROW_ASSIGN_OR_RAISE(int64_t n, RemoveKey(key));
+    if (n > 0) removed.push_back(key);
+  }
+  invalidations_ += static_cast<int64_t>(removed.size());
+  return removed;
+}
+
+arrow::Result<std::vector<std::string>> ObjectCache::Invalidate(const std::string& key,
+                                                                bool cascade) {
+  ARROW_ASSIGN_OR_RAISE(auto removed, InvalidateClosure({key}, cascade, ""));
+  spdlog::info("invalidate {}{}: removed {} keys", key, cascade ? "" : " (no cascade)",
+               removed.size());
+  return removed;
+}
+
+arrow::Result<std::vector<std::string>> ObjectCache::InvalidateTag(const std::string& tag) {
+  ARROW_ASSIGN_OR_RAISE(auto seeds, options_.index->KeysWithTag(tag));
+  ARROW_ASSIGN_OR_RAISE(auto removed, InvalidateClosure(seeds, true, tag));
+  spdlog::info("invalidate tag {}: removed {} keys", tag, removed.size());
+  return removed;
+}
+
+arrow::Result<std::vector<std::string>> ObjectCache::Shrink(std::optional<int64_t> below_bytes,
+                                                            bool dry_run) {
+  if (below_bytes && *below_bytes < 0) {
+    return arrow::Status::Invalid("shrink below ", *below_bytes, " bytes: must be >= 0");
+  }
+  auto keys = budget_->PickShrink(below_bytes);
+  if (!dry_run) ARROW_RETURN_NOT_OK(EvictKeys(keys));
+  return keys;
+}
+
+arrow::Status ObjectCache::ApplyRuntimeSettings(const RuntimeSettings& settings) {
+  auto budget = budget_->settings();
+  if (settings.half_life) budget.half_life = *settings.half_life;
+  if (settings.cache_size) budget.cache_size = *settings.cache_size;
+  ARROW_RETURN_NOT_OK(budget_->Configure(budget));
+  if (settings.memory_size) {
+    if (*settings.memory_size < 0) return arrow::Status::Invalid("memory_size must be >= 0");
+    options_.memory_size = *settings.memory_size;
+    memory_->SetCapacity(options_.memory_size, options_.memory_max_entry_bytes > 0
+                                                   ? options_.memory_max_entry_bytes
+                                                   : options_.memory_size / 8);
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Status ObjectCache::LoadRuntimeSettings() {
+  auto text = options_.store->ReadAll(kRuntimeSettingsBlob);
+  if (!text.ok()) {
+    if (text.status().IsKeyError()) return arrow::Status::OK();
+    return text.status();
+  }
+  auto j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    spdlog::warn("ignoring unreadable {}", kRuntimeSettingsBlob);
+    return arrow::Status::OK();
+  }
+  RuntimeSettings settings;
+  if (j.contains("half_life")) settings.half_life = j["half_life"].get<double>();
+  if (j.contains("cache_size")) settings.cache_size = j["cache_size"].get<int64_t>();
+  if (j.contains("memory_size")) settings.memory_size = j["memory_size"].get<int64_t>();
+  spdlog::info("using settings saved by config-set: {}", j.dump());
+  return ApplyRuntimeSettings(settings);
+}
+
+arrow::Status ObjectCache::Configure(const RuntimeSettings& settings) {
+  if (settings.half_life && !(*settings.half_life > 0)) {
+    return arrow::Status::Invalid("half_life must be > 0, got ", *settings.half_life);
+  }
+  if (settings.cache_size && *settings.cache_size <= 0) {
+    return arrow::Status::Invalid("cache_size must be > 0, got ", *settings.cache_size);
+  }
+  if (settings.memory_size && *settings.memory_size < 0) {
+    return arrow::Status::Invalid("memory_size must be >= 0, got ", *settings.memory_size);
+  }
+  ARROW_RETURN_NOT_OK(ApplyRuntimeSettings(settings));
+  // Persist the merged settings so that they survive a restart.
+  nlohmann::json saved = nlohmann::json::object();
+  if (auto old = options_.store->ReadAll(kRuntimeSettingsBlob); old.ok()) {
+    auto parsed = nlohmann::json::parse(*old, nullptr, false);
+    if (!parsed.is_discarded() && parsed.is_object()) saved = parsed;
+  }
+  if (settings.half_life) saved["half_life"] = *settings.half_life;
+  if (settings.cache_size) saved["cache_size"] = *settings.cache_size;
+  if (settings.memory_size) saved["memory_size"] = *settings.memory_size;
+  ARROW_RETURN_NOT_OK(options_.store->WriteAll(kRuntimeSettingsBlob, saved.dump()));
+  auto budget = budget_->settings();
+  if (budget_->used_bytes() > budget.cache_size) {
+    ARROW_ASSIGN_OR_RAISE(auto evicted, Shrink(budget.cache_size, false));
+    spdlog::info("config-set: evicted {} entries to fit cache_size {}", evicted.size(),
+                 FormatByteSize(budget.cache_size));
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Result<std::vector<EntryInfo>> ObjectCache::Entries(const std::string& prefix) {
+  ARROW_ASSIGN_OR_RAISE(auto latest, options_.index->ListLatest(prefix));
+  std::vector<EntryInfo> out;
+  out.reserve(latest.size());
+  for (auto& meta : latest) {
+    EntryInfo info;
+    if (auto usage = budget_->Usage(meta.key)) info.usage = *usage;
+    info.in_memory = memory_->Contains(meta.key, meta.version);
+    info.latest = std::move(meta);
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+}  // namespace quiver

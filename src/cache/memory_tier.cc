@@ -1,0 +1,84 @@
+#include "cache/memory_tier.h"
+
+#include <arrow/io/memory.h>
+
+namespace quiver {
+
+std::shared_ptr<arrow::io::RandomAccessFile> MemoryTier::Lookup(const std::string& key,
+                                                                uint64_t version) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = slots_.find({key, version});
+  if (it == slots_.end()) return nullptr;
+  lru_.splice(lru_.begin(), lru_, it->second.position);
+  ++hits_;
+  return std::make_shared<arrow::io::BufferReader>(it->second.data);
+}
+
+arrow::Status MemoryTier::Promote(const std::string& key, uint64_t version,
+                                  arrow::io::RandomAccessFile* file) {
+  ARROW_ASSIGN_OR_RAISE(int64_t size, file->GetSize());
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (capacity_ <= 0 || size > max_entry_bytes_ || size > capacity_) return arrow::Status::OK();
+    if (slots_.count({key, version})) return arrow::Status::OK();
+  }
+  // Copy outside the lock; a memory-mapped file would otherwise stay a view of the disk.
+  ARROW_ASSIGN_OR_RAISE(auto view, file->ReadAt(0, size));
+  ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Buffer> copy,
+                        arrow::Buffer::CopyNonOwned(*view, arrow::default_cpu_memory_manager()));
+  std::lock_guard<std::mutex> lock(mutex_);
+  Id id{key, version};
+  if (slots_.count(id)) return arrow::Status::OK();
+  lru_.push_front(id);
+  slots_[id] = Slot{std::move(copy), lru_.begin()};
+  bytes_ += size;
+  ++promotions_;
+  EvictLocked();
+  return arrow::Status::OK();
+}
+
+void MemoryTier::EvictLocked() {
+  while (bytes_ > capacity_ && !lru_.empty()) {
+    auto it = slots_.find(lru_.back());
+    bytes_ -= it->second.data->size();
+    slots_.erase(it);
+    lru_.pop_back();
+  }
+}
+
+void MemoryTier::Erase(const std::string& key) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto it = slots_.lower_bound({key, 0}); it != slots_.end() && it->first.first == key;) {
+    bytes_ -= it->second.data->size();
+    lru_.erase(it->second.position);
+    it = slots_.erase(it);
+  }
+}
+
+void MemoryTier::Erase(const std::string& key, uint64_t version) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = slots_.find({key, version});
+  if (it == slots_.end()) return;
+  bytes_ -= it->second.data->size();
+  lru_.erase(it->second.position);
+  slots_.erase(it);
+}
+
+void MemoryTier::SetCapacity(int64_t capacity, int64_t max_entry_bytes) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  capacity_ = capacity;
+  max_entry_bytes_ = max_entry_bytes;
+  EvictLocked();
+}
+
+bool MemoryTier::Contains(const std::string& key, uint64_t version) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return slots_.count({key, version}) > 0;
+}
+
+MemoryTierStats MemoryTier::Stats() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return {bytes_, static_cast<int64_t>(slots_.size()), hits_, promotions_, capacity_};
+}
+
+}  // namespace quiver

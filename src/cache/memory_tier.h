@@ -1,0 +1,70 @@
+// MemoryTier: small hot entries held in RAM, bounded in bytes, least recently used out.
+//
+// An entry is promoted when it is read (a hit) and is small enough; later reads are served
+// from the copy in memory instead of the store. Entries are immutable per (key, version),
+// so the tier never needs to refresh anything; it only forgets versions that were removed.
+//
+// Thread-safety: all methods are safe to call concurrently.
+#pragma once
+
+#include <cstdint>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <arrow/buffer.h>
+#include <arrow/io/interfaces.h>
+#include <arrow/result.h>
+
+namespace quiver {
+
+struct MemoryTierStats {
+  int64_t bytes = 0;
+  int64_t entries = 0;
+  int64_t hits = 0;
+  int64_t promotions = 0;
+  int64_t capacity = 0;
+};
+
+class MemoryTier {
+ public:
+  /// \brief `capacity` bytes in all (0 disables the tier); entries above
+  /// `max_entry_bytes` are never promoted.
+  MemoryTier(int64_t capacity, int64_t max_entry_bytes)
+      : capacity_(capacity), max_entry_bytes_(max_entry_bytes) {}
+
+  /// \brief The in-memory copy of (key, version), or nullptr.
+  std::shared_ptr<arrow::io::RandomAccessFile> Lookup(const std::string& key, uint64_t version);
+  /// \brief Copy (key, version) from `file` into memory if it is small enough, evicting
+  /// least recently used copies to stay within capacity.
+  arrow::Status Promote(const std::string& key, uint64_t version, arrow::io::RandomAccessFile* file);
+  /// \brief Forget every version of `key`.
+  void Erase(const std::string& key);
+  /// \brief Forget one version of `key`.
+  void Erase(const std::string& key, uint64_t version);
+  /// \brief Change the capacity, evicting as needed.
+  void SetCapacity(int64_t capacity, int64_t max_entry_bytes);
+  bool Contains(const std::string& key, uint64_t version);
+  MemoryTierStats Stats();
+
+ private:
+  using Id = std::pair<std::string, uint64_t>;
+  void EvictLocked();
+
+  std::mutex mutex_;
+  int64_t capacity_;
+  int64_t max_entry_bytes_;
+  int64_t bytes_ = 0;
+  int64_t hits_ = 0;
+  int64_t promotions_ = 0;
+  std::list<Id> lru_;  // front: most recently used
+  struct Slot {
+    std::shared_ptr<arrow::Buffer> data;
+    std::list<Id>::iterator position;
+  };
+  std::map<Id, Slot> slots_;
+};
+
+}  // namespace quiver

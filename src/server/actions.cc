@@ -1,0 +1,213 @@
+#include "server/actions.h"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/config.h"
+#include "server/entries_table.h"
+
+namespace quiver {
+
+using nlohmann::json;
+
+namespace {
+
+// A body is JSON {"field": ...}, or for single-argument actions the bare text.
+arrow::Result<json> ParseBody(const std::string& body) {
+  if (body.empty()) return json::object();
+  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return arrow::Status::Invalid("action body must be a JSON object");
+  }
+  return j;
+}
+
+arrow::Result<std::string> StringArgument(const std::string& body, const char* field) {
+  if (!body.empty() && body.front() != '{') return body;
+  ARROW_ASSIGN_OR_RAISE(auto j, ParseBody(body));
+  if (!j.contains(field) || !j[field].is_string()) {
+    return arrow::Status::Invalid("action body must be {\"", field, "\": \"...\"}");
+  }
+  return j[field].get<std::string>();
+}
+
+arrow::Result<int64_t> SizeArgument(const json& v, const char* field) {
+  if (v.is_number_integer()) return v.get<int64_t>();
+  if (v.is_string()) return ParseByteSize(v.get<std::string>());
+  return arrow::Status::Invalid("'", field, "' must be a byte count or a size like \"64MiB\"");
+}
+
+// Keys as users address them: object keys, or query results as "@q/<hex>".
+arrow::Status CheckEntryKey(const std::string& key) {
+  if (IsQueryKey(key)) return arrow::Status::OK();
+  return ObjectKey::Parse(key).status();
+}
+
+json StatsJson(ObjectCache* cache, QueryCache* queries) {
+  auto s = *cache->Stats();
+  auto q = queries->Stats();
+  return json{
+      {"entries", s.index.keys},
+      {"versions", s.index.versions},
+      {"bytes", s.index.bytes},
+      {"puts", s.puts},
+      {"put_failures", s.put_failures},
+      {"gets", s.gets},
+      {"hits", s.hits},
+      {"misses", s.misses},
+      {"not_modified", s.not_modified},
+      {"evictions", s.evictions},
+      {"invalidations", s.invalidations},
+      {"not_admitted", s.not_admitted},
+      {"budget",
+       {{"policy", s.budget.policy},
+        {"half_life", s.budget.half_life},
+        {"cache_size", s.budget.cache_size},
+        {"used", s.budget_used},
+        {"max_entries", s.budget.max_entries},
+        {"protect_s", s.budget.protect_s}}},
+      {"memory",
+       {{"capacity", s.memory.capacity},
+        {"bytes", s.memory.bytes},
+        {"entries", s.memory.entries},
+        {"hits", s.memory.hits},
+        {"promotions", s.memory.promotions}}},
+      {"queries",
+       {{"hits", q.hits},
+        {"misses", q.misses},
+        {"joins", q.joins},
+        {"bypasses", q.bypasses},
+        {"executions", q.executions},
+        {"failures", q.failures},
+        {"not_cached", q.not_cached},
+        {"reclaimed", q.reclaimed},
+        {"executions_by_key", q.executions_by_key}}}};
+}
+
+json ConfigJson(ObjectCache* cache) {
+  auto s = *cache->Stats();
+  return json{{"half_life", s.budget.half_life},
+              {"cache_size", s.budget.cache_size},
+              {"memory_size", s.memory.capacity},
+              {"policy", s.budget.policy},
+              {"max_entries", s.budget.max_entries},
+              {"protect_s", s.budget.protect_s}};
+}
+
+}  // namespace
+
+std::vector<arrow::flight::ActionType> ListedActions() {
+  return {
+      {"delete", "Delete every version of one key. Body: {\"key\": \"s/o\"} or the key. "
+                 "Result: {\"deleted\": [keys], \"versions\": n}"},
+      {"delete-prefix", "Delete every key under a whole-segment prefix, e.g. a session. "
+                        "Body: {\"prefix\": \"s\"} or the prefix. "
+                        "Result: {\"deleted\": [keys], \"versions\": n}"},
+      {"stats", "Cache statistics as JSON: entries, bytes, puts, gets, hits, evictions, "
+                "budget, memory tier, and queries (executions, executions_by_key, ...)"},
+      {"entries", "One row per key as an Arrow IPC stream: key, kind, version, bytes, rows, "
+                  "cost_s, created, last_access, accesses, score, expires, source, "
+                  "depends_on, tags, in_memory. Body: {\"prefix\": \"...\"} (optional)"},
+      {"shrink", "Evict by score. Body: {\"one\": true} or {\"below_bytes\": N, "
+                 "\"dry_run\": bool}. Result: {\"removed\": [keys], \"dry_run\": bool}"},
+      {"invalidate", "Remove a key and (cascade, the default) everything derived from it. "
+                     "Body: {\"key\": K, \"cascade\": bool}. Result: {\"removed\": [keys]}"},
+      {"invalidate-tag", "Remove every key carrying a tag, cascading. Body: {\"tag\": T}. "
+                         "Result: {\"removed\": [keys]}"},
+      {"config-get", "Run-time settings as JSON: half_life, cache_size, memory_size, ..."},
+      {"config-set", "Change half_life, cache_size, memory_size (any subset); persisted. "
+                     "Body: {\"half_life\": n, \"cache_size\": bytes, \"memory_size\": bytes}"},
+  };
+}
+
+arrow::Result<std::string> RunAction(ObjectCache* cache, QueryCache* queries,
+                                     const std::string& type, const std::string& body) {
+  if (type == "delete") {
+    ARROW_ASSIGN_OR_RAISE(auto text, StringArgument(body, "key"));
+    ARROW_ASSIGN_OR_RAISE(auto key, ObjectKey::Parse(text));
+    ARROW_ASSIGN_OR_RAISE(int64_t versions, cache->Delete(key));
+    json deleted = json::array();
+    if (versions > 0) deleted.push_back(key.ToString());
+    spdlog::info("delete {}: {} versions", key.ToString(), versions);
+    return json{{"deleted", deleted}, {"versions", versions}}.dump();
+  }
+  if (type == "delete-prefix") {
+    ARROW_ASSIGN_OR_RAISE(auto text, StringArgument(body, "prefix"));
+    ARROW_ASSIGN_OR_RAISE(auto prefix, ParseKeyPrefix(text));
+    int64_t versions = 0;
+    ARROW_ASSIGN_OR_RAISE(auto keys, cache->DeletePrefix(prefix, &versions));
+    spdlog::info("delete-prefix {}: {} keys, {} versions", prefix, keys.size(), versions);
+    return json{{"deleted", keys}, {"versions", versions}}.dump();
+  }
+  if (type == "stats") return StatsJson(cache, queries).dump();
+  if (type == "entries") {
+    ARROW_ASSIGN_OR_RAISE(auto j, ParseBody(body));
+    std::string prefix = j.value("prefix", "");
+    ARROW_ASSIGN_OR_RAISE(auto entries, cache->Entries(prefix));
+    ARROW_ASSIGN_OR_RAISE(auto table, EntriesTable(entries));
+    ARROW_ASSIGN_OR_RAISE(auto ipc, TableToIpc(*table));
+    return ipc->ToString();
+  }
+  if (type == "shrink") {
+    ARROW_ASSIGN_OR_RAISE(auto j, ParseBody(body));
+    bool one = j.value("one", false);
+    bool dry_run = j.value("dry_run", false);
+    std::optional<int64_t> below;
+    if (j.contains("below_bytes")) {
+      ARROW_ASSIGN_OR_RAISE(below, SizeArgument(j["below_bytes"], "below_bytes"));
+    }
+    if (one == below.has_value()) {
+      return arrow::Status::Invalid(
+          "shrink takes {\"one\": true} or {\"below_bytes\": N, \"dry_run\": bool}");
+    }
+    ARROW_ASSIGN_OR_RAISE(auto removed, cache->Shrink(below, dry_run));
+    spdlog::info("shrink{}: {} keys{}", below ? " below " + FormatByteSize(*below) : " one",
+                 removed.size(), dry_run ? " (dry run)" : "");
+    return json{{"removed", removed}, {"dry_run", dry_run}}.dump();
+  }
+  if (type == "invalidate") {
+    ARROW_ASSIGN_OR_RAISE(auto key, StringArgument(body, "key"));
+    ARROW_RETURN_NOT_OK(CheckEntryKey(key));
+    bool cascade = true;
+    if (!body.empty() && body.front() == '{') {
+      ARROW_ASSIGN_OR_RAISE(auto j, ParseBody(body));
+      if (j.contains("cascade") && !j["cascade"].is_boolean()) {
+        return arrow::Status::Invalid("'cascade' must be true or false");
+      }
+      cascade = j.value("cascade", true);
+    }
+    ARROW_ASSIGN_OR_RAISE(auto removed, cache->Invalidate(key, cascade));
+    return json{{"removed", removed}}.dump();
+  }
+  if (type == "invalidate-tag") {
+    ARROW_ASSIGN_OR_RAISE(auto tag, StringArgument(body, "tag"));
+    if (tag.empty()) return arrow::Status::Invalid("'tag' must not be empty");
+    ARROW_ASSIGN_OR_RAISE(auto removed, cache->InvalidateTag(tag));
+    return json{{"removed", removed}}.dump();
+  }
+  if (type == "config-get") return ConfigJson(cache).dump();
+  if (type == "config-set") {
+    ARROW_ASSIGN_OR_RAISE(auto j, ParseBody(body));
+    RuntimeSettings settings;
+    for (auto& [name, value] : j.items()) {
+      if (name == "half_life") {
+        if (!value.is_number()) return arrow::Status::Invalid("'half_life' must be a number");
+        settings.half_life = value.get<double>();
+      } else if (name == "cache_size") {
+        ARROW_ASSIGN_OR_RAISE(settings.cache_size, SizeArgument(value, "cache_size"));
+      } else if (name == "memory_size") {
+        ARROW_ASSIGN_OR_RAISE(settings.memory_size, SizeArgument(value, "memory_size"));
+      } else {
+        return arrow::Status::Invalid("config-set: unknown setting '", name,
+                                      "' (settable: half_life, cache_size, memory_size)");
+      }
+    }
+    ARROW_RETURN_NOT_OK(cache->Configure(settings));
+    spdlog::info("config-set {}", j.dump());
+    return ConfigJson(cache).dump();
+  }
+  return arrow::Status::NotImplemented("unknown action '", type,
+                                       "'; ListActions names the supported ones");
+}
+
+}  // namespace quiver

@@ -1,0 +1,24 @@
+// Flight actions: cache management over DoAction. Bodies and results are JSON, except
+// `entries`, whose result is an Arrow IPC stream (one row per key). docs/management.md
+// lists them.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <arrow/flight/types.h>
+#include <arrow/result.h>
+
+#include "cache/object_cache.h"
+#include "cache/query_cache.h"
+
+namespace quiver {
+
+/// \brief The actions ListActions advertises.
+std::vector<arrow::flight::ActionType> ListedActions();
+
+/// \brief Run action `type` with `body`; returns the result body.
+arrow::Result<std::string> RunAction(ObjectCache* cache, QueryCache* queries,
+                                     const std::string& type, const std::string& body);
+
+}  // namespace quiver
