@@ -3,6 +3,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "cli/admin_commands.h"
 #include "cli/serve_command.h"
 
 int main(int argc, char** argv) {
@@ -15,6 +16,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "quiver 0.1.0");
   app.require_subcommand(1);
   quiver::AddServeCommand(app);
+  quiver::AddAdminCommands(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

@@ -6,9 +6,9 @@
 namespace quiver {
 
 namespace {
-// Floors that keep logs finite: a result that took no measurable time still cost
-// something, and an empty stream still has its schema bytes.
-constexpr double kMinCostSeconds = 1e-6;
+// Floors that keep logs finite: costs are measured in milliseconds, so anything quicker
+// counts as one millisecond; an empty stream still has its schema bytes.
+constexpr double kMinCostSeconds = 1e-3;
 constexpr double kMinBytes = 1;
 }  // namespace
 
