@@ -1,0 +1,251 @@
+// Budgets, the memory tier, dependencies and invalidation in the engine.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <thread>
+
+#include <arrow/api.h>
+
+#include "cache/object_cache.h"
+#include "common/testing.h"
+#include "index/embedded_index.h"
+#include "storage/local_blob_store.h"
+#include "storage/memory_blob_store.h"
+
+namespace quiver {
+namespace {
+
+std::shared_ptr<arrow::RecordBatch> Rows(int64_t n) {
+  arrow::Int64Builder b;
+  for (int64_t i = 0; i < n; ++i) EXPECT_TRUE(b.Append(i).ok());
+  return arrow::RecordBatch::Make(arrow::schema({arrow::field("x", arrow::int64())}), n,
+                                  {*b.Finish()});
+}
+
+class ManagementTest : public ::testing::Test {
+ protected:
+  void Open(ObjectCacheOptions options, std::shared_ptr<BlobStore> store = nullptr) {
+    cache_.reset();
+    store_ = store ? store : std::make_shared<MemoryBlobStore>();
+    options.store = store_;
+    options.index = std::make_shared<EmbeddedIndex>();
+    options.clock = clock_;
+    ASSERT_OK_AND_ASSIGN(cache_, ObjectCache::Open(options));
+  }
+  arrow::Result<EntryMeta> Put(const std::string& key, int64_t rows,
+                               std::vector<std::string> deps = {},
+                               std::vector<std::string> tags = {}) {
+    PutOptions o;
+    o.depends_on = std::move(deps);
+    o.tags = std::move(tags);
+    ARROW_ASSIGN_OR_RAISE(auto key_, ObjectKey::Parse(key));
+    ARROW_ASSIGN_OR_RAISE(auto w, cache_->BeginPut(key_, Rows(1)->schema(), o));
+    ARROW_RETURN_NOT_OK(w->Write(*Rows(rows)));
+    return w->Commit();
+  }
+  bool Has(const std::string& key) {
+    return cache_->Peek(*ObjectKey::Parse(key), std::nullopt)->has_value();
+  }
+  void Read(const std::string& key) {
+    ASSERT_TRUE(cache_->Get(*ObjectKey::Parse(key), std::nullopt)->has_value()) << key;
+  }
+
+  std::shared_ptr<ManualClock> clock_ = std::make_shared<ManualClock>();
+  std::shared_ptr<BlobStore> store_;
+  std::unique_ptr<ObjectCache> cache_;
+};
+
+TEST_F(ManagementTest, BudgetEvictsTheLowestScoreBeforeCommitting) {
+  ObjectCacheOptions o;
+  o.budget.cache_size = 3 * 9000;  // about three 1000-row entries
+  o.budget.policy = "lru";
+  Open(o);
+  ASSERT_OK(Put("s/a", 1000).status());
+  ASSERT_OK(Put("s/b", 1000).status());
+  ASSERT_OK(Put("s/c", 1000).status());
+  Read("s/a");  // a is now more recent than b
+  ASSERT_OK(Put("s/d", 1000).status());
+  EXPECT_FALSE(Has("s/b")) << "the least recently used entry should have gone";
+  EXPECT_TRUE(Has("s/a") && Has("s/c") && Has("s/d"));
+  auto stats = *cache_->Stats();
+  EXPECT_LE(stats.budget_used, o.budget.cache_size);
+  EXPECT_EQ(stats.evictions, 1);
+  EXPECT_TRUE(store_->List(kDataRoot)->size() == 3u) << "evicted data left on disk";
+}
+
+TEST_F(ManagementTest, EntryLargerThanTheBudgetIsNotAdmitted) {
+  ObjectCacheOptions o;
+  o.budget.cache_size = 5000;
+  Open(o);
+  ASSERT_OK(Put("s/small", 10).status());
+  auto big = Put("s/big", 10000);
+  ASSERT_TRUE(big.status().IsCapacityError()) << big.status();
+  EXPECT_NE(big.status().message().find("not admitted"), std::string::npos);
+  EXPECT_TRUE(Has("s/small")) << "a refused entry must not evict anything";
+  EXPECT_FALSE(Has("s/big"));
+  EXPECT_EQ(cache_->Stats()->not_admitted, 1);
+}
+
+TEST_F(ManagementTest, ProtectedFreshEntriesAreNotEvicted) {
+  ObjectCacheOptions o;
+  o.budget.cache_size = 2 * 9000;
+  o.budget.protect_s = 60;
+  Open(o);
+  ASSERT_OK(Put("s/a", 1000).status());
+  ASSERT_OK(Put("s/b", 1000).status());
+  EXPECT_TRUE(Put("s/c", 1000).status().IsCapacityError());
+  clock_->Advance(61'000);
+  ASSERT_OK(Put("s/c", 1000).status());
+  EXPECT_EQ(cache_->Stats()->index.keys, 2);
+}
+
+TEST_F(ManagementTest, ConcurrentPutsNeverExceedTheBudget) {
+  ObjectCacheOptions o;
+  o.budget.cache_size = 10 * 9000;
+  Open(o);
+  std::atomic<int64_t> worst{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 40; ++i) {
+        auto r = Put("t" + std::to_string(t) + "/k" + std::to_string(i % 7), 200 + 100 * (i % 9));
+        EXPECT_TRUE(r.ok()) << r.status();
+        int64_t used = cache_->Stats()->budget_used;
+        int64_t w = worst.load();
+        while (used > w && !worst.compare_exchange_weak(w, used)) {
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_LE(worst.load(), o.budget.cache_size);
+  int64_t on_disk = 0;
+  for (const auto& b : *store_->List(kDataRoot)) on_disk += b.size;
+  EXPECT_LE(on_disk, o.budget.cache_size);
+  EXPECT_EQ(on_disk, cache_->Stats()->budget_used);
+}
+
+TEST_F(ManagementTest, MemoryTierServesPromotedEntriesWithinItsBound) {
+  ObjectCacheOptions o;
+  o.memory_size = 20000;
+  o.memory_max_entry_bytes = 12000;
+  Open(o);
+  ASSERT_OK(Put("s/a", 1000).status());   // ~8 KiB
+  ASSERT_OK(Put("s/b", 1000).status());
+  ASSERT_OK(Put("s/huge", 5000).status());  // ~40 KiB: never promoted
+  Read("s/a");
+  Read("s/a");
+  Read("s/huge");
+  Read("s/huge");
+  auto m = cache_->Stats()->memory;
+  EXPECT_EQ(m.entries, 1);
+  EXPECT_EQ(m.hits, 1) << "the second read of s/a should come from memory";
+  Read("s/b");
+  Read("s/b");
+  ASSERT_OK(Put("s/c", 1000).status());
+  Read("s/c");
+  m = cache_->Stats()->memory;
+  EXPECT_LE(m.bytes, o.memory_size);
+  EXPECT_EQ(m.entries, 2) << "three 8 KiB entries cannot fit in 20000 bytes";
+  // A new version is not served from the old copy.
+  ASSERT_OK(Put("s/b", 10).status());
+  auto b = *cache_->Get(*ObjectKey::Parse("s/b"), std::nullopt);
+  EXPECT_EQ(b->meta.rows, 10);
+}
+
+TEST_F(ManagementTest, CascadeOverADiamondAndNoCascade) {
+  Open({});
+  //   base -> a, b ; a, b -> c (diamond) ; c -> d ; other stands alone
+  ASSERT_OK(Put("s/base", 10).status());
+  ASSERT_OK(Put("s/a", 10, {"s/base"}).status());
+  ASSERT_OK(Put("s/b", 10, {"s/base"}).status());
+  ASSERT_OK(Put("s/c", 10, {"s/a", "s/b"}).status());
+  ASSERT_OK(Put("s/d", 10, {"s/c"}).status());
+  ASSERT_OK(Put("s/other", 10).status());
+  ASSERT_OK_AND_ASSIGN(auto only, cache_->Invalidate("s/c", /*cascade=*/false));
+  EXPECT_EQ(only, std::vector<std::string>{"s/c"});
+  EXPECT_TRUE(Has("s/d"));
+  // Recomputing c is a new version of it: d, computed from the old c, goes.
+  ASSERT_OK(Put("s/c", 10, {"s/a", "s/b"}).status());
+  EXPECT_FALSE(Has("s/d"));
+  ASSERT_OK(Put("s/d", 10, {"s/c"}).status());
+  ASSERT_OK_AND_ASSIGN(auto removed, cache_->Invalidate("s/base", true));
+  EXPECT_EQ(removed, (std::vector<std::string>{"s/a", "s/b", "s/base", "s/c", "s/d"}));
+  EXPECT_TRUE(Has("s/other"));
+  EXPECT_EQ(cache_->Stats()->index.keys, 1);
+}
+
+TEST_F(ManagementTest, TagInvalidationCascades) {
+  Open({});
+  ASSERT_OK(Put("s/t1", 10, {}, {"table:events"}).status());
+  ASSERT_OK(Put("s/t2", 10, {}, {"table:events", "x"}).status());
+  ASSERT_OK(Put("s/derived", 10, {"s/t1"}).status());
+  ASSERT_OK(Put("s/untagged", 10).status());
+  ASSERT_OK_AND_ASSIGN(auto removed, cache_->InvalidateTag("table:events"));
+  EXPECT_EQ(removed, (std::vector<std::string>{"s/derived", "s/t1", "s/t2"}));
+  EXPECT_TRUE(Has("s/untagged"));
+}
+
+TEST_F(ManagementTest, InvalidationDuringAPutWins) {
+  Open({});
+  ASSERT_OK(Put("s/base", 10).status());
+  PutOptions o;
+  o.depends_on = {"s/base"};
+  ASSERT_OK_AND_ASSIGN(auto w, cache_->BeginPut(*ObjectKey::Parse("s/derived"), Rows(1)->schema(), o));
+  ASSERT_OK(w->Write(*Rows(10)));
+  ASSERT_OK(cache_->Invalidate("s/base", true).status());  // races the put
+  auto committed = w->Commit();
+  ASSERT_TRUE(committed.status().IsCancelled()) << committed.status();
+  EXPECT_NE(committed.status().message().find("s/base"), std::string::npos);
+  EXPECT_FALSE(Has("s/derived"));
+  EXPECT_TRUE(store_->List(kDataRoot)->empty());
+}
+
+TEST_F(ManagementTest, NewVersionOfADependencyInvalidatesDependents) {
+  Open({});
+  ASSERT_OK(Put("s/base", 10).status());
+  ASSERT_OK(Put("s/derived", 10, {"s/base"}).status());
+  ASSERT_OK(Put("s/base", 20).status());
+  EXPECT_FALSE(Has("s/derived")) << "computed from version 1, served after version 2";
+  EXPECT_EQ(cache_->Stats()->invalidations, 1);
+}
+
+TEST_F(ManagementTest, DryRunShrinkListsExactlyWhatTheRealShrinkRemoves) {
+  Open({});
+  for (int i = 0; i < 6; ++i) ASSERT_OK(Put("s/k" + std::to_string(i), 100 * (i + 1)).status());
+  Read("s/k0");
+  ASSERT_OK_AND_ASSIGN(auto dry, cache_->Shrink(5000, /*dry_run=*/true));
+  EXPECT_FALSE(dry.empty());
+  EXPECT_EQ(cache_->Stats()->index.keys, 6) << "a dry run removed something";
+  ASSERT_OK_AND_ASSIGN(auto real, cache_->Shrink(5000, false));
+  EXPECT_EQ(dry, real);
+  EXPECT_LE(cache_->Stats()->budget_used, 5000);
+  ASSERT_OK_AND_ASSIGN(auto one, cache_->Shrink(std::nullopt, false));
+  EXPECT_EQ(one.size(), 1u);
+}
+
+TEST_F(ManagementTest, RuntimeSettingsPersistAcrossRestart) {
+  char tmpl[] = "/tmp/quiver-mgmt-test-XXXXXX";
+  std::string dir = ::mkdtemp(tmpl);
+  ObjectCacheOptions o;
+  o.budget.cache_size = 1 << 20;
+  Open(o, *LocalBlobStore::Open(dir));
+  for (int i = 0; i < 4; ++i) ASSERT_OK(Put("s/k" + std::to_string(i), 1000).status());
+  RuntimeSettings settings;
+  settings.half_life = 77;
+  settings.cache_size = 20000;  // forces evictions now
+  settings.memory_size = 4096;
+  ASSERT_OK(cache_->Configure(settings));
+  EXPECT_LE(cache_->Stats()->budget_used, 20000);
+  Open(o, *LocalBlobStore::Open(dir));  // o still says 1 MiB
+  auto stats = *cache_->Stats();
+  EXPECT_EQ(stats.budget.half_life, 77);
+  EXPECT_EQ(stats.budget.cache_size, 20000);
+  EXPECT_EQ(stats.memory.capacity, 4096);
+  EXPECT_LE(stats.budget_used, 20000);
+  EXPECT_FALSE(cache_->Configure(RuntimeSettings{0.0, std::nullopt, std::nullopt}).ok());
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace quiver
