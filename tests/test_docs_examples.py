@@ -55,3 +55,22 @@ def test_query_examples_run(quiver, workdir):
         client = namespace.get("client")
         if client is not None:
             client.close()
+
+
+MANAGEMENT_DOC = DOC.parent / "management.md"
+
+
+def test_management_examples_run(quiver):
+    srv = quiver(args=["--cache-size", "64MiB", "--memory-size", "8MiB"])
+    blocks = python_blocks(MANAGEMENT_DOC.read_text())
+    assert len(blocks) >= 5
+    assert DOC_LOCATION in blocks[0]
+    namespace = {"__name__": "docs_management_examples"}
+    try:
+        for i, block in enumerate(blocks):
+            exec(compile(block.replace(DOC_LOCATION, srv.location), f"{MANAGEMENT_DOC}#block{i}",
+                         "exec"), namespace)
+    finally:
+        client = namespace.get("client")
+        if client is not None:
+            client.close()
