@@ -309,10 +309,15 @@ arrow::Result<int64_t> ObjectCache::DeleteKey(const std::string& key) {
   return RemoveKey(key);
 }
 
-arrow::Result<int64_t> ObjectCache::RemoveKey(const std::string& key) {
+arrow::Result<int64_t> ObjectCache::RemoveKey(const std::string& key,
+                                              std::optional<int64_t> only_if_expired_at) {
   std::vector<EntryMeta> removed;
   {
     std::lock_guard<std::mutex> lock(KeyLock(key));
+    if (only_if_expired_at) {
+      ARROW_ASSIGN_OR_RAISE(auto latest, options_.index->Get(key, std::nullopt));
+      if (!latest || !latest->expired(*only_if_expired_at)) return 0;
+    }
     ARROW_ASSIGN_OR_RAISE(removed, options_.index->Remove(key));
     for (const auto& old : removed) {
       ARROW_RETURN_NOT_OK(options_.store->Delete(ManifestBlobName(old.key, old.version)));
@@ -336,20 +341,7 @@ arrow::Status ObjectCache::EvictKeys(const std::vector<std::string>& keys) {
 }
 
 arrow::Result<int64_t> ObjectCache::DeleteKeyIfExpired(const std::string& key, int64_t now_ms) {
-  std::vector<EntryMeta> removed;
-  {
-    std::lock_guard<std::mutex> lock(KeyLock(key));
-    ARROW_ASSIGN_OR_RAISE(auto latest, options_.index->Get(key, std::nullopt));
-    if (!latest || !latest->expired(now_ms)) return 0;
-    ARROW_ASSIGN_OR_RAISE(removed, options_.index->Remove(key));
-    for (const auto& old : removed) {
-      ARROW_RETURN_NOT_OK(options_.store->Delete(ManifestBlobName(old.key, old.version)));
-    }
-    budget_->Forget(key);
-  }
-  memory_->Erase(key);
-  DropBlobs(removed);
-  return static_cast<int64_t>(removed.size());
+  return RemoveKey(key, now_ms);
 }
 
 arrow::Result<std::vector<std::string>> ObjectCache::DeletePrefix(const std::string& prefix,

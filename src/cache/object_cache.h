@@ -203,8 +203,10 @@ class ObjectCache {
                                                       bool count_access);
   /// Remove the blobs of versions the index no longer lists.
   void DropBlobs(const std::vector<EntryMeta>& removed);
-  /// Remove every version of `key` from index, store, memory tier and budget.
-  arrow::Result<int64_t> RemoveKey(const std::string& key);
+  /// Remove every version of `key` from index, store, memory tier and budget -- if
+  /// `only_if_expired_at` is given, only if under the key's lock it is expired by then.
+  arrow::Result<int64_t> RemoveKey(const std::string& key,
+                                   std::optional<int64_t> only_if_expired_at = std::nullopt);
   arrow::Status EvictKeys(const std::vector<std::string>& keys);
   arrow::Result<std::vector<std::string>> InvalidateClosure(std::vector<std::string> seeds,
                                                             bool cascade,
