@@ -58,11 +58,11 @@ def test_miss_then_hit_identical(srv, pg):
 
 def test_ttl_preview_and_nondeterministic(srv):
     c = srv.client()
-    run_query(c, source="pg", sql=AGG, ttl_s=1)
+    _, first = run_query(c, source="pg", sql=AGG, ttl_s=2)
     wait_for(lambda: stats(c)["entries"] == 1, what="commit")
-    assert run_query(c, source="pg", sql=AGG, ttl_s=1)[1][0]["cache"] == "hit"
-    time.sleep(1.2)
-    assert run_query(c, source="pg", sql=AGG, ttl_s=1)[1][0]["cache"] == "miss"
+    assert run_query(c, source="pg", sql=AGG, ttl_s=2)[1][0]["cache"] == "hit"
+    time.sleep(max(0.0, first[0]["expires_ms"] / 1000 - time.time()) + 0.2)
+    assert run_query(c, source="pg", sql=AGG, ttl_s=2)[1][0]["cache"] == "miss"
 
     _, mp = run_query(c, source="pg", sql="SELECT id FROM items WHERE id < 5", preview=True)
     assert mp[0]["cache"] == "bypass" and mp[0]["reason"] == "preview"

@@ -30,6 +30,7 @@ void Fill::StopCaching(std::string reason) {
 void Fill::Finish(arrow::Status status) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (finished_) return;  // the first end wins (shutdown may end a fill early)
     finished_ = true;
     status_ = std::move(status);
     if (!status_.ok()) joinable_ = false;

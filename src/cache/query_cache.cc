@@ -81,9 +81,27 @@ arrow::Result<std::unique_ptr<QueryCache>> QueryCache::Make(QueryCacheOptions op
   return cache;
 }
 
-QueryCache::~QueryCache() {
+void QueryCache::Shutdown() {
   stopping_ = true;
   threads_cv_.notify_all();
+  std::lock_guard<std::mutex> lock(threads_mutex_);
+  // Interrupt queries still running on their databases, and end their fills now: a
+  // driver may not support cancellation, and readers must not wait for it.
+  for (auto* stream : running_streams_) stream->Cancel();
+  for (const auto& fill : live_fills_) {
+    fill->StopCaching("server is shutting down");
+    fill->Finish(arrow::Status::Cancelled("server is shutting down"));
+  }
+}
+
+bool QueryCache::WaitForFills(double timeout_s) {
+  std::unique_lock<std::mutex> lock(threads_mutex_);
+  return threads_cv_.wait_for(lock, std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)),
+                              [&] { return running_fills_ == 0; });
+}
+
+QueryCache::~QueryCache() {
+  Shutdown();
   if (reclaimer_.joinable()) reclaimer_.join();
   std::unique_lock<std::mutex> lock(threads_mutex_);
   threads_cv_.wait(lock, [&] { return running_fills_ == 0; });
@@ -181,6 +199,7 @@ void QueryCache::StartFill(const QueryPlan& plan, std::shared_ptr<Fill> fill, bo
   {
     std::lock_guard<std::mutex> lock(threads_mutex_);
     ++running_fills_;
+    live_fills_.insert(fill);
   }
   // Taken now, before the source is read: an invalidation from here on wins.
   std::vector<std::string> keys = plan.request.depends_on;
@@ -189,6 +208,7 @@ void QueryCache::StartFill(const QueryPlan& plan, std::shared_ptr<Fill> fill, bo
   std::thread([this, plan, fill, cacheable, created_ms, generations] {
     RunFill(plan, fill, cacheable, created_ms, generations);
     std::lock_guard<std::mutex> lock(threads_mutex_);
+    live_fills_.erase(fill);
     --running_fills_;
     threads_cv_.notify_all();
   }).detach();
@@ -204,7 +224,10 @@ void QueryCache::RunFill(QueryPlan plan, std::shared_ptr<Fill> fill, bool cachea
                          int64_t created_ms, GenerationSnapshot generations) {
   const auto start = std::chrono::steady_clock::now();
   const std::string& key = plan.key;
+  std::unique_ptr<EntryWriter> entry;
   auto finish = [&](arrow::Status st) {
+    // Discard a failed result's temp file before any reader learns of the failure.
+    if (!st.ok() && entry) entry->Abort();
     if (!st.ok()) {
       std::lock_guard<std::mutex> lock(mutex_);
       ++stats_.failures;
@@ -225,8 +248,20 @@ void QueryCache::RunFill(QueryPlan plan, std::shared_ptr<Fill> fill, bool cachea
     return finish(stream.status());
   }
   auto schema = (*stream)->schema();
+  {
+    std::lock_guard<std::mutex> lock(threads_mutex_);
+    running_streams_.insert(stream->get());
+  }
+  struct Untrack {
+    QueryCache* self;
+    QueryStream* stream;
+    ~Untrack() {
+      std::lock_guard<std::mutex> lock(self->threads_mutex_);
+      self->running_streams_.erase(stream);
+    }
+  };
+  auto untrack = std::make_unique<Untrack>(Untrack{this, stream->get()});
 
-  std::unique_ptr<EntryWriter> entry;
   std::atomic<bool> entry_failed{false};
   if (cacheable) {
     auto begun = options_.objects->BeginEntry(kQueryKeyPrefix + key, options_.max_entry_bytes,
@@ -263,13 +298,14 @@ void QueryCache::RunFill(QueryPlan plan, std::shared_ptr<Fill> fill, bool cachea
     if (entry && !entry_failed) entry->CountBatch((*batch)->num_rows());
   }
   if (status.ok()) status = (*writer)->Close();
+  untrack.reset();
   stream->reset();  // give the connection back before committing
   const int64_t exec_ms = MillisSince(start);
 
   if (!status.ok()) {
     spdlog::warn("query {} on {} failed after {} ms: {}", key.substr(0, 12),
                  plan.request.source, exec_ms, status.ToString());
-    return finish(status);  // the EntryWriter aborts when it goes out of scope
+    return finish(status);
   }
   if (entry && !entry_failed) {
     EntryMeta extras;

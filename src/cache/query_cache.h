@@ -20,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -100,6 +101,13 @@ class QueryCache {
   /// Cancels running fills and waits for their threads.
   ~QueryCache();
 
+  /// \brief Interrupt every running execution (their readers get an error) and stop
+  /// starting new ones. For server shutdown: readers blocked on a fill return at once.
+  void Shutdown();
+  /// \brief Wait up to `timeout_s` for execution threads to end (after Shutdown). False if
+  /// some are still stuck in a database call that could not be interrupted.
+  bool WaitForFills(double timeout_s);
+
   /// \brief Validate a request and compute its key, TTL and bypass decision.
   arrow::Result<QueryPlan> Plan(QueryRequest request) const;
   /// \brief Serve a planned request: a hit, a new or joined fill, or a bypass execution.
@@ -132,6 +140,8 @@ class QueryCache {
   std::mutex threads_mutex_;
   std::condition_variable threads_cv_;
   int running_fills_ = 0;
+  std::set<QueryStream*> running_streams_;      // cancelled on shutdown
+  std::set<std::shared_ptr<Fill>> live_fills_;  // failed on shutdown
   std::atomic<bool> stopping_{false};
   std::thread reclaimer_;
 };

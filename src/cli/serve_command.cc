@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <thread>
@@ -166,6 +167,7 @@ arrow::Status Run(const ServeFlags& flags) {
     sigwait(&signals, &sig);
     spdlog::info("received {}, shutting down (in-flight calls get {} s)",
                  sig == SIGINT ? "SIGINT" : "SIGTERM", config.shutdown_grace_s);
+    queries->Shutdown();  // readers of running queries must not hold the shutdown up
     auto deadline = std::chrono::system_clock::now() +
                     std::chrono::milliseconds(static_cast<int64_t>(config.shutdown_grace_s * 1000));
     auto down = service.Shutdown(&deadline);
@@ -174,6 +176,16 @@ arrow::Status Run(const ServeFlags& flags) {
   st = service.Wait();
   signal_thread.join();
   ARROW_RETURN_NOT_OK(st);
+  // Every fill was told to stop between batches; one still running is stuck inside a
+  // database call its driver cannot cancel (the SQLite driver has no cancel). Nothing it
+  // could still produce would be published, and its temp file is removed at the next
+  // start, so it is not worth waiting for.
+  if (!queries->WaitForFills(1.0)) {
+    spdlog::warn("some query executions did not stop; exiting without them");
+    spdlog::info("quiver stopped");
+    spdlog::shutdown();
+    std::_Exit(0);
+  }
   spdlog::info("quiver stopped");
   return arrow::Status::OK();
 }
