@@ -31,7 +31,8 @@ arrow::Result<std::vector<std::string>> Budget::Reserve(const std::string& key, 
   const int64_t now = clock_->NowMillis();
   bool fits = false;
   auto victims = queue_.PickVictims(
-      bytes + reserved_, settings_.cache_size, settings_.max_entries,
+      bytes + reserved_, queue_.Contains(key) ? 0 : 1, settings_.cache_size,
+      settings_.max_entries,
       [&](const std::string& k) { return k == key || ProtectedLocked(k, now); }, &fits);
   if (!fits) {
     return arrow::Status::CapacityError(
@@ -83,7 +84,13 @@ std::vector<std::string> Budget::PickShrink(std::optional<int64_t> below_bytes) 
   }
   bool fits = false;
   // Leaves at most below_bytes stored.
-  return queue_.PickVictims(0, *below_bytes, 0, is_protected, &fits);
+  return queue_.PickVictims(0, 0, *below_bytes, 0, is_protected, &fits);
+}
+
+std::vector<std::string> Budget::PickToFit() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  bool fits = false;
+  return queue_.PickVictims(0, 0, settings_.cache_size, settings_.max_entries, nullptr, &fits);
 }
 
 std::optional<KeyUsage> Budget::Usage(const std::string& key) const {

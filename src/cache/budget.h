@@ -67,6 +67,9 @@ class Budget {
   /// \brief Keys to remove, lowest score first, skipping protected ones: the single lowest
   /// (`below_bytes` empty), or as many as needed to get under `below_bytes`.
   std::vector<std::string> PickShrink(std::optional<int64_t> below_bytes) const;
+  /// \brief Keys to remove so that what is stored fits cache_size and max_entries (after
+  /// the limits were lowered). Protection does not apply.
+  std::vector<std::string> PickToFit() const;
   std::optional<KeyUsage> Usage(const std::string& key) const;
 
   /// \brief Change settings (policy, half_life, cache_size, ...); the caller then shrinks.

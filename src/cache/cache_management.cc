@@ -141,11 +141,11 @@ arrow::Status ObjectCache::Configure(const RuntimeSettings& settings) {
   if (settings.cache_size) saved["cache_size"] = *settings.cache_size;
   if (settings.memory_size) saved["memory_size"] = *settings.memory_size;
   ARROW_RETURN_NOT_OK(options_.store->WriteAll(kRuntimeSettingsBlob, saved.dump()));
-  auto budget = budget_->settings();
-  if (budget_->used_bytes() > budget.cache_size) {
-    ARROW_ASSIGN_OR_RAISE(auto evicted, Shrink(budget.cache_size, false));
-    spdlog::info("config-set: evicted {} entries to fit cache_size {}", evicted.size(),
-                 FormatByteSize(budget.cache_size));
+  auto over = budget_->PickToFit();
+  if (!over.empty()) {
+    ARROW_RETURN_NOT_OK(EvictKeys(over));
+    spdlog::info("config-set: evicted {} entries to fit cache_size {}", over.size(),
+                 FormatByteSize(budget_->settings().cache_size));
   }
   return arrow::Status::OK();
 }

@@ -115,13 +115,13 @@ arrow::Result<std::unique_ptr<ObjectCache>> ObjectCache::Open(ObjectCacheOptions
     const auto& [bytes, latest] = by_key[key];
     cache->budget_->Record(key, bytes, latest->cost_ms / 1000.0, created, 0);
   }
-  // The budget may have shrunk since these were stored.
-  auto settings = cache->budget_->settings();
-  if (cache->budget_->used_bytes() > settings.cache_size ||
-      (settings.max_entries > 0 && cache->budget_->entries() > settings.max_entries)) {
-    ARROW_ASSIGN_OR_RAISE(auto evicted, cache->Shrink(settings.cache_size, false));
-    spdlog::info("evicted {} entries at startup to fit cache_size {}", evicted.size(),
-                 FormatByteSize(settings.cache_size));
+  // The limits may have been lowered since these were stored.
+  auto over = cache->budget_->PickToFit();
+  if (!over.empty()) {
+    ARROW_RETURN_NOT_OK(cache->EvictKeys(over));
+    auto settings = cache->budget_->settings();
+    spdlog::info("evicted {} entries at startup to fit cache_size {} and max_entries {}",
+                 over.size(), FormatByteSize(settings.cache_size), settings.max_entries);
   }
   return cache;
 }
@@ -164,6 +164,12 @@ arrow::Result<EntryMeta> ObjectCache::Publish(EntryMeta meta, PutOptions options
   const int64_t keep = query ? 1 : options_.keep_versions;
   // Make room first, outside every key lock (evicting takes the victims' key locks).
   auto victims = budget_->Reserve(meta.key, meta.bytes);
+  if (!victims.ok() && budget_->Usage(meta.key)) {
+    // When the budget is tight, this key's older versions go before the new one is
+    // refused (its latest stays until the new one replaces it).
+    ARROW_RETURN_NOT_OK(TrimKey(meta.key, 1));
+    victims = budget_->Reserve(meta.key, meta.bytes);
+  }
   if (!victims.ok()) {
     ++not_admitted_;
     return victims.status();
@@ -192,7 +198,7 @@ arrow::Result<EntryMeta> ObjectCache::Publish(EntryMeta meta, PutOptions options
         }
       }
       // Fills that read the previous version of this key must not commit after it.
-      if (!query) BumpLocked("k:" + meta.key);
+      BumpLocked("k:" + meta.key);
     }
     ARROW_ASSIGN_OR_RAISE(uint64_t latest, options_.index->LatestVersion(meta.key));
     if (options.if_version && latest != *options.if_version) {
@@ -224,9 +230,10 @@ arrow::Result<EntryMeta> ObjectCache::Publish(EntryMeta meta, PutOptions options
   }
   for (const auto& old : trimmed) memory_->Erase(old.key, old.version);
   DropBlobs(trimmed);
-  if (!query) {
-    ++puts_;
-    // A new version of a key makes everything computed from the old one stale.
+  if (!query) ++puts_;
+  {
+    // A new version of a key (an object put, or a refreshed query result) makes
+    // everything computed from the old one stale.
     ARROW_ASSIGN_OR_RAISE(auto dependents, options_.index->Dependents(meta.key));
     if (!dependents.empty()) {
       ARROW_ASSIGN_OR_RAISE(auto removed, InvalidateClosure(dependents, true, ""));
@@ -235,6 +242,27 @@ arrow::Result<EntryMeta> ObjectCache::Publish(EntryMeta meta, PutOptions options
     }
   }
   return meta;
+}
+
+arrow::Status ObjectCache::TrimKey(const std::string& key, int64_t keep) {
+  std::vector<EntryMeta> trimmed;
+  {
+    std::lock_guard<std::mutex> lock(KeyLock(key));
+    ARROW_ASSIGN_OR_RAISE(trimmed, options_.index->Trim(key, keep));
+    if (trimmed.empty()) return arrow::Status::OK();
+    int64_t freed = 0;
+    for (const auto& old : trimmed) {
+      freed += old.bytes;
+      ARROW_RETURN_NOT_OK(options_.store->Delete(ManifestBlobName(old.key, old.version)));
+    }
+    ARROW_ASSIGN_OR_RAISE(auto latest, options_.index->Get(key, std::nullopt));
+    if (auto usage = budget_->Usage(key); usage && latest) {
+      budget_->Record(key, usage->bytes - freed, latest->cost_ms / 1000.0, latest->created_ms, 0);
+    }
+  }
+  for (const auto& old : trimmed) memory_->Erase(old.key, old.version);
+  DropBlobs(trimmed);
+  return arrow::Status::OK();
 }
 
 void ObjectCache::DropBlobs(const std::vector<EntryMeta>& removed) {

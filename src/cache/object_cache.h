@@ -208,6 +208,8 @@ class ObjectCache {
   arrow::Result<int64_t> RemoveKey(const std::string& key,
                                    std::optional<int64_t> only_if_expired_at = std::nullopt);
   arrow::Status EvictKeys(const std::vector<std::string>& keys);
+  /// Drop all but the newest `keep` versions of `key`.
+  arrow::Status TrimKey(const std::string& key, int64_t keep);
   arrow::Result<std::vector<std::string>> InvalidateClosure(std::vector<std::string> seeds,
                                                             bool cascade,
                                                             const std::string& tag);

@@ -297,11 +297,17 @@ void AddConfig(CLI::App& app) {
       if (eq == std::string::npos) throw CLI::ValidationError("config set", "'" + a + "' is not NAME=VALUE");
       std::string name = a.substr(0, eq), value = a.substr(eq + 1);
       if (name == "half_life") {
+        size_t used = 0;
+        double number = 0;
         try {
-          body[name] = std::stod(value);
+          number = std::stod(value, &used);
         } catch (const std::exception&) {
+          used = 0;
+        }
+        if (used == 0 || used != value.size()) {
           throw CLI::ValidationError("config set", "half_life '" + value + "' is not a number");
         }
+        body[name] = number;
       } else if (name == "cache_size" || name == "memory_size") {
         auto bytes = ParseByteSize(value);
         if (!bytes.ok()) throw CLI::ValidationError("config set", bytes.status().message());
@@ -314,7 +320,17 @@ void AddConfig(CLI::App& app) {
     WithClient(*common_set, [&](QuiverClient& client) -> arrow::Status {
       ARROW_ASSIGN_OR_RAISE(auto text, client.Action("config-set", body.dump()));
       auto j = json::parse(text);
-      std::cout << (common_set->as_json ? j.dump(2) : "saved: " + body.dump()) << std::endl;
+      if (common_set->as_json) {
+        std::cout << j.dump(2) << std::endl;
+        return arrow::Status::OK();
+      }
+      std::cout << "saved:";
+      for (auto& [name, value] : body.items()) {
+        std::cout << " " << name << "="
+                  << (name == "half_life" ? fmt::format("{}", value.get<double>())
+                                          : FormatByteSize(value.get<int64_t>()));
+      }
+      std::cout << std::endl;
       return arrow::Status::OK();
     });
   });

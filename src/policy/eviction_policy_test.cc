@@ -60,16 +60,19 @@ TYPED_TEST(EveryPolicy, PickVictimsFreesJustEnoughAndRespectsProtection) {
   for (auto k : {"a", "b", "c", "d"}) q.Insert(k, 100, 1);
   bool fits = false;
   // 400 stored + 150 incoming in a 400 budget: two lowest must go.
-  auto victims = q.PickVictims(150, 400, 0, nullptr, &fits);
+  auto victims = q.PickVictims(150, 1, 400, 0, nullptr, &fits);
   EXPECT_TRUE(fits);
   EXPECT_EQ(victims, (std::vector<std::string>{"a", "b"}));
-  victims = q.PickVictims(150, 400, 0, [](const std::string& k) { return k == "a"; }, &fits);
+  victims = q.PickVictims(150, 1, 400, 0, [](const std::string& k) { return k == "a"; }, &fits);
   EXPECT_EQ(victims, (std::vector<std::string>{"b", "c"}));
   // Entry-count budget: 4 entries, max 4, one incoming -> one victim.
-  victims = q.PickVictims(0, 1 << 30, 4, nullptr, &fits);
+  victims = q.PickVictims(0, 1, 1 << 30, 4, nullptr, &fits);
   EXPECT_EQ(victims, std::vector<std::string>{"a"});
+  // A new version of an existing key adds no entry.
+  victims = q.PickVictims(0, 0, 1 << 30, 4, nullptr, &fits);
+  EXPECT_TRUE(victims.empty() && fits);
   // Everything protected: it cannot fit.
-  victims = q.PickVictims(150, 400, 0, [](const std::string&) { return true; }, &fits);
+  victims = q.PickVictims(150, 1, 400, 0, [](const std::string&) { return true; }, &fits);
   EXPECT_FALSE(fits);
   EXPECT_TRUE(victims.empty());
   EXPECT_EQ(q.total_bytes(), 400) << "PickVictims must not remove anything";

@@ -51,11 +51,11 @@ double EvictionQueue::Score(const std::string& key) const {
 }
 
 std::vector<std::string> EvictionQueue::PickVictims(
-    int64_t incoming, int64_t budget_bytes, int64_t max_entries,
+    int64_t incoming, int64_t incoming_entries, int64_t budget_bytes, int64_t max_entries,
     const std::function<bool(const std::string&)>& is_protected, bool* fits) const {
   std::vector<std::string> victims;
   int64_t bytes = total_bytes_ + incoming;
-  int64_t count = static_cast<int64_t>(entries_.size()) + 1;
+  int64_t count = static_cast<int64_t>(entries_.size()) + incoming_entries;
   auto over = [&] {
     return bytes > budget_bytes || (max_entries > 0 && count > max_entries);
   };

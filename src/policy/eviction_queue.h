@@ -41,11 +41,11 @@ class EvictionQueue {
   uint64_t tick() const { return tick_; }
 
   /// \brief The lowest-scored entries to remove so that `incoming` more bytes fit in
-  /// `budget_bytes` and one more entry fits in `max_entries` (0: unlimited), skipping
-  /// keys for which `is_protected` is true. Nothing is removed here. If even removing
-  /// every unprotected entry would not make room, `*fits` is false.
-  std::vector<std::string> PickVictims(int64_t incoming, int64_t budget_bytes,
-                                       int64_t max_entries,
+  /// `budget_bytes` and `incoming_entries` more entries fit in `max_entries` (0:
+  /// unlimited), skipping keys for which `is_protected` is true. Nothing is removed here.
+  /// If even removing every unprotected entry would not make room, `*fits` is false.
+  std::vector<std::string> PickVictims(int64_t incoming, int64_t incoming_entries,
+                                       int64_t budget_bytes, int64_t max_entries,
                                        const std::function<bool(const std::string&)>& is_protected,
                                        bool* fits) const;
   /// \brief The lowest-scored unprotected entry, or empty.

@@ -31,9 +31,29 @@ arrow::Result<std::string> StringArgument(const std::string& body, const char* f
   return j[field].get<std::string>();
 }
 
+arrow::Result<bool> BoolField(const json& j, const char* field, bool fallback) {
+  if (!j.contains(field)) return fallback;
+  if (!j[field].is_boolean()) {
+    return arrow::Status::Invalid("'", field, "' must be true or false, got ", j[field].dump());
+  }
+  return j[field].get<bool>();
+}
+
+arrow::Result<std::string> StringField(const json& j, const char* field) {
+  if (!j.contains(field)) return std::string();
+  if (!j[field].is_string()) {
+    return arrow::Status::Invalid("'", field, "' must be a string, got ", j[field].dump());
+  }
+  return j[field].get<std::string>();
+}
+
 arrow::Result<int64_t> SizeArgument(const json& v, const char* field) {
   if (v.is_number_integer()) return v.get<int64_t>();
-  if (v.is_string()) return ParseByteSize(v.get<std::string>());
+  if (v.is_string()) {
+    auto parsed = ParseByteSize(v.get<std::string>());
+    if (!parsed.ok()) return arrow::Status::Invalid("'", field, "': ", parsed.status().message());
+    return parsed;
+  }
   return arrow::Status::Invalid("'", field, "' must be a byte count or a size like \"64MiB\"");
 }
 
@@ -120,8 +140,21 @@ std::vector<arrow::flight::ActionType> ListedActions() {
   };
 }
 
+arrow::Result<std::string> RunActionImpl(ObjectCache* cache, QueryCache* queries,
+                                         const std::string& type, const std::string& body);
+
 arrow::Result<std::string> RunAction(ObjectCache* cache, QueryCache* queries,
                                      const std::string& type, const std::string& body) {
+  // JSON library errors must not escape a handler; they are a bad body.
+  try {
+    return RunActionImpl(cache, queries, type, body);
+  } catch (const json::exception& e) {
+    return arrow::Status::Invalid("action body: ", e.what());
+  }
+}
+
+arrow::Result<std::string> RunActionImpl(ObjectCache* cache, QueryCache* queries,
+                                         const std::string& type, const std::string& body) {
   if (type == "delete") {
     ARROW_ASSIGN_OR_RAISE(auto text, StringArgument(body, "key"));
     ARROW_ASSIGN_OR_RAISE(auto key, ObjectKey::Parse(text));
@@ -142,7 +175,7 @@ arrow::Result<std::string> RunAction(ObjectCache* cache, QueryCache* queries,
   if (type == "stats") return StatsJson(cache, queries).dump();
   if (type == "entries") {
     ARROW_ASSIGN_OR_RAISE(auto j, ParseBody(body));
-    std::string prefix = j.value("prefix", "");
+    ARROW_ASSIGN_OR_RAISE(auto prefix, StringField(j, "prefix"));
     ARROW_ASSIGN_OR_RAISE(auto entries, cache->Entries(prefix));
     ARROW_ASSIGN_OR_RAISE(auto table, EntriesTable(entries));
     ARROW_ASSIGN_OR_RAISE(auto ipc, TableToIpc(*table));
@@ -150,8 +183,8 @@ arrow::Result<std::string> RunAction(ObjectCache* cache, QueryCache* queries,
   }
   if (type == "shrink") {
     ARROW_ASSIGN_OR_RAISE(auto j, ParseBody(body));
-    bool one = j.value("one", false);
-    bool dry_run = j.value("dry_run", false);
+    ARROW_ASSIGN_OR_RAISE(bool one, BoolField(j, "one", false));
+    ARROW_ASSIGN_OR_RAISE(bool dry_run, BoolField(j, "dry_run", false));
     std::optional<int64_t> below;
     if (j.contains("below_bytes")) {
       ARROW_ASSIGN_OR_RAISE(below, SizeArgument(j["below_bytes"], "below_bytes"));
@@ -171,10 +204,7 @@ arrow::Result<std::string> RunAction(ObjectCache* cache, QueryCache* queries,
     bool cascade = true;
     if (!body.empty() && body.front() == '{') {
       ARROW_ASSIGN_OR_RAISE(auto j, ParseBody(body));
-      if (j.contains("cascade") && !j["cascade"].is_boolean()) {
-        return arrow::Status::Invalid("'cascade' must be true or false");
-      }
-      cascade = j.value("cascade", true);
+      ARROW_ASSIGN_OR_RAISE(cascade, BoolField(j, "cascade", true));
     }
     ARROW_ASSIGN_OR_RAISE(auto removed, cache->Invalidate(key, cascade));
     return json{{"removed", removed}}.dump();
