@@ -107,6 +107,7 @@ arrow::Status Run(const ServeFlags& flags) {
   options.max_object_bytes = config.max_object_bytes;
   options.keep_versions = config.keep_versions;
   options.verify_on_startup = config.verify_on_startup;
+  options.validate_full_on_put = config.validate_full_on_put;
   options.budget.cache_size = config.cache_size;
   if (options.budget.cache_size == 0) {
     ARROW_ASSIGN_OR_RAISE(options.budget.cache_size, DefaultCacheSize(store->root()));

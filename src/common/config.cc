@@ -124,6 +124,7 @@ arrow::Status ServerConfig::LoadFile(const std::string& path) {
         ARROW_ASSIGN_OR_RAISE(max_object_bytes, SizeField(value, "max_object_bytes"));
       } else if (name == "keep_versions") keep_versions = value.get<int64_t>();
       else if (name == "verify_on_startup") verify_on_startup = value.get<bool>();
+      else if (name == "validate_full_on_put") validate_full_on_put = value.get<bool>();
       else if (name == "shutdown_grace_s") shutdown_grace_s = value.get<double>();
       else if (name == "log_level") log_level = value.get<std::string>();
       else if (name == "max_ttl_s") max_ttl_s = value.get<double>();

@@ -27,6 +27,9 @@ struct ServerConfig {
   int64_t keep_versions = 3;
   /// Verify every entry's checksum when the server starts. Default: true.
   bool verify_on_startup = true;
+  /// Fully validate every batch put (offsets, UTF-8, ...); false checks only structure,
+  /// which is cheaper but lets bad offsets or invalid UTF-8 be stored. Default: true.
+  bool validate_full_on_put = true;
   /// Seconds that in-flight calls get to finish on SIGINT/SIGTERM. Default: 10.
   double shutdown_grace_s = 10;
   /// trace, debug, info, warn, error. Default: info.
