@@ -33,8 +33,15 @@ std::string WriteTemp(const std::string& text) {
 
 TEST(ServerConfig, LoadsFieldsAndRejectsUnknown) {
   ServerConfig config;
-  auto path = WriteTemp(R"({"data_dir": "/x", "max_object_bytes": "1MiB", "keep_versions": 5})");
+  auto path = WriteTemp(R"({"data_dir": "/x", "max_object_bytes": "1MiB", "keep_versions": 5,
+                            "validate_full_on_put": false, "cache_size": "2GiB",
+                            "sources": {"d": {"driver": "sqlite", "uri": "/d.db", "ttl_s": 9}}})");
   ASSERT_TRUE(config.LoadFile(path).ok());
+  EXPECT_FALSE(config.validate_full_on_put);
+  EXPECT_EQ(config.cache_size, int64_t{2} << 30);
+  ASSERT_EQ(config.sources.size(), 1u);
+  EXPECT_EQ(config.sources[0].name, "d");
+  EXPECT_EQ(config.sources[0].ttl_s, 9);
   EXPECT_EQ(config.data_dir, "/x");
   EXPECT_EQ(config.max_object_bytes, 1 << 20);
   EXPECT_EQ(config.keep_versions, 5);
