@@ -1,0 +1,261 @@
+"""Server processes under test and the client-side timing shared by the harnesses.
+
+Server starts a Flight server process, reads its location from the first line it prints
+and connects a client; start_quiver and start_baseline start the two servers the
+harnesses compare (build/quiver and bench/baseline_server.py). snapshot_binary copies the
+server binary so a concurrent rebuild cannot swap it mid-run. do_put and do_get are the
+client operations, identical for every server; measure and PairedRuns time a function on
+each server in turn, alternating their order, and account for the CPU used meanwhile.
+"""
+from __future__ import annotations
+
+import gc
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.flight as flight
+
+from bench_env import log, machine_busy_seconds, proc_cpu_seconds
+
+ROOT = Path(__file__).resolve().parent.parent
+BASELINE_SERVER = ROOT / "bench" / "baseline_server.py"
+
+
+# ---------------------------------------------------------------------------------------
+# Servers
+
+
+class Server:
+    """A server process started from argv whose first line on stdout starts with banner
+    and ends with its location; its stderr goes to log_path."""
+
+    def __init__(self, name: str, argv: list[str], log_path: Path, banner: str,
+                 cwd: Path = ROOT):
+        self.name = name
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self._log,
+                                     cwd=cwd, start_new_session=True)
+        line = self._first_line(timeout=60)
+        if not line.startswith(banner):
+            self.stop()
+            raise RuntimeError(f"{name}: unexpected first line {line!r}; see {log_path}")
+        self.location = line.split()[-1]
+        self.client = flight.connect(self.location)
+
+    def _first_line(self, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        buf = b""
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} did not start (exit code {self.proc.poll()}); "
+                                   f"see {self.log_path}")
+            ready, _, _ = select.select([fd], [], [], min(left, 0.5))
+            if ready:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    continue
+                buf += chunk
+        return buf.split(b"\n", 1)[0].decode().strip()
+
+    def cpu(self) -> float:
+        return proc_cpu_seconds(self.proc.pid)
+
+    def stop(self) -> None:
+        if getattr(self, "client", None) is not None:
+            try:
+                self.client.close()
+            except Exception:
+                pass
+            self.client = None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+def start_quiver(binary: Path, data_dir: Path, log_path: Path, max_object_bytes: int,
+                 extra_args=()) -> Server:
+    """`quiver serve` on a free loopback port with data_dir, logging at info level."""
+    return Server("quiver",
+                  [str(binary), "serve", "--listen", "grpc://127.0.0.1:0",
+                   "--data-dir", str(data_dir), "--max-object-bytes", str(max_object_bytes),
+                   "--log-level", "info", *extra_args],
+                  log_path, "quiver listening on")
+
+
+def start_baseline(log_path: Path, extra_args=()) -> Server:
+    """bench/baseline_server.py (the in-memory pyarrow Flight server) on a free port."""
+    return Server("baseline",
+                  [sys.executable, str(BASELINE_SERVER), "--listen", "grpc://127.0.0.1:0",
+                   *extra_args],
+                  log_path, "baseline listening on")
+
+
+def report_dead_servers(servers) -> None:
+    """Log how each server that has exited ended, with the last lines of its log."""
+    for s in servers:
+        code = s.proc.poll()
+        if code is not None:
+            how = (f"killed by signal {signal.Signals(-code).name}" if code < 0
+                   else f"exited with code {code}")
+            log(f"the {s.name} server {how} during the run; last lines of {s.log_path}:")
+            s._log.flush()
+            tail = s.log_path.read_text(errors="replace").splitlines()[-15:]
+            print("\n".join("    " + line for line in tail), file=sys.stderr)
+
+
+def wait_for_binary(path: Path, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    warned = False
+    while not (path.is_file() and os.access(path, os.X_OK)):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{path} does not exist; build Quiver first (bash scripts/setup.sh)")
+        if not warned:
+            log(f"waiting for {path} to appear (a build may be running)")
+            warned = True
+        time.sleep(2)
+
+
+def snapshot_binary(src: Path, dst: Path) -> None:
+    """Copy the server binary so a concurrent rebuild cannot swap it mid-run."""
+    for attempt in range(30):
+        wait_for_binary(src)
+        try:
+            shutil.copy2(src, dst)
+            out = subprocess.run([str(dst), "--version"], capture_output=True, text=True,
+                                 timeout=30)
+            if out.returncode == 0:
+                return
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        log(f"{src} is not runnable yet (being rebuilt?); retrying")
+        time.sleep(5)
+    raise SystemExit(f"could not get a runnable copy of {src}")
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def quiver_blob(data_dir: Path, key: str, version: int) -> Path:
+    """The stored file holding version `version` of key in Quiver's data dir."""
+    manifest = data_dir / "manifests" / key / "@v" / f"{version:020d}.json"
+    return data_dir / json.loads(manifest.read_text())["blob"]
+
+
+# ---------------------------------------------------------------------------------------
+# Client operations (identical for all servers)
+
+CALL = flight.FlightCallOptions(timeout=600)
+
+
+def do_put(client, key: str, table: pa.Table) -> tuple[float, dict]:
+    descriptor = flight.FlightDescriptor.for_path(*key.split("/"))
+    t0 = time.perf_counter()
+    writer, meta_reader = client.do_put(descriptor, table.schema, options=CALL)
+    for batch in table.to_batches():
+        writer.write_batch(batch)
+    writer.done_writing()
+    meta = meta_reader.read()
+    writer.close()
+    elapsed = time.perf_counter() - t0
+    ref = json.loads(meta.to_pybytes()) if meta is not None else {}
+    return elapsed, ref
+
+
+def do_get(client, key: str, expect_rows: int) -> float:
+    t0 = time.perf_counter()
+    table = client.do_get(flight.Ticket(key.encode()), options=CALL).read_all()
+    elapsed = time.perf_counter() - t0
+    if table.num_rows != expect_rows:
+        raise RuntimeError(f"DoGet {key}: {table.num_rows} rows, expected {expect_rows}")
+    return elapsed
+
+
+# ---------------------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------------------
+# Timing on each server in turn
+
+
+def alternate(servers, rep):
+    """Both servers, the order flipped every repetition."""
+    return servers if rep % 2 == 0 else servers[::-1]
+
+
+@dataclass
+class Sample:
+    wall: float          # seconds
+    server_cpu: float    # CPU seconds of the server process
+    client_cpu: float    # CPU seconds of this (client) process
+    other: float         # share of the machine used by other work meanwhile (0..1)
+    result: object = None  # what the timed function returned
+
+
+def measure(server, fn) -> Sample:
+    """Run fn() against one server and account for where the CPU went meanwhile."""
+    b0, c0, k0 = machine_busy_seconds(), server.cpu(), time.process_time()
+    t0 = time.perf_counter()
+    result = fn()
+    wall = time.perf_counter() - t0
+    srv, cli = server.cpu() - c0, time.process_time() - k0
+    busy = machine_busy_seconds() - b0
+    other = max(0.0, busy - srv - cli) / (wall * (os.cpu_count() or 1))
+    return Sample(wall, srv, cli, other, result)
+
+
+class PairedRuns:
+    """Repetitions of one measurement on both servers, alternating their order.
+
+    A repetition during which other work used more than max_noise of the machine (on either
+    server's turn) is discarded and run again, up to `retries` times per phase; the
+    discarded ones are counted. Turns shorter than 0.2 s are not judged (/proc/stat's
+    10 ms ticks are too coarse for them).
+    """
+
+    def __init__(self, servers, max_noise: float, retries: int | None):
+        self.servers, self.max_noise, self.retries = servers, max_noise, retries
+        self.discarded = {}  # phase label -> repetitions discarded
+
+    def run(self, label: str, reps: int, fn) -> dict:
+        """Time fn(server) `reps` times per server; {server name: [Sample, ...]}."""
+        out = {s.name: [] for s in self.servers}
+        retries = reps if self.retries is None else self.retries
+        done, turn = 0, 0
+        self.discarded[label] = 0
+        while done < reps:
+            pair = {}
+            for s in alternate(self.servers, turn):
+                if gc.isenabled():
+                    gc.collect()
+                pair[s.name] = measure(s, lambda: fn(s))
+            turn += 1
+            noise = max(x.other for x in pair.values())
+            # /proc/stat counts in 10 ms ticks: too coarse to judge turns shorter than 0.2 s.
+            judged = min(x.wall for x in pair.values()) >= 0.2
+            if judged and noise > self.max_noise and retries > 0:
+                retries -= 1
+                self.discarded[label] += 1
+                log(f"{label}: other work used {noise:.0%} of the machine during a "
+                    f"repetition; discarded, running it again")
+                continue
+            for name, sample in pair.items():
+                out[name].append(sample)
+            done += 1
+        return out
