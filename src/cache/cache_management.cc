@@ -32,6 +32,14 @@ GenerationSnapshot ObjectCache::Snapshot(const std::vector<std::string>& keys,
   return snapshot;
 }
 
+std::optional<std::string> ObjectCache::ChangedSince(const GenerationSnapshot& snapshot) {
+  std::lock_guard<std::mutex> lock(generations_mutex_);
+  for (const auto& [name, generation] : snapshot) {
+    if (GenerationLocked(name) != generation) return name.substr(2);
+  }
+  return std::nullopt;
+}
+
 arrow::Result<std::vector<std::string>> ObjectCache::InvalidateClosure(
     std::vector<std::string> seeds, bool cascade, const std::string& tag) {
   // Exclusive: no put or fill can check its generations and publish while the closure is

@@ -172,6 +172,8 @@ class ObjectCache {
   arrow::Result<std::vector<std::string>> Invalidate(const std::string& key, bool cascade);
   /// \brief Remove every key carrying `tag`, cascading. Returns the keys removed.
   arrow::Result<std::vector<std::string>> InvalidateTag(const std::string& tag);
+  /// \brief The first key or tag of `snapshot` invalidated since it was taken, if any.
+  std::optional<std::string> ChangedSince(const GenerationSnapshot& snapshot);
   /// \brief Generations of `keys` and `tags` now, for a put or fill about to start.
   GenerationSnapshot Snapshot(const std::vector<std::string>& keys,
                               const std::vector<std::string>& tags);

@@ -307,6 +307,17 @@ void QueryCache::RunFill(QueryPlan plan, std::shared_ptr<Fill> fill, bool cachea
                  plan.request.source, exec_ms, status.ToString());
     return finish(status);
   }
+  // The readers have everything: end their streams now rather than make them wait for
+  // the commit (an fsync of the whole result). Requests arriving meanwhile still join the
+  // fill, which keeps its batches until it is unregistered after the commit. If a
+  // dependency was already invalidated, say so on the way out (the commit re-checks).
+  if (entry && !entry_failed) {
+    if (auto changed = options_.objects->ChangedSince(generations)) {
+      fill->StopCaching("not committed: " + *changed + " was invalidated while '" +
+                        std::string(kQueryKeyPrefix) + key + "' was being computed");
+    }
+  }
+  fill->Finish(arrow::Status::OK());
   if (entry && !entry_failed) {
     EntryMeta extras;
     extras.source = plan.request.source;
