@@ -175,9 +175,11 @@ def history_lines(runs: int, hist: dict) -> list[str]:
 
 
 def write_docs(path: Path, section: str, begin_mark: str, end_mark: str,
-               intro: str = DOCS_INTRO) -> None:
+               intro: str = DOCS_INTRO, tmp_suffix: str | None = None) -> None:
     """Replace the text from begin_mark to end_mark in path with section (which starts
-    and ends with the markers), or append section if the markers are missing."""
+    and ends with the markers), or append section if the markers are missing. The new
+    text is written to path's name + tmp_suffix (default: path with its suffix + ".tmp")
+    and renamed over path."""
     text = path.read_text() if path.exists() else intro
     if begin_mark in text and end_mark in text:
         before = text.split(begin_mark, 1)[0]
@@ -188,7 +190,8 @@ def write_docs(path: Path, section: str, begin_mark: str, end_mark: str,
     else:
         text = text.rstrip("\n") + "\n\n" + section
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = (path.with_suffix(path.suffix + ".tmp") if tmp_suffix is None
+           else path.with_name(path.name + tmp_suffix))
     tmp.write_text(text)
     tmp.replace(path)
 

@@ -58,8 +58,12 @@ def percentile(xs, p):
     return float(np.percentile(np.asarray(xs), p)) if xs else float("nan")
 
 
+# The name in log lines' prefix; a harness may set it (bench_env.LOG_NAME = "...").
+LOG_NAME = "bench"
+
+
 def log(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+    print(f"[{LOG_NAME} {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 # ---------------------------------------------------------------------------------------
 # CPU accounting (/proc)
