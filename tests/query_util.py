@@ -46,3 +46,32 @@ def wait_cached(client, key, timeout=10.0):
     return wait_for(lambda: stats(client)["entries"] >= 1 and
                     key in stats(client)["queries"]["executions_by_key"],
                     timeout, f"query {key} to be cached")
+
+
+def assert_failure_reaches_every_reader(server, source, sql, message, readers):
+    """`readers` concurrent requests for a query that fails mid-stream all get its error;
+    nothing is cached and no temp file remains; the next request executes (and fails) again."""
+    import threading
+
+    import pytest
+
+    errors = []
+
+    def read():
+        try:
+            run_query(server.client(), source=source, sql=sql)
+        except pa.ArrowException as e:
+            errors.append(str(e))
+
+    threads = [threading.Thread(target=read) for _ in range(readers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(errors) == readers and all(message in e for e in errors), errors
+    c = server.client()
+    assert stats(c)["entries"] == 0 and not server.tmp_files()
+    before = stats(c)["queries"]["executions"]
+    with pytest.raises(pa.ArrowException, match=message):
+        run_query(c, source=source, sql=sql)
+    assert stats(c)["queries"]["executions"] == before + 1, "the failed result was cached"

@@ -9,7 +9,7 @@ import pyarrow.flight as flight
 import pytest
 
 from pg_util import postgres  # noqa: F401  (session fixture)
-from query_util import run_query, stats, ticket, wait_for
+from query_util import assert_failure_reaches_every_reader, run_query, stats, ticket, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -144,25 +144,7 @@ def test_single_flight_32_clients(srv, pg):
 def test_failure_mid_stream(srv, pg):
     sql = ("SELECT i, CASE WHEN i > 150000 THEN 1 / (i - i) ELSE i END AS v "
            "FROM generate_series(1, 200000) i")
-    c = srv.client()
-    errors = []
-
-    def read():
-        try:
-            run_query(srv.client(), source="pg", sql=sql)
-        except pa.ArrowException as e:
-            errors.append(str(e))
-
-    threads = [threading.Thread(target=read) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(errors) == 4 and all("division by zero" in e for e in errors), errors
-    assert stats(c)["entries"] == 0 and not srv.tmp_files()
-    with pytest.raises(pa.ArrowException, match="division by zero"):
-        run_query(c, source="pg", sql=sql)
-    assert stats(c)["queries"]["executions"] == 2
+    assert_failure_reaches_every_reader(srv, "pg", sql, "division by zero", readers=4)
 
 
 def test_reader_cancel_does_not_cancel_the_fill(srv, pg):

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 
-from query_util import run_query, stats, ticket, wait_for
+from query_util import assert_failure_reaches_every_reader, run_query, stats, ticket, wait_for
 
 ROWS = 200_000
 
@@ -186,25 +186,7 @@ def test_oversized_result_streams_but_is_not_cached(quiver, lite_db):
 def test_failure_mid_stream_reaches_every_reader_and_nothing_is_cached(lite):
     sql = ("SELECT id, CASE WHEN id > 150000 THEN abs(-9223372036854775807 - 1) ELSE id END AS v "
            "FROM events ORDER BY id")
-    c = lite.client()
-    errors = []
-
-    def read():
-        try:
-            run_query(lite.client(), source="lite", sql=sql)
-        except pa.ArrowException as e:
-            errors.append(str(e))
-
-    threads = [threading.Thread(target=read) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(errors) == 3 and all("overflow" in e for e in errors), errors
-    assert stats(c)["entries"] == 0 and not lite.tmp_files()
-    with pytest.raises(pa.ArrowException, match="overflow"):
-        run_query(c, source="lite", sql=sql)
-    assert stats(c)["queries"]["failures"] >= 2, "the failed result was served from cache"
+    assert_failure_reaches_every_reader(lite, "lite", sql, "overflow", readers=3)
 
 
 def test_bad_requests_name_the_problem(lite):
