@@ -92,6 +92,11 @@ std::string Fill::not_cached_reason() const {
   return not_cached_reason_;
 }
 
+bool Fill::finished() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return finished_;
+}
+
 bool Fill::joinable() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return joinable_;

@@ -55,6 +55,8 @@ class Fill {
   /// Why the result is not being cached (empty while it is).
   std::string not_cached_reason() const;
   bool joinable() const;
+  /// True once Finish() was called.
+  bool finished() const;
 
  private:
   void TrimLocked();

@@ -161,28 +161,39 @@ arrow::Result<QueryResponse> QueryCache::Execute(const QueryPlan& plan) {
 
   const std::string index_key = kQueryKeyPrefix + plan.key;
   std::lock_guard<std::mutex> lock(mutex_);
-  // A running fill first: joining it is what makes the flight single.
-  if (auto it = fills_.find(plan.key); it != fills_.end()) {
-    if (auto reader = it->second->Attach()) {
-      ++stats_.joins;
-      response.joined = true;
-      response.fill = it->second;
-      response.reader = *reader;
-      response.created_ms = now;
-      response.expires_ms = now + static_cast<int64_t>(plan.ttl_s * 1000);
-      return response;
-    }
-  }
-  ARROW_ASSIGN_OR_RAISE(auto entry, options_.objects->OpenLatest(index_key));
-  if (entry && !entry->meta.expired(now)) {
+  // A fresh entry in the store is a hit.
+  auto try_hit = [&]() -> arrow::Result<bool> {
+    ARROW_ASSIGN_OR_RAISE(auto entry, options_.objects->OpenLatest(index_key));
+    if (!entry || entry->meta.expired(now)) return false;
     ++stats_.hits;
     response.kind = QueryResponse::Kind::kHit;
     response.created_ms = entry->meta.created_ms;
     response.expires_ms = entry->meta.expires_ms;
     response.exec_ms = entry->meta.cost_ms;
     response.hit = std::move(entry);
-    return response;
+    return true;
+  };
+  // A running fill first: joining it is what makes the flight single. A fill that has
+  // finished streaming stays registered until its commit; once the entry is published,
+  // serve that instead.
+  auto running = fills_.find(plan.key);
+  if (running != fills_.end()) {
+    if (running->second->finished()) {
+      ARROW_ASSIGN_OR_RAISE(bool hit, try_hit());
+      if (hit) return response;
+    }
+    if (auto reader = running->second->Attach()) {
+      ++stats_.joins;
+      response.joined = true;
+      response.fill = running->second;
+      response.reader = *reader;
+      response.created_ms = now;
+      response.expires_ms = now + static_cast<int64_t>(plan.ttl_s * 1000);
+      return response;
+    }
   }
+  ARROW_ASSIGN_OR_RAISE(bool hit, try_hit());
+  if (hit) return response;
   auto fill = std::make_shared<Fill>(plan.key, /*joinable=*/true);
   response.reader = *fill->Attach();
   response.fill = fill;
