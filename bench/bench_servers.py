@@ -132,9 +132,10 @@ def wait_for_binary(path: Path, timeout: float = 600) -> None:
         time.sleep(2)
 
 
-def snapshot_binary(src: Path, dst: Path) -> None:
-    """Copy the server binary so a concurrent rebuild cannot swap it mid-run."""
-    for attempt in range(30):
+def snapshot_binary(src: Path, dst: Path, attempts: int = 30) -> None:
+    """Copy the server binary so a concurrent rebuild cannot swap it mid-run; tries every
+    5 s, `attempts` times."""
+    for attempt in range(attempts):
         wait_for_binary(src)
         try:
             shutil.copy2(src, dst)

@@ -54,7 +54,7 @@ import bench_env  # noqa: E402
 from bench_docs import write_docs  # noqa: E402
 from bench_env import (WAITED, log, machine_busy_seconds, machine_details,  # noqa: E402
                        resident_fraction, wait_for_idle_accounted)
-from bench_servers import Server, wait_for_binary  # noqa: E402
+from bench_servers import Server, snapshot_binary  # noqa: E402
 from query_reads import (AGG_SQL, BATCH_ROWS, CALL, SCAN_ALL_SQL, SCAN_SQL,  # noqa: E402
                          Reference, direct_read, lone_miss, own_cpu_seconds, quiver_read,
                          server_exec_ms, stampede, strip, with_cpu)
@@ -106,24 +106,6 @@ def software_versions(binary: Path, con) -> dict:
 
 # ---------------------------------------------------------------------------------------
 # The server
-
-
-def snapshot_binary(src: Path, dst: Path) -> None:
-    """Copy the server binary so that a concurrent rebuild cannot swap it mid-run (like
-    bench_servers.snapshot_binary, but trying for 5 minutes rather than 2.5)."""
-    for _ in range(60):
-        wait_for_binary(src)
-        try:
-            shutil.copy2(src, dst)
-            out = subprocess.run([str(dst), "--version"], capture_output=True, text=True,
-                                 timeout=30)
-            if out.returncode == 0:
-                return
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-        log(f"{src} is not runnable yet (being rebuilt?); retrying in 5 s")
-        time.sleep(5)
-    raise SystemExit(f"could not get a runnable copy of {src}")
 
 
 class QuiverServer(Server):
@@ -231,7 +213,7 @@ def run(args, work: Path) -> dict:
     res: dict = {"raw": {}, "facts": {}}
     raw, facts = res["raw"], res["facts"]
     binary = work / "quiver"
-    snapshot_binary(Path(args.quiver), binary)
+    snapshot_binary(Path(args.quiver), binary, attempts=60)
 
     # The database: a private copy (or a small generated one with --quick).
     db = work / "demo.db"
