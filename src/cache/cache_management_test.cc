@@ -5,6 +5,7 @@
 #include <thread>
 
 #include <arrow/api.h>
+#include <arrow/ipc/writer.h>
 
 #include "cache/object_cache.h"
 #include "common/testing.h"
@@ -208,6 +209,36 @@ TEST_F(ManagementTest, NewVersionOfADependencyInvalidatesDependents) {
   ASSERT_OK(Put("s/base", 20).status());
   EXPECT_FALSE(Has("s/derived")) << "computed from version 1, served after version 2";
   EXPECT_EQ(cache_->Stats()->invalidations, 1);
+}
+
+TEST_F(ManagementTest, AQueryResultsFirstVersionDoesNotInvalidateFillsStartedOnIt) {
+  // A reader sees a fill's stream end before the fill commits, and may at once start a
+  // fill that depends on that result: the first commit must not cancel it. A refill (a
+  // second version) and an object's first version do change what dependents may read.
+  Open({});
+  const std::string query_key = std::string(kQueryKeyPrefix) + std::string(64, 'a');
+  auto snapshot = cache_->Snapshot({query_key, "s/marker"}, {});
+  auto commit_query = [&]() -> arrow::Status {
+    ARROW_ASSIGN_OR_RAISE(auto entry, cache_->BeginEntry(query_key, 1 << 20, "max_entry_bytes"));
+    auto batch = Rows(5);
+    entry->SetSchema(*batch->schema());
+    ARROW_ASSIGN_OR_RAISE(auto writer,
+                          arrow::ipc::internal::OpenRecordBatchWriter(
+                              std::make_unique<EntryPayloadSink>(entry.get()), batch->schema()));
+    ARROW_RETURN_NOT_OK(writer->WriteRecordBatch(*batch));
+    entry->CountBatch(batch->num_rows());
+    ARROW_RETURN_NOT_OK(writer->Close());
+    EntryMeta extras;
+    extras.expires_ms = clock_->NowMillis() + 60000;
+    return entry->Commit(std::move(extras), PutOptions{}).status();
+  };
+  ASSERT_OK(commit_query());
+  EXPECT_EQ(cache_->ChangedSince(snapshot), std::nullopt);
+  ASSERT_OK(commit_query());
+  EXPECT_EQ(cache_->ChangedSince(snapshot), query_key) << "a refill replaced what was read";
+  snapshot = cache_->Snapshot({"s/marker"}, {});
+  ASSERT_OK(Put("s/marker", 1).status());
+  EXPECT_EQ(cache_->ChangedSince(snapshot), "s/marker") << "an object's first version counts";
 }
 
 TEST_F(ManagementTest, DryRunShrinkListsExactlyWhatTheRealShrinkRemoves) {

@@ -197,13 +197,18 @@ arrow::Result<EntryMeta> ObjectCache::Publish(EntryMeta meta, PutOptions options
               "' was being computed; nothing was stored");
         }
       }
-      // Fills that read the previous version of this key must not commit after it.
-      BumpLocked("k:" + meta.key);
     }
     ARROW_ASSIGN_OR_RAISE(uint64_t latest, options_.index->LatestVersion(meta.key));
     if (options.if_version && latest != *options.if_version) {
       return arrow::Status::AlreadyExists("version conflict: '", meta.key, "' is at version ",
                                           latest, ", not ", *options.if_version);
+    }
+    // Puts and fills computed from the previous version of this key must not commit after
+    // it. A query result's first version replaces nothing: its readers saw the stream end
+    // before this commit, and a fill one of them started on it (depends_on) is valid.
+    if (latest > 0 || !IsQueryKey(meta.key)) {
+      std::lock_guard<std::mutex> gens(generations_mutex_);
+      BumpLocked("k:" + meta.key);
     }
     meta.version = latest + 1;
     if (meta.created_ms == 0) meta.created_ms = options_.clock->NowMillis();
