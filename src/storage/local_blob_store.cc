@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <random>
 
 #include <arrow/io/file.h>
@@ -55,11 +56,13 @@ class LocalBlobWriter final : public BlobWriter {
  public:
   static constexpr size_t kBufferSize = 1 << 20;
 
-  LocalBlobWriter(std::string name, std::string final_path, std::string temp_path, int fd)
+  LocalBlobWriter(std::string name, std::string final_path, std::string temp_path, int fd,
+                  std::shared_ptr<std::shared_mutex> dirs)
       : BlobWriter(std::move(name)),
         final_path_(std::move(final_path)),
         temp_path_(std::move(temp_path)),
-        fd_(fd) {
+        fd_(fd),
+        dirs_(std::move(dirs)) {
     buffer_.reserve(kBufferSize);
   }
   ~LocalBlobWriter() override { (void)Abort(); }
@@ -109,6 +112,7 @@ class LocalBlobWriter final : public BlobWriter {
     }
     fd_ = -1;
     fs::path final_path(final_path_);
+    std::shared_lock<std::shared_mutex> dirs(*dirs_);
     ARROW_RETURN_NOT_OK(MakeDirs(final_path.parent_path()));
     if (::rename(temp_path_.c_str(), final_path_.c_str()) != 0) {
       return ErrnoStatus(errno, "rename blob '" + name_ + "' into place");
@@ -140,6 +144,7 @@ class LocalBlobWriter final : public BlobWriter {
   std::string final_path_;
   std::string temp_path_;
   int fd_;
+  std::shared_ptr<std::shared_mutex> dirs_;
   std::vector<uint8_t> buffer_;
   int64_t position_ = 0;
   bool done_ = false;
@@ -165,7 +170,7 @@ arrow::Result<std::unique_ptr<BlobWriter>> LocalBlobStore::OpenWriter(const std:
   std::string temp = fmt::format("{}/{}-{}.part", temp_dir(), next_temp_++, RandomSuffix());
   int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoStatus(errno, "create temporary file for blob '" + name + "'");
-  return std::make_unique<LocalBlobWriter>(name, PathOf(name), temp, fd);
+  return std::make_unique<LocalBlobWriter>(name, PathOf(name), temp, fd, dirs_);
 }
 
 arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> LocalBlobStore::OpenReader(
@@ -189,6 +194,7 @@ arrow::Status LocalBlobStore::Delete(const std::string& name) {
     return ErrnoStatus(errno, "delete blob '" + name + "'");
   }
   // Remove directories the deletion emptied, up to (not including) the root.
+  std::unique_lock<std::shared_mutex> dirs(*dirs_);
   for (auto dir = path.parent_path(); dir.string().size() > root_.size();
        dir = dir.parent_path()) {
     if (::rmdir(dir.c_str()) != 0) break;
@@ -200,6 +206,7 @@ arrow::Status LocalBlobStore::Move(const std::string& from, const std::string& t
   ARROW_RETURN_NOT_OK(ValidateBlobName(from));
   ARROW_RETURN_NOT_OK(ValidateBlobName(to));
   fs::path target(PathOf(to));
+  std::shared_lock<std::shared_mutex> dirs(*dirs_);
   ARROW_RETURN_NOT_OK(MakeDirs(target.parent_path()));
   if (::rename(PathOf(from).c_str(), target.c_str()) != 0) {
     if (errno == ENOENT) return arrow::Status::KeyError("blob '", from, "' not found");

@@ -4,10 +4,14 @@
 // Commit = flush, fsync(file), rename into place, fsync(parent directory); so after a crash
 // a name holds either the old blob or the new one, never a torn one. Readers memory-map.
 //
-// Thread-safety: safe for concurrent use; see BlobStore.
+// Thread-safety: safe for concurrent use; see BlobStore. Deleting a blob removes the
+// directories it emptied; that pruning excludes (by a store-wide lock) every rename into
+// place together with the mkdir before it, so a commit never finds its directory gone.
 #pragma once
 
 #include <atomic>
+#include <memory>
+#include <shared_mutex>
 #include <string>
 
 #include "storage/blob_store.h"
@@ -38,6 +42,9 @@ class LocalBlobStore final : public BlobStore {
 
   std::string root_;
   std::atomic<uint64_t> next_temp_{0};
+  // Shared: create a directory and rename a blob into it. Exclusive: prune empty
+  // directories. Writers hold it by shared_ptr, so one that outlives the store is safe.
+  std::shared_ptr<std::shared_mutex> dirs_ = std::make_shared<std::shared_mutex>();
 };
 
 }  // namespace quiver

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "common/testing.h"
 
@@ -57,6 +58,27 @@ TEST_F(LocalBlobStoreTest, DeleteRemovesEmptiedDirectories) {
   ASSERT_OK(store->Delete("x/y/z/blob"));
   EXPECT_FALSE(fs::exists(dir_ + "/x"));
   EXPECT_TRUE(fs::exists(dir_));
+}
+
+TEST_F(LocalBlobStoreTest, CommitsRaceDeletesThatPruneTheirDirectory) {
+  // One thread's delete empties (and removes) the directory another thread's commit is
+  // about to rename into; every commit must still land.
+  ASSERT_OK_AND_ASSIGN(auto store, LocalBlobStore::Open(dir_));
+  auto churn = [&](const std::string& name, std::string* error) {
+    for (int i = 0; i < 400 && error->empty(); ++i) {
+      auto st = store->WriteAll(name, "x");
+      if (st.ok()) st = store->Delete(name);
+      if (!st.ok()) *error = st.ToString();
+    }
+  };
+  std::string error_a, error_b;
+  std::thread a(churn, "p/q/a", &error_a);
+  std::thread b(churn, "p/q/b", &error_b);
+  a.join();
+  b.join();
+  EXPECT_EQ(error_a, "");
+  EXPECT_EQ(error_b, "");
+  EXPECT_FALSE(fs::exists(dir_ + "/p")) << "emptied directories should be gone";
 }
 
 TEST_F(LocalBlobStoreTest, UnwritableRootIsAClearError) {
