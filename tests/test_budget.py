@@ -6,6 +6,7 @@ import os
 import threading
 import time
 
+import pyarrow as pa
 import pytest
 
 from management_util import (assert_missing, disk_bytes, entries, entry_map, expected_victims,
@@ -389,3 +390,76 @@ def test_shrink_one_removes_the_lowest_score(server):
         assert stats(c)["evictions"] == i + 1
     assert action(c, "shrink", {"one": True})["removed"] == []
     assert not server.data_files()
+
+
+# -- access history across restarts -----------------------------------------------------------
+
+
+def usage_file(srv):
+    return pa.ipc.open_file(pa.memory_map(str(srv.data_dir / "state" / "usage.arrow"))).read_all()
+
+
+def test_access_history_survives_a_restart(quiver):
+    size = stored_size(1000)
+    srv = quiver(args=["--eviction-policy", "lru", "--cache-size", str(3 * size)])
+    c = srv.client()
+    for k in ("s/a", "s/b", "s/c"):
+        put(c, k, ints(1000))
+    for _ in range(3):
+        read(c, "s/a")
+    before = entry_map(c)
+    assert before["s/a"]["accesses"] == 4
+
+    srv.restart()
+    assert "restored the access histories of 3 of 3 entries" in srv.log()
+    saved = usage_file(srv).to_pylist()
+    assert sorted(r["key"] for r in saved) == ["s/a", "s/b", "s/c"]
+    c = srv.client()
+    after = entry_map(c)
+    for k in before:
+        assert after[k]["accesses"] == before[k]["accesses"], k
+        assert after[k]["last_access"] == before[k]["last_access"], k
+    assert sorted(after, key=lambda k: after[k]["score"]) == ["s/b", "s/c", "s/a"]
+    # Creation order would evict s/a; its reads before the restart keep it.
+    put(c, "s/d", ints(1000))
+    assert keys(c) == ["s/a", "s/c", "s/d"]
+
+
+def test_access_history_is_saved_periodically_and_survives_a_crash(quiver, workdir):
+    config = workdir / "usage.json"
+    config.write_text(json.dumps({"usage_save_interval_s": 0.2}))
+    srv = quiver(args=["--config", str(config)])
+    c = srv.client()
+    put(c, "s/a", ints(10))
+    put(c, "s/b", ints(10))
+    for _ in range(5):
+        read(c, "s/a")
+
+    def saved_accesses():
+        try:
+            rows = usage_file(srv).to_pylist()
+        except (FileNotFoundError, pa.ArrowInvalid):
+            return None
+        return {r["key"]: r["accesses"] for r in rows} == {"s/a": 6, "s/b": 1}
+
+    wait_for(saved_accesses, 10.0, "the periodic save of the access histories")
+    srv.kill()
+    srv.start()
+    c = srv.client()
+    after = entry_map(c)
+    assert after["s/a"]["accesses"] == 6 and after["s/b"]["accesses"] == 1
+    assert not srv.tmp_files(), "a save left a temp file"
+
+
+def test_an_unreadable_usage_file_costs_only_the_history(quiver):
+    srv = quiver()
+    c = srv.client()
+    put(c, "s/a", ints(10))
+    read(c, "s/a")
+    srv.stop()
+    (srv.data_dir / "state" / "usage.arrow").write_bytes(b"garbage")
+    srv.start()
+    assert "access histories not restored" in srv.log()
+    c = srv.client()
+    assert entry_map(c)["s/a"]["accesses"] == 1, "the put and the read before the stop: 2"
+    assert read(c, "s/a").equals(ints(10))

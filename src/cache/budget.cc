@@ -1,5 +1,7 @@
 #include "cache/budget.h"
 
+#include <set>
+
 #include "common/config.h"
 
 namespace quiver {
@@ -105,6 +107,46 @@ std::optional<KeyUsage> Budget::Usage(const std::string& key) const {
   u.last_access_ms = it == last_access_ms_.end() ? 0 : it->second;
   u.score = queue_.Score(key);
   return u;
+}
+
+UsageSnapshot Budget::ExportUsage() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  UsageSnapshot out;
+  out.tick = queue_.tick();
+  out.records.reserve(queue_.size());
+  for (const auto& key : queue_.InOrder()) {
+    UsageRecord r;
+    r.key = key;
+    r.history = *queue_.Find(key);
+    auto it = last_access_ms_.find(key);
+    if (it != last_access_ms_.end()) r.last_access_ms = it->second;
+    out.records.push_back(std::move(r));
+  }
+  return out;
+}
+
+int64_t Budget::RestoreUsage(const UsageSnapshot& saved) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  // Lowest score first, so that uncovered keys keep their relative order when re-touched.
+  const auto known = queue_.InOrder();
+  queue_.AdvanceTick(saved.tick);
+  std::set<std::string> restored;
+  for (const auto& r : saved.records) {
+    if (!queue_.RestoreHistory(r.key, r.history)) continue;
+    last_access_ms_[r.key] = r.last_access_ms;
+    restored.insert(r.key);
+  }
+  for (const auto& key : known) {
+    if (restored.count(key)) continue;
+    queue_.RestoreHistory(key, PolicyEntry{});
+    queue_.Touch(key);
+  }
+  return static_cast<int64_t>(restored.size());
+}
+
+uint64_t Budget::tick() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return queue_.tick();
 }
 
 arrow::Status Budget::Configure(const BudgetSettings& settings) {

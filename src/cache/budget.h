@@ -46,6 +46,20 @@ struct KeyUsage {
   double score = 0;
 };
 
+/// One key's access history as saved across restarts (the policy's fields of PolicyEntry:
+/// accesses, log_weight, last_tick; bytes and cost come from the stored entry).
+struct UsageRecord {
+  std::string key;
+  PolicyEntry history;
+  int64_t last_access_ms = 0;
+};
+
+/// Every key's access history and the access counter they are relative to.
+struct UsageSnapshot {
+  uint64_t tick = 0;
+  std::vector<UsageRecord> records;
+};
+
 class Budget {
  public:
   static arrow::Result<std::unique_ptr<Budget>> Make(BudgetSettings settings,
@@ -71,6 +85,15 @@ class Budget {
   /// the limits were lowered). Protection does not apply.
   std::vector<std::string> PickToFit() const;
   std::optional<KeyUsage> Usage(const std::string& key) const;
+
+  /// \brief The access history of every key, for saving.
+  UsageSnapshot ExportUsage() const;
+  /// \brief Give the keys known now the history `saved` has for them, and continue the
+  /// access counter from it. Keys it does not cover (stored after it was taken) count as
+  /// accessed now. Returns how many keys were restored.
+  int64_t RestoreUsage(const UsageSnapshot& saved);
+  /// \brief The global access counter; it changes with every insert and read.
+  uint64_t tick() const;
 
   /// \brief Change settings (policy, half_life, cache_size, ...); the caller then shrinks.
   arrow::Status Configure(const BudgetSettings& settings);

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cache/object_cache.h"
+#include "cache/usage_snapshot.h"
 #include "common/config.h"
 
 namespace quiver {
@@ -170,6 +171,58 @@ arrow::Result<std::vector<EntryInfo>> ObjectCache::Entries(const std::string& pr
     out.push_back(std::move(info));
   }
   return out;
+}
+
+void ObjectCache::LoadUsage() {
+  auto file = options_.store->OpenReader(kUsageBlob);
+  if (!file.ok()) {
+    if (!file.status().IsKeyError()) {
+      spdlog::warn("access histories not restored: {}", file.status().ToString());
+    }
+    usage_saved_tick_ = budget_->tick();
+    return;
+  }
+  int64_t saved_ms = 0;
+  auto snapshot = DecodeUsage(*file, &saved_ms);
+  if (!snapshot.ok()) {
+    spdlog::warn("access histories not restored ({}): {}", kUsageBlob,
+                 snapshot.status().ToString());
+    usage_saved_tick_ = budget_->tick();
+    return;
+  }
+  const int64_t restored = budget_->RestoreUsage(*snapshot);
+  usage_saved_tick_ = budget_->tick();
+  spdlog::info("restored the access histories of {} of {} entries (saved {:.0f} s ago)",
+               restored, budget_->entries(),
+               std::max<int64_t>(0, options_.clock->NowMillis() - saved_ms) / 1000.0);
+}
+
+arrow::Status ObjectCache::SaveUsage() {
+  std::lock_guard<std::mutex> lock(usage_mutex_);
+  auto snapshot = budget_->ExportUsage();
+  if (snapshot.tick == usage_saved_tick_) return arrow::Status::OK();
+  ARROW_ASSIGN_OR_RAISE(auto bytes, EncodeUsage(snapshot, options_.clock->NowMillis()));
+  ARROW_RETURN_NOT_OK(options_.store->WriteAll(
+      kUsageBlob, std::string_view(reinterpret_cast<const char*>(bytes->data()),
+                                   static_cast<size_t>(bytes->size()))));
+  usage_saved_tick_ = snapshot.tick;
+  spdlog::debug("saved the access histories of {} entries ({})", snapshot.records.size(),
+                FormatByteSize(bytes->size()));
+  return arrow::Status::OK();
+}
+
+void ObjectCache::UsageSaverLoop() {
+  const auto interval = std::chrono::milliseconds(
+      static_cast<int64_t>(options_.usage_save_interval_s * 1000));
+  std::unique_lock<std::mutex> lock(usage_saver_mutex_);
+  while (!usage_saver_stopping_) {
+    usage_saver_cv_.wait_for(lock, interval, [&] { return usage_saver_stopping_; });
+    if (usage_saver_stopping_) break;
+    lock.unlock();
+    auto st = SaveUsage();
+    if (!st.ok()) spdlog::warn("saving access histories: {}", st.ToString());
+    lock.lock();
+  }
 }
 
 }  // namespace quiver

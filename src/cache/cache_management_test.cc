@@ -5,9 +5,11 @@
 #include <thread>
 
 #include <arrow/api.h>
+#include <arrow/io/memory.h>
 #include <arrow/ipc/writer.h>
 
 #include "cache/object_cache.h"
+#include "cache/usage_snapshot.h"
 #include "common/testing.h"
 #include "index/embedded_index.h"
 #include "storage/local_blob_store.h"
@@ -276,6 +278,100 @@ TEST_F(ManagementTest, RuntimeSettingsPersistAcrossRestart) {
   EXPECT_LE(stats.budget_used, 20000);
   EXPECT_FALSE(cache_->Configure(RuntimeSettings{0.0, std::nullopt, std::nullopt}).ok());
   std::filesystem::remove_all(dir);
+}
+
+std::optional<KeyUsage> UsageOf(ObjectCache& cache, const std::string& key) {
+  for (const auto& e : *cache.Entries("")) {
+    if (e.latest.key == key) return e.usage;
+  }
+  return std::nullopt;
+}
+
+TEST_F(ManagementTest, AccessHistoriesSurviveARestart) {
+  ObjectCacheOptions o;
+  o.budget.policy = "lru";
+  o.budget.cache_size = 3 * 9000;  // about three 1000-row entries
+  Open(o);
+  for (auto k : {"s/a", "s/b", "s/c"}) {
+    ASSERT_OK(Put(k, 1000).status());
+    clock_->Advance(1000);
+  }
+  for (int i = 0; i < 3; ++i) Read("s/a");
+  const int64_t a_read_ms = clock_->NowMillis();
+  clock_->Advance(5000);
+  Open(o, store_);  // closing saved the histories
+  auto a = UsageOf(*cache_, "s/a");
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(a->accesses, 4u);
+  EXPECT_EQ(a->last_access_ms, a_read_ms);
+  // Creation order would evict s/a, the oldest; its reads make s/b the least recent.
+  ASSERT_OK(Put("s/d", 1000).status());
+  EXPECT_FALSE(Has("s/b"));
+  EXPECT_TRUE(Has("s/a") && Has("s/c") && Has("s/d"));
+}
+
+TEST_F(ManagementTest, EntriesStoredAfterTheLastSaveCountAsAccessedAtRestart) {
+  ObjectCacheOptions o;
+  o.budget.policy = "lru";
+  o.budget.cache_size = 3 * 9000;
+  Open(o);
+  ASSERT_OK(Put("s/a", 1000).status());
+  ASSERT_OK(Put("s/b", 1000).status());
+  Read("s/a");
+  ASSERT_OK(cache_->SaveUsage());
+  ASSERT_OK_AND_ASSIGN(std::string saved, store_->ReadAll(kUsageBlob));
+  ASSERT_OK(Put("s/c", 1000).status());  // after the last save
+  cache_.reset();
+  ASSERT_OK(store_->WriteAll(kUsageBlob, saved));  // as if the process had crashed
+  Open(o, store_);
+  EXPECT_EQ(UsageOf(*cache_, "s/a")->accesses, 2u);
+  EXPECT_EQ(UsageOf(*cache_, "s/c")->accesses, 1u);
+  ASSERT_OK(Put("s/d", 1000).status());
+  EXPECT_FALSE(Has("s/b")) << "s/c is newer than anything in the snapshot";
+  EXPECT_TRUE(Has("s/a") && Has("s/c"));
+}
+
+TEST_F(ManagementTest, AnUnreadableUsageSnapshotLosesOnlyTheHistory) {
+  Open({});
+  ASSERT_OK(Put("s/a", 10).status());
+  ASSERT_OK(Put("s/b", 10).status());
+  cache_.reset();
+  ASSERT_OK(store_->WriteAll(kUsageBlob, "not an arrow file"));
+  Open({}, store_);
+  EXPECT_TRUE(Has("s/a") && Has("s/b"));
+  EXPECT_EQ(UsageOf(*cache_, "s/a")->accesses, 1u);
+  Read("s/a");
+  cache_.reset();  // saves a good snapshot over the bad one
+  Open({}, store_);
+  EXPECT_EQ(UsageOf(*cache_, "s/a")->accesses, 2u);
+}
+
+TEST(UsageSnapshot, EncodesAndDecodesEveryField) {
+  UsageSnapshot snapshot;
+  snapshot.tick = 1234;
+  snapshot.records.push_back({"s/a", PolicyEntry{0, 0, 17.25, 1200, 9}, 1'700'000'000'123});
+  snapshot.records.push_back({std::string(kQueryKeyPrefix) + std::string(64, 'f'),
+                              PolicyEntry{0, 0, -3.5, 1234, 1}, 42});
+  ASSERT_OK_AND_ASSIGN(auto bytes, EncodeUsage(snapshot, 777));
+  int64_t saved_ms = 0;
+  ASSERT_OK_AND_ASSIGN(auto decoded,
+                       DecodeUsage(std::make_shared<arrow::io::BufferReader>(bytes), &saved_ms));
+  EXPECT_EQ(saved_ms, 777);
+  EXPECT_EQ(decoded.tick, 1234u);
+  ASSERT_EQ(decoded.records.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    const auto& want = snapshot.records[i];
+    const auto& got = decoded.records[i];
+    EXPECT_EQ(got.key, want.key);
+    EXPECT_EQ(got.history.log_weight, want.history.log_weight);
+    EXPECT_EQ(got.history.last_tick, want.history.last_tick);
+    EXPECT_EQ(got.history.accesses, want.history.accesses);
+    EXPECT_EQ(got.last_access_ms, want.last_access_ms);
+  }
+  auto truncated = arrow::SliceBuffer(bytes, 0, bytes->size() / 2);
+  auto bad = DecodeUsage(std::make_shared<arrow::io::BufferReader>(truncated));
+  ASSERT_TRUE(bad.status().IsInvalid()) << bad.status();
+  EXPECT_NE(bad.status().message().find("usage snapshot"), std::string::npos);
 }
 
 }  // namespace

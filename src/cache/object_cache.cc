@@ -115,6 +115,7 @@ arrow::Result<std::unique_ptr<ObjectCache>> ObjectCache::Open(ObjectCacheOptions
     const auto& [bytes, latest] = by_key[key];
     cache->budget_->Record(key, bytes, latest->cost_ms / 1000.0, created, 0);
   }
+  cache->LoadUsage();
   // The limits may have been lowered since these were stored.
   auto over = cache->budget_->PickToFit();
   if (!over.empty()) {
@@ -123,7 +124,23 @@ arrow::Result<std::unique_ptr<ObjectCache>> ObjectCache::Open(ObjectCacheOptions
     spdlog::info("evicted {} entries at startup to fit cache_size {} and max_entries {}",
                  over.size(), FormatByteSize(settings.cache_size), settings.max_entries);
   }
+  if (o.usage_save_interval_s > 0) {
+    cache->usage_saver_ = std::thread([c = cache.get()] { c->UsageSaverLoop(); });
+  }
   return cache;
+}
+
+ObjectCache::~ObjectCache() {
+  {
+    std::lock_guard<std::mutex> lock(usage_saver_mutex_);
+    usage_saver_stopping_ = true;
+  }
+  usage_saver_cv_.notify_all();
+  if (usage_saver_.joinable()) usage_saver_.join();
+  if (budget_) {
+    auto st = SaveUsage();
+    if (!st.ok()) spdlog::warn("saving access histories: {}", st.ToString());
+  }
 }
 
 std::mutex& ObjectCache::KeyLock(const std::string& key) {

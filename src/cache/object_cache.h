@@ -20,11 +20,13 @@
 
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -61,6 +63,9 @@ struct ObjectCacheOptions {
   int64_t memory_size = 0;
   /// Largest entry the memory tier takes; 0: memory_size / 8.
   int64_t memory_max_entry_bytes = 0;
+  /// Seconds between saves of the access histories (when they changed); 0: only when
+  /// the cache is closed. Default: 30.
+  double usage_save_interval_s = 30;
 };
 
 /// Settings that can change at run time (the config-set action); persisted in the store.
@@ -118,6 +123,11 @@ class ObjectCache {
  public:
   /// \brief Open the cache, rebuilding the index from storage (see recovery.h).
   static arrow::Result<std::unique_ptr<ObjectCache>> Open(ObjectCacheOptions options);
+
+  /// Saves the access histories (see usage_snapshot.h).
+  ~ObjectCache();
+  ObjectCache(const ObjectCache&) = delete;
+  ObjectCache& operator=(const ObjectCache&) = delete;
 
   const RecoverySummary& recovery() const { return recovery_; }
 
@@ -189,6 +199,10 @@ class ObjectCache {
 
   arrow::Result<CacheStats> Stats();
 
+  /// \brief Save every key's access history to the store if it changed since the last
+  /// save (usage_snapshot.h). Also done periodically and when the cache is closed.
+  arrow::Status SaveUsage();
+
   const ObjectCacheOptions& options() const { return options_; }
 
   /// \brief Publish a committed data blob as the next version of meta.key, under the
@@ -218,6 +232,9 @@ class ObjectCache {
   uint64_t GenerationLocked(const std::string& name) const;
   void BumpLocked(const std::string& name);
   arrow::Status LoadRuntimeSettings();
+  /// Restore the saved access histories into the budget; a bad snapshot is logged, not fatal.
+  void LoadUsage();
+  void UsageSaverLoop();
   arrow::Status ApplyRuntimeSettings(const RuntimeSettings& settings);
 
   ObjectCacheOptions options_;
@@ -228,6 +245,12 @@ class ObjectCache {
   std::shared_mutex invalidation_mutex_;
   mutable std::mutex generations_mutex_;
   std::unordered_map<std::string, uint64_t> generations_;
+  std::mutex usage_mutex_;  // one save at a time
+  uint64_t usage_saved_tick_ = 0;
+  std::mutex usage_saver_mutex_;
+  std::condition_variable usage_saver_cv_;
+  bool usage_saver_stopping_ = false;
+  std::thread usage_saver_;
   std::atomic<int64_t> puts_{0}, put_failures_{0}, gets_{0}, hits_{0}, misses_{0},
       not_modified_{0}, evictions_{0}, invalidations_{0}, not_admitted_{0};
 };

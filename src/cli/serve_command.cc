@@ -118,6 +118,7 @@ arrow::Status Run(const ServeFlags& flags) {
   options.budget.half_life = config.half_life;
   options.memory_size = config.memory_size;
   options.memory_max_entry_bytes = config.memory_max_entry_bytes;
+  options.usage_save_interval_s = config.usage_save_interval_s;
   ARROW_ASSIGN_OR_RAISE(auto cache, ObjectCache::Open(options));
   spdlog::info("data dir {}: {}", store->root(), cache->recovery().ToString());
   {
@@ -176,6 +177,9 @@ arrow::Status Run(const ServeFlags& flags) {
   });
   st = service.Wait();
   signal_thread.join();
+  // Before the exit below, which may skip the cache's destructor.
+  auto saved = cache->SaveUsage();
+  if (!saved.ok()) spdlog::warn("saving access histories: {}", saved.ToString());
   ARROW_RETURN_NOT_OK(st);
   // Every fill was told to stop between batches; one still running is stuck inside a
   // database call its driver cannot cancel (the SQLite driver has no cancel). Nothing it

@@ -142,6 +142,7 @@ arrow::Status ServerConfig::LoadFile(const std::string& path) {
       else if (name == "protect_s") protect_s = value.get<double>();
       else if (name == "eviction_policy") eviction_policy = value.get<std::string>();
       else if (name == "half_life") half_life = value.get<double>();
+      else if (name == "usage_save_interval_s") usage_save_interval_s = value.get<double>();
       else if (name == "sources") {
         ARROW_RETURN_NOT_OK(LoadSources(value, path));
       }
@@ -161,6 +162,9 @@ arrow::Status ServerConfig::Validate() const {
   if (!(max_ttl_s > 0)) return arrow::Status::Invalid("max_ttl_s must be > 0");
   if (max_entry_bytes <= 0) return arrow::Status::Invalid("max_entry_bytes must be > 0");
   if (reclaim_interval_s < 0) return arrow::Status::Invalid("reclaim_interval_s must be >= 0");
+  if (usage_save_interval_s < 0) {
+    return arrow::Status::Invalid("usage_save_interval_s must be >= 0");
+  }
   if (cache_size < 0) return arrow::Status::Invalid("cache_size must be >= 0");
   if (memory_size < 0) return arrow::Status::Invalid("memory_size must be >= 0");
   if (max_entries < 0) return arrow::Status::Invalid("max_entries must be >= 0");

@@ -60,6 +60,9 @@ struct ServerConfig {
   std::string eviction_policy = "cost";
   /// Accesses over which a cost-aware weight halves. Default: 1000.
   double half_life = 1000;
+  /// Seconds between saves of the entries' access histories (when they changed); 0: only
+  /// at shutdown. Default: 30.
+  double usage_save_interval_s = 30;
 
   /// \brief Overlay the fields present in a JSON config file onto this config.
   arrow::Status LoadFile(const std::string& path);

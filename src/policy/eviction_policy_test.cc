@@ -78,6 +78,32 @@ TYPED_TEST(EveryPolicy, PickVictimsFreesJustEnoughAndRespectsProtection) {
   EXPECT_EQ(q.total_bytes(), 400) << "PickVictims must not remove anything";
 }
 
+TYPED_TEST(EveryPolicy, RestoredHistoryGivesTheOrderItWasSavedIn) {
+  // Save a queue's histories and tick, rebuild it in another insertion order (as a
+  // restart does), restore: the order is the saved one, and later accesses score as
+  // they would have without the restart.
+  auto& q = this->queue_;
+  for (auto k : {"a", "b", "c"}) q.Insert(k, 100, 1.0);
+  for (int i = 0; i < 3; ++i) q.Touch("a");
+  q.Touch("b");
+  const auto saved_order = q.InOrder();
+  ASSERT_EQ(saved_order.front(), "c") << "never touched since its insert";
+
+  EvictionQueue restarted{Make<TypeParam>()};
+  for (auto k : {"b", "c", "a"}) restarted.Insert(k, 100, 1.0);
+  ASSERT_NE(restarted.InOrder(), saved_order);
+  restarted.AdvanceTick(q.tick());
+  for (auto k : {"a", "b", "c"}) ASSERT_TRUE(restarted.RestoreHistory(k, *q.Find(k)));
+  EXPECT_FALSE(restarted.RestoreHistory("gone", *q.Find("a")));
+  EXPECT_EQ(restarted.InOrder(), saved_order);
+  EXPECT_EQ(restarted.Find("a")->accesses, 4u);
+  EXPECT_EQ(restarted.tick(), q.tick());
+  restarted.Touch("c");
+  EXPECT_EQ(restarted.tick(), q.tick() + 1) << "the access counter continues";
+  q.Touch("c");
+  EXPECT_EQ(restarted.Score("c"), q.Score("c")) << "as if there had been no restart";
+}
+
 TEST(LruPolicy, OrderIsRecencyRegardlessOfCostAndSize) {
   EvictionQueue q(std::make_shared<LruPolicy>());
   q.Insert("expensive", 10, 1000);

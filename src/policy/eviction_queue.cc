@@ -40,6 +40,17 @@ void EvictionQueue::Remove(const std::string& key) {
   entries_.erase(it);
 }
 
+bool EvictionQueue::RestoreHistory(const std::string& key, const PolicyEntry& history) {
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return false;
+  PolicyEntry& entry = it->second.entry;
+  entry.log_weight = history.log_weight;
+  entry.last_tick = history.last_tick;
+  entry.accesses = history.accesses;
+  Reorder(key, &it->second);
+  return true;
+}
+
 const PolicyEntry* EvictionQueue::Find(const std::string& key) const {
   auto it = entries_.find(key);
   return it == entries_.end() ? nullptr : &it->second.entry;

@@ -8,6 +8,7 @@
 // Thread-safety: not thread-safe; the owner serializes access.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -53,6 +54,12 @@ class EvictionQueue {
   /// \brief Keys in eviction order (lowest score first).
   std::vector<std::string> InOrder() const;
 
+  /// \brief Replace a known key's access history (accesses, weight, last tick) with one
+  /// saved earlier, e.g. before a restart; bytes and cost stay. False if the key is unknown.
+  bool RestoreHistory(const std::string& key, const PolicyEntry& history);
+  /// \brief Continue the access counter from `tick` if it is ahead (a restored history's
+  /// ticks must stay in the past).
+  void AdvanceTick(uint64_t tick) { tick_ = std::max(tick_, tick); }
   /// \brief Switch policy (e.g. a new half_life), rescoring every entry. Access
   /// history kept in PolicyEntry carries over.
   void SetPolicy(std::shared_ptr<const EvictionPolicy> policy);

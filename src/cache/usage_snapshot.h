@@ -1,0 +1,32 @@
+// Access histories saved across restarts.
+//
+// Eviction scores come from each key's access history (how often and how recently it was
+// read), which lives in memory. The cache saves it to the store as one Arrow IPC file,
+// `state/usage.arrow` -- one row per key: key, accesses, log_weight, last_tick,
+// last_access_ms; the access counter it is relative to in the schema metadata -- every
+// few seconds while it changes, and at shutdown; it reads it back at startup. A crash loses
+// at most the accesses since the last save; an unreadable file loses the history only.
+#pragma once
+
+#include <memory>
+
+#include <arrow/buffer.h>
+#include <arrow/io/interfaces.h>
+#include <arrow/result.h>
+
+#include "cache/budget.h"
+
+namespace quiver {
+
+inline constexpr const char* kUsageBlob = "state/usage.arrow";
+
+/// \brief Encode a snapshot as an Arrow IPC file.
+arrow::Result<std::shared_ptr<arrow::Buffer>> EncodeUsage(const UsageSnapshot& snapshot,
+                                                          int64_t saved_ms);
+
+/// \brief Decode what EncodeUsage wrote. Invalid names what is wrong with the file.
+/// `*saved_ms` (if given) receives when it was saved.
+arrow::Result<UsageSnapshot> DecodeUsage(std::shared_ptr<arrow::io::RandomAccessFile> file,
+                                         int64_t* saved_ms = nullptr);
+
+}  // namespace quiver
