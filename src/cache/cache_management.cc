@@ -46,6 +46,11 @@ arrow::Result<std::vector<std::string>> ObjectCache::InvalidateClosure(
   // Exclusive: no put or fill can check its generations and publish while the closure is
   // bumped and removed, so whichever comes first, nothing stale remains.
   std::unique_lock<std::shared_mutex> invalidation(invalidation_mutex_);
+  if (!tag.empty()) {
+    // Looked up under the lock: an entry with the tag that was being published is in.
+    ARROW_ASSIGN_OR_RAISE(auto tagged, options_.index->KeysWithTag(tag));
+    seeds.insert(seeds.end(), tagged.begin(), tagged.end());
+  }
   std::set<std::string> closure;
   std::deque<std::string> pending(seeds.begin(), seeds.end());
   while (!pending.empty()) {
@@ -79,8 +84,7 @@ arrow::Result<std::vector<std::string>> ObjectCache::Invalidate(const std::strin
 }
 
 arrow::Result<std::vector<std::string>> ObjectCache::InvalidateTag(const std::string& tag) {
-  ARROW_ASSIGN_OR_RAISE(auto seeds, options_.index->KeysWithTag(tag));
-  ARROW_ASSIGN_OR_RAISE(auto removed, InvalidateClosure(seeds, true, tag));
+  ARROW_ASSIGN_OR_RAISE(auto removed, InvalidateClosure({}, true, tag));
   spdlog::info("invalidate tag {}: removed {} keys", tag, removed.size());
   return removed;
 }
@@ -139,6 +143,9 @@ arrow::Status ObjectCache::Configure(const RuntimeSettings& settings) {
   if (settings.memory_size && *settings.memory_size < 0) {
     return arrow::Status::Invalid("memory_size must be >= 0, got ", *settings.memory_size);
   }
+  // One change at a time: each reads, merges and writes back both the budget's settings
+  // and the saved file.
+  std::lock_guard<std::mutex> lock(config_mutex_);
   ARROW_RETURN_NOT_OK(ApplyRuntimeSettings(settings));
   // Persist the merged settings so that they survive a restart.
   nlohmann::json saved = nlohmann::json::object();
@@ -166,7 +173,7 @@ arrow::Result<std::vector<EntryInfo>> ObjectCache::Entries(const std::string& pr
   for (auto& meta : latest) {
     EntryInfo info;
     if (auto usage = budget_->Usage(meta.key)) info.usage = *usage;
-    info.in_memory = memory_->Contains(meta.key, meta.version);
+    info.in_memory = memory_->Contains(meta.key, meta.blob);
     info.latest = std::move(meta);
     out.push_back(std::move(info));
   }

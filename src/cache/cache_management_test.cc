@@ -213,13 +213,12 @@ TEST_F(ManagementTest, NewVersionOfADependencyInvalidatesDependents) {
   EXPECT_EQ(cache_->Stats()->invalidations, 1);
 }
 
-TEST_F(ManagementTest, AQueryResultsFirstVersionDoesNotInvalidateFillsStartedOnIt) {
-  // A reader sees a fill's stream end before the fill commits, and may at once start a
-  // fill that depends on that result: the first commit must not cancel it. A refill (a
-  // second version) and an object's first version do change what dependents may read.
+TEST_F(ManagementTest, AQueryResultsNewVersionCountsFromItsFillsStartNotItsCommit) {
+  // A fill's readers see its result before it commits, and may at once derive entries
+  // from it: those must survive the commit. What was derived from the previous result
+  // goes when the fill starts. An object's new version counts at its commit.
   Open({});
   const std::string query_key = std::string(kQueryKeyPrefix) + std::string(64, 'a');
-  auto snapshot = cache_->Snapshot({query_key, "s/marker"}, {});
   auto commit_query = [&]() -> arrow::Status {
     ARROW_ASSIGN_OR_RAISE(auto entry, cache_->BeginEntry(query_key, 1 << 20, "max_entry_bytes"));
     auto batch = Rows(5);
@@ -234,13 +233,22 @@ TEST_F(ManagementTest, AQueryResultsFirstVersionDoesNotInvalidateFillsStartedOnI
     extras.expires_ms = clock_->NowMillis() + 60000;
     return entry->Commit(std::move(extras), PutOptions{}).status();
   };
+  auto before_fill = cache_->Snapshot({query_key}, {});
+  ASSERT_OK(cache_->NewVersionComing(query_key));
+  EXPECT_EQ(cache_->ChangedSince(before_fill), query_key) << "read the previous result";
+  auto from_stream = cache_->Snapshot({query_key}, {});
+  ASSERT_OK(Put("s/from-stream", 10, {query_key}).status());  // commits before the result
   ASSERT_OK(commit_query());
-  EXPECT_EQ(cache_->ChangedSince(snapshot), std::nullopt);
-  ASSERT_OK(commit_query());
-  EXPECT_EQ(cache_->ChangedSince(snapshot), query_key) << "a refill replaced what was read";
-  snapshot = cache_->Snapshot({"s/marker"}, {});
+  EXPECT_EQ(cache_->ChangedSince(from_stream), std::nullopt);
+  EXPECT_TRUE(Has("s/from-stream"));
+
+  ASSERT_OK(cache_->NewVersionComing(query_key));  // a refill after the TTL
+  EXPECT_FALSE(Has("s/from-stream"));
+  EXPECT_EQ(cache_->Stats()->invalidations, 1);
+
+  auto marker = cache_->Snapshot({"s/marker"}, {});
   ASSERT_OK(Put("s/marker", 1).status());
-  EXPECT_EQ(cache_->ChangedSince(snapshot), "s/marker") << "an object's first version counts";
+  EXPECT_EQ(cache_->ChangedSince(marker), "s/marker") << "an object's first version counts";
 }
 
 TEST_F(ManagementTest, DryRunShrinkListsExactlyWhatTheRealShrinkRemoves) {
@@ -344,6 +352,19 @@ TEST_F(ManagementTest, AnUnreadableUsageSnapshotLosesOnlyTheHistory) {
   cache_.reset();  // saves a good snapshot over the bad one
   Open({}, store_);
   EXPECT_EQ(UsageOf(*cache_, "s/a")->accesses, 2u);
+}
+
+TEST(MemoryTier, CopiesAreIdentifiedByTheirDataBlobNotTheirVersion) {
+  // Version numbers restart after a delete; blob names never repeat.
+  MemoryTier tier(1 << 20, 1 << 16);
+  arrow::io::BufferReader file(arrow::Buffer::FromString("stream bytes"));
+  ASSERT_OK(tier.Promote("s/a", "data/00/0001.arrows", &file));
+  EXPECT_NE(tier.Lookup("s/a", "data/00/0001.arrows"), nullptr);
+  EXPECT_EQ(tier.Lookup("s/a", "data/00/0002.arrows"), nullptr);
+  EXPECT_EQ(tier.Lookup("s/b", "data/00/0001.arrows"), nullptr);
+  tier.Erase("s/a");
+  EXPECT_EQ(tier.Lookup("s/a", "data/00/0001.arrows"), nullptr);
+  EXPECT_EQ(tier.Stats().bytes, 0);
 }
 
 TEST(UsageSnapshot, EncodesAndDecodesEveryField) {

@@ -5,29 +5,29 @@
 namespace quiver {
 
 std::shared_ptr<arrow::io::RandomAccessFile> MemoryTier::Lookup(const std::string& key,
-                                                                uint64_t version) {
+                                                                const std::string& blob) {
   std::lock_guard<std::mutex> lock(mutex_);
-  auto it = slots_.find({key, version});
+  auto it = slots_.find({key, blob});
   if (it == slots_.end()) return nullptr;
   lru_.splice(lru_.begin(), lru_, it->second.position);
   ++hits_;
   return std::make_shared<arrow::io::BufferReader>(it->second.data);
 }
 
-arrow::Status MemoryTier::Promote(const std::string& key, uint64_t version,
+arrow::Status MemoryTier::Promote(const std::string& key, const std::string& blob,
                                   arrow::io::RandomAccessFile* file) {
   ARROW_ASSIGN_OR_RAISE(int64_t size, file->GetSize());
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (capacity_ <= 0 || size > max_entry_bytes_ || size > capacity_) return arrow::Status::OK();
-    if (slots_.count({key, version})) return arrow::Status::OK();
+    if (slots_.count({key, blob})) return arrow::Status::OK();
   }
   // Copy outside the lock; a memory-mapped file would otherwise stay a view of the disk.
   ARROW_ASSIGN_OR_RAISE(auto view, file->ReadAt(0, size));
   ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Buffer> copy,
                         arrow::Buffer::CopyNonOwned(*view, arrow::default_cpu_memory_manager()));
   std::lock_guard<std::mutex> lock(mutex_);
-  Id id{key, version};
+  Id id{key, blob};
   if (slots_.count(id)) return arrow::Status::OK();
   lru_.push_front(id);
   slots_[id] = Slot{std::move(copy), lru_.begin()};
@@ -48,16 +48,16 @@ void MemoryTier::EvictLocked() {
 
 void MemoryTier::Erase(const std::string& key) {
   std::lock_guard<std::mutex> lock(mutex_);
-  for (auto it = slots_.lower_bound({key, 0}); it != slots_.end() && it->first.first == key;) {
+  for (auto it = slots_.lower_bound({key, std::string()}); it != slots_.end() && it->first.first == key;) {
     bytes_ -= it->second.data->size();
     lru_.erase(it->second.position);
     it = slots_.erase(it);
   }
 }
 
-void MemoryTier::Erase(const std::string& key, uint64_t version) {
+void MemoryTier::Erase(const std::string& key, const std::string& blob) {
   std::lock_guard<std::mutex> lock(mutex_);
-  auto it = slots_.find({key, version});
+  auto it = slots_.find({key, blob});
   if (it == slots_.end()) return;
   bytes_ -= it->second.data->size();
   lru_.erase(it->second.position);
@@ -71,9 +71,9 @@ void MemoryTier::SetCapacity(int64_t capacity, int64_t max_entry_bytes) {
   EvictLocked();
 }
 
-bool MemoryTier::Contains(const std::string& key, uint64_t version) {
+bool MemoryTier::Contains(const std::string& key, const std::string& blob) {
   std::lock_guard<std::mutex> lock(mutex_);
-  return slots_.count({key, version}) > 0;
+  return slots_.count({key, blob}) > 0;
 }
 
 MemoryTierStats MemoryTier::Stats() {

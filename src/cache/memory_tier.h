@@ -1,8 +1,10 @@
 // MemoryTier: small hot entries held in RAM, bounded in bytes, least recently used out.
 //
 // An entry is promoted when it is read (a hit) and is small enough; later reads are served
-// from the copy in memory instead of the store. Entries are immutable per (key, version),
-// so the tier never needs to refresh anything; it only forgets versions that were removed.
+// from the copy in memory instead of the store. Copies are identified by (key, data blob):
+// a blob name is unique to one write and never reused, so a copy can never be taken for a
+// later version (version numbers restart after a delete), and one promoted just as its
+// version was removed is never served, only aged out. The tier never refreshes anything.
 //
 // Thread-safety: all methods are safe to call concurrently.
 #pragma once
@@ -35,22 +37,24 @@ class MemoryTier {
   MemoryTier(int64_t capacity, int64_t max_entry_bytes)
       : capacity_(capacity), max_entry_bytes_(max_entry_bytes) {}
 
-  /// \brief The in-memory copy of (key, version), or nullptr.
-  std::shared_ptr<arrow::io::RandomAccessFile> Lookup(const std::string& key, uint64_t version);
-  /// \brief Copy (key, version) from `file` into memory if it is small enough, evicting
+  /// \brief The in-memory copy of `key`'s data blob `blob`, or nullptr.
+  std::shared_ptr<arrow::io::RandomAccessFile> Lookup(const std::string& key,
+                                                      const std::string& blob);
+  /// \brief Copy (key, blob) from `file` into memory if it is small enough, evicting
   /// least recently used copies to stay within capacity.
-  arrow::Status Promote(const std::string& key, uint64_t version, arrow::io::RandomAccessFile* file);
+  arrow::Status Promote(const std::string& key, const std::string& blob,
+                        arrow::io::RandomAccessFile* file);
   /// \brief Forget every version of `key`.
   void Erase(const std::string& key);
-  /// \brief Forget one version of `key`.
-  void Erase(const std::string& key, uint64_t version);
+  /// \brief Forget one version of `key`, by its data blob.
+  void Erase(const std::string& key, const std::string& blob);
   /// \brief Change the capacity, evicting as needed.
   void SetCapacity(int64_t capacity, int64_t max_entry_bytes);
-  bool Contains(const std::string& key, uint64_t version);
+  bool Contains(const std::string& key, const std::string& blob);
   MemoryTierStats Stats();
 
  private:
-  using Id = std::pair<std::string, uint64_t>;
+  using Id = std::pair<std::string, std::string>;  // key, data blob
   void EvictLocked();
 
   std::mutex mutex_;

@@ -19,6 +19,11 @@ namespace quiver {
 
 namespace {
 
+arrow::Status NotCommitted(const std::string& changed, const std::string& key) {
+  return arrow::Status::Cancelled("not committed: ", changed, " was invalidated while '", key,
+                                  "' was being computed; nothing was stored");
+}
+
 std::string NewDataBlobName() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   uint64_t hi = rng(), lo = rng();
@@ -191,7 +196,6 @@ arrow::Result<EntryMeta> ObjectCache::Publish(EntryMeta meta, PutOptions options
     ++not_admitted_;
     return victims.status();
   }
-  ARROW_RETURN_NOT_OK(EvictKeys(*victims));
   int64_t reserved = meta.bytes;
   struct Unreserve {
     Budget* budget;
@@ -200,32 +204,22 @@ arrow::Result<EntryMeta> ObjectCache::Publish(EntryMeta meta, PutOptions options
       if (*bytes) budget->Unreserve(*bytes);
     }
   } unreserve{budget_.get(), &reserved};
+  ARROW_RETURN_NOT_OK(EvictKeys(*victims));
 
+  // An object's new version makes everything computed from the previous one stale; a
+  // query result's was already announced when its fill started (NewVersionComing).
+  const bool replaces = !IsQueryKey(meta.key);
   std::vector<EntryMeta> trimmed;
   {
     std::shared_lock<std::shared_mutex> invalidation(invalidation_mutex_);
     std::lock_guard<std::mutex> lock(KeyLock(meta.key));
-    {
-      std::lock_guard<std::mutex> gens(generations_mutex_);
-      for (const auto& [name, generation] : options.generations) {
-        if (GenerationLocked(name) != generation) {
-          return arrow::Status::Cancelled(
-              "not committed: ", name.substr(2), " was invalidated while '", meta.key,
-              "' was being computed; nothing was stored");
-        }
-      }
+    if (auto changed = ChangedSince(options.generations)) {  // fail fast; re-checked below
+      return NotCommitted(*changed, meta.key);
     }
     ARROW_ASSIGN_OR_RAISE(uint64_t latest, options_.index->LatestVersion(meta.key));
     if (options.if_version && latest != *options.if_version) {
       return arrow::Status::AlreadyExists("version conflict: '", meta.key, "' is at version ",
                                           latest, ", not ", *options.if_version);
-    }
-    // Puts and fills computed from the previous version of this key must not commit after
-    // it. A query result's first version replaces nothing: its readers saw the stream end
-    // before this commit, and a fill one of them started on it (depends_on) is valid.
-    if (latest > 0 || !IsQueryKey(meta.key)) {
-      std::lock_guard<std::mutex> gens(generations_mutex_);
-      BumpLocked("k:" + meta.key);
     }
     meta.version = latest + 1;
     if (meta.created_ms == 0) meta.created_ms = options_.clock->NowMillis();
@@ -233,10 +227,29 @@ arrow::Result<EntryMeta> ObjectCache::Publish(EntryMeta meta, PutOptions options
     // version survives a restart.
     auto manifest = ManifestBlobName(meta.key, meta.version);
     ARROW_RETURN_NOT_OK(options_.store->WriteAll(manifest, ManifestToJson(meta)));
-    auto st = options_.index->Publish(meta, latest);
-    if (!st.ok()) {
+    arrow::Status published;
+    {
+      // The generation check, this key's bump and the index publish are one step, so a
+      // new version of a dependency either comes first (and this is refused) or finds
+      // this entry among its dependents when it cascades.
+      std::lock_guard<std::mutex> gens(generations_mutex_);
+      std::optional<std::string> changed;
+      for (const auto& [name, generation] : options.generations) {
+        if (GenerationLocked(name) != generation) {
+          changed = name.substr(2);
+          break;
+        }
+      }
+      if (changed) {
+        published = NotCommitted(*changed, meta.key);
+      } else {
+        if (replaces) BumpLocked("k:" + meta.key);
+        published = options_.index->Publish(meta, latest);
+      }
+    }
+    if (!published.ok()) {
       (void)options_.store->Delete(manifest);
-      return st;
+      return published;
     }
     ARROW_ASSIGN_OR_RAISE(trimmed, options_.index->Trim(meta.key, keep));
     // Manifests go first, under the lock, so a concurrent publisher never sees them.
@@ -250,20 +263,27 @@ arrow::Result<EntryMeta> ObjectCache::Publish(EntryMeta meta, PutOptions options
     budget_->Record(meta.key, total, meta.cost_ms / 1000.0, meta.created_ms, reserved);
     reserved = 0;
   }
-  for (const auto& old : trimmed) memory_->Erase(old.key, old.version);
+  for (const auto& old : trimmed) memory_->Erase(old.key, old.blob);
   DropBlobs(trimmed);
   if (!query) ++puts_;
-  {
-    // A new version of a key (an object put, or a refreshed query result) makes
-    // everything computed from the old one stale.
-    ARROW_ASSIGN_OR_RAISE(auto dependents, options_.index->Dependents(meta.key));
-    if (!dependents.empty()) {
-      ARROW_ASSIGN_OR_RAISE(auto removed, InvalidateClosure(dependents, true, ""));
-      spdlog::info("new version of {} invalidated {} dependent entries", meta.key,
-                   removed.size());
-    }
-  }
+  if (replaces) ARROW_RETURN_NOT_OK(InvalidateDependents(meta.key, "new version of"));
   return meta;
+}
+
+arrow::Status ObjectCache::NewVersionComing(const std::string& key) {
+  {
+    std::lock_guard<std::mutex> gens(generations_mutex_);
+    BumpLocked("k:" + key);
+  }
+  return InvalidateDependents(key, "refilling");
+}
+
+arrow::Status ObjectCache::InvalidateDependents(const std::string& key, const char* why) {
+  ARROW_ASSIGN_OR_RAISE(auto dependents, options_.index->Dependents(key));
+  if (dependents.empty()) return arrow::Status::OK();
+  ARROW_ASSIGN_OR_RAISE(auto removed, InvalidateClosure(dependents, true, ""));
+  spdlog::info("{} {} invalidated {} dependent entries", why, key, removed.size());
+  return arrow::Status::OK();
 }
 
 arrow::Status ObjectCache::TrimKey(const std::string& key, int64_t keep) {
@@ -282,7 +302,7 @@ arrow::Status ObjectCache::TrimKey(const std::string& key, int64_t keep) {
       budget_->Record(key, usage->bytes - freed, latest->cost_ms / 1000.0, latest->created_ms, 0);
     }
   }
-  for (const auto& old : trimmed) memory_->Erase(old.key, old.version);
+  for (const auto& old : trimmed) memory_->Erase(old.key, old.blob);
   DropBlobs(trimmed);
   return arrow::Status::OK();
 }
@@ -303,13 +323,13 @@ arrow::Result<std::optional<OpenEntry>> ObjectCache::OpenVersion(
     ARROW_ASSIGN_OR_RAISE(auto meta, options_.index->Get(key, version));
     if (!meta) return std::nullopt;
     if (count_access) budget_->Touch(key);
-    if (auto in_memory = memory_->Lookup(key, meta->version)) {
+    if (auto in_memory = memory_->Lookup(key, meta->blob)) {
       return OpenEntry{std::move(*meta), std::move(in_memory)};
     }
     auto file = options_.store->OpenReader(meta->blob);
     if (file.ok()) {
       if (count_access) {
-        auto st = memory_->Promote(key, meta->version, file->get());
+        auto st = memory_->Promote(key, meta->blob, file->get());
         if (!st.ok()) spdlog::warn("promoting {} to memory: {}", key, st.ToString());
       }
       return OpenEntry{std::move(*meta), std::move(*file)};

@@ -182,6 +182,10 @@ class ObjectCache {
   arrow::Result<std::vector<std::string>> Invalidate(const std::string& key, bool cascade);
   /// \brief Remove every key carrying `tag`, cascading. Returns the keys removed.
   arrow::Result<std::vector<std::string>> InvalidateTag(const std::string& tag);
+  /// \brief A new version of query result `key` is being computed: what was computed
+  /// from the previous one is invalidated now, and fills that read it will not commit.
+  /// (Its readers see the new result before it commits, and may derive entries from it.)
+  arrow::Status NewVersionComing(const std::string& key);
   /// \brief The first key or tag of `snapshot` invalidated since it was taken, if any.
   std::optional<std::string> ChangedSince(const GenerationSnapshot& snapshot);
   /// \brief Generations of `keys` and `tags` now, for a put or fill about to start.
@@ -226,9 +230,13 @@ class ObjectCache {
   arrow::Status EvictKeys(const std::vector<std::string>& keys);
   /// Drop all but the newest `keep` versions of `key`.
   arrow::Status TrimKey(const std::string& key, int64_t keep);
+  /// Remove `seeds` and every key carrying `tag` (if not empty), and, if `cascade`, what
+  /// depends on them, transitively; bump their generations. Returns the keys removed.
   arrow::Result<std::vector<std::string>> InvalidateClosure(std::vector<std::string> seeds,
                                                             bool cascade,
                                                             const std::string& tag);
+  /// Invalidate (cascading) every entry that depends on `key`; `why` starts the log line.
+  arrow::Status InvalidateDependents(const std::string& key, const char* why);
   uint64_t GenerationLocked(const std::string& name) const;
   void BumpLocked(const std::string& name);
   arrow::Status LoadRuntimeSettings();
@@ -245,7 +253,8 @@ class ObjectCache {
   std::shared_mutex invalidation_mutex_;
   mutable std::mutex generations_mutex_;
   std::unordered_map<std::string, uint64_t> generations_;
-  std::mutex usage_mutex_;  // one save at a time
+  std::mutex config_mutex_;  // one Configure at a time
+  std::mutex usage_mutex_;   // one SaveUsage at a time
   uint64_t usage_saved_tick_ = 0;
   std::mutex usage_saver_mutex_;
   std::condition_variable usage_saver_cv_;

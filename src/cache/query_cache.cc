@@ -212,6 +212,17 @@ void QueryCache::StartFill(const QueryPlan& plan, std::shared_ptr<Fill> fill, bo
     ++running_fills_;
     live_fills_.insert(fill);
   }
+  // A cacheable fill is the new version of its key from now on: entries derived from the
+  // previous one go, and entries derived from this stream (its readers may start them
+  // before it commits) are kept.
+  if (cacheable) {
+    auto announced = options_.objects->NewVersionComing(kQueryKeyPrefix + plan.key);
+    if (!announced.ok()) {  // then storing this result could leave stale dependents
+      fill->StopCaching("invalidating what was derived from the previous result failed: " +
+                        announced.message());
+      cacheable = false;
+    }
+  }
   // Taken now, before the source is read: an invalidation from here on wins.
   std::vector<std::string> keys = plan.request.depends_on;
   keys.push_back(kQueryKeyPrefix + plan.key);

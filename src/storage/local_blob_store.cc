@@ -177,14 +177,15 @@ arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> LocalBlobStore::Open
     const std::string& name) {
   ARROW_RETURN_NOT_OK(ValidateBlobName(name));
   std::string path = PathOf(name);
+  auto file = arrow::io::MemoryMappedFile::Open(path, arrow::io::FileMode::READ);
+  if (file.ok()) return *file;
+  // Arrow's error does not say ENOENT in a form callers can test; a blob deleted just now
+  // (trimmed, evicted) must read as missing, so that readers retry on the newer state.
   struct stat st;
-  if (::stat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return arrow::Status::KeyError("blob '", name, "' not found");
-    return ErrnoStatus(errno, "stat blob '" + name + "'");
+  if (::stat(path.c_str(), &st) != 0 && errno == ENOENT) {
+    return arrow::Status::KeyError("blob '", name, "' not found");
   }
-  ARROW_ASSIGN_OR_RAISE(auto file,
-                        arrow::io::MemoryMappedFile::Open(path, arrow::io::FileMode::READ));
-  return file;
+  return file.status();
 }
 
 arrow::Status LocalBlobStore::Delete(const std::string& name) {
