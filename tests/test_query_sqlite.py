@@ -84,6 +84,26 @@ def test_flight_info_then_doget(lite):
     assert stats(c)["queries"]["executions"] == 1, "GetFlightInfo and DoGet ran it twice"
 
 
+def test_flight_info_hands_the_running_fill_to_the_doget(quiver, lite_db, workdir):
+    """With cancel_unread_fills, a fill nobody reads is cancelled; GetFlightInfo (which
+    stops reading at the schema) must hand the fill to the DoGet that follows, not
+    abandon it: one execution, the whole result."""
+    config = workdir / "cancel.json"
+    config.write_text(json.dumps({"cancel_unread_fills": True}))
+    srv = quiver(args=["--config", str(config), "--source", f"lite=sqlite://{lite_db}"])
+    c = srv.client()
+    n = 1_000_000  # ~1 s in SQLite, many batches: still running when the schema is out
+    sql = (f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n}) "
+           "SELECT i FROM n")
+    request = json.dumps({"source": "lite", "sql": sql}).encode()
+    info = c.get_flight_info(flight.FlightDescriptor.for_command(request))
+    assert json.loads(info.app_metadata)["cache"] == "miss"
+    time.sleep(0.3)  # the fill goes on producing batches with no reader attached
+    table = c.do_get(info.endpoints[0].ticket).read_all()
+    assert table.num_rows == n and table.column("i")[n - 1].as_py() == n
+    assert stats(c)["queries"]["executions"] == 1, "the fill was abandoned and ran again"
+
+
 def test_ttl_expiry(lite):
     # The TTL counts from when the execution started (a loaded machine can take a
     # second or more to run it), so it is a few seconds here.

@@ -40,7 +40,7 @@ void Fill::Finish(arrow::Status status) {
 
 bool Fill::Abandoned() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return ever_attached_ && readers_.empty() && !finished_;
+  return ever_attached_ && readers_.empty() && handovers_ == 0 && !finished_;
 }
 
 std::optional<int> Fill::Attach() {
@@ -49,7 +49,16 @@ std::optional<int> Fill::Attach() {
   int id = next_reader_++;
   readers_[id] = base_;
   ever_attached_ = true;
+  if (handovers_ > 0) --handovers_;
   return id;
+}
+
+void Fill::HandOver(int reader) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++handovers_;
+  }
+  Detach(reader);
 }
 
 void Fill::Detach(int reader) {

@@ -48,6 +48,9 @@ class Fill {
   /// \brief Register a reader; returns its id. Fails if the fill is no longer joinable.
   std::optional<int> Attach();
   void Detach(int reader);
+  /// \brief Detach a reader that hands the stream over to one that will attach later
+  /// (GetFlightInfo, then DoGet): until someone attaches, the fill is not abandoned.
+  void HandOver(int reader);
   /// \brief Wait for the schema (or the fill's error).
   arrow::Result<std::pair<std::shared_ptr<arrow::Schema>, arrow::ipc::IpcPayload>> WaitSchema();
   /// \brief Wait for the reader's next payload; std::nullopt at a successful end.
@@ -73,6 +76,7 @@ class Fill {
   std::map<int, size_t> readers_;  // reader id -> absolute index of its next payload
   int next_reader_ = 0;
   bool ever_attached_ = false;
+  int handovers_ = 0;  // HandOver calls not yet followed by an Attach
   bool finished_ = false;
   arrow::Status status_;
 };

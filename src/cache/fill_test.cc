@@ -85,5 +85,16 @@ TEST(Fill, AbandonedOnlyAfterEveryReaderLeft) {
   EXPECT_FALSE(fill.Abandoned());
 }
 
+TEST(Fill, AHandOverIsNotAbandonmentUntilTheNextReaderLeaves) {
+  Fill fill("k", true);
+  auto info = *fill.Attach();  // GetFlightInfo waits for the schema...
+  fill.HandOver(info);         // ...and leaves the stream to the DoGet that follows
+  EXPECT_FALSE(fill.Abandoned());
+  auto get = *fill.Attach();
+  EXPECT_FALSE(fill.Abandoned());
+  fill.Detach(get);
+  EXPECT_TRUE(fill.Abandoned());
+}
+
 }  // namespace
 }  // namespace quiver

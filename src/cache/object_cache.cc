@@ -389,6 +389,10 @@ arrow::Result<int64_t> ObjectCache::RemoveKey(const std::string& key,
       if (!latest || !latest->expired(*only_if_expired_at)) return 0;
     }
     ARROW_ASSIGN_OR_RAISE(removed, options_.index->Remove(key));
+    // Oldest first: a crash part-way leaves the newest versions (as if the removal had not
+    // happened), never an older version as the latest.
+    std::sort(removed.begin(), removed.end(),
+              [](const EntryMeta& a, const EntryMeta& b) { return a.version < b.version; });
     for (const auto& old : removed) {
       ARROW_RETURN_NOT_OK(options_.store->Delete(ManifestBlobName(old.key, old.version)));
     }

@@ -171,7 +171,7 @@ arrow::Result<std::unique_ptr<flight::FlightInfo>> QuiverFlightService::QueryInf
   }
   // A miss: the fill now runs; the DoGet that follows joins it. Wait for its schema.
   auto schema = r.fill->WaitSchema();
-  r.fill->Detach(r.reader);
+  r.fill->HandOver(r.reader);  // to the DoGet the client sends next
   ARROW_RETURN_NOT_OK(schema.status());
   ARROW_ASSIGN_OR_RAISE(auto info, flight::FlightInfo::Make(*schema->first, request, {endpoint},
                                                             -1, -1, true, ResponseJson(r)));

@@ -59,7 +59,8 @@ class BlobStore {
   virtual arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenReader(
       const std::string& name) = 0;
 
-  /// \brief Remove a blob. Removing a missing blob is not an error.
+  /// \brief Remove a blob, durably: once this returns, a crash does not bring it back.
+  /// Removing a missing blob is not an error.
   virtual arrow::Status Delete(const std::string& name) = 0;
 
   /// \brief Move a committed blob to another name (used to quarantine damaged entries).

@@ -194,13 +194,15 @@ arrow::Status LocalBlobStore::Delete(const std::string& name) {
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
     return ErrnoStatus(errno, "delete blob '" + name + "'");
   }
-  // Remove directories the deletion emptied, up to (not including) the root.
+  // Remove directories the deletion emptied, up to (not including) the root, then make
+  // the removal durable in the deepest directory left.
   std::unique_lock<std::shared_mutex> dirs(*dirs_);
-  for (auto dir = path.parent_path(); dir.string().size() > root_.size();
-       dir = dir.parent_path()) {
-    if (::rmdir(dir.c_str()) != 0) break;
+  auto dir = path.parent_path();
+  // (Gone already: another delete pruned it.)
+  while (dir.string().size() > root_.size() && (::rmdir(dir.c_str()) == 0 || errno == ENOENT)) {
+    dir = dir.parent_path();
   }
-  return arrow::Status::OK();
+  return FsyncPath(dir.string());
 }
 
 arrow::Status LocalBlobStore::Move(const std::string& from, const std::string& to) {
