@@ -206,8 +206,8 @@ void ObjectCache::LoadUsage() {
 
 arrow::Status ObjectCache::SaveUsage() {
   std::lock_guard<std::mutex> lock(usage_mutex_);
+  if (budget_->tick() == usage_saved_tick_) return arrow::Status::OK();  // nothing new
   auto snapshot = budget_->ExportUsage();
-  if (snapshot.tick == usage_saved_tick_) return arrow::Status::OK();
   ARROW_ASSIGN_OR_RAISE(auto bytes, EncodeUsage(snapshot, options_.clock->NowMillis()));
   ARROW_RETURN_NOT_OK(options_.store->WriteAll(
       kUsageBlob, std::string_view(reinterpret_cast<const char*>(bytes->data()),

@@ -1,6 +1,7 @@
 // Budgets, the memory tier, dependencies and invalidation in the engine.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <thread>
 
@@ -389,6 +390,10 @@ TEST(UsageSnapshot, EncodesAndDecodesEveryField) {
     EXPECT_EQ(got.history.accesses, want.history.accesses);
     EXPECT_EQ(got.last_access_ms, want.last_access_ms);
   }
+  snapshot.records[0].history.log_weight = std::nan("");  // would corrupt the queue's order
+  ASSERT_OK_AND_ASSIGN(auto nan_bytes, EncodeUsage(snapshot, 777));
+  auto nan = DecodeUsage(std::make_shared<arrow::io::BufferReader>(nan_bytes));
+  EXPECT_TRUE(nan.status().IsInvalid()) << nan.status();
   auto truncated = arrow::SliceBuffer(bytes, 0, bytes->size() / 2);
   auto bad = DecodeUsage(std::make_shared<arrow::io::BufferReader>(truncated));
   ASSERT_TRUE(bad.status().IsInvalid()) << bad.status();

@@ -40,7 +40,8 @@ void Fill::Finish(arrow::Status status) {
 
 bool Fill::Abandoned() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return ever_attached_ && readers_.empty() && handovers_ == 0 && !finished_;
+  // A pending hand-over keeps it alive only while the next reader can still attach.
+  return ever_attached_ && readers_.empty() && (handovers_ == 0 || !joinable_) && !finished_;
 }
 
 std::optional<int> Fill::Attach() {

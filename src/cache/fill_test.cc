@@ -94,6 +94,11 @@ TEST(Fill, AHandOverIsNotAbandonmentUntilTheNextReaderLeaves) {
   EXPECT_FALSE(fill.Abandoned());
   fill.Detach(get);
   EXPECT_TRUE(fill.Abandoned());
+
+  Fill too_big("k2", true);
+  too_big.HandOver(*too_big.Attach());
+  too_big.StopCaching("larger than max_entry_bytes");  // the DoGet cannot join any more
+  EXPECT_TRUE(too_big.Abandoned());
 }
 
 }  // namespace

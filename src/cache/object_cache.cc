@@ -248,7 +248,11 @@ arrow::Result<EntryMeta> ObjectCache::Publish(EntryMeta meta, PutOptions options
       }
     }
     if (!published.ok()) {
-      (void)options_.store->Delete(manifest);
+      auto removed = options_.store->Delete(manifest);
+      if (!removed.ok()) {  // it would be restored at the next start
+        spdlog::error("removing the manifest of refused {}@{}: {}", meta.key, meta.version,
+                      removed.ToString());
+      }
       return published;
     }
     ARROW_ASSIGN_OR_RAISE(trimmed, options_.index->Trim(meta.key, keep));

@@ -12,7 +12,10 @@
 // that depends on it, and wins against a put or fill that started before it (each checks
 // the generations of its dependencies when it commits).
 //
-// Lock order: invalidation lock, then a key lock, then the budget's lock.
+// Lock order (outermost first): config lock; invalidation lock; a key lock; generations
+// lock; then the leaves -- index, budget, memory tier, store (whose directory lock is its
+// own leaf). The usage-save lock is taken alone, then the budget's. Nothing is called
+// back into the QueryCache.
 //
 // Thread-safety: all methods are safe to call concurrently. A PutWriter belongs to one
 // thread.

@@ -212,23 +212,8 @@ void QueryCache::StartFill(const QueryPlan& plan, std::shared_ptr<Fill> fill, bo
     ++running_fills_;
     live_fills_.insert(fill);
   }
-  // A cacheable fill is the new version of its key from now on: entries derived from the
-  // previous one go, and entries derived from this stream (its readers may start them
-  // before it commits) are kept.
-  if (cacheable) {
-    auto announced = options_.objects->NewVersionComing(kQueryKeyPrefix + plan.key);
-    if (!announced.ok()) {  // then storing this result could leave stale dependents
-      fill->StopCaching("invalidating what was derived from the previous result failed: " +
-                        announced.message());
-      cacheable = false;
-    }
-  }
-  // Taken now, before the source is read: an invalidation from here on wins.
-  std::vector<std::string> keys = plan.request.depends_on;
-  keys.push_back(kQueryKeyPrefix + plan.key);
-  auto generations = options_.objects->Snapshot(keys, plan.request.tags);
-  std::thread([this, plan, fill, cacheable, created_ms, generations] {
-    RunFill(plan, fill, cacheable, created_ms, generations);
+  std::thread([this, plan, fill, cacheable, created_ms] {
+    RunFill(plan, fill, cacheable, created_ms);
     std::lock_guard<std::mutex> lock(threads_mutex_);
     live_fills_.erase(fill);
     --running_fills_;
@@ -243,7 +228,7 @@ void QueryCache::Unregister(const std::shared_ptr<Fill>& fill) {
 }
 
 void QueryCache::RunFill(QueryPlan plan, std::shared_ptr<Fill> fill, bool cacheable,
-                         int64_t created_ms, GenerationSnapshot generations) {
+                         int64_t created_ms) {
   const auto start = std::chrono::steady_clock::now();
   const std::string& key = plan.key;
   std::unique_ptr<EntryWriter> entry;
@@ -258,6 +243,23 @@ void QueryCache::RunFill(QueryPlan plan, std::shared_ptr<Fill> fill, bool cachea
     fill->Finish(std::move(st));
   };
 
+  // A cacheable fill is the new version of its key from now on: entries derived from the
+  // previous one go, and entries derived from this stream (its readers may start them
+  // before it commits) are kept. Done here, not under the caller's lock: it may wait for
+  // the invalidation lock.
+  bool storable = cacheable;
+  if (cacheable) {
+    auto announced = options_.objects->NewVersionComing(kQueryKeyPrefix + key);
+    if (!announced.ok()) {  // storing this result could leave stale dependents
+      fill->StopCaching("invalidating what was derived from the previous result failed: " +
+                        announced.message());
+      storable = false;
+    }
+  }
+  // Taken before the source is read: an invalidation from here on wins.
+  std::vector<std::string> keys = plan.request.depends_on;
+  keys.push_back(kQueryKeyPrefix + key);
+  auto generations = options_.objects->Snapshot(keys, plan.request.tags);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     ++stats_.executions;
@@ -285,7 +287,7 @@ void QueryCache::RunFill(QueryPlan plan, std::shared_ptr<Fill> fill, bool cachea
   auto untrack = std::make_unique<Untrack>(Untrack{this, stream->get()});
 
   std::atomic<bool> entry_failed{false};
-  if (cacheable) {
+  if (storable) {
     auto begun = options_.objects->BeginEntry(kQueryKeyPrefix + key, options_.max_entry_bytes,
                                               "max_entry_bytes");
     if (begun.ok()) {

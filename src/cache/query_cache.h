@@ -126,8 +126,7 @@ class QueryCache {
   explicit QueryCache(QueryCacheOptions options) : options_(std::move(options)) {}
   void StartFill(const QueryPlan& plan, std::shared_ptr<Fill> fill, bool cacheable,
                  int64_t created_ms);
-  void RunFill(QueryPlan plan, std::shared_ptr<Fill> fill, bool cacheable, int64_t created_ms,
-               GenerationSnapshot generations);
+  void RunFill(QueryPlan plan, std::shared_ptr<Fill> fill, bool cacheable, int64_t created_ms);
   void Unregister(const std::shared_ptr<Fill>& fill);
   void ReclaimLoop();
 

@@ -1,6 +1,7 @@
 #include "cache/usage_snapshot.h"
 
 #include <charconv>
+#include <cmath>
 #include <string>
 
 #include <arrow/api.h>
@@ -119,6 +120,10 @@ arrow::Result<UsageSnapshot> DecodeUsage(std::shared_ptr<arrow::io::RandomAccess
       r.history.log_weight = log_weights->Value(row);
       r.history.last_tick = last_ticks->Value(row);
       r.last_access_ms = last_access->Value(row);
+      if (std::isnan(r.history.log_weight) || r.history.log_weight == HUGE_VAL) {
+        return arrow::Status::Invalid("usage snapshot: '", r.key, "' has log_weight ",
+                                      r.history.log_weight);
+      }
       if (r.history.last_tick > out.tick) {
         return arrow::Status::Invalid("usage snapshot: '", r.key, "' was accessed at tick ",
                                       r.history.last_tick, ", after the snapshot's ", out.tick);

@@ -162,8 +162,10 @@ arrow::Status ServerConfig::Validate() const {
   if (!(max_ttl_s > 0)) return arrow::Status::Invalid("max_ttl_s must be > 0");
   if (max_entry_bytes <= 0) return arrow::Status::Invalid("max_entry_bytes must be > 0");
   if (reclaim_interval_s < 0) return arrow::Status::Invalid("reclaim_interval_s must be >= 0");
-  if (usage_save_interval_s < 0) {
-    return arrow::Status::Invalid("usage_save_interval_s must be >= 0");
+  if (usage_save_interval_s != 0 &&
+      !(usage_save_interval_s >= 0.01 && usage_save_interval_s <= 86400)) {
+    return arrow::Status::Invalid("usage_save_interval_s must be 0 (only at shutdown) or "
+                                  "between 0.01 and 86400, got ", usage_save_interval_s);
   }
   if (cache_size < 0) return arrow::Status::Invalid("cache_size must be >= 0");
   if (memory_size < 0) return arrow::Status::Invalid("memory_size must be >= 0");

@@ -194,15 +194,23 @@ arrow::Status LocalBlobStore::Delete(const std::string& name) {
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
     return ErrnoStatus(errno, "delete blob '" + name + "'");
   }
-  // Remove directories the deletion emptied, up to (not including) the root, then make
-  // the removal durable in the deepest directory left.
-  std::unique_lock<std::shared_mutex> dirs(*dirs_);
+  // Remove directories the deletion emptied, up to (not including) the root (a directory
+  // gone already was pruned by another delete)...
   auto dir = path.parent_path();
-  // (Gone already: another delete pruned it.)
-  while (dir.string().size() > root_.size() && (::rmdir(dir.c_str()) == 0 || errno == ENOENT)) {
+  auto above_root = [&] { return dir.string().size() > root_.size(); };
+  {
+    std::unique_lock<std::shared_mutex> dirs(*dirs_);
+    while (above_root() && (::rmdir(dir.c_str()) == 0 || errno == ENOENT)) {
+      dir = dir.parent_path();
+    }
+  }
+  // ...then make the removal durable in the deepest directory left. If another delete
+  // prunes that one meanwhile, it makes its own removal durable higher up.
+  while (true) {
+    auto st = FsyncPath(dir.string());
+    if (st.ok() || !above_root() || ::access(dir.c_str(), F_OK) == 0) return st;
     dir = dir.parent_path();
   }
-  return FsyncPath(dir.string());
 }
 
 arrow::Status LocalBlobStore::Move(const std::string& from, const std::string& to) {
