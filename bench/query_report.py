@@ -189,7 +189,7 @@ def details(res: dict, args) -> dict:
 
 
 def detail_lines(res: dict, args) -> list[str]:
-    d, f = details(res, args), res["facts"]
+    d = details(res, args)
     ms = lambda s: f"{s * 1000:.0f} ms" if s is not None else "—"  # noqa: E731
     out = []
     for name, label in (("scan", "large scan"), ("agg", "aggregate")):
@@ -271,10 +271,10 @@ def analysis(res: dict, rows, args) -> str:
         text += "(the difference is within the noise of these figures). "
     else:
         text += f"({extra:+.2f} CPU-s). "
-    text += (f"That work overlaps with the driver: the fill thread hands each encoded batch "
-             f"to the readers and goes on to the next one while gRPC sends it"
+    text += ("That work overlaps with the driver: the fill thread hands each encoded batch "
+             "to the readers and goes on to the next one while gRPC sends it"
              + (f", and with {cores} cores the sending and receiving mostly run beside the "
-                f"driver rather than after it. " if cores >= 2 else ". "))
+                "driver rather than after it. " if cores >= 2 else ". "))
     tail = ms_["q_tail"] or 0
     if ms_.get("q_exec") is not None:
         slower = ms_["q_exec"] / ms_["d_s"] - 1

@@ -6,6 +6,8 @@ import time
 import pyarrow as pa
 import pyarrow.flight as flight
 
+from quiver_util import chunks
+
 
 def ticket(**request):
     return flight.Ticket(json.dumps(request).encode())
@@ -15,11 +17,7 @@ def run_query(client, **request):
     """DoGet a query. Returns (table, metadata dicts in arrival order)."""
     reader = client.do_get(ticket(**request))
     batches, metas = [], []
-    while True:
-        try:
-            chunk = reader.read_chunk()
-        except StopIteration:
-            break
+    for chunk in chunks(reader):
         if chunk.app_metadata is not None:
             metas.append(json.loads(chunk.app_metadata.to_pybytes()))
         if chunk.data is not None:

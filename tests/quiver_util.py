@@ -56,6 +56,23 @@ def put(client, key, data, *, if_version=None, app_metadata=None, schema=None,
     return json.loads(result)
 
 
+def write_config(workdir, name, content):
+    """A config file for `quiver serve --config`: `content` is a dict (written as JSON) or
+    text. Returns its path."""
+    path = workdir / name
+    path.write_text(content if isinstance(content, str) else json.dumps(content))
+    return path
+
+
+def chunks(reader):
+    """Every chunk of a Flight stream reader, in order, until the stream ends."""
+    while True:
+        try:
+            yield reader.read_chunk()
+        except StopIteration:
+            return
+
+
 def get(client, ticket):
     """DoGet. Returns (table, first_chunk_app_metadata_dict_or_None, batch_row_counts)."""
     if isinstance(ticket, str):
@@ -64,11 +81,7 @@ def get(client, ticket):
     batches = []
     first_meta = None
     metas = []
-    while True:
-        try:
-            chunk = reader.read_chunk()
-        except StopIteration:
-            break
+    for chunk in chunks(reader):
         if chunk.app_metadata is not None:
             metas.append(chunk.app_metadata.to_pybytes())
         if chunk.data is not None:

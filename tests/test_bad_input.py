@@ -2,8 +2,6 @@
 previous version intact and served, and leaves no temp file behind."""
 
 import json
-import os
-import shutil
 import signal
 import struct
 import subprocess
@@ -11,7 +9,6 @@ import sys
 import textwrap
 import threading
 import time
-from pathlib import Path
 
 import grpc
 import numpy as np
@@ -20,7 +17,7 @@ import pyarrow.flight as flight
 import pytest
 
 from flight_raw import IpcMessage, encode_flight_data, ipc_messages, raw_do_put
-from quiver_util import descriptor, get, get_table, put, stats
+from quiver_util import descriptor, get, get_table, put, stats, write_config
 
 KEY = ["s", "o"]
 
@@ -326,8 +323,7 @@ def test_oversized_put(quiver):
 
 
 def test_oversized_put_with_config_file(quiver, workdir):
-    cfg = workdir / "quiver.json"
-    cfg.write_text(json.dumps({"max_object_bytes": "64KiB"}))
+    cfg = write_config(workdir, "quiver.json", {"max_object_bytes": "64KiB"})
     server = quiver(args=["--config", str(cfg)])
     client = server.client()
     with pytest.raises(flight.FlightServerError) as e:

@@ -13,7 +13,7 @@ from management_util import (assert_missing, disk_bytes, entries, entry_map, exp
                              ints, keys, keys_before_minus, lite_args, lowest_scored, query_key,
                              read, server_error, slow_sql, stored_size, wait_entry)
 from management_util import lite_db  # noqa: F401  (fixture)
-from quiver_util import action, put, stats
+from quiver_util import action, put, stats, write_config
 from query_util import run_query, wait_for
 
 # -- the disk budget ---------------------------------------------------------------------------
@@ -265,8 +265,8 @@ def test_entry_larger_than_the_budget_is_not_admitted(quiver, lite_db):
 
 def test_protected_entries_are_not_evicted(quiver, workdir):
     size = stored_size(10_000)
-    config = workdir / "protect.json"
-    config.write_text(json.dumps({"cache_size": 2 * size + size // 2, "protect_s": 1.5}))
+    config = write_config(workdir, "protect.json",
+                          {"cache_size": 2 * size + size // 2, "protect_s": 1.5})
     srv = quiver(args=["--config", str(config)])
     c = srv.client()
     assert stats(c)["budget"]["protect_s"] == 1.5
@@ -287,8 +287,7 @@ def test_protected_entries_are_not_evicted(quiver, workdir):
 
 
 def test_max_entries_limits_the_number_of_keys(quiver, workdir):
-    config = workdir / "max.json"
-    config.write_text(json.dumps({"max_entries": 3}))
+    config = write_config(workdir, "max.json", {"max_entries": 3})
     srv = quiver(args=["--config", str(config)])
     c = srv.client()
     assert stats(c)["budget"]["max_entries"] == 3
@@ -305,8 +304,7 @@ def test_max_entries_limits_the_number_of_keys(quiver, workdir):
 
 
 def test_a_lower_max_entries_applies_at_startup(quiver, workdir):
-    config = workdir / "max.json"
-    config.write_text(json.dumps({"max_entries": 10}))
+    config = write_config(workdir, "max.json", {"max_entries": 10})
     srv = quiver(args=["--config", str(config)])
     c = srv.client()
     for i in range(6):
@@ -426,8 +424,7 @@ def test_access_history_survives_a_restart(quiver):
 
 
 def test_access_history_is_saved_periodically_and_survives_a_crash(quiver, workdir):
-    config = workdir / "usage.json"
-    config.write_text(json.dumps({"usage_save_interval_s": 0.2}))
+    config = write_config(workdir, "usage.json", {"usage_save_interval_s": 0.2})
     srv = quiver(args=["--config", str(config)])
     c = srv.client()
     put(c, "s/a", ints(10))

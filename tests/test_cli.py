@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from conftest import quiver_binary
-from quiver_util import descriptor, get, get_table, put
+from quiver_util import descriptor, get, get_table, put, write_config
 
 SERVE_OPTIONS = ["--listen", "--data-dir", "--config", "--max-object-bytes", "--keep-versions",
                  "--log-level", "--no-verify-on-startup", "--help"]
@@ -47,12 +47,6 @@ def test_no_subcommand_or_unknown_flag(workdir):
     r = run_quiver(["serve", "--data-dir", str(workdir / "d"), "--frobnicate"], workdir)
     assert r.returncode != 0
     assert "--frobnicate" in r.stdout + r.stderr
-
-
-def write_config(workdir, name, content):
-    path = workdir / name
-    path.write_text(content if isinstance(content, str) else json.dumps(content))
-    return path
 
 
 @pytest.mark.parametrize("case", [
@@ -155,8 +149,10 @@ def test_graceful_shutdown_when_idle(quiver, sig):
     assert server.tmp_files() == []
 
 
-def test_shutdown_lets_inflight_put_finish(quiver, workdir):
-    cfg = write_config(workdir, "g.json", {"shutdown_grace_s": 5})
+def start_second_put(quiver, workdir, grace_s):
+    """A server holding s/o@1 and a second put of s/o that has sent one batch (its temp
+    file exists) and is still open. Returns (server, t, writer, reader)."""
+    cfg = write_config(workdir, "g.json", {"shutdown_grace_s": grace_s})
     server = quiver(args=["--config", str(cfg)])
     client = server.client()
     t = pa.table({"v": list(range(10))})
@@ -167,6 +163,11 @@ def test_shutdown_lets_inflight_put_finish(quiver, workdir):
     while not server.tmp_files():
         assert time.monotonic() < deadline
         time.sleep(0.01)
+    return server, t, writer, reader
+
+
+def test_shutdown_lets_inflight_put_finish(quiver, workdir):
+    server, t, writer, reader = start_second_put(quiver, workdir, 5)
     server.proc.send_signal(signal.SIGTERM)
     server.wait_for_log("received SIGTERM", timeout=5)
     writer.write_table(t)
@@ -181,17 +182,7 @@ def test_shutdown_lets_inflight_put_finish(quiver, workdir):
 
 
 def test_shutdown_discards_stalled_put_after_grace(quiver, workdir):
-    cfg = write_config(workdir, "g.json", {"shutdown_grace_s": 1})
-    server = quiver(args=["--config", str(cfg)])
-    client = server.client()
-    t = pa.table({"v": list(range(10))})
-    put(client, "s/o", t)
-    writer, reader = client.do_put(descriptor("s/o"), t.schema)
-    writer.write_table(t)
-    deadline = time.monotonic() + 10
-    while not server.tmp_files():
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    server, t, writer, reader = start_second_put(quiver, workdir, 1)
     start = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
     assert server.proc.wait(timeout=15) == 0

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 from management_util import (assert_missing, entry_map, ints, keys, lite_args, put_with,
                              query_key, read, slow_sql, wait_entry)
 from management_util import lite_db  # noqa: F401  (fixture)
-from quiver_util import action, descriptor, put, stats
+from quiver_util import action, chunks, descriptor, put, stats
 from query_util import run_query, ticket, wait_for
 
 # -- dependencies, tags and invalidation --------------------------------------------------------
@@ -217,11 +217,7 @@ def test_invalidation_during_a_query_fill_wins(quiver, lite_db):
     wait_for(lambda: stats(c)["queries"]["not_cached"] == 1, 20, "the fill to finish")
 
     rows, total, metas = first.data.num_rows, pc.sum(first.data.column("i")).as_py(), []
-    while True:
-        try:
-            chunk = reader.read_chunk()
-        except StopIteration:
-            break
+    for chunk in chunks(reader):
         if chunk.app_metadata is not None:
             metas.append(json.loads(chunk.app_metadata.to_pybytes()))
         if chunk.data is not None:

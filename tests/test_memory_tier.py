@@ -1,12 +1,11 @@
 """The memory tier against the real server: promotion, its bound, query hits served from
 memory, invalidation and run-time resizing (docs/management.md)."""
 
-import json
 
 from management_util import (assert_missing, entry_map, ints, lite_args, query_key, read,
                              stored_size, wait_entry)
 from management_util import lite_db  # noqa: F401  (fixture)
-from quiver_util import action, put, stats
+from quiver_util import action, put, stats, write_config
 from query_util import run_query
 
 # -- the memory tier -------------------------------------------------------------------------
@@ -106,8 +105,8 @@ def test_memory_tier_serves_query_hits(quiver, lite_db):
 
 
 def test_memory_max_entry_bytes_from_the_config_file(quiver, workdir):
-    config = workdir / "mem.json"
-    config.write_text(json.dumps({"memory_size": "1MiB", "memory_max_entry_bytes": "16KiB"}))
+    config = write_config(workdir, "mem.json",
+                          {"memory_size": "1MiB", "memory_max_entry_bytes": "16KiB"})
     srv = quiver(args=["--config", str(config)])
     c = srv.client()
     put(c, "mm/small", ints(1_000))  # ~8 KB

@@ -1,7 +1,6 @@
 """Durability: restart on the same data dir, SIGKILL mid-put, damaged entries at startup."""
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -124,7 +123,6 @@ def test_sigkill_mid_put(server):
     client = server.client()
     original = table_for("original", 1000)
     assert put(client, "crash/obj", original)["version"] == 1
-    server_log_before = server.log()
 
     proc = subprocess.Popen([sys.executable, "-c", CRASH_CLIENT, server.location, "300"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

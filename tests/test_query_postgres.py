@@ -5,10 +5,10 @@ import threading
 import time
 
 import pyarrow as pa
-import pyarrow.flight as flight
 import pytest
 
 from pg_util import postgres  # noqa: F401  (session fixture)
+from quiver_util import chunks, write_config
 from query_util import assert_failure_reaches_every_reader, run_query, stats, ticket, wait_for
 
 
@@ -27,11 +27,10 @@ def pg(postgres):  # noqa: F811
 
 @pytest.fixture
 def srv(quiver, pg, workdir):
-    config = workdir / "pg.json"
-    config.write_text(json.dumps({"sources": {"pg": {
+    config = write_config(workdir, "pg.json", {"sources": {"pg": {
         "driver": "postgresql", "uri": pg.uri, "max_concurrent": 8, "max_queue": 128,
         # Small batches, so that a result streams as many messages while it is produced.
-        "statement_options": {"adbc.postgresql.batch_size_hint_bytes": "65536"}}}}))
+        "statement_options": {"adbc.postgresql.batch_size_hint_bytes": "65536"}}}})
     return quiver(args=["--config", str(config)])
 
 
@@ -105,11 +104,7 @@ def test_single_flight_32_clients(srv, pg):
             start = time.monotonic()
             reader = c.do_get(ticket(source="pg", sql=sql))
             batches, first, meta = [], None, None
-            while True:
-                try:
-                    chunk = reader.read_chunk()
-                except StopIteration:
-                    break
+            for chunk in chunks(reader):
                 if first is None:
                     first = time.monotonic()
                     meta = json.loads(chunk.app_metadata.to_pybytes())

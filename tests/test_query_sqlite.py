@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 
+from quiver_util import chunks, write_config
 from query_util import assert_failure_reaches_every_reader, run_query, stats, ticket, wait_for
 
 ROWS = 200_000
@@ -88,8 +89,7 @@ def test_flight_info_hands_the_running_fill_to_the_doget(quiver, lite_db, workdi
     """With cancel_unread_fills, a fill nobody reads is cancelled; GetFlightInfo (which
     stops reading at the schema) must hand the fill to the DoGet that follows, not
     abandon it: one execution, the whole result."""
-    config = workdir / "cancel.json"
-    config.write_text(json.dumps({"cancel_unread_fills": True}))
+    config = write_config(workdir, "cancel.json", {"cancel_unread_fills": True})
     srv = quiver(args=["--config", str(config), "--source", f"lite=sqlite://{lite_db}"])
     c = srv.client()
     n = 1_000_000  # ~1 s in SQLite, many batches: still running when the schema is out
@@ -119,9 +119,9 @@ def test_ttl_expiry(lite):
 
 
 def test_expired_results_are_reclaimed_in_the_background(quiver, lite_db, workdir):
-    config = workdir / "q.json"
-    config.write_text(json.dumps({"reclaim_interval_s": 0.2,
-                                  "sources": {"lite": {"driver": "sqlite", "uri": str(lite_db)}}}))
+    config = write_config(workdir, "q.json", {
+        "reclaim_interval_s": 0.2,
+        "sources": {"lite": {"driver": "sqlite", "uri": str(lite_db)}}})
     srv = quiver(args=["--config", str(config)])
     c = srv.client()
     run_query(c, source="lite", sql=AGG, ttl_s=0.5)
@@ -225,9 +225,8 @@ def test_bad_requests_name_the_problem(lite):
 
 
 def test_queue_bound_gives_resource_exhausted(quiver, lite_db, workdir):
-    config = workdir / "q.json"
-    config.write_text(json.dumps({"sources": {"lite": {
-        "driver": "sqlite", "uri": str(lite_db), "max_concurrent": 1, "max_queue": 0}}}))
+    config = write_config(workdir, "q.json", {"sources": {"lite": {
+        "driver": "sqlite", "uri": str(lite_db), "max_concurrent": 1, "max_queue": 0}}})
     srv = quiver(args=["--config", str(config)])
     slow = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000000) "
             "SELECT count(*) AS c FROM n")
@@ -259,11 +258,7 @@ def test_joiners_stream_live_and_the_source_runs_once(lite):
         reader = c.do_get(ticket(source="lite", sql=sql))
         first = None
         rows = 0
-        while True:
-            try:
-                chunk = reader.read_chunk()
-            except StopIteration:
-                break
+        for chunk in chunks(reader):
             if first is None:
                 first = time.monotonic()
             rows += chunk.data.num_rows

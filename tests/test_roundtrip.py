@@ -13,7 +13,6 @@ import random
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.flight as flight
 import pytest
 
 from quiver_util import descriptor, get, put

@@ -35,6 +35,11 @@ GenerationSnapshot ObjectCache::Snapshot(const std::vector<std::string>& keys,
 
 std::optional<std::string> ObjectCache::ChangedSince(const GenerationSnapshot& snapshot) {
   std::lock_guard<std::mutex> lock(generations_mutex_);
+  return ChangedSinceLocked(snapshot);
+}
+
+std::optional<std::string> ObjectCache::ChangedSinceLocked(
+    const GenerationSnapshot& snapshot) const {
   for (const auto& [name, generation] : snapshot) {
     if (GenerationLocked(name) != generation) return name.substr(2);
   }
@@ -208,13 +213,14 @@ arrow::Status ObjectCache::SaveUsage() {
   std::lock_guard<std::mutex> lock(usage_mutex_);
   if (budget_->tick() == usage_saved_tick_) return arrow::Status::OK();  // nothing new
   auto snapshot = budget_->ExportUsage();
-  ARROW_ASSIGN_OR_RAISE(auto bytes, EncodeUsage(snapshot, options_.clock->NowMillis()));
-  ARROW_RETURN_NOT_OK(options_.store->WriteAll(
-      kUsageBlob, std::string_view(reinterpret_cast<const char*>(bytes->data()),
-                                   static_cast<size_t>(bytes->size()))));
+  // Streamed into the store; a failure aborts the blob, leaving the previous snapshot.
+  ARROW_ASSIGN_OR_RAISE(auto blob, options_.store->OpenWriter(kUsageBlob));
+  ARROW_RETURN_NOT_OK(WriteUsage(snapshot, options_.clock->NowMillis(), blob.get()));
+  ARROW_ASSIGN_OR_RAISE(int64_t bytes, blob->Tell());
+  ARROW_RETURN_NOT_OK(blob->Commit());
   usage_saved_tick_ = snapshot.tick;
   spdlog::debug("saved the access histories of {} entries ({})", snapshot.records.size(),
-                FormatByteSize(bytes->size()));
+                FormatByteSize(bytes));
   return arrow::Status::OK();
 }
 

@@ -374,7 +374,12 @@ TEST(UsageSnapshot, EncodesAndDecodesEveryField) {
   snapshot.records.push_back({"s/a", PolicyEntry{0, 0, 17.25, 1200, 9}, 1'700'000'000'123});
   snapshot.records.push_back({std::string(kQueryKeyPrefix) + std::string(64, 'f'),
                               PolicyEntry{0, 0, -3.5, 1234, 1}, 42});
-  ASSERT_OK_AND_ASSIGN(auto bytes, EncodeUsage(snapshot, 777));
+  auto encode = [](const UsageSnapshot& snapshot) -> arrow::Result<std::shared_ptr<arrow::Buffer>> {
+    ARROW_ASSIGN_OR_RAISE(auto sink, arrow::io::BufferOutputStream::Create());
+    ARROW_RETURN_NOT_OK(WriteUsage(snapshot, 777, sink.get()));
+    return sink->Finish();
+  };
+  ASSERT_OK_AND_ASSIGN(auto bytes, encode(snapshot));
   int64_t saved_ms = 0;
   ASSERT_OK_AND_ASSIGN(auto decoded,
                        DecodeUsage(std::make_shared<arrow::io::BufferReader>(bytes), &saved_ms));
@@ -391,7 +396,7 @@ TEST(UsageSnapshot, EncodesAndDecodesEveryField) {
     EXPECT_EQ(got.last_access_ms, want.last_access_ms);
   }
   snapshot.records[0].history.log_weight = std::nan("");  // would corrupt the queue's order
-  ASSERT_OK_AND_ASSIGN(auto nan_bytes, EncodeUsage(snapshot, 777));
+  ASSERT_OK_AND_ASSIGN(auto nan_bytes, encode(snapshot));
   auto nan = DecodeUsage(std::make_shared<arrow::io::BufferReader>(nan_bytes));
   EXPECT_TRUE(nan.status().IsInvalid()) << nan.status();
   auto truncated = arrow::SliceBuffer(bytes, 0, bytes->size() / 2);

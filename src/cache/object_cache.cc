@@ -233,14 +233,7 @@ arrow::Result<EntryMeta> ObjectCache::Publish(EntryMeta meta, PutOptions options
       // new version of a dependency either comes first (and this is refused) or finds
       // this entry among its dependents when it cascades.
       std::lock_guard<std::mutex> gens(generations_mutex_);
-      std::optional<std::string> changed;
-      for (const auto& [name, generation] : options.generations) {
-        if (GenerationLocked(name) != generation) {
-          changed = name.substr(2);
-          break;
-        }
-      }
-      if (changed) {
+      if (auto changed = ChangedSinceLocked(options.generations)) {
         published = NotCommitted(*changed, meta.key);
       } else {
         if (replaces) BumpLocked("k:" + meta.key);

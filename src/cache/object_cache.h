@@ -241,6 +241,7 @@ class ObjectCache {
   /// Invalidate (cascading) every entry that depends on `key`; `why` starts the log line.
   arrow::Status InvalidateDependents(const std::string& key, const char* why);
   uint64_t GenerationLocked(const std::string& name) const;
+  std::optional<std::string> ChangedSinceLocked(const GenerationSnapshot& snapshot) const;
   void BumpLocked(const std::string& name);
   arrow::Status LoadRuntimeSettings();
   /// Restore the saved access histories into the budget; a bad snapshot is logged, not fatal.

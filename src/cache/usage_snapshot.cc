@@ -5,7 +5,6 @@
 #include <string>
 
 #include <arrow/api.h>
-#include <arrow/io/memory.h>
 #include <arrow/ipc/reader.h>
 #include <arrow/ipc/writer.h>
 #include <arrow/util/key_value_metadata.h>
@@ -56,8 +55,8 @@ arrow::Result<T> MetadataNumber(const arrow::KeyValueMetadata& metadata, const c
 
 }  // namespace
 
-arrow::Result<std::shared_ptr<arrow::Buffer>> EncodeUsage(const UsageSnapshot& snapshot,
-                                                          int64_t saved_ms) {
+arrow::Status WriteUsage(const UsageSnapshot& snapshot, int64_t saved_ms,
+                         arrow::io::OutputStream* sink) {
   arrow::StringBuilder keys;
   arrow::UInt64Builder accesses, last_ticks;
   arrow::DoubleBuilder log_weights;
@@ -78,11 +77,9 @@ arrow::Result<std::shared_ptr<arrow::Buffer>> EncodeUsage(const UsageSnapshot& s
   auto schema = UsageSchema(snapshot.tick, saved_ms);
   auto batch = arrow::RecordBatch::Make(schema, columns[0]->length(), columns);
 
-  ARROW_ASSIGN_OR_RAISE(auto sink, arrow::io::BufferOutputStream::Create());
   ARROW_ASSIGN_OR_RAISE(auto writer, arrow::ipc::MakeFileWriter(sink, schema));
   ARROW_RETURN_NOT_OK(writer->WriteRecordBatch(*batch));
-  ARROW_RETURN_NOT_OK(writer->Close());
-  return sink->Finish();
+  return writer->Close();
 }
 
 arrow::Result<UsageSnapshot> DecodeUsage(std::shared_ptr<arrow::io::RandomAccessFile> file,

@@ -10,7 +10,6 @@
 
 #include <memory>
 
-#include <arrow/buffer.h>
 #include <arrow/io/interfaces.h>
 #include <arrow/result.h>
 
@@ -20,11 +19,11 @@ namespace quiver {
 
 inline constexpr const char* kUsageBlob = "state/usage.arrow";
 
-/// \brief Encode a snapshot as an Arrow IPC file.
-arrow::Result<std::shared_ptr<arrow::Buffer>> EncodeUsage(const UsageSnapshot& snapshot,
-                                                          int64_t saved_ms);
+/// \brief Write a snapshot to `sink` as an Arrow IPC file (the sink is not closed).
+arrow::Status WriteUsage(const UsageSnapshot& snapshot, int64_t saved_ms,
+                         arrow::io::OutputStream* sink);
 
-/// \brief Decode what EncodeUsage wrote. Invalid names what is wrong with the file.
+/// \brief Decode what WriteUsage wrote. Invalid names what is wrong with the file.
 /// `*saved_ms` (if given) receives when it was saved.
 arrow::Result<UsageSnapshot> DecodeUsage(std::shared_ptr<arrow::io::RandomAccessFile> file,
                                          int64_t* saved_ms = nullptr);
