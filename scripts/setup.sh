@@ -13,8 +13,8 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 DEB_PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libxxhash-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
-  postgresql
+  libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libhiredis-dev
+  postgresql redis-server
   python3-venv
 )
 
@@ -27,6 +27,23 @@ if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Valkey 8 (a second Redis-compatible server the shared-index tests also run against) is in
+# Debian 12's backports. Optional: without it those tests run against redis-server only.
+if ! command -v valkey-server >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  BACKPORTS=/etc/apt/sources.list.d/quiver-bookworm-backports.list
+  if [ "$(. /etc/os-release && echo "${VERSION_CODENAME:-}")" = bookworm ] &&
+     ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    log "adding Debian bookworm-backports (for valkey-server)"
+    echo "deb http://deb.debian.org/debian bookworm-backports main" | $SUDO tee "$BACKPORTS" >/dev/null
+    $SUDO apt-get update -qq || true
+  fi
+  log "installing valkey-server from bookworm-backports"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    -t bookworm-backports valkey-server >/dev/null 2>&1 ||
+    log "valkey-server is not available; the shared-index tests will use redis-server only"
 fi
 
 PY=${QUIVER_BOOTSTRAP_PYTHON:-python3}

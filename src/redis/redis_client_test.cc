@@ -1,0 +1,852 @@
+// Tests of the Redis client against real servers: every redis-server / valkey-server on
+// PATH, started per test on a free port (redis_test_util.h). No mocks.
+#include "redis/redis_client.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/testing.h"
+#include "redis/redis_test_util.h"
+
+namespace quiver::redis {
+namespace {
+
+using test::AvailableRedisServers;
+using test::RedisServerOptions;
+using test::RedisServerProcess;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+std::string RandomBytes(size_t size, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string out(size, '\0');
+  for (auto& c : out) c = static_cast<char>(rng() & 0xff);
+  return out;
+}
+
+int64_t ElapsedMs(Clock::time_point start) {
+  return std::chrono::duration_cast<milliseconds>(Clock::now() - start).count();
+}
+
+// ---------------------------------------------------------------------------------------
+// No server needed.
+
+TEST(RedisUrlTest, ParsesGoodUrls) {
+  ASSERT_OK_AND_ASSIGN(auto plain, RedisUrl::Parse("redis://127.0.0.1"));
+  EXPECT_FALSE(plain.tls);
+  EXPECT_EQ(plain.host, "127.0.0.1");
+  EXPECT_EQ(plain.port, 6379);
+  EXPECT_EQ(plain.db, 0);
+  EXPECT_TRUE(plain.user.empty());
+  EXPECT_TRUE(plain.password.empty());
+
+  ASSERT_OK_AND_ASSIGN(auto full,
+                       RedisUrl::Parse("rediss://quiver:p%40ss%3Aw/rd@cache.example:6380/2"));
+  EXPECT_TRUE(full.tls);
+  EXPECT_EQ(full.host, "cache.example");
+  EXPECT_EQ(full.port, 6380);
+  EXPECT_EQ(full.db, 2);
+  EXPECT_EQ(full.user, "quiver");
+  EXPECT_EQ(full.password, "p@ss:w/rd");
+
+  ASSERT_OK_AND_ASSIGN(auto password_only, RedisUrl::Parse("REDIS://:secret@h/"));
+  EXPECT_EQ(password_only.user, "");
+  EXPECT_EQ(password_only.password, "secret");
+  EXPECT_EQ(password_only.db, 0);
+
+  ASSERT_OK_AND_ASSIGN(auto v6, RedisUrl::Parse("redis://[::1]:7000/15"));
+  EXPECT_EQ(v6.host, "::1");
+  EXPECT_EQ(v6.port, 7000);
+  EXPECT_EQ(v6.db, 15);
+  ASSERT_OK_AND_ASSIGN(auto v6_default, RedisUrl::Parse("redis://[fe80::1]"));
+  EXPECT_EQ(v6_default.host, "fe80::1");
+  EXPECT_EQ(v6_default.port, 6379);
+
+  ASSERT_OK_AND_ASSIGN(auto edge, RedisUrl::Parse("redis://h:65535/0"));
+  EXPECT_EQ(edge.port, 65535);
+}
+
+TEST(RedisUrlTest, RejectsBadUrls) {
+  const char* bad[] = {
+      "",
+      "127.0.0.1:6379",
+      "redis://",
+      "redis://:6379",
+      "redis://h:0",
+      "redis://h:65536",
+      "redis://h:",
+      "redis://h:63a",
+      "redis://h:-1",
+      "redis://h/-1",
+      "redis://h/x",
+      "redis://h/1/2",
+      "redis://::1:6379",
+      "redis://[::1",
+      "redis://[::1]x",
+      "redis://h?timeout=1",
+      "redis://u:bad%zzpct@h",
+  };
+  for (const char* url : bad) {
+    auto parsed = RedisUrl::Parse(url);
+    EXPECT_FALSE(parsed.ok()) << "accepted '" << url << "'";
+    if (!parsed.ok()) {
+      EXPECT_TRUE(parsed.status().IsInvalid()) << parsed.status().ToString();
+    }
+  }
+  auto http = RedisUrl::Parse("http://user:hunter2@h:80");
+  ASSERT_FALSE(http.ok());
+  EXPECT_NE(http.status().message().find("'http'"), std::string::npos) << http.status();
+  // A forgotten "@host" puts the password where the port goes: it must not be echoed.
+  for (const char* url : {"http://user:hunter2@h:80", "redis://user:hunter2/0",
+                          "redis://user:hunter2@h:hunter2", "rediss://u:hunter2@[::1"}) {
+    auto parsed = RedisUrl::Parse(url);
+    ASSERT_FALSE(parsed.ok()) << url;
+    EXPECT_EQ(parsed.status().ToString().find("hunter2"), std::string::npos)
+        << parsed.status().ToString();
+  }
+}
+
+TEST(RedisUrlTest, RedactedHidesThePassword) {
+  ASSERT_OK_AND_ASSIGN(auto url, RedisUrl::Parse("rediss://quiver:hunter2@127.0.0.1:6390/3"));
+  EXPECT_EQ(url.Redacted(), "rediss://quiver:***@127.0.0.1:6390/3");
+  ASSERT_OK_AND_ASSIGN(auto password_only, RedisUrl::Parse("redis://:hunter2@[::1]"));
+  EXPECT_EQ(password_only.Redacted(), "redis://:***@[::1]:6379/0");
+  ASSERT_OK_AND_ASSIGN(auto none, RedisUrl::Parse("redis://h"));
+  EXPECT_EQ(none.Redacted(), "redis://h:6379/0");
+  // What Redacted() prints parses back to the same place.
+  ASSERT_OK_AND_ASSIGN(auto again, RedisUrl::Parse(url.Redacted()));
+  EXPECT_EQ(again.host, url.host);
+  EXPECT_EQ(again.port, url.port);
+  EXPECT_EQ(again.db, url.db);
+  EXPECT_EQ(again.user, url.user);
+}
+
+TEST(ReplyTest, ToStatusAndDebugString) {
+  Reply error{Reply::Type::kError, "ERR unknown command", 0, {}};
+  auto status = error.ToStatus("GET k");
+  EXPECT_TRUE(status.IsIOError());
+  EXPECT_FALSE(IsRedisUnavailable(status));
+  EXPECT_EQ(status.message(), "GET k: ERR unknown command");
+  EXPECT_OK(Reply{}.ToStatus("nil"));
+  EXPECT_OK((Reply{Reply::Type::kStatus, "OK", 0, {}}.ToStatus("SET")));
+
+  Reply array{Reply::Type::kArray, "", 0, {}};
+  array.elements.push_back({Reply::Type::kString, std::string("a\0\"b", 4), 0, {}});
+  array.elements.push_back({Reply::Type::kInteger, "", -7, {}});
+  array.elements.push_back({});
+  EXPECT_EQ(array.DebugString(), "[\"a\\x00\\\"b\", (integer) -7, (nil)]");
+  EXPECT_EQ(error.DebugString(), "(error) ERR unknown command");
+  Reply big{Reply::Type::kString, std::string(5000, 'x'), 0, {}};
+  EXPECT_LT(big.DebugString().size(), 200u);
+  EXPECT_NE(big.DebugString().find("5000 bytes"), std::string::npos);
+}
+
+TEST(RedisUnavailableTest, DetailMarksTheStatus) {
+  auto status = RedisUnavailable("redis h:1: gone");
+  EXPECT_TRUE(status.IsIOError());
+  EXPECT_TRUE(IsRedisUnavailable(status));
+  EXPECT_EQ(status.message(), "redis h:1: gone");
+  EXPECT_FALSE(IsRedisUnavailable(arrow::Status::IOError("redis h:1: gone")));
+  EXPECT_FALSE(IsRedisUnavailable(arrow::Status::OK()));
+}
+
+TEST(ScriptTest, Sha1IsLowerCaseHex) {
+  EXPECT_EQ(Script("").sha1(), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+  EXPECT_EQ(Script("return 1").sha1(), "e0e1f9fabfc9d4800c877a703b823ac0578ff8db");
+  Script script("return 1");
+  EXPECT_EQ(script.EvalShaCommand({"k1", "k2"}, {"a"}),
+            (std::vector<std::string>{"EVALSHA", script.sha1(), "2", "k1", "k2", "a"}));
+}
+
+TEST(ConnectionTest, RefusedIsUnavailable) {
+  ASSERT_OK_AND_ASSIGN(int port, test::PickFreePort());
+  ConnectOptions options;
+  options.url.host = "127.0.0.1";
+  options.url.port = port;
+  options.url.password = "hunter2";
+  auto start = Clock::now();
+  auto connection = Connection::Connect(options);
+  ASSERT_FALSE(connection.ok());
+  EXPECT_LT(ElapsedMs(start), 1000);
+  const auto& status = connection.status();
+  EXPECT_TRUE(IsRedisUnavailable(status)) << status;
+  EXPECT_NE(status.message().find("127.0.0.1:" + std::to_string(port)), std::string::npos)
+      << status;
+  EXPECT_NE(status.message().find("refused"), std::string::npos) << status;
+  EXPECT_EQ(status.ToString().find("hunter2"), std::string::npos) << status;
+
+  ConnectionPool pool(options);
+  auto reply = pool.Command({"PING"});
+  ASSERT_FALSE(reply.ok());
+  EXPECT_TRUE(IsRedisUnavailable(reply.status())) << reply.status();
+}
+
+TEST(ConnectionTest, UnresolvableHostIsUnavailable) {
+  ConnectOptions options;
+  options.url.host = "no-such-host.invalid";
+  auto connection = Connection::Connect(options);
+  ASSERT_FALSE(connection.ok());
+  EXPECT_TRUE(IsRedisUnavailable(connection.status())) << connection.status();
+  EXPECT_NE(connection.status().message().find("no-such-host.invalid"), std::string::npos);
+}
+
+TEST(RedisServers, AtLeastOneInstalled) {
+  if (AvailableRedisServers().empty()) {
+    GTEST_SKIP() << "neither redis-server nor valkey-server is on PATH: the tests against a "
+                    "real server (RedisServerTest.*) did not run";
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Against each installed server.
+
+class RedisServerTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  RedisServerOptions Options(bool tls = false) const {
+    RedisServerOptions options;
+    options.binary = GetParam();
+    options.tls = tls;
+    return options;
+  }
+
+  // Starts the fixture's server; call through ASSERT_NO_FATAL_FAILURE.
+  void StartServer(RedisServerOptions options) {
+    auto server = RedisServerProcess::Start(std::move(options));
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
+    server_ = std::move(server).ValueUnsafe();
+  }
+
+  std::unique_ptr<Connection> Connect(const ConnectOptions& options) {
+    auto connection = Connection::Connect(options);
+    EXPECT_TRUE(connection.ok()) << connection.status().ToString();
+    return connection.ok() ? std::move(connection).ValueUnsafe() : nullptr;
+  }
+
+  std::unique_ptr<RedisServerProcess> server_;
+};
+
+TEST_P(RedisServerTest, BinaryValuesRoundTrip) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(Options()));
+  auto connection = Connect(server_->connect_options());
+  ASSERT_NE(connection, nullptr);
+
+  std::string key("key\0with\r\nnul", 13);
+  std::string value("\0\r\n$3\r\n*1\0", 10);
+  ASSERT_OK_AND_ASSIGN(auto set, connection->Command({"SET", key, value}));
+  EXPECT_EQ(set.type, Reply::Type::kStatus);
+  EXPECT_EQ(set.str, "OK");
+  ASSERT_OK_AND_ASSIGN(auto get, connection->Command({"GET", key}));
+  EXPECT_EQ(get.type, Reply::Type::kString);
+  EXPECT_EQ(get.str, value);
+
+  std::string big = RandomBytes(1 << 20, 1);
+  ASSERT_OK_AND_ASSIGN(set, connection->Command({"SET", "big", big}));
+  EXPECT_EQ(set.str, "OK");
+  ASSERT_OK_AND_ASSIGN(get, connection->Command({"GET", "big"}));
+  EXPECT_EQ(get.str.size(), big.size());
+  EXPECT_TRUE(get.str == big);
+  ASSERT_OK_AND_ASSIGN(auto strlen, connection->Command({"STRLEN", "big"}));
+  EXPECT_EQ(strlen.integer, 1 << 20);
+
+  ASSERT_OK_AND_ASSIGN(auto empty_set, connection->Command({"SET", "empty", ""}));
+  ASSERT_OK_AND_ASSIGN(auto empty, connection->Command({"GET", "empty"}));
+  EXPECT_EQ(empty.type, Reply::Type::kString);
+  EXPECT_EQ(empty.str, "");
+  EXPECT_FALSE(connection->broken());
+}
+
+TEST_P(RedisServerTest, IntegersNilAndArrays) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(Options()));
+  ConnectionPool pool(server_->connect_options());
+
+  ASSERT_OK_AND_ASSIGN(auto incr, pool.Command({"INCRBY", "n", "-5"}));
+  EXPECT_EQ(incr.type, Reply::Type::kInteger);
+  EXPECT_EQ(incr.integer, -5);
+  ASSERT_OK_AND_ASSIGN(auto large, pool.Command({"INCRBY", "n", "9000000000005"}));
+  EXPECT_EQ(large.integer, 9000000000000);
+
+  ASSERT_OK_AND_ASSIGN(auto missing, pool.Command({"GET", "missing"}));
+  EXPECT_TRUE(missing.is_nil());
+  EXPECT_EQ(missing.type, Reply::Type::kNil);
+
+  ASSERT_OK_AND_ASSIGN(auto push, pool.Command({"RPUSH", "list", "a", "", std::string("c\0", 2)}));
+  EXPECT_EQ(push.integer, 3);
+  ASSERT_OK_AND_ASSIGN(auto range, pool.Command({"LRANGE", "list", "0", "-1"}));
+  ASSERT_EQ(range.type, Reply::Type::kArray);
+  ASSERT_EQ(range.elements.size(), 3u);
+  EXPECT_EQ(range.elements[0].str, "a");
+  EXPECT_EQ(range.elements[1].str, "");
+  EXPECT_EQ(range.elements[2].str, std::string("c\0", 2));
+  ASSERT_OK_AND_ASSIGN(auto none, pool.Command({"LRANGE", "nolist", "0", "-1"}));
+  EXPECT_EQ(none.type, Reply::Type::kArray);
+  EXPECT_TRUE(none.elements.empty());
+
+  ASSERT_OK_AND_ASSIGN(auto mget, pool.Command({"MGET", "n", "missing"}));
+  ASSERT_EQ(mget.elements.size(), 2u);
+  EXPECT_EQ(mget.elements[0].str, "9000000000000");
+  EXPECT_TRUE(mget.elements[1].is_nil());
+
+  ASSERT_OK_AND_ASSIGN(auto nested,
+                       pool.Command({"EVAL", "return {1, 'two', {3, {'four'}}, -5}", "0"}));
+  ASSERT_EQ(nested.type, Reply::Type::kArray) << nested.DebugString();
+  ASSERT_EQ(nested.elements.size(), 4u);
+  EXPECT_EQ(nested.elements[0].integer, 1);
+  EXPECT_EQ(nested.elements[1].str, "two");
+  ASSERT_EQ(nested.elements[2].elements.size(), 2u);
+  EXPECT_EQ(nested.elements[2].elements[0].integer, 3);
+  EXPECT_EQ(nested.elements[2].elements[1].elements.at(0).str, "four");
+  EXPECT_EQ(nested.elements[3].integer, -5);
+  EXPECT_EQ(nested.DebugString(),
+            "[(integer) 1, \"two\", [(integer) 3, [\"four\"]], (integer) -5]");
+}
+
+TEST_P(RedisServerTest, ErrorRepliesAreRepliesNotStatusErrors) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(Options()));
+  auto connection = Connect(server_->connect_options());
+  ASSERT_NE(connection, nullptr);
+
+  ASSERT_OK_AND_ASSIGN(auto unknown, connection->Command({"NOSUCHCOMMAND", "x"}));
+  EXPECT_TRUE(unknown.is_error());
+  EXPECT_EQ(unknown.str.rfind("ERR", 0), 0u) << unknown.str;
+  auto status = unknown.ToStatus("NOSUCHCOMMAND");
+  EXPECT_TRUE(status.IsIOError());
+  EXPECT_FALSE(IsRedisUnavailable(status));
+  EXPECT_EQ(status.message().rfind("NOSUCHCOMMAND: ERR", 0), 0u) << status;
+
+  ASSERT_OK(connection->Command({"SET", "s", "text"}));
+  ASSERT_OK_AND_ASSIGN(auto wrongtype, connection->Command({"INCR", "s"}));
+  EXPECT_TRUE(wrongtype.is_error());
+  ASSERT_OK_AND_ASSIGN(auto wrongtype2, connection->Command({"LPUSH", "s", "x"}));
+  EXPECT_EQ(wrongtype2.str.rfind("WRONGTYPE", 0), 0u) << wrongtype2.str;
+
+  // The connection is still in step with the server.
+  EXPECT_FALSE(connection->broken());
+  ASSERT_OK_AND_ASSIGN(auto pong, connection->Command({"PING"}));
+  EXPECT_EQ(pong.str, "PONG");
+
+  // A malformed command is refused before anything is sent.
+  auto empty = connection->Command({});
+  EXPECT_TRUE(empty.status().IsInvalid()) << empty.status();
+  EXPECT_FALSE(connection->broken());
+}
+
+TEST_P(RedisServerTest, PipelineKeepsOrder) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(Options()));
+  auto connection = Connect(server_->connect_options());
+  ASSERT_NE(connection, nullptr);
+
+  std::vector<std::vector<std::string>> commands;
+  for (int i = 0; i < 1000; ++i) {
+    switch (i % 4) {
+      case 0:
+        commands.push_back({"SET", "k" + std::to_string(i), "v" + std::to_string(i)});
+        break;
+      case 1:
+        commands.push_back({"GET", "k" + std::to_string(i - 1)});
+        break;
+      case 2:
+        commands.push_back({"INCR", "counter"});
+        break;
+      default:
+        commands.push_back({"GET", "never-set-" + std::to_string(i)});
+    }
+  }
+  ASSERT_OK_AND_ASSIGN(auto replies, connection->Pipeline(commands));
+  ASSERT_EQ(replies.size(), 1000u);
+  int64_t expected_counter = 0;
+  for (int i = 0; i < 1000; ++i) {
+    const Reply& reply = replies[i];
+    switch (i % 4) {
+      case 0:
+        ASSERT_EQ(reply.str, "OK") << i;
+        break;
+      case 1:
+        ASSERT_EQ(reply.str, "v" + std::to_string(i - 1)) << i;
+        break;
+      case 2:
+        ASSERT_EQ(reply.integer, ++expected_counter) << i;
+        break;
+      default:
+        ASSERT_TRUE(reply.is_nil()) << i;
+    }
+  }
+  ASSERT_OK_AND_ASSIGN(auto none, connection->Pipeline({}));
+  EXPECT_TRUE(none.empty());
+  ConnectionPool pool(server_->connect_options());
+  ASSERT_OK_AND_ASSIGN(auto pooled, pool.Pipeline({{"GET", "k0"}, {"INCR", "counter"}}));
+  ASSERT_EQ(pooled.size(), 2u);
+  EXPECT_EQ(pooled[0].str, "v0");
+  EXPECT_EQ(pooled[1].integer, 251);
+}
+
+TEST_P(RedisServerTest, SendAndReceiveKeepBufferedReplies) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(Options()));
+  auto connection = Connect(server_->connect_options());
+  ASSERT_NE(connection, nullptr);
+  ASSERT_OK_AND_ASSIGN(auto nothing, connection->Receive(milliseconds(50)));
+  EXPECT_FALSE(nothing.has_value());
+  // Three replies arrive in one read; the second and third must come out of the buffer.
+  ASSERT_OK(connection->Send({"ECHO", "one"}));
+  ASSERT_OK(connection->Send({"ECHO", "two"}));
+  ASSERT_OK(connection->Send({"ECHO", "three"}));
+  std::this_thread::sleep_for(milliseconds(50));  // let all three land (not an assertion)
+  for (const char* expected : {"one", "two", "three"}) {
+    ASSERT_OK_AND_ASSIGN(auto reply, connection->Receive(milliseconds(2000)));
+    ASSERT_TRUE(reply.has_value()) << expected;
+    EXPECT_EQ(reply->str, expected);
+  }
+  ASSERT_OK_AND_ASSIGN(nothing, connection->Receive(milliseconds(0)));
+  EXPECT_FALSE(nothing.has_value());
+}
+
+TEST_P(RedisServerTest, AuthWithPassword) {
+  const std::string password = "s3cret-Quiver-pass";
+  auto options = Options();
+  options.requirepass = password;
+  ASSERT_NO_FATAL_FAILURE(StartServer(options));
+
+  // Right password, with and without the user name.
+  ConnectionPool pool(server_->connect_options());
+  ASSERT_OK_AND_ASSIGN(auto pong, pool.Command({"PING"}));
+  EXPECT_EQ(pong.str, "PONG");
+  ConnectOptions with_user = server_->connect_options();
+  with_user.url.user = "default";
+  auto connection = Connect(with_user);
+  ASSERT_NE(connection, nullptr);
+  ASSERT_OK_AND_ASSIGN(pong, connection->Command({"PING"}));
+  EXPECT_EQ(pong.str, "PONG");
+
+  // Wrong password: a clear error, not "unavailable", and no password in it.
+  ConnectOptions wrong = server_->connect_options();
+  wrong.url.password = "wrong-horse-battery";
+  auto refused = Connection::Connect(wrong);
+  ASSERT_FALSE(refused.ok());
+  std::string text = refused.status().ToString();
+  EXPECT_TRUE(refused.status().IsIOError()) << text;
+  EXPECT_FALSE(IsRedisUnavailable(refused.status())) << text;
+  EXPECT_NE(text.find("AUTH"), std::string::npos) << text;
+  EXPECT_NE(text.find("WRONGPASS"), std::string::npos) << text;
+  EXPECT_NE(text.find(std::to_string(server_->port())), std::string::npos) << text;
+  EXPECT_EQ(text.find("wrong-horse-battery"), std::string::npos) << text;
+  EXPECT_EQ(text.find(password), std::string::npos) << text;
+  ConnectionPool wrong_pool(wrong);
+  auto pooled = wrong_pool.Command({"PING"});
+  ASSERT_FALSE(pooled.ok());
+  EXPECT_EQ(pooled.status().ToString().find("wrong-horse-battery"), std::string::npos);
+
+  // No password: the connection opens, and commands answer NOAUTH.
+  ConnectOptions anonymous = server_->connect_options();
+  anonymous.url.password.clear();
+  auto unauthenticated = Connect(anonymous);
+  ASSERT_NE(unauthenticated, nullptr);
+  ASSERT_OK_AND_ASSIGN(auto noauth, unauthenticated->Command({"GET", "k"}));
+  EXPECT_TRUE(noauth.is_error());
+  EXPECT_EQ(noauth.str.rfind("NOAUTH", 0), 0u) << noauth.str;
+}
+
+TEST_P(RedisServerTest, SelectIsolatesDatabases) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(Options()));
+  ConnectOptions db0 = server_->connect_options();
+  ConnectOptions db1 = db0;
+  db1.url.db = 1;
+  ConnectionPool pool0(db0);
+  ConnectionPool pool1(db1);
+  ASSERT_OK(pool1.Command({"SET", "k", "in-db-1"}));
+  ASSERT_OK_AND_ASSIGN(auto from0, pool0.Command({"GET", "k"}));
+  EXPECT_TRUE(from0.is_nil());
+  ASSERT_OK_AND_ASSIGN(auto from1, pool1.Command({"GET", "k"}));
+  EXPECT_EQ(from1.str, "in-db-1");
+  ASSERT_OK_AND_ASSIGN(auto size1, pool1.Command({"DBSIZE"}));
+  EXPECT_EQ(size1.integer, 1);
+  ASSERT_OK_AND_ASSIGN(auto size0, pool0.Command({"DBSIZE"}));
+  EXPECT_EQ(size0.integer, 0);
+
+  ConnectOptions out_of_range = db0;
+  out_of_range.url.db = 99;  // 16 databases by default
+  auto refused = Connection::Connect(out_of_range);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_FALSE(IsRedisUnavailable(refused.status()));
+  EXPECT_NE(refused.status().message().find("SELECT 99"), std::string::npos)
+      << refused.status();
+}
+
+TEST_P(RedisServerTest, ScriptReloadsAfterFlush) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(Options()));
+  ConnectionPool pool(server_->connect_options());
+  Script script("return redis.call('INCRBY', KEYS[1], ARGV[1])");
+
+  // The server computes the same SHA-1.
+  ASSERT_OK_AND_ASSIGN(auto loaded, pool.Command({"SCRIPT", "LOAD", script.source()}));
+  EXPECT_EQ(loaded.str, script.sha1());
+  ASSERT_OK_AND_ASSIGN(auto first, script.Run(&pool, {"counter"}, {"5"}));
+  EXPECT_EQ(first.integer, 5);
+
+  ASSERT_OK(pool.Command({"SCRIPT", "FLUSH"}));
+  ASSERT_OK_AND_ASSIGN(auto noscript, pool.Command(script.EvalShaCommand({"counter"}, {"1"})));
+  EXPECT_TRUE(noscript.is_error());
+  EXPECT_EQ(noscript.str.rfind("NOSCRIPT", 0), 0u) << noscript.str;
+
+  ASSERT_OK_AND_ASSIGN(auto reloaded, script.Run(&pool, {"counter"}, {"10"}));
+  EXPECT_EQ(reloaded.integer, 15);
+  // EVAL cached it again, so plain EVALSHA (as a pipeline would send it) works.
+  ASSERT_OK_AND_ASSIGN(auto pipelined,
+                       pool.Pipeline({script.EvalShaCommand({"counter"}, {"1"}),
+                                      script.EvalShaCommand({"counter"}, {"1"})}));
+  EXPECT_EQ(pipelined[0].integer, 16);
+  EXPECT_EQ(pipelined[1].integer, 17);
+
+  // A script's own error reply is a Reply.
+  Script failing("return redis.error_reply('QUIVERERR boom')");
+  ASSERT_OK_AND_ASSIGN(auto error, failing.Run(&pool, {}, {}));
+  EXPECT_TRUE(error.is_error());
+  EXPECT_NE(error.str.find("QUIVERERR boom"), std::string::npos) << error.str;
+}
+
+TEST_P(RedisServerTest, PoolIsExactUnderEightThreads) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(Options()));
+  ConnectionPool pool(server_->connect_options(), /*max_idle=*/4);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 500; ++i) {
+        auto reply = pool.Command({"INCR", "shared"});
+        if (!reply.ok() || reply->type != Reply::Type::kInteger) ++failures;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
+  ASSERT_OK_AND_ASSIGN(auto total, pool.Command({"GET", "shared"}));
+  EXPECT_EQ(total.str, "4000");
+  // At most max_idle connections stayed open (plus this test's own).
+  ASSERT_OK_AND_ASSIGN(auto clients, pool.Command({"CLIENT", "LIST"}));
+  size_t lines = std::count(clients.str.begin(), clients.str.end(), '\n');
+  EXPECT_LE(lines, 4u) << clients.str;
+}
+
+TEST_P(RedisServerTest, KilledServerIsUnavailable) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(Options()));
+  auto connection = Connect(server_->connect_options());
+  ASSERT_NE(connection, nullptr);
+  ASSERT_OK(connection->Command({"SET", "k", "v"}));
+  server_->Kill();
+
+  auto start = Clock::now();
+  auto reply = connection->Command({"GET", "k"});
+  ASSERT_FALSE(reply.ok());
+  EXPECT_LT(ElapsedMs(start), 1500);
+  EXPECT_TRUE(IsRedisUnavailable(reply.status())) << reply.status();
+  EXPECT_NE(reply.status().message().find("127.0.0.1:" + std::to_string(server_->port())),
+            std::string::npos)
+      << reply.status();
+  EXPECT_TRUE(connection->broken());
+  // Once broken, always broken (even if the server came back).
+  auto again = connection->Command({"PING"});
+  EXPECT_TRUE(IsRedisUnavailable(again.status())) << again.status();
+}
+
+TEST_P(RedisServerTest, PoolRecoversAfterRestart) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(Options()));
+  ConnectionPool pool(server_->connect_options());
+  // Several idle connections, all of which go stale together.
+  {
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&] { EXPECT_OK(pool.Command({"PING"})); });
+    }
+    for (auto& thread : threads) thread.join();
+  }
+
+  // A restart between two calls is invisible to callers.
+  ASSERT_OK(server_->Restart());
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_OK_AND_ASSIGN(auto pong, pool.Command({"PING"}));
+    EXPECT_EQ(pong.str, "PONG");
+  }
+
+  // While it is down, calls fail as unavailable; afterwards the pool works again.
+  server_->Kill();
+  auto down = pool.Command({"PING"});
+  ASSERT_FALSE(down.ok());
+  EXPECT_TRUE(IsRedisUnavailable(down.status())) << down.status();
+  auto down_pipeline = pool.Pipeline({{"PING"}, {"PING"}});
+  EXPECT_TRUE(IsRedisUnavailable(down_pipeline.status())) << down_pipeline.status();
+  ASSERT_OK(server_->Restart());
+  ASSERT_OK_AND_ASSIGN(auto set, pool.Command({"SET", "after", "restart"}));
+  EXPECT_EQ(set.str, "OK");
+  pool.Reset();
+  ASSERT_OK_AND_ASSIGN(auto get, pool.Command({"GET", "after"}));
+  EXPECT_EQ(get.str, "restart");
+}
+
+TEST_P(RedisServerTest, SlowReplyTimesOut) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(Options()));
+  ConnectOptions options = server_->connect_options();
+  options.io_timeout = milliseconds(300);
+  auto connection = Connect(options);
+  ASSERT_NE(connection, nullptr);
+
+  auto start = Clock::now();
+  auto reply = connection->Command({"BLPOP", "nosuchlist", "2"});
+  int64_t elapsed = ElapsedMs(start);
+  ASSERT_FALSE(reply.ok());
+  EXPECT_TRUE(IsRedisUnavailable(reply.status())) << reply.status();
+  EXPECT_NE(reply.status().message().find("no reply within 300 ms"), std::string::npos)
+      << reply.status();
+  EXPECT_GE(elapsed, 250);
+  EXPECT_LT(elapsed, 1500);
+  EXPECT_TRUE(connection->broken());
+
+  // The pool does not repeat a request that timed out: the server may be running it.
+  ConnectionPool pool(options);
+  ASSERT_OK(pool.Command({"PING"}));  // leaves one idle connection
+  start = Clock::now();
+  auto pooled = pool.Command({"BLPOP", "nosuchlist", "2"});
+  elapsed = ElapsedMs(start);
+  EXPECT_TRUE(IsRedisUnavailable(pooled.status())) << pooled.status();
+  EXPECT_LT(elapsed, 550);
+  ASSERT_OK_AND_ASSIGN(auto pong, pool.Command({"PING"}));
+  EXPECT_EQ(pong.str, "PONG");
+}
+
+TEST_P(RedisServerTest, TlsRoundTrip) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(Options(/*tls=*/true)));
+  EXPECT_EQ(server_->url().rfind("rediss://127.0.0.1:", 0), 0u);
+  ConnectOptions options = server_->connect_options();
+  ASSERT_OK_AND_ASSIGN(options.url, RedisUrl::Parse(server_->url()));
+  ConnectionPool pool(options);
+  ASSERT_OK_AND_ASSIGN(auto pong, pool.Command({"PING"}));
+  EXPECT_EQ(pong.str, "PONG");
+
+  std::string big = RandomBytes(1 << 20, 2);
+  ASSERT_OK(pool.Command({"SET", "big", big}));
+  ASSERT_OK_AND_ASSIGN(auto get, pool.Command({"GET", "big"}));
+  EXPECT_TRUE(get.str == big);
+
+  std::vector<std::vector<std::string>> commands;
+  for (int i = 0; i < 1000; ++i) commands.push_back({"INCR", "n"});
+  ASSERT_OK_AND_ASSIGN(auto replies, pool.Pipeline(commands));
+  ASSERT_EQ(replies.size(), 1000u);
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(replies[i].integer, i + 1);
+
+  auto connection = Connect(options);
+  ASSERT_NE(connection, nullptr);
+  for (const char* word : {"one", "two", "three"}) ASSERT_OK(connection->Send({"ECHO", word}));
+  for (const char* word : {"one", "two", "three"}) {
+    ASSERT_OK_AND_ASSIGN(auto reply, connection->Receive(milliseconds(2000)));
+    ASSERT_TRUE(reply.has_value());
+    EXPECT_EQ(reply->str, word);
+  }
+
+  // A restarted TLS server is reconnected to as well.
+  ASSERT_OK(server_->Restart());
+  ASSERT_OK_AND_ASSIGN(pong, pool.Command({"PING"}));
+  EXPECT_EQ(pong.str, "PONG");
+}
+
+TEST_P(RedisServerTest, TlsRejectsUntrustedCertificates) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(Options(/*tls=*/true)));
+  auto expect_refused = [&](const ConnectOptions& options, const std::string& why) {
+    auto connection = Connection::Connect(options);
+    ASSERT_FALSE(connection.ok()) << why;
+    const auto& status = connection.status();
+    EXPECT_TRUE(IsRedisUnavailable(status)) << why << ": " << status;
+    EXPECT_NE(status.message().find("TLS handshake failed: certificate verify failed"),
+              std::string::npos)
+        << why << ": " << status;
+  };
+
+  ConnectOptions system_ca = server_->connect_options();
+  system_ca.ca_file.clear();
+  expect_refused(system_ca, "the system CAs");
+
+  std::string other_cert = server_->dir() + "/other.crt";
+  ASSERT_OK(test::MakeSelfSignedCertificate(other_cert, server_->dir() + "/other.key"));
+  ConnectOptions wrong_ca = server_->connect_options();
+  wrong_ca.ca_file = other_cert;
+  expect_refused(wrong_ca, "another CA");
+
+  // The certificate names IP 127.0.0.1 only, so "localhost" must not match it.
+  ConnectOptions wrong_name = server_->connect_options();
+  wrong_name.url.host = "localhost";
+  expect_refused(wrong_name, "a name the certificate lacks");
+
+  ConnectOptions missing = server_->connect_options();
+  missing.ca_file = server_->dir() + "/no-such-ca.pem";
+  auto no_file = Connection::Connect(missing);
+  ASSERT_FALSE(no_file.ok());
+  EXPECT_NE(no_file.status().message().find("no-such-ca.pem"), std::string::npos)
+      << no_file.status();
+
+  // TLS to a plain server, and plain to a TLS server, fail cleanly.
+  ASSERT_OK_AND_ASSIGN(auto plain, RedisServerProcess::Start(Options()));
+  ConnectOptions tls_to_plain = plain->connect_options();
+  tls_to_plain.url.tls = true;
+  tls_to_plain.ca_file = server_->ca_file();
+  tls_to_plain.connect_timeout = milliseconds(300);
+  auto start = Clock::now();
+  auto mismatch = Connection::Connect(tls_to_plain);
+  ASSERT_FALSE(mismatch.ok());
+  EXPECT_TRUE(IsRedisUnavailable(mismatch.status())) << mismatch.status();
+  EXPECT_NE(mismatch.status().message().find("TLS handshake"), std::string::npos)
+      << mismatch.status();
+  EXPECT_LT(ElapsedMs(start), 1000);  // the connect timeout covers the handshake
+
+  ConnectOptions plain_to_tls = server_->connect_options();
+  plain_to_tls.url.tls = false;
+  plain_to_tls.io_timeout = milliseconds(500);
+  start = Clock::now();
+  auto plain_connection = Connection::Connect(plain_to_tls);
+  if (plain_connection.ok()) {
+    auto reply = (*plain_connection)->Command({"PING"});
+    EXPECT_FALSE(reply.ok());
+    EXPECT_TRUE(IsRedisUnavailable(reply.status())) << reply.status();
+  }
+  EXPECT_LT(ElapsedMs(start), 1500);
+}
+
+// Collects a Subscriber's callbacks for a test to wait on.
+struct SubscriberEvents {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::vector<std::string> messages;
+  std::vector<bool> states;
+
+  Subscriber::MessageHandler OnMessage() {
+    return [this](const std::string& payload) {
+      std::lock_guard<std::mutex> lock(mutex);
+      messages.push_back(payload);
+      changed.notify_all();
+    };
+  }
+  Subscriber::StateHandler OnState() {
+    return [this](bool up) {
+      std::lock_guard<std::mutex> lock(mutex);
+      states.push_back(up);
+      changed.notify_all();
+    };
+  }
+  template <typename Predicate>
+  bool WaitFor(Predicate predicate, milliseconds timeout = milliseconds(10000)) {
+    std::unique_lock<std::mutex> lock(mutex);
+    return changed.wait_for(lock, timeout, [&] { return predicate(); });
+  }
+  size_t state_count() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return states.size();
+  }
+};
+
+TEST_P(RedisServerTest, SubscriberFollowsRestarts) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(Options()));
+  SubscriberEvents events;
+  Subscriber subscriber(server_->connect_options(), "quiver:events", events.OnMessage(),
+                        events.OnState());
+  EXPECT_FALSE(subscriber.subscribed());
+  subscriber.Start();
+  ASSERT_TRUE(events.WaitFor([&] { return !events.states.empty(); }));
+  EXPECT_EQ(events.states, std::vector<bool>{true});
+  EXPECT_TRUE(subscriber.subscribed());
+
+  ConnectionPool publisher(server_->connect_options());
+  std::string payload("binary\0payload", 14);
+  ASSERT_OK_AND_ASSIGN(auto receivers, publisher.Command({"PUBLISH", "quiver:events", payload}));
+  EXPECT_EQ(receivers.integer, 1);
+  ASSERT_OK(publisher.Command({"PUBLISH", "other-channel", "not for us"}));
+  ASSERT_TRUE(events.WaitFor([&] { return !events.messages.empty(); }));
+  EXPECT_EQ(events.messages[0], payload);
+
+  server_->Kill();
+  ASSERT_TRUE(events.WaitFor([&] { return events.states.size() >= 2; }));
+  EXPECT_EQ(events.states, (std::vector<bool>{true, false}));
+  EXPECT_FALSE(subscriber.subscribed());
+
+  ASSERT_OK(server_->Restart());
+  ASSERT_TRUE(events.WaitFor([&] { return events.states.size() >= 3; }));
+  EXPECT_EQ(events.states, (std::vector<bool>{true, false, true}));
+  EXPECT_TRUE(subscriber.subscribed());
+
+  std::vector<std::vector<std::string>> burst;
+  for (int i = 0; i < 100; ++i) burst.push_back({"PUBLISH", "quiver:events", std::to_string(i)});
+  ASSERT_OK(publisher.Pipeline(burst));
+  ASSERT_TRUE(events.WaitFor([&] { return events.messages.size() >= 101; }))
+      << events.messages.size();
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(events.messages[1 + i], std::to_string(i));
+
+  auto start = Clock::now();
+  subscriber.Stop();
+  EXPECT_LT(ElapsedMs(start), 1000);
+  EXPECT_FALSE(subscriber.subscribed());
+  subscriber.Stop();  // idempotent
+  // Stopping is not a lost connection.
+  EXPECT_EQ(events.state_count(), 3u);
+  ASSERT_OK_AND_ASSIGN(receivers, publisher.Command({"PUBLISH", "quiver:events", "late"}));
+  EXPECT_EQ(receivers.integer, 0);
+}
+
+TEST_P(RedisServerTest, SubscriberOverTlsAndPromptStop) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(Options(/*tls=*/true)));
+  SubscriberEvents events;
+  auto subscriber = std::make_unique<Subscriber>(server_->connect_options(), "tls-channel",
+                                                 events.OnMessage(), events.OnState());
+  subscriber->Start();
+  subscriber->Start();  // no second thread
+  ASSERT_TRUE(events.WaitFor([&] { return !events.states.empty(); }));
+  ConnectionPool publisher(server_->connect_options());
+  std::vector<std::vector<std::string>> burst;
+  for (int i = 0; i < 50; ++i) burst.push_back({"PUBLISH", "tls-channel", RandomBytes(3000, i)});
+  ASSERT_OK_AND_ASSIGN(auto counts, publisher.Pipeline(burst));
+  for (const auto& count : counts) EXPECT_EQ(count.integer, 1);
+  ASSERT_TRUE(events.WaitFor([&] { return events.messages.size() >= 50; }));
+  for (int i = 0; i < 50; ++i) EXPECT_TRUE(events.messages[i] == RandomBytes(3000, i)) << i;
+
+  // Stop while the server is away (the thread is backing off) is prompt too.
+  server_->Kill();
+  ASSERT_TRUE(events.WaitFor([&] { return events.states.size() >= 2; }));
+  std::this_thread::sleep_for(milliseconds(400));  // into a longer backoff (not an assertion)
+  auto start = Clock::now();
+  subscriber.reset();  // the destructor stops and joins
+  EXPECT_LT(ElapsedMs(start), 500);
+  EXPECT_EQ(events.state_count(), 2u);
+}
+
+TEST_P(RedisServerTest, SubscriberWaitsForALateServer) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(Options()));
+  server_->Kill();
+  SubscriberEvents events;
+  Subscriber subscriber(server_->connect_options(), "late", events.OnMessage(),
+                        events.OnState());
+  subscriber.Start();
+  std::this_thread::sleep_for(milliseconds(300));  // a few failed attempts (not an assertion)
+  EXPECT_FALSE(subscriber.subscribed());
+  EXPECT_EQ(events.state_count(), 0u);  // never subscribed, so never "lost"
+  ASSERT_OK(server_->Restart());
+  ASSERT_TRUE(events.WaitFor([&] { return !events.states.empty(); }));
+  EXPECT_EQ(events.states, std::vector<bool>{true});
+}
+
+std::string ServerName(const ::testing::TestParamInfo<std::string>& info) {
+  std::string name = info.param;
+  for (char& c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  }
+  return name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Servers, RedisServerTest, ::testing::ValuesIn(AvailableRedisServers()),
+                         ServerName);
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(RedisServerTest);
+
+}  // namespace
+}  // namespace quiver::redis
