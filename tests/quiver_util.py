@@ -1,6 +1,7 @@
 """Small pyarrow.flight helpers for talking to Quiver in tests."""
 
 import json
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.flight as flight
@@ -113,3 +114,19 @@ def stats(client):
 def latest_version(client, key):
     info = client.get_flight_info(descriptor(key))
     return json.loads(info.app_metadata)["version"]
+
+
+def manifest_versions(data_dir, key):
+    """Versions of `key` whose manifests are in the data dir, ascending. Manifest names are
+    unique per write: manifests/<key>/@v/<20-digit version>-<node>-<random>.json."""
+    folder = Path(data_dir) / "manifests" / key / "@v"
+    if not folder.is_dir():
+        return []
+    return sorted(int(p.name[:20]) for p in folder.glob("*.json"))
+
+
+def manifest_path(data_dir, key, version):
+    """The one manifest of (key, version)."""
+    found = list((Path(data_dir) / "manifests" / key / "@v").glob(f"{version:020d}-*.json"))
+    assert len(found) == 1, f"expected one manifest of {key}@{version}, found {found}"
+    return found[0]

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 
-from quiver_util import action, descriptor, get, get_table, put, stats
+from quiver_util import action, descriptor, get, get_table, manifest_path, put, stats
 
 
 def table_for(tag, n=4):
@@ -35,7 +35,7 @@ def test_get_flight_info(server):
     assert ep.ticket.ticket == b"s/o@2"
     assert [loc.uri.decode() for loc in ep.locations] == [server.location]
     # total_bytes is the size of the stored IPC stream, as on disk
-    manifest = json.loads((server.data_dir / "manifests/s/o/@v" / f"{2:020d}.json").read_text())
+    manifest = json.loads(manifest_path(server.data_dir, "s/o", 2).read_text())
     assert info.total_bytes == manifest["bytes"]
     assert (server.data_dir / manifest["blob"]).stat().st_size == info.total_bytes
     # the endpoint's ticket redeems exactly that version, at the advertised location,

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from quiver_util import descriptor, get, put
+from quiver_util import descriptor, get, manifest_path, put
 
 N = 41  # rows of the all-types table
 
@@ -449,8 +449,7 @@ def test_many_small_batches_keep_boundaries(server):
     assert [b.num_rows for b in got.to_batches()] == [10] * 2000
     assert nmeta == 1 and meta["version"] == ref["version"]
     assert got.equals(pa.Table.from_batches(batches))
-    manifest = json.loads((server.data_dir / "manifests" / "many" / "small" / "@v" /
-                           f"{ref['version']:020d}.json").read_text())
+    manifest = json.loads(manifest_path(server.data_dir, "many/small", ref["version"]).read_text())
     assert manifest["batches"] == 2000 and manifest["rows"] == 20000
 
 

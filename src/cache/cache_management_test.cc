@@ -9,7 +9,7 @@
 #include <arrow/io/memory.h>
 #include <arrow/ipc/writer.h>
 
-#include "cache/object_cache.h"
+#include "cache/engine_test_util.h"
 #include "cache/usage_snapshot.h"
 #include "common/testing.h"
 #include "index/embedded_index.h"
@@ -19,48 +19,10 @@
 namespace quiver {
 namespace {
 
-std::shared_ptr<arrow::RecordBatch> Rows(int64_t n) {
-  arrow::Int64Builder b;
-  for (int64_t i = 0; i < n; ++i) EXPECT_TRUE(b.Append(i).ok());
-  return arrow::RecordBatch::Make(arrow::schema({arrow::field("x", arrow::int64())}), n,
-                                  {*b.Finish()});
-}
-
-class ManagementTest : public ::testing::Test {
- protected:
-  void Open(ObjectCacheOptions options, std::shared_ptr<BlobStore> store = nullptr) {
-    cache_.reset();
-    store_ = store ? store : std::make_shared<MemoryBlobStore>();
-    options.store = store_;
-    options.index = std::make_shared<EmbeddedIndex>();
-    options.clock = clock_;
-    ASSERT_OK_AND_ASSIGN(cache_, ObjectCache::Open(options));
-  }
-  arrow::Result<EntryMeta> Put(const std::string& key, int64_t rows,
-                               std::vector<std::string> deps = {},
-                               std::vector<std::string> tags = {}) {
-    PutOptions o;
-    o.depends_on = std::move(deps);
-    o.tags = std::move(tags);
-    ARROW_ASSIGN_OR_RAISE(auto key_, ObjectKey::Parse(key));
-    ARROW_ASSIGN_OR_RAISE(auto w, cache_->BeginPut(key_, Rows(1)->schema(), o));
-    ARROW_RETURN_NOT_OK(w->Write(*Rows(rows)));
-    return w->Commit();
-  }
-  bool Has(const std::string& key) {
-    return cache_->Peek(*ObjectKey::Parse(key), std::nullopt)->has_value();
-  }
-  void Read(const std::string& key) {
-    ASSERT_TRUE(cache_->Get(*ObjectKey::Parse(key), std::nullopt)->has_value()) << key;
-  }
-
-  std::shared_ptr<ManualClock> clock_ = std::make_shared<ManualClock>();
-  std::shared_ptr<BlobStore> store_;
-  std::unique_ptr<ObjectCache> cache_;
-};
+using ManagementTest = EngineTest;
 
 TEST_F(ManagementTest, BudgetEvictsTheLowestScoreBeforeCommitting) {
-  ObjectCacheOptions o;
+  EngineOptions o;
   o.budget.cache_size = 3 * 9000;  // about three 1000-row entries
   o.budget.policy = "lru";
   Open(o);
@@ -71,14 +33,14 @@ TEST_F(ManagementTest, BudgetEvictsTheLowestScoreBeforeCommitting) {
   ASSERT_OK(Put("s/d", 1000).status());
   EXPECT_FALSE(Has("s/b")) << "the least recently used entry should have gone";
   EXPECT_TRUE(Has("s/a") && Has("s/c") && Has("s/d"));
-  auto stats = *cache_->Stats();
-  EXPECT_LE(stats.budget_used, o.budget.cache_size);
+  auto stats = Stats();
+  EXPECT_LE(stats.index.bytes, o.budget.cache_size);
   EXPECT_EQ(stats.evictions, 1);
   EXPECT_TRUE(store_->List(kDataRoot)->size() == 3u) << "evicted data left on disk";
 }
 
 TEST_F(ManagementTest, EntryLargerThanTheBudgetIsNotAdmitted) {
-  ObjectCacheOptions o;
+  EngineOptions o;
   o.budget.cache_size = 5000;
   Open(o);
   ASSERT_OK(Put("s/small", 10).status());
@@ -87,11 +49,11 @@ TEST_F(ManagementTest, EntryLargerThanTheBudgetIsNotAdmitted) {
   EXPECT_NE(big.status().message().find("not admitted"), std::string::npos);
   EXPECT_TRUE(Has("s/small")) << "a refused entry must not evict anything";
   EXPECT_FALSE(Has("s/big"));
-  EXPECT_EQ(cache_->Stats()->not_admitted, 1);
+  EXPECT_EQ(Stats().not_admitted, 1);
 }
 
 TEST_F(ManagementTest, ProtectedFreshEntriesAreNotEvicted) {
-  ObjectCacheOptions o;
+  EngineOptions o;
   o.budget.cache_size = 2 * 9000;
   o.budget.protect_s = 60;
   Open(o);
@@ -100,11 +62,11 @@ TEST_F(ManagementTest, ProtectedFreshEntriesAreNotEvicted) {
   EXPECT_TRUE(Put("s/c", 1000).status().IsCapacityError());
   clock_->Advance(61'000);
   ASSERT_OK(Put("s/c", 1000).status());
-  EXPECT_EQ(cache_->Stats()->index.keys, 2);
+  EXPECT_EQ(Stats().index.keys, 2);
 }
 
 TEST_F(ManagementTest, ConcurrentPutsNeverExceedTheBudget) {
-  ObjectCacheOptions o;
+  EngineOptions o;
   o.budget.cache_size = 10 * 9000;
   Open(o);
   std::atomic<int64_t> worst{0};
@@ -114,7 +76,7 @@ TEST_F(ManagementTest, ConcurrentPutsNeverExceedTheBudget) {
       for (int i = 0; i < 40; ++i) {
         auto r = Put("t" + std::to_string(t) + "/k" + std::to_string(i % 7), 200 + 100 * (i % 9));
         EXPECT_TRUE(r.ok()) << r.status();
-        int64_t used = cache_->Stats()->budget_used;
+        int64_t used = Stats().index.bytes;
         int64_t w = worst.load();
         while (used > w && !worst.compare_exchange_weak(w, used)) {
         }
@@ -126,11 +88,11 @@ TEST_F(ManagementTest, ConcurrentPutsNeverExceedTheBudget) {
   int64_t on_disk = 0;
   for (const auto& b : *store_->List(kDataRoot)) on_disk += b.size;
   EXPECT_LE(on_disk, o.budget.cache_size);
-  EXPECT_EQ(on_disk, cache_->Stats()->budget_used);
+  EXPECT_EQ(on_disk, Stats().index.bytes);
 }
 
 TEST_F(ManagementTest, MemoryTierServesPromotedEntriesWithinItsBound) {
-  ObjectCacheOptions o;
+  EngineOptions o;
   o.memory_size = 20000;
   o.memory_max_entry_bytes = 12000;
   Open(o);
@@ -141,14 +103,14 @@ TEST_F(ManagementTest, MemoryTierServesPromotedEntriesWithinItsBound) {
   Read("s/a");
   Read("s/huge");
   Read("s/huge");
-  auto m = cache_->Stats()->memory;
+  auto m = Stats().memory;
   EXPECT_EQ(m.entries, 1);
   EXPECT_EQ(m.hits, 1) << "the second read of s/a should come from memory";
   Read("s/b");
   Read("s/b");
   ASSERT_OK(Put("s/c", 1000).status());
   Read("s/c");
-  m = cache_->Stats()->memory;
+  m = Stats().memory;
   EXPECT_LE(m.bytes, o.memory_size);
   EXPECT_EQ(m.entries, 2) << "three 8 KiB entries cannot fit in 20000 bytes";
   // A new version is not served from the old copy.
@@ -166,17 +128,17 @@ TEST_F(ManagementTest, CascadeOverADiamondAndNoCascade) {
   ASSERT_OK(Put("s/c", 10, {"s/a", "s/b"}).status());
   ASSERT_OK(Put("s/d", 10, {"s/c"}).status());
   ASSERT_OK(Put("s/other", 10).status());
-  ASSERT_OK_AND_ASSIGN(auto only, cache_->Invalidate("s/c", /*cascade=*/false));
+  ASSERT_OK_AND_ASSIGN(auto only, admin_->Invalidate("s/c", /*cascade=*/false));
   EXPECT_EQ(only, std::vector<std::string>{"s/c"});
   EXPECT_TRUE(Has("s/d"));
   // Recomputing c is a new version of it: d, computed from the old c, goes.
   ASSERT_OK(Put("s/c", 10, {"s/a", "s/b"}).status());
   EXPECT_FALSE(Has("s/d"));
   ASSERT_OK(Put("s/d", 10, {"s/c"}).status());
-  ASSERT_OK_AND_ASSIGN(auto removed, cache_->Invalidate("s/base", true));
+  ASSERT_OK_AND_ASSIGN(auto removed, admin_->Invalidate("s/base", true));
   EXPECT_EQ(removed, (std::vector<std::string>{"s/a", "s/b", "s/base", "s/c", "s/d"}));
   EXPECT_TRUE(Has("s/other"));
-  EXPECT_EQ(cache_->Stats()->index.keys, 1);
+  EXPECT_EQ(Stats().index.keys, 1);
 }
 
 TEST_F(ManagementTest, TagInvalidationCascades) {
@@ -185,7 +147,7 @@ TEST_F(ManagementTest, TagInvalidationCascades) {
   ASSERT_OK(Put("s/t2", 10, {}, {"table:events", "x"}).status());
   ASSERT_OK(Put("s/derived", 10, {"s/t1"}).status());
   ASSERT_OK(Put("s/untagged", 10).status());
-  ASSERT_OK_AND_ASSIGN(auto removed, cache_->InvalidateTag("table:events"));
+  ASSERT_OK_AND_ASSIGN(auto removed, admin_->InvalidateTag("table:events"));
   EXPECT_EQ(removed, (std::vector<std::string>{"s/derived", "s/t1", "s/t2"}));
   EXPECT_TRUE(Has("s/untagged"));
 }
@@ -197,7 +159,7 @@ TEST_F(ManagementTest, InvalidationDuringAPutWins) {
   o.depends_on = {"s/base"};
   ASSERT_OK_AND_ASSIGN(auto w, cache_->BeginPut(*ObjectKey::Parse("s/derived"), Rows(1)->schema(), o));
   ASSERT_OK(w->Write(*Rows(10)));
-  ASSERT_OK(cache_->Invalidate("s/base", true).status());  // races the put
+  ASSERT_OK(admin_->Invalidate("s/base", true).status());  // races the put
   auto committed = w->Commit();
   ASSERT_TRUE(committed.status().IsCancelled()) << committed.status();
   EXPECT_NE(committed.status().message().find("s/base"), std::string::npos);
@@ -211,7 +173,7 @@ TEST_F(ManagementTest, NewVersionOfADependencyInvalidatesDependents) {
   ASSERT_OK(Put("s/derived", 10, {"s/base"}).status());
   ASSERT_OK(Put("s/base", 20).status());
   EXPECT_FALSE(Has("s/derived")) << "computed from version 1, served after version 2";
-  EXPECT_EQ(cache_->Stats()->invalidations, 1);
+  EXPECT_EQ(Stats().invalidations, 1);
 }
 
 TEST_F(ManagementTest, AQueryResultsNewVersionCountsFromItsFillsStartNotItsCommit) {
@@ -219,9 +181,19 @@ TEST_F(ManagementTest, AQueryResultsNewVersionCountsFromItsFillsStartNotItsCommi
   // from it: those must survive the commit. What was derived from the previous result
   // goes when the fill starts. An object's new version counts at its commit.
   Open({});
+  Index* index = engine_->options().index.get();
   const std::string query_key = std::string(kQueryKeyPrefix) + std::string(64, 'a');
-  auto commit_query = [&]() -> arrow::Status {
-    ARROW_ASSIGN_OR_RAISE(auto entry, cache_->BeginEntry(query_key, 1 << 20, "max_entry_bytes"));
+  auto begin = [&](const std::string& key, std::vector<std::string> deps) {
+    PutOptions o;
+    o.depends_on = std::move(deps);
+    auto w = cache_->BeginPut(*ObjectKey::Parse(key), Rows(1)->schema(), o);
+    EXPECT_TRUE(w.ok()) << w.status();
+    EXPECT_TRUE((*w)->Write(*Rows(3)).ok());
+    return std::move(*w);
+  };
+  auto commit_query = [&](GenerationSnapshot since) -> arrow::Status {
+    ARROW_ASSIGN_OR_RAISE(auto entry,
+                          engine_->entries()->NewWriter(query_key, 1 << 20, "max_entry_bytes"));
     auto batch = Rows(5);
     entry->SetSchema(*batch->schema());
     ARROW_ASSIGN_OR_RAISE(auto writer,
@@ -230,46 +202,51 @@ TEST_F(ManagementTest, AQueryResultsNewVersionCountsFromItsFillsStartNotItsCommi
     ARROW_RETURN_NOT_OK(writer->WriteRecordBatch(*batch));
     entry->CountBatch(batch->num_rows());
     ARROW_RETURN_NOT_OK(writer->Close());
-    EntryMeta extras;
-    extras.expires_ms = clock_->NowMillis() + 60000;
-    return entry->Commit(std::move(extras), PutOptions{}).status();
+    ARROW_ASSIGN_OR_RAISE(auto meta, entry->Finish());
+    meta.query = "{}";
+    meta.expires_ms = clock_->NowMillis() + 60000;
+    CommitRequest request;
+    request.also_watched = {KeyGeneration(query_key)};
+    request.since = since;
+    return engine_->committer()->Commit(std::move(meta), request).status();
   };
-  auto before_fill = cache_->Snapshot({query_key}, {});
-  ASSERT_OK(cache_->NewVersionComing(query_key));
-  EXPECT_EQ(cache_->ChangedSince(before_fill), query_key) << "read the previous result";
-  auto from_stream = cache_->Snapshot({query_key}, {});
+  auto old_reader = begin("s/old-reader", {query_key});  // derives from the previous result
+  ASSERT_OK(engine_->invalidator()->NewVersionComing(query_key));
+  auto refused = old_reader->Commit();
+  EXPECT_TRUE(refused.status().IsCancelled()) << refused.status();
+  ASSERT_OK_AND_ASSIGN(auto fill_started, index->Snapshot());
   ASSERT_OK(Put("s/from-stream", 10, {query_key}).status());  // commits before the result
-  ASSERT_OK(commit_query());
-  EXPECT_EQ(cache_->ChangedSince(from_stream), std::nullopt);
-  EXPECT_TRUE(Has("s/from-stream"));
+  ASSERT_OK(commit_query(fill_started));
+  EXPECT_TRUE(Has("s/from-stream")) << "the result's commit is not a new version";
 
-  ASSERT_OK(cache_->NewVersionComing(query_key));  // a refill after the TTL
+  ASSERT_OK(engine_->invalidator()->NewVersionComing(query_key));  // a refill after the TTL
   EXPECT_FALSE(Has("s/from-stream"));
-  EXPECT_EQ(cache_->Stats()->invalidations, 1);
+  EXPECT_EQ(Stats().invalidations, 1);
 
-  auto marker = cache_->Snapshot({"s/marker"}, {});
+  auto watcher = begin("s/watcher", {"s/marker"});
   ASSERT_OK(Put("s/marker", 1).status());
-  EXPECT_EQ(cache_->ChangedSince(marker), "s/marker") << "an object's first version counts";
+  auto stale = watcher->Commit();
+  EXPECT_TRUE(stale.status().IsCancelled()) << "an object's first version counts";
 }
 
 TEST_F(ManagementTest, DryRunShrinkListsExactlyWhatTheRealShrinkRemoves) {
   Open({});
   for (int i = 0; i < 6; ++i) ASSERT_OK(Put("s/k" + std::to_string(i), 100 * (i + 1)).status());
   Read("s/k0");
-  ASSERT_OK_AND_ASSIGN(auto dry, cache_->Shrink(5000, /*dry_run=*/true));
+  ASSERT_OK_AND_ASSIGN(auto dry, admin_->Shrink(5000, /*dry_run=*/true));
   EXPECT_FALSE(dry.empty());
-  EXPECT_EQ(cache_->Stats()->index.keys, 6) << "a dry run removed something";
-  ASSERT_OK_AND_ASSIGN(auto real, cache_->Shrink(5000, false));
+  EXPECT_EQ(Stats().index.keys, 6) << "a dry run removed something";
+  ASSERT_OK_AND_ASSIGN(auto real, admin_->Shrink(5000, false));
   EXPECT_EQ(dry, real);
-  EXPECT_LE(cache_->Stats()->budget_used, 5000);
-  ASSERT_OK_AND_ASSIGN(auto one, cache_->Shrink(std::nullopt, false));
+  EXPECT_LE(Stats().index.bytes, 5000);
+  ASSERT_OK_AND_ASSIGN(auto one, admin_->Shrink(std::nullopt, false));
   EXPECT_EQ(one.size(), 1u);
 }
 
 TEST_F(ManagementTest, RuntimeSettingsPersistAcrossRestart) {
   char tmpl[] = "/tmp/quiver-mgmt-test-XXXXXX";
   std::string dir = ::mkdtemp(tmpl);
-  ObjectCacheOptions o;
+  EngineOptions o;
   o.budget.cache_size = 1 << 20;
   Open(o, *LocalBlobStore::Open(dir));
   for (int i = 0; i < 4; ++i) ASSERT_OK(Put("s/k" + std::to_string(i), 1000).status());
@@ -277,27 +254,29 @@ TEST_F(ManagementTest, RuntimeSettingsPersistAcrossRestart) {
   settings.half_life = 77;
   settings.cache_size = 20000;  // forces evictions now
   settings.memory_size = 4096;
-  ASSERT_OK(cache_->Configure(settings));
-  EXPECT_LE(cache_->Stats()->budget_used, 20000);
+  ASSERT_OK(admin_->Configure(settings));
+  EXPECT_LE(Stats().index.bytes, 20000);
   Open(o, *LocalBlobStore::Open(dir));  // o still says 1 MiB
-  auto stats = *cache_->Stats();
+  auto stats = Stats();
   EXPECT_EQ(stats.budget.half_life, 77);
   EXPECT_EQ(stats.budget.cache_size, 20000);
   EXPECT_EQ(stats.memory.capacity, 4096);
-  EXPECT_LE(stats.budget_used, 20000);
-  EXPECT_FALSE(cache_->Configure(RuntimeSettings{0.0, std::nullopt, std::nullopt}).ok());
+  EXPECT_LE(stats.index.bytes, 20000);
+  RuntimeSettings bad;
+  bad.half_life = 0.0;
+  EXPECT_FALSE(admin_->Configure(bad).ok());
   std::filesystem::remove_all(dir);
 }
 
-std::optional<KeyUsage> UsageOf(ObjectCache& cache, const std::string& key) {
-  for (const auto& e : *cache.Entries("")) {
+std::optional<KeyUsage> UsageOf(Management& admin, const std::string& key) {
+  for (const auto& e : *admin.Entries("")) {
     if (e.latest.key == key) return e.usage;
   }
   return std::nullopt;
 }
 
 TEST_F(ManagementTest, AccessHistoriesSurviveARestart) {
-  ObjectCacheOptions o;
+  EngineOptions o;
   o.budget.policy = "lru";
   o.budget.cache_size = 3 * 9000;  // about three 1000-row entries
   Open(o);
@@ -309,7 +288,7 @@ TEST_F(ManagementTest, AccessHistoriesSurviveARestart) {
   const int64_t a_read_ms = clock_->NowMillis();
   clock_->Advance(5000);
   Open(o, store_);  // closing saved the histories
-  auto a = UsageOf(*cache_, "s/a");
+  auto a = UsageOf(*admin_, "s/a");
   ASSERT_TRUE(a.has_value());
   EXPECT_EQ(a->accesses, 4u);
   EXPECT_EQ(a->last_access_ms, a_read_ms);
@@ -320,21 +299,21 @@ TEST_F(ManagementTest, AccessHistoriesSurviveARestart) {
 }
 
 TEST_F(ManagementTest, EntriesStoredAfterTheLastSaveCountAsAccessedAtRestart) {
-  ObjectCacheOptions o;
+  EngineOptions o;
   o.budget.policy = "lru";
   o.budget.cache_size = 3 * 9000;
   Open(o);
   ASSERT_OK(Put("s/a", 1000).status());
   ASSERT_OK(Put("s/b", 1000).status());
   Read("s/a");
-  ASSERT_OK(cache_->SaveUsage());
+  ASSERT_OK(engine_->SaveLocalState());
   ASSERT_OK_AND_ASSIGN(std::string saved, store_->ReadAll(kUsageBlob));
   ASSERT_OK(Put("s/c", 1000).status());  // after the last save
-  cache_.reset();
+  engine_.reset();
   ASSERT_OK(store_->WriteAll(kUsageBlob, saved));  // as if the process had crashed
   Open(o, store_);
-  EXPECT_EQ(UsageOf(*cache_, "s/a")->accesses, 2u);
-  EXPECT_EQ(UsageOf(*cache_, "s/c")->accesses, 1u);
+  EXPECT_EQ(UsageOf(*admin_, "s/a")->accesses, 2u);
+  EXPECT_EQ(UsageOf(*admin_, "s/c")->accesses, 1u);
   ASSERT_OK(Put("s/d", 1000).status());
   EXPECT_FALSE(Has("s/b")) << "s/c is newer than anything in the snapshot";
   EXPECT_TRUE(Has("s/a") && Has("s/c"));
@@ -344,22 +323,22 @@ TEST_F(ManagementTest, AnUnreadableUsageSnapshotLosesOnlyTheHistory) {
   Open({});
   ASSERT_OK(Put("s/a", 10).status());
   ASSERT_OK(Put("s/b", 10).status());
-  cache_.reset();
+  engine_.reset();
   ASSERT_OK(store_->WriteAll(kUsageBlob, "not an arrow file"));
   Open({}, store_);
   EXPECT_TRUE(Has("s/a") && Has("s/b"));
-  EXPECT_EQ(UsageOf(*cache_, "s/a")->accesses, 1u);
+  EXPECT_EQ(UsageOf(*admin_, "s/a")->accesses, 1u);
   Read("s/a");
-  cache_.reset();  // saves a good snapshot over the bad one
+  engine_.reset();  // saves a good snapshot over the bad one
   Open({}, store_);
-  EXPECT_EQ(UsageOf(*cache_, "s/a")->accesses, 2u);
+  EXPECT_EQ(UsageOf(*admin_, "s/a")->accesses, 2u);
 }
 
 TEST(MemoryTier, CopiesAreIdentifiedByTheirDataBlobNotTheirVersion) {
   // Version numbers restart after a delete; blob names never repeat.
   MemoryTier tier(1 << 20, 1 << 16);
   arrow::io::BufferReader file(arrow::Buffer::FromString("stream bytes"));
-  ASSERT_OK(tier.Promote("s/a", "data/00/0001.arrows", &file));
+  ASSERT_OK(tier.Promote("s/a", 1, "data/00/0001.arrows", &file));
   EXPECT_NE(tier.Lookup("s/a", "data/00/0001.arrows"), nullptr);
   EXPECT_EQ(tier.Lookup("s/a", "data/00/0002.arrows"), nullptr);
   EXPECT_EQ(tier.Lookup("s/b", "data/00/0001.arrows"), nullptr);

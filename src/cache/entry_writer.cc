@@ -2,14 +2,12 @@
 
 #include <arrow/type.h>
 
-#include "cache/object_cache.h"
-
 namespace quiver {
 
-EntryWriter::EntryWriter(ObjectCache* cache, std::string key, std::unique_ptr<BlobWriter> blob,
+EntryWriter::EntryWriter(std::string key, std::string node, std::unique_ptr<BlobWriter> blob,
                          int64_t max_bytes, std::string limit_name)
-    : cache_(cache),
-      key_(std::move(key)),
+    : key_(std::move(key)),
+      node_(std::move(node)),
       blob_(std::move(blob)),
       counted_(blob_.get()),
       max_bytes_(max_bytes),
@@ -42,43 +40,32 @@ arrow::Status EntryWriter::WritePayload(const arrow::ipc::IpcPayload& payload) {
   return arrow::Status::OK();
 }
 
-arrow::Result<EntryMeta> EntryWriter::Commit(EntryMeta extras, PutOptions options) {
+arrow::Result<EntryMeta> EntryWriter::Finish() {
   if (done_) return arrow::Status::Invalid("entry '", key_, "' is already finished");
   if (!stream_) return Fail(arrow::Status::Invalid("entry '", key_, "' has no schema"));
   auto st = stream_->Close();  // writes the end-of-stream marker
   if (st.ok()) st = blob_->Commit();
   if (!st.ok()) return Fail(st);
   done_ = true;
-
-  EntryMeta meta = std::move(extras);
+  EntryMeta meta;
   meta.key = key_;
-  meta.depends_on = options.depends_on;
-  meta.tags = options.tags;
-  if (meta.cost_ms == 0) {
-    // For a put, the cost is the time it took to receive.
-    meta.cost_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                       std::chrono::steady_clock::now() - started_)
-                       .count();
-  }
+  meta.node = node_;
+  meta.cost_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::steady_clock::now() - started_)
+                     .count();
   meta.blob = blob_->name();
   meta.bytes = counted_.bytes_written();
   meta.rows = rows_;
   meta.batches = batches_;
   meta.schema_fingerprint = schema_fingerprint_;
   meta.checksum = counted_.HexDigest();
-  auto published = cache_->Publish(std::move(meta), options);
-  if (!published.ok()) {
-    (void)cache_->options().store->Delete(blob_->name());
-    if (!IsQueryKey(key_)) cache_->CountPutFailure();
-  }
-  return published;
+  return meta;
 }
 
 void EntryWriter::Abort() {
   if (done_) return;
   done_ = true;
   (void)blob_->Abort();
-  if (!IsQueryKey(key_)) cache_->CountPutFailure();
 }
 
 }  // namespace quiver

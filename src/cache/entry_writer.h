@@ -1,21 +1,19 @@
-// EntryWriter: writes one cache entry's Arrow IPC stream, message by message, into a new
-// blob, then publishes it.
+// EntryWriter: writes one cache entry's Arrow IPC stream, message by message, into a new data
+// blob.
 //
-// The writer takes already-encoded IPC payloads (schema first, then dictionaries and
-// record batches), so a caller that encoded a batch once can hand the same payload to
-// the store and to live readers. Bytes are checksummed and counted on the way; exceeding
-// the size limit fails the write with CapacityError. Destroying an uncommitted writer
-// aborts it: nothing is left behind.
+// The writer takes already-encoded IPC payloads (schema first, then dictionaries and record
+// batches), so a caller that encoded a batch once can hand the same payload to the store and
+// to live readers. Bytes are checksummed and counted on the way; exceeding the size limit
+// fails the write with CapacityError. Finish() commits the data blob and returns the entry's
+// metadata -- durable, but visible to nobody until the caller publishes it through the
+// EntryStore. Destroying an unfinished writer aborts it: nothing is left behind.
 //
 // Thread-safety: one thread at a time.
 #pragma once
 
-#include <memory>
-#include <optional>
-#include <string>
-#include <utility>
-#include <vector>
 #include <chrono>
+#include <memory>
+#include <string>
 
 #include <arrow/ipc/writer.h>
 #include <arrow/result.h>
@@ -26,25 +24,11 @@
 
 namespace quiver {
 
-class ObjectCache;
-
-/// Generations of the keys and tags an entry was computed from, taken when it started.
-using GenerationSnapshot = std::vector<std::pair<std::string, uint64_t>>;
-
-struct PutOptions {
-  /// Compare-and-set: commit only if the key's latest version is this (0: create only).
-  std::optional<uint64_t> if_version;
-  /// Keys this entry was computed from; invalidating one of them invalidates it.
-  std::vector<std::string> depends_on;
-  /// Tags, e.g. "table:events"; invalidating a tag invalidates every entry carrying it.
-  std::vector<std::string> tags;
-  /// Set by the engine: commit only if none of these changed (an invalidation wins).
-  GenerationSnapshot generations;
-};
-
 class EntryWriter {
  public:
-  EntryWriter(ObjectCache* cache, std::string key, std::unique_ptr<BlobWriter> blob,
+  /// \brief Write `key`'s entry into `blob`, failing once it exceeds `max_bytes` (the error
+  /// names the limit as `limit_name`).
+  EntryWriter(std::string key, std::string node, std::unique_ptr<BlobWriter> blob,
               int64_t max_bytes, std::string limit_name);
   ~EntryWriter();
   EntryWriter(const EntryWriter&) = delete;
@@ -63,9 +47,10 @@ class EntryWriter {
   int64_t bytes_written() const { return counted_.bytes_written(); }
   const std::string& key() const { return key_; }
 
-  /// \brief End the stream, make it durable and publish it as the key's next version.
-  /// `extras` supplies the query fields of the entry (source, query, expiry, cost).
-  arrow::Result<EntryMeta> Commit(EntryMeta extras, PutOptions options);
+  /// \brief End the stream and commit the data blob. The result has everything but the
+  /// version and manifest name, which publication assigns; `cost_ms` defaults to the time
+  /// since the writer was made (the time to receive a put).
+  arrow::Result<EntryMeta> Finish();
   /// \brief Discard everything written. Idempotent.
   void Abort();
 
@@ -75,8 +60,8 @@ class EntryWriter {
     return st;
   }
 
-  ObjectCache* cache_;
   std::string key_;
+  std::string node_;
   std::unique_ptr<BlobWriter> blob_;
   ChecksummingOutputStream counted_;
   std::unique_ptr<arrow::ipc::internal::IpcPayloadWriter> stream_;

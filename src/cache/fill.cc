@@ -107,6 +107,11 @@ bool Fill::finished() const {
   return finished_;
 }
 
+int64_t Fill::appended() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return static_cast<int64_t>(base_ + payloads_.size());
+}
+
 bool Fill::joinable() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return joinable_;

@@ -60,6 +60,8 @@ class Fill {
   bool joinable() const;
   /// True once Finish() was called.
   bool finished() const;
+  /// How many messages after the schema were appended so far.
+  int64_t appended() const;
 
  private:
   void TrimLocked();

@@ -14,8 +14,8 @@ std::shared_ptr<arrow::io::RandomAccessFile> MemoryTier::Lookup(const std::strin
   return std::make_shared<arrow::io::BufferReader>(it->second.data);
 }
 
-arrow::Status MemoryTier::Promote(const std::string& key, const std::string& blob,
-                                  arrow::io::RandomAccessFile* file) {
+arrow::Status MemoryTier::Promote(const std::string& key, uint64_t version,
+                                  const std::string& blob, arrow::io::RandomAccessFile* file) {
   ARROW_ASSIGN_OR_RAISE(int64_t size, file->GetSize());
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -30,7 +30,7 @@ arrow::Status MemoryTier::Promote(const std::string& key, const std::string& blo
   Id id{key, blob};
   if (slots_.count(id)) return arrow::Status::OK();
   lru_.push_front(id);
-  slots_[id] = Slot{std::move(copy), lru_.begin()};
+  slots_[id] = Slot{std::move(copy), version, lru_.begin()};
   bytes_ += size;
   ++promotions_;
   EvictLocked();
@@ -74,6 +74,14 @@ void MemoryTier::SetCapacity(int64_t capacity, int64_t max_entry_bytes) {
 bool MemoryTier::Contains(const std::string& key, const std::string& blob) {
   std::lock_guard<std::mutex> lock(mutex_);
   return slots_.count({key, blob}) > 0;
+}
+
+std::vector<MemoryTier::Copy> MemoryTier::Copies() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<Copy> out;
+  out.reserve(slots_.size());
+  for (const auto& [id, slot] : slots_) out.push_back(Copy{id.first, slot.version, id.second});
+  return out;
 }
 
 MemoryTierStats MemoryTier::Stats() {

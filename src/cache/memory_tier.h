@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include <arrow/buffer.h>
 #include <arrow/io/interfaces.h>
@@ -40,10 +41,18 @@ class MemoryTier {
   /// \brief The in-memory copy of `key`'s data blob `blob`, or nullptr.
   std::shared_ptr<arrow::io::RandomAccessFile> Lookup(const std::string& key,
                                                       const std::string& blob);
-  /// \brief Copy (key, blob) from `file` into memory if it is small enough, evicting
-  /// least recently used copies to stay within capacity.
-  arrow::Status Promote(const std::string& key, const std::string& blob,
+  /// \brief Copy (key, blob) -- `version` of `key` -- from `file` into memory if it is small
+  /// enough, evicting least recently used copies to stay within capacity.
+  arrow::Status Promote(const std::string& key, uint64_t version, const std::string& blob,
                         arrow::io::RandomAccessFile* file);
+  /// A copy held: which version of which key, by its data blob.
+  struct Copy {
+    std::string key;
+    uint64_t version = 0;
+    std::string blob;
+  };
+  /// \brief Every copy held (to check them against the index after missed announcements).
+  std::vector<Copy> Copies();
   /// \brief Forget every version of `key`.
   void Erase(const std::string& key);
   /// \brief Forget one version of `key`, by its data blob.
@@ -66,6 +75,7 @@ class MemoryTier {
   std::list<Id> lru_;  // front: most recently used
   struct Slot {
     std::shared_ptr<arrow::Buffer> data;
+    uint64_t version = 0;
     std::list<Id>::iterator position;
   };
   std::map<Id, Slot> slots_;

@@ -1,5 +1,7 @@
 #include "cache/object_cache.h"
 
+#include "cache/engine_test_util.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -45,17 +47,12 @@ std::shared_ptr<arrow::Table> ReadEntry(const OpenEntry& entry) {
   return *reader->ToTable();
 }
 
-class ObjectCacheTest : public ::testing::Test {
+class ObjectCacheTest : public EngineTest {
  protected:
   void SetUp() override { Reopen(std::make_shared<MemoryBlobStore>()); }
 
-  void Reopen(std::shared_ptr<BlobStore> store, ObjectCacheOptions options = {}) {
-    store_ = store;
-    options.store = store;
-    options.index = std::make_shared<EmbeddedIndex>();
-    auto cache = ObjectCache::Open(options);
-    ASSERT_TRUE(cache.ok()) << cache.status();
-    cache_ = std::move(*cache);
+  void Reopen(std::shared_ptr<BlobStore> store, EngineOptions options = {}) {
+    Open(std::move(options), std::move(store));
   }
 
   arrow::Result<EntryMeta> Put(const std::string& key, std::vector<int64_t> batch_sizes,
@@ -70,9 +67,6 @@ class ObjectCacheTest : public ::testing::Test {
   }
 
   size_t DataBlobs() { return store_->List(kDataRoot)->size(); }
-
-  std::shared_ptr<BlobStore> store_;
-  std::unique_ptr<ObjectCache> cache_;
 };
 
 TEST_F(ObjectCacheTest, PutThenGetReturnsTheSameRows) {
@@ -99,9 +93,9 @@ TEST_F(ObjectCacheTest, VersionsIncreaseAndOldOnesAreTrimmed) {
   ASSERT_TRUE(v3.has_value());
   EXPECT_EQ(ReadEntry(*v3)->num_rows(), 3);
   EXPECT_EQ(DataBlobs(), 3u) << "trimmed versions must not leave data behind";
-  auto stats = *cache_->Stats();
+  auto stats = Stats();
   EXPECT_EQ(stats.index.versions, 3);
-  EXPECT_EQ(stats.puts, 5);
+  EXPECT_EQ(stats.objects.puts, 5);
 }
 
 TEST_F(ObjectCacheTest, CompareAndSet) {
@@ -128,8 +122,8 @@ TEST_F(ObjectCacheTest, CompareAndSetRaceHasOneWinnerAndNoLeftovers) {
 }
 
 TEST_F(ObjectCacheTest, OversizedPutIsRefusedAndStoresNothing) {
-  ObjectCacheOptions options;
-  options.max_object_bytes = 4096;
+  EngineOptions options;
+  options.objects.max_object_bytes = 4096;
   Reopen(std::make_shared<MemoryBlobStore>(), options);
   ASSERT_OK(Put("s/o", {2}).status());
   auto big = Put("s/o", {10, 1000});
@@ -146,7 +140,7 @@ TEST_F(ObjectCacheTest, AbandonedPutLeavesNothing) {
   }
   EXPECT_EQ(DataBlobs(), 0u);
   EXPECT_FALSE(cache_->Get(Key("s/o"), std::nullopt)->has_value());
-  EXPECT_EQ(cache_->Stats()->put_failures, 1);
+  EXPECT_EQ(cache_->Stats().put_failures, 1);
 }
 
 TEST_F(ObjectCacheTest, SchemaMismatchIsRejected) {
@@ -189,13 +183,22 @@ TEST_F(ObjectCacheTest, RecoveryRebuildsQuarantinesAndCleans) {
   std::ofstream(dir + "/.tmp/999-crashed.part") << "torn";
   ASSERT_OK(store_->WriteAll("data/00/orphan.arrows", "no manifest points here"));
 
-  Reopen(*LocalBlobStore::Open(dir));
-  const auto& r = cache_->recovery();
+  EngineOptions no_grace;
+  no_grace.shared.garbage_grace_s = 0;
+  Reopen(*LocalBlobStore::Open(dir), no_grace);
+  const auto& r = engine_->recovery();
   EXPECT_EQ(r.keys, 1);
   EXPECT_EQ(r.versions, 2);
   EXPECT_EQ(r.quarantined, 1);
   EXPECT_EQ(r.temp_files_removed, 1);
-  EXPECT_EQ(r.orphans_removed, 1);
+  // Data no manifest names is never deleted at startup (in shared mode it may be another
+  // node's write in progress): the garbage sweep removes it after its grace period.
+  EXPECT_EQ(r.unreferenced, 1);
+  EXPECT_TRUE(store_->OpenReader("data/00/orphan.arrows").ok());
+  ASSERT_OK_AND_ASSIGN(auto swept, engine_->SweepGarbage());
+  EXPECT_EQ(swept.blobs_removed, 1);
+  EXPECT_EQ(swept.manifests_removed, 0) << "published manifests are referenced";
+  EXPECT_TRUE(store_->OpenReader("data/00/orphan.arrows").status().IsKeyError());
   EXPECT_FALSE(cache_->Get(Key("s/bad"), std::nullopt)->has_value());
   ASSERT_OK_AND_ASSIGN(auto good, cache_->Get(Key("s/good"), std::nullopt));
   ASSERT_TRUE(good.has_value());

@@ -1,19 +1,29 @@
-// QueryCache: read-through caching of query results with single-flight fills.
+// QueryCache: read-through caching of query results with single-flight fills, on one node or
+// across the nodes of a cluster.
 //
-// A request names a source, SQL and parameters. Its cache key is the SHA-256 of the
-// caller's scope, the source name, the normalized SQL and the parameters. A fresh entry
-// under that key is a hit, served from the store. Otherwise the first request starts a
-// Fill -- one execution on the source, each batch encoded once and written both to the
-// store and to every reader -- and later identical requests join it and read it live from
-// its first batch. On success the entry commits with its TTL; on failure or cancellation
-// nothing is committed and the next request executes again.
+// A request names a source, SQL and parameters. Its cache key is the SHA-256 of the caller's
+// scope, the source name, the normalized SQL and the parameters. A fresh entry under that key
+// is a hit, served from the store. Otherwise one fill runs per key in the whole cache:
 //
-// Previews and non-deterministic queries (unless the request opts in) bypass the cache:
-// they execute for their caller alone and are never stored.
+//   - a fill registered on this node (executing here, or following another node) is joined,
+//     and read live from its first batch;
+//   - else this node takes the key's fill lease (FillGroup) and executes the query: each batch
+//     is encoded once and goes to the store and to every reader; the result is published with
+//     the lease's fencing token and the generations it was computed from;
+//   - else another node holds the lease: this node follows that fill -- streams it from the
+//     filling node while it runs (a cross-node live join), or waits for it to be published
+//     (told by the index's announcements, or by polling), and takes the fill over if the lease
+//     expires without a result.
+//
+// On success the entry commits with its TTL; on failure or cancellation nothing is committed
+// and the next request executes again. Previews and non-deterministic queries (unless the
+// request opts in) bypass the cache. When the index is unavailable and the node fails open,
+// results are served from the store's manifests, and misses execute without being cached.
 //
 // Thread-safety: all methods are safe to call concurrently.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <map>
@@ -22,10 +32,15 @@
 #include <optional>
 #include <set>
 #include <string>
-#include <thread>
 
+#include "cache/committer.h"
+#include "cache/entry_store.h"
+#include "cache/evictor.h"
 #include "cache/fill.h"
-#include "cache/object_cache.h"
+#include "cache/fill_group.h"
+#include "cache/invalidator.h"
+#include "cache/peer_client.h"
+#include "common/periodic.h"
 #include "exec/source.h"
 
 namespace quiver {
@@ -64,8 +79,9 @@ struct QueryPlan {
 struct QueryResponse {
   enum class Kind { kHit, kMiss, kBypass };
   Kind kind = Kind::kMiss;
-  bool joined = false;     ///< a miss that joined a fill already running
+  bool joined = false;     ///< a miss that joined a fill already running (here or elsewhere)
   std::string key;
+  std::string node;        ///< the node that computed the result (or is computing it)
   int64_t created_ms = 0;
   int64_t expires_ms = 0;
   int64_t exec_ms = -1;    ///< known for hits (the cost recorded at fill time)
@@ -78,11 +94,21 @@ struct QueryResponse {
 struct QueryStats {
   int64_t hits = 0, misses = 0, joins = 0, bypasses = 0, executions = 0, failures = 0,
           not_cached = 0, reclaimed = 0;
+  int64_t remote_joins = 0;  ///< fills of other nodes streamed live to this node's clients
+  int64_t waits = 0;         ///< fills of other nodes waited for until they were published
+  int64_t takeovers = 0;     ///< fills taken over after their node's lease expired
+  int64_t fenced = 0;        ///< results not published: the fill lease was lost
   std::map<std::string, int64_t> executions_by_key;
 };
 
 struct QueryCacheOptions {
-  ObjectCache* objects = nullptr;
+  EntryStore* entries = nullptr;
+  Committer* committer = nullptr;
+  Invalidator* invalidator = nullptr;
+  Evictor* evictor = nullptr;
+  FillGroup* fills = nullptr;
+  /// Streams other nodes' fills (shared mode); null: wait for them to be published.
+  PeerClient* peers = nullptr;
   std::map<std::string, std::shared_ptr<Source>> sources;
   std::shared_ptr<Clock> clock = Clock::System();
   /// Upper bound of any TTL. Default: 1 day.
@@ -93,6 +119,11 @@ struct QueryCacheOptions {
   bool cancel_unread_fills = false;
   /// How often expired results are reclaimed from storage. Default: 10 s.
   double reclaim_interval_s = 10;
+  /// How often a node waiting for another node's fill checks the index (announcements may
+  /// be lost). Default: 200 ms.
+  int64_t fill_poll_ms = 200;
+  /// Serve from the store and execute uncached while the index is unavailable (else fail).
+  bool fail_open = true;
 };
 
 class QueryCache {
@@ -113,6 +144,13 @@ class QueryCache {
   /// \brief Serve a planned request: a hit, a new or joined fill, or a bypass execution.
   /// The caller owns response.reader and must Detach it from response.fill when done.
   arrow::Result<QueryResponse> Execute(const QueryPlan& plan);
+  /// \brief Attach another node to the fill of `key` this node runs under lease `token`.
+  arrow::Result<std::pair<std::shared_ptr<Fill>, int>> JoinForPeer(const std::string& key,
+                                                                    uint64_t token);
+  /// \brief Another node announced that the fill of query key `index_key` ended.
+  void OnFillEnded(const std::string& index_key);
+  /// \brief Wake every node-local waiter (after a reconnect that may have lost messages).
+  void WakeWaiters();
 
   /// \brief Delete expired results now. Returns how many were removed.
   arrow::Result<int64_t> ReclaimExpired();
@@ -123,18 +161,49 @@ class QueryCache {
   }
 
  private:
+  enum class Follow { kDone, kFailed, kUnreachable };
+  enum class Wait { kPublished, kLeaseFree, kNewHolder, kStopped };
+
   explicit QueryCache(QueryCacheOptions options) : options_(std::move(options)) {}
-  void StartFill(const QueryPlan& plan, std::shared_ptr<Fill> fill, bool cacheable,
-                 int64_t created_ms);
-  void RunFill(QueryPlan plan, std::shared_ptr<Fill> fill, bool cacheable, int64_t created_ms);
-  void Unregister(const std::shared_ptr<Fill>& fill);
-  void ReclaimLoop();
+  std::mutex& KeyMutex(const std::string& key);
+  /// A fresh stored result fills `response`; false if there is none.
+  arrow::Result<bool> TryHit(const QueryPlan& plan, QueryResponse* response);
+  arrow::Result<QueryResponse> ExecuteBypass(const QueryPlan& plan);
+  /// Start a fill for a miss: lead it, follow another node's, or run uncached.
+  arrow::Status StartMiss(const QueryPlan& plan, bool index_available, QueryResponse* response);
+  void StartThread(std::function<void()> body);
+
+  // query_fill.cc: executing a query into a fill (and the store).
+  /// Execute into `fill`; store and publish the result if `lease` is given. `cacheable`:
+  /// the request wanted caching (a result not stored counts as not cached).
+  void RunLeader(const QueryPlan& plan, const std::shared_ptr<Fill>& fill,
+                 std::optional<LeaseRef> lease, int64_t created_ms, bool cacheable);
+  std::unique_ptr<EntryWriter> BeginEntry(const QueryPlan& plan, Fill* fill);
+  void CommitResult(const QueryPlan& plan, Fill* fill, std::unique_ptr<EntryWriter> entry,
+                    const CommitRequest& request, int64_t created_ms, int64_t exec_ms);
+  void EndFill(const QueryPlan& plan, const std::shared_ptr<Fill>& fill, arrow::Status status);
+  std::string StopReason(Fill* fill, bool storing);
+
+  // query_follow.cc: following a fill another node runs.
+  void RunFollower(const QueryPlan& plan, const std::shared_ptr<Fill>& fill, LeaseHolder holder,
+                   int64_t created_ms);
+  Follow Mirror(const QueryPlan& plan, Fill* fill, const LeaseHolder& holder,
+                arrow::Status* failure);
+  Wait WaitForOther(const QueryPlan& plan, LeaseHolder* holder, std::optional<OpenEntry>* entry);
+  arrow::Status FeedStored(Fill* fill, const OpenEntry& entry);
+
+  void Count(int64_t QueryStats::*field, int64_t n = 1);
 
   QueryCacheOptions options_;
+  std::array<std::mutex, 64> key_mutexes_;
 
-  mutable std::mutex mutex_;  // guards fills_, stats_
-  std::map<std::string, std::shared_ptr<Fill>> fills_;
+  mutable std::mutex stats_mutex_;
   QueryStats stats_;
+
+  // Waiters for other nodes' fills.
+  std::mutex wait_mutex_;
+  std::condition_variable wait_cv_;
+  uint64_t fill_ends_ = 0;  // announcements heard (any key): waiters re-check
 
   std::mutex threads_mutex_;
   std::condition_variable threads_cv_;
@@ -142,7 +211,7 @@ class QueryCache {
   std::set<QueryStream*> running_streams_;      // cancelled on shutdown
   std::set<std::shared_ptr<Fill>> live_fills_;  // failed on shutdown
   std::atomic<bool> stopping_{false};
-  std::thread reclaimer_;
+  std::unique_ptr<PeriodicTask> reclaimer_;
 };
 
 /// \brief Lower-case hex SHA-256 of `text`.

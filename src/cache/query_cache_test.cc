@@ -1,6 +1,8 @@
 // QueryCache against the real SQLite ADBC driver and an in-memory blob store.
 #include "cache/query_cache.h"
 
+#include "cache/engine.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -65,8 +67,7 @@ class QueryCacheTest : public ::testing::Test {
     Open();
   }
   void TearDown() override {
-    queries_.reset();
-    objects_.reset();
+    engine_.reset();
     source_.reset();
     std::filesystem::remove_all(dir_);
   }
@@ -80,19 +81,18 @@ class QueryCacheTest : public ::testing::Test {
     }
   }
   void Open(int64_t max_entry_bytes = int64_t{1} << 30) {
-    queries_.reset();
-    ObjectCacheOptions o;
+    engine_.reset();
+    EngineOptions o;
     o.store = std::make_shared<MemoryBlobStore>();
-    o.index = std::make_shared<EmbeddedIndex>();
+    o.index = std::make_shared<EmbeddedIndex>(clock_);
     o.clock = clock_;
-    objects_ = *ObjectCache::Open(o);
-    QueryCacheOptions q;
-    q.objects = objects_.get();
-    q.sources = {{"lite", source_}};
-    q.clock = clock_;
-    q.max_entry_bytes = max_entry_bytes;
-    q.reclaim_interval_s = 0;
-    queries_ = *QueryCache::Make(q);
+    o.sources = {{"lite", source_}};
+    o.max_entry_bytes = max_entry_bytes;
+    o.reclaim_interval_s = 0;
+    o.usage_save_interval_s = 0;
+    o.shared.sweep_interval_s = 0;
+    engine_ = *Engine::Open(std::move(o));
+    queries_ = engine_->queries();
   }
   QueryResponse Ask(const std::string& sql, const std::string& params = "[]",
                     std::optional<double> ttl = std::nullopt, bool preview = false) {
@@ -115,14 +115,16 @@ class QueryCacheTest : public ::testing::Test {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
   }
-  int64_t Committed() { return objects_->Stats()->index.keys + queries_->Stats().not_cached +
-                               queries_->Stats().bypasses; }
+  int64_t Committed() {
+    return engine_->management()->Stats()->index.keys + queries_->Stats().not_cached +
+           queries_->Stats().bypasses;
+  }
 
   std::string dir_;
   std::shared_ptr<ManualClock> clock_ = std::make_shared<ManualClock>();
   std::shared_ptr<Source> source_;
-  std::unique_ptr<ObjectCache> objects_;
-  std::unique_ptr<QueryCache> queries_;
+  std::unique_ptr<Engine> engine_;
+  QueryCache* queries_ = nullptr;
 };
 
 constexpr const char* kAgg = "SELECT grp, count(*) AS n, sum(id) AS s FROM t GROUP BY grp ORDER BY grp";
@@ -167,7 +169,7 @@ TEST_F(QueryCacheTest, ExpiredEntriesAreNeverServedAndGetReclaimed) {
   clock_->Advance(2001);
   ASSERT_OK_AND_ASSIGN(auto reclaimed, queries_->ReclaimExpired());
   EXPECT_EQ(reclaimed, 1);
-  EXPECT_EQ(objects_->Stats()->index.keys, 0);
+  EXPECT_EQ(engine_->management()->Stats()->index.keys, 0);
   auto again = Ask(kAgg, "[]", 2.0);
   EXPECT_EQ(again.kind, QueryResponse::Kind::kMiss);
   ASSERT_OK(ReadAll(again).status());
@@ -183,7 +185,7 @@ TEST_F(QueryCacheTest, PreviewAndNondeterministicBypass) {
   EXPECT_NE(random.reason.find("random()"), std::string::npos);
   ASSERT_OK(ReadAll(random).status());
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  EXPECT_EQ(objects_->Stats()->index.keys, 0) << "a bypass was stored";
+  EXPECT_EQ(engine_->management()->Stats()->index.keys, 0) << "a bypass was stored";
   EXPECT_EQ(Ask(kAgg).kind, QueryResponse::Kind::kMiss) << "the preview filled the cache";
 }
 
@@ -194,7 +196,7 @@ TEST_F(QueryCacheTest, OversizedResultStreamsButIsNotCached) {
   EXPECT_EQ(table->num_rows(), 100000);
   EXPECT_NE(big.fill->not_cached_reason().find("max_entry_bytes"), std::string::npos);
   AwaitIdle();
-  EXPECT_EQ(objects_->Stats()->index.keys, 0);
+  EXPECT_EQ(engine_->management()->Stats()->index.keys, 0);
   EXPECT_EQ(Ask("SELECT id, grp FROM t").kind, QueryResponse::Kind::kMiss);
 }
 
@@ -212,7 +214,7 @@ TEST_F(QueryCacheTest, FailureMidStreamReachesReadersAndIsNotCached) {
   EXPECT_FALSE(rb.ok());
   EXPECT_NE(ra.status().message().find("overflow"), std::string::npos) << ra.status();
   AwaitIdle();
-  EXPECT_EQ(objects_->Stats()->index.keys, 0);
+  EXPECT_EQ(engine_->management()->Stats()->index.keys, 0);
   auto again = Ask(failing);
   EXPECT_EQ(again.kind, QueryResponse::Kind::kMiss);
   EXPECT_FALSE(again.joined);

@@ -13,7 +13,7 @@
 #include <arrow/io/interfaces.h>
 #include <arrow/result.h>
 
-#include "cache/budget.h"
+#include "index/embedded_index.h"
 
 namespace quiver {
 

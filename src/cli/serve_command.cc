@@ -1,29 +1,28 @@
 #include "cli/serve_command.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
-#include <signal.h>
-
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <memory>
 #include <thread>
 
 #include <arrow/flight/server.h>
 #include <arrow/util/uri.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include "cache/object_cache.h"
-#include "cache/query_cache.h"
-#include "exec/adbc_source.h"
+#include "cache/engine.h"
+#include "cli/index_factory.h"
 #include "common/config.h"
-#include "index/embedded_index.h"
+#include "exec/adbc_source.h"
+#include "server/flight_peer_client.h"
 #include "server/flight_service.h"
 #include "storage/local_blob_store.h"
 
@@ -45,6 +44,11 @@ struct ServeFlags {
   std::string memory_size;
   std::string eviction_policy;
   double half_life = 0;
+  std::string index;
+  std::string index_ca;
+  std::string index_prefix;
+  std::string node_id;
+  std::string advertise;
 };
 
 // 10% of the filesystem holding `dir` (the default disk budget).
@@ -56,35 +60,159 @@ arrow::Result<int64_t> DefaultCacheSize(const std::string& dir) {
   return static_cast<int64_t>(fs.f_blocks) * static_cast<int64_t>(fs.f_frsize) / 10;
 }
 
-arrow::Status Run(const ServeFlags& flags) {
-  ServerConfig config;
-  if (!flags.config_file.empty()) ARROW_RETURN_NOT_OK(config.LoadFile(flags.config_file));
-  if (!flags.listen.empty()) config.listen = flags.listen;
-  if (!flags.data_dir.empty()) config.data_dir = flags.data_dir;
+arrow::Status ApplySizes(const ServeFlags& flags, ServerConfig* config) {
   if (!flags.max_object_bytes.empty()) {
-    ARROW_ASSIGN_OR_RAISE(config.max_object_bytes, ParseByteSize(flags.max_object_bytes));
+    ARROW_ASSIGN_OR_RAISE(config->max_object_bytes, ParseByteSize(flags.max_object_bytes));
   }
-  if (flags.keep_versions > 0) config.keep_versions = flags.keep_versions;
-  if (!flags.log_level.empty()) config.log_level = flags.log_level;
-  if (flags.no_verify) config.verify_on_startup = false;
   if (!flags.max_entry_bytes.empty()) {
-    ARROW_ASSIGN_OR_RAISE(config.max_entry_bytes, ParseByteSize(flags.max_entry_bytes));
+    ARROW_ASSIGN_OR_RAISE(config->max_entry_bytes, ParseByteSize(flags.max_entry_bytes));
   }
   if (!flags.cache_size.empty()) {
-    ARROW_ASSIGN_OR_RAISE(config.cache_size, ParseByteSize(flags.cache_size));
+    ARROW_ASSIGN_OR_RAISE(config->cache_size, ParseByteSize(flags.cache_size));
   }
   if (!flags.memory_size.empty()) {
-    ARROW_ASSIGN_OR_RAISE(config.memory_size, ParseByteSize(flags.memory_size));
+    ARROW_ASSIGN_OR_RAISE(config->memory_size, ParseByteSize(flags.memory_size));
   }
-  if (!flags.eviction_policy.empty()) config.eviction_policy = flags.eviction_policy;
+  return arrow::Status::OK();
+}
+
+// Defaults, then the config file, then the flags.
+arrow::Result<ServerConfig> LoadConfig(const ServeFlags& flags) {
+  ServerConfig config;
+  if (!flags.config_file.empty()) ARROW_RETURN_NOT_OK(config.LoadFile(flags.config_file));
+  auto set = [](std::string* field, const std::string& flag) {
+    if (!flag.empty()) *field = flag;
+  };
+  set(&config.listen, flags.listen);
+  set(&config.data_dir, flags.data_dir);
+  set(&config.log_level, flags.log_level);
+  set(&config.eviction_policy, flags.eviction_policy);
+  set(&config.index, flags.index);
+  set(&config.index_ca, flags.index_ca);
+  set(&config.index_prefix, flags.index_prefix);
+  set(&config.node_id, flags.node_id);
+  set(&config.advertise, flags.advertise);
+  ARROW_RETURN_NOT_OK(ApplySizes(flags, &config));
+  if (flags.keep_versions > 0) config.keep_versions = flags.keep_versions;
+  if (flags.no_verify) config.verify_on_startup = false;
   if (flags.half_life > 0) config.half_life = flags.half_life;
   for (const auto& flag : flags.sources) {
     ARROW_ASSIGN_OR_RAISE(auto spec, ParseSourceFlag(flag));
     config.sources.push_back(std::move(spec));
   }
   ARROW_RETURN_NOT_OK(config.Validate());
-  spdlog::set_level(spdlog::level::from_str(config.log_level));
+  return config;
+}
 
+arrow::Result<std::map<std::string, std::shared_ptr<Source>>> OpenSources(
+    const ServerConfig& config) {
+  std::map<std::string, std::shared_ptr<Source>> sources;
+  for (const auto& spec : config.sources) {
+    auto source = OpenAdbcSource(spec);
+    if (!source.ok()) {
+      return arrow::Status::Invalid("cannot open source '", spec.name, "' (", spec.driver, " ",
+                                    spec.uri, "): ", source.status().message());
+    }
+    sources[spec.name] = *source;
+    spdlog::info("source {}: {} {} (ttl {} s, {} concurrent, queue {})", spec.name, spec.driver,
+                 spec.uri, spec.ttl_s, spec.max_concurrent, spec.max_queue);
+  }
+  return sources;
+}
+
+EngineOptions MakeEngineOptions(const ServerConfig& config) {
+  EngineOptions o;
+  o.objects.max_object_bytes = config.max_object_bytes;
+  o.objects.keep_versions = config.keep_versions;
+  o.objects.validate_full_on_put = config.validate_full_on_put;
+  o.verify_on_startup = config.verify_on_startup;
+  o.budget.cache_size = config.cache_size;
+  o.budget.max_entries = config.max_entries;
+  o.budget.protect_s = config.protect_s;
+  o.budget.policy = config.eviction_policy;
+  o.budget.half_life = config.half_life;
+  o.memory_size = config.memory_size;
+  o.memory_max_entry_bytes = config.memory_max_entry_bytes;
+  o.usage_save_interval_s = config.usage_save_interval_s;
+  o.max_ttl_s = config.max_ttl_s;
+  o.max_entry_bytes = config.max_entry_bytes;
+  o.reclaim_interval_s = config.reclaim_interval_s;
+  o.cancel_unread_fills = config.cancel_unread_fills;
+  o.shared.lease_ttl_ms = static_cast<int64_t>(config.lease_ttl_s * 1000);
+  o.shared.fill_poll_ms = std::max<int64_t>(1, static_cast<int64_t>(config.fill_poll_s * 1000));
+  o.shared.live_join = config.live_join;
+  o.shared.fail_open = config.shared_failure == "open";
+  o.shared.garbage_grace_s = config.garbage_grace_s;
+  o.shared.sweep_interval_s = config.sweep_interval_s;
+  return o;
+}
+
+// The address as the user spelled it, with the real port.
+std::string Advertised(const ServerConfig& config, const arrow::util::Uri& uri, int port) {
+  if (!config.advertise.empty()) return config.advertise;
+  std::string host = uri.host().find(':') != std::string::npos ? "[" + uri.host() + "]"
+                                                                : uri.host();
+  return "grpc://" + host + ":" + std::to_string(port);
+}
+
+std::string DefaultNodeId(int port) {
+  char host[256] = {0};
+  if (::gethostname(host, sizeof(host) - 1) != 0) std::strcpy(host, "quiver");
+  return std::string(host) + ":" + std::to_string(port);
+}
+
+arrow::Result<std::unique_ptr<Engine>> OpenEngine(const ServerConfig& config,
+                                                  const std::string& node,
+                                                  const std::string& endpoint) {
+  const bool shared = config.shared_index();
+  ARROW_ASSIGN_OR_RAISE(auto store, LocalBlobStore::Open(config.data_dir, SanitizeNodeId(node)));
+  // One embedded server per data dir; cluster nodes may share theirs.
+  ARROW_RETURN_NOT_OK(store->Lock(/*exclusive=*/!shared));
+  EngineOptions options = MakeEngineOptions(config);
+  if (options.budget.cache_size == 0) {
+    ARROW_ASSIGN_OR_RAISE(options.budget.cache_size, DefaultCacheSize(store->root()));
+  }
+  options.store = store;
+  options.node_id = node;
+  options.endpoint = endpoint;
+  ARROW_ASSIGN_OR_RAISE(options.index, OpenIndex(config, node));
+  if (shared && config.live_join) {
+    options.peers = std::make_shared<FlightPeerClient>(options.index, node);
+  }
+  ARROW_ASSIGN_OR_RAISE(options.sources, OpenSources(config));
+  ARROW_ASSIGN_OR_RAISE(auto engine, Engine::Open(std::move(options)));
+  auto stats = *engine->management()->Stats();
+  spdlog::info("node {}: index {} ({}), store {}; budget {} of {} used ({} policy, half_life "
+               "{}), memory tier {}",
+               node, stats.index_kind, stats.health.state, store->Describe(),
+               FormatByteSize(stats.index.bytes), FormatByteSize(stats.budget.cache_size),
+               stats.budget.policy, stats.budget.half_life,
+               FormatByteSize(stats.memory.capacity));
+  return engine;
+}
+
+// Blocks until SIGINT/SIGTERM; then stops the server within the grace period.
+void ServeUntilSignalled(QuiverFlightService* service, Engine* engine, const sigset_t& signals,
+                         double grace_s) {
+  std::thread signal_thread([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    spdlog::info("received {}, shutting down (in-flight calls get {} s)",
+                 sig == SIGINT ? "SIGINT" : "SIGTERM", grace_s);
+    engine->queries()->Shutdown();  // readers of running queries must not hold it up
+    auto deadline = std::chrono::system_clock::now() +
+                    std::chrono::milliseconds(static_cast<int64_t>(grace_s * 1000));
+    auto down = service->Shutdown(&deadline);
+    if (!down.ok()) spdlog::error("shutdown: {}", down.ToString());
+  });
+  auto st = service->Wait();
+  signal_thread.join();
+  if (!st.ok()) spdlog::error("server: {}", st.ToString());
+}
+
+arrow::Status Run(const ServeFlags& flags) {
+  ARROW_ASSIGN_OR_RAISE(auto config, LoadConfig(flags));
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
   arrow::util::Uri uri;
   ARROW_RETURN_NOT_OK(uri.Parse(config.listen));
   if (uri.scheme() != "grpc" && uri.scheme() != "grpc+tcp") {
@@ -92,7 +220,6 @@ arrow::Status Run(const ServeFlags& flags) {
                                   "': only grpc://HOST:PORT is supported");
   }
   ARROW_ASSIGN_OR_RAISE(auto location, arrow::flight::Location::Parse(config.listen));
-
   // Signals are taken by one thread with sigwait; block them before any thread starts.
   sigset_t signals;
   sigemptyset(&signals);
@@ -100,92 +227,32 @@ arrow::Status Run(const ServeFlags& flags) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  ARROW_ASSIGN_OR_RAISE(auto store, LocalBlobStore::Open(config.data_dir));
-  ObjectCacheOptions options;
-  options.store = store;
-  options.index = std::make_shared<EmbeddedIndex>();
-  options.max_object_bytes = config.max_object_bytes;
-  options.keep_versions = config.keep_versions;
-  options.verify_on_startup = config.verify_on_startup;
-  options.validate_full_on_put = config.validate_full_on_put;
-  options.budget.cache_size = config.cache_size;
-  if (options.budget.cache_size == 0) {
-    ARROW_ASSIGN_OR_RAISE(options.budget.cache_size, DefaultCacheSize(store->root()));
-  }
-  options.budget.max_entries = config.max_entries;
-  options.budget.protect_s = config.protect_s;
-  options.budget.policy = config.eviction_policy;
-  options.budget.half_life = config.half_life;
-  options.memory_size = config.memory_size;
-  options.memory_max_entry_bytes = config.memory_max_entry_bytes;
-  options.usage_save_interval_s = config.usage_save_interval_s;
-  ARROW_ASSIGN_OR_RAISE(auto cache, ObjectCache::Open(options));
-  spdlog::info("data dir {}: {}", store->root(), cache->recovery().ToString());
-  {
-    auto stats = *cache->Stats();
-    spdlog::info("budget: {} of {} used ({} policy, half_life {}), memory tier {}",
-                 FormatByteSize(stats.budget_used), FormatByteSize(stats.budget.cache_size),
-                 stats.budget.policy, stats.budget.half_life,
-                 FormatByteSize(stats.memory.capacity));
-  }
-
-  QueryCacheOptions query_options;
-  query_options.objects = cache.get();
-  query_options.max_ttl_s = config.max_ttl_s;
-  query_options.max_entry_bytes = config.max_entry_bytes;
-  query_options.reclaim_interval_s = config.reclaim_interval_s;
-  query_options.cancel_unread_fills = config.cancel_unread_fills;
-  for (const auto& spec : config.sources) {
-    auto source = OpenAdbcSource(spec);
-    if (!source.ok()) {
-      return arrow::Status::Invalid("cannot open source '", spec.name, "' (", spec.driver, " ",
-                                    spec.uri, "): ", source.status().message());
-    }
-    query_options.sources[spec.name] = *source;
-    spdlog::info("source {}: {} {} (ttl {} s, {} concurrent, queue {})", spec.name, spec.driver,
-                 spec.uri, spec.ttl_s, spec.max_concurrent, spec.max_queue);
-  }
-  ARROW_ASSIGN_OR_RAISE(auto queries, QueryCache::Make(std::move(query_options)));
-
-  QuiverFlightService service(cache.get(), queries.get());
-  arrow::flight::FlightServerOptions server_options(location);
-  auto st = service.Init(server_options);
+  // Listen first (UNAVAILABLE until the engine is open): the port names the node.
+  QuiverFlightService service;
+  auto st = service.Init(arrow::flight::FlightServerOptions(location));
   if (!st.ok()) {
     return arrow::Status::IOError("cannot listen on ", config.listen, ": ", st.message());
   }
-  // Advertise the address as the user spelled it, with the real port.
-  std::string host = uri.host().find(':') != std::string::npos ? "[" + uri.host() + "]"
-                                                                : uri.host();
-  std::string advertised_text = "grpc://" + host + ":" + std::to_string(service.port());
-  ARROW_ASSIGN_OR_RAISE(auto advertised, arrow::flight::Location::Parse(advertised_text));
+  const std::string endpoint = Advertised(config, uri, service.port());
+  const std::string node = config.node_id.empty() ? DefaultNodeId(service.port()) : config.node_id;
+  ARROW_ASSIGN_OR_RAISE(auto advertised, arrow::flight::Location::Parse(endpoint));
   service.set_endpoint(advertised);
-  std::cout << "quiver listening on " << advertised_text << std::endl;
-  spdlog::info("serving {} (max object {}, keeping {} versions per key)", advertised_text,
-               FormatByteSize(config.max_object_bytes),
-               config.keep_versions);
+  ARROW_ASSIGN_OR_RAISE(auto engine, OpenEngine(config, node, endpoint));
+  ARROW_ASSIGN_OR_RAISE(auto secret, engine->options().index->ClusterSecret());
+  service.Start(engine.get(), config.shared_index() ? secret : "");
+  std::cout << "quiver listening on " << endpoint << std::endl;
+  spdlog::info("serving {} as node {} (max object {}, keeping {} versions per key)", endpoint,
+               node, FormatByteSize(config.max_object_bytes), config.keep_versions);
 
-  std::thread signal_thread([&] {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    spdlog::info("received {}, shutting down (in-flight calls get {} s)",
-                 sig == SIGINT ? "SIGINT" : "SIGTERM", config.shutdown_grace_s);
-    queries->Shutdown();  // readers of running queries must not hold the shutdown up
-    auto deadline = std::chrono::system_clock::now() +
-                    std::chrono::milliseconds(static_cast<int64_t>(config.shutdown_grace_s * 1000));
-    auto down = service.Shutdown(&deadline);
-    if (!down.ok()) spdlog::error("shutdown: {}", down.ToString());
-  });
-  st = service.Wait();
-  signal_thread.join();
-  // Before the exit below, which may skip the cache's destructor.
-  auto saved = cache->SaveUsage();
+  ServeUntilSignalled(&service, engine.get(), signals, config.shutdown_grace_s);
+  engine->Shutdown();  // before the exit below, which may skip the engine's destructor
+  auto saved = engine->SaveLocalState();
   if (!saved.ok()) spdlog::warn("saving access histories: {}", saved.ToString());
-  ARROW_RETURN_NOT_OK(st);
   // Every fill was told to stop between batches; one still running is stuck inside a
   // database call its driver cannot cancel (the SQLite driver has no cancel). Nothing it
   // could still produce would be published, and its temp file is removed at the next
   // start, so it is not worth waiting for.
-  if (!queries->WaitForFills(1.0)) {
+  if (!engine->queries()->WaitForFills(1.0)) {
     spdlog::warn("some query executions did not stop; exiting without them");
     spdlog::info("quiver stopped");
     spdlog::shutdown();
@@ -199,17 +266,35 @@ arrow::Status Run(const ServeFlags& flags) {
 
 void AddServeCommand(CLI::App& app) {
   auto flags = std::make_shared<ServeFlags>();
-  auto* cmd = app.add_subcommand("serve", "Run the Quiver Flight server on a local data dir");
+  auto* cmd = app.add_subcommand("serve", "Run the Quiver Flight server");
   cmd->footer(
       "The first line on stdout is 'quiver listening on grpc://HOST:PORT'. Logs go to "
       "stderr.\nSIGINT/SIGTERM stop the server; writes in flight complete or are discarded.\n"
-      "Flags override the config file, which overrides the defaults (docs/configuration.md).");
+      "Flags override the config file, which overrides the defaults (docs/configuration.md).\n"
+      "Many nodes form one cache with a shared --index redis://... and one data dir "
+      "(docs/shared-mode.md).");
   cmd->add_option("--listen", flags->listen,
                   "Address to listen on, grpc://HOST:PORT; port 0 picks a free port "
                   "[default: grpc://127.0.0.1:8815]");
   cmd->add_option("--data-dir", flags->data_dir,
-                  "Directory of the local store; created if missing [default: ./quiver-data]");
+                  "Directory of the store; created if missing. Nodes of one cache share it "
+                  "[default: ./quiver-data]");
   cmd->add_option("--config", flags->config_file, "JSON config file")->check(CLI::ExistingFile);
+  cmd->add_option("--index", flags->index,
+                  "embedded, or redis://[user:password@]HOST:PORT[/DB] (rediss:// for TLS): "
+                  "an index shared by several nodes (Redis, Valkey, Dragonfly) "
+                  "[default: embedded]");
+  cmd->add_option("--index-ca", flags->index_ca,
+                  "rediss: PEM file of the CA that signs the server's certificate "
+                  "[default: the system's CAs]");
+  cmd->add_option("--index-prefix", flags->index_prefix,
+                  "Prefix of every Redis key, so several caches can share one server "
+                  "[default: quiver]");
+  cmd->add_option("--node-id", flags->node_id,
+                  "This node's name in logs, leases and blob names [default: HOSTNAME:PORT]");
+  cmd->add_option("--advertise", flags->advertise,
+                  "Where other nodes reach this one, grpc://HOST:PORT [default: the listen "
+                  "address with its real port]");
   cmd->add_option("--max-object-bytes", flags->max_object_bytes,
                   "Largest object one put may store, e.g. 512MiB [default: 4GiB]");
   cmd->add_option("--keep-versions", flags->keep_versions,
@@ -234,8 +319,8 @@ void AddServeCommand(CLI::App& app) {
                   "Accesses over which an entry's weight halves (cost policy) [default: 1000]")
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--no-verify-on-startup", flags->no_verify,
-                "Skip checksum verification of stored entries at startup (sizes are "
-                "still checked)");
+                "Skip checksum verification of stored entries when the index is rebuilt "
+                "(sizes are still checked)");
   cmd->callback([flags] {
     auto st = Run(*flags);
     if (!st.ok()) {

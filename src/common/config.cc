@@ -143,6 +143,18 @@ arrow::Status ServerConfig::LoadFile(const std::string& path) {
       else if (name == "eviction_policy") eviction_policy = value.get<std::string>();
       else if (name == "half_life") half_life = value.get<double>();
       else if (name == "usage_save_interval_s") usage_save_interval_s = value.get<double>();
+      else if (name == "index") index = value.get<std::string>();
+      else if (name == "index_ca") index_ca = value.get<std::string>();
+      else if (name == "index_prefix") index_prefix = value.get<std::string>();
+      else if (name == "index_timeout_s") index_timeout_s = value.get<double>();
+      else if (name == "node_id") node_id = value.get<std::string>();
+      else if (name == "advertise") advertise = value.get<std::string>();
+      else if (name == "lease_ttl_s") lease_ttl_s = value.get<double>();
+      else if (name == "fill_poll_s") fill_poll_s = value.get<double>();
+      else if (name == "live_join") live_join = value.get<bool>();
+      else if (name == "shared_failure") shared_failure = value.get<std::string>();
+      else if (name == "garbage_grace_s") garbage_grace_s = value.get<double>();
+      else if (name == "sweep_interval_s") sweep_interval_s = value.get<double>();
       else if (name == "sources") {
         ARROW_RETURN_NOT_OK(LoadSources(value, path));
       }
@@ -175,6 +187,7 @@ arrow::Status ServerConfig::Validate() const {
     return arrow::Status::Invalid("eviction_policy '", eviction_policy, "' is not cost or lru");
   }
   if (!(half_life > 0)) return arrow::Status::Invalid("half_life must be > 0");
+  ARROW_RETURN_NOT_OK(ValidateShared());
   for (size_t i = 0; i < sources.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {
       if (sources[i].name == sources[j].name) {
@@ -191,6 +204,36 @@ arrow::Status ServerConfig::Validate() const {
   }
   return arrow::Status::Invalid("log_level '", log_level,
                                 "' is not one of trace, debug, info, warn, error");
+}
+
+arrow::Status ServerConfig::ValidateShared() const {
+  if (index != "embedded" && index.rfind("redis://", 0) != 0 && index.rfind("rediss://", 0) != 0) {
+    return arrow::Status::Invalid("index '", index.substr(0, index.find(':')),
+                                  "...': use embedded, redis://HOST:PORT or rediss://HOST:PORT");
+  }
+  if (index_prefix.empty() || index_prefix.size() > 64) {
+    return arrow::Status::Invalid("index_prefix must be 1 to 64 characters");
+  }
+  for (char c : index_prefix) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-' ||
+          c == ':')) {
+      return arrow::Status::Invalid("index_prefix '", index_prefix,
+                                    "' may hold only letters, digits and . _ - :");
+    }
+  }
+  if (!(index_timeout_s > 0)) return arrow::Status::Invalid("index_timeout_s must be > 0");
+  if (!(lease_ttl_s >= 0.1)) return arrow::Status::Invalid("lease_ttl_s must be >= 0.1");
+  if (!(fill_poll_s > 0)) return arrow::Status::Invalid("fill_poll_s must be > 0");
+  if (shared_failure != "open" && shared_failure != "closed") {
+    return arrow::Status::Invalid("shared_failure '", shared_failure, "' is not open or closed");
+  }
+  if (garbage_grace_s < 0) return arrow::Status::Invalid("garbage_grace_s must be >= 0");
+  if (sweep_interval_s < 0) return arrow::Status::Invalid("sweep_interval_s must be >= 0");
+  if (!advertise.empty() && advertise.rfind("grpc://", 0) != 0 &&
+      advertise.rfind("grpc+tcp://", 0) != 0) {
+    return arrow::Status::Invalid("advertise '", advertise, "' must be grpc://HOST:PORT");
+  }
+  return arrow::Status::OK();
 }
 
 }  // namespace quiver

@@ -64,6 +64,38 @@ struct ServerConfig {
   /// at shutdown. Default: 30.
   double usage_save_interval_s = 30;
 
+  // Shared mode (docs/shared-mode.md).
+  /// "embedded", or redis://[user:password@]HOST:PORT[/DB] / rediss://... for an index shared
+  /// by several nodes (Redis, Valkey or Dragonfly). Default: embedded.
+  std::string index = "embedded";
+  /// rediss: CA file that signs the server's certificate; empty: the system's.
+  std::string index_ca;
+  /// Prefix of every Redis key, so several caches can share one server. Default: quiver.
+  std::string index_prefix = "quiver";
+  /// Seconds a Redis call may take before the index counts as unavailable. Default: 2.
+  double index_timeout_s = 2;
+  /// This node's name in logs, leases and blob names. Default: HOSTNAME:PORT.
+  std::string node_id;
+  /// Where other nodes reach this one (grpc://HOST:PORT). Default: the listen address.
+  std::string advertise;
+  /// Fill leases expire this long after their last renewal. Default: 10.
+  double lease_ttl_s = 10;
+  /// A node waiting for another node's fill checks the index this often. Default: 0.2.
+  double fill_poll_s = 0.2;
+  /// Stream another node's running fill to this node's clients (else wait for its result).
+  /// Default: true.
+  bool live_join = true;
+  /// While the index is unreachable: "open" (serve what storage holds, run queries without
+  /// caching) or "closed" (fail requests with UNAVAILABLE). Default: open.
+  std::string shared_failure = "open";
+  /// Unreferenced blobs younger than this are never swept. Default: 3600.
+  double garbage_grace_s = 3600;
+  /// Seconds between garbage sweeps; 0: none. Default: 600.
+  double sweep_interval_s = 600;
+
+  /// True when the index is shared (not embedded).
+  bool shared_index() const { return index != "embedded"; }
+
   /// \brief Overlay the fields present in a JSON config file onto this config.
   arrow::Status LoadFile(const std::string& path);
   /// \brief Check ranges; the error names the field.
@@ -71,6 +103,7 @@ struct ServerConfig {
 
  private:
   arrow::Status LoadSources(const nlohmann::json& value, const std::string& path);
+  arrow::Status ValidateShared() const;
 };
 
 /// \brief Parse a byte size: a plain integer, or a number with B, KB, KiB, MB, MiB, GB,

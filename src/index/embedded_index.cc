@@ -1,43 +1,144 @@
+// EmbeddedIndex: entries, publication, removal and listing. Use, settings and leases are in
+// embedded_index_usage.cc.
 #include "index/embedded_index.h"
 
 #include <mutex>
+#include <random>
+
+#include <fmt/format.h>
 
 #include "common/key.h"
 
 namespace quiver {
 
+namespace {
+
+std::string RandomSecret() {
+  std::random_device device;
+  return fmt::format("{:08x}{:08x}{:08x}{:08x}", device(), device(), device(), device());
+}
+
+}  // namespace
+
+EmbeddedIndex::EmbeddedIndex(std::shared_ptr<Clock> clock, size_t max_generations)
+    : clock_(std::move(clock)),
+      secret_(RandomSecret()),
+      generations_(max_generations),
+      leases_(clock_),
+      queue_(*MakeEvictionPolicy(scoring_.name, scoring_.half_life)) {}
+
 arrow::Result<std::optional<EntryMeta>> EmbeddedIndex::Get(const std::string& key,
                                                            std::optional<uint64_t> version) {
   std::shared_lock lock(mutex_);
-  auto it = entries_.find(key);
-  if (it == entries_.end()) return std::nullopt;
-  if (!version) return it->second.rbegin()->second;
-  auto v = it->second.find(*version);
-  if (v == it->second.end()) return std::nullopt;
+  auto it = keys_.find(key);
+  if (it == keys_.end()) return std::nullopt;
+  const auto& versions = it->second.versions;
+  if (!version) return versions.rbegin()->second;
+  auto v = versions.find(*version);
+  if (v == versions.end()) return std::nullopt;
   return v->second;
 }
 
-arrow::Result<uint64_t> EmbeddedIndex::LatestVersion(const std::string& key) {
-  std::shared_lock lock(mutex_);
-  auto it = entries_.find(key);
-  return it == entries_.end() ? 0 : it->second.rbegin()->first;
+arrow::Result<std::vector<std::optional<EntryMeta>>> EmbeddedIndex::GetMany(
+    const std::vector<std::pair<std::string, uint64_t>>& versions) {
+  std::vector<std::optional<EntryMeta>> out;
+  out.reserve(versions.size());
+  for (const auto& [key, version] : versions) {
+    ARROW_ASSIGN_OR_RAISE(auto meta, Get(key, version));
+    out.push_back(std::move(meta));
+  }
+  return out;
 }
 
-arrow::Status EmbeddedIndex::Publish(const EntryMeta& entry, uint64_t expected_latest) {
-  std::unique_lock lock(mutex_);
-  auto& versions = entries_[entry.key];
-  uint64_t latest = versions.empty() ? 0 : versions.rbegin()->first;
-  if (latest != expected_latest || entry.version != expected_latest + 1) {
-    if (versions.empty()) entries_.erase(entry.key);
-    return arrow::Status::AlreadyExists("version conflict: key '", entry.key, "' is at version ",
-                                        latest, ", expected ", expected_latest);
+PublishOutcome EmbeddedIndex::CheckLocked(const PublishRequest& request,
+                                          const KeyState* state) {
+  PublishOutcome outcome;
+  const EntryMeta* latest = state ? &state->versions.rbegin()->second : nullptr;
+  const uint64_t current = latest ? latest->version : 0;
+  const std::string current_blob = latest ? latest->blob : "";
+  if (current != request.expected_version || current_blob != request.expected_blob ||
+      request.entry.version != request.expected_version + 1) {
+    outcome.refusal = Refusal::kVersionConflict;
+    outcome.current_version = current;
+    outcome.detail = std::to_string(current);
+    return outcome;
   }
-  if (versions.empty()) ++stats_.keys;
-  const EntryMeta& stored = versions.emplace(entry.version, entry).first->second;
+  if (auto changed = generations_.ChangedSince(request.watched, request.since.counter)) {
+    outcome.refusal = Refusal::kStaleGeneration;
+    outcome.detail = changed->size() > 2 ? changed->substr(2) : "";
+    return outcome;
+  }
+  if (request.lease && !leases_.Holds(*request.lease)) {
+    outcome.refusal = Refusal::kLeaseLost;
+    auto holder = leases_.Get(request.lease->name);
+    outcome.detail = holder ? fmt::format("held by {} with token {}", holder->owner,
+                                          holder->token)
+                            : "expired";
+    return outcome;
+  }
+  return outcome;
+}
+
+bool EmbeddedIndex::OverBudgetLocked(const BudgetLimits& limits, int64_t bytes_after,
+                                     int64_t keys_after) const {
+  auto over = [&](int64_t bytes, int64_t keys) {
+    return bytes > limits.cache_size || (limits.max_entries > 0 && keys > limits.max_entries);
+  };
+  if (!over(bytes_after, keys_after)) return false;
+  return !limits.allow_one_over || over(stats_.bytes, stats_.keys);
+}
+
+arrow::Result<PublishOutcome> EmbeddedIndex::Publish(const PublishRequest& request) {
+  const EntryMeta& entry = request.entry;
+  std::unique_lock lock(mutex_);
+  auto found = keys_.find(entry.key);
+  KeyState* state = found == keys_.end() ? nullptr : &found->second;
+  PublishOutcome outcome = CheckLocked(request, state);
+  if (!outcome.published()) return outcome;
+  // What trimming will free, to check the budget before changing anything.
+  const int64_t keep = std::max<int64_t>(request.keep_versions, 1);
+  int64_t freed = 0;
+  if (state) {
+    int64_t drop = static_cast<int64_t>(state->versions.size()) + 1 - keep;
+    for (auto it = state->versions.begin(); drop > 0; ++it, --drop) freed += it->second.bytes;
+  }
+  if (request.budget &&
+      OverBudgetLocked(*request.budget, stats_.bytes + entry.bytes - freed,
+                       stats_.keys + (state ? 0 : 1))) {
+    outcome.refusal = Refusal::kOverBudget;
+    outcome.detail = fmt::format("{} bytes in {} keys stored", stats_.bytes, stats_.keys);
+    return outcome;
+  }
+  if (!state) {
+    state = &keys_[entry.key];
+    ++stats_.keys;
+  }
+  state->versions.emplace(entry.version, entry);
+  state->bytes += entry.bytes;
   ++stats_.versions;
   stats_.bytes += entry.bytes;
-  RelinkLocked(entry.key, &stored);
-  return arrow::Status::OK();
+  outcome.trimmed = TrimLocked(state, keep);
+  RelinkLocked(entry.key, &state->versions.rbegin()->second);
+  if (request.bump_key) generations_.Bump(KeyGeneration(entry.key));
+  if (request.lease) leases_.Release(*request.lease);
+  UsePolicyLocked(request.scoring);
+  queue_.Insert(entry.key, state->bytes, entry.cost_ms / 1000.0);  // the write is an access
+  state->last_access_ms = entry.created_ms;
+  return outcome;
+}
+
+std::vector<EntryMeta> EmbeddedIndex::TrimLocked(KeyState* state, int64_t keep) {
+  std::vector<EntryMeta> removed;
+  auto& versions = state->versions;
+  while (static_cast<int64_t>(versions.size()) > std::max<int64_t>(keep, 1)) {
+    auto oldest = versions.begin();
+    state->bytes -= oldest->second.bytes;
+    stats_.bytes -= oldest->second.bytes;
+    --stats_.versions;
+    removed.push_back(std::move(oldest->second));
+    versions.erase(oldest);
+  }
+  return removed;
 }
 
 void EmbeddedIndex::RelinkLocked(const std::string& key, const EntryMeta* latest) {
@@ -61,6 +162,93 @@ void EmbeddedIndex::RelinkLocked(const std::string& key, const EntryMeta* latest
   links_[key] = {latest->depends_on, latest->tags};
 }
 
+arrow::Result<std::vector<EntryMeta>> EmbeddedIndex::Remove(const RemoveRequest& request) {
+  std::unique_lock lock(mutex_);
+  std::vector<EntryMeta> removed;
+  auto it = keys_.find(request.key);
+  if (it != keys_.end()) {
+    const EntryMeta& latest = it->second.versions.rbegin()->second;
+    if (request.only_if_expired_at && !latest.expired(*request.only_if_expired_at)) {
+      return removed;
+    }
+    if (request.only_if_blob && latest.blob != *request.only_if_blob) return removed;
+  }
+  // Even for an absent key: what is being computed from it must not publish after this.
+  if (request.bump_key) generations_.Bump(KeyGeneration(request.key));
+  if (it == keys_.end()) return removed;
+  for (auto& [version, meta] : it->second.versions) {
+    stats_.bytes -= meta.bytes;
+    --stats_.versions;
+    removed.push_back(std::move(meta));
+  }
+  --stats_.keys;
+  keys_.erase(it);
+  RelinkLocked(request.key, nullptr);
+  queue_.Remove(request.key);
+  return removed;
+}
+
+arrow::Result<std::vector<EntryMeta>> EmbeddedIndex::Trim(const std::string& key, int64_t keep) {
+  std::unique_lock lock(mutex_);
+  auto it = keys_.find(key);
+  if (it == keys_.end()) return std::vector<EntryMeta>{};
+  auto removed = TrimLocked(&it->second, keep);
+  if (!removed.empty()) queue_.Resize(key, it->second.bytes);
+  return removed;
+}
+
+arrow::Result<std::vector<IndexedKey>> EmbeddedIndex::ListLatest(const std::string& prefix) {
+  std::shared_lock lock(mutex_);
+  std::vector<IndexedKey> out;
+  for (auto it = keys_.lower_bound(prefix);
+       it != keys_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+    IndexedKey item;
+    item.latest = it->second.versions.rbegin()->second;
+    if (auto usage = UsageLocked(it->first)) item.usage = *usage;
+    out.push_back(std::move(item));
+  }
+  return out;
+}
+
+arrow::Result<std::vector<std::string>> EmbeddedIndex::KeysUnder(const std::string& prefix) {
+  std::shared_lock lock(mutex_);
+  std::vector<std::string> out;
+  for (auto it = keys_.lower_bound(prefix);
+       it != keys_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+    if (KeyHasSegmentPrefix(it->first, prefix)) out.push_back(it->first);
+  }
+  return out;
+}
+
+arrow::Result<IndexStats> EmbeddedIndex::Stats() {
+  std::shared_lock lock(mutex_);
+  return stats_;
+}
+
+arrow::Result<GenerationSnapshot> EmbeddedIndex::Snapshot() {
+  std::shared_lock lock(mutex_);
+  return GenerationSnapshot{generations_.counter()};
+}
+
+arrow::Result<std::vector<std::string>> EmbeddedIndex::BumpAndCollect(
+    const std::vector<std::string>& keys, const std::vector<std::string>& tags) {
+  std::unique_lock lock(mutex_);
+  std::set<std::string> found;
+  for (const auto& key : keys) {
+    generations_.Bump(KeyGeneration(key));
+    if (auto it = dependents_.find(key); it != dependents_.end()) {
+      found.insert(it->second.begin(), it->second.end());
+    }
+  }
+  for (const auto& tag : tags) {
+    generations_.Bump(TagGeneration(tag));
+    if (auto it = tagged_.find(tag); it != tagged_.end()) {
+      found.insert(it->second.begin(), it->second.end());
+    }
+  }
+  return std::vector<std::string>(found.begin(), found.end());
+}
+
 arrow::Result<std::vector<std::string>> EmbeddedIndex::Dependents(const std::string& key) {
   std::shared_lock lock(mutex_);
   auto it = dependents_.find(key);
@@ -75,76 +263,35 @@ arrow::Result<std::vector<std::string>> EmbeddedIndex::KeysWithTag(const std::st
   return std::vector<std::string>(it->second.begin(), it->second.end());
 }
 
-arrow::Status EmbeddedIndex::Restore(const EntryMeta& entry) {
+arrow::Status EmbeddedIndex::Restore(const EntryMeta& entry, const ScoringPolicy& scoring) {
   std::unique_lock lock(mutex_);
-  auto& versions = entries_[entry.key];
-  if (versions.empty()) ++stats_.keys;
-  auto [it, inserted] = versions.emplace(entry.version, entry);
-  if (!inserted) {
+  auto [it, inserted_key] = keys_.try_emplace(entry.key);
+  KeyState& state = it->second;
+  if (!state.versions.emplace(entry.version, entry).second) {
     return arrow::Status::AlreadyExists("version ", entry.version, " of '", entry.key,
                                         "' is already in the index");
   }
+  if (inserted_key) ++stats_.keys;
   ++stats_.versions;
   stats_.bytes += entry.bytes;
-  RelinkLocked(entry.key, &versions.rbegin()->second);
+  state.bytes += entry.bytes;
+  const EntryMeta& latest = state.versions.rbegin()->second;
+  RelinkLocked(entry.key, &latest);
+  UsePolicyLocked(scoring);
+  queue_.Insert(entry.key, state.bytes, latest.cost_ms / 1000.0);
+  state.last_access_ms = latest.created_ms;
   return arrow::Status::OK();
 }
 
-arrow::Result<std::vector<EntryMeta>> EmbeddedIndex::Remove(const std::string& key) {
+arrow::Result<bool> EmbeddedIndex::NeedsRebuild() {
+  std::shared_lock lock(mutex_);
+  return !rebuilt_;
+}
+
+arrow::Status EmbeddedIndex::MarkRebuilt() {
   std::unique_lock lock(mutex_);
-  std::vector<EntryMeta> removed;
-  auto it = entries_.find(key);
-  if (it == entries_.end()) return removed;
-  for (auto& [v, e] : it->second) {
-    stats_.bytes -= e.bytes;
-    --stats_.versions;
-    removed.push_back(std::move(e));
-  }
-  --stats_.keys;
-  entries_.erase(it);
-  RelinkLocked(key, nullptr);
-  return removed;
-}
-
-arrow::Result<std::vector<EntryMeta>> EmbeddedIndex::Trim(const std::string& key, int64_t keep) {
-  std::unique_lock lock(mutex_);
-  std::vector<EntryMeta> removed;
-  auto it = entries_.find(key);
-  if (it == entries_.end()) return removed;
-  auto& versions = it->second;
-  while (static_cast<int64_t>(versions.size()) > std::max<int64_t>(keep, 1)) {
-    auto oldest = versions.begin();
-    stats_.bytes -= oldest->second.bytes;
-    --stats_.versions;
-    removed.push_back(std::move(oldest->second));
-    versions.erase(oldest);
-  }
-  return removed;
-}
-
-arrow::Result<std::vector<EntryMeta>> EmbeddedIndex::ListLatest(const std::string& prefix) {
-  std::shared_lock lock(mutex_);
-  std::vector<EntryMeta> out;
-  for (auto it = entries_.lower_bound(prefix);
-       it != entries_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
-    out.push_back(it->second.rbegin()->second);
-  }
-  return out;
-}
-
-arrow::Result<std::vector<std::string>> EmbeddedIndex::KeysUnder(const std::string& prefix) {
-  std::shared_lock lock(mutex_);
-  std::vector<std::string> out;
-  for (auto it = entries_.lower_bound(prefix);
-       it != entries_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
-    if (KeyHasSegmentPrefix(it->first, prefix)) out.push_back(it->first);
-  }
-  return out;
-}
-
-arrow::Result<IndexStats> EmbeddedIndex::Stats() {
-  std::shared_lock lock(mutex_);
-  return stats_;
+  rebuilt_ = true;
+  return arrow::Status::OK();
 }
 
 }  // namespace quiver

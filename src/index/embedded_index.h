@@ -1,43 +1,132 @@
-// EmbeddedIndex: the in-process Index. An ordered map under a reader-writer lock.
+// EmbeddedIndex: the in-process Index, for one node that owns its data dir.
+//
+// Ordered maps under one reader-writer lock: entries by key, dependency and tag edges, the
+// eviction queue (policy/eviction_queue.h) that holds every key's bytes and score, a
+// GenerationTable and a LeaseTable. It starts empty and is rebuilt from the manifests at
+// startup (NeedsRebuild() is true until MarkRebuilt()). Access histories and settings live in
+// memory; the engine saves them to the data dir (cache/usage_persister.h).
 //
 // Thread-safety: all methods are safe to call concurrently.
 #pragma once
 
+#include <functional>
 #include <map>
+#include <memory>
 #include <set>
 #include <shared_mutex>
 
+#include "common/clock.h"
+#include "index/generation_table.h"
 #include "index/index.h"
+#include "index/lease_table.h"
+#include "policy/eviction_queue.h"
 
 namespace quiver {
 
+/// One key's access history as saved across restarts (the policy's fields of PolicyEntry:
+/// accesses, log_weight, last_tick; bytes and cost come from the stored entry).
+struct UsageRecord {
+  std::string key;
+  PolicyEntry history;
+  int64_t last_access_ms = 0;
+};
+
+/// Every key's access history and the access counter they are relative to.
+struct UsageSnapshot {
+  uint64_t tick = 0;
+  std::vector<UsageRecord> records;
+};
+
 class EmbeddedIndex final : public Index {
  public:
+  explicit EmbeddedIndex(std::shared_ptr<Clock> clock = Clock::System(),
+                         size_t max_generations = size_t{1} << 20);
+
   arrow::Result<std::optional<EntryMeta>> Get(const std::string& key,
                                               std::optional<uint64_t> version) override;
-  arrow::Result<uint64_t> LatestVersion(const std::string& key) override;
-  arrow::Status Publish(const EntryMeta& entry, uint64_t expected_latest) override;
-  arrow::Status Restore(const EntryMeta& entry) override;
-  arrow::Result<std::vector<EntryMeta>> Remove(const std::string& key) override;
+  arrow::Result<std::vector<std::optional<EntryMeta>>> GetMany(
+      const std::vector<std::pair<std::string, uint64_t>>& versions) override;
+  arrow::Result<PublishOutcome> Publish(const PublishRequest& request) override;
+  arrow::Result<std::vector<EntryMeta>> Remove(const RemoveRequest& request) override;
   arrow::Result<std::vector<EntryMeta>> Trim(const std::string& key, int64_t keep) override;
-  arrow::Result<std::vector<EntryMeta>> ListLatest(const std::string& prefix) override;
+  arrow::Result<std::vector<IndexedKey>> ListLatest(const std::string& prefix) override;
   arrow::Result<std::vector<std::string>> KeysUnder(const std::string& prefix) override;
-  arrow::Result<std::vector<std::string>> Dependents(const std::string& key) override;
-  arrow::Result<std::vector<std::string>> KeysWithTag(const std::string& tag) override;
   arrow::Result<IndexStats> Stats() override;
 
- private:
-  // Replace `key`'s dependency and tag edges with those of `latest` (nullptr: drop them).
-  void RelinkLocked(const std::string& key, const EntryMeta* latest);
+  arrow::Result<GenerationSnapshot> Snapshot() override;
+  arrow::Result<std::vector<std::string>> BumpAndCollect(
+      const std::vector<std::string>& keys, const std::vector<std::string>& tags) override;
+  arrow::Result<std::vector<std::string>> Dependents(const std::string& key) override;
+  arrow::Result<std::vector<std::string>> KeysWithTag(const std::string& tag) override;
 
+  arrow::Status Touch(const std::vector<std::pair<std::string, int64_t>>& counts,
+                      int64_t now_ms, const ScoringPolicy& scoring) override;
+  arrow::Result<std::optional<KeyUsage>> Usage(const std::string& key) override;
+  arrow::Result<std::vector<std::pair<std::string, KeyUsage>>> LowestScored(
+      int64_t offset, int64_t limit) override;
+
+  arrow::Result<std::map<std::string, std::string>> GetSettings() override;
+  arrow::Status SetSettings(const std::map<std::string, std::string>& settings) override;
+
+  arrow::Result<LeaseGrant> AcquireLease(const std::string& name, const std::string& owner,
+                                         const std::string& endpoint, int64_t ttl_ms) override;
+  arrow::Result<bool> RenewLease(const LeaseRef& lease, int64_t ttl_ms) override;
+  arrow::Status ReleaseLease(const LeaseRef& lease) override;
+  arrow::Result<std::optional<LeaseHolder>> GetLease(const std::string& name) override;
+
+  arrow::Status Restore(const EntryMeta& entry, const ScoringPolicy& scoring) override;
+  arrow::Result<bool> NeedsRebuild() override;
+  arrow::Status MarkRebuilt() override;
+
+  arrow::Status Announce(const IndexEvent&) override { return arrow::Status::OK(); }
+  void Subscribe(std::function<void(const IndexEvent&)>, std::function<void(bool)>) override {}
+  arrow::Result<std::string> ClusterSecret() override { return secret_; }
+  IndexHealth Health() override { return {}; }
+  bool shared() const override { return false; }
+  std::string Describe() const override { return "embedded"; }
+
+  /// \brief Every key's access history, for saving.
+  UsageSnapshot ExportUsage() const;
+  /// \brief Give the keys known now the history `saved` has for them, and continue the
+  /// access counter from it. Keys it does not cover (stored after it was taken) count as
+  /// accessed now. Returns how many keys were restored.
+  int64_t RestoreUsage(const UsageSnapshot& saved);
+  /// \brief The access counter; it changes with every publish and read.
+  uint64_t usage_tick() const;
+
+ private:
+  struct KeyState {
+    std::map<uint64_t, EntryMeta> versions;  // never empty while the key is in keys_
+    int64_t bytes = 0;                       // all versions
+    int64_t last_access_ms = 0;
+  };
+
+  /// Why `request` cannot be published now (refusal kNone if it can).
+  PublishOutcome CheckLocked(const PublishRequest& request, const KeyState* state);
+  bool OverBudgetLocked(const BudgetLimits& limits, int64_t bytes_after,
+                        int64_t keys_after) const;
+  /// Replace `key`'s dependency and tag edges with those of `latest` (nullptr: drop them).
+  void RelinkLocked(const std::string& key, const EntryMeta* latest);
+  /// Drop the oldest versions of `state` beyond `keep`; returns them.
+  std::vector<EntryMeta> TrimLocked(KeyState* state, int64_t keep);
+  void UsePolicyLocked(const ScoringPolicy& scoring);
+  std::optional<KeyUsage> UsageLocked(const std::string& key) const;
+
+  std::shared_ptr<Clock> clock_;
+  const std::string secret_;
   mutable std::shared_mutex mutex_;
-  // key -> version -> entry. Every inner map is non-empty.
-  std::map<std::string, std::map<uint64_t, EntryMeta>> entries_;
+  std::map<std::string, KeyState> keys_;
   IndexStats stats_;
   std::map<std::string, std::set<std::string>> dependents_;  // dependency -> keys
   std::map<std::string, std::set<std::string>> tagged_;      // tag -> keys
   // key -> (its depends_on, its tags), to unlink exactly what was linked.
   std::map<std::string, std::pair<std::vector<std::string>, std::vector<std::string>>> links_;
+  GenerationTable generations_;
+  LeaseTable leases_;
+  ScoringPolicy scoring_;
+  EvictionQueue queue_;
+  std::map<std::string, std::string> settings_;
+  bool rebuilt_ = false;
 };
 
 }  // namespace quiver

@@ -1,6 +1,8 @@
 #include "index/entry.h"
 
 #include <cctype>
+#include <charconv>
+#include <random>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -8,11 +10,20 @@
 namespace quiver {
 
 namespace {
-constexpr int kManifestFormat = 1;
+
+// 1: manifests named by version only; 2: unique names, with "manifest" and "node".
+constexpr int kEntryFormat = 2;
+constexpr size_t kVersionDigits = 20;
+
+uint64_t RandomWord() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return rng();
 }
 
-std::string ManifestToJson(const EntryMeta& m) {
-  nlohmann::json j = {{"format", kManifestFormat},
+}  // namespace
+
+std::string EntryToJson(const EntryMeta& m) {
+  nlohmann::json j = {{"format", kEntryFormat},
                       {"key", m.key},
                       {"version", m.version},
                       {"blob", m.blob},
@@ -21,8 +32,10 @@ std::string ManifestToJson(const EntryMeta& m) {
                       {"batches", m.batches},
                       {"schema_fingerprint", m.schema_fingerprint},
                       {"checksum", m.checksum},
-                      {"created_ms", m.created_ms}};
-  j["cost_ms"] = m.cost_ms;
+                      {"created_ms", m.created_ms},
+                      {"cost_ms", m.cost_ms}};
+  if (!m.manifest.empty()) j["manifest"] = m.manifest;
+  if (!m.node.empty()) j["node"] = m.node;
   if (!m.depends_on.empty()) j["depends_on"] = m.depends_on;
   if (!m.tags.empty()) j["tags"] = m.tags;
   if (m.is_query()) {
@@ -33,11 +46,12 @@ std::string ManifestToJson(const EntryMeta& m) {
   return j.dump();
 }
 
-arrow::Result<EntryMeta> ManifestFromJson(const std::string& json) {
+arrow::Result<EntryMeta> EntryFromJson(std::string_view json) {
   EntryMeta m;
   try {
     auto j = nlohmann::json::parse(json);
-    if (j.at("format").get<int>() != kManifestFormat) {
+    const int format = j.at("format").get<int>();
+    if (format != 1 && format != kEntryFormat) {
       return arrow::Status::Invalid("manifest format ", j.at("format").dump(),
                                     " is not supported");
     }
@@ -51,6 +65,8 @@ arrow::Result<EntryMeta> ManifestFromJson(const std::string& json) {
     m.checksum = j.at("checksum").get<std::string>();
     m.created_ms = j.at("created_ms").get<int64_t>();
     m.cost_ms = j.value("cost_ms", int64_t{0});
+    m.manifest = j.value("manifest", std::string());
+    m.node = j.value("node", std::string());
     if (j.contains("depends_on")) m.depends_on = j["depends_on"].get<std::vector<std::string>>();
     if (j.contains("tags")) m.tags = j["tags"].get<std::vector<std::string>>();
     if (j.contains("query")) {
@@ -79,9 +95,47 @@ std::string ManifestKeyPrefix(const std::string& key) {
   return fmt::format("{}{}/@v/", kManifestRoot, key);
 }
 
-std::string ManifestBlobName(const std::string& key, uint64_t version) {
+std::string NewManifestName(const std::string& key, uint64_t version, const std::string& node) {
   // Zero-padded so that names sort by version.
-  return fmt::format("{}{:020}.json", ManifestKeyPrefix(key), version);
+  return fmt::format("{}{:020}-{}-{:016x}.json", ManifestKeyPrefix(key), version,
+                     SanitizeNodeId(node), RandomWord());
+}
+
+std::string NewDataBlobName(const std::string& node) {
+  uint64_t hi = RandomWord(), lo = RandomWord();
+  return fmt::format("{}{:02x}/{}-{:016x}{:016x}.arrows", kDataRoot, hi >> 56,
+                     SanitizeNodeId(node), hi, lo);
+}
+
+std::optional<ManifestName> ParseManifestName(const std::string& name) {
+  const std::string root = kManifestRoot;
+  const std::string marker = "/@v/";
+  if (name.compare(0, root.size(), root) != 0) return std::nullopt;
+  size_t at = name.rfind(marker);
+  if (at == std::string::npos || at <= root.size()) return std::nullopt;
+  std::string_view file(name);
+  file.remove_prefix(at + marker.size());
+  if (file.size() < kVersionDigits + 5 || file.substr(file.size() - 5) != ".json") {
+    return std::nullopt;
+  }
+  // <version>.json (format 1) or <version>-<node>-<random>.json.
+  if (file.size() != kVersionDigits + 5 && file[kVersionDigits] != '-') return std::nullopt;
+  ManifestName out;
+  auto digits = file.substr(0, kVersionDigits);
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), out.version);
+  if (ec != std::errc() || end != digits.data() + digits.size()) return std::nullopt;
+  out.key = name.substr(root.size(), at - root.size());
+  return out;
+}
+
+std::string SanitizeNodeId(std::string_view id) {
+  std::string out;
+  for (char c : id.substr(0, 64)) {
+    const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
+                    c == '-';
+    out += ok ? c : '_';
+  }
+  return out;
 }
 
 }  // namespace quiver

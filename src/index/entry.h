@@ -1,12 +1,18 @@
 // Entry metadata: what the index knows about one stored version of one key, and its
-// manifest -- the JSON document stored beside the data that lets the index be rebuilt
-// from storage alone (layout in docs/design/storage.md).
+// manifest -- the JSON document stored beside the data that lets the index be rebuilt from
+// storage alone (layout in docs/design/storage.md).
 //
-// Thread-safety: plain value types.
+// Every blob an entry writes has a name no other write ever uses: the writing node's id and a
+// random part are in it. So a manifest or a data blob is never overwritten, and a writer that
+// lost a race can never replace or delete the winner's files.
+//
+// Thread-safety: plain value types and pure functions.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <arrow/result.h>
@@ -17,6 +23,8 @@ struct EntryMeta {
   std::string key;            ///< canonical key text, e.g. "session/object"
   uint64_t version = 0;       ///< 1, 2, 3, ... per key
   std::string blob;           ///< name of the IPC stream blob in the BlobStore
+  std::string manifest;       ///< name of this version's manifest blob
+  std::string node;           ///< id of the node that wrote it
   int64_t bytes = 0;          ///< size of the IPC stream
   int64_t rows = 0;
   int64_t batches = 0;
@@ -41,17 +49,35 @@ inline constexpr const char* kQueryKeyPrefix = "@q/";
 /// \brief True if `key` is a well-formed query-result key.
 bool IsQueryKey(const std::string& key);
 
-/// \brief Serialize a manifest (a JSON object with a format version).
-std::string ManifestToJson(const EntryMeta& meta);
-/// \brief Parse a manifest; the error says which field is missing or malformed.
-arrow::Result<EntryMeta> ManifestFromJson(const std::string& json);
+/// \brief Serialize an entry as JSON (a manifest, or an index record).
+std::string EntryToJson(const EntryMeta& meta);
+/// \brief Parse what EntryToJson wrote (or a format-1 manifest of earlier releases); the
+/// error says which field is missing or malformed.
+arrow::Result<EntryMeta> EntryFromJson(std::string_view json);
 
-/// \brief Blob name of the manifest of (key, version): manifests/<key>/@v/<version>.json.
-std::string ManifestBlobName(const std::string& key, uint64_t version);
-/// Blob-name prefix holding every manifest of `key`.
-std::string ManifestKeyPrefix(const std::string& key);
 inline constexpr const char* kManifestRoot = "manifests/";
 inline constexpr const char* kDataRoot = "data/";
 inline constexpr const char* kQuarantineRoot = "quarantine/";
+
+/// Blob-name prefix holding every manifest of `key`: manifests/<key>/@v/.
+std::string ManifestKeyPrefix(const std::string& key);
+/// \brief A new, never reused manifest name for (key, version), written by `node`:
+/// manifests/<key>/@v/<20-digit version>-<node>-<16 hex>.json (sorts by version).
+std::string NewManifestName(const std::string& key, uint64_t version, const std::string& node);
+/// \brief A new, never reused data blob name written by `node`:
+/// data/<2 hex>/<node>-<32 hex>.arrows (the first two hex digits shard the directory).
+std::string NewDataBlobName(const std::string& node);
+
+/// What a manifest's name says.
+struct ManifestName {
+  std::string key;
+  uint64_t version = 0;
+};
+/// \brief Parse a manifest blob name (either layout); std::nullopt if it is not one.
+std::optional<ManifestName> ParseManifestName(const std::string& name);
+
+/// \brief `id` made safe for blob names and logs: characters outside [A-Za-z0-9._-] become
+/// '_', and it is cut to 64 characters. Empty stays empty.
+std::string SanitizeNodeId(std::string_view id);
 
 }  // namespace quiver

@@ -32,6 +32,14 @@ bool EvictionQueue::Touch(const std::string& key) {
   return true;
 }
 
+void EvictionQueue::Resize(const std::string& key, int64_t bytes) {
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return;
+  total_bytes_ += bytes - it->second.entry.bytes;
+  it->second.entry.bytes = bytes;
+  Reorder(key, &it->second);
+}
+
 void EvictionQueue::Remove(const std::string& key) {
   auto it = entries_.find(key);
   if (it == entries_.end()) return;
@@ -92,6 +100,17 @@ std::vector<std::string> EvictionQueue::InOrder() const {
   std::vector<std::string> out;
   out.reserve(order_.size());
   for (const auto& [score, key] : order_) out.push_back(key);
+  return out;
+}
+
+std::vector<std::pair<std::string, double>> EvictionQueue::Range(int64_t offset,
+                                                                int64_t limit) const {
+  std::vector<std::pair<std::string, double>> out;
+  auto it = order_.begin();
+  for (int64_t i = 0; i < offset && it != order_.end(); ++i) ++it;
+  for (; it != order_.end() && static_cast<int64_t>(out.size()) < limit; ++it) {
+    out.emplace_back(it->second, it->first);
+  }
   return out;
 }
 

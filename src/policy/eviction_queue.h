@@ -31,6 +31,8 @@ class EvictionQueue {
   void Insert(const std::string& key, int64_t bytes, double cost_s);
   /// \brief Record an access; false if the key is unknown.
   bool Touch(const std::string& key);
+  /// \brief Change a known entry's size (versions trimmed), without counting an access.
+  void Resize(const std::string& key, int64_t bytes);
   /// \brief Forget an entry (evicted, invalidated, deleted). No-op if unknown.
   void Remove(const std::string& key);
 
@@ -53,6 +55,8 @@ class EvictionQueue {
   std::string Lowest(const std::function<bool(const std::string&)>& is_protected) const;
   /// \brief Keys in eviction order (lowest score first).
   std::vector<std::string> InOrder() const;
+  /// \brief Up to `limit` keys in eviction order, from the `offset`-th on, with their scores.
+  std::vector<std::pair<std::string, double>> Range(int64_t offset, int64_t limit) const;
 
   /// \brief Replace a known key's access history (accesses, weight, last tick) with one
   /// saved earlier, e.g. before a restart; bytes and cost stay. False if the key is unknown.

@@ -63,27 +63,35 @@ arrow::Status CheckEntryKey(const std::string& key) {
   return ObjectKey::Parse(key).status();
 }
 
-json StatsJson(ObjectCache* cache, QueryCache* queries) {
-  auto s = *cache->Stats();
-  auto q = queries->Stats();
+json StatsJson(Engine* engine) {
+  auto s = *engine->management()->Stats();
+  auto q = engine->queries()->Stats();
   return json{
+      {"node", s.node},
+      {"index",
+       {{"kind", s.index_kind},
+        {"shared", s.shared},
+        {"state", s.health.state},
+        {"available", s.health.available},
+        {"detail", s.health.detail}}},
       {"entries", s.index.keys},
       {"versions", s.index.versions},
       {"bytes", s.index.bytes},
-      {"puts", s.puts},
-      {"put_failures", s.put_failures},
-      {"gets", s.gets},
-      {"hits", s.hits},
-      {"misses", s.misses},
-      {"not_modified", s.not_modified},
+      {"puts", s.objects.puts},
+      {"put_failures", s.objects.put_failures},
+      {"gets", s.objects.gets},
+      {"hits", s.objects.hits},
+      {"misses", s.objects.misses},
+      {"not_modified", s.objects.not_modified},
       {"evictions", s.evictions},
       {"invalidations", s.invalidations},
       {"not_admitted", s.not_admitted},
+      {"reads_without_index", s.reads_without_index},
       {"budget",
        {{"policy", s.budget.policy},
         {"half_life", s.budget.half_life},
         {"cache_size", s.budget.cache_size},
-        {"used", s.budget_used},
+        {"used", s.index.bytes},
         {"max_entries", s.budget.max_entries},
         {"protect_s", s.budget.protect_s}}},
       {"memory",
@@ -101,11 +109,15 @@ json StatsJson(ObjectCache* cache, QueryCache* queries) {
         {"failures", q.failures},
         {"not_cached", q.not_cached},
         {"reclaimed", q.reclaimed},
+        {"remote_joins", q.remote_joins},
+        {"waits", q.waits},
+        {"takeovers", q.takeovers},
+        {"fenced", q.fenced},
         {"executions_by_key", q.executions_by_key}}}};
 }
 
-json ConfigJson(ObjectCache* cache) {
-  auto s = *cache->Stats();
+json ConfigJson(Engine* engine) {
+  auto s = *engine->management()->Stats();
   return json{{"half_life", s.budget.half_life},
               {"cache_size", s.budget.cache_size},
               {"memory_size", s.memory.capacity},
@@ -123,8 +135,9 @@ std::vector<arrow::flight::ActionType> ListedActions() {
       {"delete-prefix", "Delete every key under a whole-segment prefix, e.g. a session. "
                         "Body: {\"prefix\": \"s\"} or the prefix. "
                         "Result: {\"deleted\": [keys], \"versions\": n}"},
-      {"stats", "Cache statistics as JSON: entries, bytes, puts, gets, hits, evictions, "
-                "budget, memory tier, and queries (executions, executions_by_key, ...)"},
+      {"stats", "Cache statistics as JSON: this node and its index (kind, state), entries, "
+                "bytes, puts, gets, hits, evictions, budget, memory tier, and queries "
+                "(executions, executions_by_key, remote_joins, takeovers, ...)"},
       {"entries", "One row per key as an Arrow IPC stream: key, kind, version, bytes, rows, "
                   "cost_s, created, last_access, accesses, score, expires, source, "
                   "depends_on, tags, in_memory. Body: {\"prefix\": \"...\"} (optional)"},
@@ -140,21 +153,23 @@ std::vector<arrow::flight::ActionType> ListedActions() {
   };
 }
 
-arrow::Result<std::string> RunActionImpl(ObjectCache* cache, QueryCache* queries,
-                                         const std::string& type, const std::string& body);
+arrow::Result<std::string> RunActionImpl(Engine* engine, const std::string& type,
+                                         const std::string& body);
 
-arrow::Result<std::string> RunAction(ObjectCache* cache, QueryCache* queries,
-                                     const std::string& type, const std::string& body) {
+arrow::Result<std::string> RunAction(Engine* engine, const std::string& type,
+                                     const std::string& body) {
   // JSON library errors must not escape a handler; they are a bad body.
   try {
-    return RunActionImpl(cache, queries, type, body);
+    return RunActionImpl(engine, type, body);
   } catch (const json::exception& e) {
     return arrow::Status::Invalid("action body: ", e.what());
   }
 }
 
-arrow::Result<std::string> RunActionImpl(ObjectCache* cache, QueryCache* queries,
-                                         const std::string& type, const std::string& body) {
+arrow::Result<std::string> RunActionImpl(Engine* engine, const std::string& type,
+                                         const std::string& body) {
+  ObjectCache* cache = engine->objects();
+  Management* management = engine->management();
   if (type == "delete") {
     ARROW_ASSIGN_OR_RAISE(auto text, StringArgument(body, "key"));
     ARROW_ASSIGN_OR_RAISE(auto key, ObjectKey::Parse(text));
@@ -172,11 +187,11 @@ arrow::Result<std::string> RunActionImpl(ObjectCache* cache, QueryCache* queries
     spdlog::info("delete-prefix {}: {} keys, {} versions", prefix, keys.size(), versions);
     return json{{"deleted", keys}, {"versions", versions}}.dump();
   }
-  if (type == "stats") return StatsJson(cache, queries).dump();
+  if (type == "stats") return StatsJson(engine).dump();
   if (type == "entries") {
     ARROW_ASSIGN_OR_RAISE(auto j, ParseBody(body));
     ARROW_ASSIGN_OR_RAISE(auto prefix, StringField(j, "prefix"));
-    ARROW_ASSIGN_OR_RAISE(auto entries, cache->Entries(prefix));
+    ARROW_ASSIGN_OR_RAISE(auto entries, management->Entries(prefix));
     ARROW_ASSIGN_OR_RAISE(auto table, EntriesTable(entries));
     ARROW_ASSIGN_OR_RAISE(auto ipc, TableToIpc(*table));
     return ipc->ToString();
@@ -193,7 +208,7 @@ arrow::Result<std::string> RunActionImpl(ObjectCache* cache, QueryCache* queries
       return arrow::Status::Invalid(
           "shrink takes {\"one\": true} or {\"below_bytes\": N, \"dry_run\": bool}");
     }
-    ARROW_ASSIGN_OR_RAISE(auto removed, cache->Shrink(below, dry_run));
+    ARROW_ASSIGN_OR_RAISE(auto removed, management->Shrink(below, dry_run));
     spdlog::info("shrink{}: {} keys{}", below ? " below " + FormatByteSize(*below) : " one",
                  removed.size(), dry_run ? " (dry run)" : "");
     return json{{"removed", removed}, {"dry_run", dry_run}}.dump();
@@ -206,16 +221,16 @@ arrow::Result<std::string> RunActionImpl(ObjectCache* cache, QueryCache* queries
       ARROW_ASSIGN_OR_RAISE(auto j, ParseBody(body));
       ARROW_ASSIGN_OR_RAISE(cascade, BoolField(j, "cascade", true));
     }
-    ARROW_ASSIGN_OR_RAISE(auto removed, cache->Invalidate(key, cascade));
+    ARROW_ASSIGN_OR_RAISE(auto removed, management->Invalidate(key, cascade));
     return json{{"removed", removed}}.dump();
   }
   if (type == "invalidate-tag") {
     ARROW_ASSIGN_OR_RAISE(auto tag, StringArgument(body, "tag"));
     if (tag.empty()) return arrow::Status::Invalid("'tag' must not be empty");
-    ARROW_ASSIGN_OR_RAISE(auto removed, cache->InvalidateTag(tag));
+    ARROW_ASSIGN_OR_RAISE(auto removed, management->InvalidateTag(tag));
     return json{{"removed", removed}}.dump();
   }
-  if (type == "config-get") return ConfigJson(cache).dump();
+  if (type == "config-get") return ConfigJson(engine).dump();
   if (type == "config-set") {
     ARROW_ASSIGN_OR_RAISE(auto j, ParseBody(body));
     RuntimeSettings settings;
@@ -232,9 +247,9 @@ arrow::Result<std::string> RunActionImpl(ObjectCache* cache, QueryCache* queries
                                       "' (settable: half_life, cache_size, memory_size)");
       }
     }
-    ARROW_RETURN_NOT_OK(cache->Configure(settings));
+    ARROW_RETURN_NOT_OK(management->Configure(settings));
     spdlog::info("config-set {}", j.dump());
-    return ConfigJson(cache).dump();
+    return ConfigJson(engine).dump();
   }
   return arrow::Status::NotImplemented("unknown action '", type,
                                        "'; ListActions names the supported ones");

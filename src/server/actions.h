@@ -9,8 +9,7 @@
 #include <arrow/flight/types.h>
 #include <arrow/result.h>
 
-#include "cache/object_cache.h"
-#include "cache/query_cache.h"
+#include "cache/engine.h"
 
 namespace quiver {
 
@@ -18,7 +17,7 @@ namespace quiver {
 std::vector<arrow::flight::ActionType> ListedActions();
 
 /// \brief Run action `type` with `body`; returns the result body.
-arrow::Result<std::string> RunAction(ObjectCache* cache, QueryCache* queries,
-                                     const std::string& type, const std::string& body);
+arrow::Result<std::string> RunAction(Engine* engine, const std::string& type,
+                                     const std::string& body);
 
 }  // namespace quiver

@@ -8,7 +8,7 @@
 #include <arrow/result.h>
 #include <arrow/table.h>
 
-#include "cache/object_cache.h"
+#include "cache/management.h"
 
 namespace quiver {
 

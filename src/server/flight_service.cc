@@ -11,6 +11,7 @@
 #include "server/actions.h"
 #include "server/entry_stream.h"
 #include "server/fill_stream.h"
+#include "server/node_ticket.h"
 #include "server/query_request.h"
 #include "server/ticket.h"
 
@@ -21,8 +22,13 @@ using nlohmann::json;
 
 namespace {
 
-// Prefix an engine error with what the request was about, keeping its status code.
+// Prefix an engine error with what the request was about, keeping its status code; an
+// unavailable index is Flight's UNAVAILABLE.
 arrow::Status WithContext(const arrow::Status& st, const std::string& context) {
+  if (IsIndexUnavailable(st)) {
+    return flight::MakeFlightError(flight::FlightStatusCode::Unavailable,
+                                   context + ": " + st.message());
+  }
   return arrow::Status(st.code(), context + ": " + st.message(), st.detail());
 }
 
@@ -82,6 +88,7 @@ std::string ResponseJson(const QueryResponse& r) {
     j["expires_ms"] = r.expires_ms;
   }
   j["exec_ms"] = r.exec_ms >= 0 ? json(r.exec_ms) : json(nullptr);
+  if (!r.node.empty()) j["node"] = r.node;
   if (!r.reason.empty()) j["reason"] = r.reason;
   return j.dump();
 }
@@ -93,6 +100,20 @@ std::string Millis(std::chrono::steady_clock::time_point start) {
 }
 
 }  // namespace
+
+void QuiverFlightService::Start(Engine* engine, std::string cluster_secret) {
+  engine_ = engine;
+  cache_ = engine->objects();
+  queries_ = engine->queries();
+  cluster_secret_ = std::move(cluster_secret);
+  started_ = true;
+}
+
+arrow::Status QuiverFlightService::Ready() const {
+  if (started_) return arrow::Status::OK();
+  return flight::MakeFlightError(flight::FlightStatusCode::Unavailable,
+                                 "quiver is starting (rebuilding its index); retry shortly");
+}
 
 void QuiverFlightService::set_endpoint(const flight::Location& location) {
   endpoint_ = location;
@@ -128,8 +149,11 @@ arrow::Result<flight::FlightInfo> QuiverFlightService::MakeInfo(const OpenEntry&
 arrow::Status QuiverFlightService::ListFlights(const flight::ServerCallContext&,
                                                const flight::Criteria* criteria,
                                                std::unique_ptr<flight::FlightListing>* listings) {
+  ARROW_RETURN_NOT_OK(Ready());
   std::string prefix = criteria ? criteria->expression : "";
-  ARROW_ASSIGN_OR_RAISE(auto metas, cache_->List(prefix));
+  auto listed = cache_->List(prefix);
+  if (!listed.ok()) return WithContext(listed.status(), "ListFlights");
+  auto metas = std::move(*listed);
   std::vector<flight::FlightInfo> infos;
   infos.reserve(metas.size());
   for (const auto& meta : metas) {
@@ -193,6 +217,7 @@ arrow::Result<std::unique_ptr<flight::FlightDataStream>> QuiverFlightService::Qu
 arrow::Status QuiverFlightService::GetFlightInfo(const flight::ServerCallContext&,
                                                  const flight::FlightDescriptor& request,
                                                  std::unique_ptr<flight::FlightInfo>* info) {
+  ARROW_RETURN_NOT_OK(Ready());
   if (request.type == flight::FlightDescriptor::CMD) {
     auto made = QueryInfo(request);
     if (!made.ok()) return WithContext(made.status(), "query");
@@ -200,7 +225,9 @@ arrow::Status QuiverFlightService::GetFlightInfo(const flight::ServerCallContext
     return arrow::Status::OK();
   }
   ARROW_ASSIGN_OR_RAISE(auto key, KeyFromDescriptor(request));
-  ARROW_ASSIGN_OR_RAISE(auto entry, cache_->Peek(key, std::nullopt));
+  auto peeked = cache_->Peek(key, std::nullopt);
+  if (!peeked.ok()) return WithContext(peeked.status(), "GetFlightInfo '" + key.ToString() + "'");
+  auto entry = std::move(*peeked);
   if (!entry) return arrow::Status::KeyError("no object '", key.ToString(), "'");
   ARROW_ASSIGN_OR_RAISE(auto made, MakeInfo(*entry));
   *info = std::make_unique<flight::FlightInfo>(std::move(made));
@@ -210,6 +237,7 @@ arrow::Status QuiverFlightService::GetFlightInfo(const flight::ServerCallContext
 arrow::Status QuiverFlightService::GetSchema(const flight::ServerCallContext&,
                                              const flight::FlightDescriptor& request,
                                              std::unique_ptr<flight::SchemaResult>* schema) {
+  ARROW_RETURN_NOT_OK(Ready());
   if (request.type == flight::FlightDescriptor::CMD) {
     auto info = QueryInfo(request);
     if (!info.ok()) return WithContext(info.status(), "query");
@@ -219,16 +247,34 @@ arrow::Status QuiverFlightService::GetSchema(const flight::ServerCallContext&,
     return arrow::Status::OK();
   }
   ARROW_ASSIGN_OR_RAISE(auto key, KeyFromDescriptor(request));
-  ARROW_ASSIGN_OR_RAISE(auto entry, cache_->Peek(key, std::nullopt));
+  auto peeked = cache_->Peek(key, std::nullopt);
+  if (!peeked.ok()) return WithContext(peeked.status(), "GetSchema '" + key.ToString() + "'");
+  auto entry = std::move(*peeked);
   if (!entry) return arrow::Status::KeyError("no object '", key.ToString(), "'");
   ARROW_ASSIGN_OR_RAISE(auto stored, StoredStream::Open(entry->file));
   ARROW_ASSIGN_OR_RAISE(*schema, flight::SchemaResult::Make(*stored->schema()));
   return arrow::Status::OK();
 }
 
+arrow::Result<std::unique_ptr<flight::FlightDataStream>> QuiverFlightService::NodeStream(
+    const flight::ServerCallContext& context, const std::string& ticket) {
+  ARROW_ASSIGN_OR_RAISE(auto join, VerifyNodeTicket(ticket, cluster_secret_));
+  ARROW_ASSIGN_OR_RAISE(auto joined, queries_->JoinForPeer(join.key, join.token));
+  spdlog::info("query {}: node {} joined this node's fill ({})", join.key.substr(0, 12),
+               join.from, context.peer());
+  return std::make_unique<FillStream>(joined.first, joined.second, "{}");
+}
+
 arrow::Status QuiverFlightService::DoGet(const flight::ServerCallContext& context,
                                          const flight::Ticket& request,
                                          std::unique_ptr<flight::FlightDataStream>* stream) {
+  ARROW_RETURN_NOT_OK(Ready());
+  if (IsNodeTicket(request.ticket)) {
+    auto made = NodeStream(context, request.ticket);
+    if (!made.ok()) return WithContext(made.status(), "node join");
+    *stream = std::move(*made);
+    return arrow::Status::OK();
+  }
   if (LooksLikeQuery(request.ticket)) {
     auto made = QueryStream(request.ticket);
     if (!made.ok()) return WithContext(made.status(), "query");
@@ -237,7 +283,9 @@ arrow::Status QuiverFlightService::DoGet(const flight::ServerCallContext& contex
   }
   ARROW_ASSIGN_OR_RAISE(auto ticket, ObjectTicket::Parse(request.ticket));
   const std::string& key = ticket.key.ToString();
-  ARROW_ASSIGN_OR_RAISE(auto entry, cache_->Get(ticket.key, ticket.version));
+  auto got = cache_->Get(ticket.key, ticket.version);
+  if (!got.ok()) return WithContext(got.status(), "DoGet '" + key + "'");
+  auto entry = std::move(*got);
   if (!entry) {
     if (ticket.version) {
       return arrow::Status::KeyError("no version ", *ticket.version, " of object '", key,
@@ -262,6 +310,7 @@ arrow::Status QuiverFlightService::DoGet(const flight::ServerCallContext& contex
 arrow::Status QuiverFlightService::DoPut(const flight::ServerCallContext& context,
                                          std::unique_ptr<flight::FlightMessageReader> reader,
                                          std::unique_ptr<flight::FlightMetadataWriter> writer) {
+  ARROW_RETURN_NOT_OK(Ready());
   auto start = std::chrono::steady_clock::now();
   ARROW_ASSIGN_OR_RAISE(auto key, KeyFromDescriptor(reader->descriptor()));
   const std::string where = "DoPut '" + key.ToString() + "'";
@@ -326,8 +375,9 @@ arrow::Status QuiverFlightService::ListActions(const flight::ServerCallContext&,
 arrow::Status QuiverFlightService::DoAction(const flight::ServerCallContext&,
                                             const flight::Action& action,
                                             std::unique_ptr<flight::ResultStream>* result) {
+  ARROW_RETURN_NOT_OK(Ready());
   std::string body = action.body ? action.body->ToString() : "";
-  auto out = RunAction(cache_, queries_, action.type, body);
+  auto out = RunAction(engine_, action.type, body);
   if (!out.ok()) return WithContext(out.status(), "action '" + action.type + "'");
   std::vector<flight::Result> results(1);
   results[0].body = arrow::Buffer::FromString(std::move(*out));

@@ -1,25 +1,30 @@
 // QuiverFlightService: the Arrow Flight adapter over the cache engine.
 //
-// Parses requests, calls ObjectCache, and maps engine statuses to Flight errors. It holds
-// no cache logic. The wire API is documented in docs/api.md.
+// Parses requests, calls the engine's fronts, and maps engine statuses to Flight errors (an
+// unavailable index is UNAVAILABLE). It holds no cache logic. The wire API is documented in
+// docs/api.md; node tickets (other nodes joining a fill) in node_ticket.h.
 //
 // Thread-safety: Flight calls the handlers concurrently; all state lives in the engine.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 
 #include <arrow/flight/server.h>
 
-#include "cache/object_cache.h"
-#include "cache/query_cache.h"
+#include "cache/engine.h"
 
 namespace quiver {
 
 class QuiverFlightService final : public arrow::flight::FlightServerBase {
  public:
-  QuiverFlightService(ObjectCache* cache, QueryCache* queries)
-      : cache_(cache), queries_(queries) {}
+  /// \brief A service that answers UNAVAILABLE ("starting") until Start() is called, so that
+  /// it can listen (and learn its port) before the engine is open.
+  QuiverFlightService() = default;
+
+  /// \brief Serve `engine`. `cluster_secret` verifies node tickets (empty: refuse them).
+  void Start(Engine* engine, std::string cluster_secret);
 
   /// \brief Set the location clients should use to reach this server (after Init).
   void set_endpoint(const arrow::flight::Location& location);
@@ -53,9 +58,17 @@ class QuiverFlightService final : public arrow::flight::FlightServerBase {
       const arrow::flight::FlightDescriptor& request);
   arrow::Result<std::unique_ptr<arrow::flight::FlightDataStream>> QueryStream(
       const std::string& ticket);
+  arrow::Result<std::unique_ptr<arrow::flight::FlightDataStream>> NodeStream(
+      const arrow::flight::ServerCallContext& context, const std::string& ticket);
 
-  ObjectCache* cache_;
-  QueryCache* queries_;
+  /// The engine, or UNAVAILABLE while the server is starting.
+  arrow::Status Ready() const;
+
+  std::atomic<bool> started_{false};
+  Engine* engine_ = nullptr;
+  ObjectCache* cache_ = nullptr;
+  QueryCache* queries_ = nullptr;
+  std::string cluster_secret_;
   arrow::flight::Location endpoint_;
   std::string endpoint_text_;
 };

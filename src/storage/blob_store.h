@@ -7,8 +7,8 @@
 // under its name, durably -- or aborts, leaving nothing behind. A reader never sees a
 // partially written blob. Committing over an existing name replaces it atomically.
 //
-// Implementations: LocalBlobStore (a directory on local disk), MemoryBlobStore (tests and,
-// later, a memory tier). Both pass the conformance suite in blob_store_test.cc.
+// Implementations: LocalBlobStore (a directory on local disk, or one that several nodes mount),
+// MemoryBlobStore (tests). Both pass the conformance suite in blob_store_test_util.h.
 //
 // Thread-safety: BlobStore methods are safe to call concurrently. A BlobWriter is used by
 // one thread at a time.
@@ -45,6 +45,7 @@ class BlobWriter : public arrow::io::OutputStream {
 struct BlobInfo {
   std::string name;
   int64_t size = 0;
+  int64_t modified_ms = 0;  ///< when it was committed (or last moved), Unix epoch ms
 };
 
 class BlobStore {
@@ -70,9 +71,13 @@ class BlobStore {
   /// prefix such as "manifests/" or "" for everything), sorted by name.
   virtual arrow::Result<std::vector<BlobInfo>> List(const std::string& prefix) = 0;
 
-  /// \brief Remove what writers left behind when the process died before Commit or
-  /// Abort. Call only while no writer is open. Returns how many were removed.
-  virtual arrow::Result<int64_t> RemoveTemporaries() = 0;
+  /// \brief Remove what writers left behind when their process died before Commit or Abort:
+  /// every temporary if `writer` is empty and `modified_before_ms` is 0; otherwise those of
+  /// `writer` (the writer tag the store was opened with) and those last written before
+  /// `modified_before_ms`. A writer that is still running must not be matched. Returns how
+  /// many were removed.
+  virtual arrow::Result<int64_t> RemoveTemporaries(const std::string& writer = "",
+                                                   int64_t modified_before_ms = 0) = 0;
 
   /// \brief A short human description for logs, e.g. "local:/var/lib/quiver".
   virtual std::string Describe() const = 0;

@@ -1,6 +1,7 @@
 #include "storage/local_blob_store.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -37,14 +38,44 @@ arrow::Status FsyncPath(const std::string& path) {
 }
 
 // mkdir -p that fsyncs the parent of every directory it creates, so a committed blob's
-// path survives a crash.
-arrow::Status MakeDirs(const fs::path& dir) {
-  if (fs::is_directory(dir)) return arrow::Status::OK();
-  ARROW_RETURN_NOT_OK(MakeDirs(dir.parent_path()));
+// path survives a crash. Returns 0 or the errno of the step named in *failed.
+int MakeDirsOnce(const fs::path& dir, std::string* failed) {
+  if (fs::is_directory(dir)) return 0;
+  if (int err = MakeDirsOnce(dir.parent_path(), failed)) return err;
   if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    return ErrnoStatus(errno, "create directory " + dir.string());
+    *failed = "create directory " + dir.string();
+    return errno;
   }
-  return FsyncPath(dir.parent_path().string());
+  const std::string parent = dir.parent_path().string();
+  int fd = ::open(parent.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECTORY);
+  int err = fd < 0 ? errno : (::fsync(fd) != 0 ? errno : 0);
+  if (fd >= 0) ::close(fd);
+  if (err) *failed = "fsync directory " + parent;
+  return err;
+}
+
+// Another process sharing the directory may prune an emptied parent between our mkdir of
+// it and of its child; then start again.
+arrow::Status MakeDirs(const fs::path& dir) {
+  for (int attempt = 0;; ++attempt) {
+    std::string failed;
+    int err = MakeDirsOnce(dir, &failed);
+    if (err == 0) return arrow::Status::OK();
+    if (err != ENOENT || attempt == 16) return ErrnoStatus(err, failed);
+  }
+}
+
+// mkdir -p, then rename. Another process sharing the directory may prune the new directory
+// between the two (it deleted the last blob there); then make it again.
+arrow::Status RenameIntoPlace(const std::string& from, const fs::path& to,
+                              const std::string& what) {
+  for (int attempt = 0;; ++attempt) {
+    ARROW_RETURN_NOT_OK(MakeDirs(to.parent_path()));
+    if (::rename(from.c_str(), to.c_str()) == 0) return arrow::Status::OK();
+    if (errno != ENOENT || attempt == 8 || ::access(from.c_str(), F_OK) != 0) {
+      return ErrnoStatus(errno, "rename " + what + " into place");
+    }
+  }
 }
 
 std::string RandomSuffix() {
@@ -113,10 +144,7 @@ class LocalBlobWriter final : public BlobWriter {
     fd_ = -1;
     fs::path final_path(final_path_);
     std::shared_lock<std::shared_mutex> dirs(*dirs_);
-    ARROW_RETURN_NOT_OK(MakeDirs(final_path.parent_path()));
-    if (::rename(temp_path_.c_str(), final_path_.c_str()) != 0) {
-      return ErrnoStatus(errno, "rename blob '" + name_ + "' into place");
-    }
+    ARROW_RETURN_NOT_OK(RenameIntoPlace(temp_path_, final_path, "blob '" + name_ + "'"));
     done_ = true;
     return FsyncPath(final_path.parent_path().string());
   }
@@ -152,11 +180,13 @@ class LocalBlobWriter final : public BlobWriter {
 
 }  // namespace
 
-arrow::Result<std::shared_ptr<LocalBlobStore>> LocalBlobStore::Open(const std::string& root) {
+arrow::Result<std::shared_ptr<LocalBlobStore>> LocalBlobStore::Open(const std::string& root,
+                                                                   const std::string& writer) {
   std::error_code ec;
   auto absolute = fs::absolute(root, ec);
   if (ec) return arrow::Status::IOError("data dir '", root, "': ", ec.message());
-  std::shared_ptr<LocalBlobStore> store(new LocalBlobStore(absolute.lexically_normal().string()));
+  std::shared_ptr<LocalBlobStore> store(
+      new LocalBlobStore(absolute.lexically_normal().string(), writer.empty() ? "w" : writer));
   if (!store->root_.empty() && store->root_.back() == '/') store->root_.pop_back();
   ARROW_RETURN_NOT_OK(MakeDirs(store->temp_dir()));
   if (::access(store->temp_dir().c_str(), W_OK) != 0) {
@@ -165,9 +195,30 @@ arrow::Result<std::shared_ptr<LocalBlobStore>> LocalBlobStore::Open(const std::s
   return store;
 }
 
+LocalBlobStore::~LocalBlobStore() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+arrow::Status LocalBlobStore::Lock(bool exclusive) {
+  const std::string path = root_ + "/.lock";
+  if (lock_fd_ < 0) {
+    lock_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd_ < 0) return ErrnoStatus(errno, "open " + path);
+  }
+  if (::flock(lock_fd_, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0) return arrow::Status::OK();
+  if (errno != EWOULDBLOCK) return ErrnoStatus(errno, "lock " + path);
+  return arrow::Status::IOError(
+      "data dir '", root_, "' is in use by another quiver process",
+      exclusive ? "" : " that owns it alone (an embedded index)",
+      exclusive ? " (one embedded server per data dir; nodes sharing a data dir need a shared "
+                  "index, --index redis://...)"
+                : "");
+}
+
 arrow::Result<std::unique_ptr<BlobWriter>> LocalBlobStore::OpenWriter(const std::string& name) {
   ARROW_RETURN_NOT_OK(ValidateBlobName(name));
-  std::string temp = fmt::format("{}/{}-{}.part", temp_dir(), next_temp_++, RandomSuffix());
+  std::string temp =
+      fmt::format("{}/{}-{}-{}.part", temp_dir(), writer_, next_temp_++, RandomSuffix());
   int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoStatus(errno, "create temporary file for blob '" + name + "'");
   return std::make_unique<LocalBlobWriter>(name, PathOf(name), temp, fd, dirs_);
@@ -217,12 +268,16 @@ arrow::Status LocalBlobStore::Move(const std::string& from, const std::string& t
   ARROW_RETURN_NOT_OK(ValidateBlobName(from));
   ARROW_RETURN_NOT_OK(ValidateBlobName(to));
   fs::path target(PathOf(to));
+  const std::string source = PathOf(from);
   std::shared_lock<std::shared_mutex> dirs(*dirs_);
-  ARROW_RETURN_NOT_OK(MakeDirs(target.parent_path()));
-  if (::rename(PathOf(from).c_str(), target.c_str()) != 0) {
-    if (errno == ENOENT) return arrow::Status::KeyError("blob '", from, "' not found");
-    return ErrnoStatus(errno, "move blob '" + from + "' to '" + to + "'");
+  if (::access(source.c_str(), F_OK) != 0) {
+    return arrow::Status::KeyError("blob '", from, "' not found");
   }
+  auto moved = RenameIntoPlace(source, target, "blob '" + from + "' as '" + to + "'");
+  if (!moved.ok() && ::access(source.c_str(), F_OK) != 0) {
+    return arrow::Status::KeyError("blob '", from, "' not found");
+  }
+  ARROW_RETURN_NOT_OK(moved);
   return FsyncPath(target.parent_path().string());
 }
 
@@ -247,18 +302,32 @@ arrow::Result<std::vector<BlobInfo>> LocalBlobStore::List(const std::string& pre
     }
     if (!entry.is_regular_file(ec)) continue;
     if (rel.compare(0, prefix.size(), prefix) != 0) continue;
-    out.push_back(BlobInfo{rel, static_cast<int64_t>(entry.file_size(ec))});
+    struct stat st;
+    if (::stat(entry.path().c_str(), &st) != 0) continue;  // deleted meanwhile
+    out.push_back(BlobInfo{rel, static_cast<int64_t>(st.st_size),
+                           static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 +
+                               st.st_mtim.tv_nsec / 1000000});
   }
   std::sort(out.begin(), out.end(),
             [](const BlobInfo& a, const BlobInfo& b) { return a.name < b.name; });
   return out;
 }
 
-arrow::Result<int64_t> LocalBlobStore::RemoveTemporaries() {
+arrow::Result<int64_t> LocalBlobStore::RemoveTemporaries(const std::string& writer,
+                                                         int64_t modified_before_ms) {
+  const bool all = writer.empty() && modified_before_ms == 0;
+  const std::string mine = writer + "-";
   int64_t removed = 0;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(temp_dir(), ec)) {
-    if (fs::remove(entry.path(), ec)) ++removed;
+    const std::string name = entry.path().filename().string();
+    bool match = all || (!writer.empty() && name.compare(0, mine.size(), mine) == 0);
+    struct stat st;
+    if (!match && modified_before_ms > 0 && ::stat(entry.path().c_str(), &st) == 0) {
+      match = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000 <
+              modified_before_ms;
+    }
+    if (match && ::unlink(entry.path().c_str()) == 0) ++removed;
   }
   if (ec) return arrow::Status::IOError("clean '", temp_dir(), "': ", ec.message());
   return removed;

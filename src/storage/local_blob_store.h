@@ -1,12 +1,18 @@
 // LocalBlobStore: blobs as files below a root directory.
 //
-// Layout: <root>/<name> for committed blobs, <root>/.tmp/ for blobs being written.
-// Commit = flush, fsync(file), rename into place, fsync(parent directory); so after a crash
-// a name holds either the old blob or the new one, never a torn one. Readers memory-map.
+// Layout: <root>/<name> for committed blobs, <root>/.tmp/<writer>-<n>-<random>.part for blobs
+// being written. Commit = flush, fsync(file), rename into place, fsync(parent directory); so
+// after a crash a name holds either the old blob or the new one, never a torn one. Readers
+// memory-map.
+//
+// Several processes may share the directory (nodes of one cache on a shared filesystem).
+// Lock() takes an advisory lock on <root>/.lock: exclusive for a process that owns the
+// directory alone, shared for nodes of a cluster, so the two kinds never mix.
 //
 // Thread-safety: safe for concurrent use; see BlobStore. Deleting a blob removes the
-// directories it emptied; that pruning excludes (by a store-wide lock) every rename into
-// place together with the mkdir before it, so a commit never finds its directory gone.
+// directories it emptied. In one process that pruning excludes (by a store-wide lock) every
+// rename into place together with the mkdir before it; a commit that still finds its directory
+// gone (pruned by another process) makes it again and retries.
 #pragma once
 
 #include <atomic>
@@ -20,8 +26,15 @@ namespace quiver {
 
 class LocalBlobStore final : public BlobStore {
  public:
-  /// \brief Open (creating if needed) a store rooted at `root`.
-  static arrow::Result<std::shared_ptr<LocalBlobStore>> Open(const std::string& root);
+  /// \brief Open (creating if needed) a store rooted at `root`. `writer` tags the temporary
+  /// files of this process (RemoveTemporaries), e.g. the node id.
+  static arrow::Result<std::shared_ptr<LocalBlobStore>> Open(const std::string& root,
+                                                             const std::string& writer = "");
+  ~LocalBlobStore() override;
+
+  /// \brief Take the directory's advisory lock: `exclusive` for a process that must be its
+  /// only user, shared otherwise. The error says who holds it when it is taken.
+  arrow::Status Lock(bool exclusive);
 
   arrow::Result<std::unique_ptr<BlobWriter>> OpenWriter(const std::string& name) override;
   arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenReader(
@@ -29,7 +42,8 @@ class LocalBlobStore final : public BlobStore {
   arrow::Status Delete(const std::string& name) override;
   arrow::Status Move(const std::string& from, const std::string& to) override;
   arrow::Result<std::vector<BlobInfo>> List(const std::string& prefix) override;
-  arrow::Result<int64_t> RemoveTemporaries() override;
+  arrow::Result<int64_t> RemoveTemporaries(const std::string& writer = "",
+                                           int64_t modified_before_ms = 0) override;
   std::string Describe() const override { return "local:" + root_; }
 
   const std::string& root() const { return root_; }
@@ -37,10 +51,13 @@ class LocalBlobStore final : public BlobStore {
   std::string temp_dir() const { return root_ + "/.tmp"; }
 
  private:
-  explicit LocalBlobStore(std::string root) : root_(std::move(root)) {}
+  LocalBlobStore(std::string root, std::string writer)
+      : root_(std::move(root)), writer_(std::move(writer)) {}
   std::string PathOf(const std::string& name) const { return root_ + "/" + name; }
 
   std::string root_;
+  std::string writer_;
+  int lock_fd_ = -1;
   std::atomic<uint64_t> next_temp_{0};
   // Shared: create a directory and rename a blob into it. Exclusive: prune empty
   // directories. Writers hold it by shared_ptr, so one that outlives the store is safe.

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <chrono>
 #include <fstream>
 #include <thread>
 
@@ -41,11 +42,23 @@ TEST_F(LocalBlobStoreTest, WritesGoToTempUntilCommit) {
 }
 
 TEST_F(LocalBlobStoreTest, RemoveTemporariesCleansCrashLeftovers) {
-  ASSERT_OK_AND_ASSIGN(auto store, LocalBlobStore::Open(dir_));
-  std::ofstream(dir_ + "/.tmp/123-dead.part") << "torn";
-  std::ofstream(dir_ + "/.tmp/124-dead.part") << "torn";
-  ASSERT_OK_AND_ASSIGN(auto removed, store->RemoveTemporaries());
+  ASSERT_OK_AND_ASSIGN(auto store, LocalBlobStore::Open(dir_, "nodeA"));
+  std::ofstream(dir_ + "/.tmp/nodeA-123-dead.part") << "torn";
+  std::ofstream(dir_ + "/.tmp/nodeB-124-live.part") << "being written";
+  std::ofstream(dir_ + "/.tmp/nodeC-125-old.part") << "torn long ago";
+  auto old = fs::last_write_time(dir_ + "/.tmp/nodeC-125-old.part") - std::chrono::hours(2);
+  fs::last_write_time(dir_ + "/.tmp/nodeC-125-old.part", old);
+  // This writer's own, and those untouched for an hour: another node's live write stays.
+  const int64_t hour_ago = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count() -
+                           3600 * 1000;
+  ASSERT_OK_AND_ASSIGN(auto removed, store->RemoveTemporaries("nodeA", hour_ago));
   EXPECT_EQ(removed, 2);
+  EXPECT_EQ(TempFiles(), 1u);
+  EXPECT_TRUE(fs::exists(dir_ + "/.tmp/nodeB-124-live.part"));
+  ASSERT_OK_AND_ASSIGN(removed, store->RemoveTemporaries());
+  EXPECT_EQ(removed, 1);
   EXPECT_EQ(TempFiles(), 0u);
   // Temporaries never show up in listings.
   std::ofstream(dir_ + "/.tmp/125-dead.part") << "torn";
@@ -60,9 +73,9 @@ TEST_F(LocalBlobStoreTest, DeleteRemovesEmptiedDirectories) {
   EXPECT_TRUE(fs::exists(dir_));
 }
 
-TEST_F(LocalBlobStoreTest, CommitsRaceDeletesThatPruneTheirDirectory) {
+TEST_F(LocalBlobStoreTest, DeletesPruneEmptiedDirectoriesEvenUnderRacingCommits) {
   // One thread's delete empties (and removes) the directory another thread's commit is
-  // about to rename into; every commit must still land.
+  // about to rename into; every commit must still land, and nothing empty stays behind.
   ASSERT_OK_AND_ASSIGN(auto store, LocalBlobStore::Open(dir_));
   auto churn = [&](const std::string& name, std::string* error) {
     for (int i = 0; i < 400 && error->empty(); ++i) {
@@ -79,6 +92,22 @@ TEST_F(LocalBlobStoreTest, CommitsRaceDeletesThatPruneTheirDirectory) {
   EXPECT_EQ(error_a, "");
   EXPECT_EQ(error_b, "");
   EXPECT_FALSE(fs::exists(dir_ + "/p")) << "emptied directories should be gone";
+}
+
+TEST_F(LocalBlobStoreTest, AnExclusiveOwnerAndClusterNodesNeverShareADirectory) {
+  ASSERT_OK_AND_ASSIGN(auto owner, LocalBlobStore::Open(dir_));
+  ASSERT_OK(owner->Lock(/*exclusive=*/true));
+  ASSERT_OK_AND_ASSIGN(auto second, LocalBlobStore::Open(dir_));
+  auto refused = second->Lock(true);
+  EXPECT_NE(refused.message().find("in use by another quiver process"), std::string::npos)
+      << refused;
+  EXPECT_FALSE(second->Lock(false).ok());
+  owner.reset();  // the lock goes with the store
+  ASSERT_OK(second->Lock(false));
+  ASSERT_OK_AND_ASSIGN(auto node, LocalBlobStore::Open(dir_));
+  ASSERT_TRUE(node->Lock(false).ok()) << "cluster nodes share the directory";
+  ASSERT_OK_AND_ASSIGN(auto third, LocalBlobStore::Open(dir_));
+  EXPECT_FALSE(third->Lock(true).ok());
 }
 
 TEST_F(LocalBlobStoreTest, UnwritableRootIsAClearError) {

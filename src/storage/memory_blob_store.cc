@@ -1,5 +1,7 @@
 #include "storage/memory_blob_store.h"
 
+#include <chrono>
+
 #include <arrow/io/memory.h>
 
 namespace quiver {
@@ -47,8 +49,11 @@ arrow::Result<std::unique_ptr<BlobWriter>> MemoryBlobStore::OpenWriter(const std
 }
 
 void MemoryBlobStore::Install(const std::string& name, std::shared_ptr<arrow::Buffer> data) {
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
   std::lock_guard<std::mutex> lock(mutex_);
-  blobs_[name] = std::move(data);
+  blobs_[name] = Stored{std::move(data), now};
 }
 
 arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> MemoryBlobStore::OpenReader(
@@ -57,7 +62,7 @@ arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> MemoryBlobStore::Ope
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = blobs_.find(name);
   if (it == blobs_.end()) return arrow::Status::KeyError("blob '", name, "' not found");
-  return std::make_shared<arrow::io::BufferReader>(it->second);
+  return std::make_shared<arrow::io::BufferReader>(it->second.data);
 }
 
 arrow::Status MemoryBlobStore::Delete(const std::string& name) {
@@ -83,7 +88,7 @@ arrow::Result<std::vector<BlobInfo>> MemoryBlobStore::List(const std::string& pr
   std::vector<BlobInfo> out;
   for (auto it = blobs_.lower_bound(prefix);
        it != blobs_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
-    out.push_back(BlobInfo{it->first, it->second->size()});
+    out.push_back(BlobInfo{it->first, it->second.data->size(), it->second.modified_ms});
   }
   return out;
 }

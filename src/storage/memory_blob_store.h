@@ -21,15 +21,21 @@ class MemoryBlobStore final : public BlobStore {
   arrow::Status Delete(const std::string& name) override;
   arrow::Status Move(const std::string& from, const std::string& to) override;
   arrow::Result<std::vector<BlobInfo>> List(const std::string& prefix) override;
-  arrow::Result<int64_t> RemoveTemporaries() override { return 0; }
+  arrow::Result<int64_t> RemoveTemporaries(const std::string& = "", int64_t = 0) override {
+    return 0;  // an aborted or abandoned writer leaves nothing here
+  }
   std::string Describe() const override { return "memory"; }
 
   /// Called by writers on commit.
   void Install(const std::string& name, std::shared_ptr<arrow::Buffer> data);
 
  private:
+  struct Stored {
+    std::shared_ptr<arrow::Buffer> data;
+    int64_t modified_ms = 0;
+  };
   std::mutex mutex_;
-  std::map<std::string, std::shared_ptr<arrow::Buffer>> blobs_;
+  std::map<std::string, Stored> blobs_;
 };
 
 }  // namespace quiver

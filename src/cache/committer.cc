@@ -1,0 +1,117 @@
+#include "cache/committer.h"
+
+#include <spdlog/spdlog.h>
+
+namespace quiver {
+
+namespace {
+
+// Rounds of "make room, publish" before a writer that keeps losing the room to others
+// publishes anyway, at most one entry past the limits.
+constexpr int kRoomAttempts = 8;
+
+class RefusalDetail final : public arrow::StatusDetail {
+ public:
+  explicit RefusalDetail(Refusal refusal) : refusal_(refusal) {}
+  const char* type_id() const override { return kTypeId; }
+  std::string ToString() const override { return "publish refused"; }
+  Refusal refusal() const { return refusal_; }
+  static constexpr const char* kTypeId = "quiver::cache::refusal";
+
+ private:
+  Refusal refusal_;
+};
+
+arrow::Status Explain(const PublishOutcome& outcome, const EntryMeta& entry,
+                      const CommitRequest& request) {
+  switch (outcome.refusal) {
+    case Refusal::kVersionConflict:
+      return arrow::Status::AlreadyExists(
+          "version conflict: '", entry.key, "' is at version ", outcome.current_version,
+          request.if_version ? ", not " + std::to_string(*request.if_version) : std::string());
+    case Refusal::kStaleGeneration:
+      if (outcome.detail.empty()) {
+        return arrow::Status::Cancelled("not committed: '", entry.key,
+                                        "' took too long to be checked against invalidations;"
+                                        " nothing was stored");
+      }
+      return arrow::Status::Cancelled("not committed: ", outcome.detail,
+                                      " was invalidated while '", entry.key,
+                                      "' was being computed; nothing was stored");
+    case Refusal::kLeaseLost:
+      return arrow::Status::Cancelled("not committed: the fill lease of '", entry.key,
+                                      "' was lost (fenced; ", outcome.detail,
+                                      "); nothing was stored");
+    case Refusal::kOverBudget:
+      return arrow::Status::CapacityError("not admitted: '", entry.key,
+                                          "' found no room in the budget (", outcome.detail,
+                                          ")");
+    case Refusal::kNone:
+      break;
+  }
+  return arrow::Status::OK();
+}
+
+}  // namespace
+
+arrow::Status RefusalStatus(const PublishOutcome& outcome, const EntryMeta& entry,
+                            const CommitRequest& request) {
+  auto st = Explain(outcome, entry, request);
+  if (st.ok()) return st;
+  return st.WithDetail(std::make_shared<RefusalDetail>(outcome.refusal));
+}
+
+std::optional<Refusal> RefusalOf(const arrow::Status& status) {
+  if (status.ok() || !status.detail() ||
+      std::string(status.detail()->type_id()) != RefusalDetail::kTypeId) {
+    return std::nullopt;
+  }
+  return static_cast<const RefusalDetail&>(*status.detail()).refusal();
+}
+
+arrow::Result<PublishOutcome> Committer::PublishWithRoom(EntryMeta* entry,
+                                                         const CommitRequest& request) {
+  PublishSpec spec;
+  spec.if_version = request.if_version;
+  spec.keep_versions = request.keep_versions;
+  spec.bump_key = request.replaces;
+  for (const auto& dep : request.depends_on) spec.watched.push_back(KeyGeneration(dep));
+  for (const auto& tag : request.tags) spec.watched.push_back(TagGeneration(tag));
+  spec.watched.insert(spec.watched.end(), request.also_watched.begin(),
+                      request.also_watched.end());
+  spec.since = request.since;
+  spec.lease = request.lease;
+  spec.scoring = evictor_->scoring();
+  PublishOutcome outcome;
+  for (int attempt = 0; attempt < kRoomAttempts; ++attempt) {
+    ARROW_ASSIGN_OR_RAISE(auto latest, entries_->index()->Get(entry->key, std::nullopt));
+    const bool new_key = !latest.has_value();
+    ARROW_RETURN_NOT_OK(evictor_->MakeRoom(entry->key, entry->bytes, new_key));
+    spec.budget = evictor_->Limits(/*allow_one_over=*/attempt + 1 == kRoomAttempts);
+    auto published = entries_->Publish(entry, spec);
+    evictor_->Release(entry->bytes, new_key);
+    ARROW_ASSIGN_OR_RAISE(outcome, std::move(published));
+    if (outcome.refusal != Refusal::kOverBudget) break;
+  }
+  return outcome;
+}
+
+arrow::Result<EntryMeta> Committer::Commit(EntryMeta entry, const CommitRequest& request) {
+  entry.depends_on = request.depends_on;
+  entry.tags = request.tags;
+  auto admitted = evictor_->Admit(entry.key, entry.bytes);
+  auto outcome = admitted.ok() ? PublishWithRoom(&entry, request)
+                               : arrow::Result<PublishOutcome>(admitted);
+  if (!outcome.ok() || !outcome->published()) {
+    entries_->Discard(entry);
+    if (!outcome.ok()) return outcome.status();
+    if (outcome->refusal == Refusal::kOverBudget) evictor_->CountNotAdmitted();
+    return RefusalStatus(*outcome, entry, request);
+  }
+  if (request.replaces) {
+    ARROW_RETURN_NOT_OK(invalidator_->InvalidateDependents(entry.key, "new version of"));
+  }
+  return entry;
+}
+
+}  // namespace quiver

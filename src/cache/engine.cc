@@ -1,0 +1,262 @@
+#include "cache/engine.h"
+
+#include <chrono>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "common/config.h"
+
+namespace quiver {
+
+namespace {
+
+constexpr const char* kRebuildLease = "rebuild";
+constexpr int64_t kRebuildLeaseTtlMs = 10 * 60 * 1000;
+
+std::chrono::milliseconds Seconds(double s) {
+  return std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
+}
+
+}  // namespace
+
+// Index callbacks may arrive on the index's thread while the engine is being destroyed; they
+// go through this, which the destructor disconnects.
+struct EngineEvents {
+  std::mutex mutex;
+  std::function<void(const IndexEvent&)> on_event;
+  std::function<void(bool)> on_connection;
+};
+
+arrow::Result<std::unique_ptr<Engine>> Engine::Open(EngineOptions options) {
+  if (!options.store || !options.index || !options.clock) {
+    return arrow::Status::Invalid("the engine needs a store, an index and a clock");
+  }
+  std::unique_ptr<Engine> engine(new Engine(std::move(options)));
+  ARROW_RETURN_NOT_OK(engine->Build());
+  ARROW_RETURN_NOT_OK(engine->RebuildIfNeeded(/*at_startup=*/true));
+  auto settings = engine->management_->ReloadSettings();
+  if (!settings.ok()) spdlog::warn("run-time settings not applied: {}", settings.ToString());
+  // The limits may have been lowered since these entries were stored.
+  auto evicted = engine->evictor_->FitToLimits();
+  if (evicted.ok() && !evicted->empty()) {
+    auto limits = engine->evictor_->settings();
+    spdlog::info("evicted {} entries at startup to fit cache_size {} and max_entries {}",
+                 evicted->size(), FormatByteSize(limits.cache_size), limits.max_entries);
+  }
+  engine->StartBackground();
+  return engine;
+}
+
+arrow::Status Engine::Build() {
+  const auto& o = options_;
+  memory_ = std::make_unique<MemoryTier>(
+      o.memory_size, o.memory_max_entry_bytes > 0 ? o.memory_max_entry_bytes : o.memory_size / 8);
+  entries_ = std::make_unique<EntryStore>(o.store, o.index, o.clock, o.node_id, memory_.get(),
+                                          o.shared.fail_open);
+  ARROW_ASSIGN_OR_RAISE(evictor_, Evictor::Make(o.budget, entries_.get(), o.clock));
+  invalidator_ = std::make_unique<Invalidator>(entries_.get());
+  committer_ = std::make_unique<Committer>(entries_.get(), evictor_.get(), invalidator_.get());
+  if (auto* embedded = dynamic_cast<EmbeddedIndex*>(o.index.get()); embedded && !o.index->shared()) {
+    local_state_ = std::make_unique<LocalState>(o.store.get(), embedded, o.clock);
+    ARROW_ASSIGN_OR_RAISE(auto saved, local_state_->LoadSettings());
+    ARROW_RETURN_NOT_OK(o.index->SetSettings(saved.ToMap()));
+  }
+  objects_ = std::make_unique<ObjectCache>(o.objects, entries_.get(), committer_.get(),
+                                           evictor_.get());
+  management_ = std::make_unique<Management>(entries_.get(), evictor_.get(), invalidator_.get(),
+                                             objects_.get(), local_state_.get(),
+                                             o.memory_max_entry_bytes);
+  fills_ = std::make_unique<FillGroup>(o.index.get(), o.node_id, o.endpoint,
+                                       o.shared.lease_ttl_ms);
+  QueryCacheOptions q;
+  q.entries = entries_.get();
+  q.committer = committer_.get();
+  q.invalidator = invalidator_.get();
+  q.evictor = evictor_.get();
+  q.fills = fills_.get();
+  q.peers = o.shared.live_join ? o.peers.get() : nullptr;
+  q.sources = o.sources;
+  q.clock = o.clock;
+  q.max_ttl_s = o.max_ttl_s;
+  q.max_entry_bytes = o.max_entry_bytes;
+  q.cancel_unread_fills = o.cancel_unread_fills;
+  q.reclaim_interval_s = o.reclaim_interval_s;
+  q.fill_poll_ms = o.shared.fill_poll_ms;
+  q.fail_open = o.shared.fail_open;
+  ARROW_ASSIGN_OR_RAISE(queries_, QueryCache::Make(std::move(q)));
+  // Blob times are the store's real ones, so the sweep goes by the real clock.
+  sweeper_ = std::make_unique<GarbageSweeper>(
+      o.store.get(), o.index.get(), Clock::System(), o.node_id,
+      static_cast<int64_t>(o.shared.garbage_grace_s * 1000));
+  return arrow::Status::OK();
+}
+
+arrow::Status Engine::Rebuild() {
+  const auto& o = options_;
+  RebuildOptions rebuild;
+  rebuild.verify_checksums = o.verify_on_startup;
+  rebuild.keep_versions = o.objects.keep_versions;
+  rebuild.now_ms = o.clock->NowMillis();
+  rebuild.scoring = evictor_->scoring();
+  rebuild.exclusive = !o.index->shared();
+  rebuild.node = o.node_id;
+  rebuild.grace_ms = static_cast<int64_t>(o.shared.garbage_grace_s * 1000);
+  ARROW_ASSIGN_OR_RAISE(recovery_, RebuildIndex(o.store.get(), o.index.get(), rebuild));
+  ARROW_RETURN_NOT_OK(o.index->MarkRebuilt());
+  spdlog::info("{} {}: {}", o.index->shared() ? "rebuilt the shared index from" : "data dir",
+               o.store->Describe(), recovery_.ToString());
+  if (local_state_) local_state_->LoadUsage();
+  return arrow::Status::OK();
+}
+
+arrow::Status Engine::RebuildIfNeeded(bool at_startup) {
+  Index* index = options_.index.get();
+  auto needs = index->NeedsRebuild();
+  if (!needs.ok()) {
+    if (!at_startup || !IsIndexUnavailable(needs.status())) return needs.status();
+    spdlog::warn("index {} is unavailable at startup ({}); {} until it is back",
+                 index->Describe(), needs.status().message(),
+                 options_.shared.fail_open ? "serving what storage holds, queries uncached"
+                                           : "requests fail with UNAVAILABLE");
+    return arrow::Status::OK();
+  }
+  if (!*needs) {
+    if (at_startup) {  // what this node's previous run left half-written
+      ARROW_RETURN_NOT_OK(options_.store->RemoveTemporaries(options_.node_id, 0).status());
+    }
+    return arrow::Status::OK();
+  }
+  if (!index->shared()) return Rebuild();
+  ARROW_ASSIGN_OR_RAISE(auto grant, index->AcquireLease(kRebuildLease, options_.node_id,
+                                                        options_.endpoint, kRebuildLeaseTtlMs));
+  if (grant.acquired) {
+    spdlog::warn("index {} holds no entries: rebuilding it from the manifests in {}",
+                 index->Describe(), options_.store->Describe());
+    auto st = Rebuild();
+    auto released = index->ReleaseLease({kRebuildLease, grant.token});
+    if (!released.ok()) spdlog::warn("releasing the rebuild lease: {}", released.ToString());
+    return st;
+  }
+  if (!at_startup) return arrow::Status::OK();
+  spdlog::info("waiting for {} to rebuild the index", grant.holder.owner);
+  const auto deadline = std::chrono::steady_clock::now() + Seconds(options_.shared.rebuild_wait_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto still = index->NeedsRebuild();
+    if (still.ok() && !*still) return arrow::Status::OK();
+  }
+  spdlog::warn("{} is still rebuilding the index; serving meanwhile", grant.holder.owner);
+  return arrow::Status::OK();
+}
+
+void Engine::StartBackground() {
+  const auto& o = options_;
+  if (local_state_) {
+    usage_saver_ = std::make_unique<PeriodicTask>(
+        "usage saver", Seconds(o.usage_save_interval_s), [this] {
+          auto st = SaveLocalState();
+          if (!st.ok()) spdlog::warn("saving access histories: {}", st.ToString());
+        });
+  }
+  sweep_task_ = std::make_unique<PeriodicTask>(
+      "garbage sweep", Seconds(o.shared.sweep_interval_s), [this] {
+        auto swept = sweeper_->Sweep();
+        if (!swept.ok() && !IsIndexUnavailable(swept.status())) {
+          spdlog::warn("garbage sweep: {}", swept.status().ToString());
+        }
+      });
+  if (!o.index->shared()) return;
+  watchdog_ = std::make_unique<PeriodicTask>("index watchdog", std::chrono::milliseconds(1000),
+                                             [this] { Watch(); });
+  events_ = std::make_shared<EngineEvents>();
+  events_->on_event = [this](const IndexEvent& event) { OnEvent(event); };
+  events_->on_connection = [this](bool resubscribed) { OnConnection(resubscribed); };
+  o.index->Subscribe(
+      [events = events_](const IndexEvent& event) {
+        std::lock_guard<std::mutex> lock(events->mutex);
+        if (events->on_event) events->on_event(event);
+      },
+      [events = events_](bool resubscribed) {
+        std::lock_guard<std::mutex> lock(events->mutex);
+        if (events->on_connection) events->on_connection(resubscribed);
+      });
+}
+
+void Engine::OnEvent(const IndexEvent& event) {
+  if (event.node == options_.node_id) return;  // this node acted on it already
+  switch (event.kind) {
+    case IndexEvent::Kind::kRemoved:
+      for (const auto& blob : event.blobs) memory_->Erase(event.key, blob);
+      break;
+    case IndexEvent::Kind::kFillEnded:
+      queries_->OnFillEnded(event.key);
+      break;
+    case IndexEvent::Kind::kSettings: {
+      auto st = management_->ReloadSettings();
+      if (!st.ok()) spdlog::warn("applying settings changed by {}: {}", event.node, st.ToString());
+      break;
+    }
+  }
+}
+
+void Engine::OnConnection(bool resubscribed) {
+  if (!resubscribed) return;
+  // Announcements may have been missed while disconnected.
+  Revalidate();
+  auto st = management_->ReloadSettings();
+  if (!st.ok()) spdlog::debug("reloading settings after a reconnect: {}", st.ToString());
+  queries_->WakeWaiters();
+}
+
+void Engine::Revalidate() {
+  auto copies = memory_->Copies();
+  if (copies.empty()) return;
+  std::vector<std::pair<std::string, uint64_t>> lookups;
+  for (const auto& copy : copies) lookups.emplace_back(copy.key, copy.version);
+  auto current = options_.index->GetMany(lookups);
+  if (!current.ok()) return;  // still away: the hit path checks the index anyway
+  int64_t dropped = 0;
+  for (size_t i = 0; i < copies.size(); ++i) {
+    const auto& entry = (*current)[i];
+    if (entry && entry->blob == copies[i].blob) continue;
+    memory_->Erase(copies[i].key, copies[i].blob);
+    ++dropped;
+  }
+  spdlog::info("checked {} memory copies against the index after a reconnect; dropped {}",
+               copies.size(), dropped);
+}
+
+void Engine::Watch() {
+  auto st = RebuildIfNeeded(/*at_startup=*/false);
+  if (!st.ok() && !IsIndexUnavailable(st)) spdlog::warn("index watchdog: {}", st.ToString());
+}
+
+arrow::Status Engine::SaveLocalState() {
+  return local_state_ ? local_state_->SaveUsage() : arrow::Status::OK();
+}
+
+void Engine::Shutdown() {
+  queries_->Shutdown();
+  fills_->Stop();
+  for (auto* task : {watchdog_.get(), sweep_task_.get(), usage_saver_.get()}) {
+    if (task) task->Stop();
+  }
+}
+
+Engine::~Engine() {
+  if (events_) {
+    std::lock_guard<std::mutex> lock(events_->mutex);
+    events_->on_event = nullptr;
+    events_->on_connection = nullptr;
+  }
+  for (auto* task : {watchdog_.get(), sweep_task_.get(), usage_saver_.get()}) {
+    if (task) task->Stop();
+  }
+  queries_.reset();  // waits for fills
+  if (fills_) fills_->Stop();
+  auto st = SaveLocalState();
+  if (!st.ok()) spdlog::warn("saving access histories: {}", st.ToString());
+}
+
+}  // namespace quiver

@@ -1,0 +1,148 @@
+// Engine: composes the cache's parts and hands them to the fronts -- the one place that knows
+// them all (as groupcache composes an LRU and a single-flight group).
+//
+//   EntryStore   blobs + manifests + index publication + memory tier      entry_store.h
+//   Evictor      the budget: make room, shrink, scores                    evictor.h
+//   Invalidator  cascades over dependencies and tags                      invalidator.h
+//   Committer    admit -> make room -> publish -> invalidate dependents   committer.h
+//   FillGroup    single flight: local fills + the index's fill leases     fill_group.h
+//   fronts       ObjectCache, QueryCache, Management
+//   background   garbage sweep, usage saves (embedded), index watchdog (shared), TTL reclaim
+//
+// Open() rebuilds the index from storage when it must (always for the embedded index; for a
+// shared one when it came back empty), under the index lease "rebuild" so one node does it.
+// In shared mode the engine listens to the other nodes' announcements: removals drop memory
+// copies, ended fills wake waiters, new settings are applied; after a reconnect (messages may
+// have been lost) memory copies are checked against the index.
+//
+// Thread-safety: all methods are safe to call concurrently.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include <arrow/result.h>
+
+#include "cache/committer.h"
+#include "cache/entry_store.h"
+#include "cache/evictor.h"
+#include "cache/fill_group.h"
+#include "cache/garbage_sweeper.h"
+#include "cache/index_rebuilder.h"
+#include "cache/invalidator.h"
+#include "cache/local_state.h"
+#include "cache/management.h"
+#include "cache/memory_tier.h"
+#include "cache/object_cache.h"
+#include "cache/query_cache.h"
+#include "common/periodic.h"
+
+namespace quiver {
+
+struct EngineEvents;
+
+/// What many nodes sharing an index need to agree on.
+struct SharedOptions {
+  /// Fill leases expire this long after their last renewal. Default: 10 s.
+  int64_t lease_ttl_ms = 10000;
+  /// A node waiting for another node's fill checks the index this often. Default: 200 ms.
+  int64_t fill_poll_ms = 200;
+  /// Stream other nodes' fills live (else wait for their results). Default: true.
+  bool live_join = true;
+  /// While the index is unavailable: serve what storage holds and execute queries uncached
+  /// (true), or fail requests with UNAVAILABLE (false). Default: true.
+  bool fail_open = true;
+  /// Unreferenced blobs younger than this are never swept. Default: 1 h.
+  double garbage_grace_s = 3600;
+  /// Seconds between garbage sweeps; 0: none. Default: 600.
+  double sweep_interval_s = 600;
+  /// At startup, how long to wait for another node rebuilding the index. Default: 60 s.
+  double rebuild_wait_s = 60;
+};
+
+struct EngineOptions {
+  std::shared_ptr<BlobStore> store;
+  std::shared_ptr<Index> index;
+  std::shared_ptr<Clock> clock = Clock::System();
+  /// This node's id (in logs, leases, blob names) and where other nodes reach it.
+  std::string node_id = "local";
+  std::string endpoint;
+  ObjectCacheOptions objects;
+  /// Check every entry's checksum when rebuilding the index. Default: true.
+  bool verify_on_startup = true;
+  BudgetSettings budget;
+  /// Bytes of the memory tier; 0 disables it. Default: 0.
+  int64_t memory_size = 0;
+  /// Largest entry the memory tier takes; 0: memory_size / 8.
+  int64_t memory_max_entry_bytes = 0;
+  /// Seconds between saves of the access histories (embedded index); 0: only at close.
+  double usage_save_interval_s = 30;
+  // Queries.
+  std::map<std::string, std::shared_ptr<Source>> sources;
+  double max_ttl_s = 86400;
+  int64_t max_entry_bytes = int64_t{1} << 30;
+  bool cancel_unread_fills = false;
+  double reclaim_interval_s = 10;
+  SharedOptions shared;
+  /// Streams other nodes' fills (shared mode, with live_join); may be null.
+  std::shared_ptr<PeerClient> peers;
+};
+
+class Engine {
+ public:
+  static arrow::Result<std::unique_ptr<Engine>> Open(EngineOptions options);
+  /// Stops background work and saves what an embedded node keeps in its data dir.
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  ObjectCache* objects() { return objects_.get(); }
+  QueryCache* queries() { return queries_.get(); }
+  Management* management() { return management_.get(); }
+  // The parts, for tests and tools.
+  EntryStore* entries() { return entries_.get(); }
+  Committer* committer() { return committer_.get(); }
+  Invalidator* invalidator() { return invalidator_.get(); }
+  /// The last rebuild of the index from storage (empty if none was needed).
+  const RebuildSummary& recovery() const { return recovery_; }
+  const EngineOptions& options() const { return options_; }
+
+  /// \brief Stop queries and background work (server shutdown); saves local state.
+  void Shutdown();
+  /// \brief Save the access histories (embedded index). Also periodic and at close.
+  arrow::Status SaveLocalState();
+  /// \brief Sweep garbage now (also periodic).
+  arrow::Result<SweepSummary> SweepGarbage() { return sweeper_->Sweep(); }
+
+ private:
+  explicit Engine(EngineOptions options) : options_(std::move(options)) {}
+  arrow::Status Build();
+  /// Rebuild the index from storage if it needs it (under the "rebuild" lease).
+  arrow::Status RebuildIfNeeded(bool at_startup);
+  arrow::Status Rebuild();
+  void StartBackground();
+  void OnEvent(const IndexEvent& event);
+  void OnConnection(bool resubscribed);
+  /// Drop memory copies the index no longer publishes.
+  void Revalidate();
+  void Watch();
+
+  EngineOptions options_;
+  RebuildSummary recovery_;
+  std::unique_ptr<MemoryTier> memory_;
+  std::unique_ptr<EntryStore> entries_;
+  std::unique_ptr<Evictor> evictor_;
+  std::unique_ptr<Invalidator> invalidator_;
+  std::unique_ptr<Committer> committer_;
+  std::unique_ptr<LocalState> local_state_;
+  std::unique_ptr<ObjectCache> objects_;
+  std::unique_ptr<Management> management_;
+  std::unique_ptr<FillGroup> fills_;
+  std::unique_ptr<QueryCache> queries_;
+  std::unique_ptr<GarbageSweeper> sweeper_;
+  std::unique_ptr<PeriodicTask> usage_saver_, sweep_task_, watchdog_;
+  std::shared_ptr<EngineEvents> events_;
+};
+
+}  // namespace quiver

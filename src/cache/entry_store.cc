@@ -1,0 +1,172 @@
+#include "cache/entry_store.h"
+
+#include <spdlog/spdlog.h>
+
+namespace quiver {
+
+namespace {
+
+// Versions published by others between our read and our publish: retried, up to this many
+// times in a row (each retry means someone else's publish succeeded).
+constexpr int kMaxConflictRetries = 100;
+
+}  // namespace
+
+EntryStore::EntryStore(std::shared_ptr<BlobStore> store, std::shared_ptr<Index> index,
+                       std::shared_ptr<Clock> clock, std::string node, MemoryTier* memory,
+                       bool fail_open)
+    : store_(std::move(store)),
+      index_(std::move(index)),
+      clock_(std::move(clock)),
+      node_(std::move(node)),
+      memory_(memory),
+      fail_open_(fail_open) {}
+
+arrow::Result<std::unique_ptr<EntryWriter>> EntryStore::NewWriter(const std::string& key,
+                                                                  int64_t max_bytes,
+                                                                  std::string limit_name) {
+  ARROW_ASSIGN_OR_RAISE(auto blob, store_->OpenWriter(NewDataBlobName(node_)));
+  return std::make_unique<EntryWriter>(key, node_, std::move(blob), max_bytes,
+                                       std::move(limit_name));
+}
+
+arrow::Result<PublishOutcome> EntryStore::Publish(EntryMeta* entry, const PublishSpec& spec) {
+  if (entry->created_ms == 0) entry->created_ms = clock_->NowMillis();
+  for (int attempt = 0;; ++attempt) {
+    ARROW_ASSIGN_OR_RAISE(auto latest, index_->Get(entry->key, std::nullopt));
+    PublishRequest request;
+    request.expected_version = latest ? latest->version : 0;
+    request.expected_blob = latest ? latest->blob : "";
+    if (spec.if_version && *spec.if_version != request.expected_version) {
+      PublishOutcome conflict;
+      conflict.refusal = Refusal::kVersionConflict;
+      conflict.current_version = request.expected_version;
+      return conflict;
+    }
+    entry->version = request.expected_version + 1;
+    entry->manifest = NewManifestName(entry->key, entry->version, node_);
+    // The manifest is the publication record in storage: once the index accepts the entry,
+    // the version survives a restart and a rebuild.
+    ARROW_RETURN_NOT_OK(store_->WriteAll(entry->manifest, EntryToJson(*entry)));
+    request.entry = *entry;
+    request.keep_versions = spec.keep_versions;
+    request.bump_key = spec.bump_key;
+    request.watched = spec.watched;
+    request.since = spec.since;
+    request.lease = spec.lease;
+    request.budget = spec.budget;
+    request.scoring = spec.scoring;
+    auto outcome = index_->Publish(request);
+    if (outcome.ok() && outcome->published()) {
+      ARROW_RETURN_NOT_OK(DropFiles(outcome->trimmed));
+      return outcome;
+    }
+    auto removed = store_->Delete(entry->manifest);
+    if (!removed.ok()) {  // left for the garbage sweep; a rebuild before it could restore it
+      spdlog::error("removing the manifest of refused {}@{}: {}", entry->key, entry->version,
+                    removed.ToString());
+    }
+    if (!outcome.ok()) return outcome.status();
+    const bool retry = outcome->refusal == Refusal::kVersionConflict && !spec.if_version &&
+                       attempt < kMaxConflictRetries;
+    if (!retry) return outcome;
+  }
+}
+
+void EntryStore::Discard(const EntryMeta& entry) {
+  auto st = store_->Delete(entry.blob);
+  if (!st.ok()) spdlog::warn("removing unpublished {}: {}", entry.blob, st.ToString());
+}
+
+arrow::Result<std::optional<OpenEntry>> EntryStore::Open(const std::string& key,
+                                                         std::optional<uint64_t> version,
+                                                         bool promote) {
+  // A version can be trimmed or removed between the lookup and the open; retry on the
+  // newer state rather than fail the read.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto meta = index_->Get(key, version);
+    if (!meta.ok() && fail_open_ && IsIndexUnavailable(meta.status())) {
+      meta = FromManifests(key, version);
+      if (meta.ok()) ++reads_without_index_;
+    }
+    ARROW_RETURN_NOT_OK(meta.status());
+    auto opened = OpenMeta(std::move(*meta), promote);
+    if (!opened.ok() && opened.status().IsKeyError()) continue;
+    return opened;
+  }
+  return std::nullopt;
+}
+
+arrow::Result<std::optional<OpenEntry>> EntryStore::OpenMeta(std::optional<EntryMeta> meta,
+                                                             bool promote) {
+  if (!meta) return std::nullopt;
+  if (auto in_memory = memory_->Lookup(meta->key, meta->blob)) {
+    return OpenEntry{std::move(*meta), std::move(in_memory)};
+  }
+  ARROW_ASSIGN_OR_RAISE(auto file, store_->OpenReader(meta->blob));
+  if (promote) {
+    auto st = memory_->Promote(meta->key, meta->version, meta->blob, file.get());
+    if (!st.ok()) spdlog::warn("promoting {} to memory: {}", meta->key, st.ToString());
+  }
+  return OpenEntry{std::move(*meta), std::move(file)};
+}
+
+arrow::Result<std::optional<EntryMeta>> EntryStore::FromManifests(
+    const std::string& key, std::optional<uint64_t> version) {
+  ARROW_ASSIGN_OR_RAISE(auto manifests, store_->List(ManifestKeyPrefix(key)));
+  // Names sort by version: newest last. Of several for one version, the earliest created
+  // won (a loser removes its manifest right after losing).
+  std::optional<EntryMeta> best;
+  for (auto it = manifests.rbegin(); it != manifests.rend(); ++it) {
+    auto named = ParseManifestName(it->name);
+    if (!named || named->key != key || (version && named->version != *version)) continue;
+    if (best && named->version < best->version) break;
+    auto text = store_->ReadAll(it->name);
+    if (!text.ok()) continue;  // removed meanwhile
+    auto meta = EntryFromJson(*text);
+    if (!meta.ok() || meta->key != key || meta->version != named->version) continue;
+    meta->manifest = it->name;
+    if (!best || meta->created_ms < best->created_ms) best = std::move(*meta);
+  }
+  if (best && best->expired(clock_->NowMillis())) return std::nullopt;
+  return best;
+}
+
+arrow::Result<std::vector<EntryMeta>> EntryStore::Remove(const RemoveRequest& request) {
+  ARROW_ASSIGN_OR_RAISE(auto removed, index_->Remove(request));
+  ARROW_RETURN_NOT_OK(DropFiles(removed));
+  return removed;
+}
+
+arrow::Result<std::vector<EntryMeta>> EntryStore::Trim(const std::string& key, int64_t keep) {
+  ARROW_ASSIGN_OR_RAISE(auto trimmed, index_->Trim(key, keep));
+  ARROW_RETURN_NOT_OK(DropFiles(trimmed));
+  return trimmed;
+}
+
+arrow::Status EntryStore::DropFiles(const std::vector<EntryMeta>& removed) {
+  if (removed.empty()) return arrow::Status::OK();
+  // Manifests first, oldest first: a crash part-way leaves the newest versions (as if the
+  // removal had not happened), never an older version as the latest.
+  arrow::Status first_error;
+  for (const auto& old : removed) {
+    auto st = store_->Delete(old.manifest);
+    if (!st.ok() && first_error.ok()) first_error = st;
+  }
+  IndexEvent event;
+  event.kind = IndexEvent::Kind::kRemoved;
+  event.node = node_;
+  event.key = removed.front().key;
+  for (const auto& old : removed) {
+    memory_->Erase(old.key, old.blob);
+    auto st = store_->Delete(old.blob);
+    if (!st.ok()) spdlog::warn("removing {} of {}@{}: {}", old.blob, old.key, old.version,
+                               st.ToString());
+    event.blobs.push_back(old.blob);
+  }
+  auto told = index_->Announce(event);
+  if (!told.ok()) spdlog::debug("announcing the removal of {}: {}", event.key, told.ToString());
+  return first_error;
+}
+
+}  // namespace quiver

@@ -1,0 +1,104 @@
+// EntryStore: where entries live -- their data blobs and manifests in the BlobStore, their
+// publication in the Index, and copies of small hot ones in the node's MemoryTier.
+//
+// Writing: NewWriter() streams a data blob under a name no other write uses. Publishing:
+// Publish() writes the entry's manifest (its durable publication record, under a unique name
+// too), then asks the index to publish it -- the one moment it becomes visible; a refusal
+// deletes the manifest, and the caller decides about the data blob (retry, or Discard()).
+// Reading: Open() looks the version up in the index, then opens its copy in memory or its
+// blob. When the index cannot be reached and the node fails open, Open() reads the newest
+// manifest in the store instead: what is in storage was published (or is being removed), and
+// nothing can be published or removed while the index is away. Removing: Remove()/Trim() take versions out of the index first, then delete their
+// manifests (oldest first, durably), memory copies and blobs, and tell the other nodes.
+//
+// Thread-safety: all methods are safe to call concurrently.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cache/entry_writer.h"
+#include "cache/memory_tier.h"
+#include "common/clock.h"
+#include "index/index.h"
+#include "storage/blob_store.h"
+
+namespace quiver {
+
+/// A published version opened for reading.
+struct OpenEntry {
+  EntryMeta meta;
+  std::shared_ptr<arrow::io::RandomAccessFile> file;
+};
+
+/// How a finished entry is to be published: the PublishRequest without the entry and the
+/// compare-and-set expectation, which Publish() reads itself.
+struct PublishSpec {
+  /// Compare-and-set asked for by the client: publish only over this version (0: create).
+  /// Without it, a version published meanwhile by someone else is retried over.
+  std::optional<uint64_t> if_version;
+  int64_t keep_versions = 1;
+  bool bump_key = false;
+  std::vector<std::string> watched;
+  GenerationSnapshot since;
+  std::optional<LeaseRef> lease;
+  std::optional<BudgetLimits> budget;
+  ScoringPolicy scoring;
+};
+
+class EntryStore {
+ public:
+  /// \brief `fail_open`: serve reads from the manifests while the index is unavailable.
+  EntryStore(std::shared_ptr<BlobStore> store, std::shared_ptr<Index> index,
+             std::shared_ptr<Clock> clock, std::string node, MemoryTier* memory,
+             bool fail_open = false);
+
+  /// \brief Start writing an entry of `key`, limited to `max_bytes`.
+  arrow::Result<std::unique_ptr<EntryWriter>> NewWriter(const std::string& key,
+                                                        int64_t max_bytes,
+                                                        std::string limit_name);
+  /// \brief Publish a finished entry as its key's next version. Sets entry->version,
+  /// ->manifest and (if 0) ->created_ms. On success the versions it trimmed are gone.
+  arrow::Result<PublishOutcome> Publish(EntryMeta* entry, const PublishSpec& spec);
+  /// \brief Delete the data blob of an entry that will not be published.
+  void Discard(const EntryMeta& entry);
+
+  /// \brief Open `version` of `key` (latest if empty). A copy is promoted to memory when
+  /// `promote` (a client's read). A missing key or version is std::nullopt.
+  arrow::Result<std::optional<OpenEntry>> Open(const std::string& key,
+                                               std::optional<uint64_t> version, bool promote);
+  /// \brief Remove a key (see RemoveRequest); returns the versions removed, oldest first.
+  arrow::Result<std::vector<EntryMeta>> Remove(const RemoveRequest& request);
+  /// \brief Drop all but the newest `keep` versions of `key`.
+  arrow::Result<std::vector<EntryMeta>> Trim(const std::string& key, int64_t keep);
+
+  /// Reads served from manifests because the index was unavailable.
+  int64_t reads_without_index() const { return reads_without_index_; }
+  bool fail_open() const { return fail_open_; }
+  BlobStore* blobs() const { return store_.get(); }
+  Index* index() const { return index_.get(); }
+  MemoryTier* memory() const { return memory_; }
+  const std::string& node() const { return node_; }
+
+ private:
+  /// Delete what the index no longer lists: manifests first (oldest first), then memory
+  /// copies and data blobs; tell the other nodes. The first manifest error is returned.
+  arrow::Status DropFiles(const std::vector<EntryMeta>& removed);
+  /// `version` of `key` (latest if empty) as the manifests in the store say.
+  arrow::Result<std::optional<EntryMeta>> FromManifests(const std::string& key,
+                                                        std::optional<uint64_t> version);
+  arrow::Result<std::optional<OpenEntry>> OpenMeta(std::optional<EntryMeta> meta, bool promote);
+
+  std::shared_ptr<BlobStore> store_;
+  std::shared_ptr<Index> index_;
+  std::shared_ptr<Clock> clock_;
+  std::string node_;
+  MemoryTier* memory_;
+  bool fail_open_;
+  std::atomic<int64_t> reads_without_index_{0};
+};
+
+}  // namespace quiver

@@ -1,0 +1,207 @@
+#include "cache/evictor.h"
+
+#include <chrono>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "common/config.h"
+#include "policy/eviction_policy.h"
+
+namespace quiver {
+
+namespace {
+
+constexpr const char* kEvictLease = "evict";
+constexpr int64_t kEvictLeaseTtlMs = 5000;
+constexpr int64_t kPage = 64;
+
+arrow::Status CheckSettings(const BudgetSettings& settings) {
+  if (settings.cache_size <= 0) return arrow::Status::Invalid("cache_size must be > 0");
+  if (settings.max_entries < 0) return arrow::Status::Invalid("max_entries must be >= 0");
+  if (settings.protect_s < 0) return arrow::Status::Invalid("protect_s must be >= 0");
+  return MakeEvictionPolicy(settings.policy, settings.half_life).status();
+}
+
+}  // namespace
+
+arrow::Result<std::unique_ptr<Evictor>> Evictor::Make(BudgetSettings settings,
+                                                      EntryStore* entries,
+                                                      std::shared_ptr<Clock> clock) {
+  ARROW_RETURN_NOT_OK(CheckSettings(settings));
+  return std::unique_ptr<Evictor>(new Evictor(std::move(settings), entries, std::move(clock)));
+}
+
+BudgetSettings Evictor::settings() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return settings_;
+}
+
+arrow::Status Evictor::Configure(const BudgetSettings& settings) {
+  ARROW_RETURN_NOT_OK(CheckSettings(settings));
+  std::lock_guard<std::mutex> lock(mutex_);
+  settings_ = settings;
+  return arrow::Status::OK();
+}
+
+ScoringPolicy Evictor::scoring() const {
+  auto s = settings();
+  return ScoringPolicy{s.policy, s.half_life};
+}
+
+BudgetLimits Evictor::Limits(bool allow_one_over) const {
+  auto s = settings();
+  return BudgetLimits{s.cache_size, s.max_entries, allow_one_over};
+}
+
+arrow::Status Evictor::Admit(const std::string& key, int64_t bytes) {
+  const auto s = settings();
+  if (bytes <= s.cache_size) return arrow::Status::OK();
+  ++not_admitted_;
+  return arrow::Status::CapacityError("not admitted: '", key, "' is ", FormatByteSize(bytes),
+                                      ", larger than cache_size (",
+                                      FormatByteSize(s.cache_size), ")");
+}
+
+arrow::Result<Evictor::Need> Evictor::NeedFor(int64_t bytes, int64_t keys,
+                                              const BudgetSettings& limits) {
+  ARROW_ASSIGN_OR_RAISE(auto stats, entries_->index()->Stats());
+  Need need;
+  need.bytes = stats.bytes + reserved_bytes_ + bytes - limits.cache_size;
+  if (limits.max_entries > 0) {
+    need.keys = stats.keys + reserved_keys_ + keys - limits.max_entries;
+  }
+  return need;
+}
+
+arrow::Result<std::vector<std::string>> Evictor::Pick(Need need, const std::string& skip,
+                                                      bool protect, bool* covered) {
+  const auto s = settings();
+  const int64_t now = clock_->NowMillis();
+  const auto protect_ms = static_cast<int64_t>(s.protect_s * 1000);
+  std::vector<std::string> victims;
+  for (int64_t offset = 0; need.any(); offset += kPage) {
+    ARROW_ASSIGN_OR_RAISE(auto page, entries_->index()->LowestScored(offset, kPage));
+    for (const auto& [key, usage] : page) {
+      if (!need.any()) break;
+      if (key == skip || (protect && now - usage.created_ms < protect_ms)) continue;
+      victims.push_back(key);
+      need.bytes -= usage.bytes;
+      --need.keys;
+    }
+    if (static_cast<int64_t>(page.size()) < kPage) break;
+  }
+  *covered = !need.any();
+  return victims;
+}
+
+arrow::Status Evictor::Evict(const std::vector<std::string>& victims) {
+  for (const auto& key : victims) {
+    ARROW_ASSIGN_OR_RAISE(auto removed, entries_->Remove(RemoveRequest(key)));
+    if (removed.empty()) continue;  // removed meanwhile
+    ++evictions_;
+    spdlog::debug("evicted {}", key);
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Status Evictor::UnderLease(const std::function<arrow::Status()>& work) {
+  Index* index = entries_->index();
+  // Another node evicting holds the lease briefly; one that died holds it until it expires.
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(kEvictLeaseTtlMs * 2);
+  while (true) {
+    ARROW_ASSIGN_OR_RAISE(auto grant, index->AcquireLease(kEvictLease, entries_->node(), "",
+                                                          kEvictLeaseTtlMs));
+    if (grant.acquired) {
+      auto st = work();
+      auto released = index->ReleaseLease({kEvictLease, grant.token});
+      if (!released.ok()) spdlog::debug("releasing the eviction lease: {}", released.ToString());
+      return st;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      return arrow::Status::IOError("could not take the eviction lease (held by ",
+                                    grant.holder.owner, ")");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+void Evictor::Release(int64_t bytes, bool new_key) {
+  std::lock_guard<std::mutex> local(evicting_);
+  reserved_bytes_ -= bytes;
+  reserved_keys_ -= new_key ? 1 : 0;
+}
+
+arrow::Status Evictor::MakeRoom(const std::string& key, int64_t bytes, bool new_key) {
+  const auto limits = settings();
+  std::lock_guard<std::mutex> local(evicting_);
+  ARROW_ASSIGN_OR_RAISE(auto need, NeedFor(bytes, new_key ? 1 : 0, limits));
+  if (need.any()) ARROW_RETURN_NOT_OK(EvictFor(key, bytes, new_key, limits));
+  reserved_bytes_ += bytes;
+  reserved_keys_ += new_key ? 1 : 0;
+  return arrow::Status::OK();
+}
+
+arrow::Status Evictor::EvictFor(const std::string& key, int64_t bytes, bool new_key,
+                                const BudgetSettings& limits) {
+  return UnderLease([&]() -> arrow::Status {
+    Need need;
+    while (true) {
+      ARROW_ASSIGN_OR_RAISE(need, NeedFor(bytes, new_key ? 1 : 0, limits));
+      if (!need.any()) return arrow::Status::OK();
+      bool covered = false;
+      ARROW_ASSIGN_OR_RAISE(auto victims, Pick(need, key, /*protect=*/true, &covered));
+      if (!covered) {
+        // When the budget is tight, this key's older versions go before the new one is
+        // refused (its latest stays until the new one replaces it).
+        ARROW_ASSIGN_OR_RAISE(auto trimmed, entries_->Trim(key, 1));
+        if (!trimmed.empty()) continue;
+        ++not_admitted_;
+        return arrow::Status::CapacityError(
+            "not admitted: '", key, "' (", FormatByteSize(bytes), ") does not fit in cache_size (",
+            FormatByteSize(limits.cache_size), ") and max_entries (", limits.max_entries,
+            ") without evicting protected entries");
+      }
+      ARROW_RETURN_NOT_OK(Evict(victims));
+    }
+  });
+}
+
+arrow::Result<std::vector<std::string>> Evictor::Shrink(std::optional<int64_t> below_bytes,
+                                                        bool dry_run) {
+  if (below_bytes && *below_bytes < 0) {
+    return arrow::Status::Invalid("shrink below ", *below_bytes, " bytes: must be >= 0");
+  }
+  std::vector<std::string> victims;
+  bool covered = false;
+  if (below_bytes) {
+    ARROW_ASSIGN_OR_RAISE(auto stats, entries_->index()->Stats());
+    ARROW_ASSIGN_OR_RAISE(victims, Pick(Need{stats.bytes - *below_bytes, 0}, "",
+                                        /*protect=*/true, &covered));
+  } else {
+    ARROW_ASSIGN_OR_RAISE(victims, Pick(Need{0, 1}, "", /*protect=*/true, &covered));
+  }
+  if (!dry_run && !victims.empty()) {
+    std::lock_guard<std::mutex> local(evicting_);
+    ARROW_RETURN_NOT_OK(UnderLease([&] { return Evict(victims); }));
+  }
+  return victims;
+}
+
+arrow::Result<std::vector<std::string>> Evictor::FitToLimits() {
+  std::lock_guard<std::mutex> local(evicting_);
+  ARROW_ASSIGN_OR_RAISE(auto need, NeedFor(0, 0, settings()));
+  if (!need.any()) return std::vector<std::string>{};
+  bool covered = false;
+  ARROW_ASSIGN_OR_RAISE(auto victims, Pick(need, "", /*protect=*/false, &covered));
+  ARROW_RETURN_NOT_OK(UnderLease([&] { return Evict(victims); }));
+  return victims;
+}
+
+void Evictor::CountRead(const std::string& key) {
+  auto st = entries_->index()->Touch({{key, 1}}, clock_->NowMillis(), scoring());
+  if (!st.ok()) spdlog::debug("counting a read of {}: {}", key, st.ToString());
+}
+
+}  // namespace quiver

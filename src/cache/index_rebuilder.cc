@@ -1,0 +1,184 @@
+#include "cache/index_rebuilder.h"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/clock.h"
+#include "common/config.h"
+#include "common/key.h"
+#include "format/checksum.h"
+
+namespace quiver {
+
+std::string RebuildSummary::ToString() const {
+  return fmt::format(
+      "recovered {} keys, {} versions, {} in {} ms; removed {} temp files and {} expired "
+      "results; quarantined {} damaged entries; {} superseded manifests and {} unreferenced "
+      "blobs left for the garbage sweep",
+      keys, versions, FormatByteSize(bytes), elapsed_ms, temp_files_removed, expired_removed,
+      quarantined, superseded, unreferenced);
+}
+
+namespace {
+
+// Check one manifest and its blob; an error explains why the entry cannot be served.
+arrow::Result<EntryMeta> CheckEntry(BlobStore* store, const std::string& manifest_name,
+                                    bool verify_checksums) {
+  ARROW_ASSIGN_OR_RAISE(auto json, store->ReadAll(manifest_name));
+  ARROW_ASSIGN_OR_RAISE(auto meta, EntryFromJson(json));
+  if (!IsQueryKey(meta.key)) ARROW_RETURN_NOT_OK(ObjectKey::Parse(meta.key).status());
+  auto named = ParseManifestName(manifest_name);
+  if (!named || named->key != meta.key || named->version != meta.version) {
+    return arrow::Status::Invalid("manifest names key '", meta.key, "' version ", meta.version,
+                                  " but is stored as ", manifest_name);
+  }
+  meta.manifest = manifest_name;
+  ARROW_RETURN_NOT_OK(ValidateBlobName(meta.blob));
+  ARROW_ASSIGN_OR_RAISE(auto file, store->OpenReader(meta.blob));
+  ARROW_ASSIGN_OR_RAISE(int64_t size, file->GetSize());
+  if (size != meta.bytes) {
+    return arrow::Status::IOError("data blob ", meta.blob, " has ", size,
+                                  " bytes, the manifest says ", meta.bytes);
+  }
+  if (verify_checksums) {
+    ARROW_ASSIGN_OR_RAISE(auto sum, ChecksumFile(file.get()));
+    if (sum != meta.checksum) {
+      return arrow::Status::IOError("data blob ", meta.blob, " fails its checksum (", sum,
+                                    " != ", meta.checksum, ")");
+    }
+  }
+  return meta;
+}
+
+void Quarantine(BlobStore* store, const std::string& name) {
+  auto st = store->Move(name, kQuarantineRoot + name);
+  if (!st.ok() && !st.IsKeyError()) {
+    spdlog::error("could not quarantine {}: {}", name, st.ToString());
+  }
+}
+
+void DeleteQuietly(BlobStore* store, const std::string& name) {
+  auto st = store->Delete(name);
+  if (!st.ok()) spdlog::warn("removing {}: {}", name, st.ToString());
+}
+
+// The manifests found, by key and version; several may claim one version.
+using Found = std::map<std::string, std::map<uint64_t, std::vector<EntryMeta>>>;
+
+struct Scan {
+  Found found;
+  std::set<std::string> referenced;  // data blobs named by readable manifests
+  int64_t unreadable = 0;            // manifests too damaged to name their data
+};
+
+arrow::Result<Scan> ScanManifests(BlobStore* store, const RebuildOptions& options,
+                                  RebuildSummary* summary) {
+  Scan scan;
+  ARROW_ASSIGN_OR_RAISE(auto manifests, store->List(kManifestRoot));
+  for (const auto& info : manifests) {
+    auto entry = CheckEntry(store, info.name, options.verify_checksums);
+    if (entry.ok()) {
+      scan.referenced.insert(entry->blob);
+      scan.found[entry->key][entry->version].push_back(std::move(*entry));
+      continue;
+    }
+    spdlog::warn("quarantining {}: {}", info.name, entry.status().message());
+    // Move the data too, if the manifest was readable enough to name it.
+    auto json = store->ReadAll(info.name);
+    auto meta = json.ok() ? EntryFromJson(*json) : arrow::Result<EntryMeta>(json.status());
+    if (meta.ok() && ValidateBlobName(meta->blob).ok()) {
+      Quarantine(store, meta->blob);
+    } else {
+      ++scan.unreadable;
+    }
+    Quarantine(store, info.name);
+    ++summary->quarantined;
+  }
+  return scan;
+}
+
+// The entries of one key to restore (oldest first); deletes what is not kept.
+std::vector<EntryMeta> Choose(BlobStore* store, std::map<uint64_t, std::vector<EntryMeta>>* by_version,
+                              const RebuildOptions& options, RebuildSummary* summary) {
+  std::vector<EntryMeta> chosen;
+  for (auto& [version, claims] : *by_version) {
+    std::sort(claims.begin(), claims.end(), [](const EntryMeta& a, const EntryMeta& b) {
+      return std::tie(a.created_ms, a.manifest) < std::tie(b.created_ms, b.manifest);
+    });
+    summary->superseded += static_cast<int64_t>(claims.size()) - 1;
+    chosen.push_back(claims.front());
+  }
+  const bool query = chosen.back().is_query();
+  const size_t keep = query ? 1 : static_cast<size_t>(std::max<int64_t>(options.keep_versions, 1));
+  const size_t drop = chosen.size() > keep ? chosen.size() - keep : 0;
+  std::vector<EntryMeta> out;
+  for (size_t i = 0; i < chosen.size(); ++i) {
+    const bool expired = chosen[i].expired(options.now_ms);
+    if (i >= drop && !expired) {
+      out.push_back(std::move(chosen[i]));
+      continue;
+    }
+    // Known to be gone: trimmed (a crash between publishing and trimming) or expired.
+    if (expired) ++summary->expired_removed;
+    DeleteQuietly(store, chosen[i].manifest);
+    DeleteQuietly(store, chosen[i].blob);
+  }
+  return out;
+}
+
+arrow::Status CountUnreferenced(BlobStore* store, const Scan& scan, const RebuildOptions& options,
+                                RebuildSummary* summary) {
+  ARROW_ASSIGN_OR_RAISE(auto blobs, store->List(kDataRoot));
+  // Blob times are the store's real ones.
+  const int64_t settled_before = Clock::System()->NowMillis() - options.grace_ms;
+  for (const auto& info : blobs) {
+    if (scan.referenced.count(info.name)) continue;
+    // With an unreadable manifest, unnamed data may be that entry's: keep it aside rather
+    // than let the sweep remove it -- unless it may be another node's write in progress.
+    if (scan.unreadable > 0 && (options.exclusive || info.modified_ms < settled_before)) {
+      Quarantine(store, info.name);
+      continue;
+    }
+    ++summary->unreferenced;
+  }
+  return arrow::Status::OK();
+}
+
+}  // namespace
+
+arrow::Result<RebuildSummary> RebuildIndex(BlobStore* store, Index* index,
+                                           const RebuildOptions& options) {
+  auto start = std::chrono::steady_clock::now();
+  RebuildSummary summary;
+  ARROW_ASSIGN_OR_RAISE(summary.temp_files_removed,
+                        options.exclusive ? store->RemoveTemporaries()
+                                          : store->RemoveTemporaries(options.node, 0));
+  ARROW_ASSIGN_OR_RAISE(auto scan, ScanManifests(store, options, &summary));
+  std::vector<EntryMeta> restore;
+  for (auto& [key, by_version] : scan.found) {
+    auto kept = Choose(store, &by_version, options, &summary);
+    if (!kept.empty()) ++summary.keys;
+    for (auto& meta : kept) restore.push_back(std::move(meta));
+  }
+  // Oldest first, so that recency starts out as creation order.
+  std::stable_sort(restore.begin(), restore.end(), [](const EntryMeta& a, const EntryMeta& b) {
+    return a.created_ms < b.created_ms;
+  });
+  for (const auto& meta : restore) {
+    ARROW_RETURN_NOT_OK(index->Restore(meta, options.scoring));
+    ++summary.versions;
+    summary.bytes += meta.bytes;
+  }
+  ARROW_RETURN_NOT_OK(CountUnreferenced(store, scan, options, &summary));
+  summary.elapsed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::steady_clock::now() - start)
+                           .count();
+  return summary;
+}
+
+}  // namespace quiver

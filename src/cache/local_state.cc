@@ -1,0 +1,79 @@
+#include "cache/local_state.h"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "cache/usage_snapshot.h"
+#include "common/config.h"
+
+namespace quiver {
+
+arrow::Result<RuntimeSettings> LocalState::LoadSettings() {
+  auto text = store_->ReadAll(kRuntimeSettingsBlob);
+  if (!text.ok()) {
+    if (text.status().IsKeyError()) return RuntimeSettings{};
+    return text.status();
+  }
+  auto j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    spdlog::warn("ignoring unreadable {}", kRuntimeSettingsBlob);
+    return RuntimeSettings{};
+  }
+  std::map<std::string, std::string> map;
+  for (auto& [name, value] : j.items()) map[name] = value.dump();
+  auto settings = RuntimeSettings::FromMap(map);
+  if (!settings.ok()) {
+    spdlog::warn("ignoring {}: {}", kRuntimeSettingsBlob, settings.status().message());
+    return RuntimeSettings{};
+  }
+  if (!settings->empty()) spdlog::info("using settings saved by config-set: {}", j.dump());
+  return settings;
+}
+
+arrow::Status LocalState::SaveSettings(const RuntimeSettings& settings) {
+  std::lock_guard<std::mutex> lock(settings_mutex_);
+  ARROW_ASSIGN_OR_RAISE(auto saved, LoadSettings());
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [name, value] : saved.Merge(settings).ToMap()) {
+    j[name] = nlohmann::json::parse(value);
+  }
+  return store_->WriteAll(kRuntimeSettingsBlob, j.dump());
+}
+
+void LocalState::LoadUsage() {
+  std::lock_guard<std::mutex> lock(usage_mutex_);
+  auto file = store_->OpenReader(kUsageBlob);
+  int64_t saved_ms = 0;
+  auto snapshot = file.ok() ? DecodeUsage(*file, &saved_ms)
+                            : arrow::Result<UsageSnapshot>(file.status());
+  if (!snapshot.ok()) {
+    if (!snapshot.status().IsKeyError()) {
+      spdlog::warn("access histories not restored ({}): {}", kUsageBlob,
+                   snapshot.status().ToString());
+    }
+    usage_saved_tick_ = index_->usage_tick();
+    return;
+  }
+  const int64_t restored = index_->RestoreUsage(*snapshot);
+  usage_saved_tick_ = index_->usage_tick();
+  spdlog::info("restored the access histories of {} of {} entries (saved {:.0f} s ago)",
+               restored, index_->Stats()->keys,
+               std::max<int64_t>(0, clock_->NowMillis() - saved_ms) / 1000.0);
+}
+
+arrow::Status LocalState::SaveUsage() {
+  std::lock_guard<std::mutex> lock(usage_mutex_);
+  if (index_->usage_tick() == usage_saved_tick_) return arrow::Status::OK();  // nothing new
+  auto snapshot = index_->ExportUsage();
+  // Streamed into the store; a failure aborts the blob, leaving the previous snapshot.
+  ARROW_ASSIGN_OR_RAISE(auto blob, store_->OpenWriter(kUsageBlob));
+  ARROW_RETURN_NOT_OK(WriteUsage(snapshot, clock_->NowMillis(), blob.get()));
+  ARROW_ASSIGN_OR_RAISE(int64_t bytes, blob->Tell());
+  ARROW_RETURN_NOT_OK(blob->Commit());
+  usage_saved_tick_ = snapshot.tick;
+  spdlog::debug("saved the access histories of {} entries ({})", snapshot.records.size(),
+                FormatByteSize(bytes));
+  return arrow::Status::OK();
+}
+
+}  // namespace quiver

@@ -1,0 +1,151 @@
+// QueryCache: following a fill that another node runs.
+//
+// The follower's fill is registered on this node like any other, so this node's clients join
+// it. It is fed by the filling node's live stream (a cross-node join), or -- if that node
+// cannot be reached before anything arrived -- by the stored result once the filling node
+// publishes it. If the filling node's lease expires without a result (it died, or lost its
+// lease), one follower in the cluster takes the lease and executes the query itself.
+#include <chrono>
+
+#include <spdlog/spdlog.h>
+
+#include "cache/fill_pump.h"
+#include "cache/query_cache.h"
+#include "format/stored_stream.h"
+
+namespace quiver {
+
+void QueryCache::RunFollower(const QueryPlan& plan, const std::shared_ptr<Fill>& fill,
+                             LeaseHolder holder, int64_t created_ms) {
+  {
+    std::lock_guard<std::mutex> lock(threads_mutex_);
+    live_fills_.insert(fill);
+  }
+  bool waited = false;
+  while (true) {
+    if (stopping_) return EndFill(plan, fill, arrow::Status::Cancelled("server is shutting down"));
+    if (fill->Abandoned()) {
+      return EndFill(plan, fill, arrow::Status::Cancelled("every reader went away"));
+    }
+    if (options_.peers && !holder.endpoint.empty() && holder.owner != options_.fills->node()) {
+      arrow::Status failure;
+      switch (Mirror(plan, fill.get(), holder, &failure)) {
+        case Follow::kDone:
+          return EndFill(plan, fill, arrow::Status::OK());
+        case Follow::kFailed:
+          return EndFill(plan, fill, failure);
+        case Follow::kUnreachable:
+          break;  // wait for it to be published instead
+      }
+    }
+    if (!waited) Count(&QueryStats::waits);
+    waited = true;
+    std::optional<OpenEntry> entry;
+    switch (WaitForOther(plan, &holder, &entry)) {
+      case Wait::kStopped:
+        continue;  // the loop's checks end it
+      case Wait::kNewHolder:
+        continue;
+      case Wait::kPublished:
+        return EndFill(plan, fill, FeedStored(fill.get(), *entry));
+      case Wait::kLeaseFree:
+        break;
+    }
+    auto grant = options_.fills->Acquire(plan.key);
+    if (!grant.ok()) return EndFill(plan, fill, grant.status());
+    if (!grant->acquired) {
+      holder = grant->holder;
+      continue;
+    }
+    // The filling node's lease expired without a result: this node executes the query.
+    Count(&QueryStats::takeovers);
+    spdlog::info("query {}: {}'s fill lease expired without a result; taking the fill over",
+                 plan.key.substr(0, 12), holder.owner);
+    LeaseRef lease{FillGroup::LeaseName(plan.key), grant->token};
+    options_.fills->Register(plan.key,
+                             FillSlot{fill, FillRole::kLeader, lease, options_.fills->node()});
+    {
+      std::lock_guard<std::mutex> lock(threads_mutex_);
+      live_fills_.erase(fill);
+    }
+    return RunLeader(plan, fill, lease, created_ms, /*cacheable=*/true);
+  }
+}
+
+QueryCache::Follow QueryCache::Mirror(const QueryPlan& plan, Fill* fill,
+                                      const LeaseHolder& holder, arrow::Status* failure) {
+  auto stream = options_.peers->JoinFill(holder.endpoint, plan.key, holder.token);
+  if (!stream.ok()) {
+    spdlog::info("query {}: cannot stream {}'s fill ({}); waiting for its result",
+                 plan.key.substr(0, 12), holder.owner, stream.status().message());
+    return Follow::kUnreachable;
+  }
+  Count(&QueryStats::remote_joins);
+  const int64_t before = fill->appended();
+  {
+    std::lock_guard<std::mutex> lock(threads_mutex_);
+    running_streams_.insert(stream->get());
+  }
+  PumpResult pumped = PumpStream(stream->get(), fill, nullptr, [&](bool) {
+    return StopReason(fill, /*storing=*/false);
+  });
+  {
+    std::lock_guard<std::mutex> lock(threads_mutex_);
+    running_streams_.erase(stream->get());
+  }
+  if (pumped.status.ok()) return Follow::kDone;
+  if (fill->appended() == before && !pumped.status.IsCancelled()) {
+    spdlog::info("query {}: {}'s fill stream failed before its first batch ({}); waiting for "
+                 "its result",
+                 plan.key.substr(0, 12), holder.owner, pumped.status.message());
+    return Follow::kUnreachable;
+  }
+  *failure = pumped.status.IsCancelled()
+                 ? pumped.status
+                 : arrow::Status::IOError("the node filling this query (", holder.owner,
+                                          ") failed mid-stream: ", pumped.status.message());
+  spdlog::warn("query {}: {}", plan.key.substr(0, 12), failure->ToString());
+  return Follow::kFailed;
+}
+
+QueryCache::Wait QueryCache::WaitForOther(const QueryPlan& plan, LeaseHolder* holder,
+                                          std::optional<OpenEntry>* entry) {
+  const std::string index_key = kQueryKeyPrefix + plan.key;
+  uint64_t seen;
+  {
+    std::lock_guard<std::mutex> lock(wait_mutex_);
+    seen = fill_ends_;
+  }
+  while (!stopping_) {
+    auto opened = options_.entries->Open(index_key, std::nullopt, /*promote=*/true);
+    if (opened.ok() && *opened && !(*opened)->meta.expired(options_.clock->NowMillis()) &&
+        (*opened)->meta.created_ms >= 0) {
+      *entry = std::move(*opened);
+      return Wait::kPublished;
+    }
+    auto current = options_.fills->Holder(plan.key);
+    if (current.ok() && !*current) return Wait::kLeaseFree;
+    if (current.ok() && (*current)->token != holder->token) {
+      *holder = **current;
+      return Wait::kNewHolder;
+    }
+    std::unique_lock<std::mutex> lock(wait_mutex_);
+    wait_cv_.wait_for(lock, std::chrono::milliseconds(options_.fill_poll_ms),
+                      [&] { return stopping_ || fill_ends_ != seen; });
+    seen = fill_ends_;
+  }
+  return Wait::kStopped;
+}
+
+arrow::Status QueryCache::FeedStored(Fill* fill, const OpenEntry& entry) {
+  // The stored IPC messages go to the readers as they are: no decode, no re-encode.
+  ARROW_ASSIGN_OR_RAISE(auto stored, StoredStream::Open(entry.file));
+  fill->SetSchema(stored->schema(), stored->schema_payload());
+  while (true) {
+    ARROW_ASSIGN_OR_RAISE(auto payload, stored->Next());
+    if (!payload) return arrow::Status::OK();
+    fill->Append(std::move(*payload));
+  }
+}
+
+}  // namespace quiver

@@ -1,0 +1,76 @@
+#include "server/flight_peer_client.h"
+
+#include "server/node_ticket.h"
+
+namespace quiver {
+
+namespace flight = arrow::flight;
+
+namespace {
+
+// A peer's fill, read batch by batch (decoded by Flight; the follower re-encodes each batch
+// once for its own readers).
+class PeerStream final : public QueryStream {
+ public:
+  PeerStream(std::shared_ptr<flight::FlightClient> client,
+             std::unique_ptr<flight::FlightStreamReader> reader,
+             std::shared_ptr<arrow::Schema> schema)
+      : client_(std::move(client)), reader_(std::move(reader)), schema_(std::move(schema)) {}
+
+  std::shared_ptr<arrow::Schema> schema() const override { return schema_; }
+
+  arrow::Result<std::shared_ptr<arrow::RecordBatch>> Next() override {
+    while (true) {
+      ARROW_ASSIGN_OR_RAISE(auto chunk, reader_->Next());
+      if (chunk.data) return chunk.data;
+      if (!chunk.app_metadata) return nullptr;  // end of stream
+    }
+  }
+
+  void Cancel() override { reader_->Cancel(); }
+
+ private:
+  std::shared_ptr<flight::FlightClient> client_;  // outlives the reader
+  std::unique_ptr<flight::FlightStreamReader> reader_;
+  std::shared_ptr<arrow::Schema> schema_;
+};
+
+}  // namespace
+
+arrow::Result<std::shared_ptr<flight::FlightClient>> FlightPeerClient::ClientFor(
+    const std::string& endpoint) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (secret_.empty()) {
+    ARROW_ASSIGN_OR_RAISE(secret_, index_->ClusterSecret());
+  }
+  auto it = clients_.find(endpoint);
+  if (it != clients_.end()) return it->second;
+  ARROW_ASSIGN_OR_RAISE(auto location, flight::Location::Parse(endpoint));
+  ARROW_ASSIGN_OR_RAISE(std::shared_ptr<flight::FlightClient> client,
+                        flight::FlightClient::Connect(location));
+  clients_[endpoint] = client;
+  return client;
+}
+
+arrow::Result<std::unique_ptr<QueryStream>> FlightPeerClient::JoinFill(const std::string& endpoint,
+                                                                       const std::string& key,
+                                                                       uint64_t token) {
+  ARROW_ASSIGN_OR_RAISE(auto client, ClientFor(endpoint));
+  std::string secret;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    secret = secret_;
+  }
+  flight::Ticket ticket{MakeNodeTicket(NodeJoin{key, token, node_}, secret)};
+  auto reader = client->DoGet(ticket);
+  if (!reader.ok()) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    clients_.erase(endpoint);  // reconnect next time
+    return reader.status();
+  }
+  // The schema arrives first: a peer that cannot serve the fill fails here, before any batch.
+  ARROW_ASSIGN_OR_RAISE(auto schema, (*reader)->GetSchema());
+  return std::make_unique<PeerStream>(std::move(client), std::move(*reader), std::move(schema));
+}
+
+}  // namespace quiver

@@ -1,0 +1,43 @@
+// FlightPeerClient: the PeerClient of a node, over Arrow Flight -- a DoGet with a node ticket
+// to the filling node's endpoint, read as a QueryStream.
+//
+// Clients are kept per endpoint and reused. A stream is cancelled by Cancel() from any thread
+// (the follower does so when the filling node's lease changes hands while it is silent).
+//
+// Thread-safety: JoinFill may be called concurrently.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <arrow/flight/client.h>
+
+#include "cache/peer_client.h"
+#include "index/index.h"
+
+namespace quiver {
+
+class FlightPeerClient final : public PeerClient {
+ public:
+  /// \brief Sign tickets as `node` with the cluster secret of `index` (read when first used).
+  FlightPeerClient(std::shared_ptr<Index> index, std::string node)
+      : index_(std::move(index)), node_(std::move(node)) {}
+
+  arrow::Result<std::unique_ptr<QueryStream>> JoinFill(const std::string& endpoint,
+                                                       const std::string& key,
+                                                       uint64_t token) override;
+
+ private:
+  arrow::Result<std::shared_ptr<arrow::flight::FlightClient>> ClientFor(
+      const std::string& endpoint);
+
+  std::shared_ptr<Index> index_;
+  std::string node_;
+  std::mutex mutex_;
+  std::string secret_;
+  std::map<std::string, std::shared_ptr<arrow::flight::FlightClient>> clients_;
+};
+
+}  // namespace quiver
