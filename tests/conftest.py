@@ -4,6 +4,14 @@ Every test talks to the real ``build/quiver`` binary over Arrow Flight on 127.0.
 The ``quiver`` fixture is a factory: ``srv = quiver()`` starts a server on a free port
 with a fresh data dir; ``quiver(data_dir=..., args=[...])`` customises it. Servers are
 killed and their data dirs removed when the test ends, whatever happened.
+
+The object, query and management suites (CLUSTER_SUITES) run twice: once against one
+embedded server, once against a two-node cluster sharing a data dir and a real redis-server
+index (``deployment`` = "cluster"; see cluster_util.ClusterServer). A test whose subject is a
+single process's own files or lifecycle is marked ``embedded_only``.
+
+Shared-mode tests use ``redis_server`` (a real Redis/Valkey of their own) and ``cluster``
+(N quiver nodes on it).
 """
 
 import os
@@ -16,6 +24,8 @@ from pathlib import Path
 
 import pyarrow.flight as flight
 import pytest
+
+from cluster_util import Cluster, ClusterServer, RedisServer, redis_binaries
 
 REPO = Path(__file__).resolve().parent.parent
 QUIVER_BIN = Path(os.environ.get("QUIVER_BIN", REPO / "build" / "quiver"))
@@ -193,13 +203,50 @@ def workdir(request):
     shutil.rmtree(path, ignore_errors=True)
 
 
+# Suites that also run against a two-node shared cluster.
+CLUSTER_SUITES = {
+    "test_roundtrip", "test_versions", "test_metadata_and_actions", "test_concurrency",
+    "test_query_sqlite", "test_query_postgres", "test_budget", "test_invalidation",
+    "test_management_actions", "test_runtime_settings",
+}
+
+
+def pytest_generate_tests(metafunc):
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    if module in CLUSTER_SUITES and "quiver" in metafunc.fixturenames:
+        metafunc.parametrize("deployment", ["embedded", "cluster"], indirect=True)
+
+
 @pytest.fixture
-def quiver(request, workdir):
-    """Factory: quiver(args=[...], data_dir=None, start=True) -> QuiverServer."""
+def deployment(request):
+    """"embedded" (one server) or "cluster" (two nodes sharing a Redis index)."""
+    kind = getattr(request, "param", "embedded")
+    if kind == "cluster" and request.node.get_closest_marker("embedded_only"):
+        pytest.skip("the subject of this test is one process's own files or lifecycle")
+    if kind == "cluster" and not redis_binaries():
+        pytest.skip("no redis-server installed")
+    return kind
+
+
+@pytest.fixture(scope="session")
+def session_redis(tmp_path_factory):
+    """One redis-server for the cluster runs of the integration suites (a prefix each)."""
+    server = RedisServer(redis_binaries()[0], tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.kill()
+
+
+_cluster_prefixes = iter(range(10**9))
+
+
+@pytest.fixture
+def quiver(request, workdir, deployment):
+    """Factory: quiver(args=[...], data_dir=None, start=True) -> QuiverServer (or, in the
+    cluster deployment, a ClusterServer of two nodes that behaves like one)."""
     servers = []
     counter = [0]
 
-    def make(args=(), data_dir=None, start=True):
+    def make_node(args=(), data_dir=None, start=True):
         counter[0] += 1
         sdir = workdir / f"server{counter[0]}"
         sdir.mkdir()
@@ -209,7 +256,21 @@ def quiver(request, workdir):
             srv.start()
         return srv
 
+    def make(args=(), data_dir=None, start=True):
+        if deployment != "cluster":
+            return make_node(args, data_dir, start)
+        counter[0] += 1
+        cdir = workdir / f"cluster{counter[0]}"
+        cdir.mkdir()
+        redis = request.getfixturevalue("session_redis")
+        srv = ClusterServer(make_node, redis, data_dir or cdir / "data", cdir, args,
+                            prefix=f"t{next(_cluster_prefixes)}")
+        if start:
+            srv.start()
+        return srv
+
     make.servers = servers
+    make.node = make_node
     yield make
 
     failed = _test_failed(request)
@@ -223,6 +284,39 @@ def quiver(request, workdir):
 def server(quiver):
     """A running server with default options and a fresh data dir."""
     return quiver()
+
+
+@pytest.fixture
+def redis_server(workdir):
+    """Factory: redis_server(binary="redis-server") -> a started RedisServer of this test."""
+    started = []
+
+    def make(binary="redis-server"):
+        if not shutil.which(binary):
+            pytest.skip(f"{binary} is not installed")
+        server = RedisServer(binary, workdir / f"{binary}-{len(started)}").start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.kill()
+
+
+@pytest.fixture
+def cluster(quiver, redis_server, workdir):
+    """Factory: cluster(n=3, args=[...], redis=None, binary="redis-server") -> a started
+    Cluster of n quiver nodes sharing a data dir and a Redis index."""
+    made = [0]
+
+    def make(n=3, args=(), redis=None, binary="redis-server", start=True):
+        made[0] += 1
+        redis = redis or redis_server(binary)
+        c = Cluster(quiver.node, redis, workdir / f"shared{made[0]}", n, args,
+                    prefix=f"c{made[0]}")
+        return c.start() if start else c
+
+    return make
 
 
 @pytest.fixture

@@ -397,6 +397,7 @@ def usage_file(srv):
     return pa.ipc.open_file(pa.memory_map(str(srv.data_dir / "state" / "usage.arrow"))).read_all()
 
 
+@pytest.mark.embedded_only  # state/usage.arrow: a shared index keeps histories itself
 def test_access_history_survives_a_restart(quiver):
     size = stored_size(1000)
     srv = quiver(args=["--eviction-policy", "lru", "--cache-size", str(3 * size)])
@@ -423,6 +424,7 @@ def test_access_history_survives_a_restart(quiver):
     assert keys(c) == ["s/a", "s/c", "s/d"]
 
 
+@pytest.mark.embedded_only  # state/usage.arrow: a shared index keeps histories itself
 def test_access_history_is_saved_periodically_and_survives_a_crash(quiver, workdir):
     config = write_config(workdir, "usage.json", {"usage_save_interval_s": 0.2})
     srv = quiver(args=["--config", str(config)])
@@ -447,6 +449,7 @@ def test_access_history_is_saved_periodically_and_survives_a_crash(quiver, workd
     assert after["s/a"]["accesses"] == 6 and after["s/b"]["accesses"] == 1
 
 
+@pytest.mark.embedded_only  # state/usage.arrow: a shared index keeps histories itself
 def test_an_unreadable_usage_file_costs_only_the_history(quiver):
     srv = quiver()
     c = srv.client()

@@ -91,6 +91,12 @@ arrow::Result<PublishOutcome> Committer::PublishWithRoom(EntryMeta* entry,
     auto published = entries_->Publish(entry, spec);
     evictor_->Release(entry->bytes, new_key);
     ARROW_ASSIGN_OR_RAISE(outcome, std::move(published));
+    if (outcome.published() && spec.budget->allow_one_over) {
+      // Published past the limits after losing every race for room: evict back under them.
+      auto back = evictor_->MakeRoom(entry->key, 0, /*new_key=*/false);
+      evictor_->Release(0, false);
+      if (!back.ok()) spdlog::warn("evicting back under the budget: {}", back.ToString());
+    }
     if (outcome.refusal != Refusal::kOverBudget) break;
   }
   return outcome;

@@ -37,6 +37,14 @@ arrow::Result<std::unique_ptr<Engine>> Engine::Open(EngineOptions options) {
   ARROW_RETURN_NOT_OK(engine->RebuildIfNeeded(/*at_startup=*/true));
   auto settings = engine->management_->ReloadSettings();
   if (!settings.ok()) spdlog::warn("run-time settings not applied: {}", settings.ToString());
+  if (settings.ok() && engine->options_.index->shared()) {
+    auto stored = engine->options_.index->GetSettings();
+    if (stored.ok() && !stored->empty()) {
+      std::string text;
+      for (const auto& [name, value] : *stored) text += (text.empty() ? "" : ", ") + name + "=" + value;
+      spdlog::info("using settings saved by config-set (in the shared index): {}", text);
+    }
+  }
   // The limits may have been lowered since these entries were stored.
   auto evicted = engine->evictor_->FitToLimits();
   if (evicted.ok() && !evicted->empty()) {

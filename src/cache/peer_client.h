@@ -18,15 +18,23 @@
 
 namespace quiver {
 
+/// Another node's fill, being streamed to this node.
+class PeerFill : public QueryStream {
+ public:
+  /// \brief Wait for the filling node's first answer (the schema; schema() is valid after).
+  /// Fails if that node no longer runs the fill. Cancel(), from any thread, interrupts it.
+  virtual arrow::Status Start() = 0;
+};
+
 class PeerClient {
  public:
   virtual ~PeerClient() = default;
-  /// \brief Stream the fill of query key `key` (64 hex digits) that the node at `endpoint`
-  /// runs under fill lease token `token`, from its first batch. Fails (before any batch) if
-  /// the node cannot be reached or no longer runs that fill.
-  virtual arrow::Result<std::unique_ptr<QueryStream>> JoinFill(const std::string& endpoint,
-                                                               const std::string& key,
-                                                               uint64_t token) = 0;
+  /// \brief Begin streaming the fill of query key `key` (64 hex digits) that the node at
+  /// `endpoint` runs under fill lease token `token`, from its first batch. Fails quickly if
+  /// the node does not answer (a node that is paused or partitioned).
+  virtual arrow::Result<std::unique_ptr<PeerFill>> JoinFill(const std::string& endpoint,
+                                                            const std::string& key,
+                                                            uint64_t token) = 0;
 };
 
 }  // namespace quiver

@@ -210,7 +210,8 @@ arrow::Status QueryCache::StartMiss(const QueryPlan& plan, bool index_available,
   response->created_ms = now;
   response->expires_ms = now + static_cast<int64_t>(plan.ttl_s * 1000);
   options_.fills->Register(plan.key, slot);
-  Count(&QueryStats::misses);
+  // Following another node's fill is joining a fill already running (in the cluster).
+  Count(other ? &QueryStats::joins : &QueryStats::misses);
   if (other) {
     StartThread([this, plan, fill, holder = *other, now] {
       RunFollower(plan, fill, holder, now);
@@ -248,7 +249,7 @@ arrow::Result<std::pair<std::shared_ptr<Fill>, int>> QueryCache::JoinForPeer(
     return arrow::Status::KeyError("the fill of ", key.substr(0, 12),
                                    " can no longer be joined");
   }
-  Count(&QueryStats::joins);
+  // Not a client's join: the node that follows counted its clients.
   return std::make_pair(fill, *reader);
 }
 
@@ -268,7 +269,21 @@ void QueryCache::WakeWaiters() {
 arrow::Result<int64_t> QueryCache::ReclaimExpired() {
   const int64_t now = options_.clock->NowMillis();
   Index* index = options_.entries->index();
-  ARROW_ASSIGN_OR_RAISE(auto entries, index->ListLatest(kQueryKeyPrefix));
+  std::optional<LeaseRef> lease;
+  if (index->shared()) {  // one node a round is enough
+    const auto ttl = std::max<int64_t>(5000, static_cast<int64_t>(options_.reclaim_interval_s * 2000));
+    ARROW_ASSIGN_OR_RAISE(auto grant,
+                          index->AcquireLease("reclaim", options_.fills->node(), "", ttl));
+    if (!grant.acquired) return 0;
+    lease = LeaseRef{"reclaim", grant.token};
+  }
+  auto removed = ReclaimExpiredAt(now);
+  if (lease) (void)index->ReleaseLease(*lease);
+  return removed;
+}
+
+arrow::Result<int64_t> QueryCache::ReclaimExpiredAt(int64_t now) {
+  ARROW_ASSIGN_OR_RAISE(auto entries, options_.entries->index()->ListLatest(kQueryKeyPrefix));
   int64_t removed = 0;
   for (const auto& item : entries) {
     if (!item.latest.expired(now)) continue;

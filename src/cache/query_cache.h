@@ -189,10 +189,15 @@ class QueryCache {
                    int64_t created_ms);
   Follow Mirror(const QueryPlan& plan, Fill* fill, const LeaseHolder& holder,
                 arrow::Status* failure);
+  /// Pump the peer's stream into `fill`: kDone, kUnreachable if nothing reached the readers,
+  /// or kFailed with *failure.
+  Follow MirrorStream(const QueryPlan& plan, Fill* fill, PeerFill* peer,
+                      const LeaseHolder& holder, arrow::Status* failure);
   Wait WaitForOther(const QueryPlan& plan, LeaseHolder* holder, std::optional<OpenEntry>* entry);
   arrow::Status FeedStored(Fill* fill, const OpenEntry& entry);
 
   void Count(int64_t QueryStats::*field, int64_t n = 1);
+  arrow::Result<int64_t> ReclaimExpiredAt(int64_t now);
 
   QueryCacheOptions options_;
   std::array<std::mutex, 64> key_mutexes_;

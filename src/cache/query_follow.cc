@@ -5,7 +5,10 @@
 // cannot be reached before anything arrived -- by the stored result once the filling node
 // publishes it. If the filling node's lease expires without a result (it died, or lost its
 // lease), one follower in the cluster takes the lease and executes the query itself.
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -74,33 +77,71 @@ void QueryCache::RunFollower(const QueryPlan& plan, const std::shared_ptr<Fill>&
 
 QueryCache::Follow QueryCache::Mirror(const QueryPlan& plan, Fill* fill,
                                       const LeaseHolder& holder, arrow::Status* failure) {
-  auto stream = options_.peers->JoinFill(holder.endpoint, plan.key, holder.token);
-  if (!stream.ok()) {
+  auto peer = options_.peers->JoinFill(holder.endpoint, plan.key, holder.token);
+  if (!peer.ok()) {
     spdlog::info("query {}: cannot stream {}'s fill ({}); waiting for its result",
-                 plan.key.substr(0, 12), holder.owner, stream.status().message());
+                 plan.key.substr(0, 12), holder.owner, peer.status().message());
+    return Follow::kUnreachable;
+  }
+  // A filling node that stops answering (paused, partitioned) leaves the stream hanging:
+  // stop following once its lease has moved on, or nobody reads any more.
+  std::mutex mutex;
+  std::condition_variable done_cv;
+  bool done = false;
+  std::atomic<bool> lease_moved{false};
+  std::thread watcher([&] {
+    std::unique_lock<std::mutex> lock(mutex);
+    while (!done_cv.wait_for(lock, std::chrono::milliseconds(options_.fill_poll_ms),
+                             [&] { return done; })) {
+      auto current = options_.fills->Holder(plan.key);
+      const bool moved = current.ok() && (!*current || (*current)->token != holder.token);
+      if (moved || stopping_ || fill->Abandoned()) {
+        lease_moved = moved;
+        (*peer)->Cancel();
+        return;
+      }
+    }
+  });
+  const Follow result = MirrorStream(plan, fill, peer->get(), holder, failure);
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    done = true;
+  }
+  done_cv.notify_all();
+  watcher.join();
+  if (result == Follow::kUnreachable && lease_moved) {
+    spdlog::info("query {}: {} stopped answering and its lease moved on; nothing was streamed "
+                 "yet, waiting for the fill",
+                 plan.key.substr(0, 12), holder.owner);
+  }
+  return result;
+}
+
+QueryCache::Follow QueryCache::MirrorStream(const QueryPlan& plan, Fill* fill, PeerFill* peer,
+                                            const LeaseHolder& holder, arrow::Status* failure) {
+  const int64_t before = fill->appended();
+  auto started = peer->Start();
+  if (!started.ok()) {
+    spdlog::info("query {}: {} cannot serve its fill ({}); waiting for its result",
+                 plan.key.substr(0, 12), holder.owner, started.message());
     return Follow::kUnreachable;
   }
   Count(&QueryStats::remote_joins);
-  const int64_t before = fill->appended();
   {
     std::lock_guard<std::mutex> lock(threads_mutex_);
-    running_streams_.insert(stream->get());
+    running_streams_.insert(peer);
   }
-  PumpResult pumped = PumpStream(stream->get(), fill, nullptr, [&](bool) {
+  PumpResult pumped = PumpStream(peer, fill, nullptr, [&](bool) {
     return StopReason(fill, /*storing=*/false);
   });
   {
     std::lock_guard<std::mutex> lock(threads_mutex_);
-    running_streams_.erase(stream->get());
+    running_streams_.erase(peer);
   }
   if (pumped.status.ok()) return Follow::kDone;
-  if (fill->appended() == before && !pumped.status.IsCancelled()) {
-    spdlog::info("query {}: {}'s fill stream failed before its first batch ({}); waiting for "
-                 "its result",
-                 plan.key.substr(0, 12), holder.owner, pumped.status.message());
-    return Follow::kUnreachable;
-  }
-  *failure = pumped.status.IsCancelled()
+  // Nothing reached the readers yet: they can still get the whole result another way.
+  if (fill->appended() == before && !stopping_ && !fill->Abandoned()) return Follow::kUnreachable;
+  *failure = pumped.status.IsCancelled() && (stopping_ || fill->Abandoned())
                  ? pumped.status
                  : arrow::Status::IOError("the node filling this query (", holder.owner,
                                           ") failed mid-stream: ", pumped.status.message());

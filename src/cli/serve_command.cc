@@ -49,6 +49,7 @@ struct ServeFlags {
   std::string index_prefix;
   std::string node_id;
   std::string advertise;
+  std::string public_endpoint;
 };
 
 // 10% of the filesystem holding `dir` (the default disk budget).
@@ -92,6 +93,7 @@ arrow::Result<ServerConfig> LoadConfig(const ServeFlags& flags) {
   set(&config.index_prefix, flags.index_prefix);
   set(&config.node_id, flags.node_id);
   set(&config.advertise, flags.advertise);
+  set(&config.public_endpoint, flags.public_endpoint);
   ARROW_RETURN_NOT_OK(ApplySizes(flags, &config));
   if (flags.keep_versions > 0) config.keep_versions = flags.keep_versions;
   if (flags.no_verify) config.verify_on_startup = false;
@@ -235,7 +237,9 @@ arrow::Status Run(const ServeFlags& flags) {
   }
   const std::string endpoint = Advertised(config, uri, service.port());
   const std::string node = config.node_id.empty() ? DefaultNodeId(service.port()) : config.node_id;
-  ARROW_ASSIGN_OR_RAISE(auto advertised, arrow::flight::Location::Parse(endpoint));
+  const std::string public_endpoint =
+      config.public_endpoint.empty() ? endpoint : config.public_endpoint;
+  ARROW_ASSIGN_OR_RAISE(auto advertised, arrow::flight::Location::Parse(public_endpoint));
   service.set_endpoint(advertised);
   ARROW_ASSIGN_OR_RAISE(auto engine, OpenEngine(config, node, endpoint));
   ARROW_ASSIGN_OR_RAISE(auto secret, engine->options().index->ClusterSecret());
@@ -295,6 +299,9 @@ void AddServeCommand(CLI::App& app) {
   cmd->add_option("--advertise", flags->advertise,
                   "Where other nodes reach this one, grpc://HOST:PORT [default: the listen "
                   "address with its real port]");
+  cmd->add_option("--public-endpoint", flags->public_endpoint,
+                  "Where clients reach the cache, put in ObjectRefs and FlightInfo locations "
+                  "(e.g. the load balancer in front of the nodes) [default: --advertise]");
   cmd->add_option("--max-object-bytes", flags->max_object_bytes,
                   "Largest object one put may store, e.g. 512MiB [default: 4GiB]");
   cmd->add_option("--keep-versions", flags->keep_versions,

@@ -149,6 +149,7 @@ arrow::Status ServerConfig::LoadFile(const std::string& path) {
       else if (name == "index_timeout_s") index_timeout_s = value.get<double>();
       else if (name == "node_id") node_id = value.get<std::string>();
       else if (name == "advertise") advertise = value.get<std::string>();
+      else if (name == "public_endpoint") public_endpoint = value.get<std::string>();
       else if (name == "lease_ttl_s") lease_ttl_s = value.get<double>();
       else if (name == "fill_poll_s") fill_poll_s = value.get<double>();
       else if (name == "live_join") live_join = value.get<bool>();
@@ -229,9 +230,11 @@ arrow::Status ServerConfig::ValidateShared() const {
   }
   if (garbage_grace_s < 0) return arrow::Status::Invalid("garbage_grace_s must be >= 0");
   if (sweep_interval_s < 0) return arrow::Status::Invalid("sweep_interval_s must be >= 0");
-  if (!advertise.empty() && advertise.rfind("grpc://", 0) != 0 &&
-      advertise.rfind("grpc+tcp://", 0) != 0) {
-    return arrow::Status::Invalid("advertise '", advertise, "' must be grpc://HOST:PORT");
+  for (const auto& [name, value] : {std::pair<const char*, const std::string*>{"advertise", &advertise},
+                                     {"public_endpoint", &public_endpoint}}) {
+    if (!value->empty() && value->rfind("grpc://", 0) != 0 && value->rfind("grpc+tcp://", 0) != 0) {
+      return arrow::Status::Invalid(name, " '", *value, "' must be grpc://HOST:PORT");
+    }
   }
   return arrow::Status::OK();
 }

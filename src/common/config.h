@@ -78,6 +78,9 @@ struct ServerConfig {
   std::string node_id;
   /// Where other nodes reach this one (grpc://HOST:PORT). Default: the listen address.
   std::string advertise;
+  /// Where clients reach the cache: the address in ObjectRefs and FlightInfo locations (a
+  /// load balancer in front of a cluster). Default: this node's advertised address.
+  std::string public_endpoint;
   /// Fill leases expire this long after their last renewal. Default: 10.
   double lease_ttl_s = 10;
   /// A node waiting for another node's fill checks the index this often. Default: 0.2.

@@ -10,12 +10,16 @@ namespace {
 
 // A peer's fill, read batch by batch (decoded by Flight; the follower re-encodes each batch
 // once for its own readers).
-class PeerStream final : public QueryStream {
+class PeerStream final : public PeerFill {
  public:
   PeerStream(std::shared_ptr<flight::FlightClient> client,
-             std::unique_ptr<flight::FlightStreamReader> reader,
-             std::shared_ptr<arrow::Schema> schema)
-      : client_(std::move(client)), reader_(std::move(reader)), schema_(std::move(schema)) {}
+             std::unique_ptr<flight::FlightStreamReader> reader)
+      : client_(std::move(client)), reader_(std::move(reader)) {}
+
+  arrow::Status Start() override {
+    ARROW_ASSIGN_OR_RAISE(schema_, reader_->GetSchema());
+    return arrow::Status::OK();
+  }
 
   std::shared_ptr<arrow::Schema> schema() const override { return schema_; }
 
@@ -52,25 +56,30 @@ arrow::Result<std::shared_ptr<flight::FlightClient>> FlightPeerClient::ClientFor
   return client;
 }
 
-arrow::Result<std::unique_ptr<QueryStream>> FlightPeerClient::JoinFill(const std::string& endpoint,
-                                                                       const std::string& key,
-                                                                       uint64_t token) {
+arrow::Result<std::unique_ptr<PeerFill>> FlightPeerClient::JoinFill(const std::string& endpoint,
+                                                                    const std::string& key,
+                                                                    uint64_t token) {
   ARROW_ASSIGN_OR_RAISE(auto client, ClientFor(endpoint));
   std::string secret;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     secret = secret_;
   }
-  flight::Ticket ticket{MakeNodeTicket(NodeJoin{key, token, node_}, secret)};
-  auto reader = client->DoGet(ticket);
+  // A paused or partitioned node would leave a stream hanging before its first message; a
+  // short probe tells it apart first (one that stops later is cancelled by the follower).
+  flight::FlightCallOptions probe;
+  probe.timeout = std::chrono::duration<double>(probe_timeout_);
+  auto listed = client->ListActions(probe);
+  auto reader = listed.ok() ? client->DoGet(flight::Ticket{MakeNodeTicket(
+                                  NodeJoin{key, token, node_}, secret)})
+                            : arrow::Result<std::unique_ptr<flight::FlightStreamReader>>(
+                                  listed.status());
   if (!reader.ok()) {
     std::lock_guard<std::mutex> lock(mutex_);
     clients_.erase(endpoint);  // reconnect next time
     return reader.status();
   }
-  // The schema arrives first: a peer that cannot serve the fill fails here, before any batch.
-  ARROW_ASSIGN_OR_RAISE(auto schema, (*reader)->GetSchema());
-  return std::make_unique<PeerStream>(std::move(client), std::move(*reader), std::move(schema));
+  return std::make_unique<PeerStream>(std::move(client), std::move(*reader));
 }
 
 }  // namespace quiver

@@ -7,6 +7,7 @@
 // Thread-safety: JoinFill may be called concurrently.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -22,12 +23,14 @@ namespace quiver {
 class FlightPeerClient final : public PeerClient {
  public:
   /// \brief Sign tickets as `node` with the cluster secret of `index` (read when first used).
-  FlightPeerClient(std::shared_ptr<Index> index, std::string node)
-      : index_(std::move(index)), node_(std::move(node)) {}
+  /// A node that does not answer a probe within `probe_timeout` counts as unreachable.
+  FlightPeerClient(std::shared_ptr<Index> index, std::string node,
+                   std::chrono::milliseconds probe_timeout = std::chrono::milliseconds(1000))
+      : index_(std::move(index)), node_(std::move(node)), probe_timeout_(probe_timeout) {}
 
-  arrow::Result<std::unique_ptr<QueryStream>> JoinFill(const std::string& endpoint,
-                                                       const std::string& key,
-                                                       uint64_t token) override;
+  arrow::Result<std::unique_ptr<PeerFill>> JoinFill(const std::string& endpoint,
+                                                    const std::string& key,
+                                                    uint64_t token) override;
 
  private:
   arrow::Result<std::shared_ptr<arrow::flight::FlightClient>> ClientFor(
@@ -35,6 +38,7 @@ class FlightPeerClient final : public PeerClient {
 
   std::shared_ptr<Index> index_;
   std::string node_;
+  std::chrono::milliseconds probe_timeout_;
   std::mutex mutex_;
   std::string secret_;
   std::map<std::string, std::shared_ptr<arrow::flight::FlightClient>> clients_;
