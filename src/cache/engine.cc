@@ -210,6 +210,8 @@ void Engine::OnEvent(const IndexEvent& event) {
 
 void Engine::OnConnection(bool resubscribed) {
   if (!resubscribed) return;
+  // The server may have come back empty: check (and rebuild) now, not at the next tick.
+  if (watchdog_) watchdog_->Wake();
   // Announcements may have been missed while disconnected.
   Revalidate();
   auto st = management_->ReloadSettings();

@@ -45,7 +45,13 @@ void FillGroup::Unregister(const std::string& key, const std::shared_ptr<Fill>& 
   }
   if (!lease) return;
   auto st = index_->ReleaseLease(*lease);
-  if (!st.ok()) spdlog::warn("releasing the fill lease of {}: {}", key.substr(0, 12), st.ToString());
+  if (st.ok()) return;
+  // An index that is away lets the lease expire by itself.
+  if (IsIndexUnavailable(st)) {
+    spdlog::debug("releasing the fill lease of {}: {}", key.substr(0, 12), st.ToString());
+  } else {
+    spdlog::warn("releasing the fill lease of {}: {}", key.substr(0, 12), st.ToString());
+  }
 }
 
 std::shared_ptr<Fill> FillGroup::FindLed(const std::string& key, uint64_t token) {

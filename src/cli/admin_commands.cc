@@ -180,6 +180,19 @@ void AddStats(CLI::App& app) {
       const auto& b = j["budget"];
       const auto& m = j["memory"];
       const auto& q = j["queries"];
+      const auto& index = j["index"];
+      std::cout << fmt::format("node         {}, index {} ({}{}{})\n", j["node"].get<std::string>(),
+                               index["kind"].get<std::string>(),
+                               index["state"].get<std::string>(),
+                               index["detail"].get<std::string>().empty() ? "" : ": ",
+                               index["detail"].get<std::string>());
+      if (index["shared"].get<bool>()) {
+        std::cout << fmt::format(
+            "cluster      {} fills streamed from other nodes, {} waited for, {} taken over, {} "
+            "fenced\n",
+            q["remote_joins"].get<int64_t>(), q["waits"].get<int64_t>(),
+            q["takeovers"].get<int64_t>(), q["fenced"].get<int64_t>());
+      }
       std::cout << fmt::format(
           "entries      {} keys, {} versions, {}\n"
           "disk budget  {} of {} used ({} policy, half_life {}), {} evictions\n"

@@ -242,8 +242,9 @@ arrow::Status Run(const ServeFlags& flags) {
   ARROW_ASSIGN_OR_RAISE(auto advertised, arrow::flight::Location::Parse(public_endpoint));
   service.set_endpoint(advertised);
   ARROW_ASSIGN_OR_RAISE(auto engine, OpenEngine(config, node, endpoint));
-  ARROW_ASSIGN_OR_RAISE(auto secret, engine->options().index->ClusterSecret());
-  service.Start(engine.get(), config.shared_index() ? secret : "");
+  std::function<arrow::Result<std::string>()> secret;
+  if (config.shared_index()) secret = [index = engine->options().index] { return index->ClusterSecret(); };
+  service.Start(engine.get(), std::move(secret));
   std::cout << "quiver listening on " << endpoint << std::endl;
   spdlog::info("serving {} as node {} (max object {}, keeping {} versions per key)", endpoint,
                node, FormatByteSize(config.max_object_bytes), config.keep_versions);

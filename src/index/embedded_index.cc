@@ -63,17 +63,18 @@ PublishOutcome EmbeddedIndex::CheckLocked(const PublishRequest& request,
     outcome.detail = std::to_string(current);
     return outcome;
   }
-  if (auto changed = generations_.ChangedSince(request.watched, request.since.counter)) {
-    outcome.refusal = Refusal::kStaleGeneration;
-    outcome.detail = changed->size() > 2 ? changed->substr(2) : "";
-    return outcome;
-  }
+  // A fenced writer is told so first: whatever else changed, it lost its lease.
   if (request.lease && !leases_.Holds(*request.lease)) {
     outcome.refusal = Refusal::kLeaseLost;
     auto holder = leases_.Get(request.lease->name);
     outcome.detail = holder ? fmt::format("held by {} with token {}", holder->owner,
                                           holder->token)
                             : "expired";
+    return outcome;
+  }
+  if (auto changed = generations_.ChangedSince(request.watched, request.since.counter)) {
+    outcome.refusal = Refusal::kStaleGeneration;
+    outcome.detail = changed->size() > 2 ? changed->substr(2) : "";
     return outcome;
   }
   return outcome;

@@ -372,8 +372,14 @@ class IndexConformanceTest : public ::testing::Test {
     ASSERT_OK_AND_ASSIGN(auto next, OpenHandle()->AcquireLease("fill:slow", "node-b", "", 60000));
     ASSERT_TRUE(next.acquired);
     EXPECT_GT(next.token, old.token);
+    // The new holder announces a new version (bumping the key): the old holder is still
+    // told first that it was fenced.
+    ASSERT_OK_AND_ASSIGN(auto before, index.Snapshot());
+    ASSERT_OK(index.BumpAndCollect({"@q/slow"}, {}).status());
     auto late = Request(Entry("@q/slow", 1));
     late.lease = LeaseRef{"fill:slow", old.token};
+    late.watched = {KeyGeneration("@q/slow")};
+    late.since = before;
     EXPECT_EQ(index.Publish(late)->refusal, Refusal::kLeaseLost);
   }
 

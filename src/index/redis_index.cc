@@ -79,7 +79,19 @@ IndexHealth RedisIndex::Health() {
 
 arrow::Status RedisIndex::Track(const arrow::Status& status) {
   if (status.ok()) {
-    SetHealth(IndexHealth{});
+    std::string state;
+    {
+      std::lock_guard<std::mutex> lock(health_mutex_);
+      state = health_.state;
+    }
+    // Reachable again: whether it is usable depends on whether it kept its data. While it
+    // is being rebuilt only a call that checks readiness says it is back.
+    if (state == "unavailable") {
+      auto ready = pool_.Command({"HGET", names_.meta(), "ready"});
+      const bool rebuilding = ready.ok() && (ready->is_nil() || ready->str != "1");
+      SetHealth(rebuilding ? IndexHealth{false, "rebuilding", "the index lost its data"}
+                           : IndexHealth{});
+    }
     return status;
   }
   if (redis::IsRedisUnavailable(status)) {
@@ -120,12 +132,21 @@ arrow::Result<std::vector<redis::Reply>> RedisIndex::Pipeline(
   return replies;
 }
 
+void RedisIndex::MarkReady() {
+  {
+    std::lock_guard<std::mutex> lock(health_mutex_);
+    if (health_.state == "ok") return;
+  }
+  SetHealth(IndexHealth{});
+}
+
 arrow::Result<std::optional<EntryMeta>> RedisIndex::Get(const std::string& key,
                                                         std::optional<uint64_t> version) {
   ARROW_ASSIGN_OR_RAISE(auto reply,
                         Run(RedisScripts::Get().get, {names_.meta(), names_.entry(key)},
                             {version ? std::to_string(*version) : ""}));
   ARROW_RETURN_NOT_OK(ReplyError(reply, "get"));
+  MarkReady();
   if (reply.is_nil()) return std::nullopt;
   ARROW_ASSIGN_OR_RAISE(auto meta, EntryFromJson(reply.str));
   return meta;

@@ -135,6 +135,8 @@ class RedisIndex final : public Index {
   arrow::Status Track(const arrow::Status& status);
   arrow::Status ReplyError(const redis::Reply& reply, const char* what);
   void SetHealth(IndexHealth health);
+  /// A call that checks readiness succeeded: the index serves.
+  void MarkReady();
   arrow::Result<std::vector<EntryMeta>> ParseMetas(const redis::Reply& reply, size_t from);
   void AddLinkKeys(const EntryMeta* entry, std::vector<std::string>* keys) const;
   arrow::Result<std::vector<EntryMeta>> RemoveOnce(const RemoveRequest& request,

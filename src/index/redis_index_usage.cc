@@ -290,7 +290,11 @@ arrow::Status RedisIndex::Restore(const EntryMeta& entry, const ScoringPolicy& s
 arrow::Result<bool> RedisIndex::NeedsRebuild() {
   ARROW_ASSIGN_OR_RAISE(auto reply, Command({"HGET", names_.meta(), "ready"}));
   const bool needs = reply.is_nil() || reply.str != "1";
-  if (!needs) SetHealth(IndexHealth{});
+  if (needs) {
+    SetHealth(IndexHealth{false, "rebuilding", "the index lost its data"});
+  } else {
+    MarkReady();
+  }
   return needs;
 }
 

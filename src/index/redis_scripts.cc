@@ -97,15 +97,16 @@ local lv, lb = num(cur[1], 0), cur[2] or ''
 if lv ~= tonumber(ARGV[6]) or lb ~= ARGV[7] or version ~= lv + 1 then
   return {'conflict', tostring(lv)}
 end
+-- A fenced writer is told so first: whatever else changed, it lost its lease.
+if ARGV[11] ~= '' then
+  local held = redis.call('GET', lease)
+  if not held or string.match(held, '^(%d+)|') ~= ARGV[11] then return {'lease', held or ''} end
+end
 local since = tonumber(ARGV[10])
 if since < num(redis.call('HGET', stats, 'gen_forgotten'), 0) then return {'stale', ''} end
 for i = 25, #ARGV do
   local g = redis.call('ZSCORE', gen, ARGV[i])
   if g and tonumber(g) > since then return {'stale', ARGV[i]} end
-end
-if ARGV[11] ~= '' then
-  local held = redis.call('GET', lease)
-  if not held or string.match(held, '^(%d+)|') ~= ARGV[11] then return {'lease', held or ''} end
 end
 -- What trimming frees, to check the budget before changing anything.
 local versions = split(redis.call('HGET', e, 'vs'))

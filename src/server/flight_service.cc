@@ -101,12 +101,21 @@ std::string Millis(std::chrono::steady_clock::time_point start) {
 
 }  // namespace
 
-void QuiverFlightService::Start(Engine* engine, std::string cluster_secret) {
+void QuiverFlightService::Start(Engine* engine,
+                                std::function<arrow::Result<std::string>()> cluster_secret) {
   engine_ = engine;
   cache_ = engine->objects();
   queries_ = engine->queries();
-  cluster_secret_ = std::move(cluster_secret);
+  secret_source_ = std::move(cluster_secret);
   started_ = true;
+}
+
+arrow::Result<std::string> QuiverFlightService::Secret() {
+  std::lock_guard<std::mutex> lock(secret_mutex_);
+  if (!cluster_secret_.empty()) return cluster_secret_;
+  if (!secret_source_) return arrow::Status::Invalid("node tickets are not accepted here");
+  ARROW_ASSIGN_OR_RAISE(cluster_secret_, secret_source_());
+  return cluster_secret_;
 }
 
 arrow::Status QuiverFlightService::Ready() const {
@@ -258,7 +267,8 @@ arrow::Status QuiverFlightService::GetSchema(const flight::ServerCallContext&,
 
 arrow::Result<std::unique_ptr<flight::FlightDataStream>> QuiverFlightService::NodeStream(
     const flight::ServerCallContext& context, const std::string& ticket) {
-  ARROW_ASSIGN_OR_RAISE(auto join, VerifyNodeTicket(ticket, cluster_secret_));
+  ARROW_ASSIGN_OR_RAISE(auto secret, Secret());
+  ARROW_ASSIGN_OR_RAISE(auto join, VerifyNodeTicket(ticket, secret));
   ARROW_ASSIGN_OR_RAISE(auto joined, queries_->JoinForPeer(join.key, join.token));
   spdlog::info("query {}: node {} joined this node's fill ({})", join.key.substr(0, 12),
                join.from, context.peer());

@@ -8,6 +8,8 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
+#include <mutex>
 #include <memory>
 #include <string>
 
@@ -23,8 +25,9 @@ class QuiverFlightService final : public arrow::flight::FlightServerBase {
   /// it can listen (and learn its port) before the engine is open.
   QuiverFlightService() = default;
 
-  /// \brief Serve `engine`. `cluster_secret` verifies node tickets (empty: refuse them).
-  void Start(Engine* engine, std::string cluster_secret);
+  /// \brief Serve `engine`. Node tickets are verified with the secret `cluster_secret` returns
+  /// (asked until it answers; no function: node tickets are refused).
+  void Start(Engine* engine, std::function<arrow::Result<std::string>()> cluster_secret);
 
   /// \brief Set the location clients should use to reach this server (after Init).
   void set_endpoint(const arrow::flight::Location& location);
@@ -68,6 +71,11 @@ class QuiverFlightService final : public arrow::flight::FlightServerBase {
   Engine* engine_ = nullptr;
   ObjectCache* cache_ = nullptr;
   QueryCache* queries_ = nullptr;
+  /// The cluster secret, once known.
+  arrow::Result<std::string> Secret();
+
+  std::function<arrow::Result<std::string>()> secret_source_;
+  std::mutex secret_mutex_;
   std::string cluster_secret_;
   arrow::flight::Location endpoint_;
   std::string endpoint_text_;
