@@ -205,7 +205,9 @@ def test_stats_human_and_json(quiver):
     assert ok_json("stats", server=srv) == s
     text = ok("stats", server=srv)
     lines = {line.split()[0]: line for line in text.strip().splitlines()}
-    assert set(lines) == {"entries", "disk", "memory", "objects", "queries", "invalidated"}
+    assert set(lines) == {"node", "entries", "disk", "memory", "objects", "queries",
+                          "invalidated"}
+    assert re.search(r"node\s+\S+, index embedded \(ok\)$", lines["node"]), lines["node"]
     used = s["budget"]["used"]
     assert re.search(rf"entries\s+1 keys, 1 versions, {re.escape(human(used))}$",
                      lines["entries"]), lines["entries"]
