@@ -1,5 +1,7 @@
 #include "server/actions.h"
 
+#include <map>
+
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -153,8 +155,121 @@ std::vector<arrow::flight::ActionType> ListedActions() {
   };
 }
 
+namespace {
+
+using Handler = arrow::Result<std::string> (*)(Engine*, const std::string& body);
+
+arrow::Result<std::string> DeleteAction(Engine* engine, const std::string& body) {
+  ARROW_ASSIGN_OR_RAISE(auto text, StringArgument(body, "key"));
+  ARROW_ASSIGN_OR_RAISE(auto key, ObjectKey::Parse(text));
+  ARROW_ASSIGN_OR_RAISE(int64_t versions, engine->objects()->Delete(key));
+  json deleted = json::array();
+  if (versions > 0) deleted.push_back(key.ToString());
+  spdlog::info("delete {}: {} versions", key.ToString(), versions);
+  return json{{"deleted", deleted}, {"versions", versions}}.dump();
+}
+
+arrow::Result<std::string> DeletePrefixAction(Engine* engine, const std::string& body) {
+  ARROW_ASSIGN_OR_RAISE(auto text, StringArgument(body, "prefix"));
+  ARROW_ASSIGN_OR_RAISE(auto prefix, ParseKeyPrefix(text));
+  int64_t versions = 0;
+  ARROW_ASSIGN_OR_RAISE(auto keys, engine->objects()->DeletePrefix(prefix, &versions));
+  spdlog::info("delete-prefix {}: {} keys, {} versions", prefix, keys.size(), versions);
+  return json{{"deleted", keys}, {"versions", versions}}.dump();
+}
+
+arrow::Result<std::string> StatsAction(Engine* engine, const std::string&) {
+  return StatsJson(engine).dump();
+}
+
+arrow::Result<std::string> EntriesAction(Engine* engine, const std::string& body) {
+  ARROW_ASSIGN_OR_RAISE(auto j, ParseBody(body));
+  ARROW_ASSIGN_OR_RAISE(auto prefix, StringField(j, "prefix"));
+  ARROW_ASSIGN_OR_RAISE(auto entries, engine->management()->Entries(prefix));
+  ARROW_ASSIGN_OR_RAISE(auto table, EntriesTable(entries));
+  ARROW_ASSIGN_OR_RAISE(auto ipc, TableToIpc(*table));
+  return ipc->ToString();
+}
+
+arrow::Result<std::string> ShrinkAction(Engine* engine, const std::string& body) {
+  ARROW_ASSIGN_OR_RAISE(auto j, ParseBody(body));
+  ARROW_ASSIGN_OR_RAISE(bool one, BoolField(j, "one", false));
+  ARROW_ASSIGN_OR_RAISE(bool dry_run, BoolField(j, "dry_run", false));
+  std::optional<int64_t> below;
+  if (j.contains("below_bytes")) {
+    ARROW_ASSIGN_OR_RAISE(below, SizeArgument(j["below_bytes"], "below_bytes"));
+  }
+  if (one == below.has_value()) {
+    return arrow::Status::Invalid(
+        "shrink takes {\"one\": true} or {\"below_bytes\": N, \"dry_run\": bool}");
+  }
+  ARROW_ASSIGN_OR_RAISE(auto removed, engine->management()->Shrink(below, dry_run));
+  spdlog::info("shrink{}: {} keys{}", below ? " below " + FormatByteSize(*below) : " one",
+               removed.size(), dry_run ? " (dry run)" : "");
+  return json{{"removed", removed}, {"dry_run", dry_run}}.dump();
+}
+
+arrow::Result<std::string> InvalidateAction(Engine* engine, const std::string& body) {
+  ARROW_ASSIGN_OR_RAISE(auto key, StringArgument(body, "key"));
+  ARROW_RETURN_NOT_OK(CheckEntryKey(key));
+  bool cascade = true;
+  if (!body.empty() && body.front() == '{') {
+    ARROW_ASSIGN_OR_RAISE(auto j, ParseBody(body));
+    ARROW_ASSIGN_OR_RAISE(cascade, BoolField(j, "cascade", true));
+  }
+  ARROW_ASSIGN_OR_RAISE(auto removed, engine->management()->Invalidate(key, cascade));
+  return json{{"removed", removed}}.dump();
+}
+
+arrow::Result<std::string> InvalidateTagAction(Engine* engine, const std::string& body) {
+  ARROW_ASSIGN_OR_RAISE(auto tag, StringArgument(body, "tag"));
+  if (tag.empty()) return arrow::Status::Invalid("'tag' must not be empty");
+  ARROW_ASSIGN_OR_RAISE(auto removed, engine->management()->InvalidateTag(tag));
+  return json{{"removed", removed}}.dump();
+}
+
+arrow::Result<std::string> ConfigGetAction(Engine* engine, const std::string&) {
+  return ConfigJson(engine).dump();
+}
+
+arrow::Result<std::string> ConfigSetAction(Engine* engine, const std::string& body) {
+  ARROW_ASSIGN_OR_RAISE(auto j, ParseBody(body));
+  RuntimeSettings settings;
+  for (auto& [name, value] : j.items()) {
+    if (name == "half_life") {
+      if (!value.is_number()) return arrow::Status::Invalid("'half_life' must be a number");
+      settings.half_life = value.get<double>();
+    } else if (name == "cache_size") {
+      ARROW_ASSIGN_OR_RAISE(settings.cache_size, SizeArgument(value, "cache_size"));
+    } else if (name == "memory_size") {
+      ARROW_ASSIGN_OR_RAISE(settings.memory_size, SizeArgument(value, "memory_size"));
+    } else {
+      return arrow::Status::Invalid("config-set: unknown setting '", name,
+                                    "' (settable: half_life, cache_size, memory_size)");
+    }
+  }
+  ARROW_RETURN_NOT_OK(engine->management()->Configure(settings));
+  spdlog::info("config-set {}", j.dump());
+  return ConfigJson(engine).dump();
+}
+
 arrow::Result<std::string> RunActionImpl(Engine* engine, const std::string& type,
-                                         const std::string& body);
+                                         const std::string& body) {
+  static const std::map<std::string, Handler> kHandlers = {
+      {"delete", DeleteAction},         {"delete-prefix", DeletePrefixAction},
+      {"stats", StatsAction},           {"entries", EntriesAction},
+      {"shrink", ShrinkAction},         {"invalidate", InvalidateAction},
+      {"invalidate-tag", InvalidateTagAction}, {"config-get", ConfigGetAction},
+      {"config-set", ConfigSetAction}};
+  auto it = kHandlers.find(type);
+  if (it == kHandlers.end()) {
+    return arrow::Status::NotImplemented("unknown action '", type,
+                                         "'; ListActions names the supported ones");
+  }
+  return it->second(engine, body);
+}
+
+}  // namespace
 
 arrow::Result<std::string> RunAction(Engine* engine, const std::string& type,
                                      const std::string& body) {
@@ -164,95 +279,6 @@ arrow::Result<std::string> RunAction(Engine* engine, const std::string& type,
   } catch (const json::exception& e) {
     return arrow::Status::Invalid("action body: ", e.what());
   }
-}
-
-arrow::Result<std::string> RunActionImpl(Engine* engine, const std::string& type,
-                                         const std::string& body) {
-  ObjectCache* cache = engine->objects();
-  Management* management = engine->management();
-  if (type == "delete") {
-    ARROW_ASSIGN_OR_RAISE(auto text, StringArgument(body, "key"));
-    ARROW_ASSIGN_OR_RAISE(auto key, ObjectKey::Parse(text));
-    ARROW_ASSIGN_OR_RAISE(int64_t versions, cache->Delete(key));
-    json deleted = json::array();
-    if (versions > 0) deleted.push_back(key.ToString());
-    spdlog::info("delete {}: {} versions", key.ToString(), versions);
-    return json{{"deleted", deleted}, {"versions", versions}}.dump();
-  }
-  if (type == "delete-prefix") {
-    ARROW_ASSIGN_OR_RAISE(auto text, StringArgument(body, "prefix"));
-    ARROW_ASSIGN_OR_RAISE(auto prefix, ParseKeyPrefix(text));
-    int64_t versions = 0;
-    ARROW_ASSIGN_OR_RAISE(auto keys, cache->DeletePrefix(prefix, &versions));
-    spdlog::info("delete-prefix {}: {} keys, {} versions", prefix, keys.size(), versions);
-    return json{{"deleted", keys}, {"versions", versions}}.dump();
-  }
-  if (type == "stats") return StatsJson(engine).dump();
-  if (type == "entries") {
-    ARROW_ASSIGN_OR_RAISE(auto j, ParseBody(body));
-    ARROW_ASSIGN_OR_RAISE(auto prefix, StringField(j, "prefix"));
-    ARROW_ASSIGN_OR_RAISE(auto entries, management->Entries(prefix));
-    ARROW_ASSIGN_OR_RAISE(auto table, EntriesTable(entries));
-    ARROW_ASSIGN_OR_RAISE(auto ipc, TableToIpc(*table));
-    return ipc->ToString();
-  }
-  if (type == "shrink") {
-    ARROW_ASSIGN_OR_RAISE(auto j, ParseBody(body));
-    ARROW_ASSIGN_OR_RAISE(bool one, BoolField(j, "one", false));
-    ARROW_ASSIGN_OR_RAISE(bool dry_run, BoolField(j, "dry_run", false));
-    std::optional<int64_t> below;
-    if (j.contains("below_bytes")) {
-      ARROW_ASSIGN_OR_RAISE(below, SizeArgument(j["below_bytes"], "below_bytes"));
-    }
-    if (one == below.has_value()) {
-      return arrow::Status::Invalid(
-          "shrink takes {\"one\": true} or {\"below_bytes\": N, \"dry_run\": bool}");
-    }
-    ARROW_ASSIGN_OR_RAISE(auto removed, management->Shrink(below, dry_run));
-    spdlog::info("shrink{}: {} keys{}", below ? " below " + FormatByteSize(*below) : " one",
-                 removed.size(), dry_run ? " (dry run)" : "");
-    return json{{"removed", removed}, {"dry_run", dry_run}}.dump();
-  }
-  if (type == "invalidate") {
-    ARROW_ASSIGN_OR_RAISE(auto key, StringArgument(body, "key"));
-    ARROW_RETURN_NOT_OK(CheckEntryKey(key));
-    bool cascade = true;
-    if (!body.empty() && body.front() == '{') {
-      ARROW_ASSIGN_OR_RAISE(auto j, ParseBody(body));
-      ARROW_ASSIGN_OR_RAISE(cascade, BoolField(j, "cascade", true));
-    }
-    ARROW_ASSIGN_OR_RAISE(auto removed, management->Invalidate(key, cascade));
-    return json{{"removed", removed}}.dump();
-  }
-  if (type == "invalidate-tag") {
-    ARROW_ASSIGN_OR_RAISE(auto tag, StringArgument(body, "tag"));
-    if (tag.empty()) return arrow::Status::Invalid("'tag' must not be empty");
-    ARROW_ASSIGN_OR_RAISE(auto removed, management->InvalidateTag(tag));
-    return json{{"removed", removed}}.dump();
-  }
-  if (type == "config-get") return ConfigJson(engine).dump();
-  if (type == "config-set") {
-    ARROW_ASSIGN_OR_RAISE(auto j, ParseBody(body));
-    RuntimeSettings settings;
-    for (auto& [name, value] : j.items()) {
-      if (name == "half_life") {
-        if (!value.is_number()) return arrow::Status::Invalid("'half_life' must be a number");
-        settings.half_life = value.get<double>();
-      } else if (name == "cache_size") {
-        ARROW_ASSIGN_OR_RAISE(settings.cache_size, SizeArgument(value, "cache_size"));
-      } else if (name == "memory_size") {
-        ARROW_ASSIGN_OR_RAISE(settings.memory_size, SizeArgument(value, "memory_size"));
-      } else {
-        return arrow::Status::Invalid("config-set: unknown setting '", name,
-                                      "' (settable: half_life, cache_size, memory_size)");
-      }
-    }
-    ARROW_RETURN_NOT_OK(management->Configure(settings));
-    spdlog::info("config-set {}", j.dump());
-    return ConfigJson(engine).dump();
-  }
-  return arrow::Status::NotImplemented("unknown action '", type,
-                                       "'; ListActions names the supported ones");
 }
 
 }  // namespace quiver
