@@ -131,7 +131,8 @@ arrow::Status Engine::RebuildIfNeeded(bool at_startup) {
   }
   if (!*needs) {
     if (at_startup) {  // what this node's previous run left half-written
-      ARROW_RETURN_NOT_OK(options_.store->RemoveTemporaries(options_.node_id, 0).status());
+      ARROW_RETURN_NOT_OK(
+          options_.store->RemoveTemporaries(SanitizeNodeId(options_.node_id), 0).status());
     }
     return arrow::Status::OK();
   }

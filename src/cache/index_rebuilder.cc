@@ -157,7 +157,7 @@ arrow::Result<RebuildSummary> RebuildIndex(BlobStore* store, Index* index,
   RebuildSummary summary;
   ARROW_ASSIGN_OR_RAISE(summary.temp_files_removed,
                         options.exclusive ? store->RemoveTemporaries()
-                                          : store->RemoveTemporaries(options.node, 0));
+                                          : store->RemoveTemporaries(SanitizeNodeId(options.node), 0));
   ARROW_ASSIGN_OR_RAISE(auto scan, ScanManifests(store, options, &summary));
   std::vector<EntryMeta> restore;
   for (auto& [key, by_version] : scan.found) {
