@@ -66,5 +66,33 @@ TEST(ServerConfig, ValidateNamesTheField) {
   EXPECT_NE(config.Validate().message().find("keep_versions"), std::string::npos);
 }
 
+TEST(ServerConfig, SharedModeSettingsAreCheckedByName) {
+  auto invalid = [](auto change, const char* field) {
+    ServerConfig config;
+    change(config);
+    auto st = config.Validate();
+    EXPECT_FALSE(st.ok()) << field;
+    EXPECT_NE(st.message().find(field), std::string::npos) << st;
+  };
+  invalid([](ServerConfig& c) { c.index = "memcached://h:1"; }, "index");
+  invalid([](ServerConfig& c) { c.index_prefix = "a{b}"; }, "index_prefix");
+  invalid([](ServerConfig& c) { c.index_prefix = ""; }, "index_prefix");
+  invalid([](ServerConfig& c) { c.shared_failure = "maybe"; }, "shared_failure");
+  invalid([](ServerConfig& c) { c.lease_ttl_s = 0.01; }, "lease_ttl_s");
+  invalid([](ServerConfig& c) { c.fill_poll_s = 0; }, "fill_poll_s");
+  invalid([](ServerConfig& c) { c.public_endpoint = "http://lb:80"; }, "public_endpoint");
+  invalid([](ServerConfig& c) { c.advertise = "10.0.0.1:8815"; }, "advertise");
+  ServerConfig shared;
+  shared.index = "rediss://user:pw@redis.internal:6380/2";
+  shared.index_prefix = "team-a:cache_1";
+  shared.shared_failure = "closed";
+  EXPECT_TRUE(shared.Validate().ok()) << shared.Validate();
+  EXPECT_TRUE(shared.shared_index());
+  EXPECT_FALSE(ServerConfig{}.shared_index());
+  // The password never appears in an error about the index.
+  shared.index = "memcached://user:hunter2@h:1";
+  EXPECT_EQ(shared.Validate().message().find("hunter2"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace quiver
