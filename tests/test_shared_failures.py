@@ -175,10 +175,10 @@ def test_a_killed_filler_is_taken_over_and_nothing_partial_is_published(cluster,
     assert meta[0]["cache"] == "hit" and meta[0]["node"] in ("n1", "n2")
     assert table.num_rows == full
     # Node 0 comes back under its name: what it left half-written goes, nothing else.
-    left = [p.name for p in (nodes.data_dir / ".tmp").iterdir() if p.name.startswith("n0-")]
+    left = [p.name for p in (nodes.data_dir / ".tmp").iterdir() if p.name.startswith("n0~")]
     assert left, "the killed node's temp file should still be there"
     nodes[0].start()
-    assert not [p for p in (nodes.data_dir / ".tmp").iterdir() if p.name.startswith("n0-")]
+    assert not [p for p in (nodes.data_dir / ".tmp").iterdir() if p.name.startswith("n0~")]
     assert run_query(nodes[0].client(), source="pg", sql=sql)[1][0]["cache"] == "hit"
 
 

@@ -70,7 +70,8 @@ std::optional<Refusal> RefusalOf(const arrow::Status& status) {
 }
 
 arrow::Result<PublishOutcome> Committer::PublishWithRoom(EntryMeta* entry,
-                                                         const CommitRequest& request) {
+                                                         const CommitRequest& request,
+                                                         bool* handed_over) {
   PublishSpec spec;
   spec.if_version = request.if_version;
   spec.keep_versions = request.keep_versions;
@@ -88,9 +89,11 @@ arrow::Result<PublishOutcome> Committer::PublishWithRoom(EntryMeta* entry,
     const bool new_key = !latest.has_value();
     ARROW_RETURN_NOT_OK(evictor_->MakeRoom(entry->key, entry->bytes, new_key));
     spec.budget = evictor_->Limits(/*allow_one_over=*/attempt + 1 == kRoomAttempts);
+    *handed_over = true;
     auto published = entries_->Publish(entry, spec);
     evictor_->Release(entry->bytes, new_key);
     ARROW_ASSIGN_OR_RAISE(outcome, std::move(published));
+    *handed_over = false;  // a definite answer
     if (outcome.published() && spec.budget->allow_one_over) {
       // Published past the limits after losing every race for room: evict back under them.
       auto back = evictor_->MakeRoom(entry->key, 0, /*new_key=*/false);
@@ -106,10 +109,13 @@ arrow::Result<EntryMeta> Committer::Commit(EntryMeta entry, const CommitRequest&
   entry.depends_on = request.depends_on;
   entry.tags = request.tags;
   auto admitted = evictor_->Admit(entry.key, entry.bytes);
-  auto outcome = admitted.ok() ? PublishWithRoom(&entry, request)
+  bool handed_over = false;
+  auto outcome = admitted.ok() ? PublishWithRoom(&entry, request, &handed_over)
                                : arrow::Result<PublishOutcome>(admitted);
   if (!outcome.ok() || !outcome->published()) {
-    entries_->Discard(entry);
+    // After an error from the index the entry may be published: its files stay (the sweep
+    // removes them if it is not).
+    if (outcome.ok() || !handed_over) entries_->Discard(entry);
     if (!outcome.ok()) return outcome.status();
     if (outcome->refusal == Refusal::kOverBudget) evictor_->CountNotAdmitted();
     return RefusalStatus(*outcome, entry, request);

@@ -49,7 +49,10 @@ class Committer {
   arrow::Result<EntryMeta> Commit(EntryMeta entry, const CommitRequest& request);
 
  private:
-  arrow::Result<PublishOutcome> PublishWithRoom(EntryMeta* entry, const CommitRequest& request);
+  /// Make room and publish, retrying while others take the room. `*handed_over` is set once
+  /// the index was asked to publish (after which an error leaves the files in place).
+  arrow::Result<PublishOutcome> PublishWithRoom(EntryMeta* entry, const CommitRequest& request,
+                                                bool* handed_over);
 
   EntryStore* entries_;
   Evictor* evictor_;

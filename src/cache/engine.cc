@@ -12,7 +12,7 @@ namespace quiver {
 namespace {
 
 constexpr const char* kRebuildLease = "rebuild";
-constexpr int64_t kRebuildLeaseTtlMs = 10 * 60 * 1000;
+constexpr int64_t kRebuildLeaseTtlMs = 60 * 1000;
 
 std::chrono::milliseconds Seconds(double s) {
   return std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
@@ -142,8 +142,16 @@ arrow::Status Engine::RebuildIfNeeded(bool at_startup) {
   if (grant.acquired) {
     spdlog::warn("index {} holds no entries: rebuilding it from the manifests in {}",
                  index->Describe(), options_.store->Describe());
+    const LeaseRef lease{kRebuildLease, grant.token};
+    PeriodicTask renewer("rebuild lease", std::chrono::milliseconds(kRebuildLeaseTtlMs / 3),
+                         [&] { (void)index->RenewLease(lease, kRebuildLeaseTtlMs); });
     auto st = Rebuild();
-    auto released = index->ReleaseLease({kRebuildLease, grant.token});
+    renewer.Stop();
+    if (st.IsCancelled()) {  // another node finished first: its index serves
+      spdlog::info("{}", st.message());
+      st = arrow::Status::OK();
+    }
+    auto released = index->ReleaseLease(lease);
     if (!released.ok()) spdlog::warn("releasing the rebuild lease: {}", released.ToString());
     return st;
   }

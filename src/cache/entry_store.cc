@@ -10,6 +10,15 @@ namespace {
 // times in a row (each retry means someone else's publish succeeded).
 constexpr int kMaxConflictRetries = 100;
 
+// Keeps the index's own detail (an unavailable index is still UNAVAILABLE to the client);
+// the message says what is known.
+arrow::Status UnclearPublish(const arrow::Status& cause) {
+  return arrow::Status(cause.code(),
+                       cause.message() + " (whether it was published is unknown; if it was "
+                                         "not, the garbage sweep removes its files)",
+                       cause.detail());
+}
+
 }  // namespace
 
 EntryStore::EntryStore(std::shared_ptr<BlobStore> store, std::shared_ptr<Index> index,
@@ -28,6 +37,11 @@ arrow::Result<std::unique_ptr<EntryWriter>> EntryStore::NewWriter(const std::str
   ARROW_ASSIGN_OR_RAISE(auto blob, store_->OpenWriter(NewDataBlobName(node_)));
   return std::make_unique<EntryWriter>(key, node_, std::move(blob), max_bytes,
                                        std::move(limit_name));
+}
+
+arrow::Result<bool> EntryStore::IsPublished(const EntryMeta& entry) {
+  ARROW_ASSIGN_OR_RAISE(auto found, index_->Get(entry.key, entry.version));
+  return found && found->blob == entry.blob && found->manifest == entry.manifest;
 }
 
 arrow::Result<PublishOutcome> EntryStore::Publish(EntryMeta* entry, const PublishSpec& spec) {
@@ -57,8 +71,22 @@ arrow::Result<PublishOutcome> EntryStore::Publish(EntryMeta* entry, const Publis
     request.budget = spec.budget;
     request.scoring = spec.scoring;
     auto outcome = index_->Publish(request);
-    if (outcome.ok() && outcome->published()) {
-      ARROW_RETURN_NOT_OK(DropFiles(outcome->trimmed));
+    if (!outcome.ok()) {
+      // The index may have published it before the answer was lost: it is either published,
+      // or garbage the sweep removes -- its files are left either way.
+      auto published = IsPublished(*entry);
+      if (published.ok() && *published) return PublishOutcome{};
+      return UnclearPublish(outcome.status());
+    }
+    // A conflict can be this writer's own publish, replayed after a broken connection.
+    if (outcome->refusal == Refusal::kVersionConflict) {
+      auto published = IsPublished(*entry);
+      if (published.ok() && *published) return PublishOutcome{};
+    }
+    if (outcome->published()) {
+      auto dropped = DropFiles(outcome->trimmed);  // published whatever happens to them
+      if (!dropped.ok()) spdlog::warn("removing trimmed versions of {}: {}", entry->key,
+                                      dropped.ToString());
       return outcome;
     }
     auto removed = store_->Delete(entry->manifest);
@@ -66,7 +94,6 @@ arrow::Result<PublishOutcome> EntryStore::Publish(EntryMeta* entry, const Publis
       spdlog::error("removing the manifest of refused {}@{}: {}", entry->key, entry->version,
                     removed.ToString());
     }
-    if (!outcome.ok()) return outcome.status();
     const bool retry = outcome->refusal == Refusal::kVersionConflict && !spec.if_version &&
                        attempt < kMaxConflictRetries;
     if (!retry) return outcome;

@@ -61,8 +61,13 @@ class EntryStore {
                                                         int64_t max_bytes,
                                                         std::string limit_name);
   /// \brief Publish a finished entry as its key's next version. Sets entry->version,
-  /// ->manifest and (if 0) ->created_ms. On success the versions it trimmed are gone.
+  /// ->manifest and (if 0) ->created_ms. On success the versions it trimmed are gone. A
+  /// refusal deletes the manifest. An error leaves both files: the index may have published
+  /// the entry before its answer was lost (then they are the entry's; if not, the garbage
+  /// sweep removes them) -- so the caller must not Discard() after an error.
   arrow::Result<PublishOutcome> Publish(EntryMeta* entry, const PublishSpec& spec);
+  /// \brief True if the index lists exactly this entry (its version, blob and manifest).
+  arrow::Result<bool> IsPublished(const EntryMeta& entry);
   /// \brief Delete the data blob of an entry that will not be published.
   void Discard(const EntryMeta& entry);
 

@@ -64,6 +64,12 @@ std::shared_ptr<Fill> FillGroup::FindLed(const std::string& key, uint64_t token)
   return it->second.fill;
 }
 
+void FillGroup::ForgetLease(const std::string& key, const std::shared_ptr<Fill>& fill) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = slots_.find(key);
+  if (it != slots_.end() && it->second.fill == fill) it->second.lease.reset();
+}
+
 std::optional<LeaseRef> FillGroup::LeaseOf(const std::string& key,
                                            const std::shared_ptr<Fill>& fill) {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -81,8 +87,10 @@ void FillGroup::RenewAll() {
   std::vector<std::pair<std::string, FillSlot>> held;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    // Until it is published (ForgetLease) or unregistered: the commit after the stream
+    // ended -- an fsync of the whole result, making room -- needs the lease too.
     for (const auto& [key, slot] : slots_) {
-      if (slot.lease && !slot.fill->finished()) held.emplace_back(key, slot);
+      if (slot.lease) held.emplace_back(key, slot);
     }
   }
   for (const auto& [key, slot] : held) {
@@ -93,6 +101,12 @@ void FillGroup::RenewAll() {
       continue;
     }
     if (*renewed) continue;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = slots_.find(key);
+      // Published meanwhile (the publish released the lease): nothing was lost.
+      if (it == slots_.end() || it->second.fill != slot.fill || !it->second.lease) continue;
+    }
     spdlog::warn("query {}: lost its fill lease (token {}; expired while this node was paused "
                  "or partitioned, and another node may have taken over); its result will not "
                  "be published",

@@ -5,8 +5,8 @@
 // when the result is published, so a filler that lost the lease (paused, partitioned, slow)
 // never publishes. The local registry only saves round trips: a request on this node joins the
 // fill registered here (whether this node executes it or follows another node's execution).
-// Held leases are renewed while their fills run; a fill whose renewal is refused stops caching
-// at once (its publish would be refused anyway).
+// Held leases are renewed while their fills run and commit; a fill whose renewal is refused
+// stops caching at once (its publish would be refused anyway).
 //
 // Thread-safety: all methods are safe to call concurrently.
 #pragma once
@@ -55,6 +55,8 @@ class FillGroup {
   void Unregister(const std::string& key, const std::shared_ptr<Fill>& fill);
   /// \brief The fill of `key` this node leads under `token`, for another node to join.
   std::shared_ptr<Fill> FindLed(const std::string& key, uint64_t token);
+  /// \brief The fill of `key` was published (which released its lease): stop renewing it.
+  void ForgetLease(const std::string& key, const std::shared_ptr<Fill>& fill);
   /// \brief The lease the fill of `key` holds now (empty once lost).
   std::optional<LeaseRef> LeaseOf(const std::string& key, const std::shared_ptr<Fill>& fill);
 

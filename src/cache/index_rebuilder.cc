@@ -170,7 +170,12 @@ arrow::Result<RebuildSummary> RebuildIndex(BlobStore* store, Index* index,
     return a.created_ms < b.created_ms;
   });
   for (const auto& meta : restore) {
-    ARROW_RETURN_NOT_OK(index->Restore(meta, options.scoring));
+    auto restored = index->Restore(meta, options.scoring);
+    if (restored.IsAlreadyExists()) {  // another rebuilder restored another claim of it
+      spdlog::warn("not restoring {}: {}", meta.manifest, restored.message());
+      continue;
+    }
+    ARROW_RETURN_NOT_OK(restored);
     ++summary.versions;
     summary.bytes += meta.bytes;
   }

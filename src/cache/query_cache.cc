@@ -186,6 +186,7 @@ arrow::Status QueryCache::StartMiss(const QueryPlan& plan, bool index_available,
   auto fill = std::make_shared<Fill>(plan.key, /*joinable=*/true);
   FillSlot slot{fill, FillRole::kUncached, std::nullopt, options_.fills->node()};
   std::optional<LeaseHolder> other;
+  std::string uncached = "the index is unavailable; executed without caching";
   if (index_available) {
     auto grant = options_.fills->Acquire(plan.key);
     if (!grant.ok() && !(IsIndexUnavailable(grant.status()) && options_.fail_open)) {
@@ -194,33 +195,38 @@ arrow::Status QueryCache::StartMiss(const QueryPlan& plan, bool index_available,
     if (grant.ok() && grant->acquired) {
       slot.role = FillRole::kLeader;
       slot.lease = LeaseRef{FillGroup::LeaseName(plan.key), grant->token};
-    } else if (grant.ok()) {
+    } else if (grant.ok() && grant->holder.owner != options_.fills->node()) {
       slot.role = FillRole::kFollower;
       slot.filler = grant->holder.owner;
       other = grant->holder;
+    } else if (grant.ok()) {
+      // This node's own fill of the key cannot be joined (its result outgrew the limit):
+      // execute alone, leaving that fill and its lease alone.
+      uncached = "this node's running fill of it cannot be joined; executed without caching";
     }
   }
-  if (slot.role == FillRole::kUncached) {
-    fill->StopCaching("the index is unavailable; executed without caching");
-  }
+  if (slot.role == FillRole::kUncached) fill->StopCaching(uncached);
   response->reader = *fill->Attach();
   response->fill = fill;
   response->joined = slot.role == FillRole::kFollower;
   response->node = slot.filler;
   response->created_ms = now;
   response->expires_ms = now + static_cast<int64_t>(plan.ttl_s * 1000);
-  options_.fills->Register(plan.key, slot);
   // Following another node's fill is joining a fill already running (in the cluster).
   Count(other ? &QueryStats::joins : &QueryStats::misses);
   if (other) {
+    options_.fills->Register(plan.key, slot);
     StartThread([this, plan, fill, holder = *other, now] {
       RunFollower(plan, fill, holder, now);
     });
-  } else {
-    StartThread([this, plan, fill, lease = slot.lease, now] {
-      RunLeader(plan, fill, lease, now, /*cacheable=*/true);
-    });
+    return arrow::Status::OK();
   }
+  // An uncached execution is joinable by this node's requests only while the index is away
+  // (else its key's slot belongs to the fill that holds the lease).
+  if (slot.role == FillRole::kLeader || !index_available) options_.fills->Register(plan.key, slot);
+  StartThread([this, plan, fill, lease = slot.lease, now] {
+    RunLeader(plan, fill, lease, now, /*cacheable=*/true);
+  });
   return arrow::Status::OK();
 }
 

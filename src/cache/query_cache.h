@@ -162,7 +162,7 @@ class QueryCache {
 
  private:
   enum class Follow { kDone, kFailed, kUnreachable };
-  enum class Wait { kPublished, kLeaseFree, kNewHolder, kStopped };
+  enum class Wait { kPublished, kLeaseFree, kNewHolder, kIndexAway, kStopped };
 
   explicit QueryCache(QueryCacheOptions options) : options_(std::move(options)) {}
   std::mutex& KeyMutex(const std::string& key);
@@ -179,8 +179,9 @@ class QueryCache {
   void RunLeader(const QueryPlan& plan, const std::shared_ptr<Fill>& fill,
                  std::optional<LeaseRef> lease, int64_t created_ms, bool cacheable);
   std::unique_ptr<EntryWriter> BeginEntry(const QueryPlan& plan, Fill* fill);
-  void CommitResult(const QueryPlan& plan, Fill* fill, std::unique_ptr<EntryWriter> entry,
-                    const CommitRequest& request, int64_t created_ms, int64_t exec_ms);
+  void CommitResult(const QueryPlan& plan, const std::shared_ptr<Fill>& fill,
+                    std::unique_ptr<EntryWriter> entry, const CommitRequest& request,
+                    int64_t created_ms, int64_t exec_ms);
   void EndFill(const QueryPlan& plan, const std::shared_ptr<Fill>& fill, arrow::Status status);
   std::string StopReason(Fill* fill, bool storing);
 
@@ -193,7 +194,14 @@ class QueryCache {
   /// or kFailed with *failure.
   Follow MirrorStream(const QueryPlan& plan, Fill* fill, PeerFill* peer,
                       const LeaseHolder& holder, arrow::Status* failure);
-  Wait WaitForOther(const QueryPlan& plan, LeaseHolder* holder, std::optional<OpenEntry>* entry);
+  Wait WaitForOther(const QueryPlan& plan, Fill* fill, LeaseHolder* holder,
+                    std::optional<OpenEntry>* entry);
+  /// The follower cannot learn the outcome of another node's fill: execute here, uncached
+  /// (fail-open), or fail (fail-closed).
+  void RunWithoutIndex(const QueryPlan& plan, const std::shared_ptr<Fill>& fill,
+                       int64_t created_ms);
+  /// True if a fresh result of `plan` is published.
+  bool Published(const QueryPlan& plan);
   arrow::Status FeedStored(Fill* fill, const OpenEntry& entry);
 
   void Count(int64_t QueryStats::*field, int64_t n = 1);

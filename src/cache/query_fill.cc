@@ -105,14 +105,14 @@ void QueryCache::RunLeader(const QueryPlan& plan, const std::shared_ptr<Fill>& f
   // which keeps its batches until it is unregistered after the commit.
   fill->Finish(arrow::Status::OK());
   if (entry && !pumped.entry_failed) {
-    CommitResult(plan, fill.get(), std::move(entry), commit, created_ms, exec_ms);
+    CommitResult(plan, fill, std::move(entry), commit, created_ms, exec_ms);
   } else if (cacheable) {
     Count(&QueryStats::not_cached);
   }
   EndFill(plan, fill, arrow::Status::OK());
 }
 
-void QueryCache::CommitResult(const QueryPlan& plan, Fill* fill,
+void QueryCache::CommitResult(const QueryPlan& plan, const std::shared_ptr<Fill>& fill,
                               std::unique_ptr<EntryWriter> entry, const CommitRequest& request,
                               int64_t created_ms, int64_t exec_ms) {
   auto meta = entry->Finish();
@@ -125,6 +125,7 @@ void QueryCache::CommitResult(const QueryPlan& plan, Fill* fill,
     meta = options_.committer->Commit(std::move(*meta), request);
   }
   if (meta.ok()) {
+    options_.fills->ForgetLease(plan.key, fill);  // the publish released it
     spdlog::info("query {} on {}: executed in {} ms, cached {} rows ({} bytes) for {} s",
                  plan.key.substr(0, 12), plan.request.source, exec_ms, meta->rows, meta->bytes,
                  plan.ttl_s);

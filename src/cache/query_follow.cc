@@ -44,13 +44,15 @@ void QueryCache::RunFollower(const QueryPlan& plan, const std::shared_ptr<Fill>&
     if (!waited) Count(&QueryStats::waits);
     waited = true;
     std::optional<OpenEntry> entry;
-    switch (WaitForOther(plan, &holder, &entry)) {
+    switch (WaitForOther(plan, fill.get(), &holder, &entry)) {
       case Wait::kStopped:
         continue;  // the loop's checks end it
       case Wait::kNewHolder:
         continue;
       case Wait::kPublished:
         return EndFill(plan, fill, FeedStored(fill.get(), *entry));
+      case Wait::kIndexAway:
+        return RunWithoutIndex(plan, fill, created_ms);
       case Wait::kLeaseFree:
         break;
     }
@@ -75,6 +77,20 @@ void QueryCache::RunFollower(const QueryPlan& plan, const std::shared_ptr<Fill>&
   }
 }
 
+void QueryCache::RunWithoutIndex(const QueryPlan& plan, const std::shared_ptr<Fill>& fill,
+                                 int64_t created_ms) {
+  auto away = IndexUnavailable("the index is unavailable while waiting for another node's fill");
+  if (!options_.fail_open) return EndFill(plan, fill, away);
+  spdlog::warn("query {}: {}; executing it here, uncached", plan.key.substr(0, 12),
+               away.message());
+  fill->StopCaching("the index is unavailable; executed without caching");
+  {
+    std::lock_guard<std::mutex> lock(threads_mutex_);
+    live_fills_.erase(fill);
+  }
+  RunLeader(plan, fill, std::nullopt, created_ms, /*cacheable=*/true);
+}
+
 QueryCache::Follow QueryCache::Mirror(const QueryPlan& plan, Fill* fill,
                                       const LeaseHolder& holder, arrow::Status* failure) {
   auto peer = options_.peers->JoinFill(holder.endpoint, plan.key, holder.token);
@@ -94,7 +110,11 @@ QueryCache::Follow QueryCache::Mirror(const QueryPlan& plan, Fill* fill,
     while (!done_cv.wait_for(lock, std::chrono::milliseconds(options_.fill_poll_ms),
                              [&] { return done; })) {
       auto current = options_.fills->Holder(plan.key);
-      const bool moved = current.ok() && (!*current || (*current)->token != holder.token);
+      // A lease released because the fill was published is not a lease that moved on: the
+      // stream is about to end.
+      const bool moved =
+          current.ok() && ((*current && (*current)->token != holder.token) ||
+                           (!*current && !Published(plan)));
       if (moved || stopping_ || fill->Abandoned()) {
         lease_moved = moved;
         (*peer)->Cancel();
@@ -149,18 +169,24 @@ QueryCache::Follow QueryCache::MirrorStream(const QueryPlan& plan, Fill* fill, P
   return Follow::kFailed;
 }
 
-QueryCache::Wait QueryCache::WaitForOther(const QueryPlan& plan, LeaseHolder* holder,
-                                          std::optional<OpenEntry>* entry) {
+bool QueryCache::Published(const QueryPlan& plan) {
+  auto latest = options_.entries->index()->Get(kQueryKeyPrefix + plan.key, std::nullopt);
+  return latest.ok() && *latest && !(*latest)->expired(options_.clock->NowMillis());
+}
+
+QueryCache::Wait QueryCache::WaitForOther(const QueryPlan& plan, Fill* fill,
+                                          LeaseHolder* holder, std::optional<OpenEntry>* entry) {
   const std::string index_key = kQueryKeyPrefix + plan.key;
   uint64_t seen;
   {
     std::lock_guard<std::mutex> lock(wait_mutex_);
     seen = fill_ends_;
   }
-  while (!stopping_) {
+  // When the index was first found away (epoch: it was not).
+  std::chrono::steady_clock::time_point away_since{};
+  while (!stopping_ && !fill->Abandoned()) {
     auto opened = options_.entries->Open(index_key, std::nullopt, /*promote=*/true);
-    if (opened.ok() && *opened && !(*opened)->meta.expired(options_.clock->NowMillis()) &&
-        (*opened)->meta.created_ms >= 0) {
+    if (opened.ok() && *opened && !(*opened)->meta.expired(options_.clock->NowMillis())) {
       *entry = std::move(*opened);
       return Wait::kPublished;
     }
@@ -169,6 +195,16 @@ QueryCache::Wait QueryCache::WaitForOther(const QueryPlan& plan, LeaseHolder* ho
     if (current.ok() && (*current)->token != holder->token) {
       *holder = **current;
       return Wait::kNewHolder;
+    }
+    // The index away for as long as a lease lasts: nobody can publish the result now.
+    if (!current.ok() && IsIndexUnavailable(current.status())) {
+      const auto now = std::chrono::steady_clock::now();
+      if (away_since.time_since_epoch().count() == 0) away_since = now;
+      if (now - away_since > std::chrono::milliseconds(options_.fills->lease_ttl_ms())) {
+        return Wait::kIndexAway;
+      }
+    } else {
+      away_since = {};
     }
     std::unique_lock<std::mutex> lock(wait_mutex_);
     wait_cv_.wait_for(lock, std::chrono::milliseconds(options_.fill_poll_ms),

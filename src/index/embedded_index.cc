@@ -266,12 +266,19 @@ arrow::Result<std::vector<std::string>> EmbeddedIndex::KeysWithTag(const std::st
 
 arrow::Status EmbeddedIndex::Restore(const EntryMeta& entry, const ScoringPolicy& scoring) {
   std::unique_lock lock(mutex_);
+  if (rebuilt_) {
+    return arrow::Status::Cancelled("the index was rebuilt meanwhile; not restoring more");
+  }
   auto [it, inserted_key] = keys_.try_emplace(entry.key);
   KeyState& state = it->second;
-  if (!state.versions.emplace(entry.version, entry).second) {
+  if (auto existing = state.versions.find(entry.version); existing != state.versions.end()) {
+    if (existing->second.blob == entry.blob && existing->second.manifest == entry.manifest) {
+      return arrow::Status::OK();  // restored twice: a rebuild started again
+    }
     return arrow::Status::AlreadyExists("version ", entry.version, " of '", entry.key,
                                         "' is already in the index");
   }
+  state.versions.emplace(entry.version, entry);
   if (inserted_key) ++stats_.keys;
   ++stats_.versions;
   stats_.bytes += entry.bytes;

@@ -129,11 +129,17 @@ std::optional<ManifestName> ParseManifestName(const std::string& name) {
 }
 
 std::string SanitizeNodeId(std::string_view id) {
+  // Injective, so that two node ids never share blob-name prefixes: other characters are
+  // written as %XX.
   std::string out;
   for (char c : id.substr(0, 64)) {
     const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
                     c == '-';
-    out += ok ? c : '_';
+    if (ok) {
+      out += c;
+    } else {
+      out += fmt::format("%{:02X}", static_cast<unsigned char>(c));
+    }
   }
   return out;
 }

@@ -76,8 +76,8 @@ struct ManifestName {
 /// \brief Parse a manifest blob name (either layout); std::nullopt if it is not one.
 std::optional<ManifestName> ParseManifestName(const std::string& name);
 
-/// \brief `id` made safe for blob names and logs: characters outside [A-Za-z0-9._-] become
-/// '_', and it is cut to 64 characters. Empty stays empty.
+/// \brief `id` made safe for blob names: characters outside [A-Za-z0-9._-] become %XX (so two
+/// ids never map to one name), after cutting it to 64 characters. Empty stays empty.
 std::string SanitizeNodeId(std::string_view id);
 
 }  // namespace quiver

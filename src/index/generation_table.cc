@@ -20,6 +20,7 @@ void GenerationTable::Bump(const std::string& name) {
 
 std::optional<std::string> GenerationTable::ChangedSince(const std::vector<std::string>& names,
                                                          uint64_t since) const {
+  if (names.empty()) return std::nullopt;  // nothing to be stale about
   if (since < forgotten_) return std::string();
   for (const auto& name : names) {
     auto it = by_name_.find(name);

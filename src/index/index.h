@@ -257,12 +257,16 @@ class Index {
   // --- rebuilding ---------------------------------------------------------------------------
 
   /// \brief Insert `entry` as found in storage, without the compare-and-set rule (rebuilding
-  /// from manifests). Its key's use starts as one access at `entry.created_ms`.
+  /// from manifests). Its key's use starts as one access at `entry.created_ms`. Restoring
+  /// the same entry again is a no-op; another entry under the same version is
+  /// AlreadyExists; once the index was marked rebuilt, Cancelled (another rebuilder won).
   virtual arrow::Status Restore(const EntryMeta& entry, const ScoringPolicy& scoring) = 0;
   /// \brief True if the index holds nothing trustworthy yet and must be rebuilt from the
   /// manifests (a new embedded index; a Redis that lost its data).
   virtual arrow::Result<bool> NeedsRebuild() = 0;
-  /// \brief The rebuild is complete: the index serves and accepts publishes.
+  /// \brief The rebuild is complete: the index serves and accepts publishes. Generations and
+  /// fencing tokens continue above anything issued before the index lost its data, and
+  /// snapshots taken before are refused.
   virtual arrow::Status MarkRebuilt() = 0;
 
   // --- nodes ---------------------------------------------------------------------------------

@@ -67,7 +67,7 @@ TEST(Manifest, NamesAreUniqueSortByVersionAndParse) {
   auto a = NewManifestName("s/o", 3, "node:1");
   auto b = NewManifestName("s/o", 3, "node:1");
   EXPECT_NE(a, b);
-  EXPECT_EQ(a.rfind("manifests/s/o/@v/00000000000000000003-node_1-", 0), 0u) << a;
+  EXPECT_EQ(a.rfind("manifests/s/o/@v/00000000000000000003-node%3A1-", 0), 0u) << a;
   EXPECT_LT(NewManifestName("s/o", 9, "z"), NewManifestName("s/o", 10, "a"));
   auto parsed = ParseManifestName(a);
   ASSERT_TRUE(parsed.has_value());
@@ -81,7 +81,8 @@ TEST(Manifest, NamesAreUniqueSortByVersionAndParse) {
   EXPECT_FALSE(ParseManifestName("manifests/s/o/@v/12.json").has_value());
   EXPECT_FALSE(ParseManifestName("data/00/x.arrows").has_value());
   EXPECT_NE(NewDataBlobName("n"), NewDataBlobName("n"));
-  EXPECT_EQ(SanitizeNodeId("host.example:8815/x"), "host.example_8815_x");
+  EXPECT_EQ(SanitizeNodeId("host.example:8815/x"), "host.example%3A8815%2Fx");
+  EXPECT_NE(SanitizeNodeId("a:1"), SanitizeNodeId("a_1"));
 }
 
 }  // namespace

@@ -462,12 +462,30 @@ class IndexConformanceTest : public ::testing::Test {
     v5.depends_on = {"r/base"};
     ASSERT_OK(index.Restore(v3, {}));
     ASSERT_OK(index.Restore(v5, {}));
+    // A rebuild that starts again restores the same entries.
+    ASSERT_OK(index.Restore(v5, {}));
+    auto other = v5;
+    other.blob = "data/00/another";
+    EXPECT_TRUE(index.Restore(other, {}).IsAlreadyExists());
     ASSERT_OK(index.MarkRebuilt());
+    EXPECT_TRUE(index.Restore(Entry("r/late", 1), {}).IsCancelled())
+        << "a slower rebuilder must not write into the live index";
+    // What began before the index was (re)built cannot be checked against invalidations
+    // that happened before it: refused. What begins after is accepted.
+    auto from_before = Request(Entry("r/derived", 1));
+    from_before.watched = {KeyGeneration("r/k")};
+    from_before.since = GenerationSnapshot{0};
+    ASSERT_OK_AND_ASSIGN(auto snapshot, index.Snapshot());
+    if (publishes_wait_for_rebuild()) {
+      EXPECT_EQ(index.Publish(from_before)->refusal, Refusal::kStaleGeneration);
+    }
+    from_before.since = snapshot;
+    EXPECT_TRUE(index.Publish(from_before)->published());
     EXPECT_FALSE(*index.NeedsRebuild());
     EXPECT_EQ((*index.Get("r/k", std::nullopt))->version, 5u);
     EXPECT_TRUE(index.Get("r/k", 3)->has_value());
     EXPECT_EQ(*index.Dependents("r/base"), std::vector<std::string>{"r/k"});
-    EXPECT_EQ(index.Stats()->versions, 2);
+    EXPECT_EQ(index.Stats()->versions, 3) << "r/k@3, r/k@5 and r/derived@1";
     EXPECT_TRUE(index.Publish(Request(Entry("r/k", 6), &v5))->published());
   }
 

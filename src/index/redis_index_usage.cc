@@ -263,8 +263,8 @@ arrow::Status RedisIndex::Restore(const EntryMeta& entry, const ScoringPolicy& s
         ARROW_ASSIGN_OR_RAISE(latest, EntryFromJson(json.str));
       }
     }
-    std::vector<std::string> keys = {names_.stats(), names_.entry(entry.key), names_.score(),
-                                     names_.keys()};
+    std::vector<std::string> keys = {names_.meta(), names_.stats(), names_.entry(entry.key),
+                                     names_.score(), names_.keys()};
     AddLinkKeys(&entry, &keys);
     AddLinkKeys(latest ? &*latest : nullptr, &keys);
     ARROW_ASSIGN_OR_RAISE(
@@ -279,6 +279,10 @@ arrow::Status RedisIndex::Restore(const EntryMeta& entry, const ScoringPolicy& s
              LogMArg(scoring)}));
     ARROW_RETURN_NOT_OK(ReplyError(reply, "restore"));
     if (reply.str == "ok") return arrow::Status::OK();
+    if (reply.str == "ready") {
+      return arrow::Status::Cancelled("index ", Describe(),
+                                      " was rebuilt meanwhile (by another node); stopping");
+    }
     if (reply.str == "exists") {
       return arrow::Status::AlreadyExists("version ", entry.version, " of '", entry.key,
                                           "' is already in the index");
@@ -299,9 +303,14 @@ arrow::Result<bool> RedisIndex::NeedsRebuild() {
 }
 
 arrow::Status RedisIndex::MarkRebuilt() {
-  return Command({"HSET", names_.meta(), "ready", "1", "format", "1", "rebuilt_ms",
-                  std::to_string(NowMs()), "rebuilt_by", options_.node})
-      .status();
+  const int64_t now = NowMs();
+  ARROW_ASSIGN_OR_RAISE(auto reply, Run(RedisScripts::Get().mark_rebuilt,
+                                        {names_.meta(), names_.stats()},
+                                        {std::to_string(now * 1000), options_.node,
+                                         std::to_string(now)}));
+  ARROW_RETURN_NOT_OK(ReplyError(reply, "mark rebuilt"));
+  MarkReady();
+  return arrow::Status::OK();
 }
 
 arrow::Result<std::string> RedisIndex::ClusterSecret() {
@@ -334,6 +343,10 @@ void RedisIndex::Subscribe(std::function<void(const IndexEvent&)> on_event,
   auto deliver = [on_event = std::move(on_event)](const std::string& payload) {
     auto j = nlohmann::json::parse(payload, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded() || !j.is_object()) return;
+    // A message of another shape (a newer node, or someone else) is ignored, never thrown.
+    for (const char* field : {"kind", "node", "key"}) {
+      if (!j.contains(field) || !j[field].is_string()) return;
+    }
     IndexEvent event;
     const std::string kind = j.value("kind", "");
     if (kind == "removed") event.kind = IndexEvent::Kind::kRemoved;

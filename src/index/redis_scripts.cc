@@ -13,7 +13,10 @@ local function num(v, default)
   if v == false or v == nil then return default end
   return tonumber(v)
 end
+-- Numbers passed to redis.call must be formatted here: Lua's own conversion keeps 14
+-- digits, and counters (floored at rebuild time in microseconds) have 16.
 local function fmt(x) return string.format('%.17g', x) end
+local function int(x) return string.format('%.0f', x) end
 local function split(s)
   local out = {}
   if s == false or s == nil or s == '' then return out end
@@ -22,7 +25,7 @@ local function split(s)
 end
 local function join(list)
   local parts = {}
-  for i = 1, #list do parts[i] = tostring(list[i]) end
+  for i = 1, #list do parts[i] = string.format('%.0f', list[i]) end
   return table.concat(parts, ',')
 end
 local function logaddexp(a, b)
@@ -38,7 +41,7 @@ local function touch(stats, score, e, key, n, now, policy, log_m)
   local tick = redis.call('HINCRBY', stats, 'tick', n)
   for t = tick - n + 1, tick do lw = logaddexp(lw, t * log_m) end
   lt = tick
-  redis.call('HSET', e, 'lw', fmt(lw), 'lt', lt, 'acc', acc + n, 'la', now)
+  redis.call('HSET', e, 'lw', fmt(lw), 'lt', int(lt), 'acc', int(acc + n), 'la', int(now))
   local s
   if policy == 'lru' then s = lt else
     s = lw + math.log(math.max(cost, 1e-3)) - math.log(math.max(bytes, 1))
@@ -58,7 +61,7 @@ end
 -- past `max_names`.
 local function bump(stats, gen, name, max_names)
   local g = redis.call('HINCRBY', stats, 'gen', 1)
-  redis.call('ZADD', gen, g, name)
+  redis.call('ZADD', gen, int(g), name)
   local extra = redis.call('ZCARD', gen) - max_names
   if extra > 0 then
     local old = redis.call('ZRANGE', gen, 0, extra - 1, 'WITHSCORES')
@@ -103,7 +106,9 @@ if ARGV[11] ~= '' then
   if not held or string.match(held, '^(%d+)|') ~= ARGV[11] then return {'lease', held or ''} end
 end
 local since = tonumber(ARGV[10])
-if since < num(redis.call('HGET', stats, 'gen_forgotten'), 0) then return {'stale', ''} end
+if #ARGV >= 25 and since < num(redis.call('HGET', stats, 'gen_forgotten'), 0) then
+  return {'stale', ''}
+end
 for i = 25, #ARGV do
   local g = redis.call('ZSCORE', gen, ARGV[i])
   if g and tonumber(g) > since then return {'stale', ARGV[i]} end
@@ -134,11 +139,11 @@ for _, old in ipairs(trimmed) do
   redis.call('HDEL', e, 'm:' .. old, 's:' .. old)
 end
 local key_bytes = num(redis.call('HGET', e, 'bytes'), 0) + bytes - freed
-redis.call('HSET', e, 'm:' .. version, json, 's:' .. version, bytes, 'lv', version, 'lb', blob,
-           'vs', join(versions), 'bytes', key_bytes, 'cost', ARGV[17], 'created', ARGV[18],
+redis.call('HSET', e, 'm:' .. version, json, 's:' .. version, ARGV[5], 'lv', ARGV[2], 'lb', blob,
+           'vs', join(versions), 'bytes', int(key_bytes), 'cost', ARGV[17], 'created', ARGV[18],
            'exp', ARGV[19])
-redis.call('HINCRBY', stats, 'bytes', bytes - freed)
-redis.call('HINCRBY', stats, 'versions', 1 - #trimmed)
+redis.call('HINCRBY', stats, 'bytes', int(bytes - freed))
+redis.call('HINCRBY', stats, 'versions', int(1 - #trimmed))
 if new_key then redis.call('HINCRBY', stats, 'keys', 1) end
 local nd, nt, od, ot = tonumber(ARGV[20]), tonumber(ARGV[21]), tonumber(ARGV[22]), tonumber(ARGV[23])
 for i = 8 + nd + nt, 7 + nd + nt + od + ot do redis.call('SREM', KEYS[i], key) end
@@ -172,8 +177,8 @@ if not lb then return {'ok'} end
 local out = {'ok'}
 local versions = split(redis.call('HGET', e, 'vs'))
 for _, v in ipairs(versions) do out[#out + 1] = redis.call('HGET', e, 'm:' .. v) end
-redis.call('HINCRBY', stats, 'bytes', -num(redis.call('HGET', e, 'bytes'), 0))
-redis.call('HINCRBY', stats, 'versions', -#versions)
+redis.call('HINCRBY', stats, 'bytes', int(-num(redis.call('HGET', e, 'bytes'), 0)))
+redis.call('HINCRBY', stats, 'versions', int(-#versions))
 redis.call('HINCRBY', stats, 'keys', -1)
 for i = 7, #KEYS do redis.call('SREM', KEYS[i], key) end
 redis.call('ZREM', keys, key)
@@ -194,9 +199,9 @@ while #versions > keep do
   redis.call('HDEL', e, 'm:' .. old, 's:' .. old)
 end
 if #out == 0 then return out end
-redis.call('HSET', e, 'vs', join(versions), 'bytes', num(redis.call('HGET', e, 'bytes'), 0) - freed)
-redis.call('HINCRBY', stats, 'bytes', -freed)
-redis.call('HINCRBY', stats, 'versions', -#out)
+redis.call('HSET', e, 'vs', join(versions), 'bytes', int(num(redis.call('HGET', e, 'bytes'), 0) - freed))
+redis.call('HINCRBY', stats, 'bytes', int(-freed))
+redis.call('HINCRBY', stats, 'versions', int(-#out))
 rescore(score, e, ARGV[1], ARGV[3])
 return out
 )lua";
@@ -243,7 +248,8 @@ constexpr const char* kLeaseAcquire = R"lua(
 local held = redis.call('GET', KEYS[1])
 if held then return {0, held, redis.call('PTTL', KEYS[1])} end
 local token = redis.call('HINCRBY', KEYS[2], 'fence', 1)
-redis.call('SET', KEYS[1], token .. '|' .. ARGV[1] .. '|' .. ARGV[2], 'PX', ARGV[3])
+redis.call('SET', KEYS[1], string.format('%.0f', token) .. '|' .. ARGV[1] .. '|' .. ARGV[2],
+           'PX', ARGV[3])
 return {1, token}
 )lua";
 
@@ -255,34 +261,58 @@ if ARGV[2] == '' then redis.call('DEL', KEYS[1]) else redis.call('PEXPIRE', KEYS
 return 1
 )lua";
 
-// KEYS: stats, entry, score, keys, then the dependency and tag sets of the version restored
-// (if it becomes the latest), then those of the latest it replaces.
+// KEYS: meta, stats, entry, score, keys, then the dependency and tag sets of the version
+// restored (if it becomes the latest), then those of the latest it replaces.
 // ARGV: key, version, blob, meta json, bytes, expected latest blob, cost_s, created_ms,
 //   expires_ms, #new deps, #new tags, #old deps, #old tags, policy, log_m.
+// Refuses once the index is ready: a rebuilder that was slower than another must not write
+// into the live index. Restoring the same version twice (a rebuild started again) is fine.
 constexpr const char* kRestore = R"lua(
-local stats, e, score = KEYS[1], KEYS[2], KEYS[3]
+local meta, stats, e, score = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+if redis.call('HGET', meta, 'ready') == '1' then return 'ready' end
 local key, version, bytes = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[5])
 local cur = redis.call('HMGET', e, 'lv', 'lb')
 local lv, lb = num(cur[1], 0), cur[2] or ''
 if lb ~= ARGV[6] then return 'conflict' end
-if redis.call('HEXISTS', e, 'm:' .. version) == 1 then return 'exists' end
+local stored = redis.call('HGET', e, 'm:' .. version)
+if stored then
+  if stored == ARGV[4] then return 'ok' end
+  return 'exists'
+end
 local versions = split(redis.call('HGET', e, 'vs'))
 versions[#versions + 1] = version
 table.sort(versions)
-redis.call('HSET', e, 'm:' .. version, ARGV[4], 's:' .. version, bytes, 'vs', join(versions),
-           'bytes', num(redis.call('HGET', e, 'bytes'), 0) + bytes)
-redis.call('HINCRBY', stats, 'bytes', bytes)
+redis.call('HSET', e, 'm:' .. version, ARGV[4], 's:' .. version, ARGV[5], 'vs', join(versions),
+           'bytes', int(num(redis.call('HGET', e, 'bytes'), 0) + bytes))
+redis.call('HINCRBY', stats, 'bytes', ARGV[5])
 redis.call('HINCRBY', stats, 'versions', 1)
 if lv == 0 then redis.call('HINCRBY', stats, 'keys', 1) end
 if version > lv then
-  redis.call('HSET', e, 'lv', version, 'lb', ARGV[3], 'cost', ARGV[7], 'created', ARGV[8],
+  redis.call('HSET', e, 'lv', ARGV[2], 'lb', ARGV[3], 'cost', ARGV[7], 'created', ARGV[8],
              'exp', ARGV[9])
   local nd, nt, od, ot = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
-  for i = 5 + nd + nt, 4 + nd + nt + od + ot do redis.call('SREM', KEYS[i], key) end
-  for i = 5, 4 + nd + nt do redis.call('SADD', KEYS[i], key) end
-  redis.call('ZADD', KEYS[4], 0, key)
+  for i = 6 + nd + nt, 5 + nd + nt + od + ot do redis.call('SREM', KEYS[i], key) end
+  for i = 6, 5 + nd + nt do redis.call('SADD', KEYS[i], key) end
+  redis.call('ZADD', KEYS[5], 0, key)
 end
 touch(stats, score, e, key, 1, tonumber(ARGV[8]), ARGV[14], tonumber(ARGV[15]))
+return 'ok'
+)lua";
+
+// KEYS: meta, stats.  ARGV: floor, node, now ms.
+// The counters of an index rebuilt after its server lost them start above anything issued
+// before (the floor is time-based, ahead of any earlier count), and snapshots taken before
+// are refused: a put or fill that began before the loss cannot be checked, so it is not
+// published; a lease token of before never matches a new one.
+constexpr const char* kMarkRebuilt = R"lua(
+local floor = tonumber(ARGV[1])
+for _, field in ipairs({'gen', 'fence', 'gen_forgotten'}) do
+  if num(redis.call('HGET', KEYS[2], field), 0) < floor then
+    redis.call('HSET', KEYS[2], field, ARGV[1])
+  end
+end
+redis.call('HSET', KEYS[1], 'ready', '1', 'format', '1', 'rebuilt_ms', ARGV[3],
+           'rebuilt_by', ARGV[2])
 return 'ok'
 )lua";
 
@@ -305,6 +335,7 @@ RedisScripts::RedisScripts()
       describe(WithHelpers(kDescribe)),
       lease_acquire(kLeaseAcquire),
       lease_keep(kLeaseKeep),
-      restore(WithHelpers(kRestore)) {}
+      restore(WithHelpers(kRestore)),
+      mark_rebuilt(WithHelpers(kMarkRebuilt)) {}
 
 }  // namespace quiver

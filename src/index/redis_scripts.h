@@ -21,6 +21,7 @@ struct RedisScripts {
   redis::Script lease_acquire;
   redis::Script lease_keep;
   redis::Script restore;
+  redis::Script mark_rebuilt;
 
  private:
   RedisScripts();

@@ -1,5 +1,7 @@
 #include "server/flight_peer_client.h"
 
+#include <functional>
+
 #include "server/node_ticket.h"
 
 namespace quiver {
@@ -17,9 +19,17 @@ class PeerStream final : public PeerFill {
       : client_(std::move(client)), reader_(std::move(reader)) {}
 
   arrow::Status Start() override {
-    ARROW_ASSIGN_OR_RAISE(schema_, reader_->GetSchema());
+    auto schema = reader_->GetSchema();
+    if (!schema.ok()) {
+      if (on_refused_) on_refused_();
+      return schema.status();
+    }
+    schema_ = *schema;
     return arrow::Status::OK();
   }
+
+  /// Called when the peer refuses the stream (the secret may have changed).
+  std::function<void()> on_refused_;
 
   std::shared_ptr<arrow::Schema> schema() const override { return schema_; }
 
@@ -79,7 +89,14 @@ arrow::Result<std::unique_ptr<PeerFill>> FlightPeerClient::JoinFill(const std::s
     clients_.erase(endpoint);  // reconnect next time
     return reader.status();
   }
-  return std::make_unique<PeerStream>(std::move(client), std::move(*reader));
+  auto stream = std::make_unique<PeerStream>(std::move(client), std::move(*reader));
+  // A refused ticket may be signed with a secret from before the index was rebuilt: read
+  // the secret again next time.
+  stream->on_refused_ = [this] {
+    std::lock_guard<std::mutex> lock(mutex_);
+    secret_.clear();
+  };
+  return stream;
 }
 
 }  // namespace quiver

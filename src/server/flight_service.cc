@@ -110,9 +110,9 @@ void QuiverFlightService::Start(Engine* engine,
   started_ = true;
 }
 
-arrow::Result<std::string> QuiverFlightService::Secret() {
+arrow::Result<std::string> QuiverFlightService::Secret(bool refresh) {
   std::lock_guard<std::mutex> lock(secret_mutex_);
-  if (!cluster_secret_.empty()) return cluster_secret_;
+  if (!cluster_secret_.empty() && !refresh) return cluster_secret_;
   if (!secret_source_) return arrow::Status::Invalid("node tickets are not accepted here");
   ARROW_ASSIGN_OR_RAISE(cluster_secret_, secret_source_());
   return cluster_secret_;
@@ -267,8 +267,14 @@ arrow::Status QuiverFlightService::GetSchema(const flight::ServerCallContext&,
 
 arrow::Result<std::unique_ptr<flight::FlightDataStream>> QuiverFlightService::NodeStream(
     const flight::ServerCallContext& context, const std::string& ticket) {
-  ARROW_ASSIGN_OR_RAISE(auto secret, Secret());
-  ARROW_ASSIGN_OR_RAISE(auto join, VerifyNodeTicket(ticket, secret));
+  ARROW_ASSIGN_OR_RAISE(auto secret, Secret(/*refresh=*/false));
+  auto verified = VerifyNodeTicket(ticket, secret);
+  if (!verified.ok()) {
+    // The secret changes when the index is rebuilt after losing its data: look again.
+    ARROW_ASSIGN_OR_RAISE(secret, Secret(/*refresh=*/true));
+    verified = VerifyNodeTicket(ticket, secret);
+  }
+  ARROW_ASSIGN_OR_RAISE(auto join, std::move(verified));
   ARROW_ASSIGN_OR_RAISE(auto joined, queries_->JoinForPeer(join.key, join.token));
   spdlog::info("query {}: node {} joined this node's fill ({})", join.key.substr(0, 12),
                join.from, context.peer());

@@ -71,8 +71,8 @@ class QuiverFlightService final : public arrow::flight::FlightServerBase {
   Engine* engine_ = nullptr;
   ObjectCache* cache_ = nullptr;
   QueryCache* queries_ = nullptr;
-  /// The cluster secret, once known.
-  arrow::Result<std::string> Secret();
+  /// The cluster secret (read from the index again if `refresh`).
+  arrow::Result<std::string> Secret(bool refresh);
 
   std::function<arrow::Result<std::string>()> secret_source_;
   std::mutex secret_mutex_;

@@ -218,7 +218,7 @@ arrow::Status LocalBlobStore::Lock(bool exclusive) {
 arrow::Result<std::unique_ptr<BlobWriter>> LocalBlobStore::OpenWriter(const std::string& name) {
   ARROW_RETURN_NOT_OK(ValidateBlobName(name));
   std::string temp =
-      fmt::format("{}/{}-{}-{}.part", temp_dir(), writer_, next_temp_++, RandomSuffix());
+      fmt::format("{}/{}~{}-{}.part", temp_dir(), writer_, next_temp_++, RandomSuffix());
   int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoStatus(errno, "create temporary file for blob '" + name + "'");
   return std::make_unique<LocalBlobWriter>(name, PathOf(name), temp, fd, dirs_);
@@ -316,7 +316,7 @@ arrow::Result<std::vector<BlobInfo>> LocalBlobStore::List(const std::string& pre
 arrow::Result<int64_t> LocalBlobStore::RemoveTemporaries(const std::string& writer,
                                                          int64_t modified_before_ms) {
   const bool all = writer.empty() && modified_before_ms == 0;
-  const std::string mine = writer + "-";
+  const std::string mine = writer + "~";  // '~' never occurs in a writer tag
   int64_t removed = 0;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(temp_dir(), ec)) {

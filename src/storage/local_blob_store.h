@@ -1,7 +1,7 @@
 // LocalBlobStore: blobs as files below a root directory.
 //
-// Layout: <root>/<name> for committed blobs, <root>/.tmp/<writer>-<n>-<random>.part for blobs
-// being written. Commit = flush, fsync(file), rename into place, fsync(parent directory); so
+// Layout: <root>/<name> for committed blobs, <root>/.tmp/<writer>~<n>-<random>.part for blobs
+// being written (a writer tag never holds '~'). Commit = flush, fsync(file), rename into place, fsync(parent directory); so
 // after a crash a name holds either the old blob or the new one, never a torn one. Readers
 // memory-map.
 //

@@ -43,11 +43,12 @@ TEST_F(LocalBlobStoreTest, WritesGoToTempUntilCommit) {
 
 TEST_F(LocalBlobStoreTest, RemoveTemporariesCleansCrashLeftovers) {
   ASSERT_OK_AND_ASSIGN(auto store, LocalBlobStore::Open(dir_, "nodeA"));
-  std::ofstream(dir_ + "/.tmp/nodeA-123-dead.part") << "torn";
-  std::ofstream(dir_ + "/.tmp/nodeB-124-live.part") << "being written";
-  std::ofstream(dir_ + "/.tmp/nodeC-125-old.part") << "torn long ago";
-  auto old = fs::last_write_time(dir_ + "/.tmp/nodeC-125-old.part") - std::chrono::hours(2);
-  fs::last_write_time(dir_ + "/.tmp/nodeC-125-old.part", old);
+  std::ofstream(dir_ + "/.tmp/nodeA~123-dead.part") << "torn";
+  std::ofstream(dir_ + "/.tmp/nodeA-b~7-live.part") << "another node's, being written";
+  std::ofstream(dir_ + "/.tmp/nodeB~124-live.part") << "being written";
+  std::ofstream(dir_ + "/.tmp/nodeC~125-old.part") << "torn long ago";
+  auto old = fs::last_write_time(dir_ + "/.tmp/nodeC~125-old.part") - std::chrono::hours(2);
+  fs::last_write_time(dir_ + "/.tmp/nodeC~125-old.part", old);
   // This writer's own, and those untouched for an hour: another node's live write stays.
   const int64_t hour_ago = std::chrono::duration_cast<std::chrono::milliseconds>(
                                std::chrono::system_clock::now().time_since_epoch())
@@ -55,10 +56,11 @@ TEST_F(LocalBlobStoreTest, RemoveTemporariesCleansCrashLeftovers) {
                            3600 * 1000;
   ASSERT_OK_AND_ASSIGN(auto removed, store->RemoveTemporaries("nodeA", hour_ago));
   EXPECT_EQ(removed, 2);
-  EXPECT_EQ(TempFiles(), 1u);
-  EXPECT_TRUE(fs::exists(dir_ + "/.tmp/nodeB-124-live.part"));
+  EXPECT_EQ(TempFiles(), 2u);
+  EXPECT_TRUE(fs::exists(dir_ + "/.tmp/nodeB~124-live.part"));
+  EXPECT_TRUE(fs::exists(dir_ + "/.tmp/nodeA-b~7-live.part")) << "node nodeA-b is not nodeA";
   ASSERT_OK_AND_ASSIGN(removed, store->RemoveTemporaries());
-  EXPECT_EQ(removed, 1);
+  EXPECT_EQ(removed, 2);
   EXPECT_EQ(TempFiles(), 0u);
   // Temporaries never show up in listings.
   std::ofstream(dir_ + "/.tmp/125-dead.part") << "torn";
