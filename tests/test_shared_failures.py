@@ -106,9 +106,9 @@ def test_three_nodes_and_96_clients_run_a_slow_query_once(cluster, pg, workdir):
     assert sum(1 for r in readers if r.meta["cache"] == "miss" and not r.meta["joined"]) == 1
 
 
-def test_a_follower_gets_its_first_batch_long_before_the_fill_ends(cluster, pg, workdir):
-    nodes = cluster(2, args=["--config", str(pg_config(workdir, pg))])
-    sql = slow_sql("live-join", pauses=5, pause_s=0.4)
+def fill_then_follow(nodes, sql):
+    """Node 0's client starts `sql`; once it has its first batch, node 1's client asks for
+    it too. Returns both readers, finished without errors."""
     filler = Reader(nodes[0], sql)
     filler.start()
     assert filler.first.wait(30) and filler.error is None, filler.error
@@ -117,6 +117,12 @@ def test_a_follower_gets_its_first_batch_long_before_the_fill_ends(cluster, pg, 
     filler.join(60)
     follower.join(60)
     assert filler.error is None and follower.error is None, (filler.error, follower.error)
+    return filler, follower
+
+
+def test_a_follower_gets_its_first_batch_long_before_the_fill_ends(cluster, pg, workdir):
+    nodes = cluster(2, args=["--config", str(pg_config(workdir, pg))])
+    filler, follower = fill_then_follow(nodes, slow_sql("live-join", pauses=5, pause_s=0.4))
     assert follower.meta["joined"] and follower.meta["node"] == "n0"
     assert follower.table.equals(filler.table)
     # Streamed from node 0 while it ran, not read back after it ended.
@@ -128,15 +134,7 @@ def test_a_follower_gets_its_first_batch_long_before_the_fill_ends(cluster, pg, 
 def test_without_live_join_a_follower_waits_for_the_published_result(cluster, pg, workdir):
     config = pg_config(workdir, pg, "wait.json", live_join=False)
     nodes = cluster(2, args=["--config", str(config)])
-    sql = slow_sql("wait-join", pauses=3, pause_s=0.3)
-    filler = Reader(nodes[0], sql)
-    filler.start()
-    assert filler.first.wait(30) and filler.error is None, filler.error
-    follower = Reader(nodes[1], sql)
-    follower.start()
-    filler.join(60)
-    follower.join(60)
-    assert filler.error is None and follower.error is None, (filler.error, follower.error)
+    filler, follower = fill_then_follow(nodes, slow_sql("wait-join", pauses=3, pause_s=0.3))
     assert follower.table.equals(filler.table)
     assert follower.first_at >= filler.end_at - 0.05, "it should have waited for the result"
     s = nodes.stats()[1]["queries"]
