@@ -430,6 +430,8 @@ def main(argv=None) -> int:
     Path(args.work_dir).mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="query-bench-", dir=args.work_dir))
     busy0, own0 = machine_busy_seconds(), own_cpu_seconds()
+    # Waits before this point are outside the measured window: only later ones are left out.
+    waited0 = dict(WAITED)
     try:
         res = run(args, work)
     except BaseException:
@@ -448,10 +450,11 @@ def main(argv=None) -> int:
     # The server has been reaped: its CPU is in our children's times.
     t = os.times()
     own = t.user + t.system + t.children_user + t.children_system
-    other = max(0.0, (machine_busy_seconds() - busy0 - WAITED["busy"])
-                - (own - own0 - WAITED["own"]))
+    waited = {k: WAITED[k] - waited0[k] for k in ("busy", "own", "wall")}
+    other = max(0.0, (machine_busy_seconds() - busy0 - waited["busy"])
+                - (own - own0 - waited["own"]))
     res["facts"]["other_cpu_seconds"] = other
-    res["facts"]["other_cpu_share"] = other / max(1e-9, runtime - WAITED["wall"]) / (
+    res["facts"]["other_cpu_share"] = other / max(1e-9, runtime - waited["wall"]) / (
         os.cpu_count() or 1)
     res["facts"]["load_start"] = load_start
     res["facts"]["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
