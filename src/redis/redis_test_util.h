@@ -43,6 +43,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <gtest/gtest.h>
+
 #include "redis/redis_client.h"
 
 namespace quiver::redis::test {
@@ -375,5 +377,41 @@ class RedisServerProcess {
   int port_ = 0;
   pid_t pid_ = -1;
 };
+
+/// A test fixture parameterized by server binary ("redis-server", "valkey-server"): starts
+/// the test's own server on demand.
+class RedisServerTestBase : public ::testing::TestWithParam<std::string> {
+ protected:
+  RedisServerOptions Options(bool tls = false) const {
+    RedisServerOptions options;
+    options.binary = GetParam();
+    options.tls = tls;
+    return options;
+  }
+
+  // Starts the fixture's server; call through ASSERT_NO_FATAL_FAILURE.
+  void StartServer(RedisServerOptions options) {
+    auto server = RedisServerProcess::Start(std::move(options));
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
+    server_ = std::move(server).ValueUnsafe();
+  }
+
+  std::unique_ptr<Connection> Connect(const ConnectOptions& options) {
+    auto connection = Connection::Connect(options);
+    EXPECT_TRUE(connection.ok()) << connection.status().ToString();
+    return connection.ok() ? std::move(connection).ValueUnsafe() : nullptr;
+  }
+
+  std::unique_ptr<RedisServerProcess> server_;
+};
+
+/// \brief A parameterized test's name for a server binary ("redis_server").
+inline std::string ServerName(const ::testing::TestParamInfo<std::string>& info) {
+  std::string name = info.param;
+  for (char& c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  }
+  return name;
+}
 
 }  // namespace quiver::redis::test
