@@ -154,9 +154,12 @@ def snapshot_binary(src: Path, dst: Path, attempts: int = 30) -> None:
 
 
 def quiver_blob(data_dir: Path, key: str, version: int) -> Path:
-    """The stored file holding version `version` of key in Quiver's data dir."""
-    manifest = data_dir / "manifests" / key / "@v" / f"{version:020d}.json"
-    return data_dir / json.loads(manifest.read_text())["blob"]
+    """The stored file holding version `version` of key in Quiver's data dir (its manifest is
+    manifests/<key>/@v/<20-digit version>-<node>-<random>.json)."""
+    found = list((data_dir / "manifests" / key / "@v").glob(f"{version:020d}-*.json"))
+    if len(found) != 1:
+        raise SystemExit(f"expected one manifest of {key}@{version} in {data_dir}, found {found}")
+    return data_dir / json.loads(found[0].read_text())["blob"]
 
 
 # ---------------------------------------------------------------------------------------
