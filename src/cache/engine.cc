@@ -35,16 +35,7 @@ arrow::Result<std::unique_ptr<Engine>> Engine::Open(EngineOptions options) {
   std::unique_ptr<Engine> engine(new Engine(std::move(options)));
   ARROW_RETURN_NOT_OK(engine->Build());
   ARROW_RETURN_NOT_OK(engine->RebuildIfNeeded(/*at_startup=*/true));
-  auto settings = engine->management_->ReloadSettings();
-  if (!settings.ok()) spdlog::warn("run-time settings not applied: {}", settings.ToString());
-  if (settings.ok() && engine->options_.index->shared()) {
-    auto stored = engine->options_.index->GetSettings();
-    if (stored.ok() && !stored->empty()) {
-      std::string text;
-      for (const auto& [name, value] : *stored) text += (text.empty() ? "" : ", ") + name + "=" + value;
-      spdlog::info("using settings saved by config-set (in the shared index): {}", text);
-    }
-  }
+  engine->ApplyStoredSettings();
   // The limits may have been lowered since these entries were stored.
   auto evicted = engine->evictor_->FitToLimits();
   if (evicted.ok() && !evicted->empty()) {
@@ -54,6 +45,20 @@ arrow::Result<std::unique_ptr<Engine>> Engine::Open(EngineOptions options) {
   }
   engine->StartBackground();
   return engine;
+}
+
+void Engine::ApplyStoredSettings() {
+  auto applied = management_->ReloadSettings();
+  if (!applied.ok()) {
+    spdlog::warn("run-time settings not applied: {}", applied.ToString());
+    return;
+  }
+  if (!options_.index->shared()) return;  // the embedded node's LocalState said so
+  auto stored = options_.index->GetSettings();
+  if (!stored.ok() || stored->empty()) return;
+  std::string text;
+  for (const auto& [name, value] : *stored) text += (text.empty() ? "" : ", ") + name + "=" + value;
+  spdlog::info("using settings saved by config-set (in the shared index): {}", text);
 }
 
 arrow::Status Engine::Build() {

@@ -118,6 +118,8 @@ class Engine {
  private:
   explicit Engine(EngineOptions options) : options_(std::move(options)) {}
   arrow::Status Build();
+  /// Apply the run-time settings stored in the index (config-set) over the configured ones.
+  void ApplyStoredSettings();
   /// Rebuild the index from storage if it needs it (under the "rebuild" lease).
   arrow::Status RebuildIfNeeded(bool at_startup);
   arrow::Status Rebuild();
