@@ -10,7 +10,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
-#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,21 +21,12 @@ namespace quiver::redis {
 namespace {
 
 using test::AvailableRedisServers;
+using test::ElapsedMs;
+using test::RandomBytes;
 using test::RedisServerOptions;
 using test::RedisServerProcess;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
-
-std::string RandomBytes(size_t size, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::string out(size, '\0');
-  for (auto& c : out) c = static_cast<char>(rng() & 0xff);
-  return out;
-}
-
-int64_t ElapsedMs(Clock::time_point start) {
-  return std::chrono::duration_cast<milliseconds>(Clock::now() - start).count();
-}
 
 // ---------------------------------------------------------------------------------------
 // No server needed.

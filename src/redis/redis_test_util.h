@@ -49,6 +49,21 @@
 
 namespace quiver::redis::test {
 
+/// \brief `size` pseudo-random bytes, the same for the same seed (binary-safety checks).
+inline std::string RandomBytes(size_t size, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string out(size, '\0');
+  for (auto& c : out) c = static_cast<char>(rng() & 0xff);
+  return out;
+}
+
+/// \brief Milliseconds since `start` on the steady clock.
+inline int64_t ElapsedMs(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now() - start)
+      .count();
+}
+
 /// \brief The absolute path of an executable found on PATH, or "" if there is none.
 inline std::string FindOnPath(const std::string& name) {
   const char* path = std::getenv("PATH");
