@@ -182,7 +182,19 @@ class SpreadClient:
         return getattr(self._pick(), name)
 
 
-class ClusterServer:
+class DataDirFiles:
+    """What a server's ``data_dir`` holds, for tests that check nothing is left behind."""
+
+    def tmp_files(self):
+        tmp = self.data_dir / ".tmp"
+        return sorted(p.name for p in tmp.iterdir()) if tmp.is_dir() else []
+
+    def data_files(self):
+        root = self.data_dir / "data"
+        return sorted(p for p in root.rglob("*.arrows")) if root.is_dir() else []
+
+
+class ClusterServer(DataDirFiles):
     """Two nodes of one cache that stand in for a QuiverServer in the integration suites."""
 
     def __init__(self, make_server, redis, data_dir, work_dir, args, prefix):
@@ -247,11 +259,3 @@ class ClusterServer:
     def wait_for_log(self, needle, timeout=10.0):
         self.cluster.wait_for_log(needle, timeout)
         return self.log()
-
-    def tmp_files(self):
-        tmp = self.data_dir / ".tmp"
-        return sorted(p.name for p in tmp.iterdir()) if tmp.is_dir() else []
-
-    def data_files(self):
-        root = self.data_dir / "data"
-        return sorted(p for p in root.rglob("*.arrows")) if root.is_dir() else []

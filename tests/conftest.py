@@ -25,7 +25,7 @@ from pathlib import Path
 import pyarrow.flight as flight
 import pytest
 
-from cluster_util import Cluster, ClusterServer, RedisServer, redis_binaries
+from cluster_util import Cluster, ClusterServer, DataDirFiles, RedisServer, redis_binaries
 
 REPO = Path(__file__).resolve().parent.parent
 QUIVER_BIN = Path(os.environ.get("QUIVER_BIN", REPO / "build" / "quiver"))
@@ -45,7 +45,7 @@ def quiver_binary() -> Path:
     return QUIVER_BIN
 
 
-class QuiverServer:
+class QuiverServer(DataDirFiles):
     """One real ``quiver serve`` process on 127.0.0.1 with its own data dir.
 
     Attributes: ``location`` (grpc://127.0.0.1:PORT), ``port``, ``data_dir`` (Path),
@@ -170,14 +170,6 @@ class QuiverServer:
                 return text
             time.sleep(0.05)
         raise AssertionError(f"{needle!r} not logged within {timeout}s:\n{self.log()}")
-
-    def tmp_files(self):
-        tmp = self.data_dir / ".tmp"
-        return sorted(p.name for p in tmp.iterdir()) if tmp.is_dir() else []
-
-    def data_files(self):
-        root = self.data_dir / "data"
-        return sorted(p for p in root.rglob("*.arrows")) if root.is_dir() else []
 
 
 @pytest.hookimpl(hookwrapper=True)

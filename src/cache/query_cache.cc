@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
+#include "common/hex.h"
 #include "exec/params.h"
 #include "exec/sql_text.h"
 
@@ -18,13 +19,7 @@ std::string Sha256Hex(const std::string& text) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr);
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < length; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 15];
-  }
-  return out;
+  return HexEncode(digest, length);
 }
 
 arrow::Result<std::unique_ptr<QueryCache>> QueryCache::Make(QueryCacheOptions options) {

@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/hex.h"
+
 namespace quiver {
 
 namespace {
@@ -16,13 +18,7 @@ std::string Mac(const NodeJoin& join, const std::string& secret) {
   unsigned int length = 0;
   HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
        reinterpret_cast<const unsigned char*>(message.data()), message.size(), digest, &length);
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < length; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 15];
-  }
-  return out;
+  return HexEncode(digest, length);
 }
 
 }  // namespace
