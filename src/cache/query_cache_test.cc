@@ -109,16 +109,7 @@ class QueryCacheTest : public ::testing::Test {
     return std::move(*r);
   }
   // Fills finish asynchronously after the reader saw the end; wait for the commit.
-  void AwaitIdle() {
-    for (int i = 0; i < 200 && queries_->Stats().executions >
-                                  queries_->Stats().failures + Committed(); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-  }
-  int64_t Committed() {
-    return engine_->management()->Stats()->index.keys + queries_->Stats().not_cached +
-           queries_->Stats().bypasses;
-  }
+  void AwaitIdle() { ASSERT_TRUE(queries_->WaitForFills(10)) << "fills still running after 10 s"; }
 
   std::string dir_;
   std::shared_ptr<ManualClock> clock_ = std::make_shared<ManualClock>();
@@ -184,7 +175,7 @@ TEST_F(QueryCacheTest, PreviewAndNondeterministicBypass) {
   EXPECT_EQ(random.kind, QueryResponse::Kind::kBypass);
   EXPECT_NE(random.reason.find("random()"), std::string::npos);
   ASSERT_OK(ReadAll(random).status());
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  AwaitIdle();
   EXPECT_EQ(engine_->management()->Stats()->index.keys, 0) << "a bypass was stored";
   EXPECT_EQ(Ask(kAgg).kind, QueryResponse::Kind::kMiss) << "the preview filled the cache";
 }

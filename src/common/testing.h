@@ -1,6 +1,9 @@
 // GoogleTest helpers for arrow::Status / arrow::Result (the wheel ships no libarrow_testing).
 #pragma once
 
+#include <chrono>
+#include <thread>
+
 #include <gtest/gtest.h>
 
 #include <arrow/result.h>
@@ -28,3 +31,20 @@
 
 #define ASSERT_OK_AND_ASSIGN(lhs, rexpr) \
   QUIVER_ASSIGN_OR_FAIL_IMPL(QUIVER_CONCAT(_quiver_r_, __COUNTER__), lhs, rexpr)
+
+namespace quiver::testing_util {
+
+/// \brief Polls `predicate` until it holds (true) or `timeout` passes (false): for events a
+/// test can observe but not be told of.
+template <typename Predicate>
+bool Eventually(Predicate predicate,
+                std::chrono::milliseconds timeout = std::chrono::milliseconds(10000)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!predicate()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+}  // namespace quiver::testing_util

@@ -201,6 +201,9 @@ class Subscriber {
   void Stop();
   /// \brief True while the subscription is confirmed by the server.
   bool subscribed() const;
+  /// \brief Connections tried so far, the first included; each later one follows a backoff
+  /// that doubles from 100 ms to 5 s and starts over once a subscription is confirmed.
+  int64_t connect_attempts() const;
 
  private:
   struct Impl;

@@ -22,6 +22,7 @@ namespace {
 
 using test::AvailableRedisServers;
 using test::ElapsedMs;
+using testing_util::Eventually;
 using test::RandomBytes;
 using test::RedisServerOptions;
 using test::RedisServerProcess;
@@ -275,7 +276,13 @@ TEST_P(RedisServerTest, SendAndReceiveKeepBufferedReplies) {
   ASSERT_OK(connection->Send({"ECHO", "one"}));
   ASSERT_OK(connection->Send({"ECHO", "two"}));
   ASSERT_OK(connection->Send({"ECHO", "three"}));
-  std::this_thread::sleep_for(milliseconds(50));  // let all three land (not an assertion)
+  // Once the server has run all three, their replies are on the socket: the first read
+  // takes them together.
+  ConnectionPool observer(server_->connect_options());
+  ASSERT_TRUE(Eventually([&] {
+    auto info = observer.Command({"INFO", "commandstats"});
+    return info.ok() && info->str.find("cmdstat_echo:calls=3,") != std::string::npos;
+  }));
   for (const char* expected : {"one", "two", "three"}) {
     ASSERT_OK_AND_ASSIGN(auto reply, connection->Receive(milliseconds(2000)));
     ASSERT_TRUE(reply.has_value()) << expected;

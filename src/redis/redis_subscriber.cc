@@ -34,6 +34,7 @@ struct Subscriber::Impl {
   bool started = false;   // guarded by mutex
   bool stopping = false;  // guarded by mutex
   std::atomic<bool> subscribed{false};
+  std::atomic<int64_t> attempts{0};
   std::mutex join_mutex;  // two Stop()s must not join at once
   std::thread thread;
 
@@ -51,6 +52,7 @@ struct Subscriber::Impl {
   void Run() {
     auto backoff = kInitialBackoff;
     while (!Stopping()) {
+      ++attempts;
       auto connection = Connection::Connect(options);
       if (connection.ok() && (*connection)->Send({"SUBSCRIBE", channel}).ok()) {
         Serve(connection->get(), &backoff);
@@ -132,5 +134,7 @@ void Subscriber::Stop() {
 }
 
 bool Subscriber::subscribed() const { return impl_->subscribed.load(); }
+
+int64_t Subscriber::connect_attempts() const { return impl_->attempts.load(); }
 
 }  // namespace quiver::redis

@@ -22,6 +22,7 @@ namespace {
 
 using test::AvailableRedisServers;
 using test::ElapsedMs;
+using testing_util::Eventually;
 using test::RandomBytes;
 using test::RedisServerOptions;
 using test::RedisServerProcess;
@@ -227,7 +228,9 @@ TEST_P(RedisTlsAndPubSubTest, SubscriberOverTlsAndPromptStop) {
   // Stop while the server is away (the thread is backing off) is prompt too.
   server_->Kill();
   ASSERT_TRUE(events.WaitFor([&] { return events.states.size() >= 2; }));
-  std::this_thread::sleep_for(milliseconds(400));  // into a longer backoff (not an assertion)
+  // Three failed attempts after the loss: the thread is in a backoff of 800 ms.
+  const int64_t before = subscriber->connect_attempts();
+  ASSERT_TRUE(Eventually([&] { return subscriber->connect_attempts() >= before + 3; }));
   auto start = Clock::now();
   subscriber.reset();  // the destructor stops and joins
   EXPECT_LT(ElapsedMs(start), 500);
@@ -241,7 +244,7 @@ TEST_P(RedisTlsAndPubSubTest, SubscriberWaitsForALateServer) {
   Subscriber subscriber(server_->connect_options(), "late", events.OnMessage(),
                         events.OnState());
   subscriber.Start();
-  std::this_thread::sleep_for(milliseconds(300));  // a few failed attempts (not an assertion)
+  ASSERT_TRUE(Eventually([&] { return subscriber.connect_attempts() >= 3; }));
   EXPECT_FALSE(subscriber.subscribed());
   EXPECT_EQ(events.state_count(), 0u);  // never subscribed, so never "lost"
   ASSERT_OK(server_->Restart());
