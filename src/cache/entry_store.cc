@@ -51,6 +51,10 @@ arrow::Result<PublishOutcome> EntryStore::Publish(EntryMeta* entry, const Publis
     PublishRequest request;
     request.expected_version = latest ? latest->version : 0;
     request.expected_blob = latest ? latest->blob : "";
+    if (latest) {
+      request.expected_depends_on = latest->depends_on;
+      request.expected_tags = latest->tags;
+    }
     if (spec.if_version && *spec.if_version != request.expected_version) {
       PublishOutcome conflict;
       conflict.refusal = Refusal::kVersionConflict;

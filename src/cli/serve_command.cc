@@ -243,7 +243,7 @@ arrow::Status Run(const ServeFlags& flags) {
   service.set_endpoint(advertised);
   ARROW_ASSIGN_OR_RAISE(auto engine, OpenEngine(config, node, endpoint));
   std::function<arrow::Result<std::string>()> secret;
-  if (config.shared_index()) secret = [index = engine->options().index] { return index->ClusterSecret(); };
+  if (config.shared_index()) secret = [index = engine->options().index] { return index->ClusterSecret(/*refresh=*/true); };
   service.Start(engine.get(), std::move(secret));
   std::cout << "quiver listening on " << endpoint << std::endl;
   spdlog::info("serving {} as node {} (max object {}, keeping {} versions per key)", endpoint,

@@ -7,22 +7,14 @@
 
 #include <fmt/format.h>
 
+#include "common/hex.h"
 #include "common/key.h"
 
 namespace quiver {
 
-namespace {
-
-std::string RandomSecret() {
-  std::random_device device;
-  return fmt::format("{:08x}{:08x}{:08x}{:08x}", device(), device(), device(), device());
-}
-
-}  // namespace
-
 EmbeddedIndex::EmbeddedIndex(std::shared_ptr<Clock> clock, size_t max_generations)
     : clock_(std::move(clock)),
-      secret_(RandomSecret()),
+      secret_(SecretHex(16)),
       generations_(max_generations),
       leases_(clock_),
       queue_(*MakeEvictionPolicy(scoring_.name, scoring_.half_life)) {}

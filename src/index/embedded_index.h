@@ -80,7 +80,7 @@ class EmbeddedIndex final : public Index {
 
   arrow::Status Announce(const IndexEvent&) override { return arrow::Status::OK(); }
   void Subscribe(std::function<void(const IndexEvent&)>, std::function<void(bool)>) override {}
-  arrow::Result<std::string> ClusterSecret() override { return secret_; }
+  arrow::Result<std::string> ClusterSecret(bool) override { return secret_; }
   IndexHealth Health() override { return {}; }
   bool shared() const override { return false; }
   std::string Describe() const override { return "embedded"; }

@@ -2,10 +2,11 @@
 
 #include <cctype>
 #include <charconv>
-#include <random>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+
+#include "common/hex.h"
 
 namespace quiver {
 
@@ -14,11 +15,6 @@ namespace {
 // 1: manifests named by version only; 2: unique names, with "manifest" and "node".
 constexpr int kEntryFormat = 2;
 constexpr size_t kVersionDigits = 20;
-
-uint64_t RandomWord() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  return rng();
-}
 
 }  // namespace
 
@@ -97,14 +93,14 @@ std::string ManifestKeyPrefix(const std::string& key) {
 
 std::string NewManifestName(const std::string& key, uint64_t version, const std::string& node) {
   // Zero-padded so that names sort by version.
-  return fmt::format("{}{:020}-{}-{:016x}.json", ManifestKeyPrefix(key), version,
-                     SanitizeNodeId(node), RandomWord());
+  return fmt::format("{}{:020}-{}-{}.json", ManifestKeyPrefix(key), version,
+                     SanitizeNodeId(node), RandomHex(8));
 }
 
 std::string NewDataBlobName(const std::string& node) {
-  uint64_t hi = RandomWord(), lo = RandomWord();
-  return fmt::format("{}{:02x}/{}-{:016x}{:016x}.arrows", kDataRoot, hi >> 56,
-                     SanitizeNodeId(node), hi, lo);
+  const std::string random = RandomHex(16);
+  return fmt::format("{}{}/{}-{}.arrows", kDataRoot, random.substr(0, 2), SanitizeNodeId(node),
+                     random);
 }
 
 std::optional<ManifestName> ParseManifestName(const std::string& name) {
@@ -129,10 +125,12 @@ std::optional<ManifestName> ParseManifestName(const std::string& name) {
 }
 
 std::string SanitizeNodeId(std::string_view id) {
-  // Injective, so that two node ids never share blob-name prefixes: other characters are
-  // written as %XX.
+  // Injective for ids that fit, so that two node ids never share blob-name prefixes: other
+  // characters are written as %XX. A longer result keeps its start and ends in "%h" and a
+  // 64-bit hash of the whole id, a form escaping never produces.
+  constexpr size_t kMax = 64, kHashed = kMax - 18;
   std::string out;
-  for (char c : id.substr(0, 64)) {
+  for (char c : id) {
     const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
                     c == '-';
     if (ok) {
@@ -141,7 +139,12 @@ std::string SanitizeNodeId(std::string_view id) {
       out += fmt::format("%{:02X}", static_cast<unsigned char>(c));
     }
   }
-  return out;
+  if (out.size() <= kMax) return out;
+  uint64_t hash = 14695981039346656037ull;  // FNV-1a: the same on every node and build
+  for (char c : id) hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  size_t cut = kHashed;
+  while (cut > 0 && (out[cut - 1] == '%' || (cut > 1 && out[cut - 2] == '%'))) --cut;
+  return fmt::format("{}%h{:016x}", out.substr(0, cut), hash);
 }
 
 }  // namespace quiver

@@ -113,6 +113,11 @@ struct PublishRequest {
   /// The blob tells a key deleted and recreated at the same version number apart.
   uint64_t expected_version = 0;
   std::string expected_blob;
+  /// That version's depends_on and tags, as read with it: an index that keeps the links of
+  /// the latest version apart (Redis) moves them without reading the entry again. The
+  /// compare-and-set on the blob, a name never reused, guarantees they are current.
+  std::vector<std::string> expected_depends_on;
+  std::vector<std::string> expected_tags;
   /// Versions of the key kept readable after this one is published (>= 1).
   int64_t keep_versions = 1;
   /// Bump the key's own generation: what was computed from its previous version is stale.
@@ -277,8 +282,10 @@ class Index {
   /// have missed announcements was re-established. Call before the index is used.
   virtual void Subscribe(std::function<void(const IndexEvent&)> on_event,
                          std::function<void(bool resubscribed)> on_connection) = 0;
-  /// \brief A secret only the cache's nodes know (for node-to-node tickets).
-  virtual arrow::Result<std::string> ClusterSecret() = 0;
+  /// \brief A secret only the cache's nodes know (for node-to-node tickets). `refresh`
+  /// reads it from the index again (a ticket was refused: the index may have been rebuilt
+  /// with another secret); otherwise a copy kept from the last read may be returned.
+  virtual arrow::Result<std::string> ClusterSecret(bool refresh) = 0;
 
   virtual IndexHealth Health() = 0;
   /// \brief True if other nodes share this index.

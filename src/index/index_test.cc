@@ -83,6 +83,17 @@ TEST(Manifest, NamesAreUniqueSortByVersionAndParse) {
   EXPECT_NE(NewDataBlobName("n"), NewDataBlobName("n"));
   EXPECT_EQ(SanitizeNodeId("host.example:8815/x"), "host.example%3A8815%2Fx");
   EXPECT_NE(SanitizeNodeId("a:1"), SanitizeNodeId("a_1"));
+  // Long ids that share their first 64 characters still get tags of their own, 64 long.
+  const std::string stem(70, 'n');
+  EXPECT_NE(SanitizeNodeId(stem + "-a"), SanitizeNodeId(stem + "-b"));
+  EXPECT_EQ(SanitizeNodeId(stem + "-a").size(), 64u);
+  EXPECT_EQ(SanitizeNodeId(stem + "-a"), SanitizeNodeId(stem + "-a"));
+  // The cut never splits an %XX escape: 15 whole escapes of '/', then the hash.
+  const std::string slashes = SanitizeNodeId(std::string(40, '/'));
+  EXPECT_EQ(slashes.find("%h"), 45u);
+  EXPECT_EQ(slashes.substr(0, 6), "%2F%2F");
+  const std::string data = NewDataBlobName("n");
+  EXPECT_EQ(data.substr(5, 3), data.substr(data.size() - 39, 2) + "/");  // data/xx/n-xx...
 }
 
 }  // namespace

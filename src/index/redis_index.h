@@ -113,7 +113,7 @@ class RedisIndex final : public Index {
   arrow::Status Announce(const IndexEvent& event) override;
   void Subscribe(std::function<void(const IndexEvent&)> on_event,
                  std::function<void(bool resubscribed)> on_connection) override;
-  arrow::Result<std::string> ClusterSecret() override;
+  arrow::Result<std::string> ClusterSecret(bool refresh) override;
 
   IndexHealth Health() override;
   bool shared() const override { return true; }

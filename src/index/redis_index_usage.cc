@@ -313,9 +313,9 @@ arrow::Status RedisIndex::MarkRebuilt() {
   return arrow::Status::OK();
 }
 
-arrow::Result<std::string> RedisIndex::ClusterSecret() {
+arrow::Result<std::string> RedisIndex::ClusterSecret(bool refresh) {
   std::lock_guard<std::mutex> lock(secret_mutex_);
-  if (!secret_.empty()) return secret_;
+  if (!secret_.empty() && !refresh) return secret_;
   std::random_device device;
   std::string candidate = fmt::format("{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
                                       device(), device(), device(), device(), device(), device(),

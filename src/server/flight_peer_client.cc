@@ -55,7 +55,7 @@ arrow::Result<std::shared_ptr<flight::FlightClient>> FlightPeerClient::ClientFor
     const std::string& endpoint) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (secret_.empty()) {
-    ARROW_ASSIGN_OR_RAISE(secret_, index_->ClusterSecret());
+    ARROW_ASSIGN_OR_RAISE(secret_, index_->ClusterSecret(/*refresh=*/false));
   }
   auto it = clients_.find(endpoint);
   if (it != clients_.end()) return it->second;

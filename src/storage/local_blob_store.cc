@@ -9,10 +9,11 @@
 #include <cstring>
 #include <filesystem>
 #include <mutex>
-#include <random>
 
 #include <arrow/io/file.h>
 #include <fmt/format.h>
+
+#include "common/hex.h"
 
 namespace quiver {
 
@@ -76,11 +77,6 @@ arrow::Status RenameIntoPlace(const std::string& from, const fs::path& to,
       return ErrnoStatus(errno, "rename " + what + " into place");
     }
   }
-}
-
-std::string RandomSuffix() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  return fmt::format("{:016x}", rng());
 }
 
 class LocalBlobWriter final : public BlobWriter {
@@ -218,7 +214,7 @@ arrow::Status LocalBlobStore::Lock(bool exclusive) {
 arrow::Result<std::unique_ptr<BlobWriter>> LocalBlobStore::OpenWriter(const std::string& name) {
   ARROW_RETURN_NOT_OK(ValidateBlobName(name));
   std::string temp =
-      fmt::format("{}/{}~{}-{}.part", temp_dir(), writer_, next_temp_++, RandomSuffix());
+      fmt::format("{}/{}~{}-{}.part", temp_dir(), writer_, next_temp_++, RandomHex(8));
   int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoStatus(errno, "create temporary file for blob '" + name + "'");
   return std::make_unique<LocalBlobWriter>(name, PathOf(name), temp, fd, dirs_);
