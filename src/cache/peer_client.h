@@ -13,16 +13,39 @@
 #include <string>
 
 #include <arrow/result.h>
+#include <arrow/status.h>
 
 #include "exec/source.h"
 
 namespace quiver {
 
+/// Marks a status from JoinFill or PeerFill::Start as "the node did not answer" (not
+/// reachable, unavailable, too slow): the fill may be gone with it, so the follower may take
+/// over. Any other error is the fill's own end -- it failed, it ended, or it cannot be
+/// joined -- which a follower must not answer by running the query again at once.
+class PeerUnreachableDetail final : public arrow::StatusDetail {
+ public:
+  static constexpr const char* kTypeId = "quiver::peer::unreachable";
+  const char* type_id() const override { return kTypeId; }
+  std::string ToString() const override { return "peer unreachable"; }
+};
+
+inline arrow::Status PeerUnreachable(const arrow::Status& status) {
+  return arrow::Status(arrow::StatusCode::IOError, status.message(),
+                       std::make_shared<PeerUnreachableDetail>());
+}
+
+inline bool IsPeerUnreachable(const arrow::Status& status) {
+  return !status.ok() && status.detail() &&
+         std::string(status.detail()->type_id()) == PeerUnreachableDetail::kTypeId;
+}
+
 /// Another node's fill, being streamed to this node.
 class PeerFill : public QueryStream {
  public:
   /// \brief Wait for the filling node's first answer (the schema; schema() is valid after).
-  /// Fails if that node no longer runs the fill. Cancel(), from any thread, interrupts it.
+  /// Fails if that node no longer runs the fill (IsPeerUnreachable() tells why). Cancel(),
+  /// from any thread, interrupts it.
   virtual arrow::Status Start() = 0;
 };
 
@@ -30,8 +53,9 @@ class PeerClient {
  public:
   virtual ~PeerClient() = default;
   /// \brief Begin streaming the fill of query key `key` (64 hex digits) that the node at
-  /// `endpoint` runs under fill lease token `token`, from its first batch. Fails quickly if
-  /// the node does not answer (a node that is paused or partitioned).
+  /// `endpoint` runs under fill lease token `token`, from its first batch. Fails quickly,
+  /// with a PeerUnreachable() status, if the node does not answer (a node that is paused
+  /// or partitioned).
   virtual arrow::Result<std::unique_ptr<PeerFill>> JoinFill(const std::string& endpoint,
                                                             const std::string& key,
                                                             uint64_t token) = 0;
