@@ -71,30 +71,28 @@ std::optional<Refusal> RefusalOf(const arrow::Status& status) {
 
 arrow::Result<PublishOutcome> Committer::PublishWithRoom(EntryMeta* entry,
                                                          const CommitRequest& request,
-                                                         bool* handed_over) {
-  PublishSpec spec;
-  spec.if_version = request.if_version;
-  spec.keep_versions = request.keep_versions;
-  spec.bump_key = request.replaces;
-  for (const auto& dep : request.depends_on) spec.watched.push_back(KeyGeneration(dep));
-  for (const auto& tag : request.tags) spec.watched.push_back(TagGeneration(tag));
-  spec.watched.insert(spec.watched.end(), request.also_watched.begin(),
-                      request.also_watched.end());
-  spec.since = request.since;
-  spec.lease = request.lease;
-  spec.scoring = evictor_->scoring();
+                                                         bool* unclear) {
+  PublishRequest publish;
+  publish.keep_versions = request.keep_versions;
+  publish.bump_key = request.replaces;
+  for (const auto& dep : request.depends_on) publish.watched.push_back(KeyGeneration(dep));
+  for (const auto& tag : request.tags) publish.watched.push_back(TagGeneration(tag));
+  publish.watched.insert(publish.watched.end(), request.also_watched.begin(),
+                         request.also_watched.end());
+  publish.since = request.since;
+  publish.lease = request.lease;
+  publish.scoring = evictor_->scoring();
   PublishOutcome outcome;
   for (int attempt = 0; attempt < kRoomAttempts; ++attempt) {
     ARROW_ASSIGN_OR_RAISE(auto latest, entries_->index()->Get(entry->key, std::nullopt));
     const bool new_key = !latest.has_value();
     ARROW_RETURN_NOT_OK(evictor_->MakeRoom(entry->key, entry->bytes, new_key));
-    spec.budget = evictor_->Limits(/*allow_one_over=*/attempt + 1 == kRoomAttempts);
-    *handed_over = true;
-    auto published = entries_->Publish(entry, spec);
+    publish.budget = evictor_->Limits(/*allow_one_over=*/attempt + 1 == kRoomAttempts);
+    auto published =
+        entries_->Publish(entry, publish, request.if_version, std::move(latest), unclear);
     evictor_->Release(entry->bytes, new_key);
     ARROW_ASSIGN_OR_RAISE(outcome, std::move(published));
-    *handed_over = false;  // a definite answer
-    if (outcome.published() && spec.budget->allow_one_over) {
+    if (outcome.published() && publish.budget->allow_one_over) {
       // Published past the limits after losing every race for room: evict back under them.
       auto back = evictor_->MakeRoom(entry->key, 0, /*new_key=*/false);
       evictor_->Release(0, false);
@@ -109,19 +107,27 @@ arrow::Result<EntryMeta> Committer::Commit(EntryMeta entry, const CommitRequest&
   entry.depends_on = request.depends_on;
   entry.tags = request.tags;
   auto admitted = evictor_->Admit(entry.key, entry.bytes);
-  bool handed_over = false;
-  auto outcome = admitted.ok() ? PublishWithRoom(&entry, request, &handed_over)
+  bool unclear = false;
+  auto outcome = admitted.ok() ? PublishWithRoom(&entry, request, &unclear)
                                : arrow::Result<PublishOutcome>(admitted);
   if (!outcome.ok() || !outcome->published()) {
-    // After an error from the index the entry may be published: its files stay (the sweep
-    // removes them if it is not).
-    if (outcome.ok() || !handed_over) entries_->Discard(entry);
+    // After an unclear answer from the index the entry may be published: its files stay
+    // (the sweep removes them if it is not).
+    if (!unclear) entries_->Discard(entry);
     if (!outcome.ok()) return outcome.status();
     if (outcome->refusal == Refusal::kOverBudget) evictor_->CountNotAdmitted();
     return RefusalStatus(*outcome, entry, request);
   }
   if (request.replaces) {
-    ARROW_RETURN_NOT_OK(invalidator_->InvalidateDependents(entry.key, "new version of"));
+    // The publish bumped the key, so nothing computed from the previous version publishes
+    // from now on; what was published before goes here. Failing that, the client must know
+    // both that its version is stored and that stale results may remain.
+    auto st = invalidator_->InvalidateDependents(entry.key, "new version of");
+    if (!st.ok()) {
+      return st.WithMessage("'", entry.key, "' was stored as version ", entry.version,
+                            ", but removing what was computed from the previous version "
+                            "failed (invalidate '", entry.key, "' to retry): ", st.message());
+    }
   }
   return entry;
 }

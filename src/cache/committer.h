@@ -49,10 +49,10 @@ class Committer {
   arrow::Result<EntryMeta> Commit(EntryMeta entry, const CommitRequest& request);
 
  private:
-  /// Make room and publish, retrying while others take the room. `*handed_over` is set once
-  /// the index was asked to publish (after which an error leaves the files in place).
+  /// Make room and publish, retrying while others take the room. `*unclear`: see
+  /// EntryStore::Publish (an error after which the files stay).
   arrow::Result<PublishOutcome> PublishWithRoom(EntryMeta* entry, const CommitRequest& request,
-                                                bool* handed_over);
+                                                bool* unclear);
 
   EntryStore* entries_;
   Evictor* evictor_;

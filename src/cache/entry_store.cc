@@ -44,46 +44,45 @@ arrow::Result<bool> EntryStore::IsPublished(const EntryMeta& entry) {
   return found && found->blob == entry.blob && found->manifest == entry.manifest;
 }
 
-arrow::Result<PublishOutcome> EntryStore::Publish(EntryMeta* entry, const PublishSpec& spec) {
+arrow::Result<PublishOutcome> EntryStore::Publish(EntryMeta* entry, PublishRequest request,
+                                                  std::optional<uint64_t> if_version,
+                                                  std::optional<EntryMeta> latest,
+                                                  bool* unclear) {
+  *unclear = false;
   if (entry->created_ms == 0) entry->created_ms = clock_->NowMillis();
   for (int attempt = 0;; ++attempt) {
-    ARROW_ASSIGN_OR_RAISE(auto latest, index_->Get(entry->key, std::nullopt));
-    PublishRequest request;
-    request.expected_version = latest ? latest->version : 0;
-    request.expected_blob = latest ? latest->blob : "";
-    if (latest) {
-      request.expected_depends_on = latest->depends_on;
-      request.expected_tags = latest->tags;
+    if (attempt > 0) {
+      ARROW_ASSIGN_OR_RAISE(latest, index_->Get(entry->key, std::nullopt));
     }
-    if (spec.if_version && *spec.if_version != request.expected_version) {
+    request.expected_version = latest ? latest->version : 0;
+    if (if_version && *if_version != request.expected_version) {
       PublishOutcome conflict;
       conflict.refusal = Refusal::kVersionConflict;
       conflict.current_version = request.expected_version;
       return conflict;
     }
+    request.expected_blob = latest ? latest->blob : "";
+    request.expected_depends_on = latest ? latest->depends_on : std::vector<std::string>{};
+    request.expected_tags = latest ? latest->tags : std::vector<std::string>{};
     entry->version = request.expected_version + 1;
     entry->manifest = NewManifestName(entry->key, entry->version, node_);
     // The manifest is the publication record in storage: once the index accepts the entry,
     // the version survives a restart and a rebuild.
     ARROW_RETURN_NOT_OK(store_->WriteAll(entry->manifest, EntryToJson(*entry)));
     request.entry = *entry;
-    request.keep_versions = spec.keep_versions;
-    request.bump_key = spec.bump_key;
-    request.watched = spec.watched;
-    request.since = spec.since;
-    request.lease = spec.lease;
-    request.budget = spec.budget;
-    request.scoring = spec.scoring;
     auto outcome = index_->Publish(request);
     if (!outcome.ok()) {
       // The index may have published it before the answer was lost: it is either published,
       // or garbage the sweep removes -- its files are left either way.
       auto published = IsPublished(*entry);
       if (published.ok() && *published) return PublishOutcome{};
+      *unclear = true;
       return UnclearPublish(outcome.status());
     }
-    // A conflict can be this writer's own publish, replayed after a broken connection.
-    if (outcome->refusal == Refusal::kVersionConflict) {
+    // A conflict at exactly this version can be this writer's own publish, replayed after
+    // a broken connection.
+    if (outcome->refusal == Refusal::kVersionConflict &&
+        outcome->current_version == entry->version) {
       auto published = IsPublished(*entry);
       if (published.ok() && *published) return PublishOutcome{};
     }
@@ -98,7 +97,7 @@ arrow::Result<PublishOutcome> EntryStore::Publish(EntryMeta* entry, const Publis
       spdlog::error("removing the manifest of refused {}@{}: {}", entry->key, entry->version,
                     removed.ToString());
     }
-    const bool retry = outcome->refusal == Refusal::kVersionConflict && !spec.if_version &&
+    const bool retry = outcome->refusal == Refusal::kVersionConflict && !if_version &&
                        attempt < kMaxConflictRetries;
     if (!retry) return outcome;
   }

@@ -34,21 +34,6 @@ struct OpenEntry {
   std::shared_ptr<arrow::io::RandomAccessFile> file;
 };
 
-/// How a finished entry is to be published: the PublishRequest without the entry and the
-/// compare-and-set expectation, which Publish() reads itself.
-struct PublishSpec {
-  /// Compare-and-set asked for by the client: publish only over this version (0: create).
-  /// Without it, a version published meanwhile by someone else is retried over.
-  std::optional<uint64_t> if_version;
-  int64_t keep_versions = 1;
-  bool bump_key = false;
-  std::vector<std::string> watched;
-  GenerationSnapshot since;
-  std::optional<LeaseRef> lease;
-  std::optional<BudgetLimits> budget;
-  ScoringPolicy scoring;
-};
-
 class EntryStore {
  public:
   /// \brief `fail_open`: serve reads from the manifests while the index is unavailable.
@@ -60,12 +45,18 @@ class EntryStore {
   arrow::Result<std::unique_ptr<EntryWriter>> NewWriter(const std::string& key,
                                                         int64_t max_bytes,
                                                         std::string limit_name);
-  /// \brief Publish a finished entry as its key's next version. Sets entry->version,
-  /// ->manifest and (if 0) ->created_ms. On success the versions it trimmed are gone. A
-  /// refusal deletes the manifest. An error leaves both files: the index may have published
-  /// the entry before its answer was lost (then they are the entry's; if not, the garbage
-  /// sweep removes them) -- so the caller must not Discard() after an error.
-  arrow::Result<PublishOutcome> Publish(EntryMeta* entry, const PublishSpec& spec);
+  /// \brief Publish a finished entry as its key's next version, as `request` says (its
+  /// entry and expected_* fields are filled in here from `latest`, the key's latest version
+  /// as the caller just read it: a stale one costs a retry, as does a version published by
+  /// someone else meanwhile -- unless `if_version`, the client's compare-and-set, is set).
+  /// Sets entry->version, ->manifest and (if 0) ->created_ms. On success the versions it
+  /// trimmed are gone. A refusal deletes the manifest. An error with `*unclear` set leaves
+  /// both files: the index may have published the entry before its answer was lost (then
+  /// they are the entry's; if not, the garbage sweep removes them) -- so the caller must not
+  /// Discard() then. Any other error published nothing.
+  arrow::Result<PublishOutcome> Publish(EntryMeta* entry, PublishRequest request,
+                                        std::optional<uint64_t> if_version,
+                                        std::optional<EntryMeta> latest, bool* unclear);
   /// \brief True if the index lists exactly this entry (its version, blob and manifest).
   arrow::Result<bool> IsPublished(const EntryMeta& entry);
   /// \brief Delete the data blob of an entry that will not be published.

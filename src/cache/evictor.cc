@@ -1,10 +1,8 @@
 #include "cache/evictor.h"
 
-#include <chrono>
-#include <thread>
-
 #include <spdlog/spdlog.h>
 
+#include "cache/lease_run.h"
 #include "common/config.h"
 #include "policy/eviction_policy.h"
 
@@ -64,14 +62,28 @@ arrow::Status Evictor::Admit(const std::string& key, int64_t bytes) {
 }
 
 arrow::Result<Evictor::Need> Evictor::NeedFor(int64_t bytes, int64_t keys,
-                                              const BudgetSettings& limits) {
+                                              const BudgetSettings& limits,
+                                              bool reserve_if_room) {
+  // The index's totals are read outside the lock: a put that needs no eviction must not
+  // wait behind another's round trip.
   ARROW_ASSIGN_OR_RAISE(auto stats, entries_->index()->Stats());
+  std::lock_guard<std::mutex> lock(reserved_mutex_);
   Need need;
   need.bytes = stats.bytes + reserved_bytes_ + bytes - limits.cache_size;
   if (limits.max_entries > 0) {
     need.keys = stats.keys + reserved_keys_ + keys - limits.max_entries;
   }
+  if (reserve_if_room && !need.any()) {
+    reserved_bytes_ += bytes;
+    reserved_keys_ += keys;
+  }
   return need;
+}
+
+void Evictor::Reserve(int64_t bytes, int64_t keys) {
+  std::lock_guard<std::mutex> lock(reserved_mutex_);
+  reserved_bytes_ += bytes;
+  reserved_keys_ += keys;
 }
 
 arrow::Result<std::vector<std::string>> Evictor::Pick(Need need, const std::string& skip,
@@ -106,41 +118,27 @@ arrow::Status Evictor::Evict(const std::vector<std::string>& victims) {
 }
 
 arrow::Status Evictor::UnderLease(const std::function<arrow::Status()>& work) {
-  Index* index = entries_->index();
-  // Another node evicting holds the lease briefly; one that died holds it until it expires.
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(kEvictLeaseTtlMs * 2);
-  while (true) {
-    ARROW_ASSIGN_OR_RAISE(auto grant, index->AcquireLease(kEvictLease, entries_->node(), "",
-                                                          kEvictLeaseTtlMs));
-    if (grant.acquired) {
-      auto st = work();
-      auto released = index->ReleaseLease({kEvictLease, grant.token});
-      if (!released.ok()) spdlog::debug("releasing the eviction lease: {}", released.ToString());
-      return st;
-    }
-    if (std::chrono::steady_clock::now() > deadline) {
-      return arrow::Status::IOError("could not take the eviction lease (held by ",
-                                    grant.holder.owner, ")");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  LeaseRunOptions lease;
+  lease.name = kEvictLease;
+  lease.node = entries_->node();
+  lease.ttl_ms = kEvictLeaseTtlMs;
+  lease.wait_ms = 2 * kEvictLeaseTtlMs;  // outlasts a holder that died
+  ARROW_ASSIGN_OR_RAISE(auto run, RunUnderLease(entries_->index(), lease,
+                                                [&](const LeaseRef&) { return work(); }));
+  if (run.ran) return arrow::Status::OK();
+  return arrow::Status::IOError("could not take the eviction lease (held by ", run.holder.owner,
+                                ")");
 }
 
-void Evictor::Release(int64_t bytes, bool new_key) {
-  std::lock_guard<std::mutex> local(evicting_);
-  reserved_bytes_ -= bytes;
-  reserved_keys_ -= new_key ? 1 : 0;
-}
+void Evictor::Release(int64_t bytes, bool new_key) { Reserve(-bytes, new_key ? -1 : 0); }
 
 arrow::Status Evictor::MakeRoom(const std::string& key, int64_t bytes, bool new_key) {
   const auto limits = settings();
-  std::lock_guard<std::mutex> local(evicting_);
-  ARROW_ASSIGN_OR_RAISE(auto need, NeedFor(bytes, new_key ? 1 : 0, limits));
-  if (need.any()) ARROW_RETURN_NOT_OK(EvictFor(key, bytes, new_key, limits));
-  reserved_bytes_ += bytes;
-  reserved_keys_ += new_key ? 1 : 0;
-  return arrow::Status::OK();
+  const int64_t keys = new_key ? 1 : 0;
+  ARROW_ASSIGN_OR_RAISE(auto need, NeedFor(bytes, keys, limits, /*reserve_if_room=*/true));
+  if (!need.any()) return arrow::Status::OK();
+  std::lock_guard<std::mutex> one_at_a_time(evicting_);
+  return EvictFor(key, bytes, new_key, limits);
 }
 
 arrow::Status Evictor::EvictFor(const std::string& key, int64_t bytes, bool new_key,
@@ -148,7 +146,8 @@ arrow::Status Evictor::EvictFor(const std::string& key, int64_t bytes, bool new_
   return UnderLease([&]() -> arrow::Status {
     Need need;
     while (true) {
-      ARROW_ASSIGN_OR_RAISE(need, NeedFor(bytes, new_key ? 1 : 0, limits));
+      ARROW_ASSIGN_OR_RAISE(need, NeedFor(bytes, new_key ? 1 : 0, limits,
+                                          /*reserve_if_room=*/true));
       if (!need.any()) return arrow::Status::OK();
       bool covered = false;
       ARROW_ASSIGN_OR_RAISE(auto victims, Pick(need, key, /*protect=*/true, &covered));
@@ -191,7 +190,7 @@ arrow::Result<std::vector<std::string>> Evictor::Shrink(std::optional<int64_t> b
 
 arrow::Result<std::vector<std::string>> Evictor::FitToLimits() {
   std::lock_guard<std::mutex> local(evicting_);
-  ARROW_ASSIGN_OR_RAISE(auto need, NeedFor(0, 0, settings()));
+  ARROW_ASSIGN_OR_RAISE(auto need, NeedFor(0, 0, settings(), /*reserve_if_room=*/false));
   if (!need.any()) return std::vector<std::string>{};
   bool covered = false;
   ARROW_ASSIGN_OR_RAISE(auto victims, Pick(need, "", /*protect=*/false, &covered));

@@ -90,8 +90,12 @@ class Evictor {
                                                bool* covered);
   /// Evict keys chosen by Pick; counts them.
   arrow::Status Evict(const std::vector<std::string>& victims);
-  /// What must go for `bytes` and `keys` more to fit. REQUIRES: evicting_ held.
-  arrow::Result<Need> NeedFor(int64_t bytes, int64_t keys, const BudgetSettings& limits);
+  /// What must go for `bytes` and `keys` more to fit, counting this node's reservations.
+  /// If nothing must and `reserve_if_room`, that room is reserved (until Release()).
+  arrow::Result<Need> NeedFor(int64_t bytes, int64_t keys, const BudgetSettings& limits,
+                              bool reserve_if_room);
+  /// Add to (or, negative, take from) the room reserved for this node's publishes.
+  void Reserve(int64_t bytes, int64_t keys);
   /// The eviction part of MakeRoom. REQUIRES: evicting_ held.
   arrow::Status EvictFor(const std::string& key, int64_t bytes, bool new_key,
                          const BudgetSettings& limits);
@@ -103,7 +107,8 @@ class Evictor {
   BudgetSettings settings_;
   EntryStore* entries_;
   std::shared_ptr<Clock> clock_;
-  std::mutex evicting_;  // one eviction at a time in this process; guards the reservations
+  std::mutex evicting_;  // one eviction at a time in this process (held across its I/O)
+  std::mutex reserved_mutex_;  // guards the reservations (never held across I/O)
   int64_t reserved_bytes_ = 0;  // room made for this node's publishes in progress
   int64_t reserved_keys_ = 0;
   std::atomic<int64_t> evictions_{0}, not_admitted_{0};

@@ -18,7 +18,8 @@ arrow::Result<std::vector<std::string>> Invalidator::Cascade(std::vector<std::st
   while (!keys.empty() || !tags.empty()) {
     ARROW_ASSIGN_OR_RAISE(auto collected, index->BumpAndCollect(keys, tags));
     for (const auto& key : keys) {
-      ARROW_ASSIGN_OR_RAISE(auto gone, entries_->Remove(RemoveRequest(key, /*bump_key=*/true)));
+      // Already bumped by BumpAndCollect: a fill computed after that is fresh, and may publish.
+      ARROW_ASSIGN_OR_RAISE(auto gone, entries_->Remove(RemoveRequest(key)));
       if (!gone.empty()) removed.push_back(key);
     }
     std::vector<std::string> next;
@@ -53,16 +54,19 @@ arrow::Result<std::vector<std::string>> Invalidator::InvalidateTag(const std::st
 arrow::Status Invalidator::NewVersionComing(const std::string& key) {
   // Bumping the key refuses fills computed from its previous version; its dependents go.
   ARROW_ASSIGN_OR_RAISE(auto dependents, entries_->index()->BumpAndCollect({key}, {}));
-  if (dependents.empty()) return arrow::Status::OK();
-  ARROW_ASSIGN_OR_RAISE(auto removed, Cascade(std::move(dependents), {}, true));
-  spdlog::info("refilling {} invalidated {} dependent entries", key, removed.size());
-  return arrow::Status::OK();
+  return RemoveDependents(key, std::move(dependents), "refilling");
 }
 
 arrow::Status Invalidator::InvalidateDependents(const std::string& key, const char* why) {
   // The publish bumped the key: what depends on it was either published before (and is
   // found here) or is refused.
   ARROW_ASSIGN_OR_RAISE(auto dependents, entries_->index()->Dependents(key));
+  return RemoveDependents(key, std::move(dependents), why);
+}
+
+arrow::Status Invalidator::RemoveDependents(const std::string& key,
+                                            std::vector<std::string> dependents,
+                                            const char* why) {
   if (dependents.empty()) return arrow::Status::OK();
   ARROW_ASSIGN_OR_RAISE(auto removed, Cascade(std::move(dependents), {}, true));
   spdlog::info("{} {} invalidated {} dependent entries", why, key, removed.size());

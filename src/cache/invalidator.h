@@ -44,6 +44,10 @@ class Invalidator {
   arrow::Result<std::vector<std::string>> Cascade(std::vector<std::string> keys,
                                                   std::vector<std::string> tags, bool cascade);
 
+  /// Remove `dependents` of `key`, cascading, and log it (`why` starts the line).
+  arrow::Status RemoveDependents(const std::string& key, std::vector<std::string> dependents,
+                                 const char* why);
+
   EntryStore* entries_;
   std::atomic<int64_t> invalidations_{0};
 };
