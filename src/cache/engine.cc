@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "cache/lease_run.h"
 #include "common/config.h"
 
 namespace quiver {
@@ -108,23 +109,33 @@ arrow::Status Engine::Build() {
 arrow::Status Engine::Rebuild() {
   const auto& o = options_;
   RebuildOptions rebuild;
-  rebuild.verify_checksums = o.verify_on_startup;
+  rebuild.exclusive = !o.index->shared();
+  // A shared index is rebuilt while every node waits for it: sizes only, as reading every
+  // blob of the shared store would keep them waiting.
+  rebuild.verify_checksums = o.verify_on_startup && rebuild.exclusive;
   rebuild.keep_versions = o.objects.keep_versions;
   rebuild.now_ms = o.clock->NowMillis();
   rebuild.scoring = evictor_->scoring();
-  rebuild.exclusive = !o.index->shared();
-  rebuild.node = o.node_id;
   rebuild.grace_ms = static_cast<int64_t>(o.shared.garbage_grace_s * 1000);
-  ARROW_ASSIGN_OR_RAISE(recovery_, RebuildIndex(o.store.get(), o.index.get(), rebuild));
+  ARROW_ASSIGN_OR_RAISE(auto summary, RebuildIndex(o.store.get(), o.index.get(), rebuild));
   ARROW_RETURN_NOT_OK(o.index->MarkRebuilt());
   spdlog::info("{} {}: {}", o.index->shared() ? "rebuilt the shared index from" : "data dir",
-               o.store->Describe(), recovery_.ToString());
+               o.store->Describe(), summary.ToString());
+  {
+    std::lock_guard<std::mutex> lock(recovery_mutex_);
+    recovery_ = summary;
+  }
   if (local_state_) local_state_->LoadUsage();
   return arrow::Status::OK();
 }
 
 arrow::Status Engine::RebuildIfNeeded(bool at_startup) {
   Index* index = options_.index.get();
+  if (at_startup && index->shared()) {
+    // What this node's previous run left half-written; other nodes' writes run on. (An
+    // embedded node's rebuild removes every temporary.)
+    ARROW_RETURN_NOT_OK(options_.store->RemoveTemporaries(/*own=*/true, 0).status());
+  }
   auto needs = index->NeedsRebuild();
   if (!needs.ok()) {
     if (!at_startup || !IsIndexUnavailable(needs.status())) return needs.status();
@@ -134,41 +145,33 @@ arrow::Status Engine::RebuildIfNeeded(bool at_startup) {
                                            : "requests fail with UNAVAILABLE");
     return arrow::Status::OK();
   }
-  if (!*needs) {
-    if (at_startup) {  // what this node's previous run left half-written
-      ARROW_RETURN_NOT_OK(
-          options_.store->RemoveTemporaries(SanitizeNodeId(options_.node_id), 0).status());
-    }
-    return arrow::Status::OK();
-  }
+  if (!*needs) return arrow::Status::OK();
   if (!index->shared()) return Rebuild();
-  ARROW_ASSIGN_OR_RAISE(auto grant, index->AcquireLease(kRebuildLease, options_.node_id,
-                                                        options_.endpoint, kRebuildLeaseTtlMs));
-  if (grant.acquired) {
+  LeaseRunOptions lease;
+  lease.name = kRebuildLease;
+  lease.node = options_.node_id;
+  lease.endpoint = options_.endpoint;
+  lease.ttl_ms = kRebuildLeaseTtlMs;
+  ARROW_ASSIGN_OR_RAISE(auto run, RunUnderLease(index, lease, [&](const LeaseRef&) {
     spdlog::warn("index {} holds no entries: rebuilding it from the manifests in {}",
                  index->Describe(), options_.store->Describe());
-    const LeaseRef lease{kRebuildLease, grant.token};
-    PeriodicTask renewer("rebuild lease", std::chrono::milliseconds(kRebuildLeaseTtlMs / 3),
-                         [&] { (void)index->RenewLease(lease, kRebuildLeaseTtlMs); });
     auto st = Rebuild();
-    renewer.Stop();
     if (st.IsCancelled()) {  // another node finished first: its index serves
       spdlog::info("{}", st.message());
-      st = arrow::Status::OK();
+      return arrow::Status::OK();
     }
-    auto released = index->ReleaseLease(lease);
-    if (!released.ok()) spdlog::warn("releasing the rebuild lease: {}", released.ToString());
     return st;
-  }
+  }));
+  if (run.ran) return arrow::Status::OK();
   if (!at_startup) return arrow::Status::OK();
-  spdlog::info("waiting for {} to rebuild the index", grant.holder.owner);
+  spdlog::info("waiting for {} to rebuild the index", run.holder.owner);
   const auto deadline = std::chrono::steady_clock::now() + Seconds(options_.shared.rebuild_wait_s);
   while (std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     auto still = index->NeedsRebuild();
     if (still.ok() && !*still) return arrow::Status::OK();
   }
-  spdlog::warn("{} is still rebuilding the index; serving meanwhile", grant.holder.owner);
+  spdlog::warn("{} is still rebuilding the index; serving meanwhile", run.holder.owner);
   return arrow::Status::OK();
 }
 

@@ -20,6 +20,7 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include <arrow/result.h>
@@ -105,7 +106,11 @@ class Engine {
   Committer* committer() { return committer_.get(); }
   Invalidator* invalidator() { return invalidator_.get(); }
   /// The last rebuild of the index from storage (empty if none was needed).
-  const RebuildSummary& recovery() const { return recovery_; }
+  /// What the last rebuild of the index found (a copy: a shared node may rebuild again).
+  RebuildSummary recovery() const {
+    std::lock_guard<std::mutex> lock(recovery_mutex_);
+    return recovery_;
+  }
   const EngineOptions& options() const { return options_; }
 
   /// \brief Stop queries and background work (server shutdown); saves local state.
@@ -131,7 +136,8 @@ class Engine {
   void Watch();
 
   EngineOptions options_;
-  RebuildSummary recovery_;
+  mutable std::mutex recovery_mutex_;
+  RebuildSummary recovery_;  // guarded by recovery_mutex_
   std::unique_ptr<MemoryTier> memory_;
   std::unique_ptr<EntryStore> entries_;
   std::unique_ptr<Evictor> evictor_;

@@ -5,12 +5,14 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "cache/lease_run.h"
+
 namespace quiver {
 
 namespace {
 
 constexpr const char* kSweepLease = "sweep";
-constexpr int64_t kSweepLeaseTtlMs = 10 * 60 * 1000;
+constexpr int64_t kSweepLeaseTtlMs = 60 * 1000;  // renewed while the sweep runs
 constexpr size_t kLookupBatch = 512;
 
 }  // namespace
@@ -23,15 +25,14 @@ std::string SweepSummary::ToString() const {
 arrow::Result<SweepSummary> GarbageSweeper::Sweep() {
   std::lock_guard<std::mutex> lock(mutex_);
   SweepSummary summary;
-  ARROW_ASSIGN_OR_RAISE(auto grant, index_->AcquireLease(kSweepLease, node_, "", kSweepLeaseTtlMs));
-  if (!grant.acquired) {
-    summary.skipped = true;
-    return summary;
-  }
-  auto st = SweepUnderLease(&summary);
-  auto released = index_->ReleaseLease({kSweepLease, grant.token});
-  if (!released.ok()) spdlog::debug("releasing the sweep lease: {}", released.ToString());
-  ARROW_RETURN_NOT_OK(st);
+  LeaseRunOptions lease;
+  lease.name = kSweepLease;
+  lease.node = node_;
+  lease.ttl_ms = kSweepLeaseTtlMs;
+  ARROW_ASSIGN_OR_RAISE(auto run, RunUnderLease(index_, lease, [&](const LeaseRef&) {
+    return SweepUnderLease(&summary);
+  }));
+  summary.skipped = !run.ran;
   if (summary.manifests_removed + summary.blobs_removed + summary.temporaries_removed > 0) {
     spdlog::info("garbage sweep: {}", summary.ToString());
   }
@@ -74,7 +75,7 @@ arrow::Status GarbageSweeper::SweepUnderLease(SweepSummary* summary) {
     ++summary->blobs_removed;
   }
   ARROW_ASSIGN_OR_RAISE(summary->temporaries_removed,
-                        store_->RemoveTemporaries("", settled_before));
+                        store_->RemoveTemporaries(/*own=*/false, settled_before));
   return arrow::Status::OK();
 }
 

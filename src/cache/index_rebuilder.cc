@@ -155,9 +155,11 @@ arrow::Result<RebuildSummary> RebuildIndex(BlobStore* store, Index* index,
                                            const RebuildOptions& options) {
   auto start = std::chrono::steady_clock::now();
   RebuildSummary summary;
-  ARROW_ASSIGN_OR_RAISE(summary.temp_files_removed,
-                        options.exclusive ? store->RemoveTemporaries()
-                                          : store->RemoveTemporaries(SanitizeNodeId(options.node), 0));
+  // Shared stores: other nodes' writes run on, and this node's own leftovers were removed
+  // when it started (its writes in progress now must stay).
+  if (options.exclusive) {
+    ARROW_ASSIGN_OR_RAISE(summary.temp_files_removed, store->RemoveAllTemporaries());
+  }
   ARROW_ASSIGN_OR_RAISE(auto scan, ScanManifests(store, options, &summary));
   std::vector<EntryMeta> restore;
   for (auto& [key, by_version] : scan.found) {

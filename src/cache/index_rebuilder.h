@@ -45,10 +45,9 @@ struct RebuildOptions {
   /// Query results that expired by this time are deleted instead of restored.
   int64_t now_ms = 0;
   ScoringPolicy scoring;
-  /// This process owns the store alone: every temporary is debris of a crash. Otherwise only
-  /// `node`'s own temporaries are.
+  /// This process owns the store alone: every temporary is debris of a crash (otherwise
+  /// none is touched), and every unreferenced blob is settled.
   bool exclusive = true;
-  std::string node;
   /// Shared stores: data blobs younger than this may be in-flight writes of other nodes.
   int64_t grace_ms = 3600 * 1000;
 };

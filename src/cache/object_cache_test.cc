@@ -186,7 +186,7 @@ TEST_F(ObjectCacheTest, RecoveryRebuildsQuarantinesAndCleans) {
   EngineOptions no_grace;
   no_grace.shared.garbage_grace_s = 0;
   Reopen(*LocalBlobStore::Open(dir), no_grace);
-  const auto& r = engine_->recovery();
+  const auto r = engine_->recovery();
   EXPECT_EQ(r.keys, 1);
   EXPECT_EQ(r.versions, 2);
   EXPECT_EQ(r.quarantined, 1);

@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
+#include "cache/lease_run.h"
 #include "common/hex.h"
 #include "exec/params.h"
 #include "exec/sql_text.h"
@@ -269,17 +270,15 @@ void QueryCache::WakeWaiters() {
 
 arrow::Result<int64_t> QueryCache::ReclaimExpired() {
   const int64_t now = options_.clock->NowMillis();
-  Index* index = options_.entries->index();
-  std::optional<LeaseRef> lease;
-  if (index->shared()) {  // one node a round is enough
-    const auto ttl = std::max<int64_t>(5000, static_cast<int64_t>(options_.reclaim_interval_s * 2000));
-    ARROW_ASSIGN_OR_RAISE(auto grant,
-                          index->AcquireLease("reclaim", options_.fills->node(), "", ttl));
-    if (!grant.acquired) return 0;
-    lease = LeaseRef{"reclaim", grant.token};
-  }
-  auto removed = ReclaimExpiredAt(now);
-  if (lease) (void)index->ReleaseLease(*lease);
+  int64_t removed = 0;
+  LeaseRunOptions lease;  // one node a round is enough
+  lease.name = "reclaim";
+  lease.node = options_.fills->node();
+  lease.ttl_ms = 10'000;
+  ARROW_RETURN_NOT_OK(RunUnderLease(options_.entries->index(), lease, [&](const LeaseRef&) {
+                        ARROW_ASSIGN_OR_RAISE(removed, ReclaimExpiredAt(now));
+                        return arrow::Status::OK();
+                      }).status());
   return removed;
 }
 

@@ -72,12 +72,12 @@ class BlobStore {
   virtual arrow::Result<std::vector<BlobInfo>> List(const std::string& prefix) = 0;
 
   /// \brief Remove what writers left behind when their process died before Commit or Abort:
-  /// every temporary if `writer` is empty and `modified_before_ms` is 0; otherwise those of
-  /// `writer` (the writer tag the store was opened with) and those last written before
-  /// `modified_before_ms`. A writer that is still running must not be matched. Returns how
-  /// many were removed.
-  virtual arrow::Result<int64_t> RemoveTemporaries(const std::string& writer = "",
-                                                   int64_t modified_before_ms = 0) = 0;
+  /// those of this store's own writer tag if `own` (the node restarted: none of them runs),
+  /// and those last written before `modified_before_ms` if it is > 0 (long abandoned). A
+  /// writer that is still running must not be matched. Returns how many were removed.
+  virtual arrow::Result<int64_t> RemoveTemporaries(bool own, int64_t modified_before_ms) = 0;
+  /// \brief Remove every temporary: only for a process that owns the store alone.
+  virtual arrow::Result<int64_t> RemoveAllTemporaries() = 0;
 
   /// \brief A short human description for logs, e.g. "local:/var/lib/quiver".
   virtual std::string Describe() const = 0;

@@ -58,7 +58,7 @@ class BlobStoreConformanceTest : public ::testing::Test {
     ASSERT_OK_AND_ASSIGN(auto listed, store.List(""));
     EXPECT_TRUE(listed.empty());
     EXPECT_TRUE(store.OpenReader("x/aborted").status().IsKeyError());
-    EXPECT_EQ(*store.RemoveTemporaries(), 0) << "an aborted writer left a temporary";
+    EXPECT_EQ(*store.RemoveAllTemporaries(), 0) << "an aborted writer left a temporary";
   }
 
   void TestCommitReplacesAtomically() {

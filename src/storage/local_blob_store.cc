@@ -28,6 +28,10 @@ arrow::Status ErrnoStatus(int err, const std::string& what) {
   return arrow::Status::IOError(what, ": ", std::strerror(err));
 }
 
+int64_t ModifiedMs(const struct stat& st) {
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000;
+}
+
 arrow::Status FsyncPath(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECTORY);
   if (fd < 0) return ErrnoStatus(errno, "open directory " + path);
@@ -300,30 +304,35 @@ arrow::Result<std::vector<BlobInfo>> LocalBlobStore::List(const std::string& pre
     if (rel.compare(0, prefix.size(), prefix) != 0) continue;
     struct stat st;
     if (::stat(entry.path().c_str(), &st) != 0) continue;  // deleted meanwhile
-    out.push_back(BlobInfo{rel, static_cast<int64_t>(st.st_size),
-                           static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 +
-                               st.st_mtim.tv_nsec / 1000000});
+    out.push_back(BlobInfo{rel, static_cast<int64_t>(st.st_size), ModifiedMs(st)});
   }
   std::sort(out.begin(), out.end(),
             [](const BlobInfo& a, const BlobInfo& b) { return a.name < b.name; });
   return out;
 }
 
-arrow::Result<int64_t> LocalBlobStore::RemoveTemporaries(const std::string& writer,
-                                                         int64_t modified_before_ms) {
-  const bool all = writer.empty() && modified_before_ms == 0;
-  const std::string mine = writer + "~";  // '~' never occurs in a writer tag
+arrow::Result<int64_t> LocalBlobStore::RemoveTemporaries(bool own, int64_t modified_before_ms) {
+  const std::string mine = writer_ + "~";  // '~' never occurs in a writer tag
+  return RemoveTemporariesIf([&](const std::string& name, const struct stat& st) {
+    return (own && name.compare(0, mine.size(), mine) == 0) ||
+           (modified_before_ms > 0 && ModifiedMs(st) < modified_before_ms);
+  });
+}
+
+arrow::Result<int64_t> LocalBlobStore::RemoveAllTemporaries() {
+  return RemoveTemporariesIf([](const std::string&, const struct stat&) { return true; });
+}
+
+arrow::Result<int64_t> LocalBlobStore::RemoveTemporariesIf(
+    const std::function<bool(const std::string&, const struct stat&)>& match) {
   int64_t removed = 0;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(temp_dir(), ec)) {
-    const std::string name = entry.path().filename().string();
-    bool match = all || (!writer.empty() && name.compare(0, mine.size(), mine) == 0);
     struct stat st;
-    if (!match && modified_before_ms > 0 && ::stat(entry.path().c_str(), &st) == 0) {
-      match = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000 <
-              modified_before_ms;
+    if (::stat(entry.path().c_str(), &st) != 0) continue;  // gone meanwhile
+    if (match(entry.path().filename().string(), st) && ::unlink(entry.path().c_str()) == 0) {
+      ++removed;
     }
-    if (match && ::unlink(entry.path().c_str()) == 0) ++removed;
   }
   if (ec) return arrow::Status::IOError("clean '", temp_dir(), "': ", ec.message());
   return removed;

@@ -15,7 +15,10 @@
 // gone (pruned by another process) makes it again and retries.
 #pragma once
 
+#include <sys/stat.h>
+
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <shared_mutex>
 #include <string>
@@ -42,8 +45,8 @@ class LocalBlobStore final : public BlobStore {
   arrow::Status Delete(const std::string& name) override;
   arrow::Status Move(const std::string& from, const std::string& to) override;
   arrow::Result<std::vector<BlobInfo>> List(const std::string& prefix) override;
-  arrow::Result<int64_t> RemoveTemporaries(const std::string& writer = "",
-                                           int64_t modified_before_ms = 0) override;
+  arrow::Result<int64_t> RemoveTemporaries(bool own, int64_t modified_before_ms) override;
+  arrow::Result<int64_t> RemoveAllTemporaries() override;
   std::string Describe() const override { return "local:" + root_; }
 
   const std::string& root() const { return root_; }
@@ -54,6 +57,9 @@ class LocalBlobStore final : public BlobStore {
   LocalBlobStore(std::string root, std::string writer)
       : root_(std::move(root)), writer_(std::move(writer)) {}
   std::string PathOf(const std::string& name) const { return root_ + "/" + name; }
+  /// Remove the temporaries `match` picks, given their file name and stat.
+  arrow::Result<int64_t> RemoveTemporariesIf(
+      const std::function<bool(const std::string&, const struct stat&)>& match);
 
   std::string root_;
   std::string writer_;

@@ -54,12 +54,12 @@ TEST_F(LocalBlobStoreTest, RemoveTemporariesCleansCrashLeftovers) {
                                std::chrono::system_clock::now().time_since_epoch())
                                .count() -
                            3600 * 1000;
-  ASSERT_OK_AND_ASSIGN(auto removed, store->RemoveTemporaries("nodeA", hour_ago));
+  ASSERT_OK_AND_ASSIGN(auto removed, store->RemoveTemporaries(/*own=*/true, hour_ago));
   EXPECT_EQ(removed, 2);
   EXPECT_EQ(TempFiles(), 2u);
   EXPECT_TRUE(fs::exists(dir_ + "/.tmp/nodeB~124-live.part"));
   EXPECT_TRUE(fs::exists(dir_ + "/.tmp/nodeA-b~7-live.part")) << "node nodeA-b is not nodeA";
-  ASSERT_OK_AND_ASSIGN(removed, store->RemoveTemporaries());
+  ASSERT_OK_AND_ASSIGN(removed, store->RemoveAllTemporaries());
   EXPECT_EQ(removed, 2);
   EXPECT_EQ(TempFiles(), 0u);
   // Temporaries never show up in listings.

@@ -21,9 +21,9 @@ class MemoryBlobStore final : public BlobStore {
   arrow::Status Delete(const std::string& name) override;
   arrow::Status Move(const std::string& from, const std::string& to) override;
   arrow::Result<std::vector<BlobInfo>> List(const std::string& prefix) override;
-  arrow::Result<int64_t> RemoveTemporaries(const std::string& = "", int64_t = 0) override {
-    return 0;  // an aborted or abandoned writer leaves nothing here
-  }
+  // An aborted or abandoned writer leaves nothing here.
+  arrow::Result<int64_t> RemoveTemporaries(bool, int64_t) override { return 0; }
+  arrow::Result<int64_t> RemoveAllTemporaries() override { return 0; }
   std::string Describe() const override { return "memory"; }
 
   /// Called by writers on commit.
