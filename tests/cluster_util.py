@@ -1,15 +1,15 @@
 """Shared mode in tests: real Redis/Valkey servers and clusters of real quiver nodes.
 
 ``RedisServer`` runs ``redis-server`` (or ``valkey-server``) on 127.0.0.1 with a free port
-and a temp dir, no persistence. ``Cluster`` runs N ``quiver serve`` processes that share one
-data dir and one index (``--index redis://...`` with a prefix of its own). ``ClusterServer``
-is a two-node cluster that looks like one ``QuiverServer`` to the existing integration tests:
-its clients spread their calls over the nodes, and its ``stats`` add up the nodes' counters.
+and a temp dir, no persistence (optionally TLS only). ``Cluster`` runs N ``quiver serve``
+processes that share one data dir and one index (``--index redis://...`` with a prefix of
+its own). ``ClusterServer`` is a two-node cluster that looks like one ``QuiverServer`` to the
+existing integration tests: its clients spread their calls over the nodes, and its ``stats``
+add up the nodes' counters. ``DataDirFiles``: what a server's or a cluster's data dir holds.
 """
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -17,13 +17,11 @@ from pathlib import Path
 import pyarrow.flight as flight
 import redis as redis_py
 
+from quiver_util import free_port
+from quiver_util import stats as stats_of
+from query_util import wait_for
+
 STARTUP_TIMEOUT_S = 15
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def redis_binaries():
@@ -31,46 +29,93 @@ def redis_binaries():
     return [b for b in ("redis-server", "valkey-server") if shutil.which(b)]
 
 
-class RedisServer:
-    """A real Redis-compatible server on 127.0.0.1 (no persistence: a restart empties it)."""
+def self_signed_certificate(directory):
+    """(cert.pem, key.pem) in `directory`: a certificate for 127.0.0.1 signed by its own key,
+    for a TLS server whose clients trust exactly that certificate. Needs openssl."""
+    cert, key = Path(directory) / "cert.pem", Path(directory) / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    return cert, key
 
-    def __init__(self, binary, work_dir):
+
+class RedisServer:
+    """A real Redis-compatible server on 127.0.0.1 (no persistence: a restart empties it).
+
+    ``args`` are added to the server's command line. With ``tls=(cert, key)`` it listens for
+    TLS connections only: ``url`` is rediss://..., and its clients trust ``cert``. The port is
+    picked at the first start and kept: the server comes back on it after a stop or a kill.
+    """
+
+    def __init__(self, binary, work_dir, args=(), tls=None):
         self.binary = binary
         self.dir = Path(work_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.args = list(args)
+        self.tls = tuple(Path(p) for p in tls) if tls else None
         self.port = None
         self.proc = None
 
     @property
     def url(self):
-        return f"redis://127.0.0.1:{self.port}"
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self):
+        return self.dir / f"{self.binary}.log"
 
     def client(self):
+        tls = {"ssl": True, "ssl_ca_certs": str(self.tls[0])} if self.tls else {}
         return redis_py.Redis(host="127.0.0.1", port=self.port, socket_timeout=5,
-                              decode_responses=True)
+                              decode_responses=True, **tls)
+
+    def ping(self):
+        """Whether the server answers a PING (over TLS for a TLS server)."""
+        try:
+            with self.client() as c:
+                return c.ping()
+        except (redis_py.exceptions.ConnectionError, redis_py.exceptions.TimeoutError):
+            return False
 
     def start(self):
+        """Start on the server's port; the first time, on a free port (another one if that
+        was taken meanwhile)."""
+        if self.port is not None:
+            if not self._run():
+                raise AssertionError(f"{self.binary} did not start on its port {self.port} "
+                                     f"(taken by another process?):\n{self.log()}")
+            return self
         for _ in range(5):
-            self.port = self.port or free_port()
-            log = open(self.dir / f"{self.binary}.log", "ab")
+            self.port = free_port()
+            if self._run():
+                return self
+        self.port = None
+        raise AssertionError(f"{self.binary} did not start:\n{self.log()}")
+
+    def _run(self):
+        """Run the server on self.port: True once it answers; else it is killed."""
+        if self.tls:
+            cert, key = self.tls
+            listen = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(cert),
+                      "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert),
+                      "--tls-auth-clients", "no"]
+        else:
+            listen = ["--port", str(self.port)]
+        with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--dir", str(self.dir)],
+                [self.binary, *listen, "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                 "no", "--dir", str(self.dir), *self.args],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-            deadline = time.monotonic() + STARTUP_TIMEOUT_S
-            while time.monotonic() < deadline and self.proc.poll() is None:
-                try:
-                    if self.client().ping():
-                        return self
-                except redis_py.exceptions.ConnectionError:
-                    time.sleep(0.02)
-            self.kill()
-            self.port = None  # the port was taken meanwhile: pick another
-        raise AssertionError(f"{self.binary} did not start: {self.log()}")
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if self.ping():
+                return True
+            time.sleep(0.02)
+        self.kill()
+        return False
 
     def log(self):
-        path = self.dir / f"{self.binary}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
@@ -91,18 +136,42 @@ class RedisServer:
         return self.start()
 
 
-class Cluster:
+class DataDirFiles:
+    """What a server's (or a cluster's) ``data_dir`` holds, for tests that check nothing is
+    left behind."""
+
+    def tmp_files(self, prefix=""):
+        """Names of the temp files (those whose name starts with `prefix`: a node's start
+        with its node id and "~")."""
+        tmp = self.data_dir / ".tmp"
+        if not tmp.is_dir():
+            return []
+        return sorted(p.name for p in tmp.iterdir() if p.name.startswith(prefix))
+
+    def data_files(self):
+        root = self.data_dir / "data"
+        return sorted(p for p in root.rglob("*.arrows")) if root.is_dir() else []
+
+    def manifest_files(self):
+        root = self.data_dir / "manifests"
+        return sorted(p for p in root.rglob("*.json")) if root.is_dir() else []
+
+
+class Cluster(DataDirFiles):
     """N quiver nodes sharing one data dir and one Redis index (a prefix of their own)."""
 
     def __init__(self, make_server, redis, data_dir, n, args=(), prefix="quiver"):
         self.redis = redis
         self.data_dir = Path(data_dir)
         self.prefix = prefix
-        self.nodes = [
-            make_server(args=[*args, "--index", redis.url, "--index-prefix", prefix,
-                              "--node-id", f"n{i}"],
-                        data_dir=self.data_dir, start=False)
-            for i in range(n)]
+        self.nodes = [make_server(args=self.node_args(i, args), data_dir=self.data_dir,
+                                  start=False)
+                      for i in range(n)]
+
+    def node_args(self, i, args):
+        """Node i's command line: `args`, then the shared index and the node's id."""
+        return [*args, "--index", self.redis.url, "--index-prefix", self.prefix,
+                "--node-id", f"n{i}"]
 
     def start(self):
         for node in self.nodes:
@@ -119,17 +188,12 @@ class Cluster:
         return "".join(node.all_logs() for node in self.nodes)
 
     def wait_for_log(self, needle, timeout=10.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for node in self.nodes:
-                if needle in node.all_logs():
-                    return node
-            time.sleep(0.05)
-        raise AssertionError(f"{needle!r} not logged within {timeout}s:\n{self.logs()[-5000:]}")
+        """The first node that logged `needle` (in any of its starts)."""
+        return wait_for(lambda: next((n for n in self.nodes if needle in n.all_logs()), None),
+                        timeout, f"a node to log {needle!r}")
 
     def stats(self):
-        return [json.loads(next(iter(node.client().do_action(flight.Action("stats", b""))))
-                           .body.to_pybytes()) for node in self.nodes]
+        return [stats_of(node.client()) for node in self.nodes]
 
 
 # Counters that are each node's own: the cluster's is their sum. The others (entries, bytes,
@@ -171,9 +235,8 @@ class SpreadClient:
 
     def do_action(self, action, *args, **kwargs):
         if isinstance(action, flight.Action) and action.type == "stats":
-            all_stats = [json.loads(next(iter(c.do_action(action, *args, **kwargs)))
-                                    .body.to_pybytes()) for c in self._clients]
-            return iter([flight.Result(json.dumps(add_stats(all_stats)).encode())])
+            total = add_stats([stats_of(c) for c in self._clients])
+            return iter([flight.Result(json.dumps(total).encode())])
         return self._pick().do_action(action, *args, **kwargs)
 
     def __getattr__(self, name):
@@ -182,16 +245,7 @@ class SpreadClient:
         return getattr(self._pick(), name)
 
 
-class DataDirFiles:
-    """What a server's ``data_dir`` holds, for tests that check nothing is left behind."""
-
-    def tmp_files(self):
-        tmp = self.data_dir / ".tmp"
-        return sorted(p.name for p in tmp.iterdir()) if tmp.is_dir() else []
-
-    def data_files(self):
-        root = self.data_dir / "data"
-        return sorted(p for p in root.rglob("*.arrows")) if root.is_dir() else []
+PUBLIC_ENDPOINT = "--public-endpoint="
 
 
 class ClusterServer(DataDirFiles):
@@ -213,12 +267,12 @@ class ClusterServer(DataDirFiles):
     def start(self):
         # Clients are told of one address for the cluster (a load balancer's, in production):
         # the first node's.
+        for node in self.nodes:
+            node.args = [a for a in node.args if not a.startswith(PUBLIC_ENDPOINT)]
         first, rest = self.nodes[0], self.nodes[1:]
-        first.args = [a for a in first.args if not a.startswith("--public-endpoint")]
         first.start()
         for node in rest:
-            node.args = [a for a in node.args if not a.startswith("--public-endpoint=")]
-            node.args.append(f"--public-endpoint={first.location}")
+            node.args.append(PUBLIC_ENDPOINT + first.location)
             node.start()
         return self
 
@@ -240,8 +294,7 @@ class ClusterServer(DataDirFiles):
         if args is not None:
             self.args = list(args)
             for i, node in enumerate(self.nodes):
-                node.args = [*self.args, "--index", self.cluster.redis.url, "--index-prefix",
-                             self.cluster.prefix, "--node-id", f"n{i}"]
+                node.args = self.cluster.node_args(i, self.args)
         for node in self.nodes:
             if node.running():
                 node.stop()

@@ -280,13 +280,14 @@ def server(quiver):
 
 @pytest.fixture
 def redis_server(workdir):
-    """Factory: redis_server(binary="redis-server") -> a started RedisServer of this test."""
+    """Factory: redis_server(binary="redis-server", args=(), tls=None) -> a started RedisServer
+    of this test (tls=(cert, key): TLS only, see cluster_util.RedisServer)."""
     started = []
 
-    def make(binary="redis-server"):
+    def make(binary="redis-server", args=(), tls=None):
         if not shutil.which(binary):
             pytest.skip(f"{binary} is not installed")
-        server = RedisServer(binary, workdir / f"{binary}-{len(started)}").start()
+        server = RedisServer(binary, workdir / f"{binary}-{len(started)}", args, tls).start()
         started.append(server)
         return server
 

@@ -6,27 +6,26 @@ import time
 import pyarrow as pa
 import pyarrow.flight as flight
 
-from quiver_util import chunks
+from quiver_util import chunks, stats  # noqa: F401  (stats: for the query tests' imports)
 
 
 def ticket(**request):
     return flight.Ticket(json.dumps(request).encode())
 
 
-def run_query(client, **request):
-    """DoGet a query. Returns (table, metadata dicts in arrival order)."""
+def run_query(client, on_first_batch=None, **request):
+    """DoGet a query. Returns (table, metadata dicts in arrival order). `on_first_batch`,
+    if given, is called with the metadata so far when the first record batch arrives."""
     reader = client.do_get(ticket(**request))
     batches, metas = [], []
     for chunk in chunks(reader):
         if chunk.app_metadata is not None:
             metas.append(json.loads(chunk.app_metadata.to_pybytes()))
         if chunk.data is not None:
+            if not batches and on_first_batch is not None:
+                on_first_batch(metas)
             batches.append(chunk.data)
     return pa.Table.from_batches(batches, schema=reader.schema), metas
-
-
-def stats(client):
-    return json.loads(next(iter(client.do_action(flight.Action("stats", b"")))).body.to_pybytes())
 
 
 def wait_for(predicate, timeout=10.0, what="condition"):

@@ -1,10 +1,18 @@
 """Small pyarrow.flight helpers for talking to Quiver in tests."""
 
 import json
+import socket
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.flight as flight
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def descriptor(key):

@@ -4,7 +4,6 @@ get/set, human-readable and --json output, --help, and errors (docs/management.m
 import json
 import os
 import re
-import socket
 import sqlite3
 import subprocess
 
@@ -14,7 +13,7 @@ import pyarrow.flight as flight
 import pytest
 
 from conftest import quiver_binary
-from quiver_util import action, get, put, stats
+from quiver_util import action, free_port, get, put, stats
 from query_util import run_query, wait_for
 
 ADMIN_COMMANDS = {
@@ -90,12 +89,6 @@ def human(n):
         value /= 1024
         unit += 1
     return f"{n} B" if unit == 0 else f"{value:.1f} {units[unit]}"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

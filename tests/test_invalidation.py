@@ -228,7 +228,8 @@ def test_invalidation_during_a_query_fill_wins(quiver, lite_db):
                and "db/src was invalidated" in m["reason"] for m in metas), metas
 
     key = "@q/" + meta["key"]
-    time.sleep(0.2)
+    wait_for(lambda: not srv.tmp_files() and not srv.data_files(),
+             what="the refused result's files to be removed")
     assert key not in entry_map(c) and stats(c)["entries"] == 0
     assert not srv.tmp_files() and not srv.data_files()
     assert stats(c)["not_admitted"] == 0

@@ -153,7 +153,8 @@ def test_reader_cancel_does_not_cancel_the_fill(srv, pg):
     stayer = threading.Thread(target=lambda: result.setdefault(
         "t", run_query(c2, source="pg", sql=sql)))
     stayer.start()
-    time.sleep(0.2)
+    wait_for(lambda: stats(srv.client())["queries"]["joins"] == 1,
+             what="the second reader to join the fill")
     quitter.cancel()
     c1.close()
     stayer.join()

@@ -9,8 +9,10 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 
+from management_util import entry_map
 from quiver_util import chunks, write_config
-from query_util import assert_failure_reaches_every_reader, run_query, stats, ticket, wait_for
+from query_util import (assert_failure_reaches_every_reader, run_query, stats, ticket,
+                        wait_cached, wait_for)
 
 ROWS = 200_000
 
@@ -97,8 +99,11 @@ def test_flight_info_hands_the_running_fill_to_the_doget(quiver, lite_db, workdi
            "SELECT i FROM n")
     request = json.dumps({"source": "lite", "sql": sql}).encode()
     info = c.get_flight_info(flight.FlightDescriptor.for_command(request))
-    assert json.loads(info.app_metadata)["cache"] == "miss"
-    time.sleep(0.3)  # the fill goes on producing batches with no reader attached
+    meta = json.loads(info.app_metadata)
+    assert meta["cache"] == "miss"
+    # The fill runs to its end with no reader attached, and is published (an abandoned fill
+    # would have been cancelled); then the DoGet redeems the ticket.
+    wait_cached(c, meta["key"], timeout=30)
     table = c.do_get(info.endpoints[0].ticket).read_all()
     assert table.num_rows == n and table.column("i")[n - 1].as_py() == n
     assert stats(c)["queries"]["executions"] == 1, "the fill was abandoned and ran again"
@@ -137,9 +142,14 @@ def test_preview_bypasses_the_cache(lite, lite_db):
     t, m = run_query(c, source="lite", sql=AGG, preview=True)
     assert m[0]["cache"] == "bypass" and m[0]["cached"] is False and m[0]["reason"] == "preview"
     assert as_rows(t) == expected_agg(lite_db)
-    time.sleep(0.3)
+    q = stats(c)["queries"]
+    assert q["bypasses"] == 1 and q["misses"] == 0 and q["executions"] == 1
     assert stats(c)["entries"] == 0
     assert run_query(c, source="lite", sql=AGG)[1][0]["cache"] == "miss"
+    # Once that execution's result is published it is the only entry, at version 1: the
+    # preview stored nothing.
+    await_committed(c, 1)
+    assert stats(c)["entries"] == 1 and entry_map(c)["@q/" + m[0]["key"]]["version"] == 1
     info = c.get_flight_info(flight.FlightDescriptor.for_command(
         json.dumps({"source": "lite", "sql": AGG, "preview": True}).encode()))
     assert json.loads(info.app_metadata)["cache"] == "bypass"
@@ -153,11 +163,14 @@ def test_nondeterministic_not_cached_unless_asked(lite):
     assert m1[0]["cache"] == "bypass" and "random()" in m1[0]["reason"]
     t2, _ = run_query(c, source="lite", sql=sql)
     assert t1.column("r") != t2.column("r"), "random() returned the same values twice"
-    time.sleep(0.3)
+    q = stats(c)["queries"]
+    assert q["bypasses"] == 2 and q["misses"] == 0
     assert stats(c)["entries"] == 0
     _, m3 = run_query(c, source="lite", sql=sql, cache_nondeterministic=True)
     assert m3[0]["cache"] == "miss"
     await_committed(c, 1)
+    # That result is the only entry, at version 1: the two bypasses stored nothing.
+    assert stats(c)["entries"] == 1 and entry_map(c)["@q/" + m3[0]["key"]]["version"] == 1
     t4, m4 = run_query(c, source="lite", sql=sql, cache_nondeterministic=True)
     assert m4[0]["cache"] == "hit"
 
@@ -197,7 +210,9 @@ def test_oversized_result_streams_but_is_not_cached(quiver, lite_db):
     assert t.column("id").to_pylist()[:3] == [1, 2, 3]
     assert any(m.get("cached") is False and "max_entry_bytes" in m.get("reason", "")
                for m in metas), metas
-    time.sleep(0.3)
+    # The fill ends by counting its result as not cached, and its temp file goes.
+    wait_for(lambda: stats(c)["queries"]["not_cached"] == 1, what="the fill to end uncached")
+    wait_for(lambda: not srv.tmp_files(), what="the oversized result's temp file to go")
     assert stats(c)["entries"] == 0 and not srv.data_files() and not srv.tmp_files()
     assert run_query(c, source="lite", sql="SELECT id, grp, amount FROM events ORDER BY id",
                      )[1][0]["cache"] == "miss"

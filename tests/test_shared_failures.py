@@ -5,7 +5,6 @@ The slow queries run on a real PostgreSQL (pg_sleep holds them open; the databas
 own executions); the index is a real redis-server started by each test.
 """
 
-import json
 import signal
 import threading
 import time
@@ -14,41 +13,23 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 
+from management_util import lite_args
+from management_util import lite_db  # noqa: F401  (fixture)
+from pg_util import executions, install_execution_log, slow_sql, source_config
 from pg_util import postgres  # noqa: F401  (session fixture)
-from quiver_util import chunks, get, get_table, put, write_config
-from query_util import run_query, stats, ticket, wait_for
+from quiver_util import get, get_table, manifest_versions, put, write_config
+from query_util import run_query, stats, wait_for
 
 
 @pytest.fixture(scope="module")
 def pg(postgres):  # noqa: F811
-    postgres.execute("DROP TABLE IF EXISTS shared_executions")
-    postgres.execute("CREATE TABLE shared_executions (n serial PRIMARY KEY, tag text)")
-    postgres.execute("""CREATE OR REPLACE FUNCTION count_shared(tag text) RETURNS int
-                        LANGUAGE plpgsql VOLATILE AS $$
-                        BEGIN INSERT INTO shared_executions (tag) VALUES (tag); RETURN 1; END $$""")
+    install_execution_log(postgres)
     return postgres
 
 
-def executions(pg, tag):
-    return pg.execute(f"SELECT count(*) FROM shared_executions WHERE tag = '{tag}'")[0][0]
-
-
-def slow_sql(tag, rows=60_000, pauses=4, pause_s=0.3, first_s=0.3):
-    """A query that runs for about first_s + pauses * pause_s, streaming batches between its
-    pauses, and records each execution in the database."""
-    every = rows // pauses
-    return (f"SELECT g.i, md5(g.i::text) AS h, "
-            f"CASE WHEN g.i % {every} = 0 THEN pg_sleep({pause_s})::text END AS pause, c.one "
-            f"FROM (SELECT count_shared('{tag}') AS one, pg_sleep({first_s})) c, "
-            f"generate_series(1, {rows}) AS g(i)")
-
-
 def pg_config(workdir, pg, name="shared.json", **extra):
-    return write_config(workdir, name, {
-        "sources": {"pg": {"driver": "postgresql", "uri": pg.uri, "max_concurrent": 16,
-                           "max_queue": 256,
-                           "statement_options": {"adbc.postgresql.batch_size_hint_bytes": "65536"}}},
-        "lease_ttl_s": 1.5, "fill_poll_s": 0.05, **extra})
+    return write_config(workdir, name, source_config(pg.uri, lease_ttl_s=1.5, fill_poll_s=0.05,
+                                                     **extra))
 
 
 class Reader(threading.Thread):
@@ -62,19 +43,15 @@ class Reader(threading.Thread):
         self.first_at = self.end_at = None
         self.table = self.error = self.meta = None
 
+    def _first_batch(self, metas):
+        self.first_at = time.monotonic()
+        self.first.set()
+
     def run(self):
         try:
-            reader = self.node.client().do_get(ticket(source="pg", sql=self.sql))
-            batches = []
-            for chunk in chunks(reader):
-                if chunk.app_metadata is not None and self.meta is None:
-                    self.meta = json.loads(chunk.app_metadata.to_pybytes())
-                if chunk.data is not None:
-                    if self.first_at is None:
-                        self.first_at = time.monotonic()
-                        self.first.set()
-                    batches.append(chunk.data)
-            self.table = pa.Table.from_batches(batches, schema=reader.schema)
+            self.table, metas = run_query(self.node.client(), on_first_batch=self._first_batch,
+                                          source="pg", sql=self.sql)
+            self.meta = metas[0] if metas else None
         except Exception as e:  # noqa: BLE001 - inspected by the test
             self.error = e
         finally:
@@ -145,7 +122,7 @@ def test_without_live_join_a_follower_waits_for_the_published_result(cluster, pg
 def test_a_killed_filler_is_taken_over_and_nothing_partial_is_published(cluster, pg, workdir):
     nodes = cluster(3, args=["--config", str(pg_config(workdir, pg))])
     sql = slow_sql("killed", pauses=6, pause_s=0.4)
-    full = expected_rows(pg, sql.replace("count_shared('killed')", "1"))
+    full = expected_rows(pg, sql.replace("count_execution('killed')", "1"))
     doomed = Reader(nodes[0], sql)
     doomed.start()
     assert doomed.first.wait(30) and doomed.error is None, doomed.error
@@ -173,10 +150,9 @@ def test_a_killed_filler_is_taken_over_and_nothing_partial_is_published(cluster,
     assert meta[0]["cache"] == "hit" and meta[0]["node"] in ("n1", "n2")
     assert table.num_rows == full
     # Node 0 comes back under its name: what it left half-written goes, nothing else.
-    left = [p.name for p in (nodes.data_dir / ".tmp").iterdir() if p.name.startswith("n0~")]
-    assert left, "the killed node's temp file should still be there"
+    assert nodes.tmp_files("n0~"), "the killed node's temp file should still be there"
     nodes[0].start()
-    assert not [p for p in (nodes.data_dir / ".tmp").iterdir() if p.name.startswith("n0~")]
+    assert not nodes.tmp_files("n0~")
     assert run_query(nodes[0].client(), source="pg", sql=sql)[1][0]["cache"] == "hit"
 
 
@@ -209,22 +185,15 @@ def test_a_paused_filler_is_fenced_and_cannot_publish(cluster, pg, workdir):
     assert executions(pg, "paused") == 2
 
 
-def test_redis_lost_and_restarted_mid_run_costs_only_latency(cluster, workdir):
+def test_redis_lost_and_restarted_mid_run_costs_only_latency(cluster, lite_db):
     """Fail-open: while Redis is away, nodes serve what the store holds and run queries
     uncached; when it comes back empty, one node rebuilds the index from the manifests."""
-    import sqlite3
-    db = workdir / "outage.db"
-    con = sqlite3.connect(db)
-    con.execute("CREATE TABLE t (i INTEGER)")
-    con.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(5000)])
-    con.commit()
-    con.close()
-    nodes = cluster(3, args=["--source", f"lite=sqlite://{db}"])
+    nodes = cluster(3, args=lite_args(lite_db))
     clients = [n.client() for n in nodes]
     objects = {f"o/k{i}": pa.table({"x": [i] * (i + 1)}) for i in range(6)}
     for i, (key, t) in enumerate(objects.items()):
         put(clients[i % 3], key, t)
-    cached_sql = "SELECT count(*) AS n, sum(i) AS s FROM t"
+    cached_sql = "SELECT count(*) AS n, sum(amount) AS s FROM events"
     reference, _ = run_query(clients[0], source="lite", sql=cached_sql)
     wait_for(lambda: stats(clients[1])["entries"] == 7, what="the result to be published")
 
@@ -241,8 +210,9 @@ def test_redis_lost_and_restarted_mid_run_costs_only_latency(cluster, workdir):
                 assert get_table(client, key).equals(objects[key])
                 got, _ = run_query(client, source="lite", sql=cached_sql)
                 assert got.equals(reference)
-                fresh, _ = run_query(client, source="lite", sql=f"SELECT {j % 50} AS v, count(*) AS n FROM t")
-                assert fresh.column("n").to_pylist() == [5000]
+                fresh, _ = run_query(client, source="lite",
+                                     sql=f"SELECT {j % 50} AS v, count(*) AS n FROM events")
+                assert fresh.column("n").to_pylist() == [1000]
                 served[0] += 1
             except Exception as e:  # noqa: BLE001 - reported below
                 errors.append(repr(e))
@@ -276,7 +246,7 @@ def test_redis_lost_and_restarted_mid_run_costs_only_latency(cluster, workdir):
     assert not errors, errors[:5]
     assert sum(x["reads_without_index"] for x in nodes.stats()) > 0
     assert put(clients[1], "o/after", pa.table({"x": [2]}))["version"] == 1
-    assert not list((nodes.data_dir / "manifests" / "o" / "new").rglob("*.json"))
+    assert manifest_versions(nodes.data_dir, "o/new") == []
 
 
 def test_failing_closed_answers_unavailable_while_redis_is_away(cluster, workdir):

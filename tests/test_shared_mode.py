@@ -6,6 +6,7 @@ are in test_shared_failures.py.
 """
 
 import json
+import shutil
 import subprocess
 import threading
 import time
@@ -14,36 +15,21 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 
-from cluster_util import redis_binaries
+from cluster_util import redis_binaries, self_signed_certificate
 from conftest import QUIVER_BIN
-from quiver_util import action, chunks, descriptor, get, get_table, put, write_config
-from query_util import run_query, stats, ticket, wait_for
+from management_util import disk_bytes, ints, lite_args, put_with, query_key
+from management_util import lite_db  # noqa: F401  (fixture)
+from quiver_util import action, get, get_table, manifest_versions, put
+from query_util import run_query, stats, wait_for
 
 SERVERS = redis_binaries() or ["redis-server"]
 
-
-@pytest.fixture
-def lite_db(workdir):
-    import sqlite3
-    path = workdir / "lite.db"
-    con = sqlite3.connect(path)
-    con.execute("CREATE TABLE t (id INTEGER, grp TEXT)")
-    con.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"g{i % 7}") for i in range(20000)])
-    con.commit()
-    con.close()
-    return path
-
-
-AGG = "SELECT grp, count(*) AS n, sum(id) AS s FROM t GROUP BY grp ORDER BY grp"
-
-
-def table(n, start=0):
-    return pa.table({"x": pa.array(range(start, start + n), pa.int64())})
+AGG = "SELECT grp, count(*) AS n, sum(id) AS s FROM events GROUP BY grp ORDER BY grp"
 
 
 @pytest.mark.parametrize("binary", SERVERS)
 def test_a_result_filled_on_one_node_is_a_hit_on_every_other(cluster, lite_db, binary):
-    nodes = cluster(3, args=["--source", f"lite=sqlite://{lite_db}"], binary=binary)
+    nodes = cluster(3, args=lite_args(lite_db), binary=binary)
     a, b, c = (n.client() for n in nodes)
     filled, meta = run_query(a, source="lite", sql=AGG)
     assert meta[0]["cache"] == "miss" and meta[0]["node"] == "n0"
@@ -64,20 +50,20 @@ def test_a_result_filled_on_one_node_is_a_hit_on_every_other(cluster, lite_db, b
 def test_objects_and_versions_are_one_across_nodes(cluster, binary):
     nodes = cluster(3, binary=binary)
     a, b, c = (n.client() for n in nodes)
-    assert put(a, "s/o", table(5))["version"] == 1
-    assert get_table(c, "s/o").equals(table(5))
-    assert put(b, "s/o", table(7), if_version=1)["version"] == 2
+    assert put(a, "s/o", ints(5))["version"] == 1
+    assert get_table(c, "s/o").equals(ints(5))
+    assert put(b, "s/o", ints(7), if_version=1)["version"] == 2
     with pytest.raises(pa.ArrowException, match="version conflict"):
-        put(c, "s/o", table(9), if_version=1)
+        put(c, "s/o", ints(9), if_version=1)
     got, meta, _, _ = get(a, "s/o")
-    assert meta["version"] == 2 and got.equals(table(7))
-    assert get_table(a, "s/o@1").equals(table(5))
+    assert meta["version"] == 2 and got.equals(ints(7))
+    assert get_table(a, "s/o@1").equals(ints(5))
     assert {"/".join(p.decode() for p in i.descriptor.path) for i in c.list_flights(b"s")} == {"s/o"}
     assert action(c, "delete", {"key": "s/o"})["versions"] == 2
     for client in (a, b):
         with pytest.raises(KeyError):
             get(client, "s/o")
-    assert put(b, "s/o", table(1))["version"] == 1, "versions restart after a delete"
+    assert put(b, "s/o", ints(1))["version"] == 1, "versions restart after a delete"
 
 
 def test_a_compare_and_set_race_across_nodes_has_one_winner(cluster):
@@ -89,7 +75,7 @@ def test_a_compare_and_set_race_across_nodes_has_one_winner(cluster):
         client = node.client()
         barrier.wait()
         try:
-            won.append((n, put(client, "race/key", table(10 + n), if_version=0)))
+            won.append((n, put(client, "race/key", ints(10 + n), if_version=0)))
         except pa.ArrowException as e:
             (lost if "version conflict" in str(e) else errors).append(str(e))
 
@@ -102,21 +88,22 @@ def test_a_compare_and_set_race_across_nodes_has_one_winner(cluster):
     assert len(won) == 1 and len(lost) == 11
     n, ref = won[0]
     assert ref["version"] == 1
-    assert get_table(nodes[(n + 1) % 3].client(), "race/key").equals(table(10 + n))
+    assert get_table(nodes[(n + 1) % 3].client(), "race/key").equals(ints(10 + n))
     # The losers' data is gone; only the winner's blob and manifest remain.
-    assert len(list((nodes.data_dir / "data").rglob("*.arrows"))) == 1
-    assert len(list((nodes.data_dir / "manifests").rglob("*.json"))) == 1
+    assert len(nodes.data_files()) == 1
+    assert len(nodes.manifest_files()) == 1
+    assert manifest_versions(nodes.data_dir, "race/key") == [1]
 
 
 def test_invalidating_on_one_node_is_a_miss_on_another(cluster, lite_db):
-    nodes = cluster(2, args=["--source", f"lite=sqlite://{lite_db}"])
+    nodes = cluster(2, args=lite_args(lite_db))
     a, b = nodes[0].client(), nodes[1].client()
     _, meta = run_query(a, source="lite", sql=AGG)
-    key = "@q/" + meta[0]["key"]
+    key = query_key(meta)
     wait_for(lambda: stats(a)["entries"] == 1, what="the result to be published")
     assert run_query(a, source="lite", sql=AGG)[1][0]["cache"] == "hit"
     # Derived results go with it, wherever they were put.
-    put(a, "s/derived", table(3), app_metadata=json.dumps({"depends_on": [key]}).encode())
+    put_with(a, "s/derived", ints(3), depends_on=[key])
     removed = action(b, "invalidate", {"key": key})["removed"]
     assert removed == sorted([key, "s/derived"])
     assert run_query(a, source="lite", sql=AGG)[1][0]["cache"] == "miss"
@@ -128,12 +115,12 @@ def test_invalidating_on_one_node_is_a_miss_on_another(cluster, lite_db):
 def test_memory_copies_follow_removals_on_other_nodes(cluster):
     nodes = cluster(2, args=["--memory-size", "8MiB"])
     a, b = nodes[0].client(), nodes[1].client()
-    put(b, "m/o", table(100))
+    put(b, "m/o", ints(100))
     for _ in range(2):
         get(a, "m/o")  # node 0 keeps a copy
     assert stats(a)["memory"]["entries"] == 1 and stats(a)["memory"]["hits"] == 1
-    put(b, "m/o", table(50))  # a new version: the old copy is not the latest
-    assert get_table(a, "m/o").equals(table(50))
+    put(b, "m/o", ints(50))  # a new version: the old copy is not the latest
+    assert get_table(a, "m/o").equals(ints(50))
     action(b, "delete", {"key": "m/o"})
     # Node 1's removal is announced: node 0 drops both copies without serving them.
     wait_for(lambda: stats(a)["memory"]["entries"] == 0, what="node 0 to drop its copies")
@@ -144,7 +131,7 @@ def test_memory_copies_follow_removals_on_other_nodes(cluster):
 def test_the_budget_is_one_for_the_cluster(cluster):
     nodes = cluster(3, args=["--cache-size", "600KiB"])
     probe = nodes[0].client()
-    put(probe, "probe/x", table(10_000))
+    put(probe, "probe/x", ints(10_000))
     size = stats(probe)["bytes"]  # one entry
     action(probe, "delete", {"key": "probe/x"})
     cache_size = 600 << 10
@@ -161,7 +148,7 @@ def test_the_budget_is_one_for_the_cluster(cluster):
         client = nodes[t % 3].client()
         for j in range(10):
             try:
-                put(client, f"b{t}/k{j}", table(10_000, start=t * 1000 + j))
+                put(client, f"b{t}/k{j}", ints(10_000, start=t * 1000 + j))
             except pa.ArrowException as e:
                 errors.append(str(e))
 
@@ -182,14 +169,13 @@ def test_the_budget_is_one_for_the_cluster(cluster):
     assert all_stats[0]["bytes"] <= cache_size
     assert all_stats[0]["entries"] == all_stats[0]["bytes"] // size
     assert sum(s["evictions"] for s in all_stats) == 60 - all_stats[0]["entries"]
-    on_disk = sum(p.stat().st_size for p in (nodes.data_dir / "data").rglob("*.arrows"))
-    assert on_disk == all_stats[0]["bytes"]
+    assert disk_bytes(nodes) == all_stats[0]["bytes"]
 
 
 def test_stats_and_ls_show_the_cluster(cluster):
     nodes = cluster(2)
-    put(nodes[0].client(), "ls/a", table(3))
-    put(nodes[1].client(), "ls/b", table(4))
+    put(nodes[0].client(), "ls/a", ints(3))
+    put(nodes[1].client(), "ls/b", ints(4))
     s = stats(nodes[1].client())
     assert s["node"] == "n1"
     assert s["index"]["shared"] and s["index"]["state"] == "ok" and s["index"]["available"]
@@ -210,43 +196,24 @@ def test_node_tickets_are_refused_unless_a_node_signed_them(cluster):
         nodes[0].client().do_get(flight.Ticket(forged.encode())).read_all()
 
 
-def test_nodes_can_share_redis_over_tls(quiver, workdir):
+def test_nodes_can_share_redis_over_tls(quiver, redis_server, workdir):
     """rediss:// with the CA that signed the server's certificate (--index-ca)."""
-    import shutil
-    binary = "redis-server"
-    if not shutil.which(binary) or not shutil.which("openssl"):
-        pytest.skip("needs redis-server and openssl")
-    cert, key = workdir / "cert.pem", workdir / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-                    str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True,
-                   capture_output=True)
-    from cluster_util import free_port
-    port = free_port()
-    proc = subprocess.Popen([binary, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
-                             "--tls-cert-file", str(cert), "--tls-key-file", str(key),
-                             "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no",
-                             "--save", "", "--appendonly", "no", "--dir", str(workdir)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    try:
-        url = f"rediss://127.0.0.1:{port}"
-        common = ["--index", url, "--index-ca", str(cert)]
-        data = workdir / "tls-data"
-        wait_for(lambda: subprocess.run(["redis-cli", "--tls", "--cacert", str(cert), "-p",
-                                         str(port), "ping"], capture_output=True,
-                                        text=True).stdout.strip() == "PONG",
-                 what="the TLS redis-server")
-        a = quiver(args=common + ["--node-id", "tls-a"], data_dir=data)
-        b = quiver(args=common + ["--node-id", "tls-b"], data_dir=data)
-        put(a.client(), "tls/o", table(9))
-        assert get_table(b.client(), "tls/o").equals(table(9))
-        assert stats(b.client())["index"]["kind"].startswith(url)
-        # Without the CA the server's certificate is not trusted: the index is unavailable
-        # (and the node says why), never silently insecure.
-        c = quiver(args=["--index", url, "--node-id", "tls-c"], data_dir=data)
-        with pytest.raises(flight.FlightUnavailableError, match="unavailable"):
-            put(c.client(), "tls/p", table(1))
-        assert "certificate" in c.log()
-    finally:
-        proc.kill()
-        proc.wait()
+    if not shutil.which("openssl"):
+        pytest.skip("needs openssl")
+    cert, key = self_signed_certificate(workdir)
+    redis = redis_server(tls=(cert, key))
+    url = redis.url
+    assert url.startswith("rediss://")
+    common = ["--index", url, "--index-ca", str(cert)]
+    data = workdir / "tls-data"
+    a = quiver(args=common + ["--node-id", "tls-a"], data_dir=data)
+    b = quiver(args=common + ["--node-id", "tls-b"], data_dir=data)
+    put(a.client(), "tls/o", ints(9))
+    assert get_table(b.client(), "tls/o").equals(ints(9))
+    assert stats(b.client())["index"]["kind"].startswith(url)
+    # Without the CA the server's certificate is not trusted: the index is unavailable
+    # (and the node says why), never silently insecure.
+    c = quiver(args=["--index", url, "--node-id", "tls-c"], data_dir=data)
+    with pytest.raises(flight.FlightUnavailableError, match="unavailable"):
+        put(c.client(), "tls/p", ints(1))
+    assert "certificate" in c.log()
