@@ -1,16 +1,20 @@
 """Result tables and docs/benchmarks.md sections shared by the benchmark harnesses.
 
 Row is one metric measured on Quiver and on the baseline; text_table and markdown_table
-render rows, spread_lines their min-max spread. run_history gathers the ratios of earlier
-runs saved as JSON under bench/results/, history_lines renders them. write_docs rewrites
-one harness's section of a markdown file, between its begin and end markers, keeping the
-text outside them (a new file starts with DOCS_INTRO).
+render rows in columns (COLUMNS by default; a harness may pass its own Columns), and
+spread_lines their min-max spread. How a figure prints and what the two sides are called
+are the Row's (fmt, quiver_label, baseline_label): a harness's Row subclass may change them.
+run_history gathers the ratios of earlier runs saved as JSON under bench/results/,
+history_lines renders them. write_docs rewrites one harness's section of a markdown file,
+between its begin and end markers, keeping the text outside them (a new file starts with
+DOCS_INTRO).
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, ClassVar
 
 from bench_env import median
 
@@ -54,6 +58,21 @@ class Row:
     note: str = ""
     diag: bool = False  # a diagnostic (where the CPU goes), shown in a second table
 
+    # How the spread lines name the two sides.
+    quiver_label: ClassVar[str] = "Quiver"
+    spread_joiner: ClassVar[str] = ", "
+
+    @property
+    def baseline_label(self) -> str:
+        return "baseline"
+
+    def fmt(self, v: float | None) -> str:
+        """One of this row's figures as the tables print it."""
+        return fmt_value(v, self.unit)
+
+    def span(self, lo: float, hi: float) -> str:
+        return f"{self.fmt(lo)}{' to ' if lo < 0 or hi < 0 else '–'}{self.fmt(hi)}"
+
     @property
     def ratio(self) -> float | None:
         if self.baseline in (None, 0) or self.quiver != self.quiver:
@@ -95,44 +114,61 @@ def fmt_ratio(r):
     return "n/a" if r is None else f"{r:.2f}"
 
 
-def text_table(rows: list[Row]) -> str:
-    header = ["metric", "quiver", "baseline", "ratio Q/B", "Quiver better?"]
-    body = [[f"{r.metric} ({r.unit}, {'higher' if r.higher_is_better else 'lower'} "
-             f"is better)", fmt_value(r.quiver, r.unit), fmt_value(r.baseline, r.unit),
-             fmt_ratio(r.ratio), r.quiver_better] for r in rows]
-    widths = [max(len(x[i]) for x in [header, *body]) for i in range(len(header))]
-    lines = [" | ".join(h.ljust(w) for h, w in zip(header, widths)),
-             "-+-".join("-" * w for w in widths)]
-    for row in body:
-        lines.append(" | ".join([row[0].ljust(widths[0])]
-                                + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]))
-    return "\n".join(lines)
+@dataclass(frozen=True)
+class Column:
+    """A column of a results table: its header, a row's cell, and whether it holds text
+    (left-aligned) or figures (right-aligned). md_header and md_cell, if given, replace
+    header and cell in the docs' markdown table."""
+    header: str
+    cell: Callable[[Row], str]
+    text: bool = False
+    md_header: str | None = None
+    md_cell: Callable[[Row], str] | None = None
 
 
-def markdown_table(rows: list[Row]) -> str:
-    out = ["| metric | Quiver | baseline | ratio Quiver/baseline | Quiver better? |",
-           "|---|---:|---:|---:|---|"]
+def metric_with_unit(r: Row) -> str:
+    return f"{r.metric} ({r.unit}, {'higher' if r.higher_is_better else 'lower'} is better)"
+
+
+COLUMNS = (
+    Column("metric", metric_with_unit, text=True),
+    Column("quiver", lambda r: r.fmt(r.quiver), md_header="Quiver"),
+    Column("baseline", lambda r: r.fmt(r.baseline)),
+    Column("ratio Q/B", lambda r: fmt_ratio(r.ratio), md_header="ratio Quiver/baseline",
+           md_cell=lambda r: f"**{fmt_ratio(r.ratio)}**"),
+    Column("Quiver better?", lambda r: r.quiver_better, text=True),
+)
+
+
+def text_table(rows: list[Row], columns=COLUMNS) -> str:
+    head = [c.header for c in columns]
+    body = [[c.cell(r) for c in columns] for r in rows]
+    widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(columns))]
+
+    def line(cells):
+        return " | ".join(x.ljust(w) if c.text else x.rjust(w)
+                          for x, w, c in zip(cells, widths, columns))
+
+    return "\n".join([line(head), "-+-".join("-" * w for w in widths)] + [line(b) for b in body])
+
+
+def markdown_table(rows: list[Row], columns=COLUMNS) -> str:
+    out = ["| " + " | ".join(c.md_header or c.header for c in columns) + " |",
+           "|" + "".join("---|" if c.text else "---:|" for c in columns)]
     for r in rows:
-        better = "higher" if r.higher_is_better else "lower"
-        out.append(f"| {r.metric} ({r.unit}, {better} is better) | "
-                   f"{fmt_value(r.quiver, r.unit)} | {fmt_value(r.baseline, r.unit)} | "
-                   f"**{fmt_ratio(r.ratio)}** | {r.quiver_better} |")
+        out.append("| " + " | ".join((c.md_cell or c.cell)(r) for c in columns) + " |")
     return "\n".join(out)
 
 
 def spread_lines(rows: list[Row]) -> list[str]:
+    """'* metric: Quiver lo–hi, baseline lo–hi unit' for each row with a spread."""
     out = []
     for r in rows:
-        if r.q_spread is None and r.b_spread is None:
-            continue
-        parts = []
-        if r.q_spread:
-            parts.append(f"Quiver {fmt_value(r.q_spread[0], r.unit)}–"
-                         f"{fmt_value(r.q_spread[1], r.unit)}")
-        if r.b_spread:
-            parts.append(f"baseline {fmt_value(r.b_spread[0], r.unit)}–"
-                         f"{fmt_value(r.b_spread[1], r.unit)}")
-        out.append(f"* {r.metric}: " + ", ".join(parts) + f" {r.unit}")
+        parts = [f"{label} {r.span(*s)}".lstrip()
+                 for label, s in ((r.quiver_label, r.q_spread), (r.baseline_label, r.b_spread))
+                 if s]
+        if parts:
+            out.append(f"* {r.metric}: " + r.spread_joiner.join(parts) + f" {r.unit}")
     return out
 
 

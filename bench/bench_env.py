@@ -1,9 +1,13 @@
 """Machine and environment helpers shared by the benchmark harnesses under bench/.
 
 Sizes and summary statistics, progress logging, CPU accounting from /proc (a process's
-CPU time, the machine's busy and steal time), waiting for the machine to go idle, page
-cache residency of a file, and the machine details (CPU, RAM, kernel, library versions,
-git commit) recorded with each run. Linux only (reads /proc).
+CPU time, the machine's busy and steal time, other work's share of the machine during a
+phase), waiting for the machine to go idle, page cache residency of a file, and the machine
+details (CPU, RAM, kernel, library versions, git commit) recorded with each run. Linux only
+(reads /proc).
+
+Importing this module puts tests/ on sys.path: the test suite's helpers (tests/*_util.py:
+manifests, Redis and PostgreSQL servers) serve the harnesses too.
 """
 from __future__ import annotations
 
@@ -22,6 +26,9 @@ import numpy as np
 import pyarrow as pa
 
 ROOT = Path(__file__).resolve().parent.parent
+TESTS_DIR = ROOT / "tests"
+if str(TESTS_DIR) not in sys.path:
+    sys.path.append(str(TESTS_DIR))
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 
@@ -56,6 +63,11 @@ def median(xs):
 
 def percentile(xs, p):
     return float(np.percentile(np.asarray(xs), p)) if xs else float("nan")
+
+
+def spread(xs):
+    """(min, max) of xs, or None if there are none."""
+    return (min(xs), max(xs)) if xs else None
 
 
 # The name in log lines' prefix; a harness may set it (bench_env.LOG_NAME = "...").
@@ -94,6 +106,39 @@ def own_cpu_seconds() -> float:
     """CPU seconds of this process and its reaped children (the servers, once stopped)."""
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system
+
+
+def process_cpu_seconds() -> float:
+    """User + system CPU time of this process (all its threads; not its children)."""
+    t = os.times()
+    return t.user + t.system
+
+
+class Phase:
+    """Other work's share of the machine while one phase ran (not this harness or the
+    servers it measures), so that a noisy phase can be told from a quiet one; recorded in
+    facts["phase_other_cpu_share"][name]. `server` has proc and log_path (to report a server
+    that exited before the phase) and cpu() (the CPU seconds of everything it runs)."""
+
+    def __init__(self, server, name: str, facts: dict):
+        self.server, self.name, self.facts = server, name, facts
+
+    def __enter__(self):
+        if self.server.proc.poll() is not None:
+            raise RuntimeError(f"quiver exited with code {self.server.proc.returncode} before "
+                               f"the {self.name} phase; see {self.server.log_path}")
+        self.t0, self.b0 = time.perf_counter(), machine_busy_seconds()
+        self.o0, self.s0 = process_cpu_seconds(), self.server.cpu()
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is None:
+            wall = time.perf_counter() - self.t0
+            mine = process_cpu_seconds() - self.o0 + self.server.cpu() - self.s0
+            other = max(0.0, machine_busy_seconds() - self.b0 - mine)
+            self.facts.setdefault("phase_other_cpu_share", {})[self.name] = (
+                other / max(1e-9, wall) / (os.cpu_count() or 1))
+        return False
 
 
 # Time spent in --wait-idle waits, left out of the "other CPU during the run" figure.

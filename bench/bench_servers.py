@@ -1,11 +1,12 @@
 """Server processes under test and the client-side timing shared by the harnesses.
 
 Server starts a Flight server process, reads its location from the first line it prints
-and connects a client; start_quiver and start_baseline start the two servers the
-harnesses compare (build/quiver and bench/baseline_server.py). snapshot_binary copies the
-server binary so a concurrent rebuild cannot swap it mid-run. do_put and do_get are the
-client operations, identical for every server; measure and PairedRuns time a function on
-each server in turn, alternating their order, and account for the CPU used meanwhile.
+and connects a client; QuiverProcess is `quiver serve` (quiver_argv) with its stats action;
+start_quiver and start_baseline start the two servers the Flight harness compares
+(build/quiver and bench/baseline_server.py). snapshot_binary copies the server binary so a
+concurrent rebuild cannot swap it mid-run. do_put and do_get are the client operations,
+identical for every server; measure and PairedRuns time a function on each server in turn,
+alternating their order, and account for the CPU used meanwhile.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 
 from bench_env import log, machine_busy_seconds, proc_cpu_seconds
+from quiver_util import manifest_path  # (tests/ is on sys.path: bench_env)
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE_SERVER = ROOT / "bench" / "baseline_server.py"
@@ -89,14 +91,29 @@ class Server:
         self._log.close()
 
 
-def start_quiver(binary: Path, data_dir: Path, log_path: Path, max_object_bytes: int,
-                 extra_args=()) -> Server:
+def quiver_argv(binary: Path, data_dir: Path, *extra_args) -> list[str]:
     """`quiver serve` on a free loopback port with data_dir, logging at info level."""
-    return Server("quiver",
-                  [str(binary), "serve", "--listen", "grpc://127.0.0.1:0",
-                   "--data-dir", str(data_dir), "--max-object-bytes", str(max_object_bytes),
-                   "--log-level", "info", *extra_args],
-                  log_path, "quiver listening on")
+    return [str(binary), "serve", "--listen", "grpc://127.0.0.1:0", "--data-dir", str(data_dir),
+            "--log-level", "info", *extra_args]
+
+
+class QuiverProcess(Server):
+    """A `quiver serve` process (quiver_argv) and its counters (the stats action)."""
+
+    def __init__(self, name: str, binary: Path, data_dir: Path, log_path: Path, extra_args=(),
+                 cwd: Path = ROOT):
+        super().__init__(name, quiver_argv(binary, data_dir, *extra_args), log_path,
+                         "quiver listening on ", cwd=cwd)
+
+    def stats(self) -> dict:
+        result = next(iter(self.client.do_action(flight.Action("stats", b""), CALL)))
+        return json.loads(result.body.to_pybytes())
+
+
+def start_quiver(binary: Path, data_dir: Path, log_path: Path, max_object_bytes: int,
+                 extra_args=()) -> QuiverProcess:
+    return QuiverProcess("quiver", binary, data_dir, log_path,
+                         ["--max-object-bytes", str(max_object_bytes), *extra_args])
 
 
 def start_baseline(log_path: Path, extra_args=()) -> Server:
@@ -154,12 +171,8 @@ def snapshot_binary(src: Path, dst: Path, attempts: int = 30) -> None:
 
 
 def quiver_blob(data_dir: Path, key: str, version: int) -> Path:
-    """The stored file holding version `version` of key in Quiver's data dir (its manifest is
-    manifests/<key>/@v/<20-digit version>-<node>-<random>.json)."""
-    found = list((data_dir / "manifests" / key / "@v").glob(f"{version:020d}-*.json"))
-    if len(found) != 1:
-        raise SystemExit(f"expected one manifest of {key}@{version} in {data_dir}, found {found}")
-    return data_dir / json.loads(found[0].read_text())["blob"]
+    """The stored file holding version `version` of key in Quiver's data dir."""
+    return data_dir / json.loads(manifest_path(data_dir, key, version).read_text())["blob"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -182,16 +195,17 @@ def do_put(client, key: str, table: pa.Table) -> tuple[float, dict]:
     return elapsed, ref
 
 
-def do_get(client, key: str, expect_rows: int) -> float:
+def do_get(client, ticket: str | flight.Ticket, expect_rows: int) -> float:
+    """DoGet of a key (or any ticket), reading the whole stream; its wall time."""
+    if isinstance(ticket, str):
+        ticket = flight.Ticket(ticket.encode())
     t0 = time.perf_counter()
-    table = client.do_get(flight.Ticket(key.encode()), options=CALL).read_all()
+    table = client.do_get(ticket, options=CALL).read_all()
     elapsed = time.perf_counter() - t0
     if table.num_rows != expect_rows:
-        raise RuntimeError(f"DoGet {key}: {table.num_rows} rows, expected {expect_rows}")
+        raise RuntimeError(f"DoGet {ticket.ticket[:80]!r}: {table.num_rows} rows, expected "
+                           f"{expect_rows}")
     return elapsed
-
-
-# ---------------------------------------------------------------------------------------
 
 
 # ---------------------------------------------------------------------------------------

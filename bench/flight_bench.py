@@ -45,7 +45,7 @@ from bench_docs import Results, Row, text_table, write_docs  # noqa: E402
 from bench_env import (GiB, MiB, WAITED, evict_from_page_cache, fmt_size,  # noqa: E402
                        log, machine_busy_seconds, machine_details, machine_steal_seconds,
                        median, own_cpu_seconds, parse_size, percentile, resident_fraction,
-                       wait_for_idle, wait_for_idle_accounted)
+                       spread, wait_for_idle, wait_for_idle_accounted)
 from bench_servers import (CALL, PairedRuns, do_get, do_put, measure,  # noqa: E402
                            quiver_blob, report_dead_servers, snapshot_binary,
                            start_baseline, start_quiver)
@@ -252,9 +252,6 @@ def run(args) -> Results:
     # --- rows ---------------------------------------------------------------------
     def gbps(nbytes, secs):
         return [nbytes / t / 1e9 for t in secs]
-
-    def spread(xs):
-        return (min(xs), max(xs)) if xs else None
 
     for d in (big, small):
         q = gbps(d.nbytes, get_times["quiver"][d.name])

@@ -31,11 +31,8 @@ Run it with scripts/bench_queries.sh [ARGS] (sets up and builds first) or direct
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
 import platform
-import shlex
 import shutil
 import signal
 import subprocess
@@ -46,18 +43,19 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.flight as flight
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared bench_* modules
 
 import bench_env  # noqa: E402
 from bench_docs import write_docs  # noqa: E402
-from bench_env import (WAITED, log, machine_busy_seconds, machine_details,  # noqa: E402
-                       resident_fraction, wait_for_idle_accounted)
-from bench_servers import Server, snapshot_binary  # noqa: E402
-from query_reads import (AGG_SQL, BATCH_ROWS, CALL, SCAN_ALL_SQL, SCAN_SQL,  # noqa: E402
-                         Reference, direct_read, lone_miss, own_cpu_seconds, quiver_read,
-                         server_exec_ms, stampede, strip, with_cpu)
+from bench_env import (Phase, log, machine_details, resident_fraction,  # noqa: E402
+                       wait_for_idle_accounted)
+from bench_run import (RunClock, command_line, load_results, results_path,  # noqa: E402
+                       save_results)
+from bench_servers import QuiverProcess, snapshot_binary  # noqa: E402
+from query_reads import (AGG_SQL, BATCH_ROWS, SCAN_ALL_SQL, SCAN_SQL, Reference,  # noqa: E402
+                         direct_read, lone_miss, quiver_read, server_exec_ms, stampede, strip,
+                         wait_published, with_cpu)
 from query_report import (BEGIN_MARK, END_MARK, DOCS_TITLE, docs_section,  # noqa: E402
                           print_summary, summarize)
 
@@ -108,7 +106,7 @@ def software_versions(binary: Path, con) -> dict:
 # The server
 
 
-class QuiverServer(Server):
+class QuiverServer(QuiverProcess):
     """`quiver serve` on a free loopback port with the database as source `demo`."""
 
     def __init__(self, binary: Path, work: Path, db: Path, max_queue: int):
@@ -117,42 +115,12 @@ class QuiverServer(Server):
         self.config.write_text(json.dumps({
             "sources": {"demo": {"driver": "sqlite", "uri": str(db), "max_concurrent": 4,
                                  "max_queue": max_queue}}}, indent=2))
-        argv = [str(binary), "serve", "--listen", "grpc://127.0.0.1:0", "--data-dir",
-                str(self.data_dir), "--config", str(self.config)]
-        super().__init__("quiver", argv, work / "quiver.log", "quiver listening on ", cwd=work)
-
-    def stats(self) -> dict:
-        result = next(iter(self.client.do_action(flight.Action("stats", b""), CALL)))
-        return json.loads(result.body.to_pybytes())
+        super().__init__("quiver", binary, self.data_dir, work / "quiver.log",
+                         ["--config", str(self.config)], cwd=work)
 
 
 # ---------------------------------------------------------------------------------------
 # The run
-
-
-class Phase:
-    """Other work's share of the machine while one phase ran (not this harness or its
-    server), so that a noisy phase can be told from a quiet one."""
-
-    def __init__(self, server: "Server", name: str, facts: dict):
-        self.server, self.name, self.facts = server, name, facts
-
-    def __enter__(self):
-        if self.server.proc.poll() is not None:
-            raise RuntimeError(f"quiver exited with code {self.server.proc.returncode} before "
-                               f"the {self.name} phase; see {self.server.log_path}")
-        self.t0, self.b0 = time.perf_counter(), machine_busy_seconds()
-        self.o0, self.s0 = own_cpu_seconds(), self.server.cpu()
-        return self
-
-    def __exit__(self, *exc):
-        if exc[0] is None:
-            wall = time.perf_counter() - self.t0
-            mine = own_cpu_seconds() - self.o0 + self.server.cpu() - self.s0
-            other = max(0.0, machine_busy_seconds() - self.b0 - mine)
-            self.facts.setdefault("phase_other_cpu_share", {})[self.name] = (
-                other / max(1e-9, wall) / (os.cpu_count() or 1))
-        return False
 
 
 class Params:
@@ -191,8 +159,8 @@ def hit_scan(args, server, con, req, expect) -> dict:
     m = expect(quiver_read(server.client, req(SCAN_ALL_SQL)), "miss", "scan-all warm-up")
     if not m["table"].equals(ref_all.table):
         raise RuntimeError("Quiver's result of SELECT * FROM events differs from direct")
+    wait_published(server, m["meta"]["key"])
     del m
-    time.sleep(0.3)
     direct, hits = [], []
     per_direct = max(1, args.hit_reps // args.reps)
     for _ in range(args.reps):
@@ -266,7 +234,7 @@ def run(args, work: Path) -> dict:
             miss = expect(quiver_read(server.client, req(sql, params)), "miss", "warm-up")
             if not miss["table"].equals(ref.table):
                 raise RuntimeError(f"Quiver's result of {sql!r} differs from the direct one")
-            time.sleep(0.2)
+            wait_published(server, miss["meta"]["key"])
             hit = expect(quiver_read(server.client, req(sql, params)), "hit", "warm-up")
             if not hit["table"].equals(ref.table):
                 raise RuntimeError(f"Quiver's cached result of {sql!r} differs from direct")
@@ -418,20 +386,13 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.report:
         return report(args)
-    command = os.environ.get("QUIVER_BENCH_COMMAND") or shlex.join(
-        [".venv/bin/python", "bench/query_bench.py", *argv])
+    command = command_line("bench/query_bench.py", argv)
+    clock = RunClock()  # before the first wait, which it leaves out of the other-CPU figure
     wait_for_idle_accounted(args.wait_idle)
-    start = time.perf_counter()
-    load_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    if os.getloadavg()[0] > 0.5:
-        log(f"note: the 1-minute load average is {os.getloadavg()[0]:.2f}; other work on "
-            f"this machine adds noise (see --wait-idle)")
+    clock.note_load()
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     Path(args.work_dir).mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="query-bench-", dir=args.work_dir))
-    busy0, own0 = machine_busy_seconds(), own_cpu_seconds()
-    # Waits before this point are outside the measured window: only later ones are left out.
-    waited0 = dict(WAITED)
     try:
         res = run(args, work)
     except BaseException:
@@ -446,30 +407,12 @@ def main(argv=None) -> int:
         log(f"kept the work dir {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
-    runtime = time.perf_counter() - start
-    # The server has been reaped: its CPU is in our children's times.
-    t = os.times()
-    own = t.user + t.system + t.children_user + t.children_system
-    waited = {k: WAITED[k] - waited0[k] for k in ("busy", "own", "wall")}
-    other = max(0.0, (machine_busy_seconds() - busy0 - waited["busy"])
-                - (own - own0 - waited["own"]))
-    res["facts"]["other_cpu_seconds"] = other
-    res["facts"]["other_cpu_share"] = other / max(1e-9, runtime - waited["wall"]) / (
-        os.cpu_count() or 1)
-    res["facts"]["load_start"] = load_start
-    res["facts"]["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    res["facts"]["waited_for_idle_seconds"] = WAITED["wall"]
-    res["facts"]["date_utc"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    runtime = clock.finish(res["facts"])
 
     rows = summarize(res, args)
     print_summary(res, rows, args, runtime)
-
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    json_path = Path(args.json) if args.json else RESULTS_DIR / f"query-bench-{stamp}.json"
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps({"command": command, "runtime_s": runtime,
-                                     "args": vars(args), "facts": res["facts"],
-                                     "rows": rows, "raw": res["raw"]}, indent=2, default=str))
+    json_path = results_path(RESULTS_DIR, "query-bench", args.json)
+    save_results(json_path, command, runtime, args, res, rows)
     print(f"raw results: {json_path}")
     if args.docs:
         write_docs(Path(args.docs), docs_section(res, rows, args, command, runtime),
@@ -480,15 +423,11 @@ def main(argv=None) -> int:
 
 def report(args) -> int:
     """--report: print and document an earlier run from its JSON file, without measuring."""
-    data = json.loads(Path(args.report).read_text())
-    saved = argparse.Namespace(**data["args"])
-    res = {"raw": data["raw"], "facts": data["facts"]}
-    WAITED["wall"] = res["facts"].get("waited_for_idle_seconds", 0.0)
+    res, saved, command, runtime = load_results(Path(args.report))
     rows = summarize(res, saved)
-    print_summary(res, rows, saved, data["runtime_s"])
+    print_summary(res, rows, saved, runtime)
     if args.docs:
-        write_docs(Path(args.docs),
-                   docs_section(res, rows, saved, data["command"], data["runtime_s"]),
+        write_docs(Path(args.docs), docs_section(res, rows, saved, command, runtime),
                    BEGIN_MARK, END_MARK, intro=DOCS_TITLE, tmp_suffix=".query-bench.tmp")
         print(f"wrote the query-bench section of {args.docs} from {args.report}")
     return 0

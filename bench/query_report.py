@@ -8,10 +8,10 @@ print_summary prints the table and details to the terminal.
 """
 from __future__ import annotations
 
-import datetime as dt
 import os
 
-from bench_env import WAITED, median
+from bench_env import WAITED, median, spread
+from bench_run import utc_date
 from query_reads import AGG_SQL, BATCH_ROWS, BATCH_ROWS_OPTION, SCAN_ALL_SQL, SCAN_SQL
 
 BEGIN_MARK = "<!-- query-bench:begin -->"
@@ -20,10 +20,6 @@ END_MARK = "<!-- query-bench:end -->"
 
 # ---------------------------------------------------------------------------------------
 # Summary
-
-
-def spread(xs):
-    return (min(xs), max(xs)) if xs else (float("nan"), float("nan"))
 
 
 def summarize(res: dict, args) -> list[dict]:
@@ -449,7 +445,7 @@ def docs_section(res: dict, rows, args, command: str, runtime: float) -> str:
         "",
         "_Written by `bench/query_bench.py`; do not edit by hand between the markers._",
         "",
-        f"* Date: {f.get('date_utc') or dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"* Date: {f.get('date_utc') or utc_date()}",
         f"* Command: `{command}` (the run took {runtime:.0f} s"
         + (f", of which {WAITED['wall']:.0f} s waiting for the machine to go idle)"
            if WAITED["wall"] >= 1 else ")"),

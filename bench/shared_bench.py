@@ -29,12 +29,9 @@ or the QUIVER_BIN environment variable names another.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import gc
 import hashlib
-import json
 import os
-import shlex
 import shutil
 import signal
 import subprocess
@@ -50,19 +47,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared bench_* m
 import bench_env  # noqa: E402
 from bench_data import Dataset, make_table  # noqa: E402
 from bench_docs import run_history  # noqa: E402
-from bench_env import (KiB, WAITED, fmt_size, log, machine_busy_seconds,  # noqa: E402
-                       machine_details, own_cpu_seconds, wait_for_idle_accounted)
-from bench_servers import PairedRuns, do_get, do_put, snapshot_binary  # noqa: E402
-from query_bench import Phase  # noqa: E402
-from query_reads import CALL, quiver_read  # noqa: E402
+from bench_env import (KiB, Phase, fmt_size, log, machine_details,  # noqa: E402
+                       wait_for_idle_accounted)
+from bench_run import (RunClock, command_line, load_results, results_path,  # noqa: E402
+                       save_results)
+from bench_servers import CALL, PairedRuns, do_get, do_put, snapshot_binary  # noqa: E402
+from query_reads import quiver_read  # noqa: E402
 from shared_cluster import (HIT_SQL, Cluster, Node, Postgres, Target,  # noqa: E402
                             cross_node, fresh_tag, hammer, redis_calls, redis_trace,
                             request, slow_sql, stampede, start_redis, stop_all, ticket,
                             write_config)
-from shared_report import (dated, docs_section, print_summary,  # noqa: E402
-                           same_setup, summarize, write_section)
+from shared_report import (docs_section, print_summary, same_setup, summarize,  # noqa: E402
+                           write_section)
 
-bench_env.LOG_NAME = "shared-bench"  # (query_bench set its own on import)
+bench_env.LOG_NAME = "shared-bench"
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -121,18 +119,9 @@ def hit_phase(args, work, binary, redis, config, res):
             if not got.equals(d.table):
                 raise RuntimeError(f"{t.name} returned a different bench/{d.name}")
     hit_ticket = ticket(HIT_SQL)
-
-    def query_hit(client):
-        t0 = time.perf_counter()
-        table = client.do_get(hit_ticket, CALL).read_all()
-        elapsed = time.perf_counter() - t0
-        if table.num_rows != 100:
-            raise RuntimeError(f"query hit: {table.num_rows} rows, expected 100")
-        return elapsed
-
     fns = {"obj1k": lambda c: do_get(c, "bench/" + objects[0].name, objects[0].table.num_rows),
            "obj64k": lambda c: do_get(c, "bench/" + objects[1].name, objects[1].table.num_rows),
-           "query": query_hit}
+           "query": lambda c: do_get(c, hit_ticket, 100)}
     paired = PairedRuns(both, args.max_noise, args.retries)
     stats0 = {"shared": cluster[0].stats(), "embedded": embedded.stats()}
     blocks, cpu_us = {"shared": {}, "embedded": {}}, {"shared": {}, "embedded": {}}
@@ -382,15 +371,14 @@ def parse_args(argv):
 
 
 def finish(res, args, command, runtime, json_path: Path | None) -> None:
+    """Print the run's figures and write the docs section; save the results to json_path
+    (None: a replay of args.report)."""
     rows = summarize(res, args)
     if json_path is not None:
-        saved = [{"metric": r.metric, "unit": r.unit, "quiver": r.quiver,
-                  "baseline": r.baseline, "ratio": r.ratio, "diagnostic": r.diag}
-                 for r in rows]
-        json_path.write_text(json.dumps({"command": command, "runtime_s": runtime,
-                                         "args": vars(args), "facts": res["facts"],
-                                         "rows": saved, "raw": res["raw"]},
-                                        indent=2, default=str))
+        save_results(json_path, command, runtime, args, res,
+                     [{"metric": r.metric, "unit": r.unit, "quiver": r.quiver,
+                       "baseline": r.baseline, "ratio": r.ratio, "diagnostic": r.diag}
+                      for r in rows])
     this = json_path or Path(args.report)
     runs, hist = run_history(rows, this, RESULTS_DIR, "shared-bench-*.json", same_setup(args))
     if runs >= 3:
@@ -409,24 +397,14 @@ def main(argv=None) -> int:
     # SIGTERM: unwind like Ctrl-C, so that every process is stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.report:
-        data = json.loads(Path(args.report).read_text())
-        saved = argparse.Namespace(**{**data["args"], "docs": args.docs,
-                                      "report": args.report})
-        WAITED["wall"] = data["facts"].get("waited_for_idle_seconds", 0.0)
-        finish({"raw": data["raw"], "facts": data["facts"]}, saved, data["command"],
-               data["runtime_s"], None)
+        res, saved, command, runtime = load_results(Path(args.report))
+        saved.docs, saved.report = args.docs, args.report
+        finish(res, saved, command, runtime, None)
         return 0
-    command = os.environ.get("QUIVER_BENCH_COMMAND") or (
-        (f"QUIVER_BIN={shlex.quote(os.environ['QUIVER_BIN'])} " if os.environ.get("QUIVER_BIN")
-         else "") + shlex.join([".venv/bin/python", "bench/shared_bench.py", *argv]))
-    # The run's clock and CPU accounting start before the first wait, which they leave out.
-    start = time.perf_counter()
-    busy0, own0 = machine_busy_seconds(), own_cpu_seconds()
+    command = command_line("bench/shared_bench.py", argv, env_vars=("QUIVER_BIN",))
+    clock = RunClock()  # before the first wait, which it leaves out of the other-CPU figure
     wait_for_idle_accounted(args.wait_idle)
-    load_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    if os.getloadavg()[0] > 0.5:
-        log(f"note: the 1-minute load average is {os.getloadavg()[0]:.2f}; other work on "
-            f"this machine adds noise (see --wait-idle)")
+    clock.note_load()
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     Path(args.work_dir).mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="shared-bench-", dir=args.work_dir))
@@ -439,21 +417,8 @@ def main(argv=None) -> int:
         log(f"kept the work dir {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
-    runtime = time.perf_counter() - start
-    # The servers have been reaped: their CPU is in our children's times.
-    other = max(0.0, (machine_busy_seconds() - busy0 - WAITED["busy"])
-                - (own_cpu_seconds() - own0 - WAITED["own"]))
-    f = res["facts"]
-    f["other_cpu_seconds"] = other
-    f["other_cpu_share"] = other / max(1e-9, runtime - WAITED["wall"]) / (os.cpu_count() or 1)
-    f["load_start"] = load_start
-    f["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    f["waited_for_idle_seconds"] = WAITED["wall"]
-    f["date_utc"] = dated()
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    json_path = Path(args.json) if args.json else RESULTS_DIR / f"shared-bench-{stamp}.json"
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    finish(res, args, command, runtime, json_path)
+    runtime = clock.finish(res["facts"])
+    finish(res, args, command, runtime, results_path(RESULTS_DIR, "shared-bench", args.json))
     return 0
 
 

@@ -4,33 +4,29 @@ Everything started here is registered in STARTED and stopped by stop_all (called
 harness's finally and from atexit), newest first, so an error or Ctrl-C leaves no quiver
 node, redis-server or postgres behind. The Redis and PostgreSQL helpers are the test
 suite's (tests/cluster_util.RedisServer, tests/pg_util.PostgresCluster); a quiver process
-is bench_servers.Server. Also here: the slow PostgreSQL query that counts its own
-executions, a reader thread that records when its first batch came, and the stampede of
-many clients over several nodes.
+is a bench_servers.QuiverProcess. Also here: the slow PostgreSQL query that counts its own
+executions (tests/pg_util's), a reader thread that records when its first batch came, and
+the stampede of many clients over several nodes (query_reads.concurrent_reads).
 """
 from __future__ import annotations
 
 import atexit
 import json
 import os
-import sys
 import threading
 import time
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.flight as flight
-
 import redis as redis_py
 
 from bench_env import log, median, proc_cpu_seconds
-from bench_servers import Server
-from query_reads import CALL, own_cpu_seconds, quiver_read
+from bench_servers import QuiverProcess, Server
+from query_reads import CALL, await_parties, concurrent_reads, quiver_read, wait_settled
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))  # the test suite's Redis and PostgreSQL helpers
-from cluster_util import RedisServer  # noqa: E402
-from pg_util import PostgresCluster  # noqa: E402
+# The test suite's helpers (bench_env put tests/ on sys.path).
+import pg_util
+from cluster_util import RedisServer
 
 STARTED: list = []  # everything to stop at the end, in start order
 
@@ -63,18 +59,15 @@ class Postgres:
     records each execution, so that the database itself counts them."""
 
     def __init__(self):
-        self.pg = PostgresCluster()
+        self.pg = pg_util.PostgresCluster()
         STARTED.append(self)
         self.pg.start()
         self.uri = self.pg.uri
-        self.pg.execute("CREATE TABLE bench_executions (n serial PRIMARY KEY, tag text)")
-        self.pg.execute("""CREATE FUNCTION bench_count(tag text) RETURNS int LANGUAGE plpgsql
-                           VOLATILE AS $$ BEGIN INSERT INTO bench_executions (tag)
-                           VALUES (tag); RETURN 1; END $$""")
+        pg_util.install_execution_log(self.pg)
         self.version = self.pg.execute("SELECT current_setting('server_version')")[0][0]
 
     def executions(self, tag: str) -> int:
-        return self.pg.execute(f"SELECT count(*) FROM bench_executions WHERE tag = '{tag}'")[0][0]
+        return pg_util.executions(self.pg, tag)
 
     def cpu(self) -> float:
         """CPU seconds of the postmaster and its live children (the backends), from /proc;
@@ -105,26 +98,18 @@ class Postgres:
 
 
 def slow_sql(tag: str, seconds: float, rows: int, pauses: int) -> str:
-    """A query that takes about `seconds`: a first pause, then `pauses` pauses spread over
-    `rows` generated rows, so that batches stream out between the pauses. Each execution
-    inserts one row tagged `tag` into bench_executions (a new tag is a new cache key)."""
+    """pg_util.slow_sql of about `seconds`: a first pause, then `pauses` pauses spread over
+    `rows` generated rows, all alike. The database counts its executions under `tag` (a new
+    tag is a new cache key)."""
     pause = seconds / (pauses + 1)
-    every = max(1, rows // pauses)
-    return (f"SELECT g.i, md5(g.i::text) AS h, "
-            f"CASE WHEN g.i % {every} = 0 THEN pg_sleep({pause:.3f})::text END AS pause, "
-            f"c.one FROM (SELECT bench_count('{tag}') AS one, pg_sleep({pause:.3f})) c, "
-            f"generate_series(1, {rows}) AS g(i)")
+    return pg_util.slow_sql(tag, rows, pauses, pause_s=pause, first_s=pause)
 
 
 HIT_SQL = "SELECT g.i, md5(g.i::text) AS h FROM generate_series(1, 100) AS g(i)"
 
 
 def write_config(path: Path, pg_uri: str, **extra) -> Path:
-    path.write_text(json.dumps({
-        "sources": {"pg": {"driver": "postgresql", "uri": pg_uri, "max_concurrent": 16,
-                           "max_queue": 512, "statement_options": {
-                               "adbc.postgresql.batch_size_hint_bytes": "65536"}}},
-        **extra}, indent=2))
+    path.write_text(json.dumps(pg_util.source_config(pg_uri, max_queue=512, **extra), indent=2))
     return path
 
 
@@ -146,20 +131,15 @@ def ticket(sql: str) -> flight.Ticket:
 # Quiver: an embedded server and clusters of nodes
 
 
-class Node(Server):
+class Node(QuiverProcess):
     """One `quiver serve` process; in shared mode with --index and --node-id."""
 
     def __init__(self, binary: Path, name: str, data_dir: Path, config: Path, log_path: Path,
                  shared_args=()):
         self.node_id = name
-        argv = [str(binary), "serve", "--listen", "grpc://127.0.0.1:0", "--data-dir",
-                str(data_dir), "--config", str(config), "--log-level", "info", *shared_args]
         STARTED.append(self)
-        super().__init__(name, argv, log_path, "quiver listening on ", cwd=log_path.parent)
-
-    def stats(self) -> dict:
-        result = next(iter(self.client.do_action(flight.Action("stats", b""), CALL)))
-        return json.loads(result.body.to_pybytes())
+        super().__init__(name, binary, data_dir, log_path, ["--config", str(config), *shared_args],
+                         cwd=log_path.parent)
 
 
 class Cluster:
@@ -182,19 +162,13 @@ class Cluster:
     def __getitem__(self, i):
         return self.nodes[i]
 
-    def stats(self) -> list[dict]:
-        return [n.stats() for n in self.nodes]
-
-    def queries(self) -> list[dict]:
-        return [s["queries"] for s in self.stats()]
-
     def stop(self):
         for n in self.nodes:
             n.stop()
 
 
 class Target:
-    """What bench_servers.PairedRuns times and query_bench.Phase watches: a name, a
+    """What bench_servers.PairedRuns times and bench_env.Phase watches: a name, a
     client, the servers' processes (proc and log_path: the first that has exited, else
     the first) and the CPU of every process that serves it (for a shared node: all the
     cluster's nodes and redis-server; `extra_cpu` adds e.g. PostgreSQL's)."""
@@ -243,7 +217,7 @@ def hammer(clients: list, fn, seconds: float) -> dict:
                for i in range(len(clients))]
     for t in threads:
         t.start()
-    time.sleep(0.05)
+    await_parties(barrier, len(clients))
     t0 = time.perf_counter()
     deadline[0] = t0 + seconds
     barrier.wait()
@@ -320,9 +294,10 @@ def redis_trace(redis: RedisServer, fn, n: int) -> dict:
 
 
 class StreamReader(threading.Thread):
-    """Reads one query through one node on its own connection, recording (perf_counter)
-    when it asked, when the first batch came and when the stream ended; `first` is set
-    once a batch arrived (or the read failed)."""
+    """Reads one query through one node on its own connection (connected beforehand):
+    `out` is quiver_read's result (start, first_batch_s, end: perf_counter; meta, table,
+    batches), or `error` what went wrong; `first` is set once a batch arrived (or the read
+    failed)."""
 
     def __init__(self, location: str, sql: str):
         super().__init__(daemon=True)
@@ -330,32 +305,14 @@ class StreamReader(threading.Thread):
         list(self.client.list_actions(CALL))  # connected before the clock starts
         self.sql = sql
         self.first = threading.Event()
-        self.asked = self.first_at = self.end_at = None
-        self.meta, self.table, self.error, self.batches = {}, None, None, 0
+        self.out = self.error = None
 
     def run(self):
         try:
-            self.asked = time.perf_counter()
-            reader = self.client.do_get(ticket(self.sql), CALL)
-            batches = []
-            while True:
-                try:
-                    chunk = reader.read_chunk()
-                except StopIteration:
-                    break
-                if chunk.app_metadata is not None and chunk.app_metadata.size and not self.meta:
-                    self.meta = json.loads(chunk.app_metadata.to_pybytes())
-                if chunk.data is not None:
-                    if self.first_at is None:
-                        self.first_at = time.perf_counter()
-                        self.first.set()
-                    batches.append(chunk.data)
-            self.table = pa.Table.from_batches(batches, schema=reader.schema)
-            self.batches = len(batches)
+            self.out = quiver_read(self.client, request(self.sql), on_first_batch=self.first.set)
         except Exception as e:  # noqa: BLE001 - reported by the harness
             self.error = e
         finally:
-            self.end_at = time.perf_counter()
             self.first.set()
             self.client.close()
 
@@ -365,45 +322,9 @@ def stampede(nodes: list[Node], sql: str, per_node: int, pg: Postgres, tag: str)
     send the same new query at once (barrier); every client reads the whole stream.
     Executions are counted by every node's stats and by the database."""
     plan = [n for n in nodes for _ in range(per_node)]
-    conns = [flight.connect(n.location) for n in plan]
-    for c in conns:
-        list(c.list_actions(CALL))
-    barrier = threading.Barrier(len(plan) + 1)
-    results: list = [None] * len(plan)
-    req = request(sql)
-
-    def worker(i):
-        barrier.wait()
-        try:
-            results[i] = quiver_read(conns[i], req)
-        except Exception as e:  # noqa: BLE001 - reported below
-            results[i] = {"error": repr(e)}
-
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True)
-               for i in range(len(plan))]
-    for t in threads:
-        t.start()
-    before = [n.stats()["queries"] for n in nodes]
-    cpu0 = [n.cpu() for n in nodes]
-    c0 = own_cpu_seconds()
-    time.sleep(0.2)  # every thread reaches the barrier
-    release = time.perf_counter()
-    barrier.wait()
-    for t in threads:
-        t.join()
-    cpu = [n.cpu() - x for n, x in zip(nodes, cpu0)]
-    client_cpu = own_cpu_seconds() - c0
-    time.sleep(0.3)  # the fill has been published: counters are final
-    after = [n.stats()["queries"] for n in nodes]
-    for c in conns:
-        c.close()
-    errors = [r["error"] for r in results if "error" in r]
-    if errors:
-        raise RuntimeError(f"{len(errors)} of {len(plan)} clients failed, e.g. {errors[0]}")
-    keys = {r["meta"].get("key") for r in results}
-    if len(keys) != 1:
-        raise RuntimeError(f"the clients saw {len(keys)} different keys: {keys}")
-    key = keys.pop()
+    run = concurrent_reads(plan, request(sql))
+    results, release, key = run["results"], run["release"], run["key"]
+    before, after = run["before"], run["after"]
 
     def delta(field):
         return [a.get(field, 0) - b.get(field, 0) for a, b in zip(after, before)]
@@ -431,7 +352,7 @@ def stampede(nodes: list[Node], sql: str, per_node: int, pg: Postgres, tag: str)
         "first_batch_min_s": min(firsts), "first_batch_max_s": max(firsts),
         "slowest_by_node": {n.node_id: max(e for e, p in zip(ends, plan) if p is n)
                             for n in nodes},
-        "node_cpu_s": cpu, "client_cpu_s": client_cpu,
+        "node_cpu_s": run["server_cpu_s"], "client_cpu_s": run["client_cpu_s"],
     }
 
 
@@ -451,20 +372,26 @@ def cross_node(a: Node, b: Node, sql: str, pg: Postgres, tag: str,
     for r, n in ((ra, a), (rb, b)):
         if r.error is not None or r.is_alive():
             raise RuntimeError(f"{n.node_id}'s client failed: {r.error!r}")
-    time.sleep(0.3)
+    x, y = ra.out, rb.out
+    equal = y["table"].equals(x["table"])
+    if not equal:
+        raise RuntimeError(f"{b.node_id}'s client got another result than {a.node_id}'s "
+                           f"({y['rows']} and {x['rows']} rows)")
+    wait_settled([a, b], x["meta"]["key"], [qa0, qb0])
     qa1, qb1 = a.stats()["queries"], b.stats()["queries"]
-    t0 = ra.asked
+    t0 = x["start"]
+    a_first, b_first = t0 + x["first_batch_s"], y["start"] + y["first_batch_s"]
     return {
         "config": config_label, "tag": tag, "a": a.node_id, "b": b.node_id,
-        "rows": ra.table.num_rows, "batches_a": ra.batches, "batches_b": rb.batches,
-        "equal": rb.table.equals(ra.table),
-        "a_first_s": ra.first_at - t0, "a_end_s": ra.end_at - t0,
-        "b_asked_s": rb.asked - t0, "b_first_s": rb.first_at - t0, "b_end_s": rb.end_at - t0,
+        "rows": x["rows"], "batches_a": x["batches"], "batches_b": y["batches"],
+        "equal": equal,
+        "a_first_s": a_first - t0, "a_end_s": x["end"] - t0,
+        "b_asked_s": y["start"] - t0, "b_first_s": b_first - t0, "b_end_s": y["end"] - t0,
         # the figures the section reports
-        "b_first_minus_a_end_s": rb.first_at - ra.end_at,
-        "b_wait_for_first_s": rb.first_at - rb.asked,
-        "b_end_minus_a_end_s": rb.end_at - ra.end_at,
-        "meta_a": ra.meta, "meta_b": rb.meta,
+        "b_first_minus_a_end_s": b_first - x["end"],
+        "b_wait_for_first_s": b_first - y["start"],
+        "b_end_minus_a_end_s": y["end"] - x["end"],
+        "meta_a": x["meta"], "meta_b": y["meta"],
         "b_remote_joins": qb1["remote_joins"] - qb0["remote_joins"],
         "b_waits": qb1["waits"] - qb0["waits"],
         "executions": (qa1["executions"] - qa0["executions"])

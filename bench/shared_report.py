@@ -1,21 +1,21 @@
 """The shared-bench section of docs/benchmarks.md: bench/shared_bench.py's write-up.
 
-summarize turns a run's raw figures into rows (bench_docs.Row: the shared-mode figure in
-`quiver`, the baseline measured in the same run in `baseline`); text_table and
-markdown_table render them with this harness's columns (value | baseline | ratio |
-difference); detail_lines and cross_node_table give the per-repetition figures; analysis
-words the discussion from the figures; docs_section renders the whole section between
-BEGIN_MARK and END_MARK (docs/benchmarks.md keeps a `## Shared mode` heading before it).
+summarize turns a run's raw figures into rows (SharedRow, a bench_docs.Row: the shared-mode
+figure in `quiver`, the baseline measured in the same run in `baseline`); bench_docs renders
+them in this harness's COLUMNS (value | baseline | ratio | difference | baseline is) with
+SharedRow's formatting; detail_lines and cross_node_table give the per-repetition figures;
+analysis words the discussion from the figures; docs_section renders the whole section
+between BEGIN_MARK and END_MARK (docs/benchmarks.md keeps a `## Shared mode` heading before
+it).
 """
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
-
 from pathlib import Path
 
-from bench_docs import Row, history_lines, write_docs
-from bench_env import WAITED, median, percentile
+from bench_docs import (Column, Row, history_lines, markdown_table, spread_lines, text_table,
+                        write_docs)
+from bench_env import WAITED, median, percentile, spread
 
 BEGIN_MARK = "<!-- shared-bench:begin -->"
 END_MARK = "<!-- shared-bench:end -->"
@@ -30,13 +30,63 @@ class SharedRow(Row):
     expected: str = ""        # for counts: what a correct run gives
     ok: bool | None = None    # whether the count is what it should be
 
+    quiver_label = ""  # the spread lines read "lo–hi vs. <baseline_name> lo–hi"
+    spread_joiner = " vs. "
+
+    @property
+    def baseline_label(self) -> str:
+        return self.baseline_name
+
     @property
     def ratio(self):
         return Row.ratio.fget(self) if self.show_ratio else None
 
+    def fmt(self, v, signed=False) -> str:
+        if v is None or v != v:
+            return "—"
+        if self.unit == "count":
+            return f"{v:g}"
+        if self.unit in ("req/s", "µs"):
+            return f"{v:+,.0f}" if signed else f"{v:,.0f}"
+        digits = 3 if abs(v) < 10 else 1
+        return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
 
-def spread(xs):
-    return (min(xs), max(xs)) if xs else None
+    # -- the table's cells (a count has no baseline: what it should be instead)
+
+    def metric_cell(self) -> str:
+        if self.unit == "count":
+            return self.metric
+        better = "higher" if self.higher_is_better else "lower"
+        return f"{self.metric} ({self.unit}, {better} better)"
+
+    def ratio_cell(self, markdown=False) -> str:
+        r = self.ratio
+        if self.baseline is None or r is None:
+            return "—"
+        text = f"{r:.3f}×" if r < 0.1 else f"{r:.2f}×"
+        return f"**{text}**" if markdown else text
+
+    def difference_cell(self) -> str:
+        if self.baseline is None:
+            return "—"
+        return f"{self.fmt(self.quiver - self.baseline, signed=True)} {self.unit}"
+
+    def baseline_cell(self) -> str:
+        if self.baseline is not None:
+            return self.baseline_name
+        if not self.expected:
+            return ""
+        return f"expected {self.expected}: {'ok' if self.ok else 'NOT AS EXPECTED'}"
+
+
+COLUMNS = (
+    Column("metric", SharedRow.metric_cell, text=True),
+    Column("value", lambda r: r.fmt(r.quiver)),
+    Column("baseline", lambda r: r.fmt(r.baseline)),
+    Column("ratio", SharedRow.ratio_cell, md_cell=lambda r: r.ratio_cell(markdown=True)),
+    Column("difference", SharedRow.difference_cell),
+    Column("baseline is", SharedRow.baseline_cell, text=True),
+)
 
 
 def summarize(res: dict, args) -> list[SharedRow]:
@@ -107,64 +157,6 @@ def summarize(res: dict, args) -> list[SharedRow]:
 
 # ---------------------------------------------------------------------------------------
 # Tables
-
-
-def fmt(v, unit, signed=False):
-    if v is None or v != v:
-        return "—"
-    if unit == "count":
-        return f"{v:g}"
-    if unit in ("req/s", "µs"):
-        return f"{v:+,.0f}" if signed else f"{v:,.0f}"
-    digits = 3 if abs(v) < 10 else 1
-    return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
-
-
-def cells(r: SharedRow) -> list[str]:
-    better = "higher" if r.higher_is_better else "lower"
-    name = (f"{r.metric}" if r.unit == "count" else f"{r.metric} ({r.unit}, {better} better)")
-    if r.baseline is None:
-        note = f"expected {r.expected}: {'ok' if r.ok else 'NOT AS EXPECTED'}" \
-            if r.expected else ""
-        return [name, fmt(r.quiver, r.unit), "—", "—", "—", note]
-    ratio = ("—" if r.ratio is None else f"{r.ratio:.3f}×" if r.ratio < 0.1
-             else f"{r.ratio:.2f}×")
-    diff = f"{fmt(r.quiver - r.baseline, r.unit, signed=True)} {r.unit}"
-    return [name, fmt(r.quiver, r.unit), fmt(r.baseline, r.unit), ratio, diff,
-            r.baseline_name]
-
-
-HEAD = ["metric", "value", "baseline", "ratio", "difference", "baseline is"]
-
-
-def text_table(rows) -> str:
-    body = [cells(r) for r in rows]
-    widths = [max(len(x[i]) for x in [HEAD] + body) for i in range(len(HEAD))]
-
-    def line(c):
-        return " | ".join(x.ljust(w) if i in (0, 5) else x.rjust(w)
-                          for i, (x, w) in enumerate(zip(c, widths)))
-
-    return "\n".join([line(HEAD), "-+-".join("-" * w for w in widths)] + [line(b) for b in body])
-
-
-def markdown_table(rows) -> str:
-    out = ["| " + " | ".join(HEAD) + " |", "|---|---:|---:|---:|---:|---|"]
-    for r in rows:
-        c = cells(r)
-        if c[3] != "—":
-            c[3] = f"**{c[3]}**"
-        out.append("| " + " | ".join(c) + " |")
-    return "\n".join(out)
-
-
-def spreads(rows) -> list[str]:
-    def rng(lo, hi, unit):
-        sep = " to " if lo < 0 or hi < 0 else "–"
-        return f"{fmt(lo, unit)}{sep}{fmt(hi, unit)}"
-
-    return [f"* {r.metric}: {rng(*r.q_spread, r.unit)} vs. {r.baseline_name} "
-            f"{rng(*r.b_spread, r.unit)} {r.unit}" for r in rows if r.q_spread and r.b_spread]
 
 
 def cross_node_table(res: dict, markdown: bool) -> str:
@@ -465,11 +457,11 @@ def docs_section(res: dict, rows, args, command: str, runtime: float) -> str:
         "",
         "### Results",
         "",
-        markdown_table(main),
+        markdown_table(main, COLUMNS),
         "",
         "Spread (min–max over repetitions):",
         "",
-        *spreads(main),
+        *spread_lines(main),
         "",
         "Cross-node first batch, per repetition (seconds from A's request):",
         "",
@@ -482,7 +474,7 @@ def docs_section(res: dict, rows, args, command: str, runtime: float) -> str:
         "Where the CPU goes (medians over the throughput windows; user+system CPU from /proc "
         "of the embedded server, or of both nodes and redis-server, per request):",
         "",
-        markdown_table([r for r in rows if r.diag]),
+        markdown_table([r for r in rows if r.diag], COLUMNS),
         "",
         *([f"Ratios across the {f['history_runs']} runs with these settings on this machine "
            f"(min – median – max; raw results in `bench/results/`, not committed):", "",
@@ -501,9 +493,9 @@ def print_summary(res: dict, rows, args, runtime: float) -> None:
     print(f"Quiver shared mode ({runtime:.0f} s"
           + (f", {WAITED['wall']:.0f} s of it waiting for idle" if WAITED["wall"] >= 1 else "")
           + "; medians)")
-    print(text_table([r for r in rows if not r.diag]))
+    print(text_table([r for r in rows if not r.diag], COLUMNS))
     print()
-    print(text_table([r for r in rows if r.diag]))
+    print(text_table([r for r in rows if r.diag], COLUMNS))
     print("\nCross-node first batch, per repetition (seconds from A's request):")
     print(cross_node_table(res, markdown=False))
     print()
@@ -515,10 +507,6 @@ def print_summary(res: dict, rows, args, runtime: float) -> None:
           f"{res['facts']['other_cpu_share']:.0%} of the machine"
           + ("  <-- noisy run; consider --wait-idle" if res["facts"]["other_cpu_share"] > 0.1
              else ""))
-
-
-def dated() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def write_section(docs: Path, section: str) -> None:

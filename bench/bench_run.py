@@ -1,0 +1,100 @@
+"""One run of a benchmark harness: its command line, its clock and CPU accounting, its
+results file, and reading a saved run back (the harnesses' --report).
+
+RunClock starts before the run's first wait for an idle machine and, at the end, records in
+the run's facts how much CPU other work used meanwhile (the waits left out), the load
+averages, the time waited and the date. save_results writes the JSON file (command, runtime,
+arguments, facts, table rows, raw figures) that load_results reads back; results_path names
+it. Used by query_bench.py and shared_bench.py.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shlex
+import time
+from pathlib import Path
+
+from bench_env import WAITED, log, machine_busy_seconds, own_cpu_seconds
+
+
+def command_line(script: str, argv: list[str], env_vars=()) -> str:
+    """How the run was started: $QUIVER_BENCH_COMMAND (the scripts/bench*.sh wrappers set
+    it), else the harness's command line, preceded by those of `env_vars` that are set."""
+    given = os.environ.get("QUIVER_BENCH_COMMAND")
+    if given:
+        return given
+    env = "".join(f"{k}={shlex.quote(os.environ[k])} " for k in env_vars if os.environ.get(k))
+    return env + shlex.join([".venv/bin/python", script, *argv])
+
+
+def utc_date() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def load_averages() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+class RunClock:
+    """A run's wall time and the CPU other work used during it (the machine's busy time
+    less this process's and its reaped children's: the servers it started and stopped).
+    Start it before the run's first wait for idle: the waits (bench_env.WAITED) count in the
+    run's time but not in the other-CPU figure."""
+
+    def __init__(self):
+        self.start = time.perf_counter()
+        self.busy0, self.own0 = machine_busy_seconds(), own_cpu_seconds()
+        self.waited0 = dict(WAITED)
+        self.load_start = load_averages()
+
+    def note_load(self) -> None:
+        """Record the load average now as the run's start (call it after the first wait),
+        with a warning if other work is running."""
+        self.load_start = load_averages()
+        if os.getloadavg()[0] > 0.5:
+            log(f"note: the 1-minute load average is {os.getloadavg()[0]:.2f}; other work on "
+                f"this machine adds noise (see --wait-idle)")
+
+    def finish(self, facts: dict) -> float:
+        """The run's wall time in seconds. Records other_cpu_seconds, other_cpu_share,
+        load_start, load_end, waited_for_idle_seconds and date_utc in `facts`. Call it after
+        the servers were stopped and reaped."""
+        runtime = time.perf_counter() - self.start
+        waited = {k: WAITED[k] - self.waited0[k] for k in ("busy", "own", "wall")}
+        other = max(0.0, (machine_busy_seconds() - self.busy0 - waited["busy"])
+                    - (own_cpu_seconds() - self.own0 - waited["own"]))
+        facts["other_cpu_seconds"] = other
+        facts["other_cpu_share"] = (other / max(1e-9, runtime - waited["wall"])
+                                    / (os.cpu_count() or 1))
+        facts["load_start"] = self.load_start
+        facts["load_end"] = load_averages()
+        facts["waited_for_idle_seconds"] = waited["wall"]
+        facts["date_utc"] = utc_date()
+        return runtime
+
+
+def results_path(results_dir: Path, name: str, given: str | None) -> Path:
+    """`given`, else results_dir/<name>-<local time>.json; its directory is created."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = Path(given) if given else Path(results_dir) / f"{name}-{stamp}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def save_results(path: Path, command: str, runtime: float, args, res: dict,
+                 rows: list[dict]) -> None:
+    path.write_text(json.dumps({"command": command, "runtime_s": runtime, "args": vars(args),
+                                "facts": res["facts"], "rows": rows, "raw": res["raw"]},
+                               indent=2, default=str))
+
+
+def load_results(path: Path):
+    """(res, args, command, runtime) of a run saved by save_results; bench_env.WAITED["wall"]
+    is set to the time that run waited for idle, as the reports print it."""
+    data = json.loads(Path(path).read_text())
+    WAITED["wall"] = data["facts"].get("waited_for_idle_seconds", 0.0)
+    return ({"raw": data["raw"], "facts": data["facts"]}, argparse.Namespace(**data["args"]),
+            data["command"], data["runtime_s"])
