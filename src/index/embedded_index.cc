@@ -24,30 +24,37 @@ arrow::Result<std::optional<EntryMeta>> EmbeddedIndex::Get(const std::string& ke
   std::shared_lock lock(mutex_);
   auto it = keys_.find(key);
   if (it == keys_.end()) return std::nullopt;
-  const auto& versions = it->second.versions;
-  if (!version) return versions.rbegin()->second;
-  auto v = versions.find(*version);
-  if (v == versions.end()) return std::nullopt;
-  return v->second;
+  if (!version) return it->second.versions.rbegin()->second;
+  const auto* meta = FindVersion(it->second, *version);
+  if (meta == nullptr) return std::nullopt;
+  return *meta;
 }
 
 arrow::Result<std::vector<std::optional<EntryMeta>>> EmbeddedIndex::GetMany(
     const std::vector<std::pair<std::string, uint64_t>>& versions) {
+  std::shared_lock lock(mutex_);
   std::vector<std::optional<EntryMeta>> out;
   out.reserve(versions.size());
   for (const auto& [key, version] : versions) {
-    ARROW_ASSIGN_OR_RAISE(auto meta, Get(key, version));
-    out.push_back(std::move(meta));
+    auto it = keys_.find(key);
+    const auto* meta = it == keys_.end() ? nullptr : FindVersion(it->second, version);
+    out.push_back(meta ? std::optional<EntryMeta>(*meta) : std::nullopt);
   }
   return out;
+}
+
+const EntryMeta* EmbeddedIndex::FindVersion(const KeyState& state, uint64_t version) {
+  auto v = state.versions.find(version);
+  return v == state.versions.end() ? nullptr : &v->second;
 }
 
 PublishOutcome EmbeddedIndex::CheckLocked(const PublishRequest& request,
                                           const KeyState* state) {
   PublishOutcome outcome;
   const EntryMeta* latest = state ? &state->versions.rbegin()->second : nullptr;
+  static const std::string kNoBlob;
   const uint64_t current = latest ? latest->version : 0;
-  const std::string current_blob = latest ? latest->blob : "";
+  const std::string& current_blob = latest ? latest->blob : kNoBlob;
   if (current != request.expected_version || current_blob != request.expected_blob ||
       request.entry.version != request.expected_version + 1) {
     outcome.refusal = Refusal::kVersionConflict;
@@ -90,11 +97,7 @@ arrow::Result<PublishOutcome> EmbeddedIndex::Publish(const PublishRequest& reque
   if (!outcome.published()) return outcome;
   // What trimming will free, to check the budget before changing anything.
   const int64_t keep = std::max<int64_t>(request.keep_versions, 1);
-  int64_t freed = 0;
-  if (state) {
-    int64_t drop = static_cast<int64_t>(state->versions.size()) + 1 - keep;
-    for (auto it = state->versions.begin(); drop > 0; ++it, --drop) freed += it->second.bytes;
-  }
+  const int64_t freed = state ? TrimmedBytes(*state, keep - 1) : 0;
   if (request.budget &&
       OverBudgetLocked(*request.budget, stats_.bytes + entry.bytes - freed,
                        stats_.keys + (state ? 0 : 1))) {
@@ -102,7 +105,9 @@ arrow::Result<PublishOutcome> EmbeddedIndex::Publish(const PublishRequest& reque
     outcome.detail = fmt::format("{} bytes in {} keys stored", stats_.bytes, stats_.keys);
     return outcome;
   }
-  if (!state) {
+  if (state) {
+    LinkLocked(entry.key, state->versions.rbegin()->second, /*link=*/false);
+  } else {
     state = &keys_[entry.key];
     ++stats_.keys;
   }
@@ -111,13 +116,20 @@ arrow::Result<PublishOutcome> EmbeddedIndex::Publish(const PublishRequest& reque
   ++stats_.versions;
   stats_.bytes += entry.bytes;
   outcome.trimmed = TrimLocked(state, keep);
-  RelinkLocked(entry.key, &state->versions.rbegin()->second);
+  LinkLocked(entry.key, state->versions.rbegin()->second, /*link=*/true);
   if (request.bump_key) generations_.Bump(KeyGeneration(entry.key));
   if (request.lease) leases_.Release(*request.lease);
   UsePolicyLocked(request.scoring);
   queue_.Insert(entry.key, state->bytes, entry.cost_ms / 1000.0);  // the write is an access
   state->last_access_ms = entry.created_ms;
   return outcome;
+}
+
+int64_t EmbeddedIndex::TrimmedBytes(const KeyState& state, int64_t keep) {
+  int64_t drop = static_cast<int64_t>(state.versions.size()) - std::max<int64_t>(keep, 0);
+  int64_t bytes = 0;
+  for (auto it = state.versions.begin(); drop > 0; ++it, --drop) bytes += it->second.bytes;
+  return bytes;
 }
 
 std::vector<EntryMeta> EmbeddedIndex::TrimLocked(KeyState* state, int64_t keep) {
@@ -134,25 +146,22 @@ std::vector<EntryMeta> EmbeddedIndex::TrimLocked(KeyState* state, int64_t keep) 
   return removed;
 }
 
-void EmbeddedIndex::RelinkLocked(const std::string& key, const EntryMeta* latest) {
-  auto unlink = [&](std::map<std::string, std::set<std::string>>& edges,
-                    const std::vector<std::string>& from) {
-    for (const auto& name : from) {
+void EmbeddedIndex::LinkLocked(const std::string& key, const EntryMeta& latest, bool link) {
+  auto apply = [&](std::map<std::string, std::set<std::string>>& edges,
+                   const std::vector<std::string>& names) {
+    for (const auto& name : names) {
+      if (link) {
+        edges[name].insert(key);
+        continue;
+      }
       auto it = edges.find(name);
       if (it == edges.end()) continue;
       it->second.erase(key);
       if (it->second.empty()) edges.erase(it);
     }
   };
-  if (auto old = links_.find(key); old != links_.end()) {
-    unlink(dependents_, old->second.first);
-    unlink(tagged_, old->second.second);
-    links_.erase(old);
-  }
-  if (!latest || (latest->depends_on.empty() && latest->tags.empty())) return;
-  for (const auto& dep : latest->depends_on) dependents_[dep].insert(key);
-  for (const auto& tag : latest->tags) tagged_[tag].insert(key);
-  links_[key] = {latest->depends_on, latest->tags};
+  apply(dependents_, latest.depends_on);
+  apply(tagged_, latest.tags);
 }
 
 arrow::Result<std::vector<EntryMeta>> EmbeddedIndex::Remove(const RemoveRequest& request) {
@@ -165,6 +174,7 @@ arrow::Result<std::vector<EntryMeta>> EmbeddedIndex::Remove(const RemoveRequest&
       return removed;
     }
     if (request.only_if_blob && latest.blob != *request.only_if_blob) return removed;
+    LinkLocked(request.key, latest, /*link=*/false);
   }
   // Even for an absent key: what is being computed from it must not publish after this.
   if (request.bump_key) generations_.Bump(KeyGeneration(request.key));
@@ -176,7 +186,6 @@ arrow::Result<std::vector<EntryMeta>> EmbeddedIndex::Remove(const RemoveRequest&
   }
   --stats_.keys;
   keys_.erase(it);
-  RelinkLocked(request.key, nullptr);
   queue_.Remove(request.key);
   return removed;
 }
@@ -270,14 +279,17 @@ arrow::Status EmbeddedIndex::Restore(const EntryMeta& entry, const ScoringPolicy
     return arrow::Status::AlreadyExists("version ", entry.version, " of '", entry.key,
                                         "' is already in the index");
   }
+  if (!inserted_key) LinkLocked(entry.key, state.versions.rbegin()->second, /*link=*/false);
   state.versions.emplace(entry.version, entry);
   if (inserted_key) ++stats_.keys;
   ++stats_.versions;
   stats_.bytes += entry.bytes;
   state.bytes += entry.bytes;
   const EntryMeta& latest = state.versions.rbegin()->second;
-  RelinkLocked(entry.key, &latest);
+  LinkLocked(entry.key, latest, /*link=*/true);
   UsePolicyLocked(scoring);
+  // One access per key, however many versions it has, placed at its latest's restore.
+  queue_.Remove(entry.key);
   queue_.Insert(entry.key, state.bytes, latest.cost_ms / 1000.0);
   state.last_access_ms = latest.created_ms;
   return arrow::Status::OK();
@@ -291,6 +303,8 @@ arrow::Result<bool> EmbeddedIndex::NeedsRebuild() {
 arrow::Status EmbeddedIndex::MarkRebuilt() {
   std::unique_lock lock(mutex_);
   rebuilt_ = true;
+  // What began before cannot be checked against the invalidations the index lost.
+  generations_.ForgetAll();
   return arrow::Status::OK();
 }
 

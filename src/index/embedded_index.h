@@ -105,12 +105,17 @@ class EmbeddedIndex final : public Index {
   PublishOutcome CheckLocked(const PublishRequest& request, const KeyState* state);
   bool OverBudgetLocked(const BudgetLimits& limits, int64_t bytes_after,
                         int64_t keys_after) const;
-  /// Replace `key`'s dependency and tag edges with those of `latest` (nullptr: drop them).
-  void RelinkLocked(const std::string& key, const EntryMeta* latest);
+  /// Add (`link`) or drop `key`'s dependency and tag edges, those of its `latest` version.
+  void LinkLocked(const std::string& key, const EntryMeta& latest, bool link);
   /// Drop the oldest versions of `state` beyond `keep`; returns them.
   std::vector<EntryMeta> TrimLocked(KeyState* state, int64_t keep);
+  /// The bytes of the versions of `state` beyond its newest `keep`.
+  static int64_t TrimmedBytes(const KeyState& state, int64_t keep);
+  static const EntryMeta* FindVersion(const KeyState& state, uint64_t version);
   void UsePolicyLocked(const ScoringPolicy& scoring);
-  std::optional<KeyUsage> UsageLocked(const std::string& key) const;
+  /// `key`'s usage; `score` if the caller has it already.
+  std::optional<KeyUsage> UsageLocked(const std::string& key,
+                                      std::optional<double> score = std::nullopt) const;
 
   std::shared_ptr<Clock> clock_;
   const std::string secret_;
@@ -119,8 +124,6 @@ class EmbeddedIndex final : public Index {
   IndexStats stats_;
   std::map<std::string, std::set<std::string>> dependents_;  // dependency -> keys
   std::map<std::string, std::set<std::string>> tagged_;      // tag -> keys
-  // key -> (its depends_on, its tags), to unlink exactly what was linked.
-  std::map<std::string, std::pair<std::vector<std::string>, std::vector<std::string>>> links_;
   GenerationTable generations_;
   LeaseTable leases_;
   ScoringPolicy scoring_;

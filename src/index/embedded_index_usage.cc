@@ -14,7 +14,8 @@ void EmbeddedIndex::UsePolicyLocked(const ScoringPolicy& scoring) {
   scoring_ = scoring;
 }
 
-std::optional<KeyUsage> EmbeddedIndex::UsageLocked(const std::string& key) const {
+std::optional<KeyUsage> EmbeddedIndex::UsageLocked(const std::string& key,
+                                                   std::optional<double> score) const {
   const PolicyEntry* entry = queue_.Find(key);
   auto it = keys_.find(key);
   if (!entry || it == keys_.end()) return std::nullopt;
@@ -24,7 +25,7 @@ std::optional<KeyUsage> EmbeddedIndex::UsageLocked(const std::string& key) const
   usage.accesses = entry->accesses;
   usage.created_ms = it->second.versions.rbegin()->second.created_ms;
   usage.last_access_ms = it->second.last_access_ms;
-  usage.score = queue_.Score(key);
+  usage.score = score ? *score : queue_.Score(key);
   return usage;
 }
 
@@ -35,7 +36,7 @@ arrow::Status EmbeddedIndex::Touch(const std::vector<std::pair<std::string, int6
   for (const auto& [key, n] : counts) {
     auto it = keys_.find(key);
     if (it == keys_.end()) continue;
-    for (int64_t i = 0; i < n; ++i) queue_.Touch(key);
+    queue_.Touch(key, n);
     it->second.last_access_ms = now_ms;
   }
   return arrow::Status::OK();
@@ -51,7 +52,7 @@ arrow::Result<std::vector<std::pair<std::string, KeyUsage>>> EmbeddedIndex::Lowe
   std::shared_lock lock(mutex_);
   std::vector<std::pair<std::string, KeyUsage>> out;
   for (auto& [key, score] : queue_.Range(offset, limit)) {
-    if (auto usage = UsageLocked(key)) out.emplace_back(key, *usage);
+    if (auto usage = UsageLocked(key, score)) out.emplace_back(key, *usage);
   }
   return out;
 }
@@ -114,8 +115,9 @@ int64_t EmbeddedIndex::RestoreUsage(const UsageSnapshot& saved) {
   queue_.AdvanceTick(saved.tick);
   std::set<std::string> restored;
   for (const auto& r : saved.records) {
-    if (!queue_.RestoreHistory(r.key, r.history)) continue;
-    keys_[r.key].last_access_ms = r.last_access_ms;
+    auto it = keys_.find(r.key);
+    if (it == keys_.end() || !queue_.RestoreHistory(r.key, r.history)) continue;
+    it->second.last_access_ms = r.last_access_ms;
     restored.insert(r.key);
   }
   for (const auto& key : known) {

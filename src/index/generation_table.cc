@@ -18,6 +18,12 @@ void GenerationTable::Bump(const std::string& name) {
   }
 }
 
+void GenerationTable::ForgetAll() {
+  forgotten_ = ++counter_;
+  by_name_.clear();
+  by_generation_.clear();
+}
+
 std::optional<std::string> GenerationTable::ChangedSince(const std::vector<std::string>& names,
                                                          uint64_t since) const {
   if (names.empty()) return std::nullopt;  // nothing to be stale about

@@ -29,7 +29,8 @@ class GenerationTable {
   /// the table remembers), or std::nullopt if none was.
   std::optional<std::string> ChangedSince(const std::vector<std::string>& names,
                                           uint64_t since) const;
-  size_t size() const { return by_name_.size(); }
+  /// \brief Forget every bump: from now on, only snapshots taken after this call pass.
+  void ForgetAll();
 
  private:
   size_t max_names_;

@@ -24,10 +24,10 @@ void EvictionQueue::Insert(const std::string& key, int64_t bytes, double cost_s)
   Reorder(key, &item);
 }
 
-bool EvictionQueue::Touch(const std::string& key) {
+bool EvictionQueue::Touch(const std::string& key, int64_t times) {
   auto it = entries_.find(key);
   if (it == entries_.end()) return false;
-  policy_->Touch(&it->second.entry, ++tick_);
+  for (int64_t i = 0; i < times; ++i) policy_->Touch(&it->second.entry, ++tick_);
   Reorder(key, &it->second);
   return true;
 }

@@ -29,8 +29,8 @@ class EvictionQueue {
 
   /// \brief Add or replace an entry; counts as an access.
   void Insert(const std::string& key, int64_t bytes, double cost_s);
-  /// \brief Record an access; false if the key is unknown.
-  bool Touch(const std::string& key);
+  /// \brief Record `times` accesses; false if the key is unknown.
+  bool Touch(const std::string& key, int64_t times = 1);
   /// \brief Change a known entry's size (versions trimmed), without counting an access.
   void Resize(const std::string& key, int64_t bytes);
   /// \brief Forget an entry (evicted, invalidated, deleted). No-op if unknown.
