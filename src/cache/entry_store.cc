@@ -153,10 +153,10 @@ arrow::Result<std::optional<EntryMeta>> EntryStore::FromManifests(
     if (best && named->version < best->version) break;
     auto text = store_->ReadAll(it->name);
     if (!text.ok()) continue;  // removed meanwhile
-    auto meta = EntryFromJson(*text);
-    if (!meta.ok() || meta->key != key || meta->version != named->version) continue;
-    meta->manifest = it->name;
-    if (!best || meta->created_ms < best->created_ms) best = std::move(*meta);
+    auto meta = ParseManifest(it->name, *text);
+    if (!meta.ok()) continue;
+    // Of several claims to one version, the same one a rebuild would restore.
+    if (!best || ClaimedBefore(*meta, *best)) best = std::move(*meta);
   }
   if (best && best->expired(clock_->NowMillis())) return std::nullopt;
   return best;

@@ -26,18 +26,9 @@ std::string RebuildSummary::ToString() const {
 
 namespace {
 
-// Check one manifest and its blob; an error explains why the entry cannot be served.
-arrow::Result<EntryMeta> CheckEntry(BlobStore* store, const std::string& manifest_name,
-                                    bool verify_checksums) {
-  ARROW_ASSIGN_OR_RAISE(auto json, store->ReadAll(manifest_name));
-  ARROW_ASSIGN_OR_RAISE(auto meta, EntryFromJson(json));
+// Check one manifest's entry and its blob; an error explains why it cannot be served.
+arrow::Status CheckEntry(BlobStore* store, const EntryMeta& meta, bool verify_checksums) {
   if (!IsQueryKey(meta.key)) ARROW_RETURN_NOT_OK(ObjectKey::Parse(meta.key).status());
-  auto named = ParseManifestName(manifest_name);
-  if (!named || named->key != meta.key || named->version != meta.version) {
-    return arrow::Status::Invalid("manifest names key '", meta.key, "' version ", meta.version,
-                                  " but is stored as ", manifest_name);
-  }
-  meta.manifest = manifest_name;
   ARROW_RETURN_NOT_OK(ValidateBlobName(meta.blob));
   ARROW_ASSIGN_OR_RAISE(auto file, store->OpenReader(meta.blob));
   ARROW_ASSIGN_OR_RAISE(int64_t size, file->GetSize());
@@ -52,7 +43,7 @@ arrow::Result<EntryMeta> CheckEntry(BlobStore* store, const std::string& manifes
                                     " != ", meta.checksum, ")");
     }
   }
-  return meta;
+  return arrow::Status::OK();
 }
 
 void Quarantine(BlobStore* store, const std::string& name) {
@@ -81,16 +72,20 @@ arrow::Result<Scan> ScanManifests(BlobStore* store, const RebuildOptions& option
   Scan scan;
   ARROW_ASSIGN_OR_RAISE(auto manifests, store->List(kManifestRoot));
   for (const auto& info : manifests) {
-    auto entry = CheckEntry(store, info.name, options.verify_checksums);
-    if (entry.ok()) {
+    auto text = store->ReadAll(info.name);
+    if (!text.ok() && text.status().IsKeyError()) continue;  // removed meanwhile
+    auto entry = text.ok() ? ParseManifest(info.name, *text)
+                           : arrow::Result<EntryMeta>(text.status());
+    auto checked = entry.ok() ? CheckEntry(store, *entry, options.verify_checksums)
+                              : entry.status();
+    if (checked.ok()) {
       scan.referenced.insert(entry->blob);
       scan.found[entry->key][entry->version].push_back(std::move(*entry));
       continue;
     }
-    spdlog::warn("quarantining {}: {}", info.name, entry.status().message());
+    spdlog::warn("quarantining {}: {}", info.name, checked.message());
     // Move the data too, if the manifest was readable enough to name it.
-    auto json = store->ReadAll(info.name);
-    auto meta = json.ok() ? EntryFromJson(*json) : arrow::Result<EntryMeta>(json.status());
+    auto meta = text.ok() ? EntryFromJson(*text) : arrow::Result<EntryMeta>(text.status());
     if (meta.ok() && ValidateBlobName(meta->blob).ok()) {
       Quarantine(store, meta->blob);
     } else {
@@ -107,9 +102,7 @@ std::vector<EntryMeta> Choose(BlobStore* store, std::map<uint64_t, std::vector<E
                               const RebuildOptions& options, RebuildSummary* summary) {
   std::vector<EntryMeta> chosen;
   for (auto& [version, claims] : *by_version) {
-    std::sort(claims.begin(), claims.end(), [](const EntryMeta& a, const EntryMeta& b) {
-      return std::tie(a.created_ms, a.manifest) < std::tie(b.created_ms, b.manifest);
-    });
+    std::sort(claims.begin(), claims.end(), ClaimedBefore);
     summary->superseded += static_cast<int64_t>(claims.size()) - 1;
     chosen.push_back(claims.front());
   }

@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <charconv>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -122,6 +123,21 @@ std::optional<ManifestName> ParseManifestName(const std::string& name) {
   if (ec != std::errc() || end != digits.data() + digits.size()) return std::nullopt;
   out.key = name.substr(root.size(), at - root.size());
   return out;
+}
+
+arrow::Result<EntryMeta> ParseManifest(const std::string& name, const std::string& text) {
+  ARROW_ASSIGN_OR_RAISE(auto meta, EntryFromJson(text));
+  auto named = ParseManifestName(name);
+  if (!named || named->key != meta.key || named->version != meta.version) {
+    return arrow::Status::Invalid("manifest names key '", meta.key, "' version ", meta.version,
+                                  " but is stored as ", name);
+  }
+  meta.manifest = name;
+  return meta;
+}
+
+bool ClaimedBefore(const EntryMeta& a, const EntryMeta& b) {
+  return std::tie(a.created_ms, a.manifest) < std::tie(b.created_ms, b.manifest);
 }
 
 std::string SanitizeNodeId(std::string_view id) {

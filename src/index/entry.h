@@ -75,9 +75,16 @@ struct ManifestName {
 };
 /// \brief Parse a manifest blob name (either layout); std::nullopt if it is not one.
 std::optional<ManifestName> ParseManifestName(const std::string& name);
+/// \brief The entry of manifest `name` from its text, with `manifest` set. Invalid if the
+/// text is not an entry, or names another key or version than the manifest's name says.
+arrow::Result<EntryMeta> ParseManifest(const std::string& name, const std::string& text);
+/// \brief Of two manifests claiming one version (a writer that lost the race and crashed
+/// before removing its own), the one that won: created first, then the lower name.
+bool ClaimedBefore(const EntryMeta& a, const EntryMeta& b);
 
 /// \brief `id` made safe for blob names: characters outside [A-Za-z0-9._-] become %XX (so two
-/// ids never map to one name), after cutting it to 64 characters. Empty stays empty.
+/// ids never map to one name); a result longer than 64 characters is cut to its start plus
+/// "%h" and a hash of the whole id. Empty stays empty.
 std::string SanitizeNodeId(std::string_view id);
 
 }  // namespace quiver
