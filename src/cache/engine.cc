@@ -64,8 +64,7 @@ void Engine::ApplyStoredSettings() {
 
 arrow::Status Engine::Build() {
   const auto& o = options_;
-  memory_ = std::make_unique<MemoryTier>(
-      o.memory_size, o.memory_max_entry_bytes > 0 ? o.memory_max_entry_bytes : o.memory_size / 8);
+  memory_ = std::make_unique<MemoryTier>(o.memory_size, o.memory_max_entry_bytes);
   entries_ = std::make_unique<EntryStore>(o.store, o.index, o.clock, o.node_id, memory_.get(),
                                           o.shared.fail_open);
   ARROW_ASSIGN_OR_RAISE(evictor_, Evictor::Make(o.budget, entries_.get(), o.clock));
@@ -79,8 +78,7 @@ arrow::Status Engine::Build() {
   objects_ = std::make_unique<ObjectCache>(o.objects, entries_.get(), committer_.get(),
                                            evictor_.get());
   management_ = std::make_unique<Management>(entries_.get(), evictor_.get(), invalidator_.get(),
-                                             objects_.get(), local_state_.get(),
-                                             o.memory_max_entry_bytes);
+                                             objects_.get(), local_state_.get());
   fills_ = std::make_unique<FillGroup>(o.index.get(), o.node_id, o.endpoint,
                                        o.shared.lease_ttl_ms);
   QueryCacheOptions q;
@@ -97,7 +95,6 @@ arrow::Status Engine::Build() {
   q.cancel_unread_fills = o.cancel_unread_fills;
   q.reclaim_interval_s = o.reclaim_interval_s;
   q.fill_poll_ms = o.shared.fill_poll_ms;
-  q.fail_open = o.shared.fail_open;
   ARROW_ASSIGN_OR_RAISE(queries_, QueryCache::Make(std::move(q)));
   // Blob times are the store's real ones, so the sweep goes by the real clock.
   sweeper_ = std::make_unique<GarbageSweeper>(

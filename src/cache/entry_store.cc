@@ -120,6 +120,8 @@ arrow::Result<std::optional<OpenEntry>> EntryStore::Open(const std::string& key,
       if (meta.ok()) ++reads_without_index_;
     }
     ARROW_RETURN_NOT_OK(meta.status());
+    // An expired result is absent: never served, nor copied into memory.
+    if (*meta && (*meta)->expired(clock_->NowMillis())) return std::nullopt;
     auto opened = OpenMeta(std::move(*meta), promote);
     if (!opened.ok() && opened.status().IsKeyError()) continue;
     return opened;
@@ -135,8 +137,9 @@ arrow::Result<std::optional<OpenEntry>> EntryStore::OpenMeta(std::optional<Entry
   }
   ARROW_ASSIGN_OR_RAISE(auto file, store_->OpenReader(meta->blob));
   if (promote) {
-    auto st = memory_->Promote(meta->key, meta->version, meta->blob, file.get());
-    if (!st.ok()) spdlog::warn("promoting {} to memory: {}", meta->key, st.ToString());
+    auto copy = memory_->Promote(meta->key, meta->version, meta->blob, file.get());
+    if (!copy.ok()) spdlog::warn("promoting {} to memory: {}", meta->key, copy.status().ToString());
+    if (copy.ok() && *copy) file = std::move(*copy);  // read once: serve the copy
   }
   return OpenEntry{std::move(*meta), std::move(file)};
 }
@@ -158,7 +161,6 @@ arrow::Result<std::optional<EntryMeta>> EntryStore::FromManifests(
     // Of several claims to one version, the same one a rebuild would restore.
     if (!best || ClaimedBefore(*meta, *best)) best = std::move(*meta);
   }
-  if (best && best->expired(clock_->NowMillis())) return std::nullopt;
   return best;
 }
 

@@ -1,5 +1,7 @@
 #include "cache/fill.h"
 
+#include <arrow/buffer.h>
+
 namespace quiver {
 
 void Fill::SetSchema(std::shared_ptr<arrow::Schema> schema, arrow::ipc::IpcPayload payload) {
@@ -14,6 +16,12 @@ void Fill::SetSchema(std::shared_ptr<arrow::Schema> schema, arrow::ipc::IpcPaylo
 void Fill::Append(arrow::ipc::IpcPayload payload) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (joinable_ && max_kept_bytes_ > 0) {
+      kept_bytes_ += payload.body_length + (payload.metadata ? payload.metadata->size() : 0);
+      if (kept_bytes_ > max_kept_bytes_) {
+        StopCachingLocked("result exceeds max_entry_bytes; streamed but not cached");
+      }
+    }
     payloads_.push_back(std::move(payload));
     TrimLocked();
   }
@@ -22,9 +30,18 @@ void Fill::Append(arrow::ipc::IpcPayload payload) {
 
 void Fill::StopCaching(std::string reason) {
   std::lock_guard<std::mutex> lock(mutex_);
+  StopCachingLocked(std::move(reason));
+  TrimLocked();
+}
+
+void Fill::StopCachingLocked(std::string reason) {
   joinable_ = false;
   if (not_cached_reason_.empty()) not_cached_reason_ = std::move(reason);
-  TrimLocked();
+}
+
+void Fill::NotCaching(std::string reason) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (not_cached_reason_.empty()) not_cached_reason_ = std::move(reason);
 }
 
 void Fill::Finish(arrow::Status status) {

@@ -7,8 +7,9 @@
 // the same error.
 //
 // Payloads stay in memory while the fill is joinable, so a late joiner can start from the
-// first one. A fill that stops being joinable (its result grew past max_entry_bytes, or it
-// bypasses the cache) drops payloads every attached reader has consumed.
+// first one -- up to `max_kept_bytes`. A fill that stops being joinable (its result grew
+// past that, it bypasses the cache, it lost its lease) drops payloads every attached reader
+// has consumed.
 //
 // Thread-safety: all methods are safe to call concurrently.
 #pragma once
@@ -29,7 +30,10 @@ namespace quiver {
 
 class Fill {
  public:
-  Fill(std::string key, bool joinable) : key_(std::move(key)), joinable_(joinable) {}
+  /// \brief `max_kept_bytes`: payloads kept for late joiners, at most (0: no limit); past
+  /// it the fill stops being joinable and its result is not cached.
+  Fill(std::string key, bool joinable, int64_t max_kept_bytes = 0)
+      : key_(std::move(key)), max_kept_bytes_(max_kept_bytes), joinable_(joinable) {}
 
   const std::string& key() const { return key_; }
 
@@ -38,6 +42,9 @@ class Fill {
   void Append(arrow::ipc::IpcPayload payload);
   /// \brief Stop accepting joiners and note why the result will not be cached.
   void StopCaching(std::string reason);
+  /// \brief Note why the result will not be cached, still accepting joiners (an execution
+  /// that cannot be stored is still shared by this node's requests).
+  void NotCaching(std::string reason);
   /// \brief End the fill: `status` is what every reader sees at the end.
   void Finish(arrow::Status status);
   /// \brief True once every reader detached after at least one attached (and the fill is
@@ -65,9 +72,12 @@ class Fill {
 
  private:
   void TrimLocked();
+  void StopCachingLocked(std::string reason);
 
   const std::string key_;
+  const int64_t max_kept_bytes_;
   mutable std::mutex mutex_;
+  int64_t kept_bytes_ = 0;
   std::condition_variable cv_;
   bool joinable_;
   std::string not_cached_reason_;

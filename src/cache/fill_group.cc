@@ -70,17 +70,10 @@ void FillGroup::ForgetLease(const std::string& key, const std::shared_ptr<Fill>&
   if (it != slots_.end() && it->second.fill == fill) it->second.lease.reset();
 }
 
-std::optional<LeaseRef> FillGroup::LeaseOf(const std::string& key,
-                                           const std::shared_ptr<Fill>& fill) {
+void FillGroup::Committing(const std::string& key, const std::shared_ptr<Fill>& fill) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = slots_.find(key);
-  if (it == slots_.end() || it->second.fill != fill) return std::nullopt;
-  return it->second.lease;
-}
-
-int64_t FillGroup::leases_lost() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return leases_lost_;
+  if (it != slots_.end() && it->second.fill == fill) it->second.committing = true;
 }
 
 void FillGroup::RenewAll() {
@@ -101,21 +94,23 @@ void FillGroup::RenewAll() {
       continue;
     }
     if (*renewed) continue;
+    bool committing = false;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       auto it = slots_.find(key);
-      // Published meanwhile (the publish released the lease): nothing was lost.
+      // Unregistered or published meanwhile (the publish released the lease): nothing lost.
       if (it == slots_.end() || it->second.fill != slot.fill || !it->second.lease) continue;
+      committing = it->second.committing;
+      it->second.lease.reset();  // renewing it again is pointless either way
     }
+    // Being published: the publish releasing the lease looks the same as losing it; the
+    // publish's answer (fenced or not) settles which it was.
+    if (committing) continue;
     spdlog::warn("query {}: lost its fill lease (token {}; expired while this node was paused "
                  "or partitioned, and another node may have taken over); its result will not "
                  "be published",
                  key.substr(0, 12), slot.lease->token);
     slot.fill->StopCaching("the fill lease was lost; the result is not cached");
-    std::lock_guard<std::mutex> lock(mutex_);
-    ++leases_lost_;
-    auto it = slots_.find(key);
-    if (it != slots_.end() && it->second.fill == slot.fill) it->second.lease.reset();
   }
 }
 

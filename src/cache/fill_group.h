@@ -34,6 +34,7 @@ struct FillSlot {
   FillRole role = FillRole::kLeader;
   std::optional<LeaseRef> lease;  ///< leader: the lease it holds
   std::string filler;             ///< the node executing the query
+  bool committing = false;        ///< leader: its result is being published
 };
 
 class FillGroup {
@@ -55,14 +56,14 @@ class FillGroup {
   void Unregister(const std::string& key, const std::shared_ptr<Fill>& fill);
   /// \brief The fill of `key` this node leads under `token`, for another node to join.
   std::shared_ptr<Fill> FindLed(const std::string& key, uint64_t token);
+  /// \brief The fill of `key` is being committed: a renewal refused from now on may be its
+  /// publish releasing the lease, and is left to the publish to settle.
+  void Committing(const std::string& key, const std::shared_ptr<Fill>& fill);
   /// \brief The fill of `key` was published (which released its lease): stop renewing it.
   void ForgetLease(const std::string& key, const std::shared_ptr<Fill>& fill);
-  /// \brief The lease the fill of `key` holds now (empty once lost).
-  std::optional<LeaseRef> LeaseOf(const std::string& key, const std::shared_ptr<Fill>& fill);
 
   const std::string& node() const { return node_; }
   int64_t lease_ttl_ms() const { return lease_ttl_ms_; }
-  int64_t leases_lost() const;
   /// Stop renewing (shutdown).
   void Stop() { renewer_.Stop(); }
 
@@ -75,7 +76,6 @@ class FillGroup {
   const int64_t lease_ttl_ms_;
   mutable std::mutex mutex_;
   std::map<std::string, FillSlot> slots_;
-  int64_t leases_lost_ = 0;
   PeriodicTask renewer_;
 };
 

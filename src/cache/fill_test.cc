@@ -45,6 +45,28 @@ TEST(Fill, LateJoinerReadsFromTheFirstPayloadLive) {
   EXPECT_FALSE(fill.WaitNext(first)->has_value());
 }
 
+TEST(Fill, KeepsAtMostItsLimitForLateJoiners) {
+  Fill fill("k", /*joinable=*/true, /*max_kept_bytes=*/2 * 1024);
+  fill.NotCaching("the index is unavailable");
+  auto reader = *fill.Attach();
+  fill.SetSchema(arrow::schema({}), Payload(-1));
+  auto big = [](int tag) {
+    auto p = Payload(tag);
+    p.body_length = 1000;
+    return p;
+  };
+  fill.Append(big(0));
+  fill.Append(big(1));
+  EXPECT_TRUE(fill.joinable()) << "not cached, but still shared within the limit";
+  EXPECT_TRUE(fill.Attach().has_value());
+  fill.Append(big(2));  // past 2 KiB
+  EXPECT_FALSE(fill.joinable());
+  EXPECT_FALSE(fill.Attach().has_value());
+  EXPECT_EQ(fill.not_cached_reason(), "the index is unavailable") << "the first reason stays";
+  // The readers already attached still get everything.
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(Tag(**fill.WaitNext(reader)), i);
+}
+
 TEST(Fill, ErrorReachesEveryReader) {
   Fill fill("k", true);
   auto a = *fill.Attach();

@@ -11,11 +11,7 @@ arrow::Status Management::Apply(const RuntimeSettings& settings) {
   if (settings.half_life) budget.half_life = *settings.half_life;
   if (settings.cache_size) budget.cache_size = *settings.cache_size;
   ARROW_RETURN_NOT_OK(evictor_->Configure(budget));
-  if (settings.memory_size) {
-    const int64_t size = *settings.memory_size;
-    entries_->memory()->SetCapacity(
-        size, memory_max_entry_bytes_ > 0 ? memory_max_entry_bytes_ : size / 8);
-  }
+  if (settings.memory_size) entries_->memory()->SetCapacity(*settings.memory_size);
   return arrow::Status::OK();
 }
 

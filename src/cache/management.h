@@ -46,13 +46,12 @@ struct CacheStats {
 class Management {
  public:
   Management(EntryStore* entries, Evictor* evictor, Invalidator* invalidator,
-             ObjectCache* objects, LocalState* local_state, int64_t memory_max_entry_bytes)
+             ObjectCache* objects, LocalState* local_state)
       : entries_(entries),
         evictor_(evictor),
         invalidator_(invalidator),
         objects_(objects),
-        local_state_(local_state),
-        memory_max_entry_bytes_(memory_max_entry_bytes) {}
+        local_state_(local_state) {}
 
   arrow::Result<std::vector<std::string>> Invalidate(const std::string& key, bool cascade) {
     return invalidator_->Invalidate(key, cascade);
@@ -82,7 +81,6 @@ class Management {
   Invalidator* invalidator_;
   ObjectCache* objects_;
   LocalState* local_state_;
-  int64_t memory_max_entry_bytes_;
   std::mutex config_mutex_;  // one Configure at a time
 };
 

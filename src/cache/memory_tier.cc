@@ -14,27 +14,29 @@ std::shared_ptr<arrow::io::RandomAccessFile> MemoryTier::Lookup(const std::strin
   return std::make_shared<arrow::io::BufferReader>(it->second.data);
 }
 
-arrow::Status MemoryTier::Promote(const std::string& key, uint64_t version,
-                                  const std::string& blob, arrow::io::RandomAccessFile* file) {
+arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> MemoryTier::Promote(
+    const std::string& key, uint64_t version, const std::string& blob,
+    arrow::io::RandomAccessFile* file) {
   ARROW_ASSIGN_OR_RAISE(int64_t size, file->GetSize());
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (capacity_ <= 0 || size > max_entry_bytes_ || size > capacity_) return arrow::Status::OK();
-    if (slots_.count({key, blob})) return arrow::Status::OK();
+    if (capacity_ <= 0 || size > EntryLimitLocked() || size > capacity_) return nullptr;
+    if (slots_.count({key, blob})) return nullptr;
   }
   // Copy outside the lock; a memory-mapped file would otherwise stay a view of the disk.
   ARROW_ASSIGN_OR_RAISE(auto view, file->ReadAt(0, size));
   ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Buffer> copy,
                         arrow::Buffer::CopyNonOwned(*view, arrow::default_cpu_memory_manager()));
+  auto reader = std::make_shared<arrow::io::BufferReader>(copy);
   std::lock_guard<std::mutex> lock(mutex_);
   Id id{key, blob};
-  if (slots_.count(id)) return arrow::Status::OK();
+  if (slots_.count(id)) return reader;
   lru_.push_front(id);
   slots_[id] = Slot{std::move(copy), version, lru_.begin()};
   bytes_ += size;
   ++promotions_;
   EvictLocked();
-  return arrow::Status::OK();
+  return reader;
 }
 
 void MemoryTier::EvictLocked() {
@@ -64,10 +66,9 @@ void MemoryTier::Erase(const std::string& key, const std::string& blob) {
   slots_.erase(it);
 }
 
-void MemoryTier::SetCapacity(int64_t capacity, int64_t max_entry_bytes) {
+void MemoryTier::SetCapacity(int64_t capacity) {
   std::lock_guard<std::mutex> lock(mutex_);
   capacity_ = capacity;
-  max_entry_bytes_ = max_entry_bytes;
   EvictLocked();
 }
 

@@ -34,7 +34,7 @@ struct MemoryTierStats {
 class MemoryTier {
  public:
   /// \brief `capacity` bytes in all (0 disables the tier); entries above
-  /// `max_entry_bytes` are never promoted.
+  /// `max_entry_bytes` (0: an eighth of the capacity) are never promoted.
   MemoryTier(int64_t capacity, int64_t max_entry_bytes)
       : capacity_(capacity), max_entry_bytes_(max_entry_bytes) {}
 
@@ -42,9 +42,11 @@ class MemoryTier {
   std::shared_ptr<arrow::io::RandomAccessFile> Lookup(const std::string& key,
                                                       const std::string& blob);
   /// \brief Copy (key, blob) -- `version` of `key` -- from `file` into memory if it is small
-  /// enough, evicting least recently used copies to stay within capacity.
-  arrow::Status Promote(const std::string& key, uint64_t version, const std::string& blob,
-                        arrow::io::RandomAccessFile* file);
+  /// enough, evicting least recently used copies to stay within capacity. Returns a reader
+  /// of the copy (nullptr if none was made), so the caller need not read `file` again.
+  arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> Promote(
+      const std::string& key, uint64_t version, const std::string& blob,
+      arrow::io::RandomAccessFile* file);
   /// A copy held: which version of which key, by its data blob.
   struct Copy {
     std::string key;
@@ -57,18 +59,21 @@ class MemoryTier {
   void Erase(const std::string& key);
   /// \brief Forget one version of `key`, by its data blob.
   void Erase(const std::string& key, const std::string& blob);
-  /// \brief Change the capacity, evicting as needed.
-  void SetCapacity(int64_t capacity, int64_t max_entry_bytes);
+  /// \brief Change the capacity, evicting as needed (the largest entry stays as configured).
+  void SetCapacity(int64_t capacity);
   bool Contains(const std::string& key, const std::string& blob);
   MemoryTierStats Stats();
 
  private:
   using Id = std::pair<std::string, std::string>;  // key, data blob
   void EvictLocked();
+  int64_t EntryLimitLocked() const {
+    return max_entry_bytes_ > 0 ? max_entry_bytes_ : capacity_ / 8;
+  }
 
   std::mutex mutex_;
   int64_t capacity_;
-  int64_t max_entry_bytes_;
+  const int64_t max_entry_bytes_;  // 0: capacity_ / 8
   int64_t bytes_ = 0;
   int64_t hits_ = 0;
   int64_t promotions_ = 0;

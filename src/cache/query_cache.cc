@@ -131,7 +131,7 @@ arrow::Result<QueryResponse> QueryCache::ExecuteBypass(const QueryPlan& plan) {
 arrow::Result<bool> QueryCache::TryHit(const QueryPlan& plan, QueryResponse* response) {
   const std::string index_key = kQueryKeyPrefix + plan.key;
   ARROW_ASSIGN_OR_RAISE(auto entry, options_.entries->Open(index_key, std::nullopt, true));
-  if (!entry || entry->meta.expired(options_.clock->NowMillis())) return false;
+  if (!entry) return false;  // absent or expired
   options_.evictor->CountRead(index_key);
   Count(&QueryStats::hits);
   response->kind = QueryResponse::Kind::kHit;
@@ -144,8 +144,8 @@ arrow::Result<bool> QueryCache::TryHit(const QueryPlan& plan, QueryResponse* res
 }
 
 arrow::Result<QueryResponse> QueryCache::Execute(const QueryPlan& plan) {
-  if (!plan.bypass_reason.empty()) return ExecuteBypass(plan);
   if (stopping_) return arrow::Status::Cancelled("server is shutting down");
+  if (!plan.bypass_reason.empty()) return ExecuteBypass(plan);
   QueryResponse response;
   response.key = plan.key;
   const int64_t now = options_.clock->NowMillis();
@@ -170,7 +170,7 @@ arrow::Result<QueryResponse> QueryCache::Execute(const QueryPlan& plan) {
   }
   auto hit = TryHit(plan, &response);
   const bool unavailable = !hit.ok() && IsIndexUnavailable(hit.status());
-  if (!hit.ok() && !(unavailable && options_.fail_open)) return hit.status();
+  if (!hit.ok() && !(unavailable && FailOpen())) return hit.status();
   if (hit.ok() && *hit) return response;
   ARROW_RETURN_NOT_OK(StartMiss(plan, !unavailable, &response));
   return response;
@@ -179,29 +179,31 @@ arrow::Result<QueryResponse> QueryCache::Execute(const QueryPlan& plan) {
 arrow::Status QueryCache::StartMiss(const QueryPlan& plan, bool index_available,
                                     QueryResponse* response) {
   const int64_t now = options_.clock->NowMillis();
-  auto fill = std::make_shared<Fill>(plan.key, /*joinable=*/true);
+  auto fill = std::make_shared<Fill>(plan.key, /*joinable=*/true, options_.max_entry_bytes);
   FillSlot slot{fill, FillRole::kUncached, std::nullopt, options_.fills->node()};
   std::optional<LeaseHolder> other;
-  std::string uncached = "the index is unavailable; executed without caching";
   if (index_available) {
     auto grant = options_.fills->Acquire(plan.key);
-    if (!grant.ok() && !(IsIndexUnavailable(grant.status()) && options_.fail_open)) {
+    if (!grant.ok() && !(IsIndexUnavailable(grant.status()) && FailOpen())) {
       return grant.status();
     }
+    index_available = grant.ok();
     if (grant.ok() && grant->acquired) {
       slot.role = FillRole::kLeader;
       slot.lease = LeaseRef{FillGroup::LeaseName(plan.key), grant->token};
-    } else if (grant.ok() && grant->holder.owner != options_.fills->node()) {
+    } else if (grant.ok() && !options_.fills->FindLed(plan.key, grant->holder.token)) {
+      // Another node's fill -- or a previous run of this node's, which ends with its lease.
       slot.role = FillRole::kFollower;
       slot.filler = grant->holder.owner;
       other = grant->holder;
     } else if (grant.ok()) {
       // This node's own fill of the key cannot be joined (its result outgrew the limit):
       // execute alone, leaving that fill and its lease alone.
-      uncached = "this node's running fill of it cannot be joined; executed without caching";
+      fill->StopCaching("this node's running fill of it cannot be joined; executed without "
+                        "caching");
     }
   }
-  if (slot.role == FillRole::kUncached) fill->StopCaching(uncached);
+  if (!index_available) fill->NotCaching("the index is unavailable; executed without caching");
   response->reader = *fill->Attach();
   response->fill = fill;
   response->joined = slot.role == FillRole::kFollower;
@@ -217,8 +219,8 @@ arrow::Status QueryCache::StartMiss(const QueryPlan& plan, bool index_available,
     });
     return arrow::Status::OK();
   }
-  // An uncached execution is joinable by this node's requests only while the index is away
-  // (else its key's slot belongs to the fill that holds the lease).
+  // While the index is away, this node's requests still share one execution; otherwise
+  // the key's slot belongs to the fill that holds the lease.
   if (slot.role == FillRole::kLeader || !index_available) options_.fills->Register(plan.key, slot);
   StartThread([this, plan, fill, lease = slot.lease, now] {
     RunLeader(plan, fill, lease, now, /*cacheable=*/true);
@@ -256,14 +258,21 @@ arrow::Result<std::pair<std::shared_ptr<Fill>, int>> QueryCache::JoinForPeer(
 }
 
 void QueryCache::OnFillEnded(const std::string& index_key) {
-  (void)index_key;  // every waiter re-checks its own key: cheap, and robust to lost messages
-  WakeWaiters();
+  const std::string_view prefix(kQueryKeyPrefix);
+  if (!index_key.starts_with(prefix)) return;
+  {
+    std::lock_guard<std::mutex> lock(wait_mutex_);
+    auto it = waits_.find(index_key.substr(prefix.size()));
+    if (it == waits_.end()) return;  // nobody here waits for it
+    ++it->second.ends;
+  }
+  wait_cv_.notify_all();
 }
 
 void QueryCache::WakeWaiters() {
   {
     std::lock_guard<std::mutex> lock(wait_mutex_);
-    ++fill_ends_;
+    ++wake_all_;
   }
   wait_cv_.notify_all();
 }

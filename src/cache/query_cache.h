@@ -122,8 +122,6 @@ struct QueryCacheOptions {
   /// How often a node waiting for another node's fill checks the index (announcements may
   /// be lost). Default: 200 ms.
   int64_t fill_poll_ms = 200;
-  /// Serve from the store and execute uncached while the index is unavailable (else fail).
-  bool fail_open = true;
 };
 
 class QueryCache {
@@ -161,10 +159,15 @@ class QueryCache {
   }
 
  private:
-  enum class Follow { kDone, kFailed, kUnreachable };
+  /// How following another node's fill ended: done; failed (the readers get its error);
+  /// the node did not answer before anything was streamed; or it runs no fill this node
+  /// can stream (it ended, or outgrew the limit).
+  enum class Follow { kDone, kFailed, kUnreachable, kNotJoinable };
   enum class Wait { kPublished, kLeaseFree, kNewHolder, kIndexAway, kStopped };
 
   explicit QueryCache(QueryCacheOptions options) : options_(std::move(options)) {}
+  /// Serve from the store and execute uncached while the index is unavailable (else fail).
+  bool FailOpen() const { return options_.entries->fail_open(); }
   std::mutex& KeyMutex(const std::string& key);
   /// A fresh stored result fills `response`; false if there is none.
   arrow::Result<bool> TryHit(const QueryPlan& plan, QueryResponse* response);
@@ -182,7 +185,10 @@ class QueryCache {
   void CommitResult(const QueryPlan& plan, const std::shared_ptr<Fill>& fill,
                     std::unique_ptr<EntryWriter> entry, const CommitRequest& request,
                     int64_t created_ms, int64_t exec_ms);
-  void EndFill(const QueryPlan& plan, const std::shared_ptr<Fill>& fill, arrow::Status status);
+  /// End `fill` with `status` (what its readers see) and unregister it; with `lease`, tell
+  /// the other nodes (their waiters look for the result).
+  void EndFill(const QueryPlan& plan, const std::shared_ptr<Fill>& fill, arrow::Status status,
+               const std::optional<LeaseRef>& lease = std::nullopt);
   std::string StopReason(Fill* fill, bool storing);
 
   // query_follow.cc: following a fill another node runs.
@@ -196,6 +202,13 @@ class QueryCache {
                       const LeaseHolder& holder, arrow::Status* failure);
   Wait WaitForOther(const QueryPlan& plan, Fill* fill, LeaseHolder* holder,
                     std::optional<OpenEntry>* entry);
+  /// How a follower answers the filling node refusing or failing the stream.
+  Follow PeerRefused(const QueryPlan& plan, const LeaseHolder& holder,
+                     const arrow::Status& status, arrow::Status* failure);
+  /// The filling node runs no fill this node can stream: serve its result, if published,
+  /// or execute here, uncached.
+  void FollowUnjoinable(const QueryPlan& plan, const std::shared_ptr<Fill>& fill,
+                        const LeaseHolder& holder, int64_t created_ms);
   /// The follower cannot learn the outcome of another node's fill: execute here, uncached
   /// (fail-open), or fail (fail-closed).
   void RunWithoutIndex(const QueryPlan& plan, const std::shared_ptr<Fill>& fill,
@@ -213,10 +226,15 @@ class QueryCache {
   mutable std::mutex stats_mutex_;
   QueryStats stats_;
 
-  // Waiters for other nodes' fills.
+  // Waiters for other nodes' fills, by key: how many wait, and the ends heard of.
+  struct KeyWaits {
+    int waiters = 0;
+    uint64_t ends = 0;
+  };
   std::mutex wait_mutex_;
   std::condition_variable wait_cv_;
-  uint64_t fill_ends_ = 0;  // announcements heard (any key): waiters re-check
+  std::map<std::string, KeyWaits> waits_;
+  uint64_t wake_all_ = 0;  // reconnects and shutdown: every waiter re-checks
 
   std::mutex threads_mutex_;
   std::condition_variable threads_cv_;

@@ -78,7 +78,7 @@ void QueryCache::RunLeader(const QueryPlan& plan, const std::shared_ptr<Fill>& f
   if (!stream.ok()) {
     spdlog::warn("query {} on {}: {}", plan.key.substr(0, 12), plan.request.source,
                  stream.status().ToString());
-    return EndFill(plan, fill, stream.status());
+    return EndFill(plan, fill, stream.status(), lease);
   }
   {
     std::lock_guard<std::mutex> lock(threads_mutex_);
@@ -98,7 +98,7 @@ void QueryCache::RunLeader(const QueryPlan& plan, const std::shared_ptr<Fill>& f
     spdlog::warn("query {} on {} failed after {} ms: {}", plan.key.substr(0, 12),
                  plan.request.source, exec_ms, pumped.status.ToString());
     if (entry) entry->Abort();  // its temp file goes before any reader learns of the failure
-    return EndFill(plan, fill, pumped.status);
+    return EndFill(plan, fill, pumped.status, lease);
   }
   // The readers have everything: end their streams now rather than make them wait for the
   // commit (an fsync of the whole result). Requests arriving meanwhile still join the fill,
@@ -109,12 +109,14 @@ void QueryCache::RunLeader(const QueryPlan& plan, const std::shared_ptr<Fill>& f
   } else if (cacheable) {
     Count(&QueryStats::not_cached);
   }
-  EndFill(plan, fill, arrow::Status::OK());
+  EndFill(plan, fill, arrow::Status::OK(), lease);
 }
 
 void QueryCache::CommitResult(const QueryPlan& plan, const std::shared_ptr<Fill>& fill,
                               std::unique_ptr<EntryWriter> entry, const CommitRequest& request,
                               int64_t created_ms, int64_t exec_ms) {
+  // From here a refused renewal is settled by the publish (which also releases the lease).
+  options_.fills->Committing(plan.key, fill);
   auto meta = entry->Finish();
   if (meta.ok()) {
     meta->source = plan.request.source;
@@ -143,14 +145,16 @@ void QueryCache::CommitResult(const QueryPlan& plan, const std::shared_ptr<Fill>
 }
 
 void QueryCache::EndFill(const QueryPlan& plan, const std::shared_ptr<Fill>& fill,
-                         arrow::Status status) {
+                         arrow::Status status, const std::optional<LeaseRef>& lease) {
   if (!status.ok()) Count(&QueryStats::failures);
-  options_.fills->Unregister(plan.key, fill);
+  // Ended before its lease goes: a follower that sees the lease free must find the end.
   fill->Finish(std::move(status));
+  options_.fills->Unregister(plan.key, fill);
   {
     std::lock_guard<std::mutex> lock(threads_mutex_);
     live_fills_.erase(fill);
   }
+  if (!lease) return;  // nobody else waits for a fill that held no lease
   IndexEvent ended;
   ended.kind = IndexEvent::Kind::kFillEnded;
   ended.node = options_.fills->node();

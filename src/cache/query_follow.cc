@@ -7,13 +7,12 @@
 // lease), one follower in the cluster takes the lease and executes the query itself.
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <thread>
 
 #include <spdlog/spdlog.h>
 
 #include "cache/fill_pump.h"
 #include "cache/query_cache.h"
+#include "common/periodic.h"
 #include "format/stored_stream.h"
 
 namespace quiver {
@@ -37,6 +36,8 @@ void QueryCache::RunFollower(const QueryPlan& plan, const std::shared_ptr<Fill>&
           return EndFill(plan, fill, arrow::Status::OK());
         case Follow::kFailed:
           return EndFill(plan, fill, failure);
+        case Follow::kNotJoinable:
+          return FollowUnjoinable(plan, fill, holder, created_ms);
         case Follow::kUnreachable:
           break;  // wait for it to be published instead
       }
@@ -57,6 +58,9 @@ void QueryCache::RunFollower(const QueryPlan& plan, const std::shared_ptr<Fill>&
         break;
     }
     auto grant = options_.fills->Acquire(plan.key);
+    if (!grant.ok() && IsIndexUnavailable(grant.status())) {
+      return RunWithoutIndex(plan, fill, created_ms);
+    }
     if (!grant.ok()) return EndFill(plan, fill, grant.status());
     if (!grant->acquired) {
       holder = grant->holder;
@@ -80,10 +84,29 @@ void QueryCache::RunFollower(const QueryPlan& plan, const std::shared_ptr<Fill>&
 void QueryCache::RunWithoutIndex(const QueryPlan& plan, const std::shared_ptr<Fill>& fill,
                                  int64_t created_ms) {
   auto away = IndexUnavailable("the index is unavailable while waiting for another node's fill");
-  if (!options_.fail_open) return EndFill(plan, fill, away);
+  if (!FailOpen()) return EndFill(plan, fill, away);
   spdlog::warn("query {}: {}; executing it here, uncached", plan.key.substr(0, 12),
                away.message());
-  fill->StopCaching("the index is unavailable; executed without caching");
+  // Still registered: this node's requests share this one execution.
+  fill->NotCaching("the index is unavailable; executed without caching");
+  {
+    std::lock_guard<std::mutex> lock(threads_mutex_);
+    live_fills_.erase(fill);
+  }
+  RunLeader(plan, fill, std::nullopt, created_ms, /*cacheable=*/true);
+}
+
+void QueryCache::FollowUnjoinable(const QueryPlan& plan, const std::shared_ptr<Fill>& fill,
+                                  const LeaseHolder& holder, int64_t created_ms) {
+  // Its fill ended (then its result is published, unless it was not cached) or outgrew the
+  // limit: waiting for its lease would only delay an execution here.
+  auto entry = options_.entries->Open(kQueryKeyPrefix + plan.key, std::nullopt, true);
+  if (entry.ok() && *entry) return EndFill(plan, fill, FeedStored(fill.get(), **entry));
+  spdlog::info("query {}: {}'s fill cannot be streamed and left no result; executing it "
+               "here, uncached",
+               plan.key.substr(0, 12), holder.owner);
+  fill->StopCaching("the node running it streams it to no other node; executed without "
+                    "caching");
   {
     std::lock_guard<std::mutex> lock(threads_mutex_);
     live_fills_.erase(fill);
@@ -94,41 +117,26 @@ void QueryCache::RunWithoutIndex(const QueryPlan& plan, const std::shared_ptr<Fi
 QueryCache::Follow QueryCache::Mirror(const QueryPlan& plan, Fill* fill,
                                       const LeaseHolder& holder, arrow::Status* failure) {
   auto peer = options_.peers->JoinFill(holder.endpoint, plan.key, holder.token);
-  if (!peer.ok()) {
-    spdlog::info("query {}: cannot stream {}'s fill ({}); waiting for its result",
-                 plan.key.substr(0, 12), holder.owner, peer.status().message());
-    return Follow::kUnreachable;
-  }
+  if (!peer.ok()) return PeerRefused(plan, holder, peer.status(), failure);
   // A filling node that stops answering (paused, partitioned) leaves the stream hanging:
   // stop following once its lease has moved on, or nobody reads any more.
-  std::mutex mutex;
-  std::condition_variable done_cv;
-  bool done = false;
   std::atomic<bool> lease_moved{false};
-  std::thread watcher([&] {
-    std::unique_lock<std::mutex> lock(mutex);
-    while (!done_cv.wait_for(lock, std::chrono::milliseconds(options_.fill_poll_ms),
-                             [&] { return done; })) {
-      auto current = options_.fills->Holder(plan.key);
-      // A lease released because the fill was published is not a lease that moved on: the
-      // stream is about to end.
-      const bool moved =
-          current.ok() && ((*current && (*current)->token != holder.token) ||
-                           (!*current && !Published(plan)));
-      if (moved || stopping_ || fill->Abandoned()) {
-        lease_moved = moved;
-        (*peer)->Cancel();
-        return;
-      }
-    }
-  });
+  PeriodicTask watcher("follow " + plan.key.substr(0, 12),
+                       std::chrono::milliseconds(options_.fill_poll_ms), [&] {
+                         if (lease_moved) return;
+                         auto current = options_.fills->Holder(plan.key);
+                         // A lease released because the fill was published is not a lease
+                         // that moved on: the stream is about to end.
+                         const bool moved =
+                             current.ok() && ((*current && (*current)->token != holder.token) ||
+                                              (!*current && !Published(plan)));
+                         if (moved || stopping_ || fill->Abandoned()) {
+                           lease_moved = moved;
+                           (*peer)->Cancel();
+                         }
+                       });
   const Follow result = MirrorStream(plan, fill, peer->get(), holder, failure);
-  {
-    std::lock_guard<std::mutex> lock(mutex);
-    done = true;
-  }
-  done_cv.notify_all();
-  watcher.join();
+  watcher.Stop();
   if (result == Follow::kUnreachable && lease_moved) {
     spdlog::info("query {}: {} stopped answering and its lease moved on; nothing was streamed "
                  "yet, waiting for the fill",
@@ -137,15 +145,27 @@ QueryCache::Follow QueryCache::Mirror(const QueryPlan& plan, Fill* fill,
   return result;
 }
 
+QueryCache::Follow QueryCache::PeerRefused(const QueryPlan& plan, const LeaseHolder& holder,
+                                           const arrow::Status& status,
+                                           arrow::Status* failure) {
+  if (IsPeerUnreachable(status) || status.IsCancelled()) {  // cancelled: by the watcher
+    spdlog::info("query {}: cannot stream {}'s fill ({}); waiting for its result",
+                 plan.key.substr(0, 12), holder.owner, status.message());
+    return Follow::kUnreachable;
+  }
+  if (status.IsKeyError()) return Follow::kNotJoinable;
+  // The fill's own end: its readers on every node get the same.
+  *failure = status;
+  spdlog::warn("query {}: {}'s fill failed: {}", plan.key.substr(0, 12), holder.owner,
+               status.ToString());
+  return Follow::kFailed;
+}
+
 QueryCache::Follow QueryCache::MirrorStream(const QueryPlan& plan, Fill* fill, PeerFill* peer,
                                             const LeaseHolder& holder, arrow::Status* failure) {
   const int64_t before = fill->appended();
   auto started = peer->Start();
-  if (!started.ok()) {
-    spdlog::info("query {}: {} cannot serve its fill ({}); waiting for its result",
-                 plan.key.substr(0, 12), holder.owner, started.message());
-    return Follow::kUnreachable;
-  }
+  if (!started.ok()) return PeerRefused(plan, holder, started, failure);
   Count(&QueryStats::remote_joins);
   {
     std::lock_guard<std::mutex> lock(threads_mutex_);
@@ -159,9 +179,14 @@ QueryCache::Follow QueryCache::MirrorStream(const QueryPlan& plan, Fill* fill, P
     running_streams_.erase(peer);
   }
   if (pumped.status.ok()) return Follow::kDone;
-  // Nothing reached the readers yet: they can still get the whole result another way.
-  if (fill->appended() == before && !stopping_ && !fill->Abandoned()) return Follow::kUnreachable;
-  *failure = pumped.status.IsCancelled() && (stopping_ || fill->Abandoned())
+  const bool ours = stopping_ || fill->Abandoned();
+  // Nothing reached the readers yet, and the node went away: they can still get the whole
+  // result another way.
+  if (fill->appended() == before && !ours &&
+      (IsPeerUnreachable(pumped.status) || pumped.status.IsCancelled())) {
+    return Follow::kUnreachable;
+  }
+  *failure = pumped.status.IsCancelled() && ours
                  ? pumped.status
                  : arrow::Status::IOError("the node filling this query (", holder.owner,
                                           ") failed mid-stream: ", pumped.status.message());
@@ -177,41 +202,54 @@ bool QueryCache::Published(const QueryPlan& plan) {
 QueryCache::Wait QueryCache::WaitForOther(const QueryPlan& plan, Fill* fill,
                                           LeaseHolder* holder, std::optional<OpenEntry>* entry) {
   const std::string index_key = kQueryKeyPrefix + plan.key;
-  uint64_t seen;
-  {
-    std::lock_guard<std::mutex> lock(wait_mutex_);
-    seen = fill_ends_;
-  }
+  // Registered, so that announcements of this key's fill ending wake this waiter.
+  std::unique_lock<std::mutex> lock(wait_mutex_);
+  KeyWaits* waits = &waits_[plan.key];
+  ++waits->waiters;
+  lock.unlock();
+  Wait result = Wait::kStopped;
   // When the index was first found away (epoch: it was not).
   std::chrono::steady_clock::time_point away_since{};
   while (!stopping_ && !fill->Abandoned()) {
+    lock.lock();
+    const uint64_t seen_ends = waits->ends, seen_all = wake_all_;
+    lock.unlock();
     auto opened = options_.entries->Open(index_key, std::nullopt, /*promote=*/true);
-    if (opened.ok() && *opened && !(*opened)->meta.expired(options_.clock->NowMillis())) {
+    if (opened.ok() && *opened) {  // published, and fresh
       *entry = std::move(*opened);
-      return Wait::kPublished;
+      result = Wait::kPublished;
+      break;
     }
     auto current = options_.fills->Holder(plan.key);
-    if (current.ok() && !*current) return Wait::kLeaseFree;
+    if (current.ok() && !*current) {
+      result = Wait::kLeaseFree;
+      break;
+    }
     if (current.ok() && (*current)->token != holder->token) {
       *holder = **current;
-      return Wait::kNewHolder;
+      result = Wait::kNewHolder;
+      break;
     }
     // The index away for as long as a lease lasts: nobody can publish the result now.
     if (!current.ok() && IsIndexUnavailable(current.status())) {
       const auto now = std::chrono::steady_clock::now();
       if (away_since.time_since_epoch().count() == 0) away_since = now;
       if (now - away_since > std::chrono::milliseconds(options_.fills->lease_ttl_ms())) {
-        return Wait::kIndexAway;
+        result = Wait::kIndexAway;
+        break;
       }
     } else {
       away_since = {};
     }
-    std::unique_lock<std::mutex> lock(wait_mutex_);
-    wait_cv_.wait_for(lock, std::chrono::milliseconds(options_.fill_poll_ms),
-                      [&] { return stopping_ || fill_ends_ != seen; });
-    seen = fill_ends_;
+    lock.lock();
+    wait_cv_.wait_for(lock, std::chrono::milliseconds(options_.fill_poll_ms), [&] {
+      return stopping_ || waits->ends != seen_ends || wake_all_ != seen_all;
+    });
+    lock.unlock();
   }
-  return Wait::kStopped;
+  lock.lock();
+  if (--waits->waiters == 0) waits_.erase(plan.key);
+  return result;
 }
 
 arrow::Status QueryCache::FeedStored(Fill* fill, const OpenEntry& entry) {
