@@ -11,8 +11,8 @@
 // callers can tell "Redis is unreachable" from "Redis answered with an error". A reply of
 // type error (e.g. "NOSCRIPT ...", "ERR ...") is not a Status error: it is a Reply.
 //
-// Thread-safety: Connection is used by one thread at a time. ConnectionPool, Script and
-// Subscriber are safe for concurrent use.
+// Thread-safety: Connection is used by one thread at a time. Connector, ConnectionPool,
+// Script and Subscriber are safe for concurrent use.
 #pragma once
 
 #include <chrono>
@@ -44,6 +44,8 @@ struct RedisUrl {
   static arrow::Result<RedisUrl> Parse(std::string_view url);
   /// \brief The URL without the password, e.g. "redis://quiver:***@127.0.0.1:6379/0".
   std::string Redacted() const;
+  /// \brief "HOST:PORT", an IPv6 host in brackets: "[::1]:6379".
+  std::string HostPort() const;
 };
 
 struct ConnectOptions {
@@ -69,6 +71,19 @@ struct Reply {
   arrow::Status ToStatus(std::string_view what) const;
   /// For logs and error messages.
   std::string DebugString() const;
+};
+
+/// Whether a request may reach the server twice. ConnectionPool sends a request once more, on
+/// a new connection, when the idle connection it reused turns out to be broken -- and the
+/// first attempt may have run before it broke.
+enum class Repeat {
+  /// Reads, and writes whose second run changes nothing: sent again after a broken idle
+  /// connection.
+  kSafe,
+  /// Writes whose second run would answer differently or count twice (a compare-and-set
+  /// publish would answer "conflict" to its own success): never sent again; the caller gets
+  /// the unavailable error and must find out what happened.
+  kNever,
 };
 
 /// \brief True for the IOError of an unreachable, broken or timed-out connection (it
@@ -101,15 +116,16 @@ class Connection {
 
   /// True once an I/O error happened; the connection must then be dropped.
   bool broken() const;
-  const ConnectOptions& options() const;
 
  private:
+  friend class Connector;
   friend class ConnectionPool;
   /// For the pool, before reusing an idle connection: false if the server closed it (say it
   /// restarted) or sent something unasked. Does not block.
   bool IdleAndAlive();
-  /// For the pool: the connection broke because a reply did not come in time, so the
-  /// server may still be running the request (and must not be sent it again).
+  /// For the pool: the connection broke because a request could not be written, or its
+  /// reply did not come, in time -- the server may still be running it (and must not be
+  /// sent it again).
   bool timed_out() const;
 
   struct Impl;
@@ -117,25 +133,46 @@ class Connection {
   std::unique_ptr<Impl> impl_;
 };
 
+/// Makes the connections to one server. For rediss:// it sets up one TLS context -- the CA
+/// file read once -- on first use and shares it among its connections (OpenSSL counts its
+/// users, so a connection may outlive the Connector).
+class Connector {
+ public:
+  explicit Connector(ConnectOptions options);
+  ~Connector();
+  Connector(const Connector&) = delete;
+  Connector& operator=(const Connector&) = delete;
+
+  /// \brief A new connection, authenticated and on its database (see Connection).
+  arrow::Result<std::unique_ptr<Connection>> Connect() const;
+  const ConnectOptions& options() const { return options_; }
+
+ private:
+  ConnectOptions options_;
+  struct Tls;
+  std::unique_ptr<Tls> tls_;
+};
+
 /// Connections shared by many threads: each call borrows an idle connection (or makes one),
 /// and returns it afterwards unless it broke.
 ///
 /// An idle connection the server has closed (a restart) is dropped before use. If one still
-/// breaks on use (not by timing out), the call is made once more on a new connection, so a
-/// command may reach the server twice: send only commands that are safe to repeat
-/// (reads, idempotent writes, compare-and-set scripts). Timeouts are never retried.
+/// breaks on use, a Repeat::kSafe call is made once more on a new connection, so it may reach
+/// the server twice; a Repeat::kNever call is not. A call that timed out (writing or
+/// waiting for its reply) is never made again: the server may still be running it.
 class ConnectionPool {
  public:
   /// \brief Keep at most `max_idle` idle connections. Nothing is connected until used.
   ConnectionPool(ConnectOptions options, size_t max_idle = 8);
   ~ConnectionPool();
 
-  arrow::Result<Reply> Command(const std::vector<std::string>& argv);
-  arrow::Result<std::vector<Reply>> Pipeline(const std::vector<std::vector<std::string>>& commands);
+  arrow::Result<Reply> Command(const std::vector<std::string>& argv,
+                               Repeat repeat = Repeat::kSafe);
+  arrow::Result<std::vector<Reply>> Pipeline(const std::vector<std::vector<std::string>>& commands,
+                                             Repeat repeat = Repeat::kSafe);
 
   /// \brief Drop every idle connection (after the server went away, say).
   void Reset();
-  const ConnectOptions& options() const { return options_; }
 
  private:
   /// An idle connection that still looks alive, or null.
@@ -143,34 +180,50 @@ class ConnectionPool {
   void Return(std::unique_ptr<Connection> connection);
   /// Runs fn(Connection*) on an idle connection or a new one; see the retry rule there.
   template <typename Fn>
-  auto WithConnection(Fn&& fn) -> decltype(fn(static_cast<Connection*>(nullptr)));
+  auto WithConnection(Repeat repeat, Fn&& fn) -> decltype(fn(static_cast<Connection*>(nullptr)));
 
-  ConnectOptions options_;
+  Connector connector_;
   size_t max_idle_;
   struct State;
   std::unique_ptr<State> state_;
 };
 
-/// A Lua script run by SHA (EVALSHA), loaded on demand: on NOSCRIPT (a restarted or
-/// flushed server) it is sent again with EVAL.
+/// A Lua script run by SHA (EVALSHA), loaded on demand when the server does not know it (a
+/// restarted or flushed server answers NOSCRIPT, having run nothing).
+///
+/// Whether a run may reach the server twice is the script's own property, declared where it
+/// is defined: see Repeat.
 class Script {
  public:
-  explicit Script(std::string source);
+  /// One run's KEYS and ARGV.
+  struct Call {
+    std::vector<std::string> keys;
+    std::vector<std::string> args;
+  };
+
+  Script(std::string source, Repeat repeat);
   const std::string& sha1() const { return sha1_; }
   const std::string& source() const { return source_; }
+  Repeat repeat() const { return repeat_; }
 
-  /// \brief Run with KEYS and ARGV. The reply may be of type error (a script's
-  /// redis.error_reply); a broken connection is a Status error.
-  arrow::Result<Reply> Run(ConnectionPool* pool, const std::vector<std::string>& keys,
-                           const std::vector<std::string>& args) const;
-  /// \brief The EVALSHA command, for callers that pipeline several runs. A NOSCRIPT reply
-  /// to it means: call Run() instead (it loads the script).
-  std::vector<std::string> EvalShaCommand(const std::vector<std::string>& keys,
-                                          const std::vector<std::string>& args) const;
+  /// \brief Run with KEYS and ARGV (on NOSCRIPT, again with EVAL, which loads it). The reply
+  /// may be of type error (a script's redis.error_reply); a broken connection is a Status
+  /// error.
+  arrow::Result<Reply> Run(ConnectionPool* pool, std::vector<std::string> keys,
+                           std::vector<std::string> args) const;
+  /// \brief Run several times in one pipeline; replies in the order of `calls`. If the
+  /// server answers NOSCRIPT, the script is loaded once and only the runs it refused are sent
+  /// again, in a second pipeline.
+  arrow::Result<std::vector<Reply>> RunPipelined(ConnectionPool* pool,
+                                                 std::vector<Call> calls) const;
+  /// \brief The EVALSHA command of one run.
+  std::vector<std::string> EvalShaCommand(std::vector<std::string> keys,
+                                          std::vector<std::string> args) const;
 
  private:
   std::string source_;
   std::string sha1_;
+  Repeat repeat_;
 };
 
 /// Follows one pub/sub channel on its own connection and thread, reconnecting with

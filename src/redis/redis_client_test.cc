@@ -21,6 +21,7 @@ namespace quiver::redis {
 namespace {
 
 using test::AvailableRedisServers;
+using test::CommandCalls;
 using test::ElapsedMs;
 using testing_util::Eventually;
 using test::RandomBytes;
@@ -62,9 +63,10 @@ TEST(RedisUnavailableTest, DetailMarksTheStatus) {
 }
 
 TEST(ScriptTest, Sha1IsLowerCaseHex) {
-  EXPECT_EQ(Script("").sha1(), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
-  EXPECT_EQ(Script("return 1").sha1(), "e0e1f9fabfc9d4800c877a703b823ac0578ff8db");
-  Script script("return 1");
+  EXPECT_EQ(Script("", Repeat::kSafe).sha1(), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+  EXPECT_EQ(Script("return 1", Repeat::kSafe).sha1(),
+            "e0e1f9fabfc9d4800c877a703b823ac0578ff8db");
+  Script script("return 1", Repeat::kSafe);
   EXPECT_EQ(script.EvalShaCommand({"k1", "k2"}, {"a"}),
             (std::vector<std::string>{"EVALSHA", script.sha1(), "2", "k1", "k2", "a"}));
 }
@@ -366,7 +368,7 @@ TEST_P(RedisServerTest, SelectIsolatesDatabases) {
 TEST_P(RedisServerTest, ScriptReloadsAfterFlush) {
   ASSERT_NO_FATAL_FAILURE(StartServer(Options()));
   ConnectionPool pool(server_->connect_options());
-  Script script("return redis.call('INCRBY', KEYS[1], ARGV[1])");
+  Script script("return redis.call('INCRBY', KEYS[1], ARGV[1])", Repeat::kNever);
 
   // The server computes the same SHA-1.
   ASSERT_OK_AND_ASSIGN(auto loaded, pool.Command({"SCRIPT", "LOAD", script.source()}));
@@ -389,10 +391,89 @@ TEST_P(RedisServerTest, ScriptReloadsAfterFlush) {
   EXPECT_EQ(pipelined[1].integer, 17);
 
   // A script's own error reply is a Reply.
-  Script failing("return redis.error_reply('QUIVERERR boom')");
+  Script failing("return redis.error_reply('QUIVERERR boom')", Repeat::kSafe);
   ASSERT_OK_AND_ASSIGN(auto error, failing.Run(&pool, {}, {}));
   EXPECT_TRUE(error.is_error());
   EXPECT_NE(error.str.find("QUIVERERR boom"), std::string::npos) << error.str;
+}
+
+TEST_P(RedisServerTest, RunPipelinedLoadsTheScriptOnceAfterAFlush) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(Options()));
+  ConnectionPool pool(server_->connect_options());
+  Script script("return redis.call('INCRBY', KEYS[1], ARGV[1])", Repeat::kNever);
+  ASSERT_OK(script.Run(&pool, {"warm"}, {"1"}));
+  ASSERT_OK(pool.Command({"SCRIPT", "FLUSH"}));
+  ASSERT_OK(pool.Command({"CONFIG", "RESETSTAT"}));
+  std::vector<Script::Call> calls;
+  for (int i = 0; i < 5; ++i) calls.push_back({{"c" + std::to_string(i)}, {std::to_string(i)}});
+  ASSERT_OK_AND_ASSIGN(auto replies, script.RunPipelined(&pool, calls));
+  ASSERT_EQ(replies.size(), 5u);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(replies[i].integer, i) << replies[i].DebugString();
+  EXPECT_EQ(CommandCalls(&pool, "script|load"), 1);
+  EXPECT_EQ(CommandCalls(&pool, "eval"), 0) << "the source travels once, not once per run";
+  // Loaded now: one round trip, and every run once.
+  ASSERT_OK_AND_ASSIGN(replies, script.RunPipelined(&pool, calls));
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(replies[i].integer, 2 * i);
+  ASSERT_OK_AND_ASSIGN(auto none, script.RunPipelined(&pool, {}));
+  EXPECT_TRUE(none.empty());
+}
+
+// A server that runs a request and then drops the connection before answering (here: the
+// reply is over the client output buffer limit) is what a restart racing a call looks like.
+// A Repeat::kSafe call is sent once more on a new connection; a Repeat::kNever one is not.
+TEST_P(RedisServerTest, ANonRepeatableCallIsNotRepeated) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(Options()));
+  ConnectionPool pool(server_->connect_options());
+  ASSERT_OK(pool.Command({"CONFIG", "SET", "client-output-buffer-limit", "normal 4096 4096 0"}));
+  const std::string source = "redis.call('INCR', KEYS[1]) return string.rep('x', 200000)";
+  ASSERT_OK(pool.Command({"SCRIPT", "LOAD", source}));
+  auto runs = [&](const std::string& key) {
+    auto reply = pool.Command({"GET", key});
+    return reply.ok() ? reply->str : reply.status().ToString();
+  };
+
+  Script never(source, Repeat::kNever);
+  auto once = never.Run(&pool, {"never"}, {});  // on the idle connection GET left
+  EXPECT_TRUE(IsRedisUnavailable(once.status())) << once.status();
+  EXPECT_EQ(runs("never"), "1");
+  auto pipelined = pool.Pipeline({never.EvalShaCommand({"never-p"}, {})}, Repeat::kNever);
+  EXPECT_TRUE(IsRedisUnavailable(pipelined.status())) << pipelined.status();
+  EXPECT_EQ(runs("never-p"), "1");
+  auto run_pipelined = never.RunPipelined(&pool, {{{"never-r"}, {}}});
+  EXPECT_TRUE(IsRedisUnavailable(run_pipelined.status())) << run_pipelined.status();
+  EXPECT_EQ(runs("never-r"), "1");
+
+  Script safe(source, Repeat::kSafe);
+  auto twice = safe.Run(&pool, {"safe"}, {});
+  EXPECT_TRUE(IsRedisUnavailable(twice.status())) << twice.status();
+  EXPECT_EQ(runs("safe"), "2") << "a safe call is retried once on a new connection";
+}
+
+// A request the server does not read (it is busy with a long script) fills the socket
+// buffers; the write times out, and like a reply that times out it is never sent again.
+TEST_P(RedisServerTest, AWriteThatTimesOutIsNotRepeated) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(Options()));
+  ConnectOptions options = server_->connect_options();
+  options.io_timeout = milliseconds(1000);
+  ConnectionPool pool(options);
+  ASSERT_OK(pool.Command({"PING"}));  // leaves one idle connection
+  const std::string busy =
+      "local start = redis.call('TIME') "
+      "while true do "
+      "  local now = redis.call('TIME') "
+      "  if (now[1] - start[1]) * 1000000 + (now[2] - start[2]) > 3000000 then break end "
+      "end "
+      "return 1";
+  const std::string big(32 << 20, 'x');  // more than the socket buffers on both sides hold
+  auto start = Clock::now();
+  auto stuck = pool.Pipeline({{"EVAL", busy, "0"}, {"SET", "big", big}});
+  const int64_t elapsed = ElapsedMs(start);
+  ASSERT_FALSE(stuck.ok());
+  EXPECT_TRUE(IsRedisUnavailable(stuck.status())) << stuck.status();
+  EXPECT_NE(stuck.status().message().find("could not write for 1000 ms"), std::string::npos)
+      << stuck.status();
+  // A second attempt on a new connection would have stalled for another second.
+  EXPECT_LT(elapsed, 1900);
 }
 
 TEST_P(RedisServerTest, PoolIsExactUnderEightThreads) {

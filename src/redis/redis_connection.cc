@@ -1,5 +1,5 @@
-// Connection: commands encoded by hiredis' formatter, replies parsed by hiredis' reader, the
-// bytes moved by a Transport. Also Reply and the "unavailable" status detail.
+// Connection and Connector: commands encoded by hiredis' formatter, replies parsed by hiredis'
+// reader, the bytes moved by a Transport. Also Reply and the "unavailable" status detail.
 #include <hiredis/hiredis.h>
 
 #include <algorithm>
@@ -7,6 +7,7 @@
 #include <climits>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include <fmt/format.h>
@@ -198,9 +199,15 @@ struct Connection::Impl {
     return arrow::Status::OK();
   }
 
+  // A write that stalls counts as a timeout, like a reply that does not come: the server may
+  // have received whole commands of what was written, so none of it may be sent again.
   arrow::Status WriteAll(std::string_view bytes) {
-    auto st = transport->Write(bytes, options.io_timeout);
-    if (!st.ok()) return Fail(st.message());
+    auto written = transport->Write(bytes, options.io_timeout);
+    if (!written.ok()) return Fail(written.status().message());
+    if (*written < bytes.size()) {
+      return Fail(fmt::format("could not write for {} ms", options.io_timeout.count()),
+                  /*timeout=*/true);
+    }
     return arrow::Status::OK();
   }
 
@@ -261,9 +268,42 @@ struct Connection::Impl {
 Connection::Connection(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Connection::~Connection() = default;
 
+struct Connector::Tls {
+  std::mutex mutex;
+  std::unique_ptr<internal::TlsContext> context;  // guarded by mutex; made on first use
+
+  // Valid while the Connector lives; each SSL made from it holds its own reference.
+  arrow::Result<const internal::TlsContext*> Get(const ConnectOptions& options) {
+    std::lock_guard<std::mutex> lock(mutex);
+    // Not kept after a failure: a CA file that is missing now may be there next time.
+    if (context == nullptr) {
+      ARROW_ASSIGN_OR_RAISE(context, internal::TlsContext::Make(options));
+    }
+    return context.get();
+  }
+};
+
+Connector::Connector(ConnectOptions options)
+    : options_(std::move(options)), tls_(std::make_unique<Tls>()) {}
+
+Connector::~Connector() = default;
+
 arrow::Result<std::unique_ptr<Connection>> Connection::Connect(const ConnectOptions& options) {
-  auto impl = std::make_unique<Impl>(options);
-  auto transport = internal::ConnectTransport(options);
+  return Connector(options).Connect();
+}
+
+arrow::Result<std::unique_ptr<Connection>> Connector::Connect() const {
+  const ConnectOptions& options = options_;
+  auto impl = std::make_unique<Connection::Impl>(options);
+  const internal::TlsContext* tls = nullptr;
+  if (options.url.tls) {
+    auto context = tls_->Get(options);
+    if (!context.ok()) {
+      return RedisUnavailable(fmt::format("{}: {}", impl->server, context.status().message()));
+    }
+    tls = *context;
+  }
+  auto transport = internal::ConnectTransport(options, tls);
   if (!transport.ok()) {
     return RedisUnavailable(fmt::format("{}: {}", impl->server, transport.status().message()));
   }
@@ -337,7 +377,6 @@ arrow::Result<std::optional<Reply>> Connection::Receive(std::chrono::millisecond
 }
 
 bool Connection::broken() const { return impl_->broken; }
-const ConnectOptions& Connection::options() const { return impl_->options; }
 
 bool Connection::IdleAndAlive() {
   if (impl_->broken) return false;

@@ -24,7 +24,9 @@ constexpr std::chrono::seconds kKeepAliveAfter{15};
 }  // namespace
 
 struct Subscriber::Impl {
-  ConnectOptions options;
+  explicit Impl(ConnectOptions options) : connector(std::move(options)) {}
+
+  const Connector connector;  // one TLS context for all the reconnects
   std::string channel;
   MessageHandler on_message;
   StateHandler on_state;
@@ -53,7 +55,7 @@ struct Subscriber::Impl {
     auto backoff = kInitialBackoff;
     while (!Stopping()) {
       ++attempts;
-      auto connection = Connection::Connect(options);
+      auto connection = connector.Connect();
       if (connection.ok() && (*connection)->Send({"SUBSCRIBE", channel}).ok()) {
         Serve(connection->get(), &backoff);
       }
@@ -75,7 +77,7 @@ struct Subscriber::Impl {
       if (!received.ok()) return;
       if (!received->has_value()) {
         auto silence = Clock::now() - last_heard;
-        if (ping_sent && silence > kKeepAliveAfter + options.io_timeout) return;
+        if (ping_sent && silence > kKeepAliveAfter + connector.options().io_timeout) return;
         if (!ping_sent && silence > kKeepAliveAfter) {
           if (!connection->Send({"PING"}).ok()) return;
           ping_sent = true;
@@ -104,8 +106,7 @@ struct Subscriber::Impl {
 
 Subscriber::Subscriber(ConnectOptions options, std::string channel, MessageHandler on_message,
                        StateHandler on_state)
-    : impl_(std::make_unique<Impl>()) {
-  impl_->options = std::move(options);
+    : impl_(std::make_unique<Impl>(std::move(options))) {
   impl_->channel = std::move(channel);
   impl_->on_message = std::move(on_message);
   impl_->on_state = std::move(on_state);

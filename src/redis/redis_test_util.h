@@ -64,6 +64,17 @@ inline int64_t ElapsedMs(std::chrono::steady_clock::time_point start) {
       .count();
 }
 
+/// \brief How often the server ran `command` (e.g. "evalsha", "script|load") since it
+/// started or its last CONFIG RESETSTAT; -1 if it cannot be asked.
+inline int64_t CommandCalls(ConnectionPool* pool, const std::string& command) {
+  auto info = pool->Command({"INFO", "commandstats"});
+  if (!info.ok()) return -1;
+  const std::string field = "cmdstat_" + command + ":calls=";
+  size_t at = info->str.find(field);
+  if (at == std::string::npos) return 0;
+  return std::strtoll(info->str.c_str() + at + field.size(), nullptr, 10);
+}
+
 /// \brief The absolute path of an executable found on PATH, or "" if there is none.
 inline std::string FindOnPath(const std::string& name) {
   const char* path = std::getenv("PATH");
@@ -186,8 +197,6 @@ struct RedisServerOptions {
   bool tls = false;
   /// Non-empty: the server requires this password (and connect_options() passes it).
   std::string requirepass;
-  /// More "--name value" arguments for the server.
-  std::vector<std::string> extra_args;
 };
 
 /// \brief A Redis-compatible server process owned by a test.
@@ -263,7 +272,6 @@ class RedisServerProcess {
     return Launch();
   }
 
-  bool running() const { return pid_ > 0; }
   int port() const { return port_; }
   const std::string& dir() const { return dir_; }
   /// The certificate the server presents; for TLS it is also the CA file to trust.
@@ -311,7 +319,6 @@ class RedisServerProcess {
     if (!options_.requirepass.empty()) {
       args.insert(args.end(), {"--requirepass", options_.requirepass});
     }
-    args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
     return args;
   }
 

@@ -9,6 +9,7 @@
 #include <cctype>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -128,6 +129,25 @@ TEST_P(RedisTlsAndPubSubTest, TlsRejectsUntrustedCertificates) {
     EXPECT_TRUE(IsRedisUnavailable(reply.status())) << reply.status();
   }
   EXPECT_LT(ElapsedMs(start), 1500);
+}
+
+// A pool reads its CA file once: connections made later share the TLS context it set up.
+TEST_P(RedisTlsAndPubSubTest, ThePoolReadsTheCaFileOnce) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(Options(/*tls=*/true)));
+  ConnectOptions options = server_->connect_options();
+  options.ca_file = server_->dir() + "/copy-of-ca.pem";
+  std::filesystem::copy_file(server_->ca_file(), options.ca_file);
+  ConnectionPool pool(options);
+  ASSERT_OK(pool.Command({"PING"}));
+  std::filesystem::remove(options.ca_file);
+  pool.Reset();  // the next call connects again
+  ASSERT_OK_AND_ASSIGN(auto pong, pool.Command({"PING"}));
+  EXPECT_EQ(pong.str, "PONG");
+  // A connection of its own still reads the file (and finds it gone).
+  auto alone = Connection::Connect(options);
+  ASSERT_FALSE(alone.ok());
+  EXPECT_NE(alone.status().message().find("copy-of-ca.pem"), std::string::npos)
+      << alone.status();
 }
 
 // Collects a Subscriber's callbacks for a test to wait on.
@@ -252,8 +272,8 @@ TEST_P(RedisTlsAndPubSubTest, SubscriberWaitsForALateServer) {
   EXPECT_EQ(events.states, std::vector<bool>{true});
 }
 
-INSTANTIATE_TEST_SUITE_P(Servers, RedisTlsAndPubSubTest, ::testing::ValuesIn(AvailableRedisServers()),
-                         test::ServerName);
+INSTANTIATE_TEST_SUITE_P(Servers, RedisTlsAndPubSubTest,
+                         ::testing::ValuesIn(AvailableRedisServers()), test::ServerName);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(RedisTlsAndPubSubTest);
 
 }  // namespace

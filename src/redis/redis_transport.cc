@@ -53,38 +53,31 @@ int PollOne(int fd, short events, Clock::time_point deadline) {
   }
 }
 
-std::string HostPort(const std::string& host, int port) {
-  if (host.find(':') != std::string::npos) return fmt::format("[{}]:{}", host, port);
-  return fmt::format("{}:{}", host, port);
-}
-
-arrow::Status WriteTimeout(std::chrono::milliseconds timeout) {
-  return arrow::Status::IOError(fmt::format("could not write for {} ms", timeout.count()));
-}
-
 class SocketTransport final : public Transport {
  public:
   explicit SocketTransport(int fd) : fd_(fd) {}
   ~SocketTransport() override { ::close(fd_); }
 
-  arrow::Status Write(std::string_view data, std::chrono::milliseconds timeout) override {
-    while (!data.empty()) {
+  arrow::Result<size_t> Write(std::string_view data,
+                              std::chrono::milliseconds timeout) override {
+    size_t written = 0;
+    while (written < data.size()) {
       // MSG_NOSIGNAL: a peer that went away is an EPIPE here, not a SIGPIPE that kills us.
-      ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+      ssize_t n = ::send(fd_, data.data() + written, data.size() - written, MSG_NOSIGNAL);
       if (n > 0) {
-        data.remove_prefix(static_cast<size_t>(n));
+        written += static_cast<size_t>(n);
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         int events = PollOne(fd_, POLLOUT, Clock::now() + timeout);
-        if (events == 0) return WriteTimeout(timeout);
+        if (events == 0) return written;
         if (events < 0) return arrow::Status::IOError("poll: ", ErrnoText(errno));
         continue;  // writable, or an error that the next send() reports
       }
       return arrow::Status::IOError("write: ", ErrnoText(errno));
     }
-    return arrow::Status::OK();
+    return written;
   }
 
   arrow::Result<size_t> Read(char* buffer, size_t size,
@@ -197,9 +190,11 @@ SslStep ClassifySslResult(SSL* ssl, int rc, std::string* error) {
   }
 }
 
+// Owns the socket and the SSL session; the session holds its own reference to the shared
+// SSL_CTX.
 class TlsTransport final : public Transport {
  public:
-  TlsTransport(int fd, SSL_CTX* ctx, SSL* ssl) : fd_(fd), ctx_(ctx), ssl_(ssl) {}
+  TlsTransport(int fd, SSL* ssl) : fd_(fd), ssl_(ssl) {}
   ~TlsTransport() override {
     if (handshake_done_ && !failed_) {
       // Best effort close_notify; never waits. (Not after a fatal error: OpenSSL forbids it.)
@@ -209,7 +204,6 @@ class TlsTransport final : public Transport {
       ERR_clear_error();
     }
     SSL_free(ssl_);
-    SSL_CTX_free(ctx_);
     ::close(fd_);
   }
 
@@ -240,15 +234,18 @@ class TlsTransport final : public Transport {
     return arrow::Status::OK();
   }
 
-  arrow::Status Write(std::string_view data, std::chrono::milliseconds timeout) override {
+  arrow::Result<size_t> Write(std::string_view data,
+                              std::chrono::milliseconds timeout) override {
     ScopedSigpipeBlock no_sigpipe;
-    while (!data.empty()) {
+    size_t written = 0;
+    while (written < data.size()) {
       ERR_clear_error();
-      // After WANT_*, OpenSSL requires the same buffer again: `data` only advances on success.
-      int n = SSL_write(ssl_, data.data(),
-                        static_cast<int>(std::min<size_t>(data.size(), 1 << 30)));
+      // After WANT_*, OpenSSL requires the same buffer again: `written` only advances on
+      // success.
+      int n = SSL_write(ssl_, data.data() + written,
+                        static_cast<int>(std::min<size_t>(data.size() - written, 1 << 30)));
       if (n > 0) {
-        data.remove_prefix(static_cast<size_t>(n));
+        written += static_cast<size_t>(n);
         continue;
       }
       std::string error;
@@ -259,10 +256,10 @@ class TlsTransport final : public Transport {
       }
       int events = PollOne(fd_, step == SslStep::kWaitRead ? POLLIN : POLLOUT,
                            Clock::now() + timeout);
-      if (events == 0) return WriteTimeout(timeout);
+      if (events == 0) return written;
       if (events < 0) return arrow::Status::IOError("poll: ", ErrnoText(errno));
     }
-    return arrow::Status::OK();
+    return written;
   }
 
   arrow::Result<size_t> Read(char* buffer, size_t size,
@@ -299,14 +296,15 @@ class TlsTransport final : public Transport {
     int n = SSL_peek(ssl_, &byte, 1);
     if (n > 0) return false;
     std::string error;
-    if (ClassifySslResult(ssl_, n, &error) == SslStep::kWaitRead) return true;
-    failed_ = n <= 0;
+    SslStep step = ClassifySslResult(ssl_, n, &error);
+    if (step == SslStep::kWaitRead) return true;
+    // Dropped either way; a fatal error also rules out the close_notify in the destructor.
+    failed_ = step == SslStep::kFailed;
     return false;
   }
 
  private:
   int fd_;
-  SSL_CTX* ctx_;
   SSL* ssl_;
   bool handshake_done_ = false;
   bool failed_ = false;
@@ -371,30 +369,14 @@ arrow::Result<int> ConnectSocket(const ConnectOptions& options, Clock::time_poin
 }
 
 arrow::Result<std::unique_ptr<Transport>> ConnectTls(int fd, const ConnectOptions& options,
+                                                     const TlsContext& tls,
                                                      Clock::time_point deadline) {
-  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
-  if (ctx == nullptr) {
+  SSL* ssl = SSL_new(tls.get());
+  if (ssl == nullptr) {
     ::close(fd);
     return arrow::Status::IOError("TLS setup failed: ", SslErrorText());
   }
-  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
-  // Lets SSL_write return after each record, so a write's timeout measures progress.
-  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE);
-  int loaded = options.ca_file.empty()
-                   ? SSL_CTX_set_default_verify_paths(ctx)
-                   : SSL_CTX_load_verify_locations(ctx, options.ca_file.c_str(), nullptr);
-  SSL* ssl = loaded == 1 ? SSL_new(ctx) : nullptr;
-  if (ssl == nullptr) {
-    std::string error = SslErrorText();
-    SSL_CTX_free(ctx);
-    ::close(fd);
-    if (loaded != 1 && !options.ca_file.empty()) {
-      return arrow::Status::IOError("cannot load CA file '", options.ca_file, "': ", error);
-    }
-    return arrow::Status::IOError("TLS setup failed: ", error);
-  }
-  auto transport = std::make_unique<TlsTransport>(fd, ctx, ssl);  // owns fd, ctx, ssl now
+  auto transport = std::make_unique<TlsTransport>(fd, ssl);  // owns fd and ssl now
 
   const std::string& host = options.url.host;
   in6_addr ip6;
@@ -416,13 +398,38 @@ arrow::Result<std::unique_ptr<Transport>> ConnectTls(int fd, const ConnectOption
 
 }  // namespace
 
-arrow::Result<std::unique_ptr<Transport>> ConnectTransport(const ConnectOptions& options) {
+arrow::Result<std::unique_ptr<TlsContext>> TlsContext::Make(const ConnectOptions& options) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  if (ctx == nullptr) return arrow::Status::IOError("TLS setup failed: ", SslErrorText());
+  std::unique_ptr<TlsContext> context(new TlsContext(ctx));  // frees ctx from here on
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  // Lets SSL_write return after each record, so a write's timeout measures progress.
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE);
+  if (options.ca_file.empty()) {
+    if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+      return arrow::Status::IOError("TLS setup failed: ", SslErrorText());
+    }
+  } else if (SSL_CTX_load_verify_locations(ctx, options.ca_file.c_str(), nullptr) != 1) {
+    return arrow::Status::IOError("cannot load CA file '", options.ca_file,
+                                  "': ", SslErrorText());
+  }
+  return context;
+}
+
+TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
+
+arrow::Result<std::unique_ptr<Transport>> ConnectTransport(const ConnectOptions& options,
+                                                           const TlsContext* tls) {
+  if (options.url.tls && tls == nullptr) {
+    return arrow::Status::Invalid("redis: a rediss connection without a TLS context");
+  }
   auto deadline = Clock::now() + options.connect_timeout;
   ARROW_ASSIGN_OR_RAISE(int fd, ConnectSocket(options, deadline));
-  if (options.url.tls) return ConnectTls(fd, options, deadline);
+  if (options.url.tls) return ConnectTls(fd, options, *tls, deadline);
   return std::make_unique<SocketTransport>(fd);
 }
 
-std::string ServerName(const RedisUrl& url) { return "redis " + HostPort(url.host, url.port); }
+std::string ServerName(const RedisUrl& url) { return "redis " + url.HostPort(); }
 
 }  // namespace quiver::redis::internal

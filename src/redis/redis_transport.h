@@ -14,6 +14,8 @@
 
 #include "redis/redis_client.h"
 
+struct ssl_ctx_st;  // OpenSSL's SSL_CTX
+
 namespace quiver::redis::internal {
 
 /// \brief A connected, non-blocking byte stream with timeouts.
@@ -24,8 +26,10 @@ class Transport {
  public:
   virtual ~Transport() = default;
 
-  /// \brief Write all of `data`. Fails if the socket accepts nothing for `timeout`.
-  virtual arrow::Status Write(std::string_view data, std::chrono::milliseconds timeout) = 0;
+  /// \brief Write `data`; returns how much was written: all of it, or less when the socket
+  /// accepted nothing for `timeout` (a timeout is not an error here, as for Read).
+  virtual arrow::Result<size_t> Write(std::string_view data,
+                                      std::chrono::milliseconds timeout) = 0;
   /// \brief Read between 1 and `size` bytes; 0 when nothing arrived within `timeout`.
   /// End of stream is an error. Bytes already decrypted by TLS are returned without waiting.
   virtual arrow::Result<size_t> Read(char* buffer, size_t size,
@@ -35,9 +39,28 @@ class Transport {
   virtual bool IdleAndAlive() = 0;
 };
 
+/// \brief An OpenSSL client context for one server's connections: TLS 1.2 or later, the
+/// server's certificate verified against options.ca_file (or the system's CAs). Made once per
+/// Connector and shared by its connections: OpenSSL allows SSL_new() on one context from many
+/// threads, and counts the references each SSL holds, so connections may outlive this object.
+class TlsContext {
+ public:
+  static arrow::Result<std::unique_ptr<TlsContext>> Make(const ConnectOptions& options);
+  ~TlsContext();
+  TlsContext(const TlsContext&) = delete;
+  TlsContext& operator=(const TlsContext&) = delete;
+  ssl_ctx_st* get() const { return ctx_; }
+
+ private:
+  explicit TlsContext(ssl_ctx_st* ctx) : ctx_(ctx) {}
+  ssl_ctx_st* ctx_;
+};
+
 /// \brief Resolve the host, connect within options.connect_timeout (trying each address in
-/// turn), set TCP_NODELAY and, for rediss, complete a verified TLS handshake in the same time.
-arrow::Result<std::unique_ptr<Transport>> ConnectTransport(const ConnectOptions& options);
+/// turn), set TCP_NODELAY and, for rediss, complete a verified TLS handshake with `tls` in the
+/// same time. REQUIRES: `tls` is not null for rediss.
+arrow::Result<std::unique_ptr<Transport>> ConnectTransport(const ConnectOptions& options,
+                                                           const TlsContext* tls);
 
 /// \brief How messages name the server: "redis 127.0.0.1:6379" (never a password).
 std::string ServerName(const RedisUrl& url);

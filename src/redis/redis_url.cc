@@ -164,13 +164,13 @@ std::string RedisUrl::Redacted() const {
     if (!password.empty()) out += ":***";
     out += "@";
   }
-  if (host.find(':') != std::string::npos) {
-    out += "[" + host + "]";
-  } else {
-    out += host;
-  }
-  out += fmt::format(":{}/{}", port, db);
+  out += fmt::format("{}/{}", HostPort(), db);
   return out;
+}
+
+std::string RedisUrl::HostPort() const {
+  if (host.find(':') != std::string::npos) return fmt::format("[{}]:{}", host, port);
+  return fmt::format("{}:{}", host, port);
 }
 
 }  // namespace quiver::redis

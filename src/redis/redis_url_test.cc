@@ -97,5 +97,12 @@ TEST(RedisUrlTest, RedactedHidesThePassword) {
   EXPECT_EQ(again.user, url.user);
 }
 
+TEST(RedisUrlTest, HostPortBracketsIpv6) {
+  ASSERT_OK_AND_ASSIGN(auto v6, RedisUrl::Parse("redis://[::1]:6380"));
+  EXPECT_EQ(v6.HostPort(), "[::1]:6380");
+  ASSERT_OK_AND_ASSIGN(auto v4, RedisUrl::Parse("redis://127.0.0.1"));
+  EXPECT_EQ(v4.HostPort(), "127.0.0.1:6379");
+}
+
 }  // namespace
 }  // namespace quiver::redis
