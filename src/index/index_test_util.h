@@ -69,6 +69,10 @@ class IndexConformanceTest : public ::testing::Test {
     ARROW_ASSIGN_OR_RAISE(auto latest, index->Get(entry.key, std::nullopt));
     request.expected_version = latest ? latest->version : 0;
     request.expected_blob = latest ? latest->blob : "";
+    if (latest) {
+      request.expected_depends_on = latest->depends_on;
+      request.expected_tags = latest->tags;
+    }
     entry.version = request.expected_version + 1;
     request.entry = std::move(entry);
     return index->Publish(request);
@@ -79,6 +83,10 @@ class IndexConformanceTest : public ::testing::Test {
     r.entry = entry;
     r.expected_version = previous ? previous->version : 0;
     r.expected_blob = previous ? previous->blob : "";
+    if (previous) {
+      r.expected_depends_on = previous->depends_on;
+      r.expected_tags = previous->tags;
+    }
     return r;
   }
 

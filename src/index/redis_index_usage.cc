@@ -1,13 +1,13 @@
 // RedisIndex: use and eviction scores, the entries listing, settings, leases, rebuilding and
 // announcements.
+#include <algorithm>
 #include <chrono>
-#include <cmath>
-#include <random>
 
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/clock.h"
+#include "common/hex.h"
 #include "index/redis_index.h"
 #include "index/redis_scripts.h"
 
@@ -15,43 +15,12 @@ namespace quiver {
 
 namespace {
 
-constexpr size_t kBatch = 512;
 constexpr size_t kMaxPendingTouches = 1000;
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-double ToDouble(const redis::Reply& reply) {
-  return reply.is_nil() || reply.str.empty() ? 0 : std::strtod(reply.str.c_str(), nullptr);
-}
-
-// "token|owner|endpoint" (the endpoint never holds '|').
-std::optional<LeaseHolder> ParseHolder(const std::string& value, int64_t ttl_ms) {
-  size_t first = value.find('|');
-  size_t last = value.rfind('|');
-  if (first == std::string::npos || last == first) return std::nullopt;
-  LeaseHolder holder;
-  holder.token = std::strtoull(value.substr(0, first).c_str(), nullptr, 10);
-  holder.owner = value.substr(first + 1, last - first - 1);
-  holder.endpoint = value.substr(last + 1);
-  holder.ttl_ms = ttl_ms;
-  return holder;
-}
+// A refresh of the cluster secret reads the index at most this often.
+constexpr std::chrono::seconds kSecretRereadInterval{1};
+constexpr int kRestoreAttempts = 8;
 
 }  // namespace
-
-std::string RedisIndex::PolicyArg(const ScoringPolicy& scoring) {
-  return scoring.name == "lru" ? "lru" : "cost";
-}
-
-std::string RedisIndex::LogMArg(const ScoringPolicy& scoring) {
-  // m = 1 + ln 2 / half_life: each access at tick t adds m^t to the weight (eviction_policy.h).
-  const double half_life = scoring.half_life > 0 ? scoring.half_life : 1000;
-  return fmt::format("{:.17g}", std::log1p(std::log(2.0) / half_life));
-}
 
 arrow::Status RedisIndex::Touch(const std::vector<std::pair<std::string, int64_t>>& counts,
                                 int64_t now_ms, const ScoringPolicy& scoring) {
@@ -63,7 +32,7 @@ arrow::Status RedisIndex::Touch(const std::vector<std::pair<std::string, int64_t
     wake = pending_touches_.empty() || pending_touches_.size() >= kMaxPendingTouches;
     for (const auto& [key, n] : counts) pending_touches_[key] += n;
     touch_now_ms_ = now_ms;
-    scoring_ = scoring;
+    UseScoringLocked(scoring);
   }
   if (options_.touch_flush_interval.count() <= 0) return FlushTouches();  // unbatched
   if (wake && touch_flusher_) touch_flusher_->Wake();
@@ -76,31 +45,22 @@ arrow::Status RedisIndex::FlushTouches() {
   ScoringPolicy scoring;
   {
     std::lock_guard<std::mutex> lock(touch_mutex_);
+    if (pending_touches_.empty()) return arrow::Status::OK();
     pending.swap(pending_touches_);
     now = touch_now_ms_;
     scoring = scoring_;
   }
-  if (pending.empty()) return arrow::Status::OK();
-  const auto& script = RedisScripts::Get().touch;
-  std::vector<std::vector<std::string>> commands;
-  std::vector<const std::string*> keys;
+  // The same for every key of the batch.
+  const ScoringArgs scoring_args(scoring);
+  const std::string now_arg = std::to_string(now);
+  std::vector<redis::Script::Call> calls;
+  calls.reserve(pending.size());
   for (const auto& [key, n] : pending) {
-    commands.push_back(script.EvalShaCommand(
-        {names_.stats(), names_.score(), names_.entry(key)},
-        {key, std::to_string(n), std::to_string(now), PolicyArg(scoring), LogMArg(scoring)}));
-    keys.push_back(&key);
+    calls.push_back({{names_.stats(), names_.score(), names_.entry(key)},
+                     {key, std::to_string(n), now_arg, scoring_args.policy, scoring_args.log_m}});
   }
   // Lost if the server is away: read counts only order eviction.
-  ARROW_ASSIGN_OR_RAISE(auto replies, Pipeline(commands));
-  for (size_t i = 0; i < replies.size(); ++i) {
-    if (!replies[i].is_error() || replies[i].str.rfind("NOSCRIPT", 0) != 0) continue;
-    const std::string& key = *keys[i];
-    ARROW_RETURN_NOT_OK(Run(script, {names_.stats(), names_.score(), names_.entry(key)},
-                            {key, std::to_string(pending[key]), std::to_string(now),
-                             PolicyArg(scoring), LogMArg(scoring)})
-                            .status());
-  }
-  return arrow::Status::OK();
+  return RunPipelined(RedisScripts::Get().touch, std::move(calls), "touch").status();
 }
 
 arrow::Result<std::optional<KeyUsage>> RedisIndex::ParseUsage(const redis::Reply& reply,
@@ -109,76 +69,72 @@ arrow::Result<std::optional<KeyUsage>> RedisIndex::ParseUsage(const redis::Reply
   if (latest) {
     ARROW_ASSIGN_OR_RAISE(*latest, EntryFromJson(reply.elements[0].str));
   }
+  const auto& u = reply.elements;
   KeyUsage usage;
-  usage.bytes = static_cast<int64_t>(ToDouble(reply.elements[1]));
-  usage.cost_s = ToDouble(reply.elements[2]);
-  usage.accesses = static_cast<uint64_t>(ToDouble(reply.elements[3]));
-  usage.created_ms = static_cast<int64_t>(ToDouble(reply.elements[4]));
-  usage.last_access_ms = static_cast<int64_t>(ToDouble(reply.elements[5]));
-  usage.score = ToDouble(reply.elements[6]);
+  ARROW_ASSIGN_OR_RAISE(usage.bytes, ParseReplyInteger(u[1].str, "a key's bytes"));
+  ARROW_ASSIGN_OR_RAISE(usage.cost_s, ParseReplyDouble(u[2].str, "a key's cost"));
+  ARROW_ASSIGN_OR_RAISE(auto accesses, ParseReplyInteger(u[3].str, "a key's accesses"));
+  usage.accesses = static_cast<uint64_t>(std::max<int64_t>(accesses, 0));
+  ARROW_ASSIGN_OR_RAISE(usage.created_ms, ParseReplyInteger(u[4].str, "a key's creation"));
+  ARROW_ASSIGN_OR_RAISE(usage.last_access_ms, ParseReplyInteger(u[5].str, "a key's last access"));
+  ARROW_ASSIGN_OR_RAISE(usage.score, ParseReplyDouble(u[6].str, "a key's score"));
   return usage;
 }
 
 arrow::Result<std::optional<KeyUsage>> RedisIndex::Usage(const std::string& key) {
   ARROW_ASSIGN_OR_RAISE(auto reply, Run(RedisScripts::Get().describe,
-                                        {names_.entry(key), names_.score()}, {key}));
-  ARROW_RETURN_NOT_OK(ReplyError(reply, "usage"));
+                                        {names_.entry(key), names_.score()}, {key}, "usage"));
   return ParseUsage(reply, nullptr);
 }
 
 arrow::Result<std::vector<IndexedKey>> RedisIndex::ListLatest(const std::string& prefix) {
-  ARROW_ASSIGN_OR_RAISE(auto rebuilding, NeedsRebuild());
-  if (rebuilding) return IndexUnavailable("index " + Describe() + " is being rebuilt from storage");
-  ARROW_ASSIGN_OR_RAISE(auto keys, Command({"ZRANGEBYLEX", names_.keys(), "[" + prefix,
-                                            "[" + prefix + "\xff"}));
-  const auto& script = RedisScripts::Get().describe;
+  // Whether the index serves, and what it lists, in one round trip.
+  ARROW_ASSIGN_OR_RAISE(auto first, Pipeline({{"HGET", names_.meta(), "ready"},
+                                              {"ZRANGEBYLEX", names_.keys(), "[" + prefix,
+                                               "[" + prefix + "\xff"}}));
+  ARROW_ASSIGN_OR_RAISE(bool ready, Ready(first[0]));
+  if (!ready) return IndexUnavailable("index " + Describe() + " is being rebuilt from storage");
+  ARROW_RETURN_NOT_OK(ReplyError(first[1], "list"));
+  std::vector<std::string> keys;
+  std::vector<redis::Script::Call> calls;
+  keys.reserve(first[1].elements.size());
+  calls.reserve(first[1].elements.size());
+  for (auto& item : first[1].elements) {
+    calls.push_back({{names_.entry(item.str), names_.score()}, {item.str}});
+    keys.push_back(std::move(item.str));
+  }
+  ARROW_ASSIGN_OR_RAISE(auto replies,
+                        RunPipelined(RedisScripts::Get().describe, std::move(calls), "list"));
   std::vector<IndexedKey> out;
-  for (size_t start = 0; start < keys.elements.size(); start += kBatch) {
-    std::vector<std::vector<std::string>> commands;
-    const size_t end = std::min(keys.elements.size(), start + kBatch);
-    for (size_t i = start; i < end; ++i) {
-      const std::string& key = keys.elements[i].str;
-      commands.push_back(script.EvalShaCommand({names_.entry(key), names_.score()}, {key}));
-    }
-    ARROW_ASSIGN_OR_RAISE(auto replies, Pipeline(commands));
-    for (size_t i = 0; i < replies.size(); ++i) {
-      auto reply = replies[i];
-      if (reply.is_error() && reply.str.rfind("NOSCRIPT", 0) == 0) {
-        const std::string& key = keys.elements[start + i].str;
-        ARROW_ASSIGN_OR_RAISE(reply, Run(script, {names_.entry(key), names_.score()}, {key}));
-      }
-      ARROW_RETURN_NOT_OK(ReplyError(reply, "list"));
-      IndexedKey item;
-      ARROW_ASSIGN_OR_RAISE(auto usage, ParseUsage(reply, &item.latest));
-      if (!usage) continue;  // removed meanwhile
-      item.usage = *usage;
-      out.push_back(std::move(item));
-    }
+  out.reserve(replies.size());
+  for (const auto& reply : replies) {
+    IndexedKey item;
+    ARROW_ASSIGN_OR_RAISE(auto usage, ParseUsage(reply, &item.latest));
+    if (!usage) continue;  // removed meanwhile
+    item.usage = *usage;
+    out.push_back(std::move(item));
   }
   return out;
 }
 
 arrow::Result<std::vector<std::pair<std::string, KeyUsage>>> RedisIndex::LowestScored(
     int64_t offset, int64_t limit) {
+  std::vector<std::pair<std::string, KeyUsage>> out;
+  // ZRANGE reads a negative bound from the end: "0 -1" would be everything.
+  if (limit <= 0) return out;
+  offset = std::max<int64_t>(offset, 0);
   ARROW_ASSIGN_OR_RAISE(auto ranked, Command({"ZRANGE", names_.score(), std::to_string(offset),
                                               std::to_string(offset + limit - 1)}));
-  const auto& script = RedisScripts::Get().describe;
-  std::vector<std::vector<std::string>> commands;
+  std::vector<redis::Script::Call> calls;
+  calls.reserve(ranked.elements.size());
   for (const auto& item : ranked.elements) {
-    commands.push_back(script.EvalShaCommand({names_.entry(item.str), names_.score()}, {item.str}));
+    calls.push_back({{names_.entry(item.str), names_.score()}, {item.str}});
   }
-  std::vector<std::pair<std::string, KeyUsage>> out;
-  if (commands.empty()) return out;
-  ARROW_ASSIGN_OR_RAISE(auto replies, Pipeline(commands));
+  ARROW_ASSIGN_OR_RAISE(auto replies,
+                        RunPipelined(RedisScripts::Get().describe, std::move(calls), "usage"));
   for (size_t i = 0; i < replies.size(); ++i) {
-    auto reply = replies[i];
-    const std::string& key = ranked.elements[i].str;
-    if (reply.is_error() && reply.str.rfind("NOSCRIPT", 0) == 0) {
-      ARROW_ASSIGN_OR_RAISE(reply, Run(script, {names_.entry(key), names_.score()}, {key}));
-    }
-    ARROW_RETURN_NOT_OK(ReplyError(reply, "usage"));
-    ARROW_ASSIGN_OR_RAISE(auto usage, ParseUsage(reply, nullptr));
-    if (usage) out.emplace_back(key, *usage);
+    ARROW_ASSIGN_OR_RAISE(auto usage, ParseUsage(replies[i], nullptr));
+    if (usage) out.emplace_back(std::move(ranked.elements[i].str), *usage);
   }
   return out;
 }
@@ -187,7 +143,7 @@ arrow::Result<std::map<std::string, std::string>> RedisIndex::GetSettings() {
   ARROW_ASSIGN_OR_RAISE(auto reply, Command({"HGETALL", names_.settings()}));
   std::map<std::string, std::string> out;
   for (size_t i = 0; i + 1 < reply.elements.size(); i += 2) {
-    out[reply.elements[i].str] = reply.elements[i + 1].str;
+    out[std::move(reply.elements[i].str)] = std::move(reply.elements[i + 1].str);
   }
   return out;
 }
@@ -208,8 +164,8 @@ arrow::Result<LeaseGrant> RedisIndex::AcquireLease(const std::string& name,
   ARROW_ASSIGN_OR_RAISE(auto reply,
                         Run(RedisScripts::Get().lease_acquire,
                             {names_.lease(name), names_.stats()},
-                            {owner, endpoint, std::to_string(std::max<int64_t>(ttl_ms, 1))}));
-  ARROW_RETURN_NOT_OK(ReplyError(reply, "lease"));
+                            {owner, endpoint, std::to_string(std::max<int64_t>(ttl_ms, 1))},
+                            "lease"));
   LeaseGrant grant;
   if (reply.elements.size() >= 2 && reply.elements[0].integer == 1) {
     grant.acquired = true;
@@ -220,24 +176,23 @@ arrow::Result<LeaseGrant> RedisIndex::AcquireLease(const std::string& name,
   if (reply.elements.size() < 3) {
     return arrow::Status::IOError("index lease: unexpected reply ", reply.DebugString());
   }
-  auto holder = ParseHolder(reply.elements[1].str, reply.elements[2].integer);
-  if (holder) grant.holder = *holder;
+  auto holder = ParseLeaseValue(reply.elements[1].str, reply.elements[2].integer);
+  if (holder) grant.holder = std::move(*holder);
   return grant;
 }
 
 arrow::Result<bool> RedisIndex::RenewLease(const LeaseRef& lease, int64_t ttl_ms) {
-  ARROW_ASSIGN_OR_RAISE(auto reply,
-                        Run(RedisScripts::Get().lease_keep, {names_.lease(lease.name)},
-                            {std::to_string(lease.token), std::to_string(std::max<int64_t>(ttl_ms, 1))}));
-  ARROW_RETURN_NOT_OK(ReplyError(reply, "lease"));
+  ARROW_ASSIGN_OR_RAISE(
+      auto reply,
+      Run(RedisScripts::Get().lease_keep, {names_.lease(lease.name)},
+          {std::to_string(lease.token), std::to_string(std::max<int64_t>(ttl_ms, 1))}, "lease"));
   return reply.integer == 1;
 }
 
 arrow::Status RedisIndex::ReleaseLease(const LeaseRef& lease) {
-  ARROW_ASSIGN_OR_RAISE(auto reply, Run(RedisScripts::Get().lease_keep,
-                                        {names_.lease(lease.name)},
-                                        {std::to_string(lease.token), ""}));
-  return ReplyError(reply, "lease");
+  return Run(RedisScripts::Get().lease_keep, {names_.lease(lease.name)},
+             {std::to_string(lease.token), ""}, "lease")
+      .status();
 }
 
 arrow::Result<std::optional<LeaseHolder>> RedisIndex::GetLease(const std::string& name) {
@@ -245,39 +200,27 @@ arrow::Result<std::optional<LeaseHolder>> RedisIndex::GetLease(const std::string
                                                 {"PTTL", names_.lease(name)}}));
   if (replies.size() != 2 || replies[0].is_nil()) return std::nullopt;
   ARROW_RETURN_NOT_OK(ReplyError(replies[0], "lease"));
-  return ParseHolder(replies[0].str, replies[1].integer);
+  return ParseLeaseValue(replies[0].str, replies[1].integer);
 }
 
 arrow::Status RedisIndex::Restore(const EntryMeta& entry, const ScoringPolicy& scoring) {
-  // Like a publish, the script must be told the latest version's sets; it refuses if the
-  // latest changed meanwhile (another node restoring the same key).
-  for (int attempt = 0; attempt < 8; ++attempt) {
-    ARROW_ASSIGN_OR_RAISE(auto state, Command({"HMGET", names_.entry(entry.key), "lv", "lb"}));
+  // Like a publish, the script must be told the latest version's link sets; it refuses if
+  // the latest changed meanwhile (another node restoring the same key). `describe` reads the
+  // latest without asking whether the index is ready (it is not, while being rebuilt).
+  for (int attempt = 0; attempt < kRestoreAttempts; ++attempt) {
+    ARROW_ASSIGN_OR_RAISE(auto current,
+                          Run(RedisScripts::Get().describe,
+                              {names_.entry(entry.key), names_.score()}, {entry.key}, "restore"));
     std::optional<EntryMeta> latest;
-    std::string latest_blob;
-    if (!state.elements[0].is_nil()) {
-      latest_blob = state.elements[1].str;
-      ARROW_ASSIGN_OR_RAISE(auto json, Command({"HGET", names_.entry(entry.key),
-                                                "m:" + state.elements[0].str}));
-      if (!json.is_nil()) {
-        ARROW_ASSIGN_OR_RAISE(latest, EntryFromJson(json.str));
-      }
+    if (!current.is_nil() && !current.elements.empty() && !current.elements[0].is_nil()) {
+      ARROW_ASSIGN_OR_RAISE(latest, EntryFromJson(current.elements[0].str));
     }
-    std::vector<std::string> keys = {names_.meta(), names_.stats(), names_.entry(entry.key),
-                                     names_.score(), names_.keys()};
-    AddLinkKeys(&entry, &keys);
-    AddLinkKeys(latest ? &*latest : nullptr, &keys);
-    ARROW_ASSIGN_OR_RAISE(
-        auto reply,
-        Run(RedisScripts::Get().restore, keys,
-            {entry.key, std::to_string(entry.version), entry.blob, EntryToJson(entry),
-             std::to_string(entry.bytes), latest_blob, fmt::format("{:.17g}", entry.cost_ms / 1000.0),
-             std::to_string(entry.created_ms), std::to_string(entry.expires_ms),
-             std::to_string(entry.depends_on.size()), std::to_string(entry.tags.size()),
-             std::to_string(latest ? latest->depends_on.size() : 0),
-             std::to_string(latest ? latest->tags.size() : 0), PolicyArg(scoring),
-             LogMArg(scoring)}));
-    ARROW_RETURN_NOT_OK(ReplyError(reply, "restore"));
+    static const std::vector<std::string> kNone;
+    auto call = VersionCall(entry, latest ? latest->depends_on : kNone,
+                            latest ? latest->tags : kNone, scoring, {});
+    call.args.push_back(latest ? latest->blob : "");
+    ARROW_ASSIGN_OR_RAISE(auto reply, Run(RedisScripts::Get().restore, std::move(call.keys),
+                                          std::move(call.args), "restore"));
     if (reply.str == "ok") return arrow::Status::OK();
     if (reply.str == "ready") {
       return arrow::Status::Cancelled("index ", Describe(),
@@ -293,39 +236,43 @@ arrow::Status RedisIndex::Restore(const EntryMeta& entry, const ScoringPolicy& s
 
 arrow::Result<bool> RedisIndex::NeedsRebuild() {
   ARROW_ASSIGN_OR_RAISE(auto reply, Command({"HGET", names_.meta(), "ready"}));
-  const bool needs = reply.is_nil() || reply.str != "1";
-  if (needs) {
-    SetHealth(IndexHealth{false, "rebuilding", "the index lost its data"});
-  } else {
-    MarkReady();
-  }
-  return needs;
+  ARROW_ASSIGN_OR_RAISE(bool ready, Ready(reply));
+  return !ready;
 }
 
 arrow::Status RedisIndex::MarkRebuilt() {
-  const int64_t now = NowMs();
-  ARROW_ASSIGN_OR_RAISE(auto reply, Run(RedisScripts::Get().mark_rebuilt,
-                                        {names_.meta(), names_.stats()},
-                                        {std::to_string(now * 1000), options_.node,
-                                         std::to_string(now)}));
-  ARROW_RETURN_NOT_OK(ReplyError(reply, "mark rebuilt"));
+  const int64_t now = Clock::System()->NowMillis();
+  std::string secret;
+  {
+    std::lock_guard<std::mutex> lock(secret_mutex_);
+    secret = secret_;  // kept, so that tickets signed with it stay good
+  }
+  ARROW_RETURN_NOT_OK(Run(RedisScripts::Get().mark_rebuilt, {names_.meta(), names_.stats()},
+                          {std::to_string(now * 1000), options_.node, std::to_string(now),
+                           std::move(secret)},
+                          "mark rebuilt")
+                          .status());
   MarkReady();
   return arrow::Status::OK();
 }
 
 arrow::Result<std::string> RedisIndex::ClusterSecret(bool refresh) {
   std::lock_guard<std::mutex> lock(secret_mutex_);
-  if (!secret_.empty() && !refresh) return secret_;
-  std::random_device device;
-  std::string candidate = fmt::format("{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
-                                      device(), device(), device(), device(), device(), device(),
-                                      device(), device());
+  const auto now = std::chrono::steady_clock::now();
+  if (!secret_.empty() && (!refresh || now - secret_read_ < kSecretRereadInterval)) {
+    return secret_;
+  }
+  secret_read_ = now;  // attempts count: an unreachable index is not asked more often
+  // Set once by whichever node comes first. A node that has one offers it again: an index
+  // that lost its data gets back the secret the nodes sign with.
+  const std::string candidate = secret_.empty() ? SecretHex(32) : secret_;
   ARROW_ASSIGN_OR_RAISE(auto replies, Pipeline({{"HSETNX", names_.meta(), "secret", candidate},
                                                 {"HGET", names_.meta(), "secret"}}));
-  if (replies.size() != 2 || replies[1].is_nil() || replies[1].is_error()) {
+  if (replies.size() != 2 || replies[1].is_nil() || replies[1].is_error() ||
+      replies[1].str.empty()) {
     return arrow::Status::IOError("index: cannot read the cluster secret");
   }
-  secret_ = replies[1].str;
+  secret_ = std::move(replies[1].str);
   return secret_;
 }
 

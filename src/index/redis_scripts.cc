@@ -3,12 +3,19 @@
 // otherwise be truncated to an integer. The layout is in docs/design/redis_schema.md.
 #include "index/redis_scripts.h"
 
+#include <charconv>
+#include <cmath>
+
+#include <fmt/format.h>
+
 namespace quiver {
 
 namespace {
 
 // Shared helpers, prepended to the scripts that need them.
 constexpr const char* kHelpers = R"lua(
+local NOT_READY = {err = 'QUIVER_NOTREADY index is being rebuilt'}
+local function ready(meta) return redis.call('HGET', meta, 'ready') == '1' end
 local function num(v, default)
   if v == false or v == nil then return default end
   return tonumber(v)
@@ -33,28 +40,40 @@ local function logaddexp(a, b)
   local hi, lo = math.max(a, b), math.min(a, b)
   return hi + math.log(1 + math.exp(lo - hi))
 end
+-- log(e^x - 1) for x > 0, with neither overflow for large x nor cancellation for small x
+-- (Lua 5.1 has no expm1: Kahan's (u - 1) * x / log u is exact to a few ulps).
+local function log_expm1(x)
+  if x > 1 then return x + math.log(1 - math.exp(-x)) end
+  local u = math.exp(x)
+  if u == 1 then return math.log(x) end
+  return math.log((u - 1) * x / math.log(u))
+end
+-- log(m^a + m^(a+1) + ... + m^(a+n-1)), log_m = log m >= 0: the weight n accesses at ticks
+-- a.. add, in one step. The geometric sum is m^a (m^n - 1) / (m - 1); exactly n when m = 1.
+local function log_geometric(a, n, log_m)
+  if log_m == 0 then return math.log(n) end
+  return a * log_m + log_expm1(n * log_m) - log_expm1(log_m)
+end
+-- The eviction score (eviction_policy.h): LRU by last tick; cost-aware by
+-- log weight + log cost - log bytes.
+local function score_of(policy, lw, lt, cost, bytes)
+  if policy == 'lru' then return lt end
+  return lw + math.log(math.max(cost, 1e-3)) - math.log(math.max(bytes, 1))
+end
 -- Count `n` accesses of entry hash `e` (stats hash `stats`, score zset `score`, member `key`).
 local function touch(stats, score, e, key, n, now, policy, log_m)
-  local u = redis.call('HMGET', e, 'lw', 'lt', 'acc', 'cost', 'bytes')
-  local lw, lt, acc = num(u[1], nil), num(u[2], 0), num(u[3], 0)
-  local cost, bytes = num(u[4], 0), num(u[5], 0)
+  if n < 1 then return end
+  local u = redis.call('HMGET', e, 'lw', 'acc', 'cost', 'bytes')
   local tick = redis.call('HINCRBY', stats, 'tick', n)
-  for t = tick - n + 1, tick do lw = logaddexp(lw, t * log_m) end
-  lt = tick
-  redis.call('HSET', e, 'lw', fmt(lw), 'lt', int(lt), 'acc', int(acc + n), 'la', int(now))
-  local s
-  if policy == 'lru' then s = lt else
-    s = lw + math.log(math.max(cost, 1e-3)) - math.log(math.max(bytes, 1))
-  end
-  redis.call('ZADD', score, fmt(s), key)
+  local lw = logaddexp(num(u[1], nil), log_geometric(tick - n + 1, n, log_m))
+  redis.call('HSET', e, 'lw', fmt(lw), 'lt', int(tick), 'acc', int(num(u[2], 0) + n),
+             'la', int(now))
+  redis.call('ZADD', score, fmt(score_of(policy, lw, tick, num(u[3], 0), num(u[4], 0))), key)
 end
 -- Rescore after the entry's size changed, without counting an access.
 local function rescore(score, e, key, policy)
   local u = redis.call('HMGET', e, 'lw', 'lt', 'cost', 'bytes')
-  local s
-  if policy == 'lru' then s = num(u[2], 0) else
-    s = num(u[1], 0) + math.log(math.max(num(u[3], 0), 1e-3)) - math.log(math.max(num(u[4], 0), 1))
-  end
+  local s = score_of(policy, num(u[1], 0), num(u[2], 0), num(u[3], 0), num(u[4], 0))
   redis.call('ZADD', score, fmt(s), key)
 end
 -- Bump generation `name` (gen zset `gen`, stats hash `stats`), forgetting the oldest names
@@ -69,14 +88,52 @@ local function bump(stats, gen, name, max_names)
     redis.call('ZREMRANGEBYRANK', gen, 0, extra - 1)
   end
 end
-local function not_ready(meta)
-  return redis.call('HGET', meta, 'ready') ~= '1'
+-- Takes the oldest of `versions` (ascending) out until `keep` remain; returns them and the
+-- bytes they hold in entry hash `e`.
+local function oldest_past(e, versions, keep)
+  local dropped, freed = {}, 0
+  while #versions > keep do
+    local old = table.remove(versions, 1)
+    dropped[#dropped + 1] = old
+    freed = freed + num(redis.call('HGET', e, 's:' .. old), 0)
+  end
+  return dropped, freed
+end
+-- Deletes versions `dropped` from entry hash `e`, appending their entries (JSON) to `out`.
+local function forget(e, dropped, out)
+  for _, old in ipairs(dropped) do
+    out[#out + 1] = redis.call('HGET', e, 'm:' .. old)
+    redis.call('HDEL', e, 'm:' .. old, 's:' .. old)
+  end
+  return out
+end
+-- The link sets of a key's latest version come last in KEYS: the `new` sets of the version
+-- that becomes the latest, then the `old` sets of the one it replaces. Moves `key` over.
+local function move_links(key, new, old)
+  local first = #KEYS - new - old + 1
+  for i = first + new, #KEYS do redis.call('SREM', KEYS[i], key) end
+  for i = first, first + new - 1 do redis.call('SADD', KEYS[i], key) end
+end
+-- True if the last `old` KEYS are the link sets of the entry stored as `json` (false: no
+-- entry), in order: its dependency sets, then its tag sets. KEYS[1] is P:meta, which gives P.
+local function links_declared(json, old)
+  local want = {}
+  if json then
+    local base, entry = string.sub(KEYS[1], 1, -5), cjson.decode(json)
+    for _, d in ipairs(entry.depends_on or {}) do want[#want + 1] = base .. 'dep:' .. d end
+    for _, t in ipairs(entry.tags or {}) do want[#want + 1] = base .. 'tag:' .. t end
+  end
+  if #want ~= old then return false end
+  for i = 1, old do
+    if KEYS[#KEYS - old + i] ~= want[i] then return false end
+  end
+  return true
 end
 )lua";
 
 // KEYS: meta, entry.  ARGV: version ("" for the latest).
 constexpr const char* kGet = R"lua(
-if not_ready(KEYS[1]) then return redis.error_reply('QUIVER_NOTREADY index is being rebuilt') end
+if not ready(KEYS[1]) then return NOT_READY end
 local v = ARGV[1]
 if v == '' then
   v = redis.call('HGET', KEYS[2], 'lv')
@@ -85,73 +142,74 @@ end
 return redis.call('HGET', KEYS[2], 'm:' .. v)
 )lua";
 
-// KEYS: meta, stats, entry, keys, score, gen, lease, then the dependency sets of the new
-// version, its tag sets, the dependency sets of the version it replaces, its tag sets.
-// ARGV: key, version, blob, meta json, bytes, expected version, expected blob, keep, bump,
-//   since, lease token, cache_size, max_entries, allow_one_over, policy, log_m, cost_s,
-//   created_ms, expires_ms, #new deps, #new tags, #old deps, #old tags, max generations,
-//   then the watched generation names.
+// Publish and restore take the same first KEYS and ARGV (RedisIndex::VersionCall):
+// KEYS: meta, stats, entry, keys, score, then the script's own, then last the link sets
+//   (the new version's dependency and tag sets, then those of the latest it replaces).
+// ARGV: 1 key, 2 version, 3 blob, 4 meta json, 5 bytes, 6 cost_s, 7 created_ms,
+//   8 expires_ms, 9 #new link sets, 10 #old link sets, 11 policy, 12 log_m, then the
+//   script's own.
+
+// Own KEYS: gen, lease.  Own ARGV: 13 expected version, 14 expected blob, 15 keep, 16 bump,
+//   17 since, 18 lease token, 19 cache_size, 20 max_entries, 21 allow_one_over,
+//   22 max generations, then the watched generation names.
 constexpr const char* kPublish = R"lua(
-local meta, stats, e, keys, score, gen, lease = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
-local key, version, blob, json, bytes = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
-if not_ready(meta) then return redis.error_reply('QUIVER_NOTREADY index is being rebuilt') end
+local meta, stats, e, keys, score = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local gen, lease = KEYS[6], KEYS[7]
+local key, version, blob, json = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local bytes = tonumber(ARGV[5])
+local new_links, old_links = tonumber(ARGV[9]), tonumber(ARGV[10])
+if not ready(meta) then return NOT_READY end
 local cur = redis.call('HMGET', e, 'lv', 'lb')
 local lv, lb = num(cur[1], 0), cur[2] or ''
-if lv ~= tonumber(ARGV[6]) or lb ~= ARGV[7] or version ~= lv + 1 then
-  return {'conflict', tostring(lv)}
+if lv ~= tonumber(ARGV[13]) or lb ~= ARGV[14] or version ~= lv + 1 then
+  return {'conflict', int(lv)}
+end
+-- The caller names the link sets of the version it read (the compare-and-set above makes
+-- them the current version's); naming others is the caller's error.
+if not links_declared(lv > 0 and redis.call('HGET', e, 'm:' .. cur[1]), old_links) then
+  return {'links'}
 end
 -- A fenced writer is told so first: whatever else changed, it lost its lease.
-if ARGV[11] ~= '' then
+if ARGV[18] ~= '' then
   local held = redis.call('GET', lease)
-  if not held or string.match(held, '^(%d+)|') ~= ARGV[11] then return {'lease', held or ''} end
+  if not held or string.match(held, '^(%d+)|') ~= ARGV[18] then return {'lease', held or ''} end
 end
-local since = tonumber(ARGV[10])
-if #ARGV >= 25 and since < num(redis.call('HGET', stats, 'gen_forgotten'), 0) then
+local since = tonumber(ARGV[17])
+if #ARGV >= 23 and since < num(redis.call('HGET', stats, 'gen_forgotten'), 0) then
   return {'stale', ''}
 end
-for i = 25, #ARGV do
+for i = 23, #ARGV do
   local g = redis.call('ZSCORE', gen, ARGV[i])
   if g and tonumber(g) > since then return {'stale', ARGV[i]} end
 end
 -- What trimming frees, to check the budget before changing anything.
 local versions = split(redis.call('HGET', e, 'vs'))
 versions[#versions + 1] = version
-local keep, trimmed, freed = math.max(tonumber(ARGV[8]), 1), {}, 0
-while #versions > keep do
-  local old = table.remove(versions, 1)
-  trimmed[#trimmed + 1] = old
-  freed = freed + num(redis.call('HGET', e, 's:' .. old), 0)
-end
+local trimmed, freed = oldest_past(e, versions, math.max(tonumber(ARGV[15]), 1))
 local t = redis.call('HMGET', stats, 'bytes', 'keys')
 local used, count = num(t[1], 0), num(t[2], 0)
 local new_key = lv == 0
-if ARGV[12] ~= '' then
-  local cache_size, max_entries = tonumber(ARGV[12]), tonumber(ARGV[13])
+if ARGV[19] ~= '' then
+  local cache_size, max_entries = tonumber(ARGV[19]), tonumber(ARGV[20])
   local function over(b, k) return b > cache_size or (max_entries > 0 and k > max_entries) end
   if over(used + bytes - freed, count + (new_key and 1 or 0)) and
-     (ARGV[14] ~= '1' or over(used, count)) then
+     (ARGV[21] ~= '1' or over(used, count)) then
     return {'budget', used .. ' bytes in ' .. count .. ' keys stored'}
   end
 end
-local out = {'ok'}
-for _, old in ipairs(trimmed) do
-  out[#out + 1] = redis.call('HGET', e, 'm:' .. old)
-  redis.call('HDEL', e, 'm:' .. old, 's:' .. old)
-end
+local out = forget(e, trimmed, {'ok'})
 local key_bytes = num(redis.call('HGET', e, 'bytes'), 0) + bytes - freed
 redis.call('HSET', e, 'm:' .. version, json, 's:' .. version, ARGV[5], 'lv', ARGV[2], 'lb', blob,
-           'vs', join(versions), 'bytes', int(key_bytes), 'cost', ARGV[17], 'created', ARGV[18],
-           'exp', ARGV[19])
+           'vs', join(versions), 'bytes', int(key_bytes), 'cost', ARGV[6], 'created', ARGV[7],
+           'exp', ARGV[8])
 redis.call('HINCRBY', stats, 'bytes', int(bytes - freed))
 redis.call('HINCRBY', stats, 'versions', int(1 - #trimmed))
 if new_key then redis.call('HINCRBY', stats, 'keys', 1) end
-local nd, nt, od, ot = tonumber(ARGV[20]), tonumber(ARGV[21]), tonumber(ARGV[22]), tonumber(ARGV[23])
-for i = 8 + nd + nt, 7 + nd + nt + od + ot do redis.call('SREM', KEYS[i], key) end
-for i = 8, 7 + nd + nt do redis.call('SADD', KEYS[i], key) end
+move_links(key, new_links, old_links)
 redis.call('ZADD', keys, 0, key)
-if ARGV[9] == '1' then bump(stats, gen, 'k:' .. key, tonumber(ARGV[24])) end
-if ARGV[11] ~= '' then redis.call('DEL', lease) end
-touch(stats, score, e, key, 1, tonumber(ARGV[18]), ARGV[15], tonumber(ARGV[16]))
+if ARGV[16] == '1' then bump(stats, gen, 'k:' .. key, tonumber(ARGV[22])) end
+if ARGV[18] ~= '' then redis.call('DEL', lease) end
+touch(stats, score, e, key, 1, tonumber(ARGV[7]), ARGV[11], tonumber(ARGV[12]))
 return out
 )lua";
 
@@ -161,7 +219,7 @@ return out
 constexpr const char* kRemove = R"lua(
 local meta, stats, e, keys, score, gen = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local key = ARGV[1]
-if not_ready(meta) then return redis.error_reply('QUIVER_NOTREADY index is being rebuilt') end
+if not ready(meta) then return NOT_READY end
 local cur = redis.call('HMGET', e, 'lb', 'exp')
 local lb = cur[1]
 if lb and lb ~= ARGV[2] then return {'conflict'} end
@@ -191,25 +249,22 @@ return out
 constexpr const char* kTrim = R"lua(
 local stats, e, score = KEYS[1], KEYS[2], KEYS[3]
 local versions = split(redis.call('HGET', e, 'vs'))
-local keep, out, freed = math.max(tonumber(ARGV[2]), 1), {}, 0
-while #versions > keep do
-  local old = table.remove(versions, 1)
-  out[#out + 1] = redis.call('HGET', e, 'm:' .. old)
-  freed = freed + num(redis.call('HGET', e, 's:' .. old), 0)
-  redis.call('HDEL', e, 'm:' .. old, 's:' .. old)
-end
-if #out == 0 then return out end
-redis.call('HSET', e, 'vs', join(versions), 'bytes', int(num(redis.call('HGET', e, 'bytes'), 0) - freed))
+local dropped, freed = oldest_past(e, versions, math.max(tonumber(ARGV[2]), 1))
+if #dropped == 0 then return {} end
+local out = forget(e, dropped, {})
+local key_bytes = num(redis.call('HGET', e, 'bytes'), 0) - freed
+redis.call('HSET', e, 'vs', join(versions), 'bytes', int(key_bytes))
 redis.call('HINCRBY', stats, 'bytes', int(-freed))
-redis.call('HINCRBY', stats, 'versions', int(-#out))
+redis.call('HINCRBY', stats, 'versions', int(-#dropped))
 rescore(score, e, ARGV[1], ARGV[3])
 return out
 )lua";
 
 // KEYS: meta, stats, gen, then one set per name (dependency sets of keys, then tag sets).
-// ARGV: max generations, then one generation name per set.
+// ARGV: max generations, then one generation name per set. Returns each key once.
 constexpr const char* kBumpAndCollect = R"lua(
 local stats, gen = KEYS[2], KEYS[3]
+if not ready(KEYS[1]) then return NOT_READY end
 local found, out = {}, {}
 for i = 2, #ARGV do
   bump(stats, gen, ARGV[i], tonumber(ARGV[1]))
@@ -261,19 +316,19 @@ if ARGV[2] == '' then redis.call('DEL', KEYS[1]) else redis.call('PEXPIRE', KEYS
 return 1
 )lua";
 
-// KEYS: meta, stats, entry, score, keys, then the dependency and tag sets of the version
-// restored (if it becomes the latest), then those of the latest it replaces.
-// ARGV: key, version, blob, meta json, bytes, expected latest blob, cost_s, created_ms,
-//   expires_ms, #new deps, #new tags, #old deps, #old tags, policy, log_m.
+// KEYS and ARGV as publish's first ones (above); no own KEYS. Own ARGV: 13 expected latest
+// blob.
 // Refuses once the index is ready: a rebuilder that was slower than another must not write
 // into the live index. Restoring the same version twice (a rebuild started again) is fine.
+// However many of a key's versions are restored, its use is one access, at the creation of
+// its latest.
 constexpr const char* kRestore = R"lua(
-local meta, stats, e, score = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-if redis.call('HGET', meta, 'ready') == '1' then return 'ready' end
+local meta, stats, e, keys, score = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+if ready(meta) then return 'ready' end
 local key, version, bytes = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[5])
 local cur = redis.call('HMGET', e, 'lv', 'lb')
 local lv, lb = num(cur[1], 0), cur[2] or ''
-if lb ~= ARGV[6] then return 'conflict' end
+if lb ~= ARGV[13] then return 'conflict' end
 local stored = redis.call('HGET', e, 'm:' .. version)
 if stored then
   if stored == ARGV[4] then return 'ok' end
@@ -288,22 +343,26 @@ redis.call('HINCRBY', stats, 'bytes', ARGV[5])
 redis.call('HINCRBY', stats, 'versions', 1)
 if lv == 0 then redis.call('HINCRBY', stats, 'keys', 1) end
 if version > lv then
-  redis.call('HSET', e, 'lv', ARGV[2], 'lb', ARGV[3], 'cost', ARGV[7], 'created', ARGV[8],
-             'exp', ARGV[9])
-  local nd, nt, od, ot = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
-  for i = 6 + nd + nt, 5 + nd + nt + od + ot do redis.call('SREM', KEYS[i], key) end
-  for i = 6, 5 + nd + nt do redis.call('SADD', KEYS[i], key) end
-  redis.call('ZADD', KEYS[5], 0, key)
+  redis.call('HSET', e, 'lv', ARGV[2], 'lb', ARGV[3], 'cost', ARGV[6], 'created', ARGV[7],
+             'exp', ARGV[8])
+  move_links(key, tonumber(ARGV[9]), tonumber(ARGV[10]))
+  redis.call('ZADD', keys, 0, key)
 end
-touch(stats, score, e, key, 1, tonumber(ARGV[8]), ARGV[14], tonumber(ARGV[15]))
+if lv == 0 then
+  touch(stats, score, e, key, 1, tonumber(ARGV[7]), ARGV[11], tonumber(ARGV[12]))
+else
+  if version > lv then redis.call('HSET', e, 'la', ARGV[7]) end
+  rescore(score, e, key, ARGV[11])
+end
 return 'ok'
 )lua";
 
-// KEYS: meta, stats.  ARGV: floor, node, now ms.
+// KEYS: meta, stats.  ARGV: floor, node, now ms, the cluster secret the node uses ("": none).
 // The counters of an index rebuilt after its server lost them start above anything issued
 // before (the floor is time-based, ahead of any earlier count), and snapshots taken before
 // are refused: a put or fill that began before the loss cannot be checked, so it is not
-// published; a lease token of before never matches a new one.
+// published; a lease token of before never matches a new one. The nodes keep the cluster
+// secret they sign tickets with, unless one was set meanwhile.
 constexpr const char* kMarkRebuilt = R"lua(
 local floor = tonumber(ARGV[1])
 for _, field in ipairs({'gen', 'fence', 'gen_forgotten'}) do
@@ -311,12 +370,15 @@ for _, field in ipairs({'gen', 'fence', 'gen_forgotten'}) do
     redis.call('HSET', KEYS[2], field, ARGV[1])
   end
 end
+if ARGV[4] ~= '' then redis.call('HSETNX', KEYS[1], 'secret', ARGV[4]) end
 redis.call('HSET', KEYS[1], 'ready', '1', 'format', '1', 'rebuilt_ms', ARGV[3],
            'rebuilt_by', ARGV[2])
 return 'ok'
 )lua";
 
 std::string WithHelpers(const char* body) { return std::string(kHelpers) + body; }
+
+using redis::Repeat;
 
 }  // namespace
 
@@ -326,16 +388,55 @@ const RedisScripts& RedisScripts::Get() {
 }
 
 RedisScripts::RedisScripts()
-    : get(WithHelpers(kGet)),
-      publish(WithHelpers(kPublish)),
-      remove(WithHelpers(kRemove)),
-      trim(WithHelpers(kTrim)),
-      bump_and_collect(WithHelpers(kBumpAndCollect)),
-      touch(WithHelpers(kTouch)),
-      describe(WithHelpers(kDescribe)),
-      lease_acquire(kLeaseAcquire),
-      lease_keep(kLeaseKeep),
-      restore(WithHelpers(kRestore)),
-      mark_rebuilt(WithHelpers(kMarkRebuilt)) {}
+    : get(WithHelpers(kGet), Repeat::kSafe),
+      publish(WithHelpers(kPublish), Repeat::kNever),
+      remove(WithHelpers(kRemove), Repeat::kNever),
+      trim(WithHelpers(kTrim), Repeat::kNever),
+      bump_and_collect(WithHelpers(kBumpAndCollect), Repeat::kSafe),
+      touch(WithHelpers(kTouch), Repeat::kNever),
+      describe(WithHelpers(kDescribe), Repeat::kSafe),
+      lease_acquire(kLeaseAcquire, Repeat::kNever),
+      lease_keep(kLeaseKeep, Repeat::kSafe),
+      restore(WithHelpers(kRestore), Repeat::kNever),
+      mark_rebuilt(WithHelpers(kMarkRebuilt), Repeat::kSafe) {}
+
+std::string ScriptNumber(double x) { return fmt::format("{:.17g}", x); }
+
+ScoringArgs::ScoringArgs(const ScoringPolicy& scoring)
+    : policy(scoring.name == "lru" ? "lru" : "cost"),
+      log_m(ScriptNumber(std::log1p(std::log(2.0) / (scoring.half_life > 0 ? scoring.half_life
+                                                                           : 1000)))) {}
+
+arrow::Result<int64_t> ParseReplyInteger(std::string_view text, std::string_view what) {
+  int64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) {
+    return arrow::Status::IOError("index: ", what, " is not an integer: '", text, "'");
+  }
+  return value;
+}
+
+arrow::Result<double> ParseReplyDouble(std::string_view text, std::string_view what) {
+  double value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) {
+    return arrow::Status::IOError("index: ", what, " is not a number: '", text, "'");
+  }
+  return value;
+}
+
+std::optional<LeaseHolder> ParseLeaseValue(const std::string& value, int64_t ttl_ms) {
+  const size_t first = value.find('|');
+  const size_t last = value.rfind('|');
+  if (first == std::string::npos || last == first) return std::nullopt;
+  auto token = ParseReplyInteger(std::string_view(value).substr(0, first), "a lease token");
+  if (!token.ok() || *token < 0) return std::nullopt;
+  LeaseHolder holder;
+  holder.token = static_cast<uint64_t>(*token);
+  holder.owner = value.substr(first + 1, last - first - 1);
+  holder.endpoint = value.substr(last + 1);
+  holder.ttl_ms = ttl_ms;
+  return holder;
+}
 
 }  // namespace quiver
