@@ -19,10 +19,11 @@
 
 namespace quiver {
 
-/// Marks a status from JoinFill or PeerFill::Start as "the node did not answer" (not
-/// reachable, unavailable, too slow): the fill may be gone with it, so the follower may take
-/// over. Any other error is the fill's own end -- it failed, it ended, or it cannot be
-/// joined -- which a follower must not answer by running the query again at once.
+/// Marks a status from JoinFill or a PeerFill as "this node cannot stream from that one" (not
+/// reachable, unavailable, too slow, refusing this node): the follower waits for the result,
+/// and takes over if the lease expires. Any other error is the fill's own end -- it failed,
+/// it ended, or it cannot be joined -- which a follower must not answer by running the
+/// query again at once.
 class PeerUnreachableDetail final : public arrow::StatusDetail {
  public:
   static constexpr const char* kTypeId = "quiver::peer::unreachable";
@@ -54,8 +55,8 @@ class PeerClient {
   virtual ~PeerClient() = default;
   /// \brief Begin streaming the fill of query key `key` (64 hex digits) that the node at
   /// `endpoint` runs under fill lease token `token`, from its first batch. Fails quickly,
-  /// with a PeerUnreachable() status, if the node does not answer (a node that is paused
-  /// or partitioned).
+  /// with a PeerUnreachable() status, if the node does not answer when asked (a node that
+  /// is paused or partitioned); one that stops answering later is the caller's to notice.
   virtual arrow::Result<std::unique_ptr<PeerFill>> JoinFill(const std::string& endpoint,
                                                             const std::string& key,
                                                             uint64_t token) = 0;

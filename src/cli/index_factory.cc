@@ -15,7 +15,8 @@ arrow::Result<std::shared_ptr<Index>> OpenIndex(const ServerConfig& config,
   RedisIndexOptions options;
   options.connect.url = *url;
   options.connect.ca_file = config.index_ca;
-  const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(config.index_timeout_s * 1000));
+  const auto timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(config.index_timeout_s * 1000));
   options.connect.connect_timeout = timeout;
   options.connect.io_timeout = timeout;
   options.prefix = config.index_prefix;

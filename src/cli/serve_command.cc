@@ -15,7 +15,6 @@
 #include <thread>
 
 #include <arrow/flight/server.h>
-#include <arrow/util/uri.h>
 #include <spdlog/spdlog.h>
 
 #include "cache/engine.h"
@@ -149,14 +148,6 @@ EngineOptions MakeEngineOptions(const ServerConfig& config) {
   return o;
 }
 
-// The address as the user spelled it, with the real port.
-std::string Advertised(const ServerConfig& config, const arrow::util::Uri& uri, int port) {
-  if (!config.advertise.empty()) return config.advertise;
-  std::string host = uri.host().find(':') != std::string::npos ? "[" + uri.host() + "]"
-                                                                : uri.host();
-  return "grpc://" + host + ":" + std::to_string(port);
-}
-
 std::string DefaultNodeId(int port) {
   char host[256] = {0};
   if (::gethostname(host, sizeof(host) - 1) != 0) std::strcpy(host, "quiver");
@@ -167,23 +158,22 @@ arrow::Result<std::unique_ptr<Engine>> OpenEngine(const ServerConfig& config,
                                                   const std::string& node,
                                                   const std::string& endpoint) {
   const bool shared = config.shared_index();
+  EngineOptions options = MakeEngineOptions(config);
+  ARROW_ASSIGN_OR_RAISE(options.index, OpenIndex(config, node));
   ARROW_ASSIGN_OR_RAISE(auto store, LocalBlobStore::Open(config.data_dir, SanitizeNodeId(node)));
   // One embedded server per data dir; cluster nodes may share theirs.
   ARROW_RETURN_NOT_OK(store->Lock(/*exclusive=*/!shared));
-  EngineOptions options = MakeEngineOptions(config);
   if (options.budget.cache_size == 0) {
     ARROW_ASSIGN_OR_RAISE(options.budget.cache_size, DefaultCacheSize(store->root()));
   }
   options.store = store;
   options.node_id = node;
   options.endpoint = endpoint;
-  ARROW_ASSIGN_OR_RAISE(options.index, OpenIndex(config, node));
-  if (shared && config.live_join) {
-    options.peers = std::make_shared<FlightPeerClient>(options.index, node);
-  }
+  // The engine uses it only with live_join.
+  if (shared) options.peers = std::make_shared<FlightPeerClient>(options.index, node);
   ARROW_ASSIGN_OR_RAISE(options.sources, OpenSources(config));
   ARROW_ASSIGN_OR_RAISE(auto engine, Engine::Open(std::move(options)));
-  auto stats = *engine->management()->Stats();
+  ARROW_ASSIGN_OR_RAISE(auto stats, engine->management()->Stats());
   spdlog::info("node {}: index {} ({}), store {}; budget {} of {} used ({} policy, half_life "
                "{}), memory tier {}",
                node, stats.index_kind, stats.health.state, store->Describe(),
@@ -215,12 +205,6 @@ void ServeUntilSignalled(QuiverFlightService* service, Engine* engine, const sig
 arrow::Status Run(const ServeFlags& flags) {
   ARROW_ASSIGN_OR_RAISE(auto config, LoadConfig(flags));
   spdlog::set_level(spdlog::level::from_str(config.log_level));
-  arrow::util::Uri uri;
-  ARROW_RETURN_NOT_OK(uri.Parse(config.listen));
-  if (uri.scheme() != "grpc" && uri.scheme() != "grpc+tcp") {
-    return arrow::Status::Invalid("--listen '", config.listen,
-                                  "': only grpc://HOST:PORT is supported");
-  }
   ARROW_ASSIGN_OR_RAISE(auto location, arrow::flight::Location::Parse(config.listen));
   // Signals are taken by one thread with sigwait; block them before any thread starts.
   sigset_t signals;
@@ -235,16 +219,14 @@ arrow::Status Run(const ServeFlags& flags) {
   if (!st.ok()) {
     return arrow::Status::IOError("cannot listen on ", config.listen, ": ", st.message());
   }
-  const std::string endpoint = Advertised(config, uri, service.port());
+  const std::string endpoint = config.AdvertisedEndpoint(service.port());
   const std::string node = config.node_id.empty() ? DefaultNodeId(service.port()) : config.node_id;
   const std::string public_endpoint =
       config.public_endpoint.empty() ? endpoint : config.public_endpoint;
-  ARROW_ASSIGN_OR_RAISE(auto advertised, arrow::flight::Location::Parse(public_endpoint));
-  service.set_endpoint(advertised);
+  ARROW_ASSIGN_OR_RAISE(auto public_location, arrow::flight::Location::Parse(public_endpoint));
+  service.set_endpoint(public_location);
   ARROW_ASSIGN_OR_RAISE(auto engine, OpenEngine(config, node, endpoint));
-  std::function<arrow::Result<std::string>()> secret;
-  if (config.shared_index()) secret = [index = engine->options().index] { return index->ClusterSecret(/*refresh=*/true); };
-  service.Start(engine.get(), std::move(secret));
+  service.Start(engine.get());
   std::cout << "quiver listening on " << endpoint << std::endl;
   spdlog::info("serving {} as node {} (max object {}, keeping {} versions per key)", endpoint,
                node, FormatByteSize(config.max_object_bytes), config.keep_versions);
@@ -298,8 +280,9 @@ void AddServeCommand(CLI::App& app) {
   cmd->add_option("--node-id", flags->node_id,
                   "This node's name in logs, leases and blob names [default: HOSTNAME:PORT]");
   cmd->add_option("--advertise", flags->advertise,
-                  "Where other nodes reach this one, grpc://HOST:PORT [default: the listen "
-                  "address with its real port]");
+                  "Where other nodes reach this one, grpc://HOST:PORT; needed with --index "
+                  "redis://... when listening on 0.0.0.0 or [::] [default: the listen address "
+                  "with its real port]");
   cmd->add_option("--public-endpoint", flags->public_endpoint,
                   "Where clients reach the cache, put in ObjectRefs and FlightInfo locations "
                   "(e.g. the load balancer in front of the nodes) [default: --advertise]");

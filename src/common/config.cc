@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include <arrow/util/uri.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -64,6 +65,25 @@ arrow::Result<int64_t> SizeField(const nlohmann::json& v, const char* name) {
     return r;
   }
   return arrow::Status::Invalid("config field '", name, "' must be a byte count or a size string");
+}
+
+// A gRPC address, grpc://HOST:PORT; errors name the config field and its flag.
+arrow::Result<arrow::util::Uri> ParseGrpcAddress(const char* field, const char* flag,
+                                                 const std::string& address) {
+  arrow::util::Uri uri;
+  const auto parsed = uri.Parse(address);
+  if (!parsed.ok() || (uri.scheme() != "grpc" && uri.scheme() != "grpc+tcp") ||
+      uri.port() < 0) {
+    return arrow::Status::Invalid(field, " '", address, "' (", flag,
+                                  "): only grpc://HOST:PORT is supported",
+                                  parsed.ok() ? "" : " (" + parsed.message() + ")");
+  }
+  return uri;
+}
+
+// 0.0.0.0 and [::] take connections on every interface, but nobody can connect to them.
+bool IsWildcardHost(const std::string& host) {
+  return host.empty() || host == "0.0.0.0" || host == "::";
 }
 
 }  // namespace
@@ -188,6 +208,7 @@ arrow::Status ServerConfig::Validate() const {
     return arrow::Status::Invalid("eviction_policy '", eviction_policy, "' is not cost or lru");
   }
   if (!(half_life > 0)) return arrow::Status::Invalid("half_life must be > 0");
+  ARROW_RETURN_NOT_OK(ValidateAddresses());
   ARROW_RETURN_NOT_OK(ValidateShared());
   for (size_t i = 0; i < sources.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {
@@ -207,10 +228,44 @@ arrow::Status ServerConfig::Validate() const {
                                 "' is not one of trace, debug, info, warn, error");
 }
 
+arrow::Status ServerConfig::ValidateAddresses() const {
+  ARROW_ASSIGN_OR_RAISE(auto listening, ParseGrpcAddress("listen", "--listen", listen));
+  if (!public_endpoint.empty()) {
+    ARROW_RETURN_NOT_OK(
+        ParseGrpcAddress("public_endpoint", "--public-endpoint", public_endpoint).status());
+  }
+  if (!advertise.empty()) {
+    ARROW_ASSIGN_OR_RAISE(auto advertised,
+                          ParseGrpcAddress("advertise", "--advertise", advertise));
+    if (IsWildcardHost(advertised.host())) {
+      return arrow::Status::Invalid("advertise '", advertise,
+                                    "' (--advertise): other nodes cannot connect to a wildcard "
+                                    "address; name this node's host");
+    }
+  } else if (shared_index() && IsWildcardHost(listening.host())) {
+    // The advertised address goes into fill leases, where other nodes look it up.
+    return arrow::Status::Invalid(
+        "listen '", listen, "' is a wildcard address, which other nodes cannot connect to: "
+        "set advertise (--advertise grpc://HOST:PORT) to an address of this node they can "
+        "reach");
+  }
+  return arrow::Status::OK();
+}
+
+std::string ServerConfig::AdvertisedEndpoint(int port) const {
+  if (!advertise.empty()) return advertise;
+  arrow::util::Uri uri;
+  if (!uri.Parse(listen).ok()) return listen;  // not validated
+  return "grpc://" + arrow::util::UriEncodeHost(uri.host()) + ":" + std::to_string(port);
+}
+
 arrow::Status ServerConfig::ValidateShared() const {
-  if (index != "embedded" && index.rfind("redis://", 0) != 0 && index.rfind("rediss://", 0) != 0) {
+  // Only the scheme here (the password must not reach an error message); the URL itself is
+  // parsed where the index is opened.
+  if (shared_index() && index.rfind("redis://", 0) != 0 && index.rfind("rediss://", 0) != 0) {
     return arrow::Status::Invalid("index '", index.substr(0, index.find(':')),
-                                  "...': use embedded, redis://HOST:PORT or rediss://HOST:PORT");
+                                  "...' (--index): use embedded, redis://HOST:PORT or "
+                                  "rediss://HOST:PORT");
   }
   if (index_prefix.empty() || index_prefix.size() > 64) {
     return arrow::Status::Invalid("index_prefix must be 1 to 64 characters");
@@ -230,12 +285,6 @@ arrow::Status ServerConfig::ValidateShared() const {
   }
   if (garbage_grace_s < 0) return arrow::Status::Invalid("garbage_grace_s must be >= 0");
   if (sweep_interval_s < 0) return arrow::Status::Invalid("sweep_interval_s must be >= 0");
-  for (const auto& [name, value] : {std::pair<const char*, const std::string*>{"advertise", &advertise},
-                                     {"public_endpoint", &public_endpoint}}) {
-    if (!value->empty() && value->rfind("grpc://", 0) != 0 && value->rfind("grpc+tcp://", 0) != 0) {
-      return arrow::Status::Invalid(name, " '", *value, "' must be grpc://HOST:PORT");
-    }
-  }
   return arrow::Status::OK();
 }
 

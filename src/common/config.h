@@ -76,7 +76,8 @@ struct ServerConfig {
   double index_timeout_s = 2;
   /// This node's name in logs, leases and blob names. Default: HOSTNAME:PORT.
   std::string node_id;
-  /// Where other nodes reach this one (grpc://HOST:PORT). Default: the listen address.
+  /// Where other nodes reach this one (grpc://HOST:PORT). Default: the listen address with
+  /// its real port; required in shared mode when that is a wildcard (0.0.0.0, [::]).
   std::string advertise;
   /// Where clients reach the cache: the address in ObjectRefs and FlightInfo locations (a
   /// load balancer in front of a cluster). Default: this node's advertised address.
@@ -101,12 +102,18 @@ struct ServerConfig {
 
   /// \brief Overlay the fields present in a JSON config file onto this config.
   arrow::Status LoadFile(const std::string& path);
-  /// \brief Check ranges; the error names the field.
+  /// \brief Check ranges and addresses; the error names the field (and its flag).
   arrow::Status Validate() const;
+
+  /// \brief Where other nodes reach this node once it listens on `port`: `advertise`, else
+  /// the listen address with that port.
+  /// REQUIRES: Validate() is OK.
+  std::string AdvertisedEndpoint(int port) const;
 
  private:
   arrow::Status LoadSources(const nlohmann::json& value, const std::string& path);
   arrow::Status ValidateShared() const;
+  arrow::Status ValidateAddresses() const;
 };
 
 /// \brief Parse a byte size: a plain integer, or a number with B, KB, KiB, MB, MiB, GB,

@@ -94,5 +94,52 @@ TEST(ServerConfig, SharedModeSettingsAreCheckedByName) {
   EXPECT_EQ(shared.Validate().message().find("hunter2"), std::string::npos);
 }
 
+TEST(ServerConfig, AddressesAreGrpcWithAPort) {
+  for (const char* bad : {"http://127.0.0.1:0", "not a uri", "grpc://127.0.0.1", "127.0.0.1:1"}) {
+    ServerConfig config;
+    config.listen = bad;
+    auto st = config.Validate();
+    ASSERT_FALSE(st.ok()) << bad;
+    EXPECT_NE(st.message().find("--listen"), std::string::npos) << st;
+    EXPECT_NE(st.message().find("only grpc://"), std::string::npos) << st;
+    EXPECT_NE(st.message().find(bad), std::string::npos) << st;
+  }
+  ServerConfig config;
+  for (const char* good : {"grpc://127.0.0.1:0", "grpc+tcp://localhost:8815", "grpc://[::1]:1"}) {
+    config.listen = good;
+    EXPECT_TRUE(config.Validate().ok()) << good << ": " << config.Validate();
+  }
+}
+
+TEST(ServerConfig, SharedModeOnAWildcardNeedsAdvertise) {
+  for (const char* wildcard : {"grpc://0.0.0.0:8815", "grpc://[::]:0"}) {
+    ServerConfig config;
+    config.listen = wildcard;
+    EXPECT_TRUE(config.Validate().ok()) << "embedded: " << config.Validate();
+    EXPECT_EQ(config.AdvertisedEndpoint(8815),
+              std::string(wildcard).substr(0, std::string(wildcard).rfind(':')) + ":8815");
+    config.index = "redis://127.0.0.1:6379";
+    auto st = config.Validate();
+    ASSERT_FALSE(st.ok()) << wildcard;
+    EXPECT_NE(st.message().find("--advertise"), std::string::npos) << st;
+    EXPECT_NE(st.message().find("wildcard"), std::string::npos) << st;
+    config.advertise = "grpc://10.0.0.11:8815";
+    EXPECT_TRUE(config.Validate().ok()) << config.Validate();
+    EXPECT_EQ(config.AdvertisedEndpoint(1234), "grpc://10.0.0.11:8815");
+    config.advertise = "grpc://0.0.0.0:8815";
+    EXPECT_NE(config.Validate().message().find("--advertise"), std::string::npos);
+  }
+}
+
+TEST(ServerConfig, AdvertisedEndpointIsTheListenHostWithTheRealPort) {
+  ServerConfig config;
+  config.listen = "grpc://127.0.0.1:0";
+  EXPECT_EQ(config.AdvertisedEndpoint(4321), "grpc://127.0.0.1:4321");
+  config.listen = "grpc+tcp://[::1]:0";
+  EXPECT_EQ(config.AdvertisedEndpoint(4321), "grpc://[::1]:4321");
+  config.index = "redis://127.0.0.1:6379";  // a loopback address is fine for a local cluster
+  EXPECT_TRUE(config.Validate().ok()) << config.Validate();
+}
+
 }  // namespace
 }  // namespace quiver

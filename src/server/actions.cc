@@ -1,6 +1,6 @@
 #include "server/actions.h"
 
-#include <map>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -65,9 +65,12 @@ arrow::Status CheckEntryKey(const std::string& key) {
   return ObjectKey::Parse(key).status();
 }
 
-json StatsJson(Engine* engine) {
-  auto s = *engine->management()->Stats();
+arrow::Result<json> StatsJson(Engine* engine) {
+  ARROW_ASSIGN_OR_RAISE(auto s, engine->management()->Stats());
   auto q = engine->queries()->Stats();
+  // Every stored byte counts against the budget: budget.used is `bytes`, kept in the budget
+  // object because docs/management.md, `quiver stats` and scripts read it there.
+  const int64_t stored = s.index.bytes;
   return json{
       {"node", s.node},
       {"index",
@@ -78,7 +81,7 @@ json StatsJson(Engine* engine) {
         {"detail", s.health.detail}}},
       {"entries", s.index.keys},
       {"versions", s.index.versions},
-      {"bytes", s.index.bytes},
+      {"bytes", stored},
       {"puts", s.objects.puts},
       {"put_failures", s.objects.put_failures},
       {"gets", s.objects.gets},
@@ -93,7 +96,7 @@ json StatsJson(Engine* engine) {
        {{"policy", s.budget.policy},
         {"half_life", s.budget.half_life},
         {"cache_size", s.budget.cache_size},
-        {"used", s.index.bytes},
+        {"used", stored},
         {"max_entries", s.budget.max_entries},
         {"protect_s", s.budget.protect_s}}},
       {"memory",
@@ -118,8 +121,8 @@ json StatsJson(Engine* engine) {
         {"executions_by_key", q.executions_by_key}}}};
 }
 
-json ConfigJson(Engine* engine) {
-  auto s = *engine->management()->Stats();
+arrow::Result<json> ConfigJson(Engine* engine) {
+  ARROW_ASSIGN_OR_RAISE(auto s, engine->management()->Stats());
   return json{{"half_life", s.budget.half_life},
               {"cache_size", s.budget.cache_size},
               {"memory_size", s.memory.capacity},
@@ -127,37 +130,6 @@ json ConfigJson(Engine* engine) {
               {"max_entries", s.budget.max_entries},
               {"protect_s", s.budget.protect_s}};
 }
-
-}  // namespace
-
-std::vector<arrow::flight::ActionType> ListedActions() {
-  return {
-      {"delete", "Delete every version of one key. Body: {\"key\": \"s/o\"} or the key. "
-                 "Result: {\"deleted\": [keys], \"versions\": n}"},
-      {"delete-prefix", "Delete every key under a whole-segment prefix, e.g. a session. "
-                        "Body: {\"prefix\": \"s\"} or the prefix. "
-                        "Result: {\"deleted\": [keys], \"versions\": n}"},
-      {"stats", "Cache statistics as JSON: this node and its index (kind, state), entries, "
-                "bytes, puts, gets, hits, evictions, budget, memory tier, and queries "
-                "(executions, executions_by_key, remote_joins, takeovers, ...)"},
-      {"entries", "One row per key as an Arrow IPC stream: key, kind, version, bytes, rows, "
-                  "cost_s, created, last_access, accesses, score, expires, source, "
-                  "depends_on, tags, in_memory. Body: {\"prefix\": \"...\"} (optional)"},
-      {"shrink", "Evict by score. Body: {\"one\": true} or {\"below_bytes\": N, "
-                 "\"dry_run\": bool}. Result: {\"removed\": [keys], \"dry_run\": bool}"},
-      {"invalidate", "Remove a key and (cascade, the default) everything derived from it. "
-                     "Body: {\"key\": K, \"cascade\": bool}. Result: {\"removed\": [keys]}"},
-      {"invalidate-tag", "Remove every key carrying a tag, cascading. Body: {\"tag\": T}. "
-                         "Result: {\"removed\": [keys]}"},
-      {"config-get", "Run-time settings as JSON: half_life, cache_size, memory_size, ..."},
-      {"config-set", "Change half_life, cache_size, memory_size (any subset); persisted. "
-                     "Body: {\"half_life\": n, \"cache_size\": bytes, \"memory_size\": bytes}"},
-  };
-}
-
-namespace {
-
-using Handler = arrow::Result<std::string> (*)(Engine*, const std::string& body);
 
 arrow::Result<std::string> DeleteAction(Engine* engine, const std::string& body) {
   ARROW_ASSIGN_OR_RAISE(auto text, StringArgument(body, "key"));
@@ -179,7 +151,8 @@ arrow::Result<std::string> DeletePrefixAction(Engine* engine, const std::string&
 }
 
 arrow::Result<std::string> StatsAction(Engine* engine, const std::string&) {
-  return StatsJson(engine).dump();
+  ARROW_ASSIGN_OR_RAISE(auto stats, StatsJson(engine));
+  return stats.dump();
 }
 
 arrow::Result<std::string> EntriesAction(Engine* engine, const std::string& body) {
@@ -229,7 +202,8 @@ arrow::Result<std::string> InvalidateTagAction(Engine* engine, const std::string
 }
 
 arrow::Result<std::string> ConfigGetAction(Engine* engine, const std::string&) {
-  return ConfigJson(engine).dump();
+  ARROW_ASSIGN_OR_RAISE(auto config, ConfigJson(engine));
+  return config.dump();
 }
 
 arrow::Result<std::string> ConfigSetAction(Engine* engine, const std::string& body) {
@@ -250,26 +224,73 @@ arrow::Result<std::string> ConfigSetAction(Engine* engine, const std::string& bo
   }
   ARROW_RETURN_NOT_OK(engine->management()->Configure(settings));
   spdlog::info("config-set {}", j.dump());
-  return ConfigJson(engine).dump();
+  return ConfigGetAction(engine, "");
+}
+
+struct ActionSpec {
+  const char* name;
+  const char* description;  ///< what ListActions says
+  arrow::Result<std::string> (*run)(Engine* engine, const std::string& body);
+};
+
+const std::vector<ActionSpec>& Actions() {
+  static const std::vector<ActionSpec> kActions = {
+      {"delete",
+       "Delete every version of one key. Body: {\"key\": \"s/o\"} or the key. "
+       "Result: {\"deleted\": [keys], \"versions\": n}",
+       DeleteAction},
+      {"delete-prefix",
+       "Delete every key under a whole-segment prefix, e.g. a session. "
+       "Body: {\"prefix\": \"s\"} or the prefix. Result: {\"deleted\": [keys], \"versions\": n}",
+       DeletePrefixAction},
+      {"stats",
+       "Cache statistics as JSON: this node and its index (kind, state), entries, bytes, puts, "
+       "gets, hits, evictions, budget, memory tier, and queries (executions, "
+       "executions_by_key, remote_joins, takeovers, ...)",
+       StatsAction},
+      {"entries",
+       "One row per key as an Arrow IPC stream: key, kind, version, bytes, rows, cost_s, "
+       "created, last_access, accesses, score, expires, source, depends_on, tags, in_memory. "
+       "Body: {\"prefix\": \"...\"} (optional)",
+       EntriesAction},
+      {"shrink",
+       "Evict by score. Body: {\"one\": true} or {\"below_bytes\": N, \"dry_run\": bool}. "
+       "Result: {\"removed\": [keys], \"dry_run\": bool}",
+       ShrinkAction},
+      {"invalidate",
+       "Remove a key and (cascade, the default) everything derived from it. "
+       "Body: {\"key\": K, \"cascade\": bool}. Result: {\"removed\": [keys]}",
+       InvalidateAction},
+      {"invalidate-tag",
+       "Remove every key carrying a tag, cascading. Body: {\"tag\": T}. "
+       "Result: {\"removed\": [keys]}",
+       InvalidateTagAction},
+      {"config-get", "Run-time settings as JSON: half_life, cache_size, memory_size, ...",
+       ConfigGetAction},
+      {"config-set",
+       "Change half_life, cache_size, memory_size (any subset); persisted. "
+       "Body: {\"half_life\": n, \"cache_size\": bytes, \"memory_size\": bytes}",
+       ConfigSetAction},
+  };
+  return kActions;
 }
 
 arrow::Result<std::string> RunActionImpl(Engine* engine, const std::string& type,
                                          const std::string& body) {
-  static const std::map<std::string, Handler> kHandlers = {
-      {"delete", DeleteAction},         {"delete-prefix", DeletePrefixAction},
-      {"stats", StatsAction},           {"entries", EntriesAction},
-      {"shrink", ShrinkAction},         {"invalidate", InvalidateAction},
-      {"invalidate-tag", InvalidateTagAction}, {"config-get", ConfigGetAction},
-      {"config-set", ConfigSetAction}};
-  auto it = kHandlers.find(type);
-  if (it == kHandlers.end()) {
-    return arrow::Status::NotImplemented("unknown action '", type,
-                                         "'; ListActions names the supported ones");
+  for (const auto& action : Actions()) {
+    if (type == action.name) return action.run(engine, body);
   }
-  return it->second(engine, body);
+  return arrow::Status::NotImplemented("unknown action '", type,
+                                       "'; ListActions names the supported ones");
 }
 
 }  // namespace
+
+std::vector<arrow::flight::ActionType> ListedActions() {
+  std::vector<arrow::flight::ActionType> listed;
+  for (const auto& action : Actions()) listed.push_back({action.name, action.description});
+  return listed;
+}
 
 arrow::Result<std::string> RunAction(Engine* engine, const std::string& type,
                                      const std::string& body) {

@@ -1,7 +1,5 @@
 #include "server/flight_peer_client.h"
 
-#include <functional>
-
 #include "server/node_ticket.h"
 
 namespace quiver {
@@ -9,6 +7,17 @@ namespace quiver {
 namespace flight = arrow::flight;
 
 namespace {
+
+// The PeerClient contract: a node that was not reached, did not answer in time, or refused
+// this node's ticket even re-signed is PeerUnreachable (the follower waits for the result);
+// anything else it answered (the fill failed, ended, cannot be joined) is passed on as is.
+arrow::Status PeerStatus(const arrow::Status& status) {
+  if (status.ok() || IsPeerUnreachable(status)) return status;
+  auto detail = flight::FlightStatusDetail::UnwrapStatus(status);
+  const bool unanswered = detail && (detail->code() == flight::FlightStatusCode::Unavailable ||
+                                     detail->code() == flight::FlightStatusCode::TimedOut);
+  return unanswered || IsNodeTicketRefused(status) ? PeerUnreachable(status) : status;
+}
 
 // A peer's fill, read batch by batch (decoded by Flight; the follower re-encodes each batch
 // once for its own readers).
@@ -19,23 +28,20 @@ class PeerStream final : public PeerFill {
       : client_(std::move(client)), reader_(std::move(reader)) {}
 
   arrow::Status Start() override {
+    // Flight's DoGet returned only once the schema had arrived: this does not wait.
     auto schema = reader_->GetSchema();
-    if (!schema.ok()) {
-      if (on_refused_) on_refused_();
-      return schema.status();
-    }
+    if (!schema.ok()) return PeerStatus(schema.status());
     schema_ = *schema;
     return arrow::Status::OK();
   }
-
-  /// Called when the peer refuses the stream (the secret may have changed).
-  std::function<void()> on_refused_;
 
   std::shared_ptr<arrow::Schema> schema() const override { return schema_; }
 
   arrow::Result<std::shared_ptr<arrow::RecordBatch>> Next() override {
     while (true) {
-      ARROW_ASSIGN_OR_RAISE(auto chunk, reader_->Next());
+      auto next = reader_->Next();
+      if (!next.ok()) return PeerStatus(next.status());  // a node gone mid-stream: unreachable
+      auto& chunk = *next;
       if (chunk.data) return chunk.data;
       if (!chunk.app_metadata) return nullptr;  // end of stream
     }
@@ -51,52 +57,61 @@ class PeerStream final : public PeerFill {
 
 }  // namespace
 
-arrow::Result<std::shared_ptr<flight::FlightClient>> FlightPeerClient::ClientFor(
-    const std::string& endpoint) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (secret_.empty()) {
-    ARROW_ASSIGN_OR_RAISE(secret_, index_->ClusterSecret(/*refresh=*/false));
+arrow::Result<FlightPeerClient::Client> FlightPeerClient::ClientFor(const std::string& endpoint) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = clients_.find(endpoint);
+    if (it != clients_.end()) return it->second;
   }
-  auto it = clients_.find(endpoint);
-  if (it != clients_.end()) return it->second;
   ARROW_ASSIGN_OR_RAISE(auto location, flight::Location::Parse(endpoint));
-  ARROW_ASSIGN_OR_RAISE(std::shared_ptr<flight::FlightClient> client,
-                        flight::FlightClient::Connect(location));
-  clients_[endpoint] = client;
-  return client;
+  auto connected = flight::FlightClient::Connect(location);
+  if (!connected.ok()) return PeerUnreachable(connected.status());
+  Client client = std::move(*connected);  // destroyed after the lock below, if not kept
+  std::lock_guard<std::mutex> lock(mutex_);
+  return clients_.emplace(endpoint, client).first->second;  // or another thread's
+}
+
+void FlightPeerClient::Forget(const std::string& endpoint, const Client& client) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = clients_.find(endpoint);
+  if (it != clients_.end() && it->second == client) clients_.erase(it);
+}
+
+arrow::Result<std::unique_ptr<flight::FlightStreamReader>> FlightPeerClient::Join(
+    flight::FlightClient& client, const std::string& key, uint64_t token) {
+  const NodeJoin join{key, token, node_};
+  ARROW_ASSIGN_OR_RAISE(auto secret, index_->ClusterSecret(/*refresh=*/false));
+  auto reader = client.DoGet(flight::Ticket{MakeNodeTicket(join, secret)});
+  if (!IsNodeTicketRefused(reader.status())) return reader;
+  // The secret changes when the index is rebuilt after losing its data; this node may have
+  // signed with the one from before.
+  ARROW_ASSIGN_OR_RAISE(auto fresh, index_->ClusterSecret(/*refresh=*/true));
+  if (fresh == secret) return reader;
+  return client.DoGet(flight::Ticket{MakeNodeTicket(join, fresh)});
 }
 
 arrow::Result<std::unique_ptr<PeerFill>> FlightPeerClient::JoinFill(const std::string& endpoint,
                                                                     const std::string& key,
                                                                     uint64_t token) {
   ARROW_ASSIGN_OR_RAISE(auto client, ClientFor(endpoint));
-  std::string secret;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    secret = secret_;
-  }
-  // A paused or partitioned node would leave a stream hanging before its first message; a
-  // short probe tells it apart first (one that stops later is cancelled by the follower).
+  // Flight's DoGet returns only with the fill's first message and cannot be cancelled
+  // before: a paused or partitioned node would hold it (and the follower) until the
+  // connection breaks. A probe with a deadline tells such a node apart first. It costs one
+  // small call per fill this node follows (not per client: this node's own clients join its
+  // follower), and no earlier answer could stand in for it: it is the node's state now that
+  // matters.
   flight::FlightCallOptions probe;
   probe.timeout = std::chrono::duration<double>(probe_timeout_);
-  auto listed = client->ListActions(probe);
-  auto reader = listed.ok() ? client->DoGet(flight::Ticket{MakeNodeTicket(
-                                  NodeJoin{key, token, node_}, secret)})
-                            : arrow::Result<std::unique_ptr<flight::FlightStreamReader>>(
-                                  listed.status());
+  auto answered = client->ListActions(probe).status();
+  auto reader = answered.ok() ? Join(*client, key, token)
+                              : arrow::Result<std::unique_ptr<flight::FlightStreamReader>>(
+                                    PeerUnreachable(answered));
   if (!reader.ok()) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    clients_.erase(endpoint);  // reconnect next time
-    return reader.status();
+    auto status = PeerStatus(reader.status());
+    if (IsPeerUnreachable(status)) Forget(endpoint, client);  // connect afresh next time
+    return status;
   }
-  auto stream = std::make_unique<PeerStream>(std::move(client), std::move(*reader));
-  // A refused ticket may be signed with a secret from before the index was rebuilt: read
-  // the secret again next time.
-  stream->on_refused_ = [this] {
-    std::lock_guard<std::mutex> lock(mutex_);
-    secret_.clear();
-  };
-  return stream;
+  return std::make_unique<PeerStream>(std::move(client), std::move(*reader));
 }
 
 }  // namespace quiver

@@ -1,8 +1,10 @@
 // FlightPeerClient: the PeerClient of a node, over Arrow Flight -- a DoGet with a node ticket
 // to the filling node's endpoint, read as a QueryStream.
 //
-// Clients are kept per endpoint and reused. A stream is cancelled by Cancel() from any thread
-// (the follower does so when the filling node's lease changes hands while it is silent).
+// Clients are kept per endpoint and reused; one whose node did not answer is dropped, so the
+// next join connects afresh. Tickets are signed with the index's cluster secret, read again
+// when a node refuses one. A stream is cancelled by Cancel() from any thread (the follower
+// does so when the filling node's lease changes hands while it is silent).
 //
 // Thread-safety: JoinFill may be called concurrently.
 #pragma once
@@ -22,8 +24,8 @@ namespace quiver {
 
 class FlightPeerClient final : public PeerClient {
  public:
-  /// \brief Sign tickets as `node` with the cluster secret of `index` (read when first used).
-  /// A node that does not answer a probe within `probe_timeout` counts as unreachable.
+  /// \brief Sign tickets as `node` with the cluster secret of `index`. A node that does not
+  /// answer a probe within `probe_timeout` counts as unreachable.
   FlightPeerClient(std::shared_ptr<Index> index, std::string node,
                    std::chrono::milliseconds probe_timeout = std::chrono::milliseconds(1000))
       : index_(std::move(index)), node_(std::move(node)), probe_timeout_(probe_timeout) {}
@@ -33,15 +35,20 @@ class FlightPeerClient final : public PeerClient {
                                                     uint64_t token) override;
 
  private:
-  arrow::Result<std::shared_ptr<arrow::flight::FlightClient>> ClientFor(
-      const std::string& endpoint);
+  using Client = std::shared_ptr<arrow::flight::FlightClient>;
+
+  arrow::Result<Client> ClientFor(const std::string& endpoint);
+  /// Drop `client` for `endpoint` (unless another thread replaced it already).
+  void Forget(const std::string& endpoint, const Client& client);
+  /// The DoGet of a node ticket: returns once the node sent the fill's schema.
+  arrow::Result<std::unique_ptr<arrow::flight::FlightStreamReader>> Join(
+      arrow::flight::FlightClient& client, const std::string& key, uint64_t token);
 
   std::shared_ptr<Index> index_;
   std::string node_;
   std::chrono::milliseconds probe_timeout_;
-  std::mutex mutex_;
-  std::string secret_;
-  std::map<std::string, std::shared_ptr<arrow::flight::FlightClient>> clients_;
+  std::mutex mutex_;  // guards clients_
+  std::map<std::string, Client> clients_;
 };
 
 }  // namespace quiver

@@ -22,14 +22,17 @@ using nlohmann::json;
 
 namespace {
 
-// Prefix an engine error with what the request was about, keeping its status code; an
-// unavailable index is Flight's UNAVAILABLE.
+// Prefix an error with what the request was about, keeping its code and detail.
 arrow::Status WithContext(const arrow::Status& st, const std::string& context) {
-  if (IsIndexUnavailable(st)) {
-    return flight::MakeFlightError(flight::FlightStatusCode::Unavailable,
-                                   context + ": " + st.message());
-  }
+  if (st.ok()) return st;
   return arrow::Status(st.code(), context + ": " + st.message(), st.detail());
+}
+
+// The Flight error for an engine status: an unavailable index is UNAVAILABLE; any other
+// status keeps its code (Arrow's transport maps it).
+arrow::Status ToFlight(const arrow::Status& st) {
+  if (!IsIndexUnavailable(st)) return st;
+  return flight::MakeFlightError(flight::FlightStatusCode::Unavailable, st.message());
 }
 
 arrow::Result<PutOptions> ParsePutOptions(const std::shared_ptr<arrow::Buffer>& metadata) {
@@ -101,27 +104,20 @@ std::string Millis(std::chrono::steady_clock::time_point start) {
 
 }  // namespace
 
-void QuiverFlightService::Start(Engine* engine,
-                                std::function<arrow::Result<std::string>()> cluster_secret) {
+void QuiverFlightService::Start(Engine* engine) {
   engine_ = engine;
   cache_ = engine->objects();
   queries_ = engine->queries();
-  secret_source_ = std::move(cluster_secret);
   started_ = true;
 }
 
-arrow::Result<std::string> QuiverFlightService::Secret(bool refresh) {
-  std::lock_guard<std::mutex> lock(secret_mutex_);
-  if (!cluster_secret_.empty() && !refresh) return cluster_secret_;
-  if (!secret_source_) return arrow::Status::Invalid("node tickets are not accepted here");
-  ARROW_ASSIGN_OR_RAISE(cluster_secret_, secret_source_());
-  return cluster_secret_;
-}
-
-arrow::Status QuiverFlightService::Ready() const {
-  if (started_) return arrow::Status::OK();
-  return flight::MakeFlightError(flight::FlightStatusCode::Unavailable,
-                                 "quiver is starting (rebuilding its index); retry shortly");
+template <typename Body>
+arrow::Status QuiverFlightService::Serve(Body&& body) const {
+  if (!started_) {
+    return flight::MakeFlightError(flight::FlightStatusCode::Unavailable,
+                                   "quiver is starting (rebuilding its index); retry shortly");
+  }
+  return ToFlight(body());
 }
 
 void QuiverFlightService::set_endpoint(const flight::Location& location) {
@@ -158,11 +154,17 @@ arrow::Result<flight::FlightInfo> QuiverFlightService::MakeInfo(const OpenEntry&
 arrow::Status QuiverFlightService::ListFlights(const flight::ServerCallContext&,
                                                const flight::Criteria* criteria,
                                                std::unique_ptr<flight::FlightListing>* listings) {
-  ARROW_RETURN_NOT_OK(Ready());
-  std::string prefix = criteria ? criteria->expression : "";
-  auto listed = cache_->List(prefix);
-  if (!listed.ok()) return WithContext(listed.status(), "ListFlights");
-  auto metas = std::move(*listed);
+  return Serve([&] {
+    auto infos = ListInfos(criteria ? criteria->expression : "");
+    if (!infos.ok()) return WithContext(infos.status(), "ListFlights");
+    *listings = std::make_unique<flight::SimpleFlightListing>(std::move(*infos));
+    return arrow::Status::OK();
+  });
+}
+
+arrow::Result<std::vector<flight::FlightInfo>> QuiverFlightService::ListInfos(
+    const std::string& prefix) {
+  ARROW_ASSIGN_OR_RAISE(auto metas, cache_->List(prefix));
   std::vector<flight::FlightInfo> infos;
   infos.reserve(metas.size());
   for (const auto& meta : metas) {
@@ -172,8 +174,7 @@ arrow::Status QuiverFlightService::ListFlights(const flight::ServerCallContext&,
     ARROW_ASSIGN_OR_RAISE(auto info, MakeInfo(*entry));
     infos.push_back(std::move(info));
   }
-  *listings = std::make_unique<flight::SimpleFlightListing>(std::move(infos));
-  return arrow::Status::OK();
+  return infos;
 }
 
 arrow::Result<std::unique_ptr<flight::FlightInfo>> QuiverFlightService::QueryInfo(
@@ -226,55 +227,61 @@ arrow::Result<std::unique_ptr<flight::FlightDataStream>> QuiverFlightService::Qu
 arrow::Status QuiverFlightService::GetFlightInfo(const flight::ServerCallContext&,
                                                  const flight::FlightDescriptor& request,
                                                  std::unique_ptr<flight::FlightInfo>* info) {
-  ARROW_RETURN_NOT_OK(Ready());
-  if (request.type == flight::FlightDescriptor::CMD) {
-    auto made = QueryInfo(request);
-    if (!made.ok()) return WithContext(made.status(), "query");
-    *info = std::move(*made);
+  return Serve([&]() -> arrow::Status {
+    if (request.type == flight::FlightDescriptor::CMD) {
+      return WithContext(QueryInfo(request).Value(info), "query");
+    }
+    ARROW_ASSIGN_OR_RAISE(auto key, KeyFromDescriptor(request));
+    ARROW_ASSIGN_OR_RAISE(auto entry, PeekObject(key, "GetFlightInfo"));
+    ARROW_ASSIGN_OR_RAISE(auto made, MakeInfo(entry));
+    *info = std::make_unique<flight::FlightInfo>(std::move(made));
     return arrow::Status::OK();
-  }
-  ARROW_ASSIGN_OR_RAISE(auto key, KeyFromDescriptor(request));
-  auto peeked = cache_->Peek(key, std::nullopt);
-  if (!peeked.ok()) return WithContext(peeked.status(), "GetFlightInfo '" + key.ToString() + "'");
-  auto entry = std::move(*peeked);
-  if (!entry) return arrow::Status::KeyError("no object '", key.ToString(), "'");
-  ARROW_ASSIGN_OR_RAISE(auto made, MakeInfo(*entry));
-  *info = std::make_unique<flight::FlightInfo>(std::move(made));
-  return arrow::Status::OK();
+  });
 }
 
 arrow::Status QuiverFlightService::GetSchema(const flight::ServerCallContext&,
                                              const flight::FlightDescriptor& request,
                                              std::unique_ptr<flight::SchemaResult>* schema) {
-  ARROW_RETURN_NOT_OK(Ready());
-  if (request.type == flight::FlightDescriptor::CMD) {
-    auto info = QueryInfo(request);
-    if (!info.ok()) return WithContext(info.status(), "query");
-    arrow::ipc::DictionaryMemo memo;
-    ARROW_ASSIGN_OR_RAISE(auto s, (*info)->GetSchema(&memo));
-    ARROW_ASSIGN_OR_RAISE(*schema, flight::SchemaResult::Make(*s));
-    return arrow::Status::OK();
-  }
-  ARROW_ASSIGN_OR_RAISE(auto key, KeyFromDescriptor(request));
+  return Serve([&]() -> arrow::Status {
+    if (request.type == flight::FlightDescriptor::CMD) {
+      auto info = QueryInfo(request);
+      if (!info.ok()) return WithContext(info.status(), "query");
+      arrow::ipc::DictionaryMemo memo;
+      ARROW_ASSIGN_OR_RAISE(auto s, (*info)->GetSchema(&memo));
+      return flight::SchemaResult::Make(*s).Value(schema);
+    }
+    ARROW_ASSIGN_OR_RAISE(auto key, KeyFromDescriptor(request));
+    ARROW_ASSIGN_OR_RAISE(auto entry, PeekObject(key, "GetSchema"));
+    ARROW_ASSIGN_OR_RAISE(auto stored, StoredStream::Open(entry.file));
+    return flight::SchemaResult::Make(*stored->schema()).Value(schema);
+  });
+}
+
+arrow::Result<OpenEntry> QuiverFlightService::PeekObject(const ObjectKey& key,
+                                                         const char* call) {
   auto peeked = cache_->Peek(key, std::nullopt);
-  if (!peeked.ok()) return WithContext(peeked.status(), "GetSchema '" + key.ToString() + "'");
-  auto entry = std::move(*peeked);
-  if (!entry) return arrow::Status::KeyError("no object '", key.ToString(), "'");
-  ARROW_ASSIGN_OR_RAISE(auto stored, StoredStream::Open(entry->file));
-  ARROW_ASSIGN_OR_RAISE(*schema, flight::SchemaResult::Make(*stored->schema()));
-  return arrow::Status::OK();
+  if (!peeked.ok()) {
+    return WithContext(peeked.status(), std::string(call) + " '" + key.ToString() + "'");
+  }
+  if (!*peeked) return arrow::Status::KeyError("no object '", key.ToString(), "'");
+  return std::move(**peeked);
+}
+
+arrow::Result<NodeJoin> QuiverFlightService::VerifyJoin(const std::string& ticket) {
+  Index* index = engine_->options().index.get();
+  ARROW_ASSIGN_OR_RAISE(auto secret, index->ClusterSecret(/*refresh=*/false));
+  auto join = VerifyNodeTicket(ticket, secret);
+  if (!IsNodeTicketRefused(join.status())) return join;
+  // The secret changes when the index is rebuilt after losing its data: read it again (the
+  // index limits how often a refused ticket makes it do so).
+  ARROW_ASSIGN_OR_RAISE(auto fresh, index->ClusterSecret(/*refresh=*/true));
+  if (fresh == secret) return join;
+  return VerifyNodeTicket(ticket, fresh);
 }
 
 arrow::Result<std::unique_ptr<flight::FlightDataStream>> QuiverFlightService::NodeStream(
     const flight::ServerCallContext& context, const std::string& ticket) {
-  ARROW_ASSIGN_OR_RAISE(auto secret, Secret(/*refresh=*/false));
-  auto verified = VerifyNodeTicket(ticket, secret);
-  if (!verified.ok()) {
-    // The secret changes when the index is rebuilt after losing its data: look again.
-    ARROW_ASSIGN_OR_RAISE(secret, Secret(/*refresh=*/true));
-    verified = VerifyNodeTicket(ticket, secret);
-  }
-  ARROW_ASSIGN_OR_RAISE(auto join, std::move(verified));
+  ARROW_ASSIGN_OR_RAISE(auto join, VerifyJoin(ticket));
   ARROW_ASSIGN_OR_RAISE(auto joined, queries_->JoinForPeer(join.key, join.token));
   spdlog::info("query {}: node {} joined this node's fill ({})", join.key.substr(0, 12),
                join.from, context.peer());
@@ -284,20 +291,20 @@ arrow::Result<std::unique_ptr<flight::FlightDataStream>> QuiverFlightService::No
 arrow::Status QuiverFlightService::DoGet(const flight::ServerCallContext& context,
                                          const flight::Ticket& request,
                                          std::unique_ptr<flight::FlightDataStream>* stream) {
-  ARROW_RETURN_NOT_OK(Ready());
-  if (IsNodeTicket(request.ticket)) {
-    auto made = NodeStream(context, request.ticket);
-    if (!made.ok()) return WithContext(made.status(), "node join");
-    *stream = std::move(*made);
-    return arrow::Status::OK();
-  }
-  if (LooksLikeQuery(request.ticket)) {
-    auto made = QueryStream(request.ticket);
-    if (!made.ok()) return WithContext(made.status(), "query");
-    *stream = std::move(*made);
-    return arrow::Status::OK();
-  }
-  ARROW_ASSIGN_OR_RAISE(auto ticket, ObjectTicket::Parse(request.ticket));
+  return Serve([&]() -> arrow::Status {
+    if (IsNodeTicket(request.ticket)) {
+      return WithContext(NodeStream(context, request.ticket).Value(stream), "node join");
+    }
+    if (LooksLikeQuery(request.ticket)) {
+      return WithContext(QueryStream(request.ticket).Value(stream), "query");
+    }
+    return ObjectStream(context, request.ticket).Value(stream);
+  });
+}
+
+arrow::Result<std::unique_ptr<flight::FlightDataStream>> QuiverFlightService::ObjectStream(
+    const flight::ServerCallContext& context, const std::string& text) {
+  ARROW_ASSIGN_OR_RAISE(auto ticket, ObjectTicket::Parse(text));
   const std::string& key = ticket.key.ToString();
   auto got = cache_->Get(ticket.key, ticket.version);
   if (!got.ok()) return WithContext(got.status(), "DoGet '" + key + "'");
@@ -313,20 +320,22 @@ arrow::Status QuiverFlightService::DoGet(const flight::ServerCallContext& contex
   if (ticket.if_none_match && *ticket.if_none_match == entry->meta.version) {
     cache_->CountNotModified();
     spdlog::debug("DoGet {}@{} not modified ({})", key, entry->meta.version, context.peer());
-    ARROW_ASSIGN_OR_RAISE(*stream, MakeNotModifiedStream(
-                                       *stored, ObjectRefJson(entry->meta, "not_modified")));
-    return arrow::Status::OK();
+    return MakeNotModifiedStream(*stored, ObjectRefJson(entry->meta, "not_modified"));
   }
   spdlog::debug("DoGet {}@{} ({} bytes) to {}", key, entry->meta.version, entry->meta.bytes,
                 context.peer());
-  *stream = std::make_unique<EntryStream>(std::move(stored), ObjectRefJson(entry->meta, "ok"));
-  return arrow::Status::OK();
+  return std::make_unique<EntryStream>(std::move(stored), ObjectRefJson(entry->meta, "ok"));
 }
 
 arrow::Status QuiverFlightService::DoPut(const flight::ServerCallContext& context,
                                          std::unique_ptr<flight::FlightMessageReader> reader,
                                          std::unique_ptr<flight::FlightMetadataWriter> writer) {
-  ARROW_RETURN_NOT_OK(Ready());
+  return Serve([&] { return Put(context, reader.get(), writer.get()); });
+}
+
+arrow::Status QuiverFlightService::Put(const flight::ServerCallContext& context,
+                                       flight::FlightMessageReader* reader,
+                                       flight::FlightMetadataWriter* writer) {
   auto start = std::chrono::steady_clock::now();
   ARROW_ASSIGN_OR_RAISE(auto key, KeyFromDescriptor(reader->descriptor()));
   const std::string where = "DoPut '" + key.ToString() + "'";
@@ -391,14 +400,15 @@ arrow::Status QuiverFlightService::ListActions(const flight::ServerCallContext&,
 arrow::Status QuiverFlightService::DoAction(const flight::ServerCallContext&,
                                             const flight::Action& action,
                                             std::unique_ptr<flight::ResultStream>* result) {
-  ARROW_RETURN_NOT_OK(Ready());
-  std::string body = action.body ? action.body->ToString() : "";
-  auto out = RunAction(engine_, action.type, body);
-  if (!out.ok()) return WithContext(out.status(), "action '" + action.type + "'");
-  std::vector<flight::Result> results(1);
-  results[0].body = arrow::Buffer::FromString(std::move(*out));
-  *result = std::make_unique<flight::SimpleResultStream>(std::move(results));
-  return arrow::Status::OK();
+  return Serve([&]() -> arrow::Status {
+    std::string body = action.body ? action.body->ToString() : "";
+    auto out = RunAction(engine_, action.type, body);
+    if (!out.ok()) return WithContext(out.status(), "action '" + action.type + "'");
+    std::vector<flight::Result> results(1);
+    results[0].body = arrow::Buffer::FromString(std::move(*out));
+    *result = std::make_unique<flight::SimpleResultStream>(std::move(results));
+    return arrow::Status::OK();
+  });
 }
 
 }  // namespace quiver

@@ -1,21 +1,22 @@
 // QuiverFlightService: the Arrow Flight adapter over the cache engine.
 //
 // Parses requests, calls the engine's fronts, and maps engine statuses to Flight errors (an
-// unavailable index is UNAVAILABLE). It holds no cache logic. The wire API is documented in
-// docs/api.md; node tickets (other nodes joining a fill) in node_ticket.h.
+// unavailable index is UNAVAILABLE, a refused node ticket UNAUTHENTICATED). It holds no cache
+// logic. The wire API is documented in docs/api.md; node tickets (other nodes joining a
+// fill) in node_ticket.h.
 //
 // Thread-safety: Flight calls the handlers concurrently; all state lives in the engine.
 #pragma once
 
 #include <atomic>
-#include <functional>
-#include <mutex>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <arrow/flight/server.h>
 
 #include "cache/engine.h"
+#include "server/node_ticket.h"
 
 namespace quiver {
 
@@ -25,9 +26,8 @@ class QuiverFlightService final : public arrow::flight::FlightServerBase {
   /// it can listen (and learn its port) before the engine is open.
   QuiverFlightService() = default;
 
-  /// \brief Serve `engine`. Node tickets are verified with the secret `cluster_secret` returns
-  /// (asked until it answers; no function: node tickets are refused).
-  void Start(Engine* engine, std::function<arrow::Result<std::string>()> cluster_secret);
+  /// \brief Serve `engine`. Node tickets are verified with its index's cluster secret.
+  void Start(Engine* engine);
 
   /// \brief Set the location clients should use to reach this server (after Init).
   void set_endpoint(const arrow::flight::Location& location);
@@ -54,8 +54,17 @@ class QuiverFlightService final : public arrow::flight::FlightServerBase {
                          std::unique_ptr<arrow::flight::ResultStream>* result) override;
 
  private:
+  /// Runs a handler's body once the service has started (UNAVAILABLE before), and maps its
+  /// status to a Flight error: once per call, for every error the body returns.
+  template <typename Body>
+  arrow::Status Serve(Body&& body) const;
+
   arrow::Result<ObjectKey> KeyFromDescriptor(const arrow::flight::FlightDescriptor& d) const;
   arrow::Result<arrow::flight::FlightInfo> MakeInfo(const OpenEntry& entry) const;
+  arrow::Result<std::vector<arrow::flight::FlightInfo>> ListInfos(const std::string& prefix);
+  /// The latest version of object `key`; NOT_FOUND if there is none. `call` names the call
+  /// in errors.
+  arrow::Result<OpenEntry> PeekObject(const ObjectKey& key, const char* call);
   std::string ObjectRefJson(const EntryMeta& meta, const char* status = nullptr) const;
   arrow::Result<std::unique_ptr<arrow::flight::FlightInfo>> QueryInfo(
       const arrow::flight::FlightDescriptor& request);
@@ -63,20 +72,18 @@ class QuiverFlightService final : public arrow::flight::FlightServerBase {
       const std::string& ticket);
   arrow::Result<std::unique_ptr<arrow::flight::FlightDataStream>> NodeStream(
       const arrow::flight::ServerCallContext& context, const std::string& ticket);
-
-  /// The engine, or UNAVAILABLE while the server is starting.
-  arrow::Status Ready() const;
+  /// A node ticket verified with the cluster secret (read again if it does not verify).
+  arrow::Result<NodeJoin> VerifyJoin(const std::string& ticket);
+  arrow::Result<std::unique_ptr<arrow::flight::FlightDataStream>> ObjectStream(
+      const arrow::flight::ServerCallContext& context, const std::string& ticket);
+  arrow::Status Put(const arrow::flight::ServerCallContext& context,
+                    arrow::flight::FlightMessageReader* reader,
+                    arrow::flight::FlightMetadataWriter* writer);
 
   std::atomic<bool> started_{false};
   Engine* engine_ = nullptr;
   ObjectCache* cache_ = nullptr;
   QueryCache* queries_ = nullptr;
-  /// The cluster secret (read from the index again if `refresh`).
-  arrow::Result<std::string> Secret(bool refresh);
-
-  std::function<arrow::Result<std::string>()> secret_source_;
-  std::mutex secret_mutex_;
-  std::string cluster_secret_;
   arrow::flight::Location endpoint_;
   std::string endpoint_text_;
 };

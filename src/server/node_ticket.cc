@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <arrow/flight/types.h>
 #include <nlohmann/json.hpp>
 
 #include "common/hex.h"
@@ -50,10 +51,17 @@ arrow::Result<NodeJoin> VerifyNodeTicket(const std::string& ticket, const std::s
   const std::string given = j["mac"].get<std::string>();
   if (secret.empty() || given.size() != expected.size() ||
       CRYPTO_memcmp(given.data(), expected.data(), expected.size()) != 0) {
-    return arrow::Status::Invalid("node ticket refused: its signature does not verify (only "
-                                  "nodes of this cache can make node tickets)");
+    return arrow::flight::MakeFlightError(
+        arrow::flight::FlightStatusCode::Unauthenticated,
+        "node ticket refused: its signature does not verify (only nodes of this cache can "
+        "make node tickets)");
   }
   return join;
+}
+
+bool IsNodeTicketRefused(const arrow::Status& status) {
+  auto detail = arrow::flight::FlightStatusDetail::UnwrapStatus(status);
+  return detail && detail->code() == arrow::flight::FlightStatusCode::Unauthenticated;
 }
 
 }  // namespace quiver

@@ -15,6 +15,7 @@
 #include <string>
 
 #include <arrow/result.h>
+#include <arrow/status.h>
 
 namespace quiver {
 
@@ -30,7 +31,12 @@ struct NodeJoin {
 bool IsNodeTicket(const std::string& ticket);
 /// \brief A ticket to join `join.key`'s fill, signed with `secret`.
 std::string MakeNodeTicket(const NodeJoin& join, const std::string& secret);
-/// \brief Parse and verify a node ticket; an unsigned, forged or malformed one is refused.
+/// \brief Parse and verify a node ticket signed with `secret`. A malformed one is Invalid; one
+/// whose signature does not verify (forged, or signed with another secret) is Flight's
+/// UNAUTHENTICATED (IsNodeTicketRefused()).
 arrow::Result<NodeJoin> VerifyNodeTicket(const std::string& ticket, const std::string& secret);
+/// \brief True for a node ticket refused for its signature: by VerifyNodeTicket, or by the
+/// node a DoGet sent it to.
+bool IsNodeTicketRefused(const arrow::Status& status);
 
 }  // namespace quiver
