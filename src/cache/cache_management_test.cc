@@ -338,11 +338,13 @@ TEST(MemoryTier, CopiesAreIdentifiedByTheirDataBlobNotTheirVersion) {
   // Version numbers restart after a delete; blob names never repeat.
   MemoryTier tier(1 << 20, 1 << 16);
   arrow::io::BufferReader file(arrow::Buffer::FromString("stream bytes"));
-  ASSERT_OK(tier.Promote("s/a", 1, "data/00/0001.arrows", &file));
+  ASSERT_OK_AND_ASSIGN(auto copy, tier.Promote("s/a", 1, "data/00/0001.arrows", &file));
+  ASSERT_NE(copy, nullptr);
+  EXPECT_EQ(copy->ReadAt(0, 6).ValueOrDie()->ToString(), "stream") << "the copy is served";
   EXPECT_NE(tier.Lookup("s/a", "data/00/0001.arrows"), nullptr);
   EXPECT_EQ(tier.Lookup("s/a", "data/00/0002.arrows"), nullptr);
   EXPECT_EQ(tier.Lookup("s/b", "data/00/0001.arrows"), nullptr);
-  tier.Erase("s/a");
+  tier.Erase("s/a", "data/00/0001.arrows");
   EXPECT_EQ(tier.Lookup("s/a", "data/00/0001.arrows"), nullptr);
   EXPECT_EQ(tier.Stats().bytes, 0);
 }

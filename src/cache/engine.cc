@@ -49,14 +49,12 @@ arrow::Result<std::unique_ptr<Engine>> Engine::Open(EngineOptions options) {
 }
 
 void Engine::ApplyStoredSettings() {
-  auto applied = management_->ReloadSettings();
-  if (!applied.ok()) {
-    spdlog::warn("run-time settings not applied: {}", applied.ToString());
+  auto stored = management_->ReloadSettings();
+  if (!stored.ok()) {
+    spdlog::warn("run-time settings not applied: {}", stored.status().ToString());
     return;
   }
-  if (!options_.index->shared()) return;  // the embedded node's LocalState said so
-  auto stored = options_.index->GetSettings();
-  if (!stored.ok() || stored->empty()) return;
+  if (!options_.index->shared() || stored->empty()) return;  // LocalState logged its own
   std::string text;
   for (const auto& [name, value] : *stored) text += (text.empty() ? "" : ", ") + name + "=" + value;
   spdlog::info("using settings saved by config-set (in the shared index): {}", text);
@@ -215,7 +213,7 @@ void Engine::OnEvent(const IndexEvent& event) {
       queries_->OnFillEnded(event.key);
       break;
     case IndexEvent::Kind::kSettings: {
-      auto st = management_->ReloadSettings();
+      auto st = management_->ReloadSettings().status();
       if (!st.ok()) spdlog::warn("applying settings changed by {}: {}", event.node, st.ToString());
       break;
     }
@@ -228,7 +226,7 @@ void Engine::OnConnection(bool resubscribed) {
   if (watchdog_) watchdog_->Wake();
   // Announcements may have been missed while disconnected.
   Revalidate();
-  auto st = management_->ReloadSettings();
+  auto st = management_->ReloadSettings().status();
   if (!st.ok()) spdlog::debug("reloading settings after a reconnect: {}", st.ToString());
   queries_->WakeWaiters();
 }

@@ -74,7 +74,6 @@ class EntryStore {
   /// Reads served from manifests because the index was unavailable.
   int64_t reads_without_index() const { return reads_without_index_; }
   bool fail_open() const { return fail_open_; }
-  BlobStore* blobs() const { return store_.get(); }
   Index* index() const { return index_.get(); }
   MemoryTier* memory() const { return memory_; }
   const std::string& node() const { return node_; }

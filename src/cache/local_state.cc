@@ -30,12 +30,13 @@ arrow::Result<RuntimeSettings> LocalState::LoadSettings() {
   return settings;
 }
 
-arrow::Status LocalState::SaveSettings(const RuntimeSettings& settings) {
+arrow::Status LocalState::SaveSettings() {
   std::lock_guard<std::mutex> lock(settings_mutex_);
-  ARROW_ASSIGN_OR_RAISE(auto saved, LoadSettings());
+  ARROW_ASSIGN_OR_RAISE(auto stored, index_->GetSettings());
   nlohmann::json j = nlohmann::json::object();
-  for (const auto& [name, value] : saved.Merge(settings).ToMap()) {
-    j[name] = nlohmann::json::parse(value);
+  for (const auto& [name, value] : stored) {  // each value is JSON text (RuntimeSettings)
+    auto parsed = nlohmann::json::parse(value, nullptr, /*allow_exceptions=*/false);
+    if (!parsed.is_discarded()) j[name] = std::move(parsed);
   }
   return store_->WriteAll(kRuntimeSettingsBlob, j.dump());
 }

@@ -32,8 +32,8 @@ class LocalState {
   /// \brief The settings config-set saved; none if there are none. An unreadable file is
   /// logged and ignored.
   arrow::Result<RuntimeSettings> LoadSettings();
-  /// \brief Save `settings` merged over what is saved.
-  arrow::Status SaveSettings(const RuntimeSettings& settings);
+  /// \brief Save the settings the index holds now (Configure merged the new ones in).
+  arrow::Status SaveSettings();
 
   /// \brief Restore the saved access histories into the index (after it was rebuilt); a bad
   /// snapshot is logged, not fatal.

@@ -15,10 +15,11 @@ arrow::Status Management::Apply(const RuntimeSettings& settings) {
   return arrow::Status::OK();
 }
 
-arrow::Status Management::ReloadSettings() {
+arrow::Result<std::map<std::string, std::string>> Management::ReloadSettings() {
   ARROW_ASSIGN_OR_RAISE(auto stored, entries_->index()->GetSettings());
   ARROW_ASSIGN_OR_RAISE(auto settings, RuntimeSettings::FromMap(stored));
-  return Apply(settings);
+  ARROW_RETURN_NOT_OK(Apply(settings));
+  return stored;
 }
 
 arrow::Status Management::Configure(const RuntimeSettings& settings) {
@@ -26,7 +27,7 @@ arrow::Status Management::Configure(const RuntimeSettings& settings) {
   // One change at a time: each writes the index's settings and the saved file.
   std::lock_guard<std::mutex> lock(config_mutex_);
   ARROW_RETURN_NOT_OK(entries_->index()->SetSettings(settings.ToMap()));
-  if (local_state_) ARROW_RETURN_NOT_OK(local_state_->SaveSettings(settings));
+  if (local_state_) ARROW_RETURN_NOT_OK(local_state_->SaveSettings());
   ARROW_RETURN_NOT_OK(Apply(settings));
   IndexEvent changed;
   changed.kind = IndexEvent::Kind::kSettings;

@@ -67,8 +67,8 @@ class Management {
   /// of an embedded node), applied here, announced to the others; then evict to fit.
   arrow::Status Configure(const RuntimeSettings& settings);
   /// \brief Apply the settings stored in the index (at startup; when another node changed
-  /// them).
-  arrow::Status ReloadSettings();
+  /// them). Returns them.
+  arrow::Result<std::map<std::string, std::string>> ReloadSettings();
   /// \brief Every key under `prefix` (plain string prefix), objects and query results.
   arrow::Result<std::vector<EntryInfo>> Entries(const std::string& prefix);
   arrow::Result<CacheStats> Stats();

@@ -48,15 +48,6 @@ void MemoryTier::EvictLocked() {
   }
 }
 
-void MemoryTier::Erase(const std::string& key) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  for (auto it = slots_.lower_bound({key, std::string()}); it != slots_.end() && it->first.first == key;) {
-    bytes_ -= it->second.data->size();
-    lru_.erase(it->second.position);
-    it = slots_.erase(it);
-  }
-}
-
 void MemoryTier::Erase(const std::string& key, const std::string& blob) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = slots_.find({key, blob});

@@ -55,8 +55,6 @@ class MemoryTier {
   };
   /// \brief Every copy held (to check them against the index after missed announcements).
   std::vector<Copy> Copies();
-  /// \brief Forget every version of `key`.
-  void Erase(const std::string& key);
   /// \brief Forget one version of `key`, by its data blob.
   void Erase(const std::string& key, const std::string& blob);
   /// \brief Change the capacity, evicting as needed (the largest entry stays as configured).

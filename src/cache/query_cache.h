@@ -205,10 +205,10 @@ class QueryCache {
   /// How a follower answers the filling node refusing or failing the stream.
   Follow PeerRefused(const QueryPlan& plan, const LeaseHolder& holder,
                      const arrow::Status& status, arrow::Status* failure);
-  /// The filling node runs no fill this node can stream: serve its result, if published,
-  /// or execute here, uncached.
-  void FollowUnjoinable(const QueryPlan& plan, const std::shared_ptr<Fill>& fill,
-                        const LeaseHolder& holder, int64_t created_ms);
+  /// The filling node's fill cannot be streamed and will not be published: execute here,
+  /// uncached.
+  void RunUnjoinable(const QueryPlan& plan, const std::shared_ptr<Fill>& fill,
+                     const LeaseHolder& holder, int64_t created_ms);
   /// The follower cannot learn the outcome of another node's fill: execute here, uncached
   /// (fail-open), or fail (fail-closed).
   void RunWithoutIndex(const QueryPlan& plan, const std::shared_ptr<Fill>& fill,

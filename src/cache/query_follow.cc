@@ -36,8 +36,17 @@ void QueryCache::RunFollower(const QueryPlan& plan, const std::shared_ptr<Fill>&
           return EndFill(plan, fill, arrow::Status::OK());
         case Follow::kFailed:
           return EndFill(plan, fill, failure);
-        case Follow::kNotJoinable:
-          return FollowUnjoinable(plan, fill, holder, created_ms);
+        case Follow::kNotJoinable: {
+          // The holder's fill outgrew the limit (it will not be published): waiting for its
+          // lease would only delay an execution here. Otherwise it ended or the lease moved
+          // on, and the wait below finds the result or the new holder at once.
+          auto current = options_.fills->Holder(plan.key);
+          if (current.ok() && *current && (*current)->token == holder.token &&
+              !Published(plan)) {
+            return RunUnjoinable(plan, fill, holder, created_ms);
+          }
+          break;
+        }
         case Follow::kUnreachable:
           break;  // wait for it to be published instead
       }
@@ -96,13 +105,9 @@ void QueryCache::RunWithoutIndex(const QueryPlan& plan, const std::shared_ptr<Fi
   RunLeader(plan, fill, std::nullopt, created_ms, /*cacheable=*/true);
 }
 
-void QueryCache::FollowUnjoinable(const QueryPlan& plan, const std::shared_ptr<Fill>& fill,
-                                  const LeaseHolder& holder, int64_t created_ms) {
-  // Its fill ended (then its result is published, unless it was not cached) or outgrew the
-  // limit: waiting for its lease would only delay an execution here.
-  auto entry = options_.entries->Open(kQueryKeyPrefix + plan.key, std::nullopt, true);
-  if (entry.ok() && *entry) return EndFill(plan, fill, FeedStored(fill.get(), **entry));
-  spdlog::info("query {}: {}'s fill cannot be streamed and left no result; executing it "
+void QueryCache::RunUnjoinable(const QueryPlan& plan, const std::shared_ptr<Fill>& fill,
+                               const LeaseHolder& holder, int64_t created_ms) {
+  spdlog::info("query {}: {}'s fill cannot be streamed and will not be cached; executing it "
                "here, uncached",
                plan.key.substr(0, 12), holder.owner);
   fill->StopCaching("the node running it streams it to no other node; executed without "
@@ -148,7 +153,8 @@ QueryCache::Follow QueryCache::Mirror(const QueryPlan& plan, Fill* fill,
 QueryCache::Follow QueryCache::PeerRefused(const QueryPlan& plan, const LeaseHolder& holder,
                                            const arrow::Status& status,
                                            arrow::Status* failure) {
-  if (IsPeerUnreachable(status) || status.IsCancelled()) {  // cancelled: by the watcher
+  // Cancelled: by the watcher. Index unavailable: the cluster secret could not be read.
+  if (IsPeerUnreachable(status) || status.IsCancelled() || IsIndexUnavailable(status)) {
     spdlog::info("query {}: cannot stream {}'s fill ({}); waiting for its result",
                  plan.key.substr(0, 12), holder.owner, status.message());
     return Follow::kUnreachable;

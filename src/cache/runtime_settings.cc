@@ -42,12 +42,4 @@ arrow::Result<RuntimeSettings> RuntimeSettings::FromMap(
   return out;
 }
 
-RuntimeSettings RuntimeSettings::Merge(const RuntimeSettings& newer) const {
-  RuntimeSettings out = *this;
-  if (newer.half_life) out.half_life = newer.half_life;
-  if (newer.cache_size) out.cache_size = newer.cache_size;
-  if (newer.memory_size) out.memory_size = newer.memory_size;
-  return out;
-}
-
 }  // namespace quiver

@@ -26,7 +26,7 @@ struct RuntimeSettings {
   /// \brief Read what ToMap() wrote; unknown names are ignored (a newer node's settings).
   static arrow::Result<RuntimeSettings> FromMap(const std::map<std::string, std::string>& map);
   /// \brief These settings, overridden by those `newer` has.
-  RuntimeSettings Merge(const RuntimeSettings& newer) const;
+
   bool empty() const { return !half_life && !cache_size && !memory_size; }
 };
 
