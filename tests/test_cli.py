@@ -54,7 +54,7 @@ def test_no_subcommand_or_unknown_flag(workdir):
     "max-object-bytes-lots", "max-object-bytes-unit", "max-object-bytes-zero",
     "config-missing", "config-unknown-field", "config-not-json", "config-not-object",
     "config-wrong-type", "config-bad-keep", "config-bad-size", "log-level",
-    "listen-scheme", "listen-garbage",
+    "listen-scheme", "listen-garbage", "shared-wildcard",
 ])
 def test_bad_flags(workdir, case):
     data = ["--data-dir", str(workdir / "d")]
@@ -88,6 +88,10 @@ def test_bad_flags(workdir, case):
         "log-level": (["--log-level", "loud"], ["log_level 'loud'"]),
         "listen-scheme": (["--listen", "http://127.0.0.1:0"], ["only grpc://"]),
         "listen-garbage": (["--listen", "not a uri"], ["not a uri"]),
+        # Other nodes could not reach a node that advertises 0.0.0.0 (checked before the
+        # index is contacted: no Redis needed).
+        "shared-wildcard": (["--listen", "grpc://0.0.0.0:0", "--index", "redis://127.0.0.1:1"],
+                            ["--advertise", "wildcard"]),
     }
     args, expected = cases[case]
     if not any(a == "--listen" for a in args):

@@ -191,6 +191,14 @@ arrow::Status QueryCache::StartMiss(const QueryPlan& plan, bool index_available,
     if (grant.ok() && grant->acquired) {
       slot.role = FillRole::kLeader;
       slot.lease = LeaseRef{FillGroup::LeaseName(plan.key), grant->token};
+      // Another node's publish, which released the lease, may have landed between the
+      // lookup and the grant: serve it rather than execute again.
+      auto hit = TryHit(plan, response);
+      if (hit.ok() && *hit) {
+        auto released = options_.entries->index()->ReleaseLease(*slot.lease);
+        if (!released.ok()) spdlog::debug("releasing an unused fill lease: {}", released.ToString());
+        return arrow::Status::OK();
+      }
     } else if (grant.ok() && !options_.fills->FindLed(plan.key, grant->holder.token)) {
       // Another node's fill -- or a previous run of this node's, which ends with its lease.
       slot.role = FillRole::kFollower;

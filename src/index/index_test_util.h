@@ -3,8 +3,8 @@
 // Modelled on Arrow's filesystem/test_util.h: derive a fixture from IndexConformanceTest,
 // implement OpenHandle() (and the capability hooks), then instantiate every case with
 // QUIVER_INDEX_CONFORMANCE_TESTS(MyFixture). Two handles opened in one test are two nodes of
-// one cache when the implementation is shared (handles_are_nodes()), so the concurrency cases
-// race across "nodes" there and across threads of one node otherwise.
+// one cache when the implementation is shared, so the concurrency cases race across "nodes"
+// there and across threads of one node otherwise.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -52,8 +52,6 @@ class IndexConformanceTest : public ::testing::Test {
   virtual void WaitForLeaseExpiry(const std::string& name, int64_t ttl_ms) = 0;
   /// \brief A handle on a new, empty index that was not rebuilt yet.
   virtual std::shared_ptr<Index> OpenEmptyIndex() = 0;
-  /// \brief Capability: two handles are two nodes sharing the index.
-  virtual bool handles_are_nodes() const { return false; }
   /// \brief Capability: an index not marked rebuilt refuses publishes (IndexUnavailable),
   /// because other nodes may be rebuilding it.
   virtual bool publishes_wait_for_rebuild() const { return false; }

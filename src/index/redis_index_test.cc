@@ -74,7 +74,6 @@ class RedisIndexTestBase : public IndexConformanceTest {
       return lease.ok() && !lease->has_value();
     })) << "lease " << name << " did not expire";
   }
-  bool handles_are_nodes() const override { return true; }
   bool publishes_wait_for_rebuild() const override { return true; }
 
   RedisServerProcess* server_ = nullptr;
