@@ -148,32 +148,44 @@ arrow::Result<QueryResponse> QueryCache::Execute(const QueryPlan& plan) {
   if (!plan.bypass_reason.empty()) return ExecuteBypass(plan);
   QueryResponse response;
   response.key = plan.key;
-  const int64_t now = options_.clock->NowMillis();
+  // Most requests are hits: looked up without the key's lock, which other keys share.
+  std::optional<arrow::Result<bool>> looked;
+  if (!options_.fills->Find(plan.key)) {
+    looked = TryHit(plan, &response);
+    if (looked->ok() && **looked) return response;
+  }
   std::lock_guard<std::mutex> lock(KeyMutex(plan.key));
   // A fill registered here first: joining it is what makes the flight single. A fill that
   // finished streaming stays registered until its commit; once published, serve that.
   if (auto slot = options_.fills->Find(plan.key)) {
-    if (slot->fill->finished()) {
-      ARROW_ASSIGN_OR_RAISE(bool hit, TryHit(plan, &response));
-      if (hit) return response;
-    }
-    if (auto reader = slot->fill->Attach()) {
-      Count(&QueryStats::joins);
-      response.joined = true;
-      response.node = slot->filler;
-      response.fill = slot->fill;
-      response.reader = *reader;
-      response.created_ms = now;
-      response.expires_ms = now + static_cast<int64_t>(plan.ttl_s * 1000);
-      return response;
-    }
+    if (JoinLocal(plan, *slot, &response)) return response;
+    looked.reset();  // that fill cannot be joined: look again
   }
-  auto hit = TryHit(plan, &response);
+  // A result published since the lookup above is found after the lease is won (StartMiss).
+  auto hit = looked ? std::move(*looked) : TryHit(plan, &response);
   const bool unavailable = !hit.ok() && IsIndexUnavailable(hit.status());
   if (!hit.ok() && !(unavailable && FailOpen())) return hit.status();
   if (hit.ok() && *hit) return response;
   ARROW_RETURN_NOT_OK(StartMiss(plan, !unavailable, &response));
   return response;
+}
+
+bool QueryCache::JoinLocal(const QueryPlan& plan, const FillSlot& slot, QueryResponse* response) {
+  if (slot.fill->finished()) {
+    auto hit = TryHit(plan, response);
+    if (hit.ok() && *hit) return true;
+  }
+  auto reader = slot.fill->Attach();
+  if (!reader) return false;
+  Count(&QueryStats::joins);
+  const int64_t now = options_.clock->NowMillis();
+  response->joined = true;
+  response->node = slot.filler;
+  response->fill = slot.fill;
+  response->reader = *reader;
+  response->created_ms = now;
+  response->expires_ms = now + static_cast<int64_t>(plan.ttl_s * 1000);
+  return true;
 }
 
 arrow::Status QueryCache::StartMiss(const QueryPlan& plan, bool index_available,

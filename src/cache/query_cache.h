@@ -171,6 +171,9 @@ class QueryCache {
   std::mutex& KeyMutex(const std::string& key);
   /// A fresh stored result fills `response`; false if there is none.
   arrow::Result<bool> TryHit(const QueryPlan& plan, QueryResponse* response);
+  /// Serve from the fill registered on this node (or, once it finished, its published
+  /// result); false if it can no longer be joined. REQUIRES: the key's lock held.
+  bool JoinLocal(const QueryPlan& plan, const FillSlot& slot, QueryResponse* response);
   arrow::Result<QueryResponse> ExecuteBypass(const QueryPlan& plan);
   /// Start a fill for a miss: lead it, follow another node's, or run uncached.
   arrow::Status StartMiss(const QueryPlan& plan, bool index_available, QueryResponse* response);
