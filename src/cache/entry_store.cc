@@ -129,6 +129,12 @@ arrow::Result<std::optional<OpenEntry>> EntryStore::Open(const std::string& key,
   return std::nullopt;
 }
 
+arrow::Result<std::optional<OpenEntry>> EntryStore::OpenListed(EntryMeta meta) {
+  auto opened = OpenMeta(std::move(meta), /*promote=*/false);
+  if (!opened.ok() && opened.status().IsKeyError()) return std::nullopt;
+  return opened;
+}
+
 arrow::Result<std::optional<OpenEntry>> EntryStore::OpenMeta(std::optional<EntryMeta> meta,
                                                              bool promote) {
   if (!meta) return std::nullopt;

@@ -66,6 +66,9 @@ class EntryStore {
   /// `promote` (a client's read). A missing key or version is std::nullopt.
   arrow::Result<std::optional<OpenEntry>> Open(const std::string& key,
                                                std::optional<uint64_t> version, bool promote);
+  /// \brief Open the version `meta` describes, as the index listed it (no lookup); a
+  /// version removed meanwhile is std::nullopt.
+  arrow::Result<std::optional<OpenEntry>> OpenListed(EntryMeta meta);
   /// \brief Remove a key (see RemoveRequest); returns the versions removed, oldest first.
   arrow::Result<std::vector<EntryMeta>> Remove(const RemoveRequest& request);
   /// \brief Drop all but the newest `keep` versions of `key`.

@@ -121,13 +121,15 @@ arrow::Result<std::optional<OpenEntry>> ObjectCache::Peek(const ObjectKey& key,
   return entries_->Open(key.ToString(), version, /*promote=*/false);
 }
 
+arrow::Result<std::optional<OpenEntry>> ObjectCache::Peek(EntryMeta listed) {
+  return entries_->OpenListed(std::move(listed));
+}
+
 arrow::Result<std::vector<EntryMeta>> ObjectCache::List(const std::string& prefix) {
   ARROW_ASSIGN_OR_RAISE(auto all, entries_->index()->ListLatest(prefix));
   std::vector<EntryMeta> out;
   for (auto& item : all) {
-    if (!item.latest.is_query() && !IsQueryKey(item.latest.key)) {
-      out.push_back(std::move(item.latest));
-    }
+    if (!IsQueryKey(item.latest.key)) out.push_back(std::move(item.latest));
   }
   return out;
 }

@@ -85,6 +85,8 @@ class ObjectCache {
   /// \brief Like Get, for metadata requests: not counted as a read.
   arrow::Result<std::optional<OpenEntry>> Peek(const ObjectKey& key,
                                                std::optional<uint64_t> version);
+  /// \brief Peek at a version List() returned, without looking it up again.
+  arrow::Result<std::optional<OpenEntry>> Peek(EntryMeta listed);
   /// \brief Latest version of every object key starting with `prefix` (plain string
   /// prefix). Query results are not listed.
   arrow::Result<std::vector<EntryMeta>> List(const std::string& prefix);

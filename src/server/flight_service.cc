@@ -167,9 +167,8 @@ arrow::Result<std::vector<flight::FlightInfo>> QuiverFlightService::ListInfos(
   ARROW_ASSIGN_OR_RAISE(auto metas, cache_->List(prefix));
   std::vector<flight::FlightInfo> infos;
   infos.reserve(metas.size());
-  for (const auto& meta : metas) {
-    ARROW_ASSIGN_OR_RAISE(auto key, ObjectKey::Parse(meta.key));
-    ARROW_ASSIGN_OR_RAISE(auto entry, cache_->Peek(key, meta.version));
+  for (auto& meta : metas) {
+    ARROW_ASSIGN_OR_RAISE(auto entry, cache_->Peek(std::move(meta)));
     if (!entry) continue;  // deleted or trimmed meanwhile
     ARROW_ASSIGN_OR_RAISE(auto info, MakeInfo(*entry));
     infos.push_back(std::move(info));
