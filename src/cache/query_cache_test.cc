@@ -1,7 +1,7 @@
 // QueryCache against the real SQLite ADBC driver and an in-memory blob store.
 #include "cache/query_cache.h"
 
-#include "cache/engine.h"
+#include "cache/engine_test_util.h"
 
 #include <gtest/gtest.h>
 
@@ -14,7 +14,6 @@
 
 #include "common/testing.h"
 #include "exec/adbc_source.h"
-#include "index/embedded_index.h"
 #include "storage/memory_blob_store.h"
 
 namespace quiver {
@@ -50,7 +49,7 @@ arrow::Result<std::shared_ptr<arrow::Table>> ReadAll(QueryResponse& r) {
   return reader->ToTable();
 }
 
-class QueryCacheTest : public ::testing::Test {
+class QueryCacheTest : public EngineTest {
  protected:
   void SetUp() override {
     char tmpl[] = "/tmp/quiver-query-test-XXXXXX";
@@ -81,17 +80,10 @@ class QueryCacheTest : public ::testing::Test {
     }
   }
   void Open(int64_t max_entry_bytes = int64_t{1} << 30) {
-    engine_.reset();
     EngineOptions o;
-    o.store = std::make_shared<MemoryBlobStore>();
-    o.index = std::make_shared<EmbeddedIndex>(clock_);
-    o.clock = clock_;
     o.sources = {{"lite", source_}};
     o.max_entry_bytes = max_entry_bytes;
-    o.reclaim_interval_s = 0;
-    o.usage_save_interval_s = 0;
-    o.shared.sweep_interval_s = 0;
-    engine_ = *Engine::Open(std::move(o));
+    EngineTest::Open(std::move(o), std::make_shared<MemoryBlobStore>());
     queries_ = engine_->queries();
   }
   QueryResponse Ask(const std::string& sql, const std::string& params = "[]",
@@ -112,9 +104,7 @@ class QueryCacheTest : public ::testing::Test {
   void AwaitIdle() { ASSERT_TRUE(queries_->WaitForFills(10)) << "fills still running after 10 s"; }
 
   std::string dir_;
-  std::shared_ptr<ManualClock> clock_ = std::make_shared<ManualClock>();
   std::shared_ptr<Source> source_;
-  std::unique_ptr<Engine> engine_;
   QueryCache* queries_ = nullptr;
 };
 
