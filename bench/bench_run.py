@@ -30,6 +30,28 @@ def command_line(script: str, argv: list[str], env_vars=()) -> str:
     return env + shlex.join([".venv/bin/python", script, *argv])
 
 
+def add_output_args(p: argparse.ArgumentParser, name: str, work_dir_holds: str,
+                    results_dir: Path) -> None:
+    """The options where a run keeps its files and what it writes: --work-dir, --keep-data,
+    --docs, --no-docs, --report, --json. `name`: e.g. "query-bench" (the docs section and
+    the results file are named after it); `work_dir_holds`: what the temporary dir holds."""
+    rel = f"{results_dir.parent.name}/{results_dir.name}"  # e.g. bench/results
+    p.add_argument("--work-dir", default=str(results_dir),
+                   help=f"where the run's temporary dir ({work_dir_holds}) is created "
+                        f"[default: {rel}]")
+    p.add_argument("--keep-data", action="store_true",
+                   help=f"keep the run's temporary dir ({work_dir_holds})")
+    p.add_argument("--docs", default=None,
+                   help=f"markdown file whose {name} section is rewritten [default: "
+                        "docs/benchmarks.md; not written with --quick]")
+    p.add_argument("--no-docs", action="store_true", help="do not write the docs file")
+    p.add_argument("--report", default=None, metavar="JSON",
+                   help="measure nothing: print an earlier run's table from its raw results "
+                        "file and rewrite the docs section from it")
+    p.add_argument("--json", default=None,
+                   help=f"where to write the raw results [default: {rel}/{name}-<time>.json]")
+
+
 def utc_date() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 

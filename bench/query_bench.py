@@ -50,8 +50,8 @@ import bench_env  # noqa: E402
 from bench_docs import write_docs  # noqa: E402
 from bench_env import (Phase, log, machine_details, resident_fraction,  # noqa: E402
                        wait_for_idle_accounted)
-from bench_run import (RunClock, command_line, load_results, results_path,  # noqa: E402
-                       save_results)
+from bench_run import (RunClock, add_output_args, command_line, load_results,  # noqa: E402
+                       results_path, save_results)
 from bench_servers import QuiverProcess, snapshot_binary  # noqa: E402
 from query_reads import (AGG_SQL, BATCH_ROWS, SCAN_ALL_SQL, SCAN_SQL, Reference,  # noqa: E402
                          direct_read, lone_miss, quiver_read, server_exec_ms, stampede, strip,
@@ -341,20 +341,7 @@ def parse_args(argv):
     p.add_argument("--quiver", default=str(ROOT / "build" / "quiver"),
                    help="the server binary, copied into the work dir before use "
                         "[default: build/quiver]")
-    p.add_argument("--work-dir", default=str(RESULTS_DIR),
-                   help="where the run's temporary dir (database copy, Quiver's data dir, "
-                        "server log) is created [default: bench/results]")
-    p.add_argument("--keep-data", action="store_true", help="keep the run's temporary dir")
-    p.add_argument("--docs", default=None,
-                   help="markdown file whose query-bench section is rewritten [default: "
-                        "docs/benchmarks.md; not written with --quick]")
-    p.add_argument("--no-docs", action="store_true", help="do not write the docs file")
-    p.add_argument("--report", default=None, metavar="JSON",
-                   help="measure nothing: print the table of an earlier run from its raw "
-                        "results file and rewrite the docs section from it")
-    p.add_argument("--json", default=None,
-                   help="where to write the raw results [default: "
-                        "bench/results/query-bench-<time>.json]")
+    add_output_args(p, "query-bench", "database copy, Quiver's data dir, server log", RESULTS_DIR)
     args = p.parse_args(argv)
 
     def pick(value, full, quick):

@@ -49,8 +49,8 @@ from bench_data import Dataset, make_table  # noqa: E402
 from bench_docs import run_history  # noqa: E402
 from bench_env import (KiB, Phase, fmt_size, log, machine_details,  # noqa: E402
                        wait_for_idle_accounted)
-from bench_run import (RunClock, command_line, load_results, results_path,  # noqa: E402
-                       save_results)
+from bench_run import (RunClock, add_output_args, command_line, load_results,  # noqa: E402
+                       results_path, save_results)
 from bench_servers import CALL, PairedRuns, do_get, do_put, snapshot_binary  # noqa: E402
 from query_reads import quiver_read  # noqa: E402
 from shared_cluster import (HIT_SQL, Cluster, Node, Postgres, Target,  # noqa: E402
@@ -332,21 +332,7 @@ def parse_args(argv):
                    default=os.environ.get("QUIVER_BIN") or str(ROOT / "build" / "quiver"),
                    help="the server binary, copied into the work dir before use [default: "
                         "$QUIVER_BIN or build/quiver]")
-    p.add_argument("--work-dir", default=str(RESULTS_DIR),
-                   help="where the run's temporary dir (data dirs, logs) is created "
-                        "[default: bench/results]")
-    p.add_argument("--keep-data", action="store_true",
-                   help="keep the run's temporary dir (data dirs, node and redis logs)")
-    p.add_argument("--docs", default=None,
-                   help="markdown file whose shared-bench section is rewritten [default: "
-                        "docs/benchmarks.md; not written with --quick]")
-    p.add_argument("--no-docs", action="store_true", help="do not write the docs file")
-    p.add_argument("--report", default=None, metavar="JSON",
-                   help="measure nothing: print an earlier run's table from its raw results "
-                        "file and rewrite the docs section from it")
-    p.add_argument("--json", default=None,
-                   help="where to write the raw results [default: "
-                        "bench/results/shared-bench-<time>.json]")
+    add_output_args(p, "shared-bench", "data dirs, node and redis logs", RESULTS_DIR)
     args = p.parse_args(argv)
 
     def pick(value, full, quick):
