@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <set>
 
 #include <fmt/format.h>
@@ -26,17 +27,29 @@ std::string RebuildSummary::ToString() const {
 
 namespace {
 
-// Check one manifest's entry and its blob; an error explains why it cannot be served.
-arrow::Status CheckEntry(BlobStore* store, const EntryMeta& meta, bool verify_checksums) {
+// Check one manifest's entry and its blob (`data`: the data blobs listed, with their
+// sizes -- a listing, because S3 with SSE-C cannot tell one object's size); an error
+// explains why it cannot be served.
+arrow::Status CheckEntry(BlobStore* store, const EntryMeta& meta,
+                         const std::map<std::string, int64_t>& data, bool verify_checksums) {
   if (!IsQueryKey(meta.key)) ARROW_RETURN_NOT_OK(ObjectKey::Parse(meta.key).status());
   ARROW_RETURN_NOT_OK(ValidateBlobName(meta.blob));
-  ARROW_ASSIGN_OR_RAISE(auto file, store->OpenReader(meta.blob));
-  ARROW_ASSIGN_OR_RAISE(int64_t size, file->GetSize());
-  if (size != meta.bytes) {
-    return arrow::Status::IOError("data blob ", meta.blob, " has ", size,
+  std::optional<int64_t> size;
+  if (auto listed = data.find(meta.blob); listed != data.end()) size = listed->second;
+  if (!size) {  // written after the data was listed? List its directory again.
+    ARROW_ASSIGN_OR_RAISE(auto again,
+                          store->List(meta.blob.substr(0, meta.blob.rfind('/') + 1)));
+    for (const auto& info : again) {
+      if (info.name == meta.blob) size = info.size;
+    }
+  }
+  if (!size) return arrow::Status::IOError("data blob ", meta.blob, " is missing");
+  if (*size != meta.bytes) {
+    return arrow::Status::IOError("data blob ", meta.blob, " has ", *size,
                                   " bytes, the manifest says ", meta.bytes);
   }
   if (verify_checksums) {
+    ARROW_ASSIGN_OR_RAISE(auto file, store->OpenReader(meta.blob, meta.bytes));
     ARROW_ASSIGN_OR_RAISE(auto sum, ChecksumFile(file.get()));
     if (sum != meta.checksum) {
       return arrow::Status::IOError("data blob ", meta.blob, " fails its checksum (", sum,
@@ -64,19 +77,20 @@ using Found = std::map<std::string, std::map<uint64_t, std::vector<EntryMeta>>>;
 struct Scan {
   Found found;
   std::set<std::string> referenced;  // data blobs named by readable manifests
+  std::set<std::string> quarantined;  // data blobs moved aside with their manifests
   int64_t unreadable = 0;            // manifests too damaged to name their data
 };
 
-arrow::Result<Scan> ScanManifests(BlobStore* store, const RebuildOptions& options,
-                                  RebuildSummary* summary) {
+arrow::Result<Scan> ScanManifests(BlobStore* store, const std::map<std::string, int64_t>& data,
+                                  const RebuildOptions& options, RebuildSummary* summary) {
   Scan scan;
   ARROW_ASSIGN_OR_RAISE(auto manifests, store->List(kManifestRoot));
   for (const auto& info : manifests) {
-    auto text = store->ReadAll(info.name);
+    auto text = store->ReadAll(info.name, info.size);
     if (!text.ok() && text.status().IsKeyError()) continue;  // removed meanwhile
     auto entry = text.ok() ? ParseManifest(info.name, *text)
                            : arrow::Result<EntryMeta>(text.status());
-    auto checked = entry.ok() ? CheckEntry(store, *entry, options.verify_checksums)
+    auto checked = entry.ok() ? CheckEntry(store, *entry, data, options.verify_checksums)
                               : entry.status();
     if (checked.ok()) {
       scan.referenced.insert(entry->blob);
@@ -88,6 +102,7 @@ arrow::Result<Scan> ScanManifests(BlobStore* store, const RebuildOptions& option
     auto meta = text.ok() ? EntryFromJson(*text) : arrow::Result<EntryMeta>(text.status());
     if (meta.ok() && ValidateBlobName(meta->blob).ok()) {
       Quarantine(store, meta->blob);
+      scan.quarantined.insert(meta->blob);
     } else {
       ++scan.unreadable;
     }
@@ -124,13 +139,13 @@ std::vector<EntryMeta> Choose(BlobStore* store, std::map<uint64_t, std::vector<E
   return out;
 }
 
-arrow::Status CountUnreferenced(BlobStore* store, const Scan& scan, const RebuildOptions& options,
+arrow::Status CountUnreferenced(BlobStore* store, const std::vector<BlobInfo>& blobs,
+                                const Scan& scan, const RebuildOptions& options,
                                 RebuildSummary* summary) {
-  ARROW_ASSIGN_OR_RAISE(auto blobs, store->List(kDataRoot));
   // Blob times are the store's real ones.
   const int64_t settled_before = Clock::System()->NowMillis() - options.grace_ms;
   for (const auto& info : blobs) {
-    if (scan.referenced.count(info.name)) continue;
+    if (scan.referenced.count(info.name) || scan.quarantined.count(info.name)) continue;
     // With an unreadable manifest, unnamed data may be that entry's: keep it aside rather
     // than let the sweep remove it -- unless it may be another node's write in progress.
     if (scan.unreadable > 0 && (options.exclusive || info.modified_ms < settled_before)) {
@@ -153,7 +168,11 @@ arrow::Result<RebuildSummary> RebuildIndex(BlobStore* store, Index* index,
   if (options.exclusive) {
     ARROW_ASSIGN_OR_RAISE(summary.temp_files_removed, store->RemoveAllTemporaries());
   }
-  ARROW_ASSIGN_OR_RAISE(auto scan, ScanManifests(store, options, &summary));
+  // Data first: a blob written after this listing belongs to a manifest written after it too.
+  ARROW_ASSIGN_OR_RAISE(auto blobs, store->List(kDataRoot));
+  std::map<std::string, int64_t> data;
+  for (const auto& info : blobs) data.emplace(info.name, info.size);
+  ARROW_ASSIGN_OR_RAISE(auto scan, ScanManifests(store, data, options, &summary));
   std::vector<EntryMeta> restore;
   for (auto& [key, by_version] : scan.found) {
     auto kept = Choose(store, &by_version, options, &summary);
@@ -174,7 +193,7 @@ arrow::Result<RebuildSummary> RebuildIndex(BlobStore* store, Index* index,
     ++summary.versions;
     summary.bytes += meta.bytes;
   }
-  ARROW_RETURN_NOT_OK(CountUnreferenced(store, scan, options, &summary));
+  ARROW_RETURN_NOT_OK(CountUnreferenced(store, blobs, scan, options, &summary));
   summary.elapsed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                            std::chrono::steady_clock::now() - start)
                            .count();

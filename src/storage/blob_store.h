@@ -56,9 +56,15 @@ class BlobStore {
   virtual arrow::Result<std::unique_ptr<BlobWriter>> OpenWriter(const std::string& name) = 0;
 
   /// \brief Open a committed blob for random access (memory-mapped where possible).
-  /// A missing blob is a KeyError naming it.
+  /// A missing blob is a KeyError naming it. `known_size` (>= 0) is the blob's size when the
+  /// caller knows it (an index entry records it): a store may then skip asking for it (S3
+  /// with SSE-C cannot HEAD an object, see s3_blob_store.h). -1: unknown.
   virtual arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenReader(
-      const std::string& name) = 0;
+      const std::string& name, int64_t known_size) = 0;
+  arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenReader(
+      const std::string& name) {
+    return OpenReader(name, -1);
+  }
 
   /// \brief Remove a blob, durably: once this returns, a crash does not bring it back.
   /// Removing a missing blob is not an error.
@@ -84,8 +90,8 @@ class BlobStore {
 
   /// \brief Write a small blob in one call (write, commit).
   arrow::Status WriteAll(const std::string& name, std::string_view bytes);
-  /// \brief Read a whole blob into memory.
-  arrow::Result<std::string> ReadAll(const std::string& name);
+  /// \brief Read a whole blob into memory (`known_size` as for OpenReader).
+  arrow::Result<std::string> ReadAll(const std::string& name, int64_t known_size = -1);
 };
 
 /// \brief Check a blob name; the error names it.
