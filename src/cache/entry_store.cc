@@ -141,7 +141,7 @@ arrow::Result<std::optional<OpenEntry>> EntryStore::OpenMeta(std::optional<Entry
   if (auto in_memory = memory_->Lookup(meta->key, meta->blob)) {
     return OpenEntry{std::move(*meta), std::move(in_memory)};
   }
-  ARROW_ASSIGN_OR_RAISE(auto file, store_->OpenReader(meta->blob, meta->bytes));
+  ARROW_ASSIGN_OR_RAISE(auto file, store_->OpenReader(meta->blob, BlobHintOf(*meta)));
   if (promote) {
     auto copy = memory_->Promote(meta->key, meta->version, meta->blob, file.get());
     if (!copy.ok()) spdlog::warn("promoting {} to memory: {}", meta->key, copy.status().ToString());
@@ -160,7 +160,7 @@ arrow::Result<std::optional<EntryMeta>> EntryStore::FromManifests(
     auto named = ParseManifestName(it->name);
     if (!named || named->key != key || (version && named->version != *version)) continue;
     if (best && named->version < best->version) break;
-    auto text = store_->ReadAll(it->name, it->size);
+    auto text = store_->ReadAll(it->name, {it->size, ""});
     if (!text.ok()) continue;  // removed meanwhile
     auto meta = ParseManifest(it->name, *text);
     if (!meta.ok()) continue;

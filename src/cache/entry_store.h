@@ -28,6 +28,9 @@
 
 namespace quiver {
 
+/// What the entry tells the store about its data blob.
+inline BlobHint BlobHintOf(const EntryMeta& meta) { return BlobHint{meta.bytes, meta.key_id}; }
+
 /// A published version opened for reading.
 struct OpenEntry {
   EntryMeta meta;

@@ -54,6 +54,7 @@ arrow::Result<EntryMeta> EntryWriter::Finish() {
                      std::chrono::steady_clock::now() - started_)
                      .count();
   meta.blob = blob_->name();
+  meta.key_id = blob_->key_id();
   meta.bytes = counted_.bytes_written();
   meta.rows = rows_;
   meta.batches = batches_;

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "cache/entry_store.h"
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/key.h"
@@ -49,7 +50,7 @@ arrow::Status CheckEntry(BlobStore* store, const EntryMeta& meta,
                                   " bytes, the manifest says ", meta.bytes);
   }
   if (verify_checksums) {
-    ARROW_ASSIGN_OR_RAISE(auto file, store->OpenReader(meta.blob, meta.bytes));
+    ARROW_ASSIGN_OR_RAISE(auto file, store->OpenReader(meta.blob, BlobHintOf(meta)));
     ARROW_ASSIGN_OR_RAISE(auto sum, ChecksumFile(file.get()));
     if (sum != meta.checksum) {
       return arrow::Status::IOError("data blob ", meta.blob, " fails its checksum (", sum,
@@ -86,7 +87,7 @@ arrow::Result<Scan> ScanManifests(BlobStore* store, const std::map<std::string, 
   Scan scan;
   ARROW_ASSIGN_OR_RAISE(auto manifests, store->List(kManifestRoot));
   for (const auto& info : manifests) {
-    auto text = store->ReadAll(info.name, info.size);
+    auto text = store->ReadAll(info.name, {info.size, ""});
     if (!text.ok() && text.status().IsKeyError()) continue;  // removed meanwhile
     auto entry = text.ok() ? ParseManifest(info.name, *text)
                            : arrow::Result<EntryMeta>(text.status());

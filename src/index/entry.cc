@@ -33,6 +33,7 @@ std::string EntryToJson(const EntryMeta& m) {
                       {"cost_ms", m.cost_ms}};
   if (!m.manifest.empty()) j["manifest"] = m.manifest;
   if (!m.node.empty()) j["node"] = m.node;
+  if (!m.key_id.empty()) j["key_id"] = m.key_id;
   if (!m.depends_on.empty()) j["depends_on"] = m.depends_on;
   if (!m.tags.empty()) j["tags"] = m.tags;
   if (m.is_query()) {
@@ -64,6 +65,7 @@ arrow::Result<EntryMeta> EntryFromJson(std::string_view json) {
     m.cost_ms = j.value("cost_ms", int64_t{0});
     m.manifest = j.value("manifest", std::string());
     m.node = j.value("node", std::string());
+    m.key_id = j.value("key_id", std::string());
     if (j.contains("depends_on")) m.depends_on = j["depends_on"].get<std::vector<std::string>>();
     if (j.contains("tags")) m.tags = j["tags"].get<std::vector<std::string>>();
     if (j.contains("query")) {

@@ -23,6 +23,7 @@ struct EntryMeta {
   std::string key;            ///< canonical key text, e.g. "session/object"
   uint64_t version = 0;       ///< 1, 2, 3, ... per key
   std::string blob;           ///< name of the IPC stream blob in the BlobStore
+  std::string key_id;         ///< id of the key the store encrypted the blob with ("": none)
   std::string manifest;       ///< name of this version's manifest blob
   std::string node;           ///< id of the node that wrote it
   int64_t bytes = 0;          ///< size of the IPC stream

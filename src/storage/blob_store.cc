@@ -31,8 +31,8 @@ arrow::Status BlobStore::WriteAll(const std::string& name, std::string_view byte
   return st;
 }
 
-arrow::Result<std::string> BlobStore::ReadAll(const std::string& name, int64_t known_size) {
-  ARROW_ASSIGN_OR_RAISE(auto file, OpenReader(name, known_size));
+arrow::Result<std::string> BlobStore::ReadAll(const std::string& name, const BlobHint& hint) {
+  ARROW_ASSIGN_OR_RAISE(auto file, OpenReader(name, hint));
   ARROW_ASSIGN_OR_RAISE(int64_t size, file->GetSize());
   ARROW_ASSIGN_OR_RAISE(auto buffer, file->ReadAt(0, size));
   return buffer->ToString();

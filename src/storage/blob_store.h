@@ -36,16 +36,26 @@ class BlobWriter : public arrow::io::OutputStream {
   arrow::Status Close() override { return Abort(); }
 
   const std::string& name() const { return name_; }
+  /// The id of the key the blob is encrypted with ("": none), for BlobHint::key_id.
+  const std::string& key_id() const { return key_id_; }
 
  protected:
-  explicit BlobWriter(std::string name) : name_(std::move(name)) {}
+  explicit BlobWriter(std::string name, std::string key_id = "")
+      : name_(std::move(name)), key_id_(std::move(key_id)) {}
   std::string name_;
+  std::string key_id_;
 };
 
 struct BlobInfo {
   std::string name;
   int64_t size = 0;
   int64_t modified_ms = 0;  ///< when it was committed (or last moved), Unix epoch ms
+};
+
+/// What a caller knows of a committed blob, e.g. from the index entry naming it.
+struct BlobHint {
+  int64_t size = -1;   ///< its size in bytes; -1: unknown
+  std::string key_id;  ///< the id of the encryption key it was written with; "": unknown
 };
 
 class BlobStore {
@@ -56,14 +66,15 @@ class BlobStore {
   virtual arrow::Result<std::unique_ptr<BlobWriter>> OpenWriter(const std::string& name) = 0;
 
   /// \brief Open a committed blob for random access (memory-mapped where possible).
-  /// A missing blob is a KeyError naming it. `known_size` (>= 0) is the blob's size when the
-  /// caller knows it (an index entry records it): a store may then skip asking for it (S3
-  /// with SSE-C cannot HEAD an object, see s3_blob_store.h). -1: unknown.
+  /// A missing blob is a KeyError naming it. `hint` is what the caller knows of the blob
+  /// (an index entry records it): with its size a store need not ask for it (S3 with SSE-C
+  /// cannot HEAD an object, see s3_blob_store.h); with its key id a store that encrypts
+  /// uses that key first.
   virtual arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenReader(
-      const std::string& name, int64_t known_size) = 0;
+      const std::string& name, const BlobHint& hint) = 0;
   arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenReader(
       const std::string& name) {
-    return OpenReader(name, -1);
+    return OpenReader(name, BlobHint{});
   }
 
   /// \brief Remove a blob, durably: once this returns, a crash does not bring it back.
@@ -90,8 +101,8 @@ class BlobStore {
 
   /// \brief Write a small blob in one call (write, commit).
   arrow::Status WriteAll(const std::string& name, std::string_view bytes);
-  /// \brief Read a whole blob into memory (`known_size` as for OpenReader).
-  arrow::Result<std::string> ReadAll(const std::string& name, int64_t known_size = -1);
+  /// \brief Read a whole blob into memory (`hint` as for OpenReader).
+  arrow::Result<std::string> ReadAll(const std::string& name, const BlobHint& hint = {});
 };
 
 /// \brief Check a blob name; the error names it.

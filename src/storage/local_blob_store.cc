@@ -225,7 +225,7 @@ arrow::Result<std::unique_ptr<BlobWriter>> LocalBlobStore::OpenWriter(const std:
 }
 
 arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> LocalBlobStore::OpenReader(
-    const std::string& name, int64_t /*known_size*/) {
+    const std::string& name, const BlobHint& /*hint*/) {
   ARROW_RETURN_NOT_OK(ValidateBlobName(name));
   std::string path = PathOf(name);
   auto file = arrow::io::MemoryMappedFile::Open(path, arrow::io::FileMode::READ);

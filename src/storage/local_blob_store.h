@@ -42,7 +42,7 @@ class LocalBlobStore final : public BlobStore {
   arrow::Result<std::unique_ptr<BlobWriter>> OpenWriter(const std::string& name) override;
   using BlobStore::OpenReader;
   arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenReader(
-      const std::string& name, int64_t known_size) override;
+      const std::string& name, const BlobHint& hint) override;
   arrow::Status Delete(const std::string& name) override;
   arrow::Status Move(const std::string& from, const std::string& to) override;
   arrow::Result<std::vector<BlobInfo>> List(const std::string& prefix) override;

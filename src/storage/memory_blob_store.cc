@@ -57,7 +57,7 @@ void MemoryBlobStore::Install(const std::string& name, std::shared_ptr<arrow::Bu
 }
 
 arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> MemoryBlobStore::OpenReader(
-    const std::string& name, int64_t /*known_size*/) {
+    const std::string& name, const BlobHint& /*hint*/) {
   ARROW_RETURN_NOT_OK(ValidateBlobName(name));
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = blobs_.find(name);
