@@ -8,7 +8,9 @@
 #      (no unversioned symlinks, no CMake config), so imported targets are defined here
 #      on the exact files.
 #
-# Either way the result is two targets: quiver::arrow and quiver::arrow_flight.
+# Either way the result is three targets: quiver::arrow, quiver::arrow_flight and
+# quiver::arrow_s3 (S3FileSystem; its own library since Arrow 21, with the AWS SDK hidden
+# inside it in the wheel -- never link a system AWS SDK next to it).
 # QUIVER_ARROW_LIBDIR is set to the directory to put in binaries' RPATH (empty when
 # the system Arrow is used and the loader finds it by itself).
 
@@ -29,6 +31,13 @@ if(Arrow_FOUND AND ArrowFlight_FOUND)
   target_link_libraries(quiver::arrow INTERFACE Arrow::arrow_shared)
   add_library(quiver::arrow_flight INTERFACE IMPORTED)
   target_link_libraries(quiver::arrow_flight INTERFACE ArrowFlight::arrow_flight_shared)
+  add_library(quiver::arrow_s3 INTERFACE IMPORTED)
+  find_package(ArrowS3 CONFIG QUIET)
+  if(ArrowS3_FOUND)
+    target_link_libraries(quiver::arrow_s3 INTERFACE ArrowS3::arrow_s3_shared)
+  else()
+    target_link_libraries(quiver::arrow_s3 INTERFACE Arrow::arrow_shared)
+  endif()
   return()
 endif()
 
@@ -59,8 +68,10 @@ math(EXPR _quiver_so "${CMAKE_MATCH_1} * 100 + ${CMAKE_MATCH_2}")
 set(_quiver_inc "${_quiver_pa_dir}/include")
 set(_quiver_arrow_so "${_quiver_pa_dir}/libarrow.so.${_quiver_so}")
 set(_quiver_flight_so "${_quiver_pa_dir}/libarrow_flight.so.${_quiver_so}")
+set(_quiver_s3_so "${_quiver_pa_dir}/libarrow_s3.so.${_quiver_so}")
 foreach(_f "${_quiver_inc}/arrow/api.h" "${_quiver_inc}/arrow/flight/api.h"
-           "${_quiver_arrow_so}" "${_quiver_flight_so}")
+           "${_quiver_inc}/arrow/filesystem/s3fs.h"
+           "${_quiver_arrow_so}" "${_quiver_flight_so}" "${_quiver_s3_so}")
   if(NOT EXISTS "${_f}")
     message(FATAL_ERROR "Quiver: pyarrow ${QUIVER_PYARROW_VERSION} wheel lacks ${_f}")
   endif()
@@ -78,6 +89,11 @@ set_target_properties(quiver::arrow PROPERTIES
 add_library(quiver::arrow_flight SHARED IMPORTED GLOBAL)
 set_target_properties(quiver::arrow_flight PROPERTIES
   IMPORTED_LOCATION "${_quiver_flight_so}"
+  INTERFACE_LINK_LIBRARIES quiver::arrow)
+
+add_library(quiver::arrow_s3 SHARED IMPORTED GLOBAL)
+set_target_properties(quiver::arrow_s3 PROPERTIES
+  IMPORTED_LOCATION "${_quiver_s3_so}"
   INTERFACE_LINK_LIBRARIES quiver::arrow)
 
 set(QUIVER_ARROW_LIBDIR "${_quiver_pa_dir}")

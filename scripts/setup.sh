@@ -2,7 +2,8 @@
 # Idempotent setup for Quiver on Debian 12 (run as root, or with sudo available):
 #   1. installs the Debian packages the build and the tests need (only the missing ones);
 #   2. creates .venv with the pinned Python packages of requirements.txt (only when they changed);
-#   3. configures and builds Quiver into build/ (incremental).
+#   3. fetches the s3proxy jar (S3 store tests) into .tools/s3proxy/;
+#   4. configures and builds Quiver into build/ (incremental).
 # A second run does nothing slow.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,9 @@ missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Java and Maven run s3proxy (the S3 store tests); any installed JDK/JRE 17+ will do.
+command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
+command -v mvn >/dev/null 2>&1 || missing+=(maven)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -53,6 +57,18 @@ if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.requirements.sha256 2>/dev/null)
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
   echo "$req_hash" > .venv/.requirements.sha256
+fi
+
+# s3proxy: the real S3-compatible server the S3 store tests run against (a Java jar from
+# Maven Central, with its dependencies), kept in the gitignored .tools/s3proxy/.
+S3PROXY_VERSION=4.1.0
+S3PROXY_JAR=.tools/s3proxy/s3proxy-$S3PROXY_VERSION-jar-with-dependencies.jar
+if [ ! -f "$S3PROXY_JAR" ]; then
+  log "fetching s3proxy $S3PROXY_VERSION"
+  mvn -q -B dependency:copy \
+    -Dartifact="org.gaul:s3proxy:$S3PROXY_VERSION:jar:jar-with-dependencies" \
+    -DoutputDirectory=.tools/s3proxy >&2 ||
+    log "could not fetch s3proxy; the S3 store tests will be skipped"
 fi
 
 BUILD_TYPE=${QUIVER_BUILD_TYPE:-RelWithDebInfo}

@@ -63,8 +63,17 @@ void Engine::ApplyStoredSettings() {
 arrow::Status Engine::Build() {
   const auto& o = options_;
   memory_ = std::make_unique<MemoryTier>(o.memory_size, o.memory_max_entry_bytes);
+  std::shared_ptr<DiskTier> disk;
+  if (o.disk_store && o.disk_size > 0) {
+    std::shared_ptr<const EvictionPolicy> policy;
+    if (o.budget.policy == "lru") policy = std::make_shared<LruPolicy>();
+    else policy = std::make_shared<CostAwarePolicy>(o.budget.half_life);
+    disk = std::make_shared<DiskTier>(o.disk_store, o.disk_size, o.disk_max_entry_bytes,
+                                      std::move(policy));
+    ARROW_RETURN_NOT_OK(disk->Load());
+  }
   entries_ = std::make_unique<EntryStore>(o.store, o.index, o.clock, o.node_id, memory_.get(),
-                                          o.shared.fail_open);
+                                          o.shared.fail_open, std::move(disk));
   ARROW_ASSIGN_OR_RAISE(evictor_, Evictor::Make(o.budget, entries_.get(), o.clock));
   invalidator_ = std::make_unique<Invalidator>(entries_.get());
   committer_ = std::make_unique<Committer>(entries_.get(), evictor_.get(), invalidator_.get());
@@ -207,7 +216,10 @@ void Engine::OnEvent(const IndexEvent& event) {
   if (event.node == options_.node_id) return;  // this node acted on it already
   switch (event.kind) {
     case IndexEvent::Kind::kRemoved:
-      for (const auto& blob : event.blobs) memory_->Erase(event.key, blob);
+      for (const auto& blob : event.blobs) {
+        memory_->Erase(event.key, blob);
+        if (entries_->disk()) entries_->disk()->Erase(blob);
+      }
       break;
     case IndexEvent::Kind::kFillEnded:
       queries_->OnFillEnded(event.key);

@@ -77,6 +77,11 @@ struct EngineOptions {
   int64_t memory_size = 0;
   /// Largest entry the memory tier takes; 0: memory_size / 8.
   int64_t memory_max_entry_bytes = 0;
+  /// Node-local disk tier in front of a shared `store` (S3): where its copies live (null:
+  /// none), its bytes, and the largest entry it copies (0: disk_size / 8).
+  std::shared_ptr<BlobStore> disk_store;
+  int64_t disk_size = 0;
+  int64_t disk_max_entry_bytes = 0;
   /// Seconds between saves of the access histories (embedded index); 0: only at close.
   double usage_save_interval_s = 30;
   // Queries.

@@ -23,18 +23,20 @@ arrow::Status UnclearPublish(const arrow::Status& cause) {
 
 EntryStore::EntryStore(std::shared_ptr<BlobStore> store, std::shared_ptr<Index> index,
                        std::shared_ptr<Clock> clock, std::string node, MemoryTier* memory,
-                       bool fail_open)
+                       bool fail_open, std::shared_ptr<DiskTier> disk)
     : store_(std::move(store)),
       index_(std::move(index)),
       clock_(std::move(clock)),
       node_(std::move(node)),
       memory_(memory),
-      fail_open_(fail_open) {}
+      fail_open_(fail_open),
+      disk_(std::move(disk)) {}
 
 arrow::Result<std::unique_ptr<EntryWriter>> EntryStore::NewWriter(const std::string& key,
                                                                   int64_t max_bytes,
                                                                   std::string limit_name) {
   ARROW_ASSIGN_OR_RAISE(auto blob, store_->OpenWriter(NewDataBlobName(node_)));
+  if (disk_) blob = disk_->TeeWriter(std::move(blob));
   return std::make_unique<EntryWriter>(key, node_, std::move(blob), max_bytes,
                                        std::move(limit_name));
 }
@@ -50,6 +52,11 @@ arrow::Result<PublishOutcome> EntryStore::Publish(EntryMeta* entry, PublishReque
                                                   bool* unclear) {
   *unclear = false;
   if (entry->created_ms == 0) entry->created_ms = clock_->NowMillis();
+  // Published: the disk tier keeps the copy the fill wrote (if it made one).
+  auto admitted = [&](PublishOutcome outcome) {
+    if (disk_) disk_->Admit(*entry);
+    return outcome;
+  };
   for (int attempt = 0;; ++attempt) {
     if (attempt > 0) {
       ARROW_ASSIGN_OR_RAISE(latest, index_->Get(entry->key, std::nullopt));
@@ -75,7 +82,7 @@ arrow::Result<PublishOutcome> EntryStore::Publish(EntryMeta* entry, PublishReque
       // The index may have published it before the answer was lost: it is either published,
       // or garbage the sweep removes -- its files are left either way.
       auto published = IsPublished(*entry);
-      if (published.ok() && *published) return PublishOutcome{};
+      if (published.ok() && *published) return admitted(PublishOutcome{});
       *unclear = true;
       return UnclearPublish(outcome.status());
     }
@@ -84,13 +91,13 @@ arrow::Result<PublishOutcome> EntryStore::Publish(EntryMeta* entry, PublishReque
     if (outcome->refusal == Refusal::kVersionConflict &&
         outcome->current_version == entry->version) {
       auto published = IsPublished(*entry);
-      if (published.ok() && *published) return PublishOutcome{};
+      if (published.ok() && *published) return admitted(PublishOutcome{});
     }
     if (outcome->published()) {
       auto dropped = DropFiles(outcome->trimmed);  // published whatever happens to them
       if (!dropped.ok()) spdlog::warn("removing trimmed versions of {}: {}", entry->key,
                                       dropped.ToString());
-      return outcome;
+      return admitted(std::move(*outcome));
     }
     auto removed = store_->Delete(entry->manifest);
     if (!removed.ok()) {  // left for the garbage sweep; a rebuild before it could restore it
@@ -104,6 +111,7 @@ arrow::Result<PublishOutcome> EntryStore::Publish(EntryMeta* entry, PublishReque
 }
 
 void EntryStore::Discard(const EntryMeta& entry) {
+  if (disk_) disk_->Erase(entry.blob);
   auto st = store_->Delete(entry.blob);
   if (!st.ok()) spdlog::warn("removing unpublished {}: {}", entry.blob, st.ToString());
 }
@@ -141,7 +149,14 @@ arrow::Result<std::optional<OpenEntry>> EntryStore::OpenMeta(std::optional<Entry
   if (auto in_memory = memory_->Lookup(meta->key, meta->blob)) {
     return OpenEntry{std::move(*meta), std::move(in_memory)};
   }
-  ARROW_ASSIGN_OR_RAISE(auto file, store_->OpenReader(meta->blob, BlobHintOf(*meta)));
+  std::shared_ptr<arrow::io::RandomAccessFile> file;
+  if (disk_) {
+    ARROW_ASSIGN_OR_RAISE(file, disk_->Lookup(*meta));
+  }
+  if (!file) {
+    ARROW_ASSIGN_OR_RAISE(file, store_->OpenReader(meta->blob, BlobHintOf(*meta)));
+    if (disk_) file = disk_->CopyOnRead(*meta, std::move(file));
+  }
   if (promote) {
     auto copy = memory_->Promote(meta->key, meta->version, meta->blob, file.get());
     if (!copy.ok()) spdlog::warn("promoting {} to memory: {}", meta->key, copy.status().ToString());
@@ -197,6 +212,7 @@ arrow::Status EntryStore::DropFiles(const std::vector<EntryMeta>& removed) {
   event.key = removed.front().key;
   for (const auto& old : removed) {
     memory_->Erase(old.key, old.blob);
+    if (disk_) disk_->Erase(old.blob);
     auto st = store_->Delete(old.blob);
     if (!st.ok()) spdlog::warn("removing {} of {}@{}: {}", old.blob, old.key, old.version,
                                st.ToString());

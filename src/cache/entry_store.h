@@ -8,7 +8,9 @@
 // Reading: Open() looks the version up in the index, then opens its copy in memory or its
 // blob. When the index cannot be reached and the node fails open, Open() reads the newest
 // manifest in the store instead: what is in storage was published (or is being removed), and
-// nothing can be published or removed while the index is away. Removing: Remove()/Trim() take versions out of the index first, then delete their
+// nothing can be published or removed while the index is away. With a DiskTier in front
+// of a shared store, a blob is read from its local copy when there is one, and copied
+// while it is read from the store when there is not. Removing: Remove()/Trim() take versions out of the index first, then delete their
 // manifests (oldest first, durably), memory copies and blobs, and tell the other nodes.
 //
 // Thread-safety: all methods are safe to call concurrently.
@@ -20,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "cache/disk_tier.h"
 #include "cache/entry_writer.h"
 #include "cache/memory_tier.h"
 #include "common/clock.h"
@@ -40,9 +43,10 @@ struct OpenEntry {
 class EntryStore {
  public:
   /// \brief `fail_open`: serve reads from the manifests while the index is unavailable.
+  /// `disk` (may be null): the node-local copies in front of a shared `store`.
   EntryStore(std::shared_ptr<BlobStore> store, std::shared_ptr<Index> index,
              std::shared_ptr<Clock> clock, std::string node, MemoryTier* memory,
-             bool fail_open = false);
+             bool fail_open = false, std::shared_ptr<DiskTier> disk = nullptr);
 
   /// \brief Start writing an entry of `key`, limited to `max_bytes`.
   arrow::Result<std::unique_ptr<EntryWriter>> NewWriter(const std::string& key,
@@ -82,6 +86,7 @@ class EntryStore {
   bool fail_open() const { return fail_open_; }
   Index* index() const { return index_.get(); }
   MemoryTier* memory() const { return memory_; }
+  DiskTier* disk() const { return disk_.get(); }
   const std::string& node() const { return node_; }
 
  private:
@@ -100,6 +105,7 @@ class EntryStore {
   MemoryTier* memory_;
   bool fail_open_;
   std::atomic<int64_t> reads_without_index_{0};
+  std::shared_ptr<DiskTier> disk_;
 };
 
 }  // namespace quiver

@@ -41,6 +41,8 @@ struct CacheStats {
   int64_t reads_without_index = 0;  ///< reads served from manifests (index unavailable)
   BudgetSettings budget;
   MemoryTierStats memory;
+  bool has_disk_tier = false;
+  DiskTierStats disk;  ///< the node-local disk tier (a shared store only)
 };
 
 class Management {

@@ -5,6 +5,7 @@
 
 #include "cli/admin_commands.h"
 #include "cli/serve_command.h"
+#include "storage/s3_blob_store.h"
 
 int main(int argc, char** argv) {
   // Logs go to stderr so that stdout carries only what scripts parse.
@@ -17,6 +18,13 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   quiver::AddServeCommand(app);
   quiver::AddAdminCommands(app);
-  CLI11_PARSE(app, argc, argv);
-  return 0;
+  int rc = 0;
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    rc = app.exit(e);
+  }
+  // Every S3 store is gone by now (they live inside the commands).
+  quiver::FinalizeS3IfInitialized();
+  return rc;
 }

@@ -19,11 +19,11 @@
 
 #include "cache/engine.h"
 #include "cli/index_factory.h"
+#include "cli/store_factory.h"
 #include "common/config.h"
 #include "exec/adbc_source.h"
 #include "server/flight_peer_client.h"
 #include "server/flight_service.h"
-#include "storage/local_blob_store.h"
 
 namespace quiver {
 
@@ -49,6 +49,11 @@ struct ServeFlags {
   std::string node_id;
   std::string advertise;
   std::string public_endpoint;
+  std::string store;
+  std::string s3_region;
+  std::string s3_endpoint;
+  std::string s3_ca_file;
+  std::string disk_tier_size;
 };
 
 // 10% of the filesystem holding `dir` (the default disk budget).
@@ -73,6 +78,9 @@ arrow::Status ApplySizes(const ServeFlags& flags, ServerConfig* config) {
   if (!flags.memory_size.empty()) {
     ARROW_ASSIGN_OR_RAISE(config->memory_size, ParseByteSize(flags.memory_size));
   }
+  if (!flags.disk_tier_size.empty()) {
+    ARROW_ASSIGN_OR_RAISE(config->disk_tier_size, ParseByteSize(flags.disk_tier_size));
+  }
   return arrow::Status::OK();
 }
 
@@ -93,6 +101,10 @@ arrow::Result<ServerConfig> LoadConfig(const ServeFlags& flags) {
   set(&config.node_id, flags.node_id);
   set(&config.advertise, flags.advertise);
   set(&config.public_endpoint, flags.public_endpoint);
+  set(&config.store, flags.store);
+  set(&config.s3.region, flags.s3_region);
+  set(&config.s3.endpoint, flags.s3_endpoint);
+  set(&config.s3.ca_file, flags.s3_ca_file);
   ARROW_RETURN_NOT_OK(ApplySizes(flags, &config));
   if (flags.keep_versions > 0) config.keep_versions = flags.keep_versions;
   if (flags.no_verify) config.verify_on_startup = false;
@@ -160,11 +172,22 @@ arrow::Result<std::unique_ptr<Engine>> OpenEngine(const ServerConfig& config,
   const bool shared = config.shared_index();
   EngineOptions options = MakeEngineOptions(config);
   ARROW_ASSIGN_OR_RAISE(options.index, OpenIndex(config, node));
-  ARROW_ASSIGN_OR_RAISE(auto store, LocalBlobStore::Open(config.data_dir, SanitizeNodeId(node)));
-  // One embedded server per data dir; cluster nodes may share theirs.
-  ARROW_RETURN_NOT_OK(store->Lock(/*exclusive=*/!shared));
+  ARROW_ASSIGN_OR_RAISE(auto stores, OpenStores(config, node));
+  auto& store = stores.store;
   if (options.budget.cache_size == 0) {
-    ARROW_ASSIGN_OR_RAISE(options.budget.cache_size, DefaultCacheSize(store->root()));
+    ARROW_ASSIGN_OR_RAISE(options.budget.cache_size, DefaultCacheSize(stores.data_dir->root()));
+  }
+  if (stores.disk) {
+    options.disk_store = stores.disk;
+    options.disk_size = config.disk_tier_size;
+    if (options.disk_size == 0) {
+      ARROW_ASSIGN_OR_RAISE(options.disk_size, DefaultCacheSize(stores.data_dir->root()));
+    }
+    options.disk_max_entry_bytes = config.disk_tier_max_entry_bytes;
+    spdlog::info("disk tier {}: {} (largest copy {})", stores.disk->Describe(),
+                 FormatByteSize(options.disk_size),
+                 FormatByteSize(options.disk_max_entry_bytes > 0 ? options.disk_max_entry_bytes
+                                                                : options.disk_size / 8));
   }
   options.store = store;
   options.node_id = node;
@@ -258,14 +281,27 @@ void AddServeCommand(CLI::App& app) {
       "The first line on stdout is 'quiver listening on grpc://HOST:PORT'. Logs go to "
       "stderr.\nSIGINT/SIGTERM stop the server; writes in flight complete or are discarded.\n"
       "Flags override the config file, which overrides the defaults (docs/configuration.md).\n"
-      "Many nodes form one cache with a shared --index redis://... and one data dir "
-      "(docs/shared-mode.md).");
+      "Many nodes form one cache with a shared --index redis://... and one data dir, or an "
+      "S3 bucket (--store s3://...) (docs/shared-mode.md).");
   cmd->add_option("--listen", flags->listen,
                   "Address to listen on, grpc://HOST:PORT; port 0 picks a free port "
                   "[default: grpc://127.0.0.1:8815]");
   cmd->add_option("--data-dir", flags->data_dir,
-                  "Directory of the store; created if missing. Nodes of one cache share it "
+                  "Directory of the local store; created if missing. Nodes of one cache share "
+                  "it, unless --store is s3://..., when it holds this node's disk tier "
                   "[default: ./quiver-data]");
+  cmd->add_option("--store", flags->store,
+                  "Where entries are kept: local (the data dir) or s3://BUCKET[/PREFIX], with "
+                  "the s3 settings of the config file (docs/shared-mode.md) [default: local]");
+  cmd->add_option("--s3-region", flags->s3_region, "Region of the S3 bucket, e.g. eu-west-3");
+  cmd->add_option("--s3-endpoint", flags->s3_endpoint,
+                  "HOST:PORT of an S3-compatible server (path-style requests) [default: AWS]");
+  cmd->add_option("--s3-ca-file", flags->s3_ca_file,
+                  "PEM file of the CA that signs the S3 server's certificate "
+                  "[default: the system's CAs]");
+  cmd->add_option("--disk-tier-size", flags->disk_tier_size,
+                  "With an S3 store: bytes of this node's disk tier in the data dir, e.g. "
+                  "50GiB [default: 10% of its filesystem]");
   cmd->add_option("--config", flags->config_file, "JSON config file")->check(CLI::ExistingFile);
   cmd->add_option("--index", flags->index,
                   "embedded, or redis://[user:password@]HOST:PORT[/DB] (rediss:// for TLS): "

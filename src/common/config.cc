@@ -124,6 +124,37 @@ arrow::Status ServerConfig::LoadSources(const nlohmann::json& value, const std::
   return arrow::Status::OK();
 }
 
+arrow::Status ServerConfig::LoadS3(const nlohmann::json& value, const std::string& path) {
+  if (!value.is_object()) {
+    return arrow::Status::Invalid("config file '", path, "': 's3' must be an object");
+  }
+  for (auto& [field, v] : value.items()) {
+    if (field == "region") s3.region = v.get<std::string>();
+    else if (field == "endpoint") s3.endpoint = v.get<std::string>();
+    else if (field == "scheme") s3.scheme = v.get<std::string>();
+    else if (field == "path_style") s3.path_style = v.get<bool>();
+    else if (field == "ca_file") s3.ca_file = v.get<std::string>();
+    else if (field == "connect_timeout_s") s3.connect_timeout_s = v.get<double>();
+    else if (field == "request_timeout_s") s3.request_timeout_s = v.get<double>();
+    else if (field == "max_retries") s3.max_retries = v.get<int64_t>();
+    else if (field == "access_key") s3.access_key = v.get<std::string>();
+    else if (field == "secret_key") s3.secret_key = v.get<std::string>();
+    else if (field == "session_token") s3.session_token = v.get<std::string>();
+    else if (field == "credentials_file") s3.credentials_file = v.get<std::string>();
+    else if (field == "profile") s3.profile = v.get<std::string>();
+    else if (field == "sse_c_key_file") s3.sse_c_key_file = v.get<std::string>();
+    else if (field == "sse_c_old_key_files") {
+      s3.sse_c_old_key_files = v.get<std::vector<std::string>>();
+    } else if (field == "readahead_bytes") {
+      ARROW_ASSIGN_OR_RAISE(s3.readahead_bytes, SizeField(v, "s3.readahead_bytes"));
+    } else if (field == "readahead_depth") s3.readahead_depth = v.get<int64_t>();
+    else {
+      return arrow::Status::Invalid("config file '", path, "': s3: unknown field '", field, "'");
+    }
+  }
+  return arrow::Status::OK();
+}
+
 arrow::Status ServerConfig::LoadFile(const std::string& path) {
   std::ifstream in(path);
   if (!in) return arrow::Status::IOError("cannot read config file '", path, "'");
@@ -140,6 +171,18 @@ arrow::Status ServerConfig::LoadFile(const std::string& path) {
     for (auto& [name, value] : doc.items()) {
       if (name == "listen") listen = value.get<std::string>();
       else if (name == "data_dir") data_dir = value.get<std::string>();
+      else if (name == "store") store = value.get<std::string>();
+      else if (name == "s3") {
+        ARROW_RETURN_NOT_OK(LoadS3(value, path));
+      } else if (name == "encryption_key_file") encryption_key_file = value.get<std::string>();
+      else if (name == "encryption_old_key_files") {
+        encryption_old_key_files = value.get<std::vector<std::string>>();
+      } else if (name == "disk_tier_size") {
+        ARROW_ASSIGN_OR_RAISE(disk_tier_size, SizeField(value, "disk_tier_size"));
+      } else if (name == "disk_tier_max_entry_bytes") {
+        ARROW_ASSIGN_OR_RAISE(disk_tier_max_entry_bytes,
+                              SizeField(value, "disk_tier_max_entry_bytes"));
+      }
       else if (name == "max_object_bytes") {
         ARROW_ASSIGN_OR_RAISE(max_object_bytes, SizeField(value, "max_object_bytes"));
       } else if (name == "keep_versions") keep_versions = value.get<int64_t>();
@@ -210,6 +253,7 @@ arrow::Status ServerConfig::Validate() const {
   if (!(half_life > 0)) return arrow::Status::Invalid("half_life must be > 0");
   ARROW_RETURN_NOT_OK(ValidateAddresses());
   ARROW_RETURN_NOT_OK(ValidateShared());
+  ARROW_RETURN_NOT_OK(ValidateStore());
   for (size_t i = 0; i < sources.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {
       if (sources[i].name == sources[j].name) {
@@ -285,6 +329,43 @@ arrow::Status ServerConfig::ValidateShared() const {
   }
   if (garbage_grace_s < 0) return arrow::Status::Invalid("garbage_grace_s must be >= 0");
   if (sweep_interval_s < 0) return arrow::Status::Invalid("sweep_interval_s must be >= 0");
+  return arrow::Status::OK();
+}
+
+arrow::Status ServerConfig::ValidateStore() const {
+  if (store != "local" && !s3_store()) {
+    return arrow::Status::Invalid("store '", store, "' (--store): use local or s3://BUCKET[/PREFIX]");
+  }
+  if (disk_tier_size < 0) return arrow::Status::Invalid("disk_tier_size must be >= 0");
+  if (disk_tier_max_entry_bytes < 0) {
+    return arrow::Status::Invalid("disk_tier_max_entry_bytes must be >= 0");
+  }
+  if (!s3_store()) return arrow::Status::OK();
+  if (store.size() <= 5 || store[5] == '/') {
+    return arrow::Status::Invalid("store '", store, "' (--store) names no bucket: s3://BUCKET[/PREFIX]");
+  }
+  if (s3.region.empty()) {
+    return arrow::Status::Invalid("store '", store, "' needs s3.region (e.g. eu-west-3) in the "
+                                  "config file or --s3-region");
+  }
+  if (s3.scheme != "https" && s3.scheme != "http") {
+    return arrow::Status::Invalid("s3.scheme '", s3.scheme, "' is not https or http");
+  }
+  if (!(s3.connect_timeout_s > 0) || !(s3.request_timeout_s > 0)) {
+    return arrow::Status::Invalid("s3.connect_timeout_s and s3.request_timeout_s must be > 0");
+  }
+  if (s3.max_retries < 0 || s3.max_retries > 20) {
+    return arrow::Status::Invalid("s3.max_retries must be between 0 and 20");
+  }
+  if (s3.readahead_bytes < 4096 || s3.readahead_bytes > (int64_t{1} << 30)) {
+    return arrow::Status::Invalid("s3.readahead_bytes must be between 4KiB and 1GiB");
+  }
+  if (s3.readahead_depth < 1 || s3.readahead_depth > 64) {
+    return arrow::Status::Invalid("s3.readahead_depth must be between 1 and 64");
+  }
+  if (s3.access_key.empty() != s3.secret_key.empty()) {
+    return arrow::Status::Invalid("s3.access_key and s3.secret_key go together");
+  }
   return arrow::Status::OK();
 }
 

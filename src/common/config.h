@@ -16,11 +16,61 @@
 
 namespace quiver {
 
+/// How to reach an S3 bucket (`store: s3://...`); docs/shared-mode.md. Secrets here are
+/// never logged nor put in errors.
+struct S3Config {
+  /// AWS region, e.g. eu-west-3. Required.
+  std::string region;
+  /// host:port of an S3-compatible server; empty: AWS.
+  std::string endpoint;
+  /// "https" or "http". Default: https.
+  std::string scheme = "https";
+  /// Path-style requests (https://HOST/BUCKET/KEY); always with an `endpoint` (S3-compatible
+  /// servers need them). Default: false (virtual-hosted, for AWS).
+  bool path_style = false;
+  /// PEM CA bundle for a private TLS certificate; empty: the system's.
+  std::string ca_file;
+  double connect_timeout_s = 5;
+  double request_timeout_s = 30;
+  /// Retries of a failed request (AWS standard retry strategy). Default: 3.
+  int64_t max_retries = 3;
+  /// Credentials: these, else AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
+  /// AWS_SESSION_TOKEN, else `credentials_file` (the AWS INI format, `profile`).
+  std::string access_key;
+  std::string secret_key;
+  std::string session_token;
+  std::string credentials_file;
+  std::string profile = "default";
+  /// SSE-C: the customer key (32 bytes raw or 64 hex digits) new objects are written
+  /// with, from this file or the QUIVER_SSE_C_KEY environment variable; empty: no SSE-C.
+  std::string sse_c_key_file;
+  /// Keys of earlier objects, still read until those expire (key rotation).
+  std::vector<std::string> sse_c_old_key_files;
+  /// Hits read objects ahead in ranges of this many bytes, this many at a time.
+  int64_t readahead_bytes = int64_t{4} << 20;
+  int64_t readahead_depth = 2;
+};
+
 struct ServerConfig {
   /// Where to listen. Port 0 picks a free port. Default: grpc://127.0.0.1:8815.
   std::string listen = "grpc://127.0.0.1:8815";
-  /// Root of the local store. Default: ./quiver-data.
+  /// Root of the local store (with an S3 store: of the node-local disk tier).
+  /// Default: ./quiver-data.
   std::string data_dir = "quiver-data";
+  /// Where entries are kept: "local" (data_dir) or s3://BUCKET[/PREFIX]. Default: local.
+  std::string store = "local";
+  /// S3 settings (store: s3://...).
+  S3Config s3;
+  /// Encrypt local blobs (the local store, the disk tier) with AES-256-GCM under this key
+  /// (32 bytes raw or 64 hex digits; or the QUIVER_ENCRYPTION_KEY environment variable).
+  std::string encryption_key_file;
+  /// Keys of blobs written before a rotation, still read.
+  std::vector<std::string> encryption_old_key_files;
+  /// With an S3 store: bytes of the node-local disk tier in data_dir; 0: 10% of its
+  /// filesystem. Default: 0.
+  int64_t disk_tier_size = 0;
+  /// Largest entry the disk tier copies; 0: disk_tier_size / 8. Default: 0.
+  int64_t disk_tier_max_entry_bytes = 0;
   /// Largest object a single DoPut may store, in bytes. Default: 4 GiB.
   int64_t max_object_bytes = int64_t{4} << 30;
   /// How many versions of each key stay readable as key@N. Default: 3.
@@ -99,6 +149,8 @@ struct ServerConfig {
 
   /// True when the index is shared (not embedded).
   bool shared_index() const { return index != "embedded"; }
+  /// True when entries are kept in S3.
+  bool s3_store() const { return store.rfind("s3://", 0) == 0; }
 
   /// \brief Overlay the fields present in a JSON config file onto this config.
   arrow::Status LoadFile(const std::string& path);
@@ -113,6 +165,8 @@ struct ServerConfig {
  private:
   arrow::Status LoadSources(const nlohmann::json& value, const std::string& path);
   arrow::Status ValidateShared() const;
+  arrow::Status ValidateStore() const;
+  arrow::Status LoadS3(const nlohmann::json& value, const std::string& path);
   arrow::Status ValidateAddresses() const;
 };
 

@@ -57,7 +57,8 @@ class BlobStoreConformanceTest : public ::testing::Test {
     }
     ASSERT_OK_AND_ASSIGN(auto listed, store.List(""));
     EXPECT_TRUE(listed.empty());
-    EXPECT_TRUE(store.OpenReader("x/aborted").status().IsKeyError());
+    EXPECT_TRUE(store.OpenReader("x/aborted").status().IsKeyError())
+        << store.OpenReader("x/aborted").status();
     EXPECT_EQ(*store.RemoveAllTemporaries(), 0) << "an aborted writer left a temporary";
   }
 
@@ -93,7 +94,8 @@ class BlobStoreConformanceTest : public ::testing::Test {
 
     ASSERT_OK(store.Move("m/s2/o1", "q/m/s2/o1"));
     EXPECT_EQ(*store.ReadAll("q/m/s2/o1"), "333");
-    EXPECT_TRUE(store.OpenReader("m/s2/o1").status().IsKeyError());
+    EXPECT_TRUE(store.OpenReader("m/s2/o1").status().IsKeyError())
+        << store.OpenReader("m/s2/o1").status();
     EXPECT_TRUE(store.Move("missing/x", "y/z").IsKeyError());
   }
 
