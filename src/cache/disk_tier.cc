@@ -7,6 +7,8 @@
 #include <arrow/io/concurrency.h>
 #include <spdlog/spdlog.h>
 
+#include "common/config.h"
+
 namespace quiver {
 
 // Passes reads of a shared-store blob through, writing what is read front to back into a
@@ -203,8 +205,8 @@ arrow::Status DiskTier::Load() {
   });
   for (const auto& copy : copies) Added(copy.name, copy.size, 0, /*new_copy=*/false);
   if (!copies.empty()) {
-    spdlog::info("disk tier: kept {} copies from the last run ({} of {})",
-                 queue_.size(), queue_.total_bytes(), capacity_);
+    spdlog::info("disk tier: kept {} copies from the last run ({} of {})", queue_.size(),
+                 FormatByteSize(queue_.total_bytes()), FormatByteSize(capacity_));
   }
   return arrow::Status::OK();
 }

@@ -123,7 +123,7 @@ arrow::Status Engine::Rebuild() {
   rebuild.grace_ms = static_cast<int64_t>(o.shared.garbage_grace_s * 1000);
   ARROW_ASSIGN_OR_RAISE(auto summary, RebuildIndex(o.store.get(), o.index.get(), rebuild));
   ARROW_RETURN_NOT_OK(o.index->MarkRebuilt());
-  spdlog::info("{} {}: {}", o.index->shared() ? "rebuilt the shared index from" : "data dir",
+  spdlog::info("{} {}: {}", o.index->shared() ? "rebuilt the shared index from" : "store",
                o.store->Describe(), summary.ToString());
   {
     std::lock_guard<std::mutex> lock(recovery_mutex_);

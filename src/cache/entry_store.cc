@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "cache/damage_watch.h"
+#include "storage/encrypted_blob_store.h"
+
 namespace quiver {
 
 namespace {
@@ -153,8 +156,23 @@ arrow::Result<std::optional<OpenEntry>> EntryStore::OpenMeta(std::optional<Entry
   if (disk_) {
     ARROW_ASSIGN_OR_RAISE(file, disk_->Lookup(*meta));
   }
-  if (!file) {
-    ARROW_ASSIGN_OR_RAISE(file, store_->OpenReader(meta->blob, BlobHintOf(*meta)));
+  if (file) {  // a damaged copy is dropped; the next read fetches the blob again
+    file = WatchForDamage(std::move(file), [disk = disk_, blob = meta->blob](
+                                               const arrow::Status& why) {
+      disk->Quarantine(blob, why);
+    });
+  } else {
+    auto opened = store_->OpenReader(meta->blob, BlobHintOf(*meta));
+    if (!opened.ok() && IsTampered(opened.status())) {
+      QuarantineDamaged(*meta, opened.status());
+      return arrow::Status::IOError("entry ", meta->key, "@", meta->version,
+                                    " is damaged and was taken out of service: ",
+                                    opened.status().message());
+    }
+    ARROW_ASSIGN_OR_RAISE(file, std::move(opened));
+    file = WatchForDamage(std::move(file), [this, damaged = *meta](const arrow::Status& why) {
+      QuarantineDamaged(damaged, why);
+    });
     if (disk_) file = disk_->CopyOnRead(*meta, std::move(file));
   }
   if (promote) {
@@ -163,6 +181,20 @@ arrow::Result<std::optional<OpenEntry>> EntryStore::OpenMeta(std::optional<Entry
     if (copy.ok() && *copy) file = std::move(*copy);  // read once: serve the copy
   }
   return OpenEntry{std::move(*meta), std::move(file)};
+}
+
+void EntryStore::QuarantineDamaged(const EntryMeta& meta, const arrow::Status& why) {
+  ++damaged_;
+  spdlog::error("{}@{}: its data blob {} is damaged ({}); moving it to quarantine and "
+                "removing the version", meta.key, meta.version, meta.blob, why.message());
+  auto moved = store_->Move(meta.blob, kQuarantineRoot + meta.blob);
+  if (!moved.ok()) spdlog::warn("quarantining {}: {}", meta.blob, moved.ToString());
+  RemoveRequest request(meta.key);
+  request.only_if_blob = meta.blob;
+  auto removed = Remove(request);
+  if (!removed.ok()) {
+    spdlog::warn("removing damaged {}@{}: {}", meta.key, meta.version, removed.status().ToString());
+  }
 }
 
 arrow::Result<std::optional<EntryMeta>> EntryStore::FromManifests(

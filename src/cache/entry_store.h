@@ -81,6 +81,8 @@ class EntryStore {
   /// \brief Drop all but the newest `keep` versions of `key`.
   arrow::Result<std::vector<EntryMeta>> Trim(const std::string& key, int64_t keep);
 
+  /// Entries found damaged when read (failed authentication) and taken out of service.
+  int64_t damaged() const { return damaged_; }
   /// Reads served from manifests because the index was unavailable.
   int64_t reads_without_index() const { return reads_without_index_; }
   bool fail_open() const { return fail_open_; }
@@ -104,7 +106,12 @@ class EntryStore {
   std::string node_;
   MemoryTier* memory_;
   bool fail_open_;
+  /// A stored blob failed authentication: move it to quarantine, remove its version
+  /// (only the latest version is removed; an older one is left to the next rebuild).
+  void QuarantineDamaged(const EntryMeta& meta, const arrow::Status& why);
+
   std::atomic<int64_t> reads_without_index_{0};
+  std::atomic<int64_t> damaged_{0};
   std::shared_ptr<DiskTier> disk_;
 };
 

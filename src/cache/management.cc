@@ -76,6 +76,7 @@ arrow::Result<CacheStats> Management::Stats() {
   stats.reads_without_index = entries_->reads_without_index();
   stats.budget = evictor_->settings();
   stats.memory = entries_->memory()->Stats();
+  stats.damaged = entries_->damaged();
   if (auto* disk = entries_->disk()) {
     stats.has_disk_tier = true;
     stats.disk = disk->Stats();

@@ -39,6 +39,7 @@ struct CacheStats {
   int64_t invalidations = 0;  ///< keys removed by invalidate / invalidate-tag / new versions
   int64_t not_admitted = 0;   ///< entries refused by the budget
   int64_t reads_without_index = 0;  ///< reads served from manifests (index unavailable)
+  int64_t damaged = 0;  ///< stored entries that failed authentication, taken out of service
   BudgetSettings budget;
   MemoryTierStats memory;
   bool has_disk_tier = false;

@@ -65,6 +65,15 @@ arrow::Status CheckEntryKey(const std::string& key) {
   return ObjectKey::Parse(key).status();
 }
 
+// The node-local disk tier in front of an S3 store; null without one.
+json DiskTierJson(const CacheStats& s) {
+  if (!s.has_disk_tier) return nullptr;
+  return {{"capacity", s.disk.capacity},   {"bytes", s.disk.bytes},
+          {"entries", s.disk.entries},     {"hits", s.disk.hits},
+          {"copies_made", s.disk.copies_made}, {"copy_failures", s.disk.copy_failures},
+          {"damaged", s.disk.damaged}};
+}
+
 arrow::Result<json> StatsJson(Engine* engine) {
   ARROW_ASSIGN_OR_RAISE(auto s, engine->management()->Stats());
   auto q = engine->queries()->Stats();
@@ -92,6 +101,7 @@ arrow::Result<json> StatsJson(Engine* engine) {
       {"invalidations", s.invalidations},
       {"not_admitted", s.not_admitted},
       {"reads_without_index", s.reads_without_index},
+      {"damaged", s.damaged},
       {"budget",
        {{"policy", s.budget.policy},
         {"half_life", s.budget.half_life},
@@ -105,6 +115,7 @@ arrow::Result<json> StatsJson(Engine* engine) {
         {"entries", s.memory.entries},
         {"hits", s.memory.hits},
         {"promotions", s.memory.promotions}}},
+      {"disk_tier", DiskTierJson(s)},
       {"queries",
        {{"hits", q.hits},
         {"misses", q.misses},
