@@ -54,6 +54,7 @@ struct ServeFlags {
   std::string s3_endpoint;
   std::string s3_ca_file;
   std::string disk_tier_size;
+  bool no_disk_tier = false;
 };
 
 // 10% of the filesystem holding `dir` (the default disk budget).
@@ -108,6 +109,7 @@ arrow::Result<ServerConfig> LoadConfig(const ServeFlags& flags) {
   ARROW_RETURN_NOT_OK(ApplySizes(flags, &config));
   if (flags.keep_versions > 0) config.keep_versions = flags.keep_versions;
   if (flags.no_verify) config.verify_on_startup = false;
+  if (flags.no_disk_tier) config.disk_tier = false;
   if (flags.half_life > 0) config.half_life = flags.half_life;
   for (const auto& flag : flags.sources) {
     ARROW_ASSIGN_OR_RAISE(auto spec, ParseSourceFlag(flag));
@@ -177,7 +179,7 @@ arrow::Result<std::unique_ptr<Engine>> OpenEngine(const ServerConfig& config,
   if (options.budget.cache_size == 0) {
     ARROW_ASSIGN_OR_RAISE(options.budget.cache_size, DefaultCacheSize(stores.data_dir->root()));
   }
-  if (stores.disk) {
+  if (stores.disk && config.disk_tier) {
     options.disk_store = stores.disk;
     options.disk_size = config.disk_tier_size;
     if (options.disk_size == 0) {
@@ -302,6 +304,8 @@ void AddServeCommand(CLI::App& app) {
   cmd->add_option("--disk-tier-size", flags->disk_tier_size,
                   "With an S3 store: bytes of this node's disk tier in the data dir, e.g. "
                   "50GiB [default: 10% of its filesystem]");
+  cmd->add_flag("--no-disk-tier", flags->no_disk_tier,
+                "With an S3 store: keep no local copies; every read goes to S3");
   cmd->add_option("--config", flags->config_file, "JSON config file")->check(CLI::ExistingFile);
   cmd->add_option("--index", flags->index,
                   "embedded, or redis://[user:password@]HOST:PORT[/DB] (rediss:// for TLS): "

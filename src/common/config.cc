@@ -177,7 +177,8 @@ arrow::Status ServerConfig::LoadFile(const std::string& path) {
       } else if (name == "encryption_key_file") encryption_key_file = value.get<std::string>();
       else if (name == "encryption_old_key_files") {
         encryption_old_key_files = value.get<std::vector<std::string>>();
-      } else if (name == "disk_tier_size") {
+      } else if (name == "disk_tier") disk_tier = value.get<bool>();
+      else if (name == "disk_tier_size") {
         ARROW_ASSIGN_OR_RAISE(disk_tier_size, SizeField(value, "disk_tier_size"));
       } else if (name == "disk_tier_max_entry_bytes") {
         ARROW_ASSIGN_OR_RAISE(disk_tier_max_entry_bytes,

@@ -66,6 +66,8 @@ struct ServerConfig {
   std::string encryption_key_file;
   /// Keys of blobs written before a rotation, still read.
   std::vector<std::string> encryption_old_key_files;
+  /// With an S3 store: keep node-local copies of entries in data_dir. Default: true.
+  bool disk_tier = true;
   /// With an S3 store: bytes of the node-local disk tier in data_dir; 0: 10% of its
   /// filesystem. Default: 0.
   int64_t disk_tier_size = 0;
