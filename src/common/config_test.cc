@@ -59,6 +59,57 @@ TEST(ServerConfig, LoadsFieldsAndRejectsUnknown) {
   std::remove(broken.c_str());
 }
 
+TEST(ServerConfig, LoadsTheS3StoreAndKeys) {
+  ServerConfig config;
+  auto path = WriteTemp(R"({"store": "s3://bucket/pre/fix", "disk_tier_size": "5GiB",
+                            "disk_tier": false, "encryption_key_file": "/k",
+                            "encryption_old_key_files": ["/k0"],
+                            "s3": {"region": "eu-west-3", "endpoint": "127.0.0.1:9000",
+                                   "scheme": "http", "ca_file": "/ca.pem", "max_retries": 5,
+                                   "sse_c_key_file": "/s", "sse_c_old_key_files": ["/s0", "/s1"],
+                                   "readahead_bytes": "8MiB", "readahead_depth": 3}})");
+  ASSERT_TRUE(config.LoadFile(path).ok());
+  EXPECT_TRUE(config.s3_store());
+  EXPECT_FALSE(config.disk_tier);
+  EXPECT_EQ(config.disk_tier_size, int64_t{5} << 30);
+  EXPECT_EQ(config.encryption_old_key_files, std::vector<std::string>{"/k0"});
+  EXPECT_EQ(config.s3.region, "eu-west-3");
+  EXPECT_EQ(config.s3.endpoint, "127.0.0.1:9000");
+  EXPECT_EQ(config.s3.scheme, "http");
+  EXPECT_EQ(config.s3.max_retries, 5);
+  EXPECT_EQ(config.s3.sse_c_old_key_files.size(), 2u);
+  EXPECT_EQ(config.s3.readahead_bytes, 8 << 20);
+  EXPECT_EQ(config.s3.readahead_depth, 3);
+  EXPECT_TRUE(config.Validate().ok()) << config.Validate();
+
+  auto typo = WriteTemp(R"({"s3": {"regoin": "x"}})");
+  auto st = config.LoadFile(typo);
+  EXPECT_NE(st.message().find("s3: unknown field 'regoin'"), std::string::npos) << st;
+  std::remove(path.c_str());
+  std::remove(typo.c_str());
+}
+
+TEST(ServerConfig, TheS3StoreIsCheckedByName) {
+  auto invalid = [](auto change, const char* says) {
+    ServerConfig config;
+    config.store = "s3://bucket";
+    config.s3.region = "us-east-1";
+    change(&config);
+    auto st = config.Validate();
+    EXPECT_FALSE(st.ok()) << says;
+    EXPECT_NE(st.message().find(says), std::string::npos) << st;
+  };
+  invalid([](ServerConfig* c) { c->store = "gs://bucket"; }, "store 'gs://bucket'");
+  invalid([](ServerConfig* c) { c->store = "s3://"; }, "names no bucket");
+  invalid([](ServerConfig* c) { c->s3.region.clear(); }, "s3.region");
+  invalid([](ServerConfig* c) { c->s3.scheme = "ftp"; }, "s3.scheme 'ftp'");
+  invalid([](ServerConfig* c) { c->s3.max_retries = 99; }, "s3.max_retries");
+  invalid([](ServerConfig* c) { c->s3.readahead_bytes = 10; }, "s3.readahead_bytes");
+  invalid([](ServerConfig* c) { c->s3.readahead_depth = 0; }, "s3.readahead_depth");
+  invalid([](ServerConfig* c) { c->s3.access_key = "AK"; }, "go together");
+  invalid([](ServerConfig* c) { c->disk_tier_size = -1; }, "disk_tier_size");
+}
+
 TEST(ServerConfig, ValidateNamesTheField) {
   ServerConfig config;
   EXPECT_TRUE(config.Validate().ok());
