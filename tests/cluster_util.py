@@ -20,6 +20,7 @@ import redis as redis_py
 from quiver_util import free_port
 from quiver_util import stats as stats_of
 from query_util import wait_for
+from s3_util import S3Path, boto3_client
 
 STARTUP_TIMEOUT_S = 15
 
@@ -312,3 +313,73 @@ class ClusterServer(DataDirFiles):
     def wait_for_log(self, needle, timeout=10.0):
         self.cluster.wait_for_log(needle, timeout)
         return self.log()
+
+
+# -- S3 store: nodes sharing a bucket (and a Redis index), each with its own disk tier ------
+
+def s3_store_args(proxy, bucket, store_prefix):
+    """`quiver serve` options for the store s3://bucket/store_prefix on `proxy` (an S3Proxy)."""
+    return ["--store", f"s3://{bucket}/{store_prefix}", "--s3-region", proxy.region,
+            "--s3-endpoint", proxy.endpoint, "--s3-ca-file", str(proxy.ca_file)]
+
+
+def s3_env(proxy, sse_key=None):
+    """Environment of a node on `proxy`: its credentials, and the SSE-C key (32 bytes) if any."""
+    env = {"AWS_ACCESS_KEY_ID": proxy.access_key, "AWS_SECRET_ACCESS_KEY": proxy.secret_key}
+    if sse_key is not None:
+        env["QUIVER_SSE_C_KEY"] = sse_key.hex()
+    return env
+
+
+class S3Files(DataDirFiles):
+    """DataDirFiles of nodes on an S3 store: ``data_dir`` is the bucket's prefix (an
+    s3_util.S3Path: data/ and manifests/ are listed from the bucket); the temp files are those
+    of the nodes' own data dirs (their disk tiers' .tmp)."""
+
+    def tmp_files(self, prefix=""):
+        return sorted(p.name for node in self.nodes for p in
+                      ((node.data_dir / ".tmp").iterdir() if (node.data_dir / ".tmp").is_dir()
+                       else []) if p.name.startswith(prefix))
+
+    def disk_tier_files(self):
+        """Local paths of the nodes' disk-tier copies."""
+        return sorted(p for node in self.nodes for p in node.data_files())
+
+
+class S3Cluster(S3Files, Cluster):
+    """N quiver nodes sharing one S3 bucket (prefix `store_prefix`) and one Redis index; each
+    node has a data dir of its own (its disk tier) under `work_dir`. `sse_key`: the SSE-C key
+    given to the nodes in QUIVER_SSE_C_KEY (None: no SSE-C); `env`: more environment."""
+
+    def __init__(self, make_server, redis, proxy, bucket, work_dir, n, args=(),
+                 prefix="quiver", store_prefix="q", sse_key=None, env=None):
+        self.redis = redis
+        self.prefix = prefix
+        self.proxy = proxy
+        self.bucket = bucket
+        self.store_prefix = store_prefix
+        self.sse_key = sse_key
+        self.s3 = boto3_client(proxy)
+        self.data_dir = S3Path(self.s3, bucket, store_prefix, [sse_key] if sse_key else [])
+        self.env = {**s3_env(proxy, sse_key), **(env or {})}
+        self.nodes = [make_server(args=self.node_args(i, args),
+                                  data_dir=Path(work_dir) / f"node{i}-data", start=False,
+                                  env=self.env)
+                      for i in range(n)]
+
+    def node_args(self, i, args):
+        return [*super().node_args(i, args),
+                *s3_store_args(self.proxy, self.bucket, self.store_prefix)]
+
+
+class S3ClusterServer(S3Files, ClusterServer):
+    """Two nodes on one S3 bucket and one Redis index standing in for a QuiverServer (the "s3"
+    deployment of the integration suites). ``data_dir`` is the bucket prefix (S3Path)."""
+
+    def __init__(self, make_server, redis, proxy, bucket, work_dir, args, prefix, sse_key):
+        self.cluster = S3Cluster(make_server, redis, proxy, bucket, work_dir, 2, args, prefix,
+                                 store_prefix=prefix, sse_key=sse_key)
+        self.data_dir = self.cluster.data_dir
+        self.work_dir = Path(work_dir)
+        self.args = list(args)
+        self.returncode = None
