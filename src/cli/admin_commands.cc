@@ -211,6 +211,17 @@ void AddStats(CLI::App& app) {
           q["misses"].get<int64_t>(), q["joins"].get<int64_t>(), q["bypasses"].get<int64_t>(),
           q["executions"].get<int64_t>(), q["failures"].get<int64_t>(),
           j["invalidations"].get<int64_t>());
+      if (const auto& d = j["disk_tier"]; d.is_object()) {
+        std::cout << fmt::format(
+            "disk tier    {} of {} in {} entries, {} hits, {} copies made, {} damaged\n",
+            FormatByteSize(d["bytes"].get<int64_t>()), FormatByteSize(d["capacity"].get<int64_t>()),
+            d["entries"].get<int64_t>(), d["hits"].get<int64_t>(),
+            d["copies_made"].get<int64_t>(), d["damaged"].get<int64_t>());
+      }
+      if (j["damaged"].get<int64_t>() > 0) {
+        std::cout << fmt::format("damaged      {} entries failed authentication, quarantined\n",
+                                 j["damaged"].get<int64_t>());
+      }
       return arrow::Status::OK();
     });
   });
