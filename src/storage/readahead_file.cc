@@ -2,19 +2,22 @@
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 
 namespace quiver {
 
 ReadaheadFile::ReadaheadFile(std::shared_ptr<arrow::io::RandomAccessFile> inner, int64_t size,
-                             int64_t chunk_bytes, int depth)
+                             int64_t chunk_bytes, int depth, int64_t direct_below)
     : inner_(std::move(inner)),
       size_(size),
       chunk_bytes_(std::max<int64_t>(chunk_bytes, 1)),
-      depth_(std::max(depth, 1)) {}
+      depth_(std::max(depth, 1)),
+      direct_below_(direct_below) {}
 
 ReadaheadFile::~ReadaheadFile() = default;
 
 arrow::Status ReadaheadFile::DoClose() {
+  std::lock_guard<std::mutex> lock(mutex_);
   if (closed_) return arrow::Status::OK();
   closed_ = true;
   DropQueue();
@@ -71,9 +74,24 @@ arrow::Result<std::shared_ptr<arrow::Buffer>> ReadaheadFile::CurrentChunk(
 }
 
 arrow::Result<std::shared_ptr<arrow::Buffer>> ReadaheadFile::DoRead(int64_t nbytes) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return ReadLocked(nbytes);
+}
+
+arrow::Result<int64_t> ReadaheadFile::DoRead(int64_t nbytes, void* out) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return ReadLocked(nbytes, out);
+}
+
+arrow::Result<std::shared_ptr<arrow::Buffer>> ReadaheadFile::ReadLocked(int64_t nbytes) {
   if (closed_) return arrow::Status::Invalid("read from a closed file");
   nbytes = std::max<int64_t>(0, std::min(nbytes, size_ - position_));
   if (nbytes == 0) return std::make_shared<arrow::Buffer>(nullptr, 0);
+  if (position_ + nbytes <= direct_below_) {
+    ARROW_ASSIGN_OR_RAISE(auto direct, inner_->ReadAt(position_, nbytes));
+    position_ += direct->size();
+    return direct;
+  }
   int64_t offset = 0;
   ARROW_ASSIGN_OR_RAISE(auto chunk, CurrentChunk(&offset));
   const int64_t within = position_ - offset;
@@ -82,14 +100,19 @@ arrow::Result<std::shared_ptr<arrow::Buffer>> ReadaheadFile::DoRead(int64_t nbyt
     return arrow::SliceBuffer(chunk, within, nbytes);
   }
   ARROW_ASSIGN_OR_RAISE(auto out, arrow::AllocateResizableBuffer(nbytes));
-  ARROW_ASSIGN_OR_RAISE(int64_t got, DoRead(nbytes, out->mutable_data()));
+  ARROW_ASSIGN_OR_RAISE(int64_t got, ReadLocked(nbytes, out->mutable_data()));
   ARROW_RETURN_NOT_OK(out->Resize(got));
   return std::shared_ptr<arrow::Buffer>(std::move(out));
 }
 
-arrow::Result<int64_t> ReadaheadFile::DoRead(int64_t nbytes, void* out) {
+arrow::Result<int64_t> ReadaheadFile::ReadLocked(int64_t nbytes, void* out) {
   if (closed_) return arrow::Status::Invalid("read from a closed file");
   nbytes = std::max<int64_t>(0, std::min(nbytes, size_ - position_));
+  if (position_ + nbytes <= direct_below_) {
+    ARROW_ASSIGN_OR_RAISE(int64_t got, inner_->ReadAt(position_, nbytes, out));
+    position_ += got;
+    return got;
+  }
   int64_t copied = 0;
   while (copied < nbytes) {
     int64_t offset = 0;
@@ -104,6 +127,7 @@ arrow::Result<int64_t> ReadaheadFile::DoRead(int64_t nbytes, void* out) {
 }
 
 arrow::Status ReadaheadFile::DoSeek(int64_t position) {
+  std::lock_guard<std::mutex> lock(mutex_);
   if (position < 0 || position > size_) {
     return arrow::Status::Invalid("seek to ", position, " outside a blob of ", size_, " bytes");
   }
@@ -111,15 +135,37 @@ arrow::Status ReadaheadFile::DoSeek(int64_t position) {
   return arrow::Status::OK();  // CurrentChunk() drops what the new position makes useless
 }
 
+// Reads at a position are served from the read-ahead too: Arrow's streams over a
+// RandomAccessFile (RandomAccessFile::GetStream, which the IPC message reader is given)
+// read with ReadAt, front to back. A jump elsewhere restarts the read-ahead there.
 arrow::Result<int64_t> ReadaheadFile::DoReadAt(int64_t position, int64_t nbytes,
                                                bool allow_short_read, void* out) {
-  return inner_->ReadAt(position, nbytes, allow_short_read, out);
+  std::lock_guard<std::mutex> lock(mutex_);
+  ARROW_RETURN_NOT_OK(CheckRange(position, nbytes, allow_short_read));
+  position_ = position;
+  return ReadLocked(nbytes, out);
 }
 
 arrow::Result<std::shared_ptr<arrow::Buffer>> ReadaheadFile::DoReadAt(int64_t position,
                                                                       int64_t nbytes,
                                                                       bool allow_short_read) {
-  return inner_->ReadAt(position, nbytes, allow_short_read);
+  std::lock_guard<std::mutex> lock(mutex_);
+  ARROW_RETURN_NOT_OK(CheckRange(position, nbytes, allow_short_read));
+  position_ = position;
+  return ReadLocked(nbytes);
+}
+
+arrow::Status ReadaheadFile::CheckRange(int64_t position, int64_t nbytes,
+                                        bool allow_short_read) const {
+  if (position < 0 || nbytes < 0 || position > size_) {
+    return arrow::Status::Invalid("read of ", nbytes, " bytes at ", position,
+                                  " outside a blob of ", size_, " bytes");
+  }
+  if (!allow_short_read && position + nbytes > size_) {
+    return arrow::Status::IOError("read of ", nbytes, " bytes at ", position,
+                                  " past the end of a blob of ", size_, " bytes");
+  }
+  return arrow::Status::OK();
 }
 
 }  // namespace quiver

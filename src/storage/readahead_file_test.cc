@@ -45,6 +45,42 @@ TEST(ReadaheadFileTest, SequentialReadsOfAnySizeReturnTheBytesInWholeChunks) {
   EXPECT_EQ(pos, static_cast<int64_t>(bytes.size()));
 }
 
+TEST(ReadaheadFileTest, AStreamOverTheFileReadsAheadToo) {
+  // The IPC message reader gets RandomAccessFile::GetStream(), whose reads are ReadAt()s.
+  const std::string bytes = RandomBytes(1 << 20, 6);
+  const int64_t chunk = 64 << 10;
+  auto file = Open(bytes, chunk, 2);
+  ASSERT_OK_AND_ASSIGN(auto stream, arrow::io::RandomAccessFile::GetStream(
+                                        file, 0, static_cast<int64_t>(bytes.size())));
+  std::mt19937 rng(7);
+  std::string got;
+  while (true) {
+    ASSERT_OK_AND_ASSIGN(auto buf, stream->Read(1 + rng() % 5000));
+    if (buf->size() == 0) break;
+    got += buf->ToString();
+  }
+  EXPECT_EQ(got, bytes);
+  EXPECT_EQ(file->chunks_requested(), (int64_t{1} << 20) / chunk);
+}
+
+TEST(ReadaheadFileTest, ReadsBelowTheDirectBoundGoStraightToTheFile) {
+  const std::string bytes = RandomBytes(1 << 20, 8);
+  auto inner = std::make_shared<arrow::io::BufferReader>(arrow::Buffer::FromString(bytes));
+  auto file = std::make_shared<ReadaheadFile>(inner, static_cast<int64_t>(bytes.size()),
+                                              64 << 10, 2, /*direct_below=*/256 << 10);
+  ASSERT_OK_AND_ASSIGN(auto head, file->Read(1000));  // a schema message, say
+  EXPECT_EQ(head->ToString(), bytes.substr(0, 1000));
+  EXPECT_EQ(file->chunks_requested(), 0);
+  std::string got = head->ToString();
+  while (true) {
+    ASSERT_OK_AND_ASSIGN(auto buf, file->Read(3000));
+    if (buf->size() == 0) break;
+    got += buf->ToString();
+  }
+  EXPECT_EQ(got, bytes);
+  EXPECT_LE(file->chunks_requested(), 13);  // the 768 KiB past the bound, plus a straddle
+}
+
 TEST(ReadaheadFileTest, SeeksBackAndForthAndReadAtStayCorrect) {
   const std::string bytes = RandomBytes(300000, 3);
   auto file = Open(bytes, 4096, 2);

@@ -442,8 +442,9 @@ arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> S3BlobStore::OpenRea
       }
       auto reader = std::make_shared<S3BlobReader>(name, *file, *head, size, redactor_);
       if (size <= (*head)->size()) return reader;  // read whole already
+      const int64_t held = (*head)->size();  // served from memory: no read-ahead for them
       return std::make_shared<ReadaheadFile>(std::move(reader), size, options_.readahead_bytes,
-                                             options_.readahead_depth);
+                                             options_.readahead_depth, held);
     }
     if (IsNoSuchKey(head.status())) return arrow::Status::KeyError("blob '", name, "' not found");
     if (!size_known && head.status().message().find("416") != std::string::npos) {
