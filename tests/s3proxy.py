@@ -53,7 +53,10 @@ class S3Proxy:
     secret_key = "quiver-test-secret-do-not-log"
     region = "eu-west-3"
 
-    def __init__(self, jar=None, work_dir=None):
+    def __init__(self, jar=None, work_dir=None, heap="512m"):
+        """``heap``: the JVM's -Xmx; the transient backend keeps every object in it (and
+        completing a multipart upload copies the parts)."""
+        self.heap = heap
         self.jar = Path(jar) if jar else s3proxy_jar()
         if self.jar is None:
             raise RuntimeError("s3proxy is not available: no java, or no jar at "
@@ -135,7 +138,7 @@ class S3Proxy:
             conf = self._write_config()
             with open(self.log_path, "ab") as log:
                 self.proc = subprocess.Popen(
-                    ["java", "-Xmx512m", "-jar", str(self.jar), "--properties", str(conf)],
+                    ["java", f"-Xmx{self.heap}", "-jar", str(self.jar), "--properties", str(conf)],
                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                     cwd=self.dir)
             deadline = time.monotonic() + STARTUP_TIMEOUT_S
