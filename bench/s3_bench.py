@@ -71,7 +71,6 @@ from bench_servers import CALL, PairedRuns, QuiverProcess, do_get, do_put  # noq
 from bench_servers import snapshot_binary  # noqa: E402
 from s3_report import (SYSTEMS, docs_section, print_summary, same_setup,  # noqa: E402
                        summarize, write_section)
-import s3proxy as s3proxy_module  # noqa: E402  (tests/s3proxy.py)
 from s3proxy import S3Proxy, s3proxy_jar  # noqa: E402
 from shared_cluster import STARTED, Target, hammer, start_redis, stop_all  # noqa: E402
 
