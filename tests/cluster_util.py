@@ -20,7 +20,7 @@ import redis as redis_py
 from quiver_util import free_port
 from quiver_util import stats as stats_of
 from query_util import wait_for
-from s3_util import S3Path, boto3_client
+from s3_util import BucketMirror, boto3_client
 
 STARTUP_TIMEOUT_S = 15
 
@@ -332,9 +332,14 @@ def s3_env(proxy, sse_key=None):
 
 
 class S3Files(DataDirFiles):
-    """DataDirFiles of nodes on an S3 store: ``data_dir`` is the bucket's prefix (an
-    s3_util.S3Path: data/ and manifests/ are listed from the bucket); the temp files are those
-    of the nodes' own data dirs (their disk tiers' .tmp)."""
+    """DataDirFiles of nodes on an S3 store: ``data_dir`` is a local mirror of the bucket
+    prefix, brought up to date at each access (s3_util.BucketMirror: data/ and manifests/ as
+    the bucket holds them); the temp files are those of the nodes' own data dirs (their disk
+    tiers' .tmp)."""
+
+    @property
+    def data_dir(self):
+        return self.mirror.sync()
 
     def tmp_files(self, prefix=""):
         return sorted(p.name for node in self.nodes for p in
@@ -360,7 +365,8 @@ class S3Cluster(S3Files, Cluster):
         self.store_prefix = store_prefix
         self.sse_key = sse_key
         self.s3 = boto3_client(proxy)
-        self.data_dir = S3Path(self.s3, bucket, store_prefix, [sse_key] if sse_key else [])
+        self.mirror = BucketMirror(self.s3, bucket, store_prefix, Path(work_dir) / "bucket",
+                                   [sse_key])
         self.env = {**s3_env(proxy, sse_key), **(env or {})}
         self.nodes = [make_server(args=self.node_args(i, args),
                                   data_dir=Path(work_dir) / f"node{i}-data", start=False,
@@ -374,12 +380,12 @@ class S3Cluster(S3Files, Cluster):
 
 class S3ClusterServer(S3Files, ClusterServer):
     """Two nodes on one S3 bucket and one Redis index standing in for a QuiverServer (the "s3"
-    deployment of the integration suites). ``data_dir`` is the bucket prefix (S3Path)."""
+    deployment of the integration suites). ``data_dir``: a mirror of the bucket prefix."""
 
     def __init__(self, make_server, redis, proxy, bucket, work_dir, args, prefix, sse_key):
         self.cluster = S3Cluster(make_server, redis, proxy, bucket, work_dir, 2, args, prefix,
                                  store_prefix=prefix, sse_key=sse_key)
-        self.data_dir = self.cluster.data_dir
+        self.mirror = self.cluster.mirror
         self.work_dir = Path(work_dir)
         self.args = list(args)
         self.returncode = None

@@ -5,10 +5,17 @@ The ``quiver`` fixture is a factory: ``srv = quiver()`` starts a server on a fre
 with a fresh data dir; ``quiver(data_dir=..., args=[...])`` customises it. Servers are
 killed and their data dirs removed when the test ends, whatever happened.
 
-The object, query and management suites (CLUSTER_SUITES) run twice: once against one
-embedded server, once against a two-node cluster sharing a data dir and a real redis-server
-index (``deployment`` = "cluster"; see cluster_util.ClusterServer). A test whose subject is a
-single process's own files or lifecycle is marked ``embedded_only``.
+The object, query and management suites (CLUSTER_SUITES) run three times: against one
+embedded server, against a two-node cluster sharing a data dir and a real redis-server index
+(``deployment`` = "cluster"; see cluster_util.ClusterServer), and against two nodes sharing
+that index and an S3 bucket on a real s3proxy with SSE-C, each with a data dir of its own for
+its disk tier (``deployment`` = "s3"; cluster_util.S3ClusterServer, whose ``data_dir`` is the
+bucket prefix as an s3_util.S3Path). A test whose subject is a single process's own files or
+lifecycle is marked ``embedded_only``; one whose subject is the local store's file layout
+(which an S3 store does not have) ``local_store_only(reason)``.
+
+``s3proxy`` is one s3proxy server for the session (tests/s3proxy.py); tests that must stop
+their S3 server start an S3Proxy of their own.
 
 Shared-mode tests use ``redis_server`` (a real Redis/Valkey of their own) and ``cluster``
 (N quiver nodes on it).
@@ -25,7 +32,10 @@ from pathlib import Path
 import pyarrow.flight as flight
 import pytest
 
-from cluster_util import Cluster, ClusterServer, DataDirFiles, RedisServer, redis_binaries
+from cluster_util import (Cluster, ClusterServer, DataDirFiles, RedisServer, S3Cluster,
+                          S3ClusterServer, redis_binaries)
+from s3_util import boto3_client, new_sse_key, remove_bucket
+from s3proxy import S3Proxy, s3proxy_jar
 
 REPO = Path(__file__).resolve().parent.parent
 QUIVER_BIN = Path(os.environ.get("QUIVER_BIN", REPO / "build" / "quiver"))
@@ -53,10 +63,11 @@ class QuiverServer(DataDirFiles):
     ``proc`` (the Popen) and ``returncode`` after stop/kill.
     """
 
-    def __init__(self, data_dir: Path, work_dir: Path, args=()):
+    def __init__(self, data_dir: Path, work_dir: Path, args=(), env=None):
         self.data_dir = Path(data_dir)
         self.work_dir = Path(work_dir)
         self.args = list(args)
+        self.env = dict(env or {})  # added to this process's environment
         self.proc = None
         self.location = None
         self.port = None
@@ -77,7 +88,8 @@ class QuiverServer(DataDirFiles):
                "--data-dir", str(self.data_dir), *self.args]
         with open(out_path, "wb") as out, open(self.log_path, "wb") as err:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                         cwd=self.work_dir)
+                                         cwd=self.work_dir,
+                                         env={**os.environ, **self.env} if self.env else None)
         self.returncode = None
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         first = ""
@@ -203,21 +215,51 @@ CLUSTER_SUITES = {
 }
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "local_store_only(reason): the test's subject is the local store's file "
+        "layout (files, directories, inotify); it does not run in the s3 deployment")
+
+
 def pytest_generate_tests(metafunc):
     module = metafunc.module.__name__.rsplit(".", 1)[-1]
     if module in CLUSTER_SUITES and "quiver" in metafunc.fixturenames:
-        metafunc.parametrize("deployment", ["embedded", "cluster"], indirect=True)
+        metafunc.parametrize("deployment", ["embedded", "cluster", "s3"], indirect=True)
 
 
 @pytest.fixture
 def deployment(request):
-    """"embedded" (one server) or "cluster" (two nodes sharing a Redis index)."""
+    """"embedded" (one server), "cluster" (two nodes sharing a Redis index and a data dir) or
+    "s3" (two nodes sharing a Redis index and an S3 bucket)."""
     kind = getattr(request, "param", "embedded")
-    if kind == "cluster" and request.node.get_closest_marker("embedded_only"):
+    if kind != "embedded" and request.node.get_closest_marker("embedded_only"):
         pytest.skip("the subject of this test is one process's own files or lifecycle")
-    if kind == "cluster" and not redis_binaries():
+    if kind == "s3":
+        mark = request.node.get_closest_marker("local_store_only")
+        if mark is not None:
+            pytest.skip("not applicable to an S3 store: " +
+                        (mark.args[0] if mark.args else "its subject is the local file layout"))
+        if s3proxy_jar() is None:
+            pytest.skip("s3proxy is not available (no java, or no jar in .tools/s3proxy: "
+                        "run scripts/setup.sh)")
+    if kind != "embedded" and not redis_binaries():
         pytest.skip("no redis-server installed")
     return kind
+
+
+@pytest.fixture(scope="session")
+def s3proxy(tmp_path_factory):
+    """One real s3proxy (HTTPS, SSE-C enforced, in-memory) for the session; tests make a
+    bucket each (``s3proxy.make_bucket()``). Skips when java or the jar is missing."""
+    if s3proxy_jar() is None:
+        pytest.skip("s3proxy is not available (no java, or no jar in .tools/s3proxy: "
+                    "run scripts/setup.sh)")
+    # s3proxy's in-memory backend holds every object in the JVM heap: the suites store
+    # 256 MiB objects (and completing a multipart upload copies the parts).
+    proxy = S3Proxy(work_dir=tmp_path_factory.mktemp("s3proxy"), heap="3g").start()
+    proxy.client = boto3_client(proxy)
+    yield proxy
+    proxy.stop()
 
 
 @pytest.fixture(scope="session")
@@ -238,31 +280,39 @@ def quiver(request, workdir, deployment):
     servers = []
     counter = [0]
 
-    def make_node(args=(), data_dir=None, start=True):
+    def make_node(args=(), data_dir=None, start=True, env=None):
         counter[0] += 1
         sdir = workdir / f"server{counter[0]}"
         sdir.mkdir()
-        srv = QuiverServer(data_dir or sdir / "data", sdir, args)
+        srv = QuiverServer(data_dir or sdir / "data", sdir, args, env)
         servers.append(srv)
         if start:
             srv.start()
         return srv
 
     def make(args=(), data_dir=None, start=True):
-        if deployment != "cluster":
+        if deployment == "embedded":
             return make_node(args, data_dir, start)
         counter[0] += 1
         cdir = workdir / f"cluster{counter[0]}"
         cdir.mkdir()
         redis = request.getfixturevalue("session_redis")
-        srv = ClusterServer(make_node, redis, data_dir or cdir / "data", cdir, args,
-                            prefix=f"t{next(_cluster_prefixes)}")
+        if deployment == "s3":
+            assert data_dir is None, "an s3 deployment keeps its entries in a bucket"
+            proxy = request.getfixturevalue("s3proxy")
+            buckets.append((proxy, proxy.make_bucket()))
+            srv = S3ClusterServer(make_node, redis, proxy, buckets[-1][1], cdir, args,
+                                  prefix=f"t{next(_cluster_prefixes)}", sse_key=new_sse_key())
+        else:
+            srv = ClusterServer(make_node, redis, data_dir or cdir / "data", cdir, args,
+                                prefix=f"t{next(_cluster_prefixes)}")
         if start:
             srv.start()
         return srv
 
     make.servers = servers
     make.node = make_node
+    make.buckets = buckets = []
     yield make
 
     failed = _test_failed(request)
@@ -270,6 +320,9 @@ def quiver(request, workdir, deployment):
         if failed:
             print(f"---- quiver stderr ({srv.data_dir}) ----\n{srv.all_logs()[-20000:]}")
         srv.kill()
+    for proxy, bucket in buckets:
+        if proxy.proc is not None:  # a test's private s3proxy may be stopped already
+            remove_bucket(proxy.client, bucket)
 
 
 @pytest.fixture
@@ -315,3 +368,29 @@ def cluster(quiver, redis_server, workdir):
 @pytest.fixture
 def client(server):
     return server.client()
+
+
+@pytest.fixture
+def s3_cluster(quiver, request, workdir):
+    """Factory: s3_cluster(n=2, args=[...], proxy=None, sse_key=<new>, env=None, start=True)
+    -> a Cluster of n nodes on a fresh bucket of `proxy` (default: the session s3proxy) and
+    the session redis (a fresh prefix); each node has a data dir (disk tier) of its own.
+    The bucket is removed afterwards."""
+    made = [0]
+
+    def make(n=2, args=(), proxy=None, sse_key="new", env=None, start=True):
+        if not redis_binaries():
+            pytest.skip("no redis-server installed")
+        made[0] += 1
+        proxy = proxy or request.getfixturevalue("s3proxy")
+        if not hasattr(proxy, "client"):
+            proxy.client = boto3_client(proxy)
+        bucket = proxy.make_bucket()
+        quiver.buckets.append((proxy, bucket))
+        redis = request.getfixturevalue("session_redis")
+        c = S3Cluster(quiver.node, redis, proxy, bucket, workdir / f"s3cluster{made[0]}", n,
+                      args, prefix=f"s{next(_cluster_prefixes)}",
+                      sse_key=new_sse_key() if sse_key == "new" else sse_key, env=env)
+        return c.start() if start else c
+
+    return make

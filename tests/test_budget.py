@@ -90,6 +90,8 @@ class BlobWatch:
         os.close(self._fd)
 
 
+@pytest.mark.local_store_only("counts committed blobs from inotify events on data/xx/; an S3 "
+                              "bucket has no file events")
 def test_concurrent_puts_never_exceed_the_budget(quiver):
     n_rows, threads, per_thread = 10_000, 8, 12
     size = stored_size(n_rows)
@@ -141,11 +143,14 @@ def test_concurrent_puts_never_exceed_the_budget(quiver):
     assert max(used_samples) <= cache_size, (max(used_samples), cache_size)
     # On disk, each put in flight may add the one entry it is admitting (its blob is
     # committed before it reserves room, and its victim's file goes just after): never
-    # more blobs at once than fit in the budget plus one per concurrent put.
-    assert watch.max_present <= fits + threads, (
+    # more blobs at once than fit in the budget plus one per concurrent put. Nodes sharing
+    # an index may also publish one entry past the limits and evict back under them
+    # (docs/shared-mode.md, "What is guaranteed").
+    shared_overshoot = 1 if getattr(srv, "nodes", None) else 0
+    assert watch.max_present <= fits + threads + shared_overshoot, (
         f"{watch.max_present} blobs of {size} bytes existed at once; the budget holds "
         f"{fits}, with {threads} puts in flight")
-    assert max(disk_samples) <= cache_size + threads * size
+    assert max(disk_samples) <= cache_size + (threads + shared_overshoot) * size
 
     s = stats(c)
     final_disk = disk_bytes(srv)
