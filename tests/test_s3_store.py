@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.flight as flight
 import pytest
 
 from management_util import lite_args
@@ -227,7 +228,7 @@ def test_s3_unreachable(s3_cluster, workdir):
         entries = stats(a)["entries"]
         proxy.stop()
 
-        with pytest.raises(pa.ArrowException) as err:
+        with pytest.raises(flight.FlightUnavailableError) as err:
             put(a, "s/b", table(100))
         message = str(err.value)
         assert f"bucket '{nodes.bucket}'" in message and "AWS Error" in message, message

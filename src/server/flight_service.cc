@@ -14,6 +14,7 @@
 #include "server/node_ticket.h"
 #include "server/query_request.h"
 #include "server/ticket.h"
+#include "storage/blob_store.h"
 
 namespace quiver {
 
@@ -28,10 +29,10 @@ arrow::Status WithContext(const arrow::Status& st, const std::string& context) {
   return arrow::Status(st.code(), context + ": " + st.message(), st.detail());
 }
 
-// The Flight error for an engine status: an unavailable index is UNAVAILABLE; any other
-// status keeps its code (Arrow's transport maps it).
+// The Flight error for an engine status: an unavailable index or store is UNAVAILABLE;
+// any other status keeps its code (Arrow's transport maps it).
 arrow::Status ToFlight(const arrow::Status& st) {
-  if (!IsIndexUnavailable(st)) return st;
+  if (!IsIndexUnavailable(st) && !IsStoreUnavailable(st)) return st;
   return flight::MakeFlightError(flight::FlightStatusCode::Unavailable, st.message());
 }
 

@@ -31,6 +31,27 @@ arrow::Status BlobStore::WriteAll(const std::string& name, std::string_view byte
   return st;
 }
 
+namespace {
+
+class StoreUnavailableDetail final : public arrow::StatusDetail {
+ public:
+  const char* type_id() const override { return "quiver::store::unavailable"; }
+  std::string ToString() const override { return "store unavailable"; }
+};
+
+}  // namespace
+
+arrow::Status StoreUnavailable(const arrow::Status& status) {
+  if (status.ok()) return status;
+  return arrow::Status(status.code(), status.message(),
+                       std::make_shared<StoreUnavailableDetail>());
+}
+
+bool IsStoreUnavailable(const arrow::Status& status) {
+  return !status.ok() && status.detail() &&
+         std::string(status.detail()->type_id()) == "quiver::store::unavailable";
+}
+
 arrow::Result<std::string> BlobStore::ReadAll(const std::string& name, const BlobHint& hint) {
   ARROW_ASSIGN_OR_RAISE(auto file, OpenReader(name, hint));
   ARROW_ASSIGN_OR_RAISE(int64_t size, file->GetSize());

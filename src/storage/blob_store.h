@@ -108,4 +108,10 @@ class BlobStore {
 /// \brief Check a blob name; the error names it.
 arrow::Status ValidateBlobName(const std::string& name);
 
+/// \brief `status` (an IOError) marked as "the store could not be reached" (a network
+/// error, a timeout): the server answers UNAVAILABLE, not UNKNOWN.
+arrow::Status StoreUnavailable(const arrow::Status& status);
+/// \brief Whether StoreUnavailable() marked `status`.
+bool IsStoreUnavailable(const arrow::Status& status);
+
 }  // namespace quiver

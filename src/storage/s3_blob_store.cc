@@ -53,9 +53,19 @@ class S3Redactor {
     }
     return text;
   }
+  // The secrets removed; a failure to reach the server marked StoreUnavailable.
   arrow::Status Clean(const arrow::Status& st) const {
     if (st.ok()) return st;
-    return arrow::Status(st.code(), Clean(st.message()));
+    arrow::Status clean(st.code(), Clean(st.message()));
+    return IsNetworkError(st.message()) ? StoreUnavailable(clean) : clean;
+  }
+  // The AWS SDK's error types for a server that cannot be reached or does not answer.
+  static bool IsNetworkError(const std::string& m) {
+    for (const char* marker : {"NETWORK_CONNECTION", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE",
+                               "SLOW_DOWN", "curlCode: 7", "curlCode: 28"}) {
+      if (m.find(marker) != std::string::npos) return true;
+    }
+    return false;
   }
 
  private:
