@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
+import itertools
 import os
 import re
 import shutil
@@ -338,7 +339,7 @@ def put_phase(args, work, binary, res):
     log("phase 2: puts into S3 nodes (without and with a disk tier) vs. an embedded node")
     proxy = Proxy(work / "s3proxy-puts").start()
     bucket = proxy.make_bucket()
-    keep = ["--keep-versions", "1"]  # old versions go: s3proxy keeps everything in its heap
+    keep = ["--keep-versions", "1"]
     nodes = {"s3": start_node("put-s3", binary, work,
                               s3_args(proxy, bucket, "s3") + ["--no-disk-tier", *keep]),
              "disk": start_node("put-disk", binary, work, s3_args(proxy, bucket, "disk") + keep),
@@ -354,8 +355,12 @@ def put_phase(args, work, binary, res):
         wait_for_idle_accounted(args.wait_idle)
         with Phase(group, f"put {d.name}", facts):
             log(f"puts, {d.label}: {reps} per node")
+            # A miss stores a new key: each put has a key of its own (a put over an existing
+            # key also trims its oldest version, which costs S3 deletes on top).
+            fresh = itertools.count()
             got = paired.run(f"put {d.name}", reps,
-                             lambda t: do_put(t.client, f"bench/{d.name}", d.table)[0])
+                             lambda t: do_put(t.client, f"bench/{d.name}-{next(fresh)}",
+                                              d.table)[0])
             for name, samples in got.items():
                 raw["put_s"][name][d.name] = [s.result for s in samples]
                 raw.setdefault("put_server_cpu_s", {}).setdefault(name, {})[d.name] = [
