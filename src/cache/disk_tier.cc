@@ -203,7 +203,13 @@ arrow::Status DiskTier::Load() {
   std::stable_sort(copies.begin(), copies.end(), [](const BlobInfo& a, const BlobInfo& b) {
     return a.modified_ms < b.modified_ms;
   });
-  for (const auto& copy : copies) Added(copy.name, copy.size, 0, /*new_copy=*/false);
+  for (const auto& copy : copies) {
+    if (copy.size < 0) {  // not a blob this store could have written (damaged)
+      Quarantine(copy.name, arrow::Status::IOError("its size is not one of a whole blob"));
+      continue;
+    }
+    Added(copy.name, copy.size, 0, /*new_copy=*/false);
+  }
   if (!copies.empty()) {
     spdlog::info("disk tier: kept {} copies from the last run ({} of {})", queue_.size(),
                  FormatByteSize(queue_.total_bytes()), FormatByteSize(capacity_));
@@ -225,6 +231,15 @@ arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> DiskTier::Lookup(
   }
   if (!file.ok()) {
     Quarantine(meta.blob, file.status());
+    return nullptr;
+  }
+  // A copy of another size is not this blob's (truncated, or written under another
+  // configuration, e.g. encrypted while this run does not encrypt).
+  auto size = (*file)->GetSize();
+  if (!size.ok() || *size != meta.bytes) {
+    Quarantine(meta.blob, size.ok() ? arrow::Status::IOError("the copy has ", *size,
+                                                             " bytes, the entry ", meta.bytes)
+                                    : size.status());
     return nullptr;
   }
   std::lock_guard<std::mutex> lock(mutex_);

@@ -74,6 +74,20 @@ TEST_F(DiskTierTest, AFirstReadFromTheSharedStoreLeavesACopyOnlyOnceReadWhole) {
   EXPECT_EQ(Stats().disk.copies_made, 2);
 }
 
+TEST_F(DiskTierTest, ACopyOfTheWrongSizeIsDroppedAndTheSharedBlobServed) {
+  OpenTiered(1 << 20);
+  ASSERT_OK_AND_ASSIGN(auto meta, Put("s/a", 1000));
+  ASSERT_OK_AND_ASSIGN(auto copy, disk_->ReadAll(meta.blob));
+  ASSERT_OK(disk_->WriteAll(meta.blob, copy.substr(0, copy.size() / 2)));  // truncated
+  EXPECT_EQ(ReadAll("s/a"), 1);  // from the shared store, copied again while read
+  EXPECT_EQ(Stats().disk.damaged, 1);
+  EXPECT_EQ(Stats().disk.hits, 0);
+  EXPECT_EQ(ReadAll("s/a"), 1);  // from the new copy
+  EXPECT_EQ(Stats().disk.hits, 1);
+  ASSERT_OK_AND_ASSIGN(auto again, disk_->ReadAll(meta.blob));
+  EXPECT_EQ(again, copy);
+}
+
 TEST_F(DiskTierTest, RemovingAnEntryDropsItsCopy) {
   OpenTiered(1 << 20);
   ASSERT_OK_AND_ASSIGN(auto meta, Put("s/a", 10));

@@ -505,8 +505,10 @@ arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> EncryptedBlobStore::
   if (key == keys_.end()) {
     std::string configured;
     for (const auto& [id, bytes] : keys_) configured += (configured.empty() ? "" : ", ") + id;
-    return Tampered(name, "written with key ", key_id,
-                    ", which is not configured (configured: ", configured, ")");
+    // Not a sign of damage: a key not (or no longer, or not yet) configured on this node.
+    // The blob is not served, but it is not taken out of service either.
+    return arrow::Status::IOError("encrypted blob '", name, "' was written with key ", key_id,
+                                  ", which is not configured (configured: ", configured, ")");
   }
   auto cipher = std::make_unique<BlobCipher>(header, name);
   ARROW_RETURN_NOT_OK(cipher->Init(key->second, header));

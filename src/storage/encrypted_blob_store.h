@@ -16,14 +16,15 @@
 // Keys: blobs are written with the current key; a blob names its key's id in its header and
 // is read with that key, the current one or one of `old_keys` (rotation: keep the old key
 // until every blob written with it is gone). A blob whose key is not configured cannot be
-// read: an error naming the id.
+// read: an IOError naming the id, which is not IsTampered() (the key may be configured on
+// another node, or again later: the blob must not be taken out of service).
 //
 // Move() moves the ciphertext as it is: since the name is authenticated, a moved blob cannot
 // be read under its new name (Move only quarantines damaged entries; read a quarantined blob
 // under its original name by moving it back).
 //
 // Errors: anything that fails authentication -- a bad or unsupported header, a size that no
-// encrypted blob has, a failed tag check, an unknown key id -- is an IOError naming the blob
+// encrypted blob has, a failed tag check -- is an IOError naming the blob
 // (and the chunk) with a detail that IsTampered() recognises. No byte of a chunk is returned
 // before its tag is checked.
 //
@@ -106,7 +107,7 @@ class EncryptedBlobStore final : public BlobStore {
 };
 
 /// \brief Whether `status` says an encrypted blob failed authentication (tampered with,
-/// damaged, truncated, or written with a key that is not configured).
+/// damaged, truncated). A blob written with a key that is not configured is not.
 bool IsTampered(const arrow::Status& status);
 
 }  // namespace quiver

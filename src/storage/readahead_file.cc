@@ -20,6 +20,8 @@ arrow::Status ReadaheadFile::DoClose() {
   std::lock_guard<std::mutex> lock(mutex_);
   if (closed_) return arrow::Status::OK();
   closed_ = true;
+  // Reads in flight still use the inner file: let them end before closing it.
+  for (auto& pending : queue_) pending.data.Wait();
   DropQueue();
   current_.reset();
   return inner_->Close();
@@ -142,8 +144,11 @@ arrow::Result<int64_t> ReadaheadFile::DoReadAt(int64_t position, int64_t nbytes,
                                                bool allow_short_read, void* out) {
   std::lock_guard<std::mutex> lock(mutex_);
   ARROW_RETURN_NOT_OK(CheckRange(position, nbytes, allow_short_read));
+  const int64_t cursor = position_;  // ReadAt does not move the file position
   position_ = position;
-  return ReadLocked(nbytes, out);
+  auto got = ReadLocked(nbytes, out);
+  position_ = cursor;
+  return got;
 }
 
 arrow::Result<std::shared_ptr<arrow::Buffer>> ReadaheadFile::DoReadAt(int64_t position,
@@ -151,8 +156,11 @@ arrow::Result<std::shared_ptr<arrow::Buffer>> ReadaheadFile::DoReadAt(int64_t po
                                                                       bool allow_short_read) {
   std::lock_guard<std::mutex> lock(mutex_);
   ARROW_RETURN_NOT_OK(CheckRange(position, nbytes, allow_short_read));
+  const int64_t cursor = position_;  // ReadAt does not move the file position
   position_ = position;
-  return ReadLocked(nbytes);
+  auto got = ReadLocked(nbytes);
+  position_ = cursor;
+  return got;
 }
 
 arrow::Status ReadaheadFile::CheckRange(int64_t position, int64_t nbytes,

@@ -94,6 +94,8 @@ TEST(ReadaheadFileTest, SeeksBackAndForthAndReadAtStayCorrect) {
     const int64_t at = rng() % bytes.size();
     ASSERT_OK_AND_ASSIGN(auto direct, file->ReadAt(at, 77));
     ASSERT_EQ(direct->ToString(), bytes.substr(at, 77));
+    ASSERT_OK_AND_ASSIGN(int64_t tell, file->Tell());
+    ASSERT_EQ(tell, pos + static_cast<int64_t>(buf->size())) << "ReadAt moved the position";
   }
   EXPECT_FALSE(file->Seek(static_cast<int64_t>(bytes.size()) + 1).ok());
 }
