@@ -87,6 +87,7 @@ arrow::Result<PublishOutcome> EntryStore::Publish(EntryMeta* entry, PublishReque
       auto published = IsPublished(*entry);
       if (published.ok() && *published) return admitted(PublishOutcome{});
       *unclear = true;
+      if (disk_) disk_->Erase(entry->blob);  // only the local copy: a cache either way
       return UnclearPublish(outcome.status());
     }
     // A conflict at exactly this version can be this writer's own publish, replayed after
