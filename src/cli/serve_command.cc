@@ -186,6 +186,12 @@ arrow::Result<std::unique_ptr<Engine>> OpenEngine(const ServerConfig& config,
       ARROW_ASSIGN_OR_RAISE(options.disk_size, DefaultCacheSize(stores.data_dir->root()));
     }
     options.disk_max_entry_bytes = config.disk_tier_max_entry_bytes;
+    if (options.disk_max_entry_bytes > options.disk_size) {
+      return arrow::Status::Invalid("disk_tier_max_entry_bytes (",
+                                    FormatByteSize(options.disk_max_entry_bytes),
+                                    ") is larger than disk_tier_size (",
+                                    FormatByteSize(options.disk_size), ")");
+    }
     spdlog::info("disk tier {}: {} (largest copy {})", stores.disk->Describe(),
                  FormatByteSize(options.disk_size),
                  FormatByteSize(options.disk_max_entry_bytes > 0 ? options.disk_max_entry_bytes
