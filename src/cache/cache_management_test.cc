@@ -349,6 +349,30 @@ TEST(MemoryTier, CopiesAreIdentifiedByTheirDataBlobNotTheirVersion) {
   EXPECT_EQ(tier.Stats().bytes, 0);
 }
 
+TEST(MemoryTier, EvictsByTheCachesPolicy) {
+  // Room for two 100-byte copies. The costly one read once outlives a cheap one read since,
+  // with the cost-aware policy; with LRU the least recently used goes.
+  const std::string bytes(100, 'x');
+  auto fill = [&](MemoryTier* tier) {
+    arrow::io::BufferReader costly(arrow::Buffer::FromString(bytes));
+    arrow::io::BufferReader cheap(arrow::Buffer::FromString(bytes));
+    arrow::io::BufferReader third(arrow::Buffer::FromString(bytes));
+    ASSERT_OK(tier->Promote("s/costly", 1, "data/00/a.arrows", &costly, /*cost_s=*/60).status());
+    ASSERT_OK(tier->Promote("s/cheap", 1, "data/00/b.arrows", &cheap, /*cost_s=*/0.001).status());
+    ASSERT_NE(tier->Lookup("s/cheap", "data/00/b.arrows"), nullptr);
+    ASSERT_OK(tier->Promote("s/third", 1, "data/00/c.arrows", &third, /*cost_s=*/1).status());
+  };
+  MemoryTier cost_aware(250, 100, std::make_shared<CostAwarePolicy>(1000));
+  fill(&cost_aware);
+  EXPECT_TRUE(cost_aware.Contains("s/costly", "data/00/a.arrows"));
+  EXPECT_FALSE(cost_aware.Contains("s/cheap", "data/00/b.arrows"));
+  EXPECT_EQ(cost_aware.Stats().bytes, 200);
+  MemoryTier lru(250, 100, std::make_shared<LruPolicy>());
+  fill(&lru);
+  EXPECT_FALSE(lru.Contains("s/costly", "data/00/a.arrows"));
+  EXPECT_TRUE(lru.Contains("s/cheap", "data/00/b.arrows"));
+}
+
 TEST(UsageSnapshot, EncodesAndDecodesEveryField) {
   UsageSnapshot snapshot;
   snapshot.tick = 1234;

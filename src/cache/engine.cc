@@ -62,12 +62,13 @@ void Engine::ApplyStoredSettings() {
 
 arrow::Status Engine::Build() {
   const auto& o = options_;
-  memory_ = std::make_unique<MemoryTier>(o.memory_size, o.memory_max_entry_bytes);
+  // The node-local tiers evict by the cache's own policy.
+  std::shared_ptr<const EvictionPolicy> policy;
+  if (o.budget.policy == "lru") policy = std::make_shared<LruPolicy>();
+  else policy = std::make_shared<CostAwarePolicy>(o.budget.half_life);
+  memory_ = std::make_unique<MemoryTier>(o.memory_size, o.memory_max_entry_bytes, policy);
   std::shared_ptr<DiskTier> disk;
   if (o.disk_store && o.disk_size > 0) {
-    std::shared_ptr<const EvictionPolicy> policy;
-    if (o.budget.policy == "lru") policy = std::make_shared<LruPolicy>();
-    else policy = std::make_shared<CostAwarePolicy>(o.budget.half_life);
     disk = std::make_shared<DiskTier>(o.disk_store, o.disk_size, o.disk_max_entry_bytes,
                                       std::move(policy));
     ARROW_RETURN_NOT_OK(disk->Load());

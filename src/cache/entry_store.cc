@@ -177,7 +177,8 @@ arrow::Result<std::optional<OpenEntry>> EntryStore::OpenMeta(std::optional<Entry
     if (disk_) file = disk_->CopyOnRead(*meta, std::move(file));
   }
   if (promote) {
-    auto copy = memory_->Promote(meta->key, meta->version, meta->blob, file.get());
+    auto copy = memory_->Promote(meta->key, meta->version, meta->blob, file.get(),
+                                 static_cast<double>(meta->cost_ms) / 1000.0);
     if (!copy.ok()) spdlog::warn("promoting {} to memory: {}", meta->key, copy.status().ToString());
     if (copy.ok() && *copy) file = std::move(*copy);  // read once: serve the copy
   }

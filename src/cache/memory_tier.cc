@@ -9,14 +9,14 @@ std::shared_ptr<arrow::io::RandomAccessFile> MemoryTier::Lookup(const std::strin
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = slots_.find({key, blob});
   if (it == slots_.end()) return nullptr;
-  lru_.splice(lru_.begin(), lru_, it->second.position);
+  queue_.Touch(blob);
   ++hits_;
   return std::make_shared<arrow::io::BufferReader>(it->second.data);
 }
 
 arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> MemoryTier::Promote(
     const std::string& key, uint64_t version, const std::string& blob,
-    arrow::io::RandomAccessFile* file) {
+    arrow::io::RandomAccessFile* file, double cost_s) {
   ARROW_ASSIGN_OR_RAISE(int64_t size, file->GetSize());
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -31,8 +31,9 @@ arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> MemoryTier::Promote(
   std::lock_guard<std::mutex> lock(mutex_);
   Id id{key, blob};
   if (slots_.count(id)) return reader;
-  lru_.push_front(id);
-  slots_[id] = Slot{std::move(copy), version, lru_.begin()};
+  slots_[id] = Slot{std::move(copy), version};
+  by_blob_[blob] = id;
+  queue_.Insert(blob, size, cost_s);
   bytes_ += size;
   ++promotions_;
   EvictLocked();
@@ -40,11 +41,14 @@ arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> MemoryTier::Promote(
 }
 
 void MemoryTier::EvictLocked() {
-  while (bytes_ > capacity_ && !lru_.empty()) {
-    auto it = slots_.find(lru_.back());
+  while (bytes_ > capacity_ && queue_.size() > 0) {
+    const std::string victim = queue_.Lowest([](const std::string&) { return false; });
+    auto id = by_blob_.find(victim);
+    auto it = slots_.find(id->second);
     bytes_ -= it->second.data->size();
     slots_.erase(it);
-    lru_.pop_back();
+    by_blob_.erase(id);
+    queue_.Remove(victim);
   }
 }
 
@@ -53,7 +57,8 @@ void MemoryTier::Erase(const std::string& key, const std::string& blob) {
   auto it = slots_.find({key, blob});
   if (it == slots_.end()) return;
   bytes_ -= it->second.data->size();
-  lru_.erase(it->second.position);
+  queue_.Remove(blob);
+  by_blob_.erase(blob);
   slots_.erase(it);
 }
 

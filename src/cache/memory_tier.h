@@ -1,4 +1,5 @@
-// MemoryTier: small hot entries held in RAM, bounded in bytes, least recently used out.
+// MemoryTier: small hot entries held in RAM, bounded in bytes; the lowest-scored copies go
+// first, by the cache's eviction policy (cost-aware by default; LRU unless one is given).
 //
 // An entry is promoted when it is read (a hit) and is small enough; later reads are served
 // from the copy in memory instead of the store. Copies are identified by (key, data blob):
@@ -10,7 +11,6 @@
 #pragma once
 
 #include <cstdint>
-#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -20,6 +20,8 @@
 #include <arrow/buffer.h>
 #include <arrow/io/interfaces.h>
 #include <arrow/result.h>
+
+#include "policy/eviction_queue.h"
 
 namespace quiver {
 
@@ -34,19 +36,24 @@ struct MemoryTierStats {
 class MemoryTier {
  public:
   /// \brief `capacity` bytes in all (0 disables the tier); entries above
-  /// `max_entry_bytes` (0: an eighth of the capacity) are never promoted.
-  MemoryTier(int64_t capacity, int64_t max_entry_bytes)
-      : capacity_(capacity), max_entry_bytes_(max_entry_bytes) {}
+  /// `max_entry_bytes` (0: an eighth of the capacity) are never promoted. Copies are
+  /// evicted by `policy` (null: least recently used).
+  MemoryTier(int64_t capacity, int64_t max_entry_bytes,
+             std::shared_ptr<const EvictionPolicy> policy = nullptr)
+      : capacity_(capacity),
+        max_entry_bytes_(max_entry_bytes),
+        queue_(policy ? std::move(policy) : std::make_shared<LruPolicy>()) {}
 
   /// \brief The in-memory copy of `key`'s data blob `blob`, or nullptr.
   std::shared_ptr<arrow::io::RandomAccessFile> Lookup(const std::string& key,
                                                       const std::string& blob);
-  /// \brief Copy (key, blob) -- `version` of `key` -- from `file` into memory if it is small
-  /// enough, evicting least recently used copies to stay within capacity. Returns a reader
-  /// of the copy (nullptr if none was made), so the caller need not read `file` again.
+  /// \brief Copy (key, blob) -- `version` of `key`, which cost `cost_s` to compute -- from
+  /// `file` into memory if it is small enough, evicting the lowest-scored copies to stay
+  /// within capacity. Returns a reader of the copy (nullptr if none was made), so the caller
+  /// need not read `file` again.
   arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> Promote(
       const std::string& key, uint64_t version, const std::string& blob,
-      arrow::io::RandomAccessFile* file);
+      arrow::io::RandomAccessFile* file, double cost_s = 0);
   /// A copy held: which version of which key, by its data blob.
   struct Copy {
     std::string key;
@@ -75,13 +82,13 @@ class MemoryTier {
   int64_t bytes_ = 0;
   int64_t hits_ = 0;
   int64_t promotions_ = 0;
-  std::list<Id> lru_;  // front: most recently used
+  EvictionQueue queue_;  // of the copies' data blobs (unique names)
   struct Slot {
     std::shared_ptr<arrow::Buffer> data;
     uint64_t version = 0;
-    std::list<Id>::iterator position;
   };
   std::map<Id, Slot> slots_;
+  std::map<std::string, Id> by_blob_;
 };
 
 }  // namespace quiver
