@@ -120,3 +120,30 @@ def load_results(path: Path):
     WAITED["wall"] = data["facts"].get("waited_for_idle_seconds", 0.0)
     return ({"raw": data["raw"], "facts": data["facts"]}, argparse.Namespace(**data["args"]),
             data["command"], data["runtime_s"])
+
+
+def finish_run(report, name: str, res: dict, args, command: str, runtime: float,
+               json_path: Path | None, results_dir: Path) -> None:
+    """Print a run's figures and write its section of the docs; save the results to
+    json_path (None: a replay of args.report). `report` is the harness's report module:
+    summarize(res, args) -> rows, same_setup(args), print_summary(res, rows, args, runtime),
+    docs_section(res, rows, args, command, runtime) and write_section(path, text)."""
+    from bench_docs import run_history  # bench_docs uses this module's helpers
+
+    rows = report.summarize(res, args)
+    if json_path is not None:
+        save_results(json_path, command, runtime, args, res,
+                     [{"metric": r.metric, "unit": r.unit, "quiver": r.quiver,
+                       "baseline": r.baseline, "ratio": r.ratio, "diagnostic": r.diag}
+                      for r in rows])
+    this = json_path or Path(args.report)
+    runs, hist = run_history(rows, this, results_dir, f"{name}-*.json", report.same_setup(args))
+    if runs >= 3:
+        res["facts"]["history_runs"], res["facts"]["history"] = runs, hist
+    report.print_summary(res, rows, args, runtime)
+    if json_path is not None:
+        print(f"raw results: {json_path}")
+    if args.docs:
+        report.write_section(Path(args.docs), report.docs_section(res, rows, args, command,
+                                                                  runtime))
+        print(f"wrote the {name} section of {args.docs}")

@@ -62,16 +62,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared bench_* m
 
 import bench_env  # noqa: E402  (puts tests/ on sys.path)
 from bench_data import Dataset, make_table  # noqa: E402
-from bench_docs import run_history  # noqa: E402
 from bench_env import (KiB, MiB, Phase, fmt_size, log, machine_details,  # noqa: E402
                        parse_size, percentile, proc_cpu_seconds,
                        wait_for_idle_accounted)
-from bench_run import (RunClock, add_output_args, command_line, load_results,  # noqa: E402
-                       results_path, save_results)
+from bench_run import (RunClock, add_output_args, command_line, finish_run,  # noqa: E402
+                       load_results, results_path)
 from bench_servers import CALL, PairedRuns, QuiverProcess, do_get, do_put  # noqa: E402
 from bench_servers import snapshot_binary  # noqa: E402
-from s3_report import (SYSTEMS, docs_section, print_summary, same_setup,  # noqa: E402
-                       summarize, write_section)
+import s3_report  # noqa: E402
+from s3_report import SYSTEMS  # noqa: E402
 from s3proxy import S3Proxy, s3proxy_jar  # noqa: E402
 from shared_cluster import STARTED, Target, hammer, start_redis, stop_all  # noqa: E402
 
@@ -595,27 +594,6 @@ def parse_args(argv):
     return args
 
 
-def finish(res, args, command, runtime, json_path: Path | None) -> None:
-    """Print the run's figures and write the docs section; save the results to json_path
-    (None: a replay of args.report)."""
-    rows = summarize(res, args)
-    if json_path is not None:
-        save_results(json_path, command, runtime, args, res,
-                     [{"metric": r.metric, "unit": r.unit, "quiver": r.quiver,
-                       "baseline": r.baseline, "ratio": r.ratio, "diagnostic": r.diag}
-                      for r in rows])
-    this = json_path or Path(args.report)
-    runs, hist = run_history(rows, this, RESULTS_DIR, "s3-bench-*.json", same_setup(args))
-    if runs >= 3:
-        res["facts"]["history_runs"], res["facts"]["history"] = runs, hist
-    print_summary(res, rows, args, runtime)
-    if json_path is not None:
-        print(f"raw results: {json_path}")
-    if args.docs:
-        write_section(Path(args.docs), docs_section(res, rows, args, command, runtime))
-        print(f"wrote the s3-bench section of {args.docs}")
-
-
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
@@ -623,7 +601,7 @@ def main(argv=None) -> int:
     if args.report:
         res, saved, command, runtime = load_results(Path(args.report))
         saved.docs, saved.report = args.docs, args.report
-        finish(res, saved, command, runtime, None)
+        finish_run(s3_report, "s3-bench", res, saved, command, runtime, None, RESULTS_DIR)
         return 0
     if s3proxy_jar() is None:
         raise SystemExit("s3proxy is not available (java, or the jar in .tools/s3proxy/); "
@@ -645,7 +623,8 @@ def main(argv=None) -> int:
     else:
         shutil.rmtree(work, ignore_errors=True)
     runtime = clock.finish(res["facts"])
-    finish(res, args, command, runtime, results_path(RESULTS_DIR, "s3-bench", args.json))
+    finish_run(s3_report, "s3-bench", res, args, command, runtime,
+               results_path(RESULTS_DIR, "s3-bench", args.json), RESULTS_DIR)
     return 0
 
 

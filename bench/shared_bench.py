@@ -46,19 +46,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared bench_* m
 
 import bench_env  # noqa: E402
 from bench_data import Dataset, make_table  # noqa: E402
-from bench_docs import run_history  # noqa: E402
 from bench_env import (KiB, Phase, fmt_size, log, machine_details,  # noqa: E402
                        wait_for_idle_accounted)
-from bench_run import (RunClock, add_output_args, command_line, load_results,  # noqa: E402
-                       results_path, save_results)
+from bench_run import (RunClock, add_output_args, command_line, finish_run,  # noqa: E402
+                       load_results, results_path)
 from bench_servers import CALL, PairedRuns, do_get, do_put, snapshot_binary  # noqa: E402
 from query_reads import quiver_read  # noqa: E402
 from shared_cluster import (HIT_SQL, Cluster, Node, Postgres, Target,  # noqa: E402
                             cross_node, fresh_tag, hammer, redis_calls, redis_trace,
                             request, slow_sql, stampede, start_redis, stop_all, ticket,
                             write_config)
-from shared_report import (docs_section, print_summary, same_setup, summarize,  # noqa: E402
-                           write_section)
+import shared_report  # noqa: E402
 
 bench_env.LOG_NAME = "shared-bench"
 
@@ -356,27 +354,6 @@ def parse_args(argv):
     return args
 
 
-def finish(res, args, command, runtime, json_path: Path | None) -> None:
-    """Print the run's figures and write the docs section; save the results to json_path
-    (None: a replay of args.report)."""
-    rows = summarize(res, args)
-    if json_path is not None:
-        save_results(json_path, command, runtime, args, res,
-                     [{"metric": r.metric, "unit": r.unit, "quiver": r.quiver,
-                       "baseline": r.baseline, "ratio": r.ratio, "diagnostic": r.diag}
-                      for r in rows])
-    this = json_path or Path(args.report)
-    runs, hist = run_history(rows, this, RESULTS_DIR, "shared-bench-*.json", same_setup(args))
-    if runs >= 3:
-        res["facts"]["history_runs"], res["facts"]["history"] = runs, hist
-    print_summary(res, rows, args, runtime)
-    if json_path is not None:
-        print(f"raw results: {json_path}")
-    if args.docs:
-        write_section(Path(args.docs), docs_section(res, rows, args, command, runtime))
-        print(f"wrote the shared-bench section of {args.docs}")
-
-
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
@@ -385,7 +362,7 @@ def main(argv=None) -> int:
     if args.report:
         res, saved, command, runtime = load_results(Path(args.report))
         saved.docs, saved.report = args.docs, args.report
-        finish(res, saved, command, runtime, None)
+        finish_run(shared_report, "shared-bench", res, saved, command, runtime, None, RESULTS_DIR)
         return 0
     command = command_line("bench/shared_bench.py", argv, env_vars=("QUIVER_BIN",))
     clock = RunClock()  # before the first wait, which it leaves out of the other-CPU figure
@@ -404,7 +381,8 @@ def main(argv=None) -> int:
     else:
         shutil.rmtree(work, ignore_errors=True)
     runtime = clock.finish(res["facts"])
-    finish(res, args, command, runtime, results_path(RESULTS_DIR, "shared-bench", args.json))
+    finish_run(shared_report, "shared-bench", res, args, command, runtime,
+               results_path(RESULTS_DIR, "shared-bench", args.json), RESULTS_DIR)
     return 0
 
 
