@@ -94,6 +94,9 @@ arrow::Result<PublishOutcome> Committer::PublishWithRoom(EntryMeta* entry,
     ARROW_ASSIGN_OR_RAISE(outcome, std::move(published));
     if (outcome.published() && publish.budget->allow_one_over) {
       // Published past the limits after losing every race for room: evict back under them.
+      spdlog::info("{}@{} was published past the budget after losing {} races for room to "
+                   "other writers; evicting back under it", entry->key, entry->version,
+                   kRoomAttempts - 1);
       auto back = evictor_->MakeRoom(entry->key, 0, /*new_key=*/false);
       evictor_->Release(0, false);
       if (!back.ok()) spdlog::warn("evicting back under the budget: {}", back.ToString());
