@@ -5,6 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The S3 store tests run against a real s3proxy; without it they would only be skipped.
+if ! ls .tools/s3proxy/s3proxy-*-jar-with-dependencies.jar >/dev/null 2>&1; then
+  echo "test.sh: no s3proxy jar in .tools/s3proxy/ (scripts/setup.sh fetches it with mvn)" >&2
+  exit 1
+fi
 echo "== unit tests (ctest)"
 ctest --test-dir build --output-on-failure -j"$(nproc)"
 echo "== integration tests (pytest)"
