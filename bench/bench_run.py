@@ -14,10 +14,15 @@ import datetime as dt
 import json
 import os
 import shlex
+import shutil
+import signal
+import sys
+import tempfile
 import time
 from pathlib import Path
 
-from bench_env import WAITED, log, machine_busy_seconds, own_cpu_seconds
+from bench_env import (WAITED, log, machine_busy_seconds, own_cpu_seconds,
+                       wait_for_idle_accounted)
 
 
 def command_line(script: str, argv: list[str], env_vars=()) -> str:
@@ -147,3 +152,37 @@ def finish_run(report, name: str, res: dict, args, command: str, runtime: float,
         report.write_section(Path(args.docs), report.docs_section(res, rows, args, command,
                                                                   runtime))
         print(f"wrote the {name} section of {args.docs}")
+
+
+def run_harness(report, name: str, script: str, argv: list[str], args, run,
+                results_dir: Path, kept: str) -> int:
+    """The body of a harness's main(): replay args.report, or wait for the machine to go
+    idle, run(args, work_dir) in a fresh work dir under args.work_dir (kept on failure or
+    with --keep-data; `kept` says what it holds), then finish_run. SIGTERM unwinds like
+    Ctrl-C, so that every process the run started is stopped."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if args.report:
+        res, saved, command, runtime = load_results(Path(args.report))
+        saved.docs, saved.report = args.docs, args.report
+        finish_run(report, name, res, saved, command, runtime, None, results_dir)
+        return 0
+    command = command_line(script, argv, env_vars=("QUIVER_BIN",))
+    clock = RunClock()  # before the first wait, which it leaves out of the other-CPU figure
+    wait_for_idle_accounted(args.wait_idle)
+    clock.note_load()
+    results_dir.mkdir(parents=True, exist_ok=True)
+    Path(args.work_dir).mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=args.work_dir))
+    try:
+        res = run(args, work)
+    except BaseException:
+        log(f"the run failed; kept its work dir {work} ({kept})")
+        raise
+    if args.keep_data:
+        log(f"kept the work dir {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    runtime = clock.finish(res["facts"])
+    finish_run(report, name, res, args, command, runtime,
+               results_path(results_dir, name, args.json), results_dir)
+    return 0

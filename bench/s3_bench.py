@@ -44,13 +44,8 @@ import gc
 import hashlib
 import itertools
 import os
-import re
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -63,16 +58,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared bench_* m
 import bench_env  # noqa: E402  (puts tests/ on sys.path)
 from bench_data import Dataset, make_table  # noqa: E402
 from bench_env import (KiB, MiB, Phase, fmt_size, log, machine_details,  # noqa: E402
-                       parse_size, percentile, proc_cpu_seconds,
+                       parse_size, percentile,
                        wait_for_idle_accounted)
-from bench_run import (RunClock, add_output_args, command_line, finish_run,  # noqa: E402
-                       load_results, results_path)
-from bench_servers import CALL, PairedRuns, QuiverProcess, do_get, do_put  # noqa: E402
+from bench_run import add_output_args, run_harness  # noqa: E402
+from bench_servers import CALL, PairedRuns, do_get, do_put  # noqa: E402
 from bench_servers import snapshot_binary  # noqa: E402
 import s3_report  # noqa: E402
 from s3_report import SYSTEMS  # noqa: E402
+from s3_processes import (Proxy, RedisTarget, RssSampler, ipc_bytes, redis_get,  # noqa: E402
+                          s3_args, start_node, status_kib, stream_through,
+                          tier_counters)
 from s3proxy import S3Proxy, s3proxy_jar  # noqa: E402
-from shared_cluster import STARTED, Target, hammer, start_redis, stop_all  # noqa: E402
+from shared_cluster import Target, hammer, start_redis, stop_all  # noqa: E402
 
 bench_env.LOG_NAME = "s3-bench"
 
@@ -80,108 +77,6 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
 DEFAULT_DOCS = ROOT / "docs" / "benchmarks.md"
 QUIVER_SYSTEMS = ("s3", "disk", "memory", "embedded")
-HEAP = "2g"  # s3proxy's JVM heap: its transient backend holds the objects (256 MiB ones too)
-
-
-# ---------------------------------------------------------------------------------------
-# Processes
-
-
-class Proxy(S3Proxy):
-    """tests/s3proxy.S3Proxy registered for stop_all; debug=True makes it log every request
-    (LOG_LEVEL=debug: one "request: ... {METHOD@..." line each), so that they can be counted."""
-
-    def __init__(self, work_dir: Path, debug: bool = False):
-        super().__init__(work_dir=work_dir, heap=HEAP)
-        self.debug = debug
-        STARTED.append(self)
-
-    def start(self):
-        old = os.environ.get("LOG_LEVEL")
-        if self.debug:
-            os.environ["LOG_LEVEL"] = "debug"
-        try:
-            return super().start()
-        finally:
-            if self.debug:
-                if old is None:
-                    os.environ.pop("LOG_LEVEL", None)
-                else:
-                    os.environ["LOG_LEVEL"] = old
-
-    def cpu(self) -> float:
-        return proc_cpu_seconds(self.proc.pid)
-
-    def log_size(self) -> int:
-        try:
-            return self.log_path.stat().st_size
-        except OSError:
-            return 0
-
-    def requests_since(self, offset: int, settle_s: float = 0.3) -> dict:
-        """{METHOD: count} of the requests logged after byte `offset` of the log."""
-        time.sleep(settle_s)  # the log is written by the request's thread; let it land
-        with open(self.log_path, "rb") as f:
-            f.seek(offset)
-            text = f.read().decode(errors="replace")
-        out: dict = {}
-        for m in re.finditer(r"S3ProxyHandler:\d+ .*?\] request: .*?\{([A-Z]+)@", text):
-            out[m.group(1)] = out.get(m.group(1), 0) + 1
-        return out
-
-
-def start_node(name: str, binary: Path, work: Path, extra=()) -> QuiverProcess:
-    node = QuiverProcess(name, binary, work / name / "data", work / f"{name}.log", list(extra))
-    STARTED.append(node)
-    return node
-
-
-def s3_args(proxy: S3Proxy, bucket: str, prefix: str) -> list[str]:
-    return ["--store", f"s3://{bucket}/{prefix}", "--s3-region", proxy.region,
-            "--s3-endpoint", proxy.endpoint, "--s3-ca-file", str(proxy.ca_file)]
-
-
-class RedisTarget:
-    """The Redis baseline as bench_servers.PairedRuns and bench_env.Phase see a server."""
-
-    def __init__(self, redis):
-        self.name, self.redis = "redis", redis
-        self.proc, self.log_path = redis.proc, redis.log_path
-
-    def connect(self):
-        return redis_py.Redis(host="127.0.0.1", port=self.redis.port, protocol=2,
-                              socket_timeout=600)
-
-    def cpu(self) -> float:
-        return proc_cpu_seconds(self.redis.proc.pid)
-
-
-def redis_get(r, key: str, expect_rows: int) -> float:
-    """What a user would build instead: GET the IPC stream's bytes, read them into a table."""
-    t0 = time.perf_counter()
-    data = r.get(key)
-    table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
-    elapsed = time.perf_counter() - t0
-    if table.num_rows != expect_rows:
-        raise RuntimeError(f"Redis GET {key}: {table.num_rows} rows, expected {expect_rows}")
-    return elapsed
-
-
-def ipc_bytes(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as w:
-        for b in table.to_batches():
-            w.write_batch(b)
-    return sink.getvalue().to_pybytes()
-
-
-def tier_counters(node: QuiverProcess) -> dict:
-    st = node.stats()
-    disk = st.get("disk_tier") or {}
-    return {"hits": st["hits"], "misses": st["misses"], "memory_hits": st["memory"]["hits"],
-            "memory_promotions": st["memory"]["promotions"],
-            "disk_tier": bool(st.get("disk_tier")), "disk_hits": disk.get("hits", 0),
-            "disk_copies": disk.get("copies_made", 0)}
 
 
 # ---------------------------------------------------------------------------------------
@@ -374,50 +269,6 @@ def put_phase(args, work, binary, res):
 # 3. Peak RSS of a hit from S3, and the S3 requests of hits and puts
 
 
-def status_kib(pid: int, field: str) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise KeyError(field)
-
-
-class RssSampler:
-    """VmRSS of a process every `interval` s in a thread; .peak_kib once stopped."""
-
-    def __init__(self, pid: int, interval: float = 0.002):
-        self.pid, self.interval, self.peak_kib = pid, interval, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                self.peak_kib = max(self.peak_kib, status_kib(self.pid, "VmRSS"))
-            except (OSError, KeyError):
-                return
-            time.sleep(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        return False
-
-
-def stream_through(client, key: str) -> tuple[int, float]:
-    """DoGet of key, each batch dropped as it comes (the client holds one at a time)."""
-    t0 = time.perf_counter()
-    reader = client.do_get(flight.Ticket(key.encode()), CALL)
-    rows = 0
-    for chunk in reader:
-        rows += chunk.data.num_rows
-    return rows, time.perf_counter() - t0
-
-
 def memory_phase(args, work, binary, res):
     raw, facts = res["raw"], res["facts"]
     big = Dataset("big", f"{fmt_size(args.rss_size)}, 1 MiB batches",
@@ -597,35 +448,11 @@ def parse_args(argv):
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: stop every process
-    if args.report:
-        res, saved, command, runtime = load_results(Path(args.report))
-        saved.docs, saved.report = args.docs, args.report
-        finish_run(s3_report, "s3-bench", res, saved, command, runtime, None, RESULTS_DIR)
-        return 0
-    if s3proxy_jar() is None:
+    if not args.report and s3proxy_jar() is None:
         raise SystemExit("s3proxy is not available (java, or the jar in .tools/s3proxy/); "
                          "run scripts/setup.sh or set QUIVER_S3PROXY_JAR")
-    command = command_line("bench/s3_bench.py", argv, env_vars=("QUIVER_BIN",))
-    clock = RunClock()  # before the first wait, which it leaves out of the other-CPU figure
-    wait_for_idle_accounted(args.wait_idle)
-    clock.note_load()
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    Path(args.work_dir).mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="s3-bench-", dir=args.work_dir))
-    try:
-        res = run(args, work)
-    except BaseException:
-        log(f"the run failed; kept its work dir {work} (node logs *.log, s3proxy-*/, redis/)")
-        raise
-    if args.keep_data:
-        log(f"kept the work dir {work}")
-    else:
-        shutil.rmtree(work, ignore_errors=True)
-    runtime = clock.finish(res["facts"])
-    finish_run(s3_report, "s3-bench", res, args, command, runtime,
-               results_path(RESULTS_DIR, "s3-bench", args.json), RESULTS_DIR)
-    return 0
+    return run_harness(s3_report, "s3-bench", "bench/s3_bench.py", argv, args, run, RESULTS_DIR,
+                       kept="node logs *.log, s3proxy-*/, redis/")
 
 
 if __name__ == "__main__":

@@ -32,11 +32,8 @@ import argparse
 import gc
 import hashlib
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -48,8 +45,7 @@ import bench_env  # noqa: E402
 from bench_data import Dataset, make_table  # noqa: E402
 from bench_env import (KiB, Phase, fmt_size, log, machine_details,  # noqa: E402
                        wait_for_idle_accounted)
-from bench_run import (RunClock, add_output_args, command_line, finish_run,  # noqa: E402
-                       load_results, results_path)
+from bench_run import add_output_args, run_harness  # noqa: E402
 from bench_servers import CALL, PairedRuns, do_get, do_put, snapshot_binary  # noqa: E402
 from query_reads import quiver_read  # noqa: E402
 from shared_cluster import (HIT_SQL, Cluster, Node, Postgres, Target,  # noqa: E402
@@ -357,33 +353,8 @@ def parse_args(argv):
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    # SIGTERM: unwind like Ctrl-C, so that every process is stopped.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    if args.report:
-        res, saved, command, runtime = load_results(Path(args.report))
-        saved.docs, saved.report = args.docs, args.report
-        finish_run(shared_report, "shared-bench", res, saved, command, runtime, None, RESULTS_DIR)
-        return 0
-    command = command_line("bench/shared_bench.py", argv, env_vars=("QUIVER_BIN",))
-    clock = RunClock()  # before the first wait, which it leaves out of the other-CPU figure
-    wait_for_idle_accounted(args.wait_idle)
-    clock.note_load()
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    Path(args.work_dir).mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="shared-bench-", dir=args.work_dir))
-    try:
-        res = run(args, work)
-    except BaseException:
-        log(f"the run failed; kept its work dir {work} (node logs *.log, redis/)")
-        raise
-    if args.keep_data:
-        log(f"kept the work dir {work}")
-    else:
-        shutil.rmtree(work, ignore_errors=True)
-    runtime = clock.finish(res["facts"])
-    finish_run(shared_report, "shared-bench", res, args, command, runtime,
-               results_path(RESULTS_DIR, "shared-bench", args.json), RESULTS_DIR)
-    return 0
+    return run_harness(shared_report, "shared-bench", "bench/shared_bench.py", argv, args, run, RESULTS_DIR,
+                       kept="node logs *.log, redis/")
 
 
 if __name__ == "__main__":
