@@ -280,24 +280,8 @@ arrow::Status Run(const ServeFlags& flags) {
   return arrow::Status::OK();
 }
 
-}  // namespace
-
-void AddServeCommand(CLI::App& app) {
-  auto flags = std::make_shared<ServeFlags>();
-  auto* cmd = app.add_subcommand("serve", "Run the Quiver Flight server");
-  cmd->footer(
-      "The first line on stdout is 'quiver listening on grpc://HOST:PORT'. Logs go to "
-      "stderr.\nSIGINT/SIGTERM stop the server; writes in flight complete or are discarded.\n"
-      "Flags override the config file, which overrides the defaults (docs/configuration.md).\n"
-      "Many nodes form one cache with a shared --index redis://... and one data dir, or an "
-      "S3 bucket (--store s3://...) (docs/shared-mode.md).");
-  cmd->add_option("--listen", flags->listen,
-                  "Address to listen on, grpc://HOST:PORT; port 0 picks a free port "
-                  "[default: grpc://127.0.0.1:8815]");
-  cmd->add_option("--data-dir", flags->data_dir,
-                  "Directory of the local store; created if missing. Nodes of one cache share "
-                  "it, unless --store is s3://..., when it holds this node's disk tier "
-                  "[default: ./quiver-data]");
+// Where entries are kept: --store and the S3 and disk-tier flags.
+void AddStoreOptions(CLI::App* cmd, ServeFlags* flags) {
   cmd->add_option("--store", flags->store,
                   "Where entries are kept: local (the data dir) or s3://BUCKET[/PREFIX], with "
                   "the s3 settings of the config file (docs/shared-mode.md) [default: local]");
@@ -312,7 +296,10 @@ void AddServeCommand(CLI::App& app) {
                   "50GiB [default: 10% of its filesystem]");
   cmd->add_flag("--no-disk-tier", flags->no_disk_tier,
                 "With an S3 store: keep no local copies; every read goes to S3");
-  cmd->add_option("--config", flags->config_file, "JSON config file")->check(CLI::ExistingFile);
+}
+
+// Shared mode: the index and how the other nodes and the clients reach this one.
+void AddSharedOptions(CLI::App* cmd, ServeFlags* flags) {
   cmd->add_option("--index", flags->index,
                   "embedded, or redis://[user:password@]HOST:PORT[/DB] (rediss:// for TLS): "
                   "an index shared by several nodes (Redis, Valkey, Dragonfly) "
@@ -332,6 +319,29 @@ void AddServeCommand(CLI::App& app) {
   cmd->add_option("--public-endpoint", flags->public_endpoint,
                   "Where clients reach the cache, put in ObjectRefs and FlightInfo locations "
                   "(e.g. the load balancer in front of the nodes) [default: --advertise]");
+}
+
+}  // namespace
+
+void AddServeCommand(CLI::App& app) {
+  auto flags = std::make_shared<ServeFlags>();
+  auto* cmd = app.add_subcommand("serve", "Run the Quiver Flight server");
+  cmd->footer(
+      "The first line on stdout is 'quiver listening on grpc://HOST:PORT'. Logs go to "
+      "stderr.\nSIGINT/SIGTERM stop the server; writes in flight complete or are discarded.\n"
+      "Flags override the config file, which overrides the defaults (docs/configuration.md).\n"
+      "Many nodes form one cache with a shared --index redis://... and one data dir, or an "
+      "S3 bucket (--store s3://...) (docs/shared-mode.md).");
+  cmd->add_option("--listen", flags->listen,
+                  "Address to listen on, grpc://HOST:PORT; port 0 picks a free port "
+                  "[default: grpc://127.0.0.1:8815]");
+  cmd->add_option("--data-dir", flags->data_dir,
+                  "Directory of the local store; created if missing. Nodes of one cache share "
+                  "it, unless --store is s3://..., when it holds this node's disk tier "
+                  "[default: ./quiver-data]");
+  AddStoreOptions(cmd, flags.get());
+  cmd->add_option("--config", flags->config_file, "JSON config file")->check(CLI::ExistingFile);
+  AddSharedOptions(cmd, flags.get());
   cmd->add_option("--max-object-bytes", flags->max_object_bytes,
                   "Largest object one put may store, e.g. 512MiB [default: 4GiB]");
   cmd->add_option("--keep-versions", flags->keep_versions,
