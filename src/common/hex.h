@@ -1,5 +1,5 @@
 // Lower-case hexadecimal text: of raw bytes (digests in keys, logs and tickets), and of
-// random bytes (unique names, secrets).
+// random bytes (unique names, secrets); and the value of one hex digit.
 #pragma once
 
 #include <cstddef>
@@ -8,6 +8,14 @@
 #include <string>
 
 namespace quiver {
+
+/// The value of hex digit `c` (either case), or -1 if it is not one.
+inline int HexDigitValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
 
 inline std::string HexEncode(const unsigned char* bytes, size_t length) {
   static constexpr char kDigits[] = "0123456789abcdef";

@@ -10,18 +10,12 @@
 
 #include <fmt/format.h>
 
+#include "common/hex.h"
 #include "redis/redis_client.h"
 
 namespace quiver::redis {
 
 namespace {
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 arrow::Result<std::string> PercentDecode(std::string_view text, std::string_view what) {
   std::string out;
@@ -31,8 +25,8 @@ arrow::Result<std::string> PercentDecode(std::string_view text, std::string_view
       out.push_back(text[i]);
       continue;
     }
-    int hi = i + 2 < text.size() ? HexValue(text[i + 1]) : -1;
-    int lo = hi >= 0 ? HexValue(text[i + 2]) : -1;
+    int hi = i + 2 < text.size() ? HexDigitValue(text[i + 1]) : -1;
+    int lo = hi >= 0 ? HexDigitValue(text[i + 2]) : -1;
     if (lo < 0) {
       return arrow::Status::Invalid("redis URL: bad percent-encoding in the ", what);
     }

@@ -23,16 +23,9 @@ namespace {
 // being read whole.
 constexpr size_t kMaxKeyFileBytes = 4096;
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 bool AllHex(std::string_view text) {
   for (char c : text) {
-    if (HexValue(c) < 0) return false;
+    if (HexDigitValue(c) < 0) return false;
   }
   return true;
 }
@@ -75,7 +68,7 @@ arrow::Result<EncryptionKey> ParseKey(std::string content, const std::string& wh
   }
   std::string bytes(kEncryptionKeyBytes, '\0');
   for (size_t i = 0; i < kEncryptionKeyBytes; ++i) {
-    bytes[i] = static_cast<char>(HexValue(text[2 * i]) << 4 | HexValue(text[2 * i + 1]));
+    bytes[i] = static_cast<char>(HexDigitValue(text[2 * i]) << 4 | HexDigitValue(text[2 * i + 1]));
   }
   return KeyFromBytes(std::move(bytes));
 }
