@@ -314,25 +314,21 @@ void DiskTier::CopyEnded(const std::string& blob, bool /*kept*/) {
   copying_.erase(blob);
 }
 
-void DiskTier::Erase(const std::string& blob) {
-  bool held = false;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    held = queue_.Contains(blob) || unadmitted_.count(blob) > 0;
-    queue_.Remove(blob);
-    unadmitted_.erase(blob);
-  }
-  if (!held) return;
-  auto st = local_->Delete(blob);
-  if (!st.ok()) spdlog::warn("disk tier: removing {}: {}", blob, st.ToString());
-}
+void DiskTier::Erase(const std::string& blob) { Drop(blob, /*damaged=*/false); }
 
 void DiskTier::Quarantine(const std::string& blob, const arrow::Status& why) {
   spdlog::warn("disk tier: dropping the copy of {}: {}", blob, why.ToString());
+  Drop(blob, /*damaged=*/true);
+}
+
+void DiskTier::Drop(const std::string& blob, bool damaged) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    ++stats_.damaged;
+    const bool held = queue_.Contains(blob) || unadmitted_.count(blob) > 0;
     queue_.Remove(blob);
+    unadmitted_.erase(blob);
+    if (damaged) ++stats_.damaged;
+    if (!held && !damaged) return;  // a damaged file goes even if it was never accounted
   }
   auto st = local_->Delete(blob);
   if (!st.ok()) spdlog::warn("disk tier: removing {}: {}", blob, st.ToString());

@@ -79,6 +79,8 @@ class DiskTier : public std::enable_shared_from_this<DiskTier> {
   /// A copy of `blob` was committed locally: account it and evict to fit.
   void Added(const std::string& blob, int64_t bytes, double cost_s, bool new_copy = true);
   void CopyEnded(const std::string& blob, bool kept);
+  /// Forget the copy of `blob` and delete its file (if held, or `damaged`: counted).
+  void Drop(const std::string& blob, bool damaged);
   int64_t EntryLimit() const { return max_entry_bytes_ > 0 ? max_entry_bytes_ : capacity_ / 8; }
 
   std::shared_ptr<BlobStore> local_;
