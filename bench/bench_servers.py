@@ -11,6 +11,7 @@ alternating their order, and account for the CPU used meanwhile.
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import os
 import select
@@ -25,7 +26,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.flight as flight
 
-from bench_env import log, machine_busy_seconds, proc_cpu_seconds
+from bench_env import log, machine_busy_seconds, machine_details, proc_cpu_seconds
 from quiver_util import manifest_path  # (tests/ is on sys.path: bench_env)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -169,6 +170,17 @@ def snapshot_binary(src: Path, dst: Path, attempts: int = 30) -> None:
 
 # ---------------------------------------------------------------------------------------
 
+
+
+def snapshot_with_facts(quiver: str, work: Path, facts: dict) -> Path:
+    """Snapshot `quiver` into work/quiver (snapshot_binary); record its path and sha256 and
+    the machine's details in `facts`. Returns the snapshot's path."""
+    binary = work / "quiver"
+    snapshot_binary(Path(quiver), binary, attempts=60)
+    facts["quiver_binary"] = {"path": str(quiver),
+                              "sha256": hashlib.sha256(binary.read_bytes()).hexdigest()[:16]}
+    facts["machine"] = machine_details(work)
+    return binary
 
 def quiver_blob(data_dir: Path, key: str, version: int) -> Path:
     """The stored file holding version `version` of key in Quiver's data dir."""

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import hashlib
 import itertools
 import os
 import subprocess
@@ -57,12 +56,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared bench_* m
 
 import bench_env  # noqa: E402  (puts tests/ on sys.path)
 from bench_data import Dataset, make_table  # noqa: E402
-from bench_env import (KiB, MiB, Phase, fmt_size, log, machine_details,  # noqa: E402
-                       parse_size, percentile,
-                       wait_for_idle_accounted)
+from bench_env import (KiB, MiB, Phase, fmt_size, log, parse_size,  # noqa: E402
+                       percentile, wait_for_idle_accounted)
 from bench_run import add_output_args, run_harness  # noqa: E402
 from bench_servers import CALL, PairedRuns, do_get, do_put  # noqa: E402
-from bench_servers import snapshot_binary  # noqa: E402
+from bench_servers import snapshot_with_facts  # noqa: E402
 import s3_report  # noqa: E402
 from s3_report import SYSTEMS  # noqa: E402
 from s3_processes import (Proxy, RedisTarget, RssSampler, ipc_bytes, redis_get,  # noqa: E402
@@ -340,11 +338,7 @@ def memory_phase(args, work, binary, res):
 def run(args, work: Path) -> dict:
     res: dict = {"raw": {}, "facts": {}}
     facts = res["facts"]
-    binary = work / "quiver"
-    snapshot_binary(Path(args.quiver), binary, attempts=60)
-    facts["quiver_binary"] = {"path": str(args.quiver),
-                              "sha256": hashlib.sha256(binary.read_bytes()).hexdigest()[:16]}
-    facts["machine"] = machine_details(work)
+    binary = snapshot_with_facts(args.quiver, work, facts)
     facts["readahead"] = {"bytes": 4 * MiB, "depth": 2}  # the s3 defaults (config.h)
     # Test credentials for s3proxy and a fresh SSE-C key, inherited by the nodes.
     os.environ.update(AWS_ACCESS_KEY_ID=S3Proxy.access_key,

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import hashlib
 import os
 import subprocess
 import sys
@@ -43,10 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared bench_* m
 
 import bench_env  # noqa: E402
 from bench_data import Dataset, make_table  # noqa: E402
-from bench_env import (KiB, Phase, fmt_size, log, machine_details,  # noqa: E402
-                       wait_for_idle_accounted)
+from bench_env import KiB, Phase, fmt_size, log, wait_for_idle_accounted  # noqa: E402
 from bench_run import add_output_args, run_harness  # noqa: E402
-from bench_servers import CALL, PairedRuns, do_get, do_put, snapshot_binary  # noqa: E402
+from bench_servers import CALL, PairedRuns, do_get, do_put, snapshot_with_facts  # noqa: E402
 from query_reads import quiver_read  # noqa: E402
 from shared_cluster import (HIT_SQL, Cluster, Node, Postgres, Target,  # noqa: E402
                             cross_node, fresh_tag, hammer, redis_calls, redis_trace,
@@ -256,11 +254,7 @@ def cluster_phases(args, work, binary, redis, pg, live_cfg, wait_cfg, res):
 def run(args, work: Path) -> dict:
     res: dict = {"raw": {}, "facts": {}}
     facts = res["facts"]
-    binary = work / "quiver"
-    snapshot_binary(Path(args.quiver), binary, attempts=60)
-    facts["quiver_binary"] = {"path": str(args.quiver),
-                              "sha256": hashlib.sha256(binary.read_bytes()).hexdigest()[:16]}
-    facts["machine"] = machine_details(work)
+    binary = snapshot_with_facts(args.quiver, work, facts)
     facts.update(stampede_query_s=args.stampede_s, stream_query_s=args.stream_s,
                  stampede_rows=20_000 if not args.quick else 5_000,
                  stream_rows=60_000 if not args.quick else 20_000, stream_pauses=8,
