@@ -1,4 +1,6 @@
-"""Durability: restart on the same data dir, SIGKILL mid-put, damaged entries at startup."""
+"""Durability: restart on the same data dir, SIGKILL mid-put, damaged entries found when the
+index is rebuilt from the manifests (--rebuild-index; a plain restart reads the index journal,
+tested in test_index_journal.py)."""
 
 import json
 import re
@@ -20,6 +22,23 @@ RECOVERY_RE = re.compile(
     r"recovered (?P<keys>\d+) keys, (?P<versions>\d+) versions, .* in \d+ ms; removed "
     r"(?P<temps>\d+) temp files and \d+ expired results; quarantined (?P<quarantined>\d+) "
     r"damaged entries; \d+ superseded manifests and (?P<orphans>\d+) unreferenced blobs")
+
+
+# "loaded K keys, V versions, SIZE from the index journal (...) in T ms; checked C entries
+# published after the last flush: D taken out of service, M manifests written again; removed N
+# temp files"
+JOURNAL_RE = re.compile(
+    r"loaded (?P<keys>\d+) keys, (?P<versions>\d+) versions, .* from the index journal .*; "
+    r"checked \d+ entries published after the last flush: (?P<dropped>\d+) taken out of "
+    r"service, \d+ manifests written again; removed (?P<temps>\d+) temp files")
+
+REBUILD = ["--rebuild-index"]
+
+
+def journal_summary(server):
+    matches = JOURNAL_RE.findall(server.log())
+    assert len(matches) == 1, f"expected one journal recovery line in:\n{server.log()}"
+    return {k: int(v) for k, v in JOURNAL_RE.search(server.log()).groupdict().items()}
 
 
 def recovery_summary(server):
@@ -56,9 +75,11 @@ def test_restart_keeps_everything(server):
     server.restart()
     client = server.client()
 
-    summary = recovery_summary(server)
-    assert summary == {"keys": 4, "versions": 3 + 1 + 2 + 3, "temps": 0, "orphans": 0,
-                       "quarantined": 0}
+    # A clean restart reads the index journal, no manifest.
+    assert journal_summary(server) == {"keys": 4, "versions": 3 + 1 + 2 + 3, "temps": 0,
+                                       "dropped": 0}
+    recovery = stats(client)["recovery"]
+    assert recovery["source"] == "journal" and recovery["manifests_read"] == 0
     after = stats(client)
     for field in ("entries", "versions", "bytes"):
         assert after[field] == before[field], field
@@ -86,6 +107,15 @@ def test_restart_keeps_everything(server):
     assert get(client, "s/a")[1]["version"] == 4
     assert get_table(client, "s/many@6").equals(table_for("next"))
 
+    # the manifests say the same as the journal
+    listed = {(i.descriptor.path[0], i.total_bytes) for i in client.list_flights(b"")}
+    server.restart(args=REBUILD)
+    client = server.client()
+    assert recovery_summary(server) == {"keys": 4, "versions": 3 + 1 + 2 + 3, "temps": 0,
+                                        "orphans": 0, "quarantined": 0}
+    assert {(i.descriptor.path[0], i.total_bytes) for i in client.list_flights(b"")} == listed
+    assert get(client, "s/a")[1]["version"] == 4
+
 
 def test_delete_persists_across_restart(server):
     client = server.client()
@@ -99,7 +129,11 @@ def test_delete_persists_across_restart(server):
         get(client, "gone/a")
     assert put(client, "gone/a", table_for("new"))["version"] == 1
     assert get_table(client, "kept/b").equals(table_for("b"))
+    # the deleted versions' files are gone too: a rebuild finds nothing left over
+    server.restart(args=REBUILD)
+    client = server.client()
     assert recovery_summary(server)["orphans"] == 0
+    assert get(client, "gone/a")[1]["version"] == 1
 
 
 CRASH_CLIENT = textwrap.dedent("""
@@ -156,9 +190,9 @@ def test_sigkill_mid_put(server):
 
     server.restart()
     client = server.client()
-    summary = recovery_summary(server)
+    summary = journal_summary(server)
     assert summary["temps"] == len(parts_at_kill) >= 1
-    assert summary["quarantined"] == 0
+    assert summary["dropped"] == 0
     assert summary["keys"] == 1 and summary["versions"] == 1
     assert server.tmp_files() == []
     got, meta, _, _ = get(client, "crash/obj")
@@ -192,7 +226,7 @@ def test_checksum_mismatch_is_quarantined(server):
     corrupt_byte(blob, size // 2)  # same size, different content
     assert blob.stat().st_size == size
 
-    server.restart()
+    server.restart(args=REBUILD)
     client = server.client()
     summary = recovery_summary(server)
     assert summary["quarantined"] == 1
@@ -220,7 +254,7 @@ def test_checksum_mismatch_is_quarantined(server):
     # the damaged key starts again at 1
     assert put(client, "q/bad", bad_t, if_version=0)["version"] == 1
 
-    # a second restart finds nothing more to quarantine
+    # a second rebuild finds nothing more to quarantine
     server.restart()
     assert recovery_summary(server)["quarantined"] == 0
 
@@ -232,7 +266,7 @@ def test_damaged_latest_version_falls_back(server):
     server.stop()
     _, meta = manifest(server, "q/ver", 2)
     corrupt_byte(server.data_dir / meta["blob"], 100)
-    server.restart()
+    server.restart(args=REBUILD)
     client = server.client()
     assert recovery_summary(server)["quarantined"] == 1
     with pytest.raises(KeyError):
@@ -252,7 +286,7 @@ def test_size_mismatch_quarantined_even_without_verify(server):
     _, flip_meta = manifest(server, "q/flipped", 1)
     corrupt_byte(server.data_dir / flip_meta["blob"], flip_meta["bytes"] // 2)
 
-    server.restart(args=["--no-verify-on-startup"])
+    server.restart(args=["--no-verify-on-startup", *REBUILD])
     client = server.client()
     summary = recovery_summary(server)
     assert summary["quarantined"] == 1  # only the size mismatch is detected
@@ -264,7 +298,7 @@ def test_size_mismatch_quarantined_even_without_verify(server):
     assert client.get_flight_info(descriptor("q/flipped")).total_records == 300
 
     # with verification back on, the flipped one is caught as well
-    server.restart(args=[])
+    server.restart(args=REBUILD)
     assert recovery_summary(server)["quarantined"] == 1
     with pytest.raises(KeyError):
         get(server.client(), "q/flipped")
@@ -283,7 +317,7 @@ def test_unreadable_manifest_and_orphans(server):
     stray_tmp = server.data_dir / ".tmp" / "7-deadbeef.part"
     stray_tmp.write_bytes(b"partial")
 
-    server.restart()
+    server.restart(args=REBUILD)
     client = server.client()
     summary = recovery_summary(server)
     assert summary["quarantined"] == 1
@@ -319,6 +353,7 @@ def test_unreferenced_blobs_wait_for_the_garbage_sweep(quiver, workdir):
     loser = manifest(server, "kept/obj", 1)[1]
     loser["created_ms"] += 1000
     stray_manifest.write_text(json.dumps(loser))
+    server.args += REBUILD
     server.start()
     assert recovery_summary(server)["orphans"] == 1
     assert "1 superseded manifests" in server.log()
@@ -338,7 +373,7 @@ def test_unusual_but_valid_keys_survive_restart(server):
     client = server.client()
     for k in keys:
         assert put(client, k, table_for(k))["version"] == 1
-    server.restart()
+    server.restart(args=REBUILD)
     client = server.client()
     summary = recovery_summary(server)
     assert summary["keys"] == len(keys) and summary["quarantined"] == 0

@@ -75,6 +75,9 @@ arrow::Status Engine::Build() {
   }
   entries_ = std::make_unique<EntryStore>(o.store, o.index, o.clock, o.node_id, memory_.get(),
                                           o.shared.fail_open, std::move(disk));
+  if (o.syncer && o.syncer->durability() == Durability::kFsync) {
+    entries_->SetSyncer(o.syncer.get());
+  }
   ARROW_ASSIGN_OR_RAISE(evictor_, Evictor::Make(o.budget, entries_.get(), o.clock));
   invalidator_ = std::make_unique<Invalidator>(entries_.get());
   committer_ = std::make_unique<Committer>(entries_.get(), evictor_.get(), invalidator_.get());
@@ -104,6 +107,12 @@ arrow::Status Engine::Build() {
   q.reclaim_interval_s = o.reclaim_interval_s;
   q.fill_poll_ms = o.shared.fill_poll_ms;
   ARROW_ASSIGN_OR_RAISE(queries_, QueryCache::Make(std::move(q)));
+  if (local_state_) {
+    local_state_->SetCounters([this] { return Counters(); },
+                              [this](const std::map<std::string, int64_t>& saved) {
+                                RestoreCounters(saved);
+                              });
+  }
   // Blob times are the store's real ones, so the sweep goes by the real clock.
   sweeper_ = std::make_unique<GarbageSweeper>(
       o.store.get(), o.index.get(), Clock::System(), o.node_id,
@@ -151,7 +160,7 @@ arrow::Status Engine::RebuildIfNeeded(bool at_startup) {
     return arrow::Status::OK();
   }
   if (!*needs) return arrow::Status::OK();
-  if (!index->shared()) return Rebuild();
+  if (!index->shared()) return options_.journal ? RecoverFromJournal() : Rebuild();
   LeaseRunOptions lease;
   lease.name = kRebuildLease;
   lease.node = options_.node_id;
@@ -180,8 +189,109 @@ arrow::Status Engine::RebuildIfNeeded(bool at_startup) {
   return arrow::Status::OK();
 }
 
+arrow::Status Engine::RecoverFromJournal() {
+  const auto& o = options_;
+  auto* embedded = dynamic_cast<EmbeddedIndex*>(o.index.get());
+  if (!embedded) return arrow::Status::Invalid("an index journal needs the embedded index");
+  auto start = std::chrono::steady_clock::now();
+  if (o.rebuild_index) ARROW_RETURN_NOT_OK(o.journal->Discard());
+  ARROW_ASSIGN_OR_RAISE(auto recovered, o.journal->Recover());
+  if (o.rebuild_index) recovered.why = "asked to rebuild the index (--rebuild-index)";
+  if (!recovered.found) {
+    spdlog::info("index journal {}: {}; rebuilding the index from the manifests",
+                 o.journal->dir(), recovered.why);
+    ARROW_RETURN_NOT_OK(Rebuild());
+    {
+      std::lock_guard<std::mutex> lock(recovery_mutex_);
+      recovery_.why = recovered.why;
+    }
+    embedded->AttachJournal(o.journal.get());
+    journaled_ = embedded;
+    return Checkpoint("after rebuilding the index");
+  }
+  RebuildSummary summary;
+  summary.source = "journal";
+  summary.snapshot_rows = recovered.snapshot_rows;
+  summary.log_records = recovered.log_records;
+  // Writes the previous run left half-done: never published, nothing refers to them.
+  ARROW_ASSIGN_OR_RAISE(summary.temp_files_removed, o.store->RemoveAllTemporaries());
+  ARROW_RETURN_NOT_OK(embedded->LoadRecovered(std::move(recovered.entries), evictor_->scoring()));
+  ARROW_RETURN_NOT_OK(embedded->MarkRebuilt());
+  embedded->AttachJournal(o.journal.get());
+  journaled_ = embedded;
+  CheckUnsynced(recovered.unsynced, &summary);
+  ARROW_ASSIGN_OR_RAISE(auto stats, embedded->Stats());
+  summary.keys = stats.keys;
+  summary.versions = stats.versions;
+  summary.bytes = stats.bytes;
+  summary.elapsed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::steady_clock::now() - start)
+                           .count();
+  spdlog::info("store {}: {}", o.store->Describe(), summary.ToString());
+  if (recovered.torn_bytes > 0) {
+    spdlog::warn("index journal: dropped {} bytes of a record cut short at the end of its log "
+                 "(a write the previous run did not finish; it was never acknowledged)",
+                 recovered.torn_bytes);
+  }
+  {
+    std::lock_guard<std::mutex> lock(recovery_mutex_);
+    recovery_ = summary;
+  }
+  if (local_state_) local_state_->LoadUsage();
+  return arrow::Status::OK();
+}
+
+void Engine::CheckUnsynced(const std::vector<std::pair<std::string, uint64_t>>& unsynced,
+                           RebuildSummary* summary) {
+  for (const auto& [key, version] : unsynced) {
+    auto meta = options_.index->Get(key, version);
+    if (!meta.ok() || !*meta) continue;
+    ++summary->unsynced_checked;
+    auto checked = entries_->CheckStored(**meta);
+    if (checked.ok()) {
+      if (*checked) ++summary->manifests_rewritten;
+      continue;
+    }
+    ++summary->unsynced_dropped;
+    entries_->TakeOutOfService(**meta, checked.status());
+  }
+}
+
+arrow::Status Engine::Checkpoint(const char* why) {
+  if (!journaled_) return arrow::Status::OK();
+  auto start = std::chrono::steady_clock::now();
+  std::shared_ptr<Syncer> syncer = options_.syncer;
+  auto st = journaled_->Checkpoint([syncer]() -> arrow::Status {
+    return syncer ? syncer->SyncNow() : arrow::Status::OK();
+  });
+  if (!st.ok()) return st.WithMessage("writing the index journal's snapshot ", why, ": ", st.message());
+  auto stats = journaled_->Stats();
+  spdlog::info("index journal: wrote a snapshot of {} versions {} in {} ms",
+               stats.ok() ? stats->versions : -1, why,
+               std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::steady_clock::now() - start)
+                   .count());
+  return arrow::Status::OK();
+}
+
 void Engine::StartBackground() {
   const auto& o = options_;
+  if (journaled_) {
+    if (o.syncer) {
+      std::shared_ptr<IndexJournal> journal = o.journal;
+      o.syncer->SetHooks([journal] { return journal->last_seq(); },
+                         [journal](uint64_t seq) { journal->MarkSynced(seq); });
+    }
+    checkpointer_ = std::make_unique<PeriodicTask>(
+        "index checkpoint", std::chrono::milliseconds(1000), [this] {
+          const bool grown = options_.journal->log_bytes() > options_.index_log_bytes;
+          const bool broken = !options_.journal->append_error().ok();
+          if (!grown && !broken) return;
+          auto st = Checkpoint(grown ? "as its log grew past index_log_bytes"
+                                     : "after an append to its log failed");
+          if (!st.ok()) spdlog::error("{}", st.ToString());
+        });
+  }
   if (local_state_) {
     usage_saver_ = std::make_unique<PeriodicTask>(
         "usage saver", Seconds(o.usage_save_interval_s), [this] {
@@ -267,6 +377,64 @@ void Engine::Watch() {
   if (!st.ok() && !IsIndexUnavailable(st)) spdlog::warn("index watchdog: {}", st.ToString());
 }
 
+namespace {
+
+// The counters `stats` shows that survive restarts, by the name they are saved under.
+constexpr std::pair<const char*, int64_t ObjectStats::*> kObjectCounters[] = {
+    {"puts", &ObjectStats::puts},     {"put_failures", &ObjectStats::put_failures},
+    {"gets", &ObjectStats::gets},     {"hits", &ObjectStats::hits},
+    {"misses", &ObjectStats::misses}, {"not_modified", &ObjectStats::not_modified}};
+constexpr std::pair<const char*, int64_t QueryStats::*> kQueryCounters[] = {
+    {"queries.hits", &QueryStats::hits},
+    {"queries.misses", &QueryStats::misses},
+    {"queries.joins", &QueryStats::joins},
+    {"queries.bypasses", &QueryStats::bypasses},
+    {"queries.executions", &QueryStats::executions},
+    {"queries.failures", &QueryStats::failures},
+    {"queries.not_cached", &QueryStats::not_cached},
+    {"queries.reclaimed", &QueryStats::reclaimed},
+    {"queries.remote_joins", &QueryStats::remote_joins},
+    {"queries.waits", &QueryStats::waits},
+    {"queries.takeovers", &QueryStats::takeovers},
+    {"queries.fenced", &QueryStats::fenced}};
+
+}  // namespace
+
+std::map<std::string, int64_t> Engine::Counters() const {
+  std::map<std::string, int64_t> out;
+  const auto objects = objects_->Stats();
+  for (const auto& [name, field] : kObjectCounters) out[name] = objects.*field;
+  const auto queries = queries_ ? queries_->Stats() : final_query_stats_;
+  for (const auto& [name, field] : kQueryCounters) out[name] = queries.*field;
+  out["evictions"] = evictor_->evictions();
+  out["not_admitted"] = evictor_->not_admitted();
+  out["invalidations"] = invalidator_->invalidations();
+  return out;
+}
+
+void Engine::RestoreCounters(const std::map<std::string, int64_t>& saved) {
+  auto get = [&](const char* name) {
+    auto it = saved.find(name);
+    return it == saved.end() ? 0 : it->second;
+  };
+  ObjectStats objects;
+  for (const auto& [name, field] : kObjectCounters) objects.*field = get(name);
+  objects_->RestoreCounters(objects);
+  QueryStats queries;
+  for (const auto& [name, field] : kQueryCounters) queries.*field = get(name);
+  queries_->RestoreCounters(queries);
+  evictor_->RestoreCounts(get("evictions"), get("not_admitted"));
+  invalidator_->RestoreCount(get("invalidations"));
+}
+
+arrow::Status Engine::CheckpointAtShutdown() {
+  if (!journaled_) return arrow::Status::OK();
+  if (checkpointer_) checkpointer_->Stop();
+  ARROW_RETURN_NOT_OK(Checkpoint("at shutdown"));
+  checkpointed_changes_ = options_.journal->changes();
+  return arrow::Status::OK();
+}
+
 arrow::Status Engine::SaveLocalState() {
   return local_state_ ? local_state_->SaveUsage() : arrow::Status::OK();
 }
@@ -274,7 +442,7 @@ arrow::Status Engine::SaveLocalState() {
 void Engine::Shutdown() {
   queries_->Shutdown();
   fills_->Stop();
-  for (auto* task : {watchdog_.get(), sweep_task_.get(), usage_saver_.get()}) {
+  for (auto* task : {watchdog_.get(), sweep_task_.get(), usage_saver_.get(), checkpointer_.get()}) {
     if (task) task->Stop();
   }
 }
@@ -285,13 +453,27 @@ Engine::~Engine() {
     events_->on_event = nullptr;
     events_->on_connection = nullptr;
   }
-  for (auto* task : {watchdog_.get(), sweep_task_.get(), usage_saver_.get()}) {
+  for (auto* task : {watchdog_.get(), sweep_task_.get(), usage_saver_.get(), checkpointer_.get()}) {
     if (task) task->Stop();
+  }
+  if (queries_) {
+    queries_->Shutdown();
+    queries_->WaitForFills(60);
+    final_query_stats_ = queries_->Stats();  // saved below, after the query cache is gone
   }
   queries_.reset();  // waits for fills
   if (fills_) fills_->Stop();
   auto st = SaveLocalState();
   if (!st.ok()) spdlog::warn("saving access histories: {}", st.ToString());
+  // A clean stop leaves a snapshot and an empty log: the next start reads one file.
+  if (journaled_ && options_.journal->changes() != checkpointed_changes_) {
+    st = Checkpoint("at shutdown");
+    if (!st.ok()) spdlog::error("{}", st.ToString());
+  }
+  if (options_.syncer) {
+    options_.syncer->SetHooks(nullptr, nullptr);
+    options_.syncer->Stop();
+  }
 }
 
 }  // namespace quiver

@@ -38,6 +38,8 @@
 #include "cache/object_cache.h"
 #include "cache/query_cache.h"
 #include "common/periodic.h"
+#include "index/index_journal.h"
+#include "storage/syncer.h"
 
 namespace quiver {
 
@@ -91,6 +93,15 @@ struct EngineOptions {
   bool cancel_unread_fills = false;
   double reclaim_interval_s = 10;
   SharedOptions shared;
+  /// Embedded index: its snapshot and log in the data dir (null: rebuilt from the manifests
+  /// at every start), and the log size past which a new snapshot is written.
+  std::shared_ptr<IndexJournal> journal;
+  int64_t index_log_bytes = int64_t{64} << 20;
+  /// Discard the journal and rebuild from the manifests at this start.
+  bool rebuild_index = false;
+  /// The data dir's flushes (the `durability` setting; null: every write is durable when
+  /// it returns). With kFsync, puts and deletes wait for one before they are acknowledged.
+  std::shared_ptr<Syncer> syncer;
   /// Streams other nodes' fills (shared mode, with live_join); may be null.
   std::shared_ptr<PeerClient> peers;
 };
@@ -122,6 +133,14 @@ class Engine {
   void Shutdown();
   /// \brief Save the access histories (embedded index). Also periodic and at close.
   arrow::Status SaveLocalState();
+  /// \brief Write the index journal's snapshot (embedded index), so that the next start
+  /// reads one file and an empty log. Also done when the engine is destroyed, unless done
+  /// here and nothing changed since.
+  arrow::Status CheckpointAtShutdown();
+  /// \brief The counters `stats` shows that an embedded node keeps across restarts.
+  std::map<std::string, int64_t> Counters() const;
+  /// \brief Add a previous run's counters (as Counters() returned them) to this run's.
+  void RestoreCounters(const std::map<std::string, int64_t>& saved);
   /// \brief Sweep garbage now (also periodic).
   arrow::Result<SweepSummary> SweepGarbage() { return sweeper_->Sweep(); }
 
@@ -133,6 +152,13 @@ class Engine {
   /// Rebuild the index from storage if it needs it (under the "rebuild" lease).
   arrow::Status RebuildIfNeeded(bool at_startup);
   arrow::Status Rebuild();
+  /// Embedded index with a journal: load it, or rebuild from the manifests and start one.
+  arrow::Status RecoverFromJournal();
+  /// Check the entries a journal says were published after the last flush.
+  void CheckUnsynced(const std::vector<std::pair<std::string, uint64_t>>& unsynced,
+                     RebuildSummary* summary);
+  /// Write the index journal's next snapshot (embedded index).
+  arrow::Status Checkpoint(const char* why);
   void StartBackground();
   void OnEvent(const IndexEvent& event);
   void OnConnection(bool resubscribed);
@@ -154,7 +180,10 @@ class Engine {
   std::unique_ptr<FillGroup> fills_;
   std::unique_ptr<QueryCache> queries_;
   std::unique_ptr<GarbageSweeper> sweeper_;
-  std::unique_ptr<PeriodicTask> usage_saver_, sweep_task_, watchdog_;
+  std::unique_ptr<PeriodicTask> usage_saver_, sweep_task_, watchdog_, checkpointer_;
+  EmbeddedIndex* journaled_ = nullptr;  // the index once its journal is attached
+  QueryStats final_query_stats_;        // the query cache's, as it was closed
+  uint64_t checkpointed_changes_ = ~uint64_t{0};  // the journal's at CheckpointAtShutdown
   std::shared_ptr<EngineEvents> events_;
 };
 

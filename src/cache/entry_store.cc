@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cache/damage_watch.h"
+#include "format/checksum.h"
 #include "storage/encrypted_blob_store.h"
 
 namespace quiver {
@@ -55,9 +56,11 @@ arrow::Result<PublishOutcome> EntryStore::Publish(EntryMeta* entry, PublishReque
                                                   bool* unclear) {
   *unclear = false;
   if (entry->created_ms == 0) entry->created_ms = clock_->NowMillis();
-  // Published: the disk tier keeps the copy the fill wrote (if it made one).
-  auto admitted = [&](PublishOutcome outcome) {
+  // Published: the disk tier keeps the copy the fill wrote (if it made one); with
+  // durability fsync it is acknowledged once on disk.
+  auto admitted = [&](PublishOutcome outcome) -> arrow::Result<PublishOutcome> {
     if (disk_) disk_->Admit(*entry);
+    ARROW_RETURN_NOT_OK(Persist(entry->key + "@" + std::to_string(entry->version)));
     return outcome;
   };
   for (int attempt = 0;; ++attempt) {
@@ -165,14 +168,14 @@ arrow::Result<std::optional<OpenEntry>> EntryStore::OpenMeta(std::optional<Entry
   } else {
     auto opened = store_->OpenReader(meta->blob, BlobHintOf(*meta));
     if (!opened.ok() && IsTampered(opened.status())) {
-      QuarantineDamaged(*meta, opened.status());
+      TakeOutOfService(*meta, opened.status());
       return arrow::Status::IOError("entry ", meta->key, "@", meta->version,
                                     " is damaged and was taken out of service: ",
                                     opened.status().message());
     }
     ARROW_ASSIGN_OR_RAISE(file, std::move(opened));
     file = WatchForDamage(std::move(file), [this, damaged = *meta](const arrow::Status& why) {
-      QuarantineDamaged(damaged, why);
+      TakeOutOfService(damaged, why);
     });
     if (disk_) file = disk_->CopyOnRead(*meta, std::move(file));
   }
@@ -185,7 +188,7 @@ arrow::Result<std::optional<OpenEntry>> EntryStore::OpenMeta(std::optional<Entry
   return OpenEntry{std::move(*meta), std::move(file)};
 }
 
-void EntryStore::QuarantineDamaged(const EntryMeta& meta, const arrow::Status& why) {
+void EntryStore::TakeOutOfService(const EntryMeta& meta, const arrow::Status& why) {
   ++damaged_;
   spdlog::error("{}@{}: its data blob {} is damaged ({}); moving it to quarantine and "
                 "removing the version", meta.key, meta.version, meta.blob, why.message());
@@ -222,7 +225,36 @@ arrow::Result<std::optional<EntryMeta>> EntryStore::FromManifests(
 arrow::Result<std::vector<EntryMeta>> EntryStore::Remove(const RemoveRequest& request) {
   ARROW_ASSIGN_OR_RAISE(auto removed, index_->Remove(request));
   ARROW_RETURN_NOT_OK(DropFiles(removed));
+  if (!removed.empty()) ARROW_RETURN_NOT_OK(Persist("the removal of " + request.key));
   return removed;
+}
+
+arrow::Status EntryStore::Persist(const std::string& what) {
+  if (!syncer_) return arrow::Status::OK();
+  auto st = syncer_->Sync();
+  if (st.ok()) return st;
+  return arrow::Status::IOError(what, " is done but could not be flushed to disk: ",
+                                st.message());
+}
+
+arrow::Result<bool> EntryStore::CheckStored(const EntryMeta& meta) {
+  ARROW_ASSIGN_OR_RAISE(auto file, store_->OpenReader(meta.blob, BlobHintOf(meta)));
+  ARROW_ASSIGN_OR_RAISE(int64_t size, file->GetSize());
+  if (size != meta.bytes) {
+    return arrow::Status::IOError("data blob ", meta.blob, " has ", size,
+                                  " bytes, the entry says ", meta.bytes);
+  }
+  ARROW_ASSIGN_OR_RAISE(auto sum, ChecksumFile(file.get()));
+  if (sum != meta.checksum) {
+    return arrow::Status::IOError("data blob ", meta.blob, " fails its checksum (", sum,
+                                  " != ", meta.checksum, ")");
+  }
+  auto manifest = store_->ReadAll(meta.manifest);
+  if (manifest.ok()) return false;
+  if (!manifest.status().IsKeyError()) return manifest.status();
+  // The data is whole but the manifest was lost: without it a rebuild would lose the entry.
+  ARROW_RETURN_NOT_OK(store_->WriteAll(meta.manifest, EntryToJson(meta)));
+  return true;
 }
 
 arrow::Result<std::vector<EntryMeta>> EntryStore::Trim(const std::string& key, int64_t keep) {

@@ -28,6 +28,7 @@
 #include "common/clock.h"
 #include "index/index.h"
 #include "storage/blob_store.h"
+#include "storage/syncer.h"
 
 namespace quiver {
 
@@ -81,6 +82,18 @@ class EntryStore {
   /// \brief Drop all but the newest `keep` versions of `key`.
   arrow::Result<std::vector<EntryMeta>> Trim(const std::string& key, int64_t keep);
 
+  /// \brief Acknowledge publishes and removals only once `syncer` flushed them (the
+  /// `durability: fsync` setting). Set before use.
+  void SetSyncer(Syncer* syncer) { syncer_ = syncer; }
+  /// \brief Check that a published entry's files are whole: its data blob has its size and
+  /// checksum; a missing manifest is written again (true if it was). An error says what is
+  /// wrong with the data.
+  arrow::Result<bool> CheckStored(const EntryMeta& meta);
+  /// \brief A stored blob is damaged (failed authentication or its checksum): move it to
+  /// quarantine and remove its version (only the latest version is removed; an older one
+  /// is left to the next rebuild).
+  void TakeOutOfService(const EntryMeta& meta, const arrow::Status& why);
+
   /// Entries found damaged when read (failed authentication) and taken out of service.
   int64_t damaged() const { return damaged_; }
   /// Reads served from manifests because the index was unavailable.
@@ -106,13 +119,13 @@ class EntryStore {
   std::string node_;
   MemoryTier* memory_;
   bool fail_open_;
-  /// A stored blob failed authentication: move it to quarantine, remove its version
-  /// (only the latest version is removed; an older one is left to the next rebuild).
-  void QuarantineDamaged(const EntryMeta& meta, const arrow::Status& why);
+  /// Under durability fsync: wait for the flush covering what was just written.
+  arrow::Status Persist(const std::string& what);
 
   std::atomic<int64_t> reads_without_index_{0};
   std::atomic<int64_t> damaged_{0};
   std::shared_ptr<DiskTier> disk_;
+  Syncer* syncer_ = nullptr;
 };
 
 }  // namespace quiver

@@ -74,6 +74,11 @@ class Evictor {
   void CountNotAdmitted() { ++not_admitted_; }
   int64_t evictions() const { return evictions_; }
   int64_t not_admitted() const { return not_admitted_; }
+  /// \brief Continue the counts from a previous run's.
+  void RestoreCounts(int64_t evictions, int64_t not_admitted) {
+    evictions_ += evictions;
+    not_admitted_ += not_admitted;
+  }
 
  private:
   Evictor(BudgetSettings settings, EntryStore* entries, std::shared_ptr<Clock> clock)

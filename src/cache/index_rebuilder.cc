@@ -18,6 +18,14 @@
 namespace quiver {
 
 std::string RebuildSummary::ToString() const {
+  if (source == "journal") {
+    return fmt::format(
+        "loaded {} keys, {} versions, {} from the index journal ({} snapshot rows, {} log "
+        "records; no manifest read) in {} ms; checked {} entries published after the last "
+        "flush: {} taken out of service, {} manifests written again; removed {} temp files",
+        keys, versions, FormatByteSize(bytes), snapshot_rows, log_records, elapsed_ms,
+        unsynced_checked, unsynced_dropped, manifests_rewritten, temp_files_removed);
+  }
   return fmt::format(
       "recovered {} keys, {} versions, {} in {} ms; removed {} temp files and {} expired "
       "results; quarantined {} damaged entries; {} superseded manifests and {} unreferenced "
@@ -86,6 +94,7 @@ arrow::Result<Scan> ScanManifests(BlobStore* store, const std::map<std::string, 
                                   const RebuildOptions& options, RebuildSummary* summary) {
   Scan scan;
   ARROW_ASSIGN_OR_RAISE(auto manifests, store->List(kManifestRoot));
+  summary->manifests_read = static_cast<int64_t>(manifests.size());
   for (const auto& info : manifests) {
     auto text = store->ReadAll(info.name, {info.size, ""});
     if (!text.ok() && text.status().IsKeyError()) continue;  // removed meanwhile

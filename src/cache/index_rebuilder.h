@@ -34,6 +34,19 @@ struct RebuildSummary {
   int64_t superseded = 0;    ///< manifests of a version another manifest won
   int64_t unreferenced = 0;  ///< data blobs no manifest names, left for the garbage sweep
   int64_t elapsed_ms = 0;
+  /// Where the index came from: "manifests" (a rebuild) or "journal" (the embedded index's
+  /// snapshot and log, index/index_journal.h), and for a rebuild why the journal was not
+  /// used ("" for a shared index).
+  std::string source = "manifests";
+  std::string why;
+  int64_t manifests_read = 0;
+  int64_t snapshot_rows = 0;
+  int64_t log_records = 0;
+  /// Journal: entries published after the last flush, checked against their data, and
+  /// those that failed (taken out of service) or had lost their manifest (written again).
+  int64_t unsynced_checked = 0;
+  int64_t unsynced_dropped = 0;
+  int64_t manifests_rewritten = 0;
 
   /// One line for the log.
   std::string ToString() const;

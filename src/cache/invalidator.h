@@ -37,6 +37,8 @@ class Invalidator {
   arrow::Status InvalidateDependents(const std::string& key, const char* why);
 
   int64_t invalidations() const { return invalidations_; }
+  /// \brief Continue the count from a previous run's.
+  void RestoreCount(int64_t invalidations) { invalidations_ += invalidations; }
 
  private:
   /// Bump and remove `keys` (and the keys carrying `tags`), then -- if `cascade` -- their

@@ -57,6 +57,8 @@ void LocalState::LoadUsage() {
   }
   const int64_t restored = index_->RestoreUsage(*snapshot);
   usage_saved_tick_ = index_->usage_tick();
+  if (restore_counters_) restore_counters_(snapshot->counters);
+  counters_saved_ = snapshot->counters;
   spdlog::info("restored the access histories of {} of {} entries (saved {:.0f} s ago)",
                restored, index_->Stats()->keys,
                std::max<int64_t>(0, clock_->NowMillis() - saved_ms) / 1000.0);
@@ -64,14 +66,19 @@ void LocalState::LoadUsage() {
 
 arrow::Status LocalState::SaveUsage() {
   std::lock_guard<std::mutex> lock(usage_mutex_);
-  if (index_->usage_tick() == usage_saved_tick_) return arrow::Status::OK();  // nothing new
+  auto counters = read_counters_ ? read_counters_() : std::map<std::string, int64_t>{};
+  if (index_->usage_tick() == usage_saved_tick_ && counters == counters_saved_) {
+    return arrow::Status::OK();  // nothing new
+  }
   auto snapshot = index_->ExportUsage();
+  snapshot.counters = counters;
   // Streamed into the store; a failure aborts the blob, leaving the previous snapshot.
   ARROW_ASSIGN_OR_RAISE(auto blob, store_->OpenWriter(kUsageBlob));
   ARROW_RETURN_NOT_OK(WriteUsage(snapshot, clock_->NowMillis(), blob.get()));
   ARROW_ASSIGN_OR_RAISE(int64_t bytes, blob->Tell());
   ARROW_RETURN_NOT_OK(blob->Commit());
   usage_saved_tick_ = snapshot.tick;
+  counters_saved_ = std::move(counters);
   spdlog::debug("saved the access histories of {} entries ({})", snapshot.records.size(),
                 FormatByteSize(bytes));
   return arrow::Status::OK();

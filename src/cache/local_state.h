@@ -10,6 +10,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 
@@ -40,6 +42,13 @@ class LocalState {
   void LoadUsage();
   /// \brief Save every key's access history if it changed since the last save.
   arrow::Status SaveUsage();
+  /// \brief Save the cache's counters with the histories (`read`), and give the saved ones
+  /// to `restore` when they are loaded. Set before LoadUsage.
+  void SetCounters(std::function<std::map<std::string, int64_t>()> read,
+                   std::function<void(const std::map<std::string, int64_t>&)> restore) {
+    read_counters_ = std::move(read);
+    restore_counters_ = std::move(restore);
+  }
 
  private:
   BlobStore* store_;
@@ -48,6 +57,9 @@ class LocalState {
   std::mutex settings_mutex_;
   std::mutex usage_mutex_;
   uint64_t usage_saved_tick_ = 0;
+  std::map<std::string, int64_t> counters_saved_;
+  std::function<std::map<std::string, int64_t>()> read_counters_;
+  std::function<void(const std::map<std::string, int64_t>&)> restore_counters_;
 };
 
 }  // namespace quiver

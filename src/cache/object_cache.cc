@@ -159,6 +159,15 @@ arrow::Result<std::vector<std::string>> ObjectCache::DeletePrefix(const std::str
   return deleted;
 }
 
+void ObjectCache::RestoreCounters(const ObjectStats& saved) {
+  puts_ += saved.puts;
+  put_failures_ += saved.put_failures;
+  gets_ += saved.gets;
+  hits_ += saved.hits;
+  misses_ += saved.misses;
+  not_modified_ += saved.not_modified;
+}
+
 ObjectStats ObjectCache::Stats() const {
   return ObjectStats{puts_, put_failures_, gets_, hits_, misses_, not_modified_};
 }

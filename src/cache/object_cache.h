@@ -104,6 +104,8 @@ class ObjectCache {
   /// \brief Count a put that failed before it reached the cache (bad request).
   void CountPutFailure() { ++put_failures_; }
   ObjectStats Stats() const;
+  /// \brief Continue the counters from a previous run's (saved with the access histories).
+  void RestoreCounters(const ObjectStats& saved);
 
  private:
   class Put;

@@ -328,6 +328,16 @@ arrow::Result<int64_t> QueryCache::ReclaimExpiredAt(int64_t now) {
   return removed;
 }
 
+void QueryCache::RestoreCounters(const QueryStats& saved) {
+  std::lock_guard<std::mutex> lock(stats_mutex_);
+  for (auto field : {&QueryStats::hits, &QueryStats::misses, &QueryStats::joins,
+                     &QueryStats::bypasses, &QueryStats::executions, &QueryStats::failures,
+                     &QueryStats::not_cached, &QueryStats::reclaimed, &QueryStats::remote_joins,
+                     &QueryStats::waits, &QueryStats::takeovers, &QueryStats::fenced}) {
+    stats_.*field += saved.*field;
+  }
+}
+
 QueryStats QueryCache::Stats() const {
   std::lock_guard<std::mutex> lock(stats_mutex_);
   return stats_;

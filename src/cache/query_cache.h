@@ -154,6 +154,8 @@ class QueryCache {
   arrow::Result<int64_t> ReclaimExpired();
 
   QueryStats Stats() const;
+  /// \brief Continue the counters (not executions_by_key) from a previous run's.
+  void RestoreCounters(const QueryStats& saved);
   const std::map<std::string, std::shared_ptr<Source>>& sources() const {
     return options_.sources;
   }

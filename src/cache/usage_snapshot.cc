@@ -2,6 +2,8 @@
 
 #include <charconv>
 #include <cmath>
+#include <map>
+#include <string_view>
 #include <string>
 
 #include <arrow/api.h>
@@ -16,16 +18,23 @@ namespace {
 constexpr const char* kTickKey = "quiver.usage.tick";
 constexpr const char* kSavedKey = "quiver.usage.saved_ms";
 constexpr const char* kVersionKey = "quiver.usage.version";
+constexpr std::string_view kCounterPrefix = "quiver.counter.";
 
-std::shared_ptr<arrow::Schema> UsageSchema(uint64_t tick, int64_t saved_ms) {
+std::shared_ptr<arrow::Schema> UsageSchema(uint64_t tick, int64_t saved_ms,
+                                           const std::map<std::string, int64_t>& counters) {
+  std::vector<std::string> keys = {kVersionKey, kTickKey, kSavedKey};
+  std::vector<std::string> values = {"1", std::to_string(tick), std::to_string(saved_ms)};
+  for (const auto& [name, value] : counters) {
+    keys.push_back(std::string(kCounterPrefix) + name);
+    values.push_back(std::to_string(value));
+  }
   return arrow::schema(
       {arrow::field("key", arrow::utf8(), false),
        arrow::field("accesses", arrow::uint64(), false),
        arrow::field("log_weight", arrow::float64(), false),
        arrow::field("last_tick", arrow::uint64(), false),
        arrow::field("last_access_ms", arrow::int64(), false)},
-      arrow::key_value_metadata({kVersionKey, kTickKey, kSavedKey},
-                                {"1", std::to_string(tick), std::to_string(saved_ms)}));
+      arrow::key_value_metadata(keys, values));
 }
 
 template <typename ArrayType>
@@ -74,7 +83,7 @@ arrow::Status WriteUsage(const UsageSnapshot& snapshot, int64_t saved_ms,
   ARROW_RETURN_NOT_OK(log_weights.Finish(&columns[2]));
   ARROW_RETURN_NOT_OK(last_ticks.Finish(&columns[3]));
   ARROW_RETURN_NOT_OK(last_access.Finish(&columns[4]));
-  auto schema = UsageSchema(snapshot.tick, saved_ms);
+  auto schema = UsageSchema(snapshot.tick, saved_ms, snapshot.counters);
   auto batch = arrow::RecordBatch::Make(schema, columns[0]->length(), columns);
 
   ARROW_ASSIGN_OR_RAISE(auto writer, arrow::ipc::MakeFileWriter(sink, schema));
@@ -98,6 +107,12 @@ arrow::Result<UsageSnapshot> DecodeUsage(std::shared_ptr<arrow::io::RandomAccess
   ARROW_ASSIGN_OR_RAISE(out.tick, MetadataNumber<uint64_t>(*metadata, kTickKey));
   ARROW_ASSIGN_OR_RAISE(int64_t saved, MetadataNumber<int64_t>(*metadata, kSavedKey));
   if (saved_ms) *saved_ms = saved;
+  for (int64_t i = 0; i < metadata->size(); ++i) {
+    const std::string& key = metadata->key(i);
+    if (key.compare(0, kCounterPrefix.size(), kCounterPrefix) != 0) continue;
+    ARROW_ASSIGN_OR_RAISE(out.counters[key.substr(kCounterPrefix.size())],
+                          MetadataNumber<int64_t>(*metadata, key.c_str()));
+  }
   for (int i = 0; i < reader->num_record_batches(); ++i) {
     ARROW_ASSIGN_OR_RAISE(auto batch, reader->ReadRecordBatch(i));
     ARROW_RETURN_NOT_OK(batch->ValidateFull());

@@ -3,7 +3,8 @@
 // Eviction scores come from each key's access history (how often and how recently it was
 // read), which lives in memory. The cache saves it to the store as one Arrow IPC file,
 // `state/usage.arrow` -- one row per key: key, accesses, log_weight, last_tick,
-// last_access_ms; the access counter it is relative to in the schema metadata -- every
+// last_access_ms; the access counter it is relative to, and the cache's counters (puts, gets,
+// hits, ... as quiver.counter.<name>), in the schema metadata -- every
 // few seconds while it changes, and at shutdown; it reads it back at startup. A crash loses
 // at most the accesses since the last save; an unreadable file loses the history only.
 #pragma once

@@ -37,6 +37,7 @@ struct ServeFlags {
   int64_t keep_versions = 0;
   std::string log_level;
   bool no_verify = false;
+  bool rebuild_index = false;
   std::vector<std::string> sources;
   std::string max_entry_bytes;
   std::string cache_size;
@@ -55,6 +56,8 @@ struct ServeFlags {
   std::string s3_ca_file;
   std::string disk_tier_size;
   bool no_disk_tier = false;
+  std::string durability;
+  int64_t sync_interval_ms = 0;
 };
 
 // 10% of the filesystem holding `dir` (the default disk budget).
@@ -106,9 +109,12 @@ arrow::Result<ServerConfig> LoadConfig(const ServeFlags& flags) {
   set(&config.s3.region, flags.s3_region);
   set(&config.s3.endpoint, flags.s3_endpoint);
   set(&config.s3.ca_file, flags.s3_ca_file);
+  set(&config.durability, flags.durability);
+  if (flags.sync_interval_ms > 0) config.sync_interval_ms = flags.sync_interval_ms;
   ARROW_RETURN_NOT_OK(ApplySizes(flags, &config));
   if (flags.keep_versions > 0) config.keep_versions = flags.keep_versions;
   if (flags.no_verify) config.verify_on_startup = false;
+  if (flags.rebuild_index) config.rebuild_index = true;
   if (flags.no_disk_tier) config.disk_tier = false;
   if (flags.half_life > 0) config.half_life = flags.half_life;
   for (const auto& flag : flags.sources) {
@@ -197,6 +203,23 @@ arrow::Result<std::unique_ptr<Engine>> OpenEngine(const ServerConfig& config,
                  FormatByteSize(options.disk_max_entry_bytes > 0 ? options.disk_max_entry_bytes
                                                                 : options.disk_size / 8));
   }
+  if (!shared) {
+    // One process owns the data dir: it flushes it as `durability` says and keeps the
+    // index's snapshot and log in it.
+    ARROW_ASSIGN_OR_RAISE(auto durability, ParseDurability(config.durability));
+    ARROW_ASSIGN_OR_RAISE(options.syncer,
+                          Syncer::Open(stores.data_dir->root(), durability,
+                                       std::chrono::milliseconds(config.sync_interval_ms)));
+    stores.data_dir->SetSyncer(options.syncer);
+    ARROW_ASSIGN_OR_RAISE(options.journal,
+                          IndexJournal::Open(stores.data_dir->root() + "/.index"));
+    options.index_log_bytes = config.index_log_bytes;
+    options.rebuild_index = config.rebuild_index;
+    spdlog::info("durability {}{}", config.durability,
+                 durability == Durability::kProcess
+                     ? fmt::format(" (flushed to disk every {} ms)", config.sync_interval_ms)
+                     : std::string(" (each write is flushed before it is acknowledged)"));
+  }
   options.store = store;
   options.node_id = node;
   options.endpoint = endpoint;
@@ -266,6 +289,8 @@ arrow::Status Run(const ServeFlags& flags) {
   engine->Shutdown();  // before the exit below, which may skip the engine's destructor
   auto saved = engine->SaveLocalState();
   if (!saved.ok()) spdlog::warn("saving access histories: {}", saved.ToString());
+  auto closed = engine->CheckpointAtShutdown();
+  if (!closed.ok()) spdlog::error("{}", closed.ToString());
   // Every fill was told to stop between batches; one still running is stuck inside a
   // database call its driver cannot cancel (the SQLite driver has no cancel). Nothing it
   // could still produce would be published, and its temp file is removed at the next
@@ -365,9 +390,21 @@ void AddServeCommand(CLI::App& app) {
   cmd->add_option("--half-life", flags->half_life,
                   "Accesses over which an entry's weight halves (cost policy) [default: 1000]")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--durability", flags->durability,
+                  "When an acknowledged write is on disk: process (survives a crash of the "
+                  "process; flushed to disk within --sync-interval-ms) or fsync (before the "
+                  "acknowledgement, concurrent writes sharing one flush) [default: process]")
+      ->check(CLI::IsMember({"process", "fsync"}));
+  cmd->add_option("--sync-interval-ms", flags->sync_interval_ms,
+                  "durability process: milliseconds between background flushes of the data "
+                  "dir [default: 1000]")
+      ->check(CLI::Range(int64_t{1}, int64_t{3600} * 1000));
   cmd->add_flag("--no-verify-on-startup", flags->no_verify,
                 "Skip checksum verification of stored entries when the index is rebuilt "
-                "(sizes are still checked)");
+                "from the manifests (sizes are still checked)");
+  cmd->add_flag("--rebuild-index", flags->rebuild_index,
+                "Embedded node: ignore the index's snapshot and log in the data dir and "
+                "rebuild the index from the manifests (checking every entry) at this start");
   cmd->callback([flags] {
     auto st = Run(*flags);
     if (!st.ok()) {

@@ -188,7 +188,11 @@ arrow::Status ServerConfig::LoadFile(const std::string& path) {
         ARROW_ASSIGN_OR_RAISE(max_object_bytes, SizeField(value, "max_object_bytes"));
       } else if (name == "keep_versions") keep_versions = value.get<int64_t>();
       else if (name == "verify_on_startup") verify_on_startup = value.get<bool>();
-      else if (name == "validate_full_on_put") validate_full_on_put = value.get<bool>();
+      else if (name == "durability") durability = value.get<std::string>();
+      else if (name == "sync_interval_ms") sync_interval_ms = value.get<int64_t>();
+      else if (name == "index_log_bytes") {
+        ARROW_ASSIGN_OR_RAISE(index_log_bytes, SizeField(value, "index_log_bytes"));
+      } else if (name == "validate_full_on_put") validate_full_on_put = value.get<bool>();
       else if (name == "shutdown_grace_s") shutdown_grace_s = value.get<double>();
       else if (name == "log_level") log_level = value.get<std::string>();
       else if (name == "max_ttl_s") max_ttl_s = value.get<double>();
@@ -243,6 +247,18 @@ arrow::Status ServerConfig::Validate() const {
       !(usage_save_interval_s >= 0.01 && usage_save_interval_s <= 86400)) {
     return arrow::Status::Invalid("usage_save_interval_s must be 0 (only at shutdown) or "
                                   "between 0.01 and 86400, got ", usage_save_interval_s);
+  }
+  if (durability != "process" && durability != "fsync") {
+    return arrow::Status::Invalid("durability must be \"process\" or \"fsync\", not \"",
+                                  durability, "\"");
+  }
+  if (sync_interval_ms < 1 || sync_interval_ms > 3600 * 1000) {
+    return arrow::Status::Invalid("sync_interval_ms must be between 1 and 3600000, got ",
+                                  sync_interval_ms);
+  }
+  if (index_log_bytes < (int64_t{1} << 16)) {
+    return arrow::Status::Invalid("index_log_bytes must be at least 64KiB, got ",
+                                  index_log_bytes);
   }
   if (cache_size < 0) return arrow::Status::Invalid("cache_size must be >= 0");
   if (memory_size < 0) return arrow::Status::Invalid("memory_size must be >= 0");

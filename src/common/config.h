@@ -77,8 +77,20 @@ struct ServerConfig {
   int64_t max_object_bytes = int64_t{4} << 30;
   /// How many versions of each key stay readable as key@N. Default: 3.
   int64_t keep_versions = 3;
-  /// Verify every entry's checksum when the server starts. Default: true.
+  /// Verify every entry's checksum when the index is rebuilt from the manifests. Default: true.
   bool verify_on_startup = true;
+  /// Embedded node: at this start, ignore the index journal and rebuild the index from the
+  /// manifests (verifying checksums as verify_on_startup says). Flag only. Default: false.
+  bool rebuild_index = false;
+  /// Embedded node: when an acknowledged write is on disk -- "process" (it survives a crash
+  /// of the process at once, the disk within sync_interval_ms) or "fsync" (before the
+  /// acknowledgement; concurrent writes share one flush). Default: process.
+  std::string durability = "process";
+  /// "process": milliseconds between background flushes of the data dir. Default: 1000.
+  int64_t sync_interval_ms = 1000;
+  /// Embedded node: the index journal's log is folded into a new snapshot past this size.
+  /// Default: 64 MiB.
+  int64_t index_log_bytes = int64_t{64} << 20;
   /// Fully validate every batch put (offsets, UTF-8, ...); false checks only structure,
   /// which is cheaper but lets bad offsets or invalid UTF-8 be stored. Default: true.
   bool validate_full_on_put = true;

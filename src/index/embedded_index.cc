@@ -12,6 +12,17 @@
 
 namespace quiver {
 
+namespace {
+
+std::vector<uint64_t> VersionsOf(const std::vector<EntryMeta>& entries) {
+  std::vector<uint64_t> out;
+  out.reserve(entries.size());
+  for (const auto& e : entries) out.push_back(e.version);
+  return out;
+}
+
+}  // namespace
+
 EmbeddedIndex::EmbeddedIndex(std::shared_ptr<Clock> clock, size_t max_generations)
     : clock_(std::move(clock)),
       secret_(SecretHex(16)),
@@ -116,6 +127,11 @@ arrow::Result<PublishOutcome> EmbeddedIndex::Publish(const PublishRequest& reque
   ++stats_.versions;
   stats_.bytes += entry.bytes;
   outcome.trimmed = TrimLocked(state, keep);
+  if (journal_) {
+    std::vector<uint64_t> dropped;
+    for (const auto& old : outcome.trimmed) dropped.push_back(old.version);
+    journal_->AppendPublish(entry, dropped);
+  }
   LinkLocked(entry.key, state->versions.rbegin()->second, /*link=*/true);
   if (request.bump_key) generations_.Bump(KeyGeneration(entry.key));
   if (request.lease) leases_.Release(*request.lease);
@@ -187,6 +203,7 @@ arrow::Result<std::vector<EntryMeta>> EmbeddedIndex::Remove(const RemoveRequest&
   --stats_.keys;
   keys_.erase(it);
   queue_.Remove(request.key);
+  if (journal_) journal_->AppendDrop(request.key, VersionsOf(removed));
   return removed;
 }
 
@@ -196,6 +213,7 @@ arrow::Result<std::vector<EntryMeta>> EmbeddedIndex::Trim(const std::string& key
   if (it == keys_.end()) return std::vector<EntryMeta>{};
   auto removed = TrimLocked(&it->second, keep);
   if (!removed.empty()) queue_.Resize(key, it->second.bytes);
+  if (journal_) journal_->AppendDrop(key, VersionsOf(removed));
   return removed;
 }
 
@@ -306,6 +324,69 @@ arrow::Status EmbeddedIndex::MarkRebuilt() {
   // What began before cannot be checked against the invalidations the index lost.
   generations_.ForgetAll();
   return arrow::Status::OK();
+}
+
+void EmbeddedIndex::AttachJournal(IndexJournal* journal) {
+  std::unique_lock lock(mutex_);
+  journal_ = journal;
+}
+
+arrow::Status EmbeddedIndex::LoadRecovered(std::vector<EntryMeta> entries,
+                                           const ScoringPolicy& scoring) {
+  std::unique_lock lock(mutex_);
+  if (!keys_.empty() || rebuilt_) {
+    return arrow::Status::Invalid("recovered entries go into a new, empty index");
+  }
+  UsePolicyLocked(scoring);
+  // Keys arrive sorted: each insertion goes at the end of the map.
+  for (auto& entry : entries) {
+    auto it = keys_.empty() || keys_.rbegin()->first != entry.key
+                  ? keys_.emplace_hint(keys_.end(), entry.key, KeyState{})
+                  : std::prev(keys_.end());
+    if (it->first != entry.key || (!it->second.versions.empty() &&
+                                   it->second.versions.rbegin()->first >= entry.version)) {
+      return arrow::Status::Invalid("recovered entries out of order at '", entry.key, "'@",
+                                    entry.version);
+    }
+    KeyState& state = it->second;
+    if (state.versions.empty()) ++stats_.keys;
+    ++stats_.versions;
+    stats_.bytes += entry.bytes;
+    state.bytes += entry.bytes;
+    const uint64_t version = entry.version;
+    state.versions.emplace_hint(state.versions.end(), version, std::move(entry));
+  }
+  // Links and the eviction queue from each key's latest version; recency in creation order.
+  std::vector<std::pair<int64_t, const std::string*>> by_creation;
+  by_creation.reserve(keys_.size());
+  for (auto& [key, state] : keys_) {
+    const EntryMeta& latest = state.versions.rbegin()->second;
+    LinkLocked(key, latest, /*link=*/true);
+    state.last_access_ms = latest.created_ms;
+    by_creation.emplace_back(latest.created_ms, &key);
+  }
+  std::stable_sort(by_creation.begin(), by_creation.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [created, key] : by_creation) {
+    const KeyState& state = keys_.find(*key)->second;
+    queue_.Insert(*key, state.bytes, state.versions.rbegin()->second.cost_ms / 1000.0);
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Status EmbeddedIndex::Checkpoint(const std::function<arrow::Status()>& flush) {
+  std::unique_ptr<SnapshotWriter> writer;
+  {
+    std::shared_lock lock(mutex_);
+    if (!journal_) return arrow::Status::Invalid("the index has no journal");
+    // Changes append to the journal under the exclusive lock: none can happen until the
+    // copy is complete, so the snapshot is exactly the state at the log's switch.
+    ARROW_ASSIGN_OR_RAISE(writer, journal_->BeginCheckpoint());
+    for (const auto& [key, state] : keys_) {
+      for (const auto& [version, meta] : state.versions) ARROW_RETURN_NOT_OK(writer->Add(meta));
+    }
+  }
+  return journal_->FinishCheckpoint(std::move(writer), flush);
 }
 
 }  // namespace quiver

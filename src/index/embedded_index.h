@@ -18,6 +18,7 @@
 #include "common/clock.h"
 #include "index/generation_table.h"
 #include "index/index.h"
+#include "index/index_journal.h"
 #include "index/lease_table.h"
 #include "policy/eviction_queue.h"
 
@@ -35,6 +36,9 @@ struct UsageRecord {
 struct UsageSnapshot {
   uint64_t tick = 0;
   std::vector<UsageRecord> records;
+  /// The cache's counters (puts, gets, hits, ...) by name, saved with the histories so
+  /// that `stats` continues them after a restart.
+  std::map<std::string, int64_t> counters;
 };
 
 class EmbeddedIndex final : public Index {
@@ -94,6 +98,15 @@ class EmbeddedIndex final : public Index {
   /// \brief The access counter; it changes with every publish and read.
   uint64_t usage_tick() const;
 
+  /// \brief Record every later change in `journal` (not owned; outlives the index).
+  void AttachJournal(IndexJournal* journal);
+  /// \brief Load the versions a journal recovered (by key, then version) into an empty
+  /// index, as Restore() would one by one; keys count as accessed in creation order.
+  arrow::Status LoadRecovered(std::vector<EntryMeta> entries, const ScoringPolicy& scoring);
+  /// \brief Write the whole index as the journal's next snapshot (see IndexJournal);
+  /// `flush` makes the data it names durable first.
+  arrow::Status Checkpoint(const std::function<arrow::Status()>& flush);
+
  private:
   struct KeyState {
     std::map<uint64_t, EntryMeta> versions;  // never empty while the key is in keys_
@@ -130,6 +143,7 @@ class EmbeddedIndex final : public Index {
   EvictionQueue queue_;
   std::map<std::string, std::string> settings_;
   bool rebuilt_ = false;
+  IndexJournal* journal_ = nullptr;
 };
 
 }  // namespace quiver

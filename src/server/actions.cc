@@ -74,6 +74,34 @@ json DiskTierJson(const CacheStats& s) {
           {"damaged", s.disk.damaged}};
 }
 
+// How the index came back at startup (or at the last rebuild of a shared index).
+json RecoveryJson(const RebuildSummary& r) {
+  return {{"source", r.source},
+          {"why", r.why},
+          {"elapsed_ms", r.elapsed_ms},
+          {"keys", r.keys},
+          {"versions", r.versions},
+          {"manifests_read", r.manifests_read},
+          {"snapshot_rows", r.snapshot_rows},
+          {"log_records", r.log_records},
+          {"unsynced_checked", r.unsynced_checked},
+          {"unsynced_dropped", r.unsynced_dropped},
+          {"quarantined", r.quarantined}};
+}
+
+// When acknowledged writes reach the disk; null for a shared node (each write is durable
+// when it returns).
+json DurabilityJson(const Engine& engine) {
+  const auto& syncer = engine.options().syncer;
+  if (!syncer) return nullptr;
+  auto st = syncer->stats();
+  return {{"mode", DurabilityName(syncer->durability())},
+          {"sync_interval_ms", syncer->interval().count()},
+          {"syncs", st.syncs},
+          {"grouped", st.waiters},
+          {"failures", st.failures}};
+}
+
 arrow::Result<json> StatsJson(Engine* engine) {
   ARROW_ASSIGN_OR_RAISE(auto s, engine->management()->Stats());
   auto q = engine->queries()->Stats();
@@ -116,6 +144,8 @@ arrow::Result<json> StatsJson(Engine* engine) {
         {"hits", s.memory.hits},
         {"promotions", s.memory.promotions}}},
       {"disk_tier", DiskTierJson(s)},
+      {"recovery", RecoveryJson(engine->recovery())},
+      {"durability", DurabilityJson(*engine)},
       {"queries",
        {{"hits", q.hits},
         {"misses", q.misses},

@@ -42,15 +42,17 @@ arrow::Status FsyncPath(const std::string& path) {
   return arrow::Status::OK();
 }
 
-// mkdir -p that fsyncs the parent of every directory it creates, so a committed blob's
-// path survives a crash. Returns 0 or the errno of the step named in *failed.
-int MakeDirsOnce(const fs::path& dir, std::string* failed) {
+// mkdir -p that fsyncs the parent of every directory it creates (unless `sync` is false: a
+// Syncer flushes later), so a committed blob's path survives a crash. Returns 0 or the
+// errno of the step named in *failed.
+int MakeDirsOnce(const fs::path& dir, bool sync, std::string* failed) {
   if (fs::is_directory(dir)) return 0;
-  if (int err = MakeDirsOnce(dir.parent_path(), failed)) return err;
+  if (int err = MakeDirsOnce(dir.parent_path(), sync, failed)) return err;
   if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
     *failed = "create directory " + dir.string();
     return errno;
   }
+  if (!sync) return 0;
   const std::string parent = dir.parent_path().string();
   int fd = ::open(parent.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECTORY);
   int err = fd < 0 ? errno : (::fsync(fd) != 0 ? errno : 0);
@@ -61,10 +63,10 @@ int MakeDirsOnce(const fs::path& dir, std::string* failed) {
 
 // Another process sharing the directory may prune an emptied parent between our mkdir of
 // it and of its child; then start again.
-arrow::Status MakeDirs(const fs::path& dir) {
+arrow::Status MakeDirs(const fs::path& dir, bool sync = true) {
   for (int attempt = 0;; ++attempt) {
     std::string failed;
-    int err = MakeDirsOnce(dir, &failed);
+    int err = MakeDirsOnce(dir, sync, &failed);
     if (err == 0) return arrow::Status::OK();
     if (err != ENOENT || attempt == 16) return ErrnoStatus(err, failed);
   }
@@ -73,9 +75,9 @@ arrow::Status MakeDirs(const fs::path& dir) {
 // mkdir -p, then rename. Another process sharing the directory may prune the new directory
 // between the two (it deleted the last blob there); then make it again.
 arrow::Status RenameIntoPlace(const std::string& from, const fs::path& to,
-                              const std::string& what) {
+                              const std::string& what, bool sync) {
   for (int attempt = 0;; ++attempt) {
-    ARROW_RETURN_NOT_OK(MakeDirs(to.parent_path()));
+    ARROW_RETURN_NOT_OK(MakeDirs(to.parent_path(), sync));
     if (::rename(from.c_str(), to.c_str()) == 0) return arrow::Status::OK();
     if (errno != ENOENT || attempt == 8 || ::access(from.c_str(), F_OK) != 0) {
       return ErrnoStatus(errno, "rename " + what + " into place");
@@ -88,12 +90,13 @@ class LocalBlobWriter final : public BlobWriter {
   static constexpr size_t kBufferSize = 1 << 20;
 
   LocalBlobWriter(std::string name, std::string final_path, std::string temp_path, int fd,
-                  std::shared_ptr<std::shared_mutex> dirs)
+                  std::shared_ptr<std::shared_mutex> dirs, std::shared_ptr<Syncer> syncer)
       : BlobWriter(std::move(name)),
         final_path_(std::move(final_path)),
         temp_path_(std::move(temp_path)),
         fd_(fd),
-        dirs_(std::move(dirs)) {
+        dirs_(std::move(dirs)),
+        syncer_(std::move(syncer)) {
     buffer_.reserve(kBufferSize);
   }
   ~LocalBlobWriter() override { (void)Abort(); }
@@ -136,7 +139,8 @@ class LocalBlobWriter final : public BlobWriter {
  private:
   arrow::Status CommitImpl() {
     ARROW_RETURN_NOT_OK(FlushBuffer());
-    if (::fsync(fd_) != 0) return ErrnoStatus(errno, "fsync blob '" + name_ + "'");
+    // With a Syncer the bytes only need to reach the page cache now: it flushes them.
+    if (!syncer_ && ::fsync(fd_) != 0) return ErrnoStatus(errno, "fsync blob '" + name_ + "'");
     if (::close(fd_) != 0) {
       fd_ = -1;
       return ErrnoStatus(errno, "close blob '" + name_ + "'");
@@ -144,8 +148,13 @@ class LocalBlobWriter final : public BlobWriter {
     fd_ = -1;
     fs::path final_path(final_path_);
     std::shared_lock<std::shared_mutex> dirs(*dirs_);
-    ARROW_RETURN_NOT_OK(RenameIntoPlace(temp_path_, final_path, "blob '" + name_ + "'"));
+    ARROW_RETURN_NOT_OK(
+        RenameIntoPlace(temp_path_, final_path, "blob '" + name_ + "'", !syncer_));
     done_ = true;
+    if (syncer_) {
+      syncer_->Dirty();
+      return arrow::Status::OK();
+    }
     return FsyncPath(final_path.parent_path().string());
   }
 
@@ -173,6 +182,7 @@ class LocalBlobWriter final : public BlobWriter {
   std::string temp_path_;
   int fd_;
   std::shared_ptr<std::shared_mutex> dirs_;
+  std::shared_ptr<Syncer> syncer_;
   std::vector<uint8_t> buffer_;
   int64_t position_ = 0;
   bool done_ = false;
@@ -221,7 +231,7 @@ arrow::Result<std::unique_ptr<BlobWriter>> LocalBlobStore::OpenWriter(const std:
       fmt::format("{}/{}~{}-{}.part", temp_dir(), writer_, next_temp_++, RandomHex(8));
   int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoStatus(errno, "create temporary file for blob '" + name + "'");
-  return std::make_unique<LocalBlobWriter>(name, PathOf(name), temp, fd, dirs_);
+  return std::make_unique<LocalBlobWriter>(name, PathOf(name), temp, fd, dirs_, syncer_);
 }
 
 arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> LocalBlobStore::OpenReader(
@@ -255,6 +265,10 @@ arrow::Status LocalBlobStore::Delete(const std::string& name) {
       dir = dir.parent_path();
     }
   }
+  if (syncer_) {  // it flushes the removal
+    syncer_->Dirty();
+    return arrow::Status::OK();
+  }
   // ...then make the removal durable in the deepest directory left. If another delete
   // prunes that one meanwhile, it makes its own removal durable higher up.
   while (true) {
@@ -273,11 +287,15 @@ arrow::Status LocalBlobStore::Move(const std::string& from, const std::string& t
   if (::access(source.c_str(), F_OK) != 0) {
     return arrow::Status::KeyError("blob '", from, "' not found");
   }
-  auto moved = RenameIntoPlace(source, target, "blob '" + from + "' as '" + to + "'");
+  auto moved = RenameIntoPlace(source, target, "blob '" + from + "' as '" + to + "'", !syncer_);
   if (!moved.ok() && ::access(source.c_str(), F_OK) != 0) {
     return arrow::Status::KeyError("blob '", from, "' not found");
   }
   ARROW_RETURN_NOT_OK(moved);
+  if (syncer_) {
+    syncer_->Dirty();
+    return arrow::Status::OK();
+  }
   return FsyncPath(target.parent_path().string());
 }
 

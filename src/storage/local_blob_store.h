@@ -1,9 +1,12 @@
 // LocalBlobStore: blobs as files below a root directory.
 //
 // Layout: <root>/<name> for committed blobs, <root>/.tmp/<writer>~<n>-<random>.part for blobs
-// being written (a writer tag never holds '~'). Commit = flush, fsync(file), rename into place, fsync(parent directory); so
-// after a crash a name holds either the old blob or the new one, never a torn one. Readers
-// memory-map.
+// being written (a writer tag never holds '~'). Commit = flush, fsync(file), rename into
+// place, fsync(parent directory); so after a crash a name holds either the old blob or the
+// new one, never a torn one. With a Syncer (SetSyncer, the `durability` setting) the fsyncs
+// are left to it: a name then holds the old blob or the new one after a crash of the
+// process, and after a power loss anything written since the last flush may be short or
+// missing (the index journal's recovery checks those entries). Readers memory-map.
 //
 // Several processes may share the directory (nodes of one cache on a shared filesystem).
 // Lock() takes an advisory lock on <root>/.lock: exclusive for a process that owns the
@@ -24,6 +27,7 @@
 #include <string>
 
 #include "storage/blob_store.h"
+#include "storage/syncer.h"
 
 namespace quiver {
 
@@ -38,6 +42,11 @@ class LocalBlobStore final : public BlobStore {
   /// \brief Take the directory's advisory lock: `exclusive` for a process that must be its
   /// only user, shared otherwise. The error says who holds it when it is taken.
   arrow::Status Lock(bool exclusive);
+  /// \brief Leave flushing to `syncer` (the `durability` setting): commits, moves and
+  /// deletes then reach the page cache only; whoever acknowledges a write waits for the
+  /// syncer as its mode says. Set it before the store is used; without one, every change
+  /// is durable when the call returns.
+  void SetSyncer(std::shared_ptr<Syncer> syncer) { syncer_ = std::move(syncer); }
 
   arrow::Result<std::unique_ptr<BlobWriter>> OpenWriter(const std::string& name) override;
   using BlobStore::OpenReader;
@@ -69,6 +78,7 @@ class LocalBlobStore final : public BlobStore {
   // Shared: create a directory and rename a blob into it. Exclusive: prune empty
   // directories. Writers hold it by shared_ptr, so one that outlives the store is safe.
   std::shared_ptr<std::shared_mutex> dirs_ = std::make_shared<std::shared_mutex>();
+  std::shared_ptr<Syncer> syncer_;
 };
 
 }  // namespace quiver
