@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import redis as redis_py
 
-from bench_env import proc_cpu_seconds
+from bench_env import proc_cpu_seconds, status_kib
 from bench_servers import CALL, QuiverProcess
 from s3proxy import S3Proxy
 from shared_cluster import STARTED
@@ -116,14 +116,6 @@ def tier_counters(node: QuiverProcess) -> dict:
             "memory_promotions": st["memory"]["promotions"],
             "disk_tier": bool(st.get("disk_tier")), "disk_hits": disk.get("hits", 0),
             "disk_copies": disk.get("copies_made", 0)}
-
-
-def status_kib(pid: int, field: str) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise KeyError(field)
 
 
 class RssSampler:
