@@ -101,14 +101,6 @@ def redis_get(r, key: str, expect_rows: int) -> float:
     return elapsed
 
 
-def ipc_bytes(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as w:
-        for b in table.to_batches():
-            w.write_batch(b)
-    return sink.getvalue().to_pybytes()
-
-
 def tier_counters(node: QuiverProcess) -> dict:
     st = node.stats()
     disk = st.get("disk_tier") or {}
