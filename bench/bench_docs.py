@@ -1,7 +1,8 @@
 """Result tables and docs/benchmarks.md sections shared by the benchmark harnesses.
 
-Row is one metric measured on Quiver and on the baseline; text_table and markdown_table
-render rows in columns (COLUMNS by default; a harness may pass its own Columns), and
+Row is one metric measured on Quiver and on the baseline; GoalRow one also judged against
+a goal (GOAL_COLUMNS shows whether it is met and by how much); text_table and
+markdown_table render rows in columns (COLUMNS by default; a harness may pass its own), and
 spread_lines their min-max spread. How a figure prints and what the two sides are called
 are the Row's (fmt, quiver_label, baseline_label): a harness's Row subclass may change them.
 run_history gathers the ratios of earlier runs saved as JSON under bench/results/,
@@ -137,6 +138,85 @@ COLUMNS = (
     Column("ratio Q/B", lambda r: fmt_ratio(r.ratio), md_header="ratio Quiver/baseline",
            md_cell=lambda r: f"**{fmt_ratio(r.ratio)}**"),
     Column("Quiver better?", lambda r: r.quiver_better, text=True),
+)
+
+
+# ---------------------------------------------------------------------------------------
+# Rows measured against a goal (an issue's target)
+
+
+@dataclass
+class GoalRow(Row):
+    """A figure with, optionally, a baseline measured in the same run and a goal: a bound
+    on the value itself (goal_on "value") or on the ratio value/baseline ("ratio"), in the
+    row's direction (at most for lower-is-better rows, at least for higher-is-better).
+    goal_text says what the goal is as the issue words it; baseline_name what the baseline
+    is."""
+    id: str = ""
+    baseline_name: str = ""
+    goal: float | None = None
+    goal_on: str = "value"
+    goal_text: str = ""
+
+    quiver_label = ""
+    spread_joiner = " vs. "
+
+    @property
+    def baseline_label(self) -> str:
+        return self.baseline_name
+
+    def fmt(self, v) -> str:
+        if v is None or v != v:
+            return "—"
+        if self.unit in ("req/s", "puts/s", "B", "entries/s"):
+            return f"{v:,.0f}"
+        if abs(v) >= 100:
+            return f"{v:,.0f}"
+        return f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
+
+    @property
+    def judged(self) -> float | None:
+        """The figure the goal bounds: the value or the ratio (None if not measured)."""
+        x = self.ratio if self.goal_on == "ratio" else self.quiver
+        return None if x is None or x != x else x
+
+    @property
+    def met(self) -> bool | None:
+        x = self.judged
+        if self.goal is None or x is None:
+            return None
+        return x >= self.goal if self.higher_is_better else x <= self.goal
+
+    def metric_cell(self) -> str:
+        better = "higher" if self.higher_is_better else "lower"
+        return f"{self.metric} ({self.unit}, {better} better)"
+
+    def ratio_cell(self, markdown: bool = False) -> str:
+        r = self.ratio
+        if r is None:
+            return "—"
+        text = f"{r:.3f}×" if r < 0.1 else f"{r:.2f}×"
+        return f"**{text}**" if markdown and self.goal_on == "ratio" else text
+
+    def met_cell(self, markdown: bool = False) -> str:
+        """met / NOT MET with the judged figure as a multiple of the bound."""
+        m = self.met
+        if m is None:
+            return "—" if self.goal is None else "not measured"
+        factor = self.judged / self.goal
+        word = "met" if m else ("**not met**" if markdown else "NOT MET")
+        return f"{word} ({factor:.2f}× the bound)"
+
+
+GOAL_COLUMNS = (
+    Column("metric", GoalRow.metric_cell, text=True),
+    Column("value", lambda r: r.fmt(r.quiver)),
+    Column("baseline", lambda r: r.fmt(r.baseline)),
+    Column("baseline is", lambda r: r.baseline_name if r.baseline is not None else "",
+           text=True),
+    Column("ratio", GoalRow.ratio_cell, md_cell=lambda r: r.ratio_cell(markdown=True)),
+    Column("goal", lambda r: r.goal_text, text=True),
+    Column("goal met?", GoalRow.met_cell, text=True, md_cell=lambda r: r.met_cell(True)),
 )
 
 
