@@ -6,9 +6,9 @@ markdown_table render rows in columns (COLUMNS by default; a harness may pass it
 spread_lines their min-max spread. How a figure prints and what the two sides are called
 are the Row's (fmt, quiver_label, baseline_label): a harness's Row subclass may change them.
 run_history gathers the ratios of earlier runs saved as JSON under bench/results/,
-history_lines renders them. write_docs rewrites one harness's section of a markdown file,
-between its begin and end markers, keeping the text outside them (a new file starts with
-DOCS_INTRO).
+history_lines renders them. header_lines opens a section (date, command, machine, binary);
+write_docs rewrites one harness's section of a markdown file, between its begin and end
+markers, keeping the text outside them (a new file starts with DOCS_INTRO).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, ClassVar
 
-from bench_env import median
+from bench_env import WAITED, median
 
 DOCS_INTRO = """\
 # Benchmarks
@@ -288,6 +288,29 @@ def history_lines(runs: int, hist: dict) -> list[str]:
 
 # ---------------------------------------------------------------------------------------
 # The docs file
+
+
+def header_lines(res: dict, command: str, runtime: float, script: str, wrapper: str) -> list:
+    """The lines that open a harness's docs section: who wrote it, the date, the command and
+    run time, the machine, the binary and the data dir's file system. Needs the facts
+    bench_servers.snapshot_with_facts and bench_run.RunClock record, and
+    facts["software"]["quiver"] (the binary's --version)."""
+    f, m = res["facts"], res["facts"]["machine"]
+    return [
+        f"_Written by `{script}` (`{wrapper}`); do not edit by hand between the markers._",
+        "",
+        f"* Date: {f.get('date_utc')}",
+        f"* Command: `{command}` (the run took {runtime:.0f} s"
+        + (f", of which {WAITED['wall']:.0f} s waiting for the machine to go idle)"
+           if WAITED["wall"] >= 1 else ")"),
+        f"* Machine: {m['cpu']}, {m['cores']} cores, {m['ram']} RAM, kernel {m['kernel']} "
+        f"({m['os']}); load average at start {f['load_start']}, at end {f['load_end']}; CPU "
+        f"used by other work during the run {f.get('other_cpu_share', 0):.0%} of the machine",
+        f"* Software: {f['software']['quiver']} at commit {m['quiver_commit']}; binary "
+        f"{f['quiver_binary']['path']} (sha256 {f['quiver_binary']['sha256']}); Python "
+        f"{m['python']}, pyarrow {m['pyarrow']}",
+        f"* Data dir: {m['data_dir_fs']}",
+    ]
 
 
 def write_docs(path: Path, section: str, begin_mark: str, end_mark: str,
