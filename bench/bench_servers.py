@@ -28,7 +28,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.flight as flight
 
-from bench_env import log, machine_busy_seconds, machine_details, proc_cpu_seconds
+from bench_env import (git_output, log, machine_busy_seconds, machine_details,
+                       proc_cpu_seconds)
 from quiver_util import manifest_path  # (tests/ is on sys.path: bench_env)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,13 +185,19 @@ def snapshot_binary(src: Path, dst: Path, attempts: int = 30) -> None:
 
 
 def snapshot_with_facts(quiver: str, work: Path, facts: dict) -> Path:
-    """Snapshot `quiver` into work/quiver (snapshot_binary); record its path and sha256 and
-    the machine's details in `facts`. Returns the snapshot's path."""
+    """Snapshot `quiver` into work/quiver (snapshot_binary); record its path and sha256, the
+    commit of the work tree it sits in, and the machine's details in `facts`. Returns the
+    snapshot's path."""
     binary = work / "quiver"
     snapshot_binary(Path(quiver), binary, attempts=60)
     facts["quiver_binary"] = {"path": str(quiver),
                               "sha256": hashlib.sha256(binary.read_bytes()).hexdigest()[:16]}
-    facts["machine"] = machine_details(work)
+    # The commit is that of the work tree the binary was built in (another one than this
+    # harness's, e.g. --quiver /elsewhere/build/quiver), if it is in one.
+    top = git_output(Path(quiver).resolve().parent, "rev-parse", "--show-toplevel")
+    facts["machine"] = machine_details(work, root=Path(top) if top else ROOT)
+    if not top:
+        facts["machine"]["quiver_commit"] = "unknown (the binary is not in a git work tree)"
     return binary
 
 def quiver_blob(data_dir: Path, key: str, version: int) -> Path:
