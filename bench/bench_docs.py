@@ -313,6 +313,18 @@ def header_lines(res: dict, command: str, runtime: float, script: str, wrapper: 
     ]
 
 
+def noise_note(res: dict, threshold: float = 0.25) -> str:
+    """A warning to open an analysis with when other work used more than `threshold` of the
+    machine during the run (facts["other_cpu_share"], bench_run.RunClock's), else ""."""
+    share = res["facts"].get("other_cpu_share", 0.0)
+    if share <= threshold:
+        return ""
+    return (f"**A noisy run.** Other work used {share:.0%} of the machine's CPU while this ran "
+            f"(other engineers' builds on a shared {res['facts']['machine']['cores']}-core VM). "
+            f"Timings are upper bounds of what a quiet machine gives, tail latencies (p99) "
+            f"most of all; the counts, memory figures and checks are not affected.")
+
+
 def write_docs(path: Path, section: str, begin_mark: str, end_mark: str,
                intro: str = DOCS_INTRO, tmp_suffix: str | None = None) -> None:
     """Replace the text from begin_mark to end_mark in path with section (which starts

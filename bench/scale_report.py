@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench_docs import (GOAL_COLUMNS, GoalRow, header_lines, markdown_table, spread_lines,
-                        text_table, write_docs)
+from bench_docs import (GOAL_COLUMNS, GoalRow, header_lines, markdown_table, noise_note,
+                        spread_lines, text_table, write_docs)
 from bench_env import WAITED, fmt_size, median, percentile, spread
 
 BEGIN_MARK = "<!-- scale-bench:begin -->"
@@ -187,6 +187,9 @@ def analysis(res: dict, rows, args) -> str:
     by = {r.id: r for r in rows}
     n = args.entries
     t = []
+    noise = noise_note(res)
+    if noise:
+        t.append(noise + "\n\n")
     goals = [r for r in rows if r.goal is not None]
     met = [r for r in goals if r.met]
     t.append(f"**Goals.** At {n:,} entries {len(met)} of {len(goals)} goals are met"

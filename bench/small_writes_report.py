@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench_docs import (GOAL_COLUMNS, GoalRow, header_lines, markdown_table, spread_lines,
-                        text_table, write_docs)
+from bench_docs import (GOAL_COLUMNS, GoalRow, header_lines, markdown_table, noise_note,
+                        spread_lines, text_table, write_docs)
 from bench_env import WAITED, median, percentile, spread
 
 BEGIN_MARK = "<!-- small-writes-bench:begin -->"
@@ -124,7 +124,8 @@ def analysis(res: dict, rows, args) -> str:
     by = {r.id: r for r in rows}
     goals = [r for r in rows if r.goal is not None]
     judged = [r for r in goals if r.met is not None]
-    t = [f"**Goals.** {sum(1 for r in judged if r.met)} of {len(judged)} goals measured in "
+    noise = noise_note(res)
+    t = [(noise + "\n\n" if noise else "") + f"**Goals.** {sum(1 for r in judged if r.met)} of {len(judged)} goals measured in "
          f"this run are met"
          + (f" ({len(goals) - len(judged)} not measured)" if len(judged) < len(goals) else "")
          + ". "]
