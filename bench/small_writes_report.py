@@ -97,6 +97,14 @@ def detail_lines(res: dict, args) -> list[str]:
                    f"{percentile(pooled(blocks), 99):.3f} ms, max "
                    f"{max(pooled(blocks)):.2f} ms over {len(pooled(blocks)):,} puts; block "
                    f"medians {min(b50):.3f}–{max(b50):.3f} ms")
+    blocks = raw["latency_blocks_ms"]
+    for a, b in ((DEFAULT, FLAME), (FSYNC, RAW), (DEFAULT, RAW)):
+        if a in blocks and b in blocks:
+            rs = [percentile(x, 50) / percentile(y, 50) for x, y in zip(blocks[a], blocks[b])]
+            out.append(f"* {a} / {b}, p50 of the same turn's blocks (the systems' blocks of one "
+                       f"turn ran back to back, so they share the machine's conditions): median "
+                       f"{median(rs):.2f}×, range {min(rs):.2f}–{max(rs):.2f}× over {len(rs)} "
+                       f"turns")
     for name, by in raw["throughput"].items():
         parts = [f"{c} putter{'s' if c != '1' else ''}: "
                  + ", ".join(f"{x['rate']:,.0f}" for x in xs) + " puts/s"
@@ -198,9 +206,11 @@ def docs_section(res: dict, rows, args, command: str, runtime: float) -> str:
         f"of Arrow buffers, {o['ipc_bytes']:,} bytes of IPC) under a new key, timed until the "
         f"PutResult arrived. {args.warmup} warm-up puts per system, then {args.puts:,} per "
         f"system in blocks of 50 alternating between the systems (order reversed every "
-        f"turn), garbage collector off; a block during which other work used more than "
-        f"{args.max_noise:.0%} of the machine was run again. p50/p99 over all puts; spread = "
-        f"range of the blocks' medians.",
+        f"turn), garbage collector off; a turn during which other work used more than "
+        f"{args.max_noise:.0%} of the machine is run again, but only turns in which every "
+        f"system's block took at least 0.2 s can be judged (`bench_servers.PairedRuns`), "
+        f"which a fast system's 50 puts do not (Flame's). p50/p99 over all puts; spread = "
+        f"range of the blocks' medians. The details also give each ratio per turn.",
         f"2. **Throughput**: 1 putter (one client process, one connection) vs. "
         f"{args.putters} putters ({lay.get('procs', '?')} client processes × "
         f"{lay.get('threads', '?')} threads, a connection each), each putting new keys in a "
