@@ -138,8 +138,9 @@ def start_line(r: dict, n_empty_kib: int) -> str:
     text = f"* {r['label']}: " + ", ".join(parts)
     for k, v in r.get("stats", {}).items():
         text += f"; stats `{k}`: `{json.dumps(v, sort_keys=True)}`"
-    if r.get("log_recovery"):
-        text += f"; log: \"{r['log_recovery']}\""
+    if r.get("log_recovery"):  # from "recovered ...": the data dir's path is the run's
+        line = r["log_recovery"]
+        text += f"; log: \"{line[line.find('recovered'):]}\""
     return text
 
 
@@ -174,8 +175,8 @@ def detail_lines(res: dict, args) -> list[str]:
                    f"entry)")
     ram = raw.get("memory_after_gets")
     if ram:
-        out.append(f"* RSS after the gets: {ram['VmRSS'] / 1024:.1f} MiB (file-backed "
-                   f"{ram['RssFile'] / 1024:.1f} MiB: the stored files a get maps)")
+        out.append(f"* RSS after the gets: {ram['VmRSS'] / 1024:.1f} MiB (anonymous "
+                   f"{ram['RssAnon'] / 1024:.1f}, file-backed {ram['RssFile'] / 1024:.1f})")
     shares = f.get("phase_other_cpu_share", {})
     if shares:
         out.append("* Other work's share of the machine per phase: "
@@ -303,7 +304,7 @@ def docs_section(res: dict, rows, args, command: str, runtime: float) -> str:
         f"5. **Unclean restart**: {args.extra:,} more puts, SIGKILL at once when the last "
         f"PutResult arrived, start again: the same times, and whether all "
         f"{args.entries + args.extra:,} entries came back."
-        + (" 6. **Cold restart**: a clean stop, `sync` and `echo 3 > /proc/sys/vm/drop_caches`"
+        + ("\n6. **Cold restart**: a clean stop, `sync` and `echo 3 > /proc/sys/vm/drop_caches`"
            " (the whole machine's page cache, dentries and inodes), then a start."
            if args.cold else ""),
         "",
