@@ -1,7 +1,8 @@
 """Generated Arrow tables for the benchmark harnesses.
 
 make_table builds a deterministic table of a given size in batches of a given size;
-Dataset wraps one with its name, label and sizes (in memory and as an IPC stream).
+ipc_bytes gives a table as an IPC stream; Dataset wraps one with its name, label and sizes
+(in memory and as an IPC stream).
 """
 from __future__ import annotations
 
@@ -43,6 +44,15 @@ def make_table(total_bytes: int, batch_bytes: int, seed: int) -> pa.Table:
         ], schema=schema))
         start += n
     return pa.Table.from_batches(batches, schema=schema)
+
+
+def ipc_bytes(table: pa.Table) -> bytes:
+    """table as an Arrow IPC stream (what a put sends and Quiver stores)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        for b in table.to_batches():
+            w.write_batch(b)
+    return sink.getvalue().to_pybytes()
 
 
 def ipc_stream_size(table: pa.Table) -> int:

@@ -1,13 +1,14 @@
 """Result tables and docs/benchmarks.md sections shared by the benchmark harnesses.
 
-Row is one metric measured on Quiver and on the baseline; text_table and markdown_table
-render rows in columns (COLUMNS by default; a harness may pass its own Columns), and
+Row is one metric measured on Quiver and on the baseline; GoalRow one also judged against
+a goal (GOAL_COLUMNS shows whether it is met and by how much); text_table and
+markdown_table render rows in columns (COLUMNS by default; a harness may pass its own), and
 spread_lines their min-max spread. How a figure prints and what the two sides are called
 are the Row's (fmt, quiver_label, baseline_label): a harness's Row subclass may change them.
 run_history gathers the ratios of earlier runs saved as JSON under bench/results/,
-history_lines renders them. write_docs rewrites one harness's section of a markdown file,
-between its begin and end markers, keeping the text outside them (a new file starts with
-DOCS_INTRO).
+history_lines renders them. header_lines opens a section (date, command, machine, binary);
+write_docs rewrites one harness's section of a markdown file, between its begin and end
+markers, keeping the text outside them (a new file starts with DOCS_INTRO).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, ClassVar
 
-from bench_env import median
+from bench_env import WAITED, median
 
 DOCS_INTRO = """\
 # Benchmarks
@@ -140,6 +141,85 @@ COLUMNS = (
 )
 
 
+# ---------------------------------------------------------------------------------------
+# Rows measured against a goal (an issue's target)
+
+
+@dataclass
+class GoalRow(Row):
+    """A figure with, optionally, a baseline measured in the same run and a goal: a bound
+    on the value itself (goal_on "value") or on the ratio value/baseline ("ratio"), in the
+    row's direction (at most for lower-is-better rows, at least for higher-is-better).
+    goal_text says what the goal is as the issue words it; baseline_name what the baseline
+    is."""
+    id: str = ""
+    baseline_name: str = ""
+    goal: float | None = None
+    goal_on: str = "value"
+    goal_text: str = ""
+
+    quiver_label = ""
+    spread_joiner = " vs. "
+
+    @property
+    def baseline_label(self) -> str:
+        return self.baseline_name
+
+    def fmt(self, v) -> str:
+        if v is None or v != v:
+            return "—"
+        if self.unit in ("req/s", "puts/s", "B", "entries/s"):
+            return f"{v:,.0f}"
+        if abs(v) >= 100:
+            return f"{v:,.0f}"
+        return f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
+
+    @property
+    def judged(self) -> float | None:
+        """The figure the goal bounds: the value or the ratio (None if not measured)."""
+        x = self.ratio if self.goal_on == "ratio" else self.quiver
+        return None if x is None or x != x else x
+
+    @property
+    def met(self) -> bool | None:
+        x = self.judged
+        if self.goal is None or x is None:
+            return None
+        return x >= self.goal if self.higher_is_better else x <= self.goal
+
+    def metric_cell(self) -> str:
+        better = "higher" if self.higher_is_better else "lower"
+        return f"{self.metric} ({self.unit}, {better} better)"
+
+    def ratio_cell(self, markdown: bool = False) -> str:
+        r = self.ratio
+        if r is None:
+            return "—"
+        text = f"{r:.3f}×" if r < 0.1 else f"{r:.2f}×"
+        return f"**{text}**" if markdown and self.goal_on == "ratio" else text
+
+    def met_cell(self, markdown: bool = False) -> str:
+        """met / NOT MET with the judged figure as a multiple of the bound."""
+        m = self.met
+        if m is None:
+            return "—" if self.goal is None else "not measured"
+        factor = self.judged / self.goal
+        word = "met" if m else ("**not met**" if markdown else "NOT MET")
+        return f"{word} ({factor:.2f}× the bound)"
+
+
+GOAL_COLUMNS = (
+    Column("metric", GoalRow.metric_cell, text=True),
+    Column("value", lambda r: r.fmt(r.quiver)),
+    Column("baseline", lambda r: r.fmt(r.baseline)),
+    Column("baseline is", lambda r: r.baseline_name if r.baseline is not None else "",
+           text=True),
+    Column("ratio", GoalRow.ratio_cell, md_cell=lambda r: r.ratio_cell(markdown=True)),
+    Column("goal", lambda r: r.goal_text, text=True),
+    Column("goal met?", GoalRow.met_cell, text=True, md_cell=lambda r: r.met_cell(True)),
+)
+
+
 def text_table(rows: list[Row], columns=COLUMNS) -> str:
     head = [c.header for c in columns]
     body = [[c.cell(r) for c in columns] for r in rows]
@@ -208,6 +288,41 @@ def history_lines(runs: int, hist: dict) -> list[str]:
 
 # ---------------------------------------------------------------------------------------
 # The docs file
+
+
+def header_lines(res: dict, command: str, runtime: float, script: str, wrapper: str) -> list:
+    """The lines that open a harness's docs section: who wrote it, the date, the command and
+    run time, the machine, the binary and the data dir's file system. Needs the facts
+    bench_servers.snapshot_with_facts and bench_run.RunClock record, and
+    facts["software"]["quiver"] (the binary's --version)."""
+    f, m = res["facts"], res["facts"]["machine"]
+    return [
+        f"_Written by `{script}` (`{wrapper}`); do not edit by hand between the markers._",
+        "",
+        f"* Date: {f.get('date_utc')}",
+        f"* Command: `{command}` (the run took {runtime:.0f} s"
+        + (f", of which {WAITED['wall']:.0f} s waiting for the machine to go idle)"
+           if WAITED["wall"] >= 1 else ")"),
+        f"* Machine: {m['cpu']}, {m['cores']} cores, {m['ram']} RAM, kernel {m['kernel']} "
+        f"({m['os']}); load average at start {f['load_start']}, at end {f['load_end']}; CPU "
+        f"used by other work during the run {f.get('other_cpu_share', 0):.0%} of the machine",
+        f"* Software: {f['software']['quiver']} at commit {m['quiver_commit']}; binary "
+        f"{f['quiver_binary']['path']} (sha256 {f['quiver_binary']['sha256']}); Python "
+        f"{m['python']}, pyarrow {m['pyarrow']}",
+        f"* Data dir: {m['data_dir_fs']}",
+    ]
+
+
+def noise_note(res: dict, threshold: float = 0.25) -> str:
+    """A warning to open an analysis with when other work used more than `threshold` of the
+    machine during the run (facts["other_cpu_share"], bench_run.RunClock's), else ""."""
+    share = res["facts"].get("other_cpu_share", 0.0)
+    if share <= threshold:
+        return ""
+    return (f"**A noisy run.** Other work used {share:.0%} of the machine's CPU while this ran "
+            f"(other engineers' builds on a shared {res['facts']['machine']['cores']}-core VM). "
+            f"Timings are upper bounds of what a quiet machine gives, tail latencies (p99) "
+            f"most of all; the counts, memory figures and checks are not affected.")
 
 
 def write_docs(path: Path, section: str, begin_mark: str, end_mark: str,

@@ -1,8 +1,8 @@
 """Machine and environment helpers shared by the benchmark harnesses under bench/.
 
-Sizes and summary statistics, progress logging, CPU accounting from /proc (a process's
-CPU time, the machine's busy and steal time, other work's share of the machine during a
-phase), waiting for the machine to go idle, page cache residency of a file, and the machine
+Sizes and summary statistics, progress logging, CPU and memory accounting from /proc (a
+process's CPU time and memory figures, the machine's busy and steal time, other work's share
+of the machine during a phase), waiting for the machine to go idle, page cache residency of a file, and the machine
 details (CPU, RAM, kernel, library versions, git commit) recorded with each run. Linux only
 (reads /proc).
 
@@ -86,6 +86,16 @@ def proc_cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def status_kib(pid: int, field: str) -> int:
+    """A memory figure of a process in KiB from /proc/PID/status (VmRSS, VmHWM, RssAnon,
+    RssFile, ...)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
 
 
 def machine_busy_seconds() -> float:

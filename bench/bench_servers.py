@@ -1,7 +1,8 @@
 """Server processes under test and the client-side timing shared by the harnesses.
 
 Server starts a Flight server process, reads its location from the first line it prints
-and connects a client; QuiverProcess is `quiver serve` (quiver_argv) with its stats action;
+and connects a client; QuiverProcess is `quiver serve` (quiver_argv) with its stats action,
+serve_flags the options a binary's `quiver serve --help` lists;
 start_quiver and start_baseline start the two servers the Flight harness compares
 (build/quiver and bench/baseline_server.py). snapshot_binary copies the server binary so a
 concurrent rebuild cannot swap it mid-run. do_put and do_get are the client operations,
@@ -14,6 +15,7 @@ import gc
 import hashlib
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -26,7 +28,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.flight as flight
 
-from bench_env import log, machine_busy_seconds, machine_details, proc_cpu_seconds
+from bench_env import (git_output, log, machine_busy_seconds, machine_details,
+                       proc_cpu_seconds)
 from quiver_util import manifest_path  # (tests/ is on sys.path: bench_env)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,16 +42,17 @@ BASELINE_SERVER = ROOT / "bench" / "baseline_server.py"
 
 class Server:
     """A server process started from argv whose first line on stdout starts with banner
-    and ends with its location; its stderr goes to log_path."""
+    and ends with its location (within start_timeout seconds); its stderr goes to
+    log_path."""
 
     def __init__(self, name: str, argv: list[str], log_path: Path, banner: str,
-                 cwd: Path = ROOT):
+                 cwd: Path = ROOT, start_timeout: float = 60):
         self.name = name
         self.log_path = log_path
         self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self._log,
                                      cwd=cwd, start_new_session=True)
-        line = self._first_line(timeout=60)
+        line = self._first_line(timeout=start_timeout)
         if not line.startswith(banner):
             self.stop()
             raise RuntimeError(f"{name}: unexpected first line {line!r}; see {log_path}")
@@ -102,13 +106,21 @@ class QuiverProcess(Server):
     """A `quiver serve` process (quiver_argv) and its counters (the stats action)."""
 
     def __init__(self, name: str, binary: Path, data_dir: Path, log_path: Path, extra_args=(),
-                 cwd: Path = ROOT):
+                 cwd: Path = ROOT, start_timeout: float = 60):
         super().__init__(name, quiver_argv(binary, data_dir, *extra_args), log_path,
-                         "quiver listening on ", cwd=cwd)
+                         "quiver listening on ", cwd=cwd, start_timeout=start_timeout)
 
     def stats(self) -> dict:
         result = next(iter(self.client.do_action(flight.Action("stats", b""), CALL)))
         return json.loads(result.body.to_pybytes())
+
+
+def serve_flags(binary: Path) -> set[str]:
+    """The long options `quiver serve --help` lists (e.g. "--durability"), so a harness can
+    use a flag only where the binary has it."""
+    out = subprocess.run([str(binary), "serve", "--help"], capture_output=True, text=True,
+                         timeout=30).stdout
+    return set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", out))
 
 
 def start_quiver(binary: Path, data_dir: Path, log_path: Path, max_object_bytes: int,
@@ -173,13 +185,19 @@ def snapshot_binary(src: Path, dst: Path, attempts: int = 30) -> None:
 
 
 def snapshot_with_facts(quiver: str, work: Path, facts: dict) -> Path:
-    """Snapshot `quiver` into work/quiver (snapshot_binary); record its path and sha256 and
-    the machine's details in `facts`. Returns the snapshot's path."""
+    """Snapshot `quiver` into work/quiver (snapshot_binary); record its path and sha256, the
+    commit of the work tree it sits in, and the machine's details in `facts`. Returns the
+    snapshot's path."""
     binary = work / "quiver"
     snapshot_binary(Path(quiver), binary, attempts=60)
     facts["quiver_binary"] = {"path": str(quiver),
                               "sha256": hashlib.sha256(binary.read_bytes()).hexdigest()[:16]}
-    facts["machine"] = machine_details(work)
+    # The commit is that of the work tree the binary was built in (another one than this
+    # harness's, e.g. --quiver /elsewhere/build/quiver), if it is in one.
+    top = git_output(Path(quiver).resolve().parent, "rev-parse", "--show-toplevel")
+    facts["machine"] = machine_details(work, root=Path(top) if top else ROOT)
+    if not top:
+        facts["machine"]["quiver_commit"] = "unknown (the binary is not in a git work tree)"
     return binary
 
 def quiver_blob(data_dir: Path, key: str, version: int) -> Path:
@@ -193,8 +211,13 @@ def quiver_blob(data_dir: Path, key: str, version: int) -> Path:
 CALL = flight.FlightCallOptions(timeout=600)
 
 
-def do_put(client, key: str, table: pa.Table) -> tuple[float, dict]:
-    descriptor = flight.FlightDescriptor.for_path(*key.split("/"))
+def do_put(client, key: str, table: pa.Table, descriptor: flight.FlightDescriptor | None = None,
+           decode=json.loads) -> tuple[float, dict]:
+    """DoPut of table under key (a path descriptor of key's segments, unless `descriptor`
+    is given) until the PutResult; its wall time and the PutResult's metadata through
+    `decode` (Quiver's and the baseline's is JSON)."""
+    if descriptor is None:
+        descriptor = flight.FlightDescriptor.for_path(*key.split("/"))
     t0 = time.perf_counter()
     writer, meta_reader = client.do_put(descriptor, table.schema, options=CALL)
     for batch in table.to_batches():
@@ -203,7 +226,7 @@ def do_put(client, key: str, table: pa.Table) -> tuple[float, dict]:
     meta = meta_reader.read()
     writer.close()
     elapsed = time.perf_counter() - t0
-    ref = json.loads(meta.to_pybytes()) if meta is not None else {}
+    ref = decode(meta.to_pybytes()) if meta is not None else {}
     return elapsed, ref
 
 

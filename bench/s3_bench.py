@@ -55,17 +55,16 @@ import redis as redis_py
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared bench_* modules
 
 import bench_env  # noqa: E402  (puts tests/ on sys.path)
-from bench_data import Dataset, make_table  # noqa: E402
+from bench_data import Dataset, ipc_bytes, make_table  # noqa: E402
 from bench_env import (KiB, MiB, Phase, fmt_size, log, parse_size,  # noqa: E402
-                       percentile, wait_for_idle_accounted)
+                       percentile, status_kib, wait_for_idle_accounted)
 from bench_run import add_output_args, run_harness  # noqa: E402
 from bench_servers import CALL, PairedRuns, do_get, do_put  # noqa: E402
 from bench_servers import snapshot_with_facts  # noqa: E402
 import s3_report  # noqa: E402
 from s3_report import SYSTEMS  # noqa: E402
-from s3_processes import (Proxy, RedisTarget, RssSampler, ipc_bytes, redis_get,  # noqa: E402
-                          s3_args, start_node, status_kib, stream_through,
-                          tier_counters)
+from s3_processes import (Proxy, RedisTarget, RssSampler, redis_get,  # noqa: E402
+                          s3_args, start_node, stream_through, tier_counters)
 from s3proxy import S3Proxy, s3proxy_jar  # noqa: E402
 from shared_cluster import Target, hammer, start_redis, stop_all  # noqa: E402
 

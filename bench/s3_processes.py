@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import redis as redis_py
 
-from bench_env import proc_cpu_seconds
+from bench_env import proc_cpu_seconds, status_kib
 from bench_servers import CALL, QuiverProcess
 from s3proxy import S3Proxy
 from shared_cluster import STARTED
@@ -101,14 +101,6 @@ def redis_get(r, key: str, expect_rows: int) -> float:
     return elapsed
 
 
-def ipc_bytes(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as w:
-        for b in table.to_batches():
-            w.write_batch(b)
-    return sink.getvalue().to_pybytes()
-
-
 def tier_counters(node: QuiverProcess) -> dict:
     st = node.stats()
     disk = st.get("disk_tier") or {}
@@ -116,14 +108,6 @@ def tier_counters(node: QuiverProcess) -> dict:
             "memory_promotions": st["memory"]["promotions"],
             "disk_tier": bool(st.get("disk_tier")), "disk_hits": disk.get("hits", 0),
             "disk_copies": disk.get("copies_made", 0)}
-
-
-def status_kib(pid: int, field: str) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise KeyError(field)
 
 
 class RssSampler:
