@@ -215,11 +215,19 @@ arrow::Status Engine::RecoverFromJournal() {
   summary.log_records = recovered.log_records;
   // Writes the previous run left half-done: never published, nothing refers to them.
   ARROW_ASSIGN_OR_RAISE(summary.temp_files_removed, o.store->RemoveAllTemporaries());
-  ARROW_RETURN_NOT_OK(embedded->LoadRecovered(std::move(recovered.entries), evictor_->scoring()));
+  // The access histories go in with the entries (one pass over the eviction queue).
+  std::optional<UsageSnapshot> usage;
+  if (local_state_) usage = local_state_->ReadUsage();
+  ARROW_ASSIGN_OR_RAISE(
+      int64_t restored,
+      embedded->LoadRecovered(std::move(recovered.entries), evictor_->scoring(),
+                              usage ? &*usage : nullptr));
   ARROW_RETURN_NOT_OK(embedded->MarkRebuilt());
   embedded->AttachJournal(o.journal.get());
   journaled_ = embedded;
   CheckUnsynced(recovered.unsynced, &summary);
+  clean_start_ = recovered.log_records == 0 && summary.unsynced_dropped == 0 &&
+                 options_.journal->changes() == 0;
   ARROW_ASSIGN_OR_RAISE(auto stats, embedded->Stats());
   summary.keys = stats.keys;
   summary.versions = stats.versions;
@@ -237,7 +245,7 @@ arrow::Status Engine::RecoverFromJournal() {
     std::lock_guard<std::mutex> lock(recovery_mutex_);
     recovery_ = summary;
   }
-  if (local_state_) local_state_->LoadUsage();
+  if (local_state_) local_state_->UsageLoaded(usage ? &*usage : nullptr, restored);
   return arrow::Status::OK();
 }
 
@@ -430,6 +438,8 @@ void Engine::RestoreCounters(const std::map<std::string, int64_t>& saved) {
 arrow::Status Engine::CheckpointAtShutdown() {
   if (!journaled_) return arrow::Status::OK();
   if (checkpointer_) checkpointer_->Stop();
+  // Started from a snapshot and an empty log, and nothing changed: it is still exact.
+  if (options_.journal->changes() == 0 && clean_start_) return arrow::Status::OK();
   ARROW_RETURN_NOT_OK(Checkpoint("at shutdown"));
   checkpointed_changes_ = options_.journal->changes();
   return arrow::Status::OK();
@@ -466,7 +476,8 @@ Engine::~Engine() {
   auto st = SaveLocalState();
   if (!st.ok()) spdlog::warn("saving access histories: {}", st.ToString());
   // A clean stop leaves a snapshot and an empty log: the next start reads one file.
-  if (journaled_ && options_.journal->changes() != checkpointed_changes_) {
+  if (journaled_ && options_.journal->changes() != checkpointed_changes_ &&
+      !(options_.journal->changes() == 0 && clean_start_)) {
     st = Checkpoint("at shutdown");
     if (!st.ok()) spdlog::error("{}", st.ToString());
   }

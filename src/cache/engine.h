@@ -184,6 +184,7 @@ class Engine {
   EmbeddedIndex* journaled_ = nullptr;  // the index once its journal is attached
   QueryStats final_query_stats_;        // the query cache's, as it was closed
   uint64_t checkpointed_changes_ = ~uint64_t{0};  // the journal's at CheckpointAtShutdown
+  bool clean_start_ = false;  // loaded a snapshot with an empty log, changed nothing since
   std::shared_ptr<EngineEvents> events_;
 };
 

@@ -41,27 +41,35 @@ arrow::Status LocalState::SaveSettings() {
   return store_->WriteAll(kRuntimeSettingsBlob, j.dump());
 }
 
-void LocalState::LoadUsage() {
-  std::lock_guard<std::mutex> lock(usage_mutex_);
+std::optional<UsageSnapshot> LocalState::ReadUsage() {
   auto file = store_->OpenReader(kUsageBlob);
-  int64_t saved_ms = 0;
-  auto snapshot = file.ok() ? DecodeUsage(*file, &saved_ms)
+  auto snapshot = file.ok() ? DecodeUsage(*file, &usage_saved_ms_)
                             : arrow::Result<UsageSnapshot>(file.status());
   if (!snapshot.ok()) {
     if (!snapshot.status().IsKeyError()) {
       spdlog::warn("access histories not restored ({}): {}", kUsageBlob,
                    snapshot.status().ToString());
     }
-    usage_saved_tick_ = index_->usage_tick();
-    return;
+    return std::nullopt;
   }
-  const int64_t restored = index_->RestoreUsage(*snapshot);
+  return std::move(*snapshot);
+}
+
+void LocalState::UsageLoaded(const UsageSnapshot* snapshot, int64_t restored) {
+  std::lock_guard<std::mutex> lock(usage_mutex_);
   usage_saved_tick_ = index_->usage_tick();
+  if (!snapshot) return;
   if (restore_counters_) restore_counters_(snapshot->counters);
   counters_saved_ = snapshot->counters;
   spdlog::info("restored the access histories of {} of {} entries (saved {:.0f} s ago)",
                restored, index_->Stats()->keys,
-               std::max<int64_t>(0, clock_->NowMillis() - saved_ms) / 1000.0);
+               std::max<int64_t>(0, clock_->NowMillis() - usage_saved_ms_) / 1000.0);
+}
+
+void LocalState::LoadUsage() {
+  auto snapshot = ReadUsage();
+  const int64_t restored = snapshot ? index_->RestoreUsage(*snapshot) : 0;
+  UsageLoaded(snapshot ? &*snapshot : nullptr, restored);
 }
 
 arrow::Status LocalState::SaveUsage() {

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include <arrow/result.h>
 
@@ -40,6 +41,11 @@ class LocalState {
   /// \brief Restore the saved access histories into the index (after it was rebuilt); a bad
   /// snapshot is logged, not fatal.
   void LoadUsage();
+  /// \brief The saved access histories and counters, for the caller to load into the
+  /// index itself (EmbeddedIndex::LoadRecovered); none if missing or unreadable (logged).
+  /// Then call UsageLoaded with how many histories it restored.
+  std::optional<UsageSnapshot> ReadUsage();
+  void UsageLoaded(const UsageSnapshot* snapshot, int64_t restored);
   /// \brief Save every key's access history if it changed since the last save.
   arrow::Status SaveUsage();
   /// \brief Save the cache's counters with the histories (`read`), and give the saved ones
@@ -57,6 +63,7 @@ class LocalState {
   std::mutex settings_mutex_;
   std::mutex usage_mutex_;
   uint64_t usage_saved_tick_ = 0;
+  int64_t usage_saved_ms_ = 0;  // when the file ReadUsage read was saved
   std::map<std::string, int64_t> counters_saved_;
   std::function<std::map<std::string, int64_t>()> read_counters_;
   std::function<void(const std::map<std::string, int64_t>&)> restore_counters_;

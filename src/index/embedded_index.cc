@@ -2,8 +2,11 @@
 // embedded_index_usage.cc.
 #include "index/embedded_index.h"
 
+#include <algorithm>
 #include <mutex>
 #include <random>
+#include <string_view>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -331,8 +334,9 @@ void EmbeddedIndex::AttachJournal(IndexJournal* journal) {
   journal_ = journal;
 }
 
-arrow::Status EmbeddedIndex::LoadRecovered(std::vector<EntryMeta> entries,
-                                           const ScoringPolicy& scoring) {
+arrow::Result<int64_t> EmbeddedIndex::LoadRecovered(std::vector<EntryMeta> entries,
+                                                    const ScoringPolicy& scoring,
+                                                    const UsageSnapshot* usage) {
   std::unique_lock lock(mutex_);
   if (!keys_.empty() || rebuilt_) {
     return arrow::Status::Invalid("recovered entries go into a new, empty index");
@@ -356,22 +360,40 @@ arrow::Status EmbeddedIndex::LoadRecovered(std::vector<EntryMeta> entries,
     const uint64_t version = entry.version;
     state.versions.emplace_hint(state.versions.end(), version, std::move(entry));
   }
-  // Links and the eviction queue from each key's latest version; recency in creation order.
-  std::vector<std::pair<int64_t, const std::string*>> by_creation;
-  by_creation.reserve(keys_.size());
-  for (auto& [key, state] : keys_) {
+  // Saved histories by key (views into `usage`).
+  std::unordered_map<std::string_view, const UsageRecord*> saved;
+  if (usage) {
+    queue_.AdvanceTick(usage->tick);
+    saved.reserve(usage->records.size());
+    for (const auto& r : usage->records) saved.emplace(r.key, &r);
+  }
+  // Links and the eviction queue from each key's latest version: a saved history where
+  // there is one, else an access in creation order (after every saved one).
+  using Item = std::pair<const std::string, KeyState>;
+  std::vector<std::pair<int64_t, Item*>> fresh;
+  int64_t restored = 0;
+  for (auto& item : keys_) {
+    auto& [key, state] = item;
     const EntryMeta& latest = state.versions.rbegin()->second;
     LinkLocked(key, latest, /*link=*/true);
     state.last_access_ms = latest.created_ms;
-    by_creation.emplace_back(latest.created_ms, &key);
+    auto found = saved.find(key);
+    if (found != saved.end() &&
+        queue_.InsertRestored(key, state.bytes, latest.cost_ms / 1000.0,
+                              found->second->history)) {
+      state.last_access_ms = found->second->last_access_ms;
+      ++restored;
+      continue;
+    }
+    fresh.emplace_back(latest.created_ms, &item);
   }
-  std::stable_sort(by_creation.begin(), by_creation.end(),
+  std::stable_sort(fresh.begin(), fresh.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (const auto& [created, key] : by_creation) {
-    const KeyState& state = keys_.find(*key)->second;
-    queue_.Insert(*key, state.bytes, state.versions.rbegin()->second.cost_ms / 1000.0);
+  for (const auto& [created, item] : fresh) {
+    queue_.Insert(item->first, item->second.bytes,
+                  item->second.versions.rbegin()->second.cost_ms / 1000.0);
   }
-  return arrow::Status::OK();
+  return restored;
 }
 
 arrow::Status EmbeddedIndex::Checkpoint(const std::function<arrow::Status()>& flush) {

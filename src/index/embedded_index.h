@@ -101,8 +101,12 @@ class EmbeddedIndex final : public Index {
   /// \brief Record every later change in `journal` (not owned; outlives the index).
   void AttachJournal(IndexJournal* journal);
   /// \brief Load the versions a journal recovered (by key, then version) into an empty
-  /// index, as Restore() would one by one; keys count as accessed in creation order.
-  arrow::Status LoadRecovered(std::vector<EntryMeta> entries, const ScoringPolicy& scoring);
+  /// index, as Restore() would one by one, with the access histories `usage` (may be
+  /// null) has for them, as RestoreUsage() would; keys it does not cover count as accessed
+  /// in creation order. Returns how many histories were restored.
+  arrow::Result<int64_t> LoadRecovered(std::vector<EntryMeta> entries,
+                                       const ScoringPolicy& scoring,
+                                       const UsageSnapshot* usage = nullptr);
   /// \brief Write the whole index as the journal's next snapshot (see IndexJournal);
   /// `flush` makes the data it names durable first.
   arrow::Status Checkpoint(const std::function<arrow::Status()>& flush);

@@ -11,12 +11,16 @@ void EvictionQueue::Reorder(const std::string& key, Item* item) {
 void EvictionQueue::Insert(const std::string& key, int64_t bytes, double cost_s) {
   auto [it, inserted] = entries_.try_emplace(key);
   Item& item = it->second;
-  if (!inserted) {
-    total_bytes_ -= item.entry.bytes;
-  } else {
+  if (inserted) {  // scored once, placed once
+    item.entry.bytes = bytes;
+    item.entry.cost_s = cost_s;
+    total_bytes_ += bytes;
+    policy_->Touch(&item.entry, ++tick_);
     item.score = policy_->Score(item.entry);
     order_.insert({item.score, key});
+    return;
   }
+  total_bytes_ -= item.entry.bytes;
   item.entry.bytes = bytes;
   item.entry.cost_s = cost_s;
   total_bytes_ += bytes;
@@ -46,6 +50,20 @@ void EvictionQueue::Remove(const std::string& key) {
   order_.erase({it->second.score, key});
   total_bytes_ -= it->second.entry.bytes;
   entries_.erase(it);
+}
+
+bool EvictionQueue::InsertRestored(const std::string& key, int64_t bytes, double cost_s,
+                                   const PolicyEntry& history) {
+  auto [it, inserted] = entries_.try_emplace(key);
+  if (!inserted) return false;
+  Item& item = it->second;
+  item.entry = history;
+  item.entry.bytes = bytes;
+  item.entry.cost_s = cost_s;
+  total_bytes_ += bytes;
+  item.score = policy_->Score(item.entry);
+  order_.insert({item.score, key});
+  return true;
 }
 
 bool EvictionQueue::RestoreHistory(const std::string& key, const PolicyEntry& history) {

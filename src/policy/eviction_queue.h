@@ -61,6 +61,10 @@ class EvictionQueue {
   /// \brief Replace a known key's access history (accesses, weight, last tick) with one
   /// saved earlier, e.g. before a restart; bytes and cost stay. False if the key is unknown.
   bool RestoreHistory(const std::string& key, const PolicyEntry& history);
+  /// \brief Add a new entry with an access history saved earlier (no access counted);
+  /// false if the key is known already. Call AdvanceTick with the saved counter first.
+  bool InsertRestored(const std::string& key, int64_t bytes, double cost_s,
+                      const PolicyEntry& history);
   /// \brief Continue the access counter from `tick` if it is ahead (a restored history's
   /// ticks must stay in the past).
   void AdvanceTick(uint64_t tick) { tick_ = std::max(tick_, tick); }
