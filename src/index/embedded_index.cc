@@ -38,10 +38,10 @@ arrow::Result<std::optional<EntryMeta>> EmbeddedIndex::Get(const std::string& ke
   std::shared_lock lock(mutex_);
   auto it = keys_.find(key);
   if (it == keys_.end()) return std::nullopt;
-  if (!version) return it->second.versions.rbegin()->second;
+  if (!version) return it->second.versions.rbegin()->second.Unpack(key);
   const auto* meta = FindVersion(it->second, *version);
   if (meta == nullptr) return std::nullopt;
-  return *meta;
+  return meta->Unpack(key);
 }
 
 arrow::Result<std::vector<std::optional<EntryMeta>>> EmbeddedIndex::GetMany(
@@ -52,12 +52,12 @@ arrow::Result<std::vector<std::optional<EntryMeta>>> EmbeddedIndex::GetMany(
   for (const auto& [key, version] : versions) {
     auto it = keys_.find(key);
     const auto* meta = it == keys_.end() ? nullptr : FindVersion(it->second, version);
-    out.push_back(meta ? std::optional<EntryMeta>(*meta) : std::nullopt);
+    out.push_back(meta ? std::optional<EntryMeta>(meta->Unpack(key)) : std::nullopt);
   }
   return out;
 }
 
-const EntryMeta* EmbeddedIndex::FindVersion(const KeyState& state, uint64_t version) {
+const PackedEntry* EmbeddedIndex::FindVersion(const KeyState& state, uint64_t version) {
   auto v = state.versions.find(version);
   return v == state.versions.end() ? nullptr : &v->second;
 }
@@ -65,10 +65,9 @@ const EntryMeta* EmbeddedIndex::FindVersion(const KeyState& state, uint64_t vers
 PublishOutcome EmbeddedIndex::CheckLocked(const PublishRequest& request,
                                           const KeyState* state) {
   PublishOutcome outcome;
-  const EntryMeta* latest = state ? &state->versions.rbegin()->second : nullptr;
-  static const std::string kNoBlob;
-  const uint64_t current = latest ? latest->version : 0;
-  const std::string& current_blob = latest ? latest->blob : kNoBlob;
+  const PackedEntry* latest = state ? &state->versions.rbegin()->second : nullptr;
+  const uint64_t current = latest ? latest->version() : 0;
+  const std::string current_blob = latest ? latest->blob() : std::string();
   if (current != request.expected_version || current_blob != request.expected_blob ||
       request.entry.version != request.expected_version + 1) {
     outcome.refusal = Refusal::kVersionConflict;
@@ -125,11 +124,11 @@ arrow::Result<PublishOutcome> EmbeddedIndex::Publish(const PublishRequest& reque
     state = &keys_[entry.key];
     ++stats_.keys;
   }
-  state->versions.emplace(entry.version, entry);
+  state->versions.emplace(entry.version, PackedEntry::Pack(entry));
   state->bytes += entry.bytes;
   ++stats_.versions;
   stats_.bytes += entry.bytes;
-  outcome.trimmed = TrimLocked(state, keep);
+  outcome.trimmed = TrimLocked(entry.key, state, keep);
   if (journal_) {
     std::vector<uint64_t> dropped;
     for (const auto& old : outcome.trimmed) dropped.push_back(old.version);
@@ -147,25 +146,26 @@ arrow::Result<PublishOutcome> EmbeddedIndex::Publish(const PublishRequest& reque
 int64_t EmbeddedIndex::TrimmedBytes(const KeyState& state, int64_t keep) {
   int64_t drop = static_cast<int64_t>(state.versions.size()) - std::max<int64_t>(keep, 0);
   int64_t bytes = 0;
-  for (auto it = state.versions.begin(); drop > 0; ++it, --drop) bytes += it->second.bytes;
+  for (auto it = state.versions.begin(); drop > 0; ++it, --drop) bytes += it->second.bytes();
   return bytes;
 }
 
-std::vector<EntryMeta> EmbeddedIndex::TrimLocked(KeyState* state, int64_t keep) {
+std::vector<EntryMeta> EmbeddedIndex::TrimLocked(const std::string& key, KeyState* state,
+                                                 int64_t keep) {
   std::vector<EntryMeta> removed;
   auto& versions = state->versions;
   while (static_cast<int64_t>(versions.size()) > std::max<int64_t>(keep, 1)) {
     auto oldest = versions.begin();
-    state->bytes -= oldest->second.bytes;
-    stats_.bytes -= oldest->second.bytes;
+    state->bytes -= oldest->second.bytes();
+    stats_.bytes -= oldest->second.bytes();
     --stats_.versions;
-    removed.push_back(std::move(oldest->second));
+    removed.push_back(oldest->second.Unpack(key));
     versions.erase(oldest);
   }
   return removed;
 }
 
-void EmbeddedIndex::LinkLocked(const std::string& key, const EntryMeta& latest, bool link) {
+void EmbeddedIndex::LinkLocked(const std::string& key, const PackedEntry& latest, bool link) {
   auto apply = [&](std::map<std::string, std::set<std::string>>& edges,
                    const std::vector<std::string>& names) {
     for (const auto& name : names) {
@@ -179,8 +179,8 @@ void EmbeddedIndex::LinkLocked(const std::string& key, const EntryMeta& latest, 
       if (it->second.empty()) edges.erase(it);
     }
   };
-  apply(dependents_, latest.depends_on);
-  apply(tagged_, latest.tags);
+  apply(dependents_, latest.depends_on());
+  apply(tagged_, latest.tags());
 }
 
 arrow::Result<std::vector<EntryMeta>> EmbeddedIndex::Remove(const RemoveRequest& request) {
@@ -188,20 +188,20 @@ arrow::Result<std::vector<EntryMeta>> EmbeddedIndex::Remove(const RemoveRequest&
   std::vector<EntryMeta> removed;
   auto it = keys_.find(request.key);
   if (it != keys_.end()) {
-    const EntryMeta& latest = it->second.versions.rbegin()->second;
+    const PackedEntry& latest = it->second.versions.rbegin()->second;
     if (request.only_if_expired_at && !latest.expired(*request.only_if_expired_at)) {
       return removed;
     }
-    if (request.only_if_blob && latest.blob != *request.only_if_blob) return removed;
+    if (request.only_if_blob && latest.blob() != *request.only_if_blob) return removed;
     LinkLocked(request.key, latest, /*link=*/false);
   }
   // Even for an absent key: what is being computed from it must not publish after this.
   if (request.bump_key) generations_.Bump(KeyGeneration(request.key));
   if (it == keys_.end()) return removed;
   for (auto& [version, meta] : it->second.versions) {
-    stats_.bytes -= meta.bytes;
+    stats_.bytes -= meta.bytes();
     --stats_.versions;
-    removed.push_back(std::move(meta));
+    removed.push_back(meta.Unpack(request.key));
   }
   --stats_.keys;
   keys_.erase(it);
@@ -214,7 +214,7 @@ arrow::Result<std::vector<EntryMeta>> EmbeddedIndex::Trim(const std::string& key
   std::unique_lock lock(mutex_);
   auto it = keys_.find(key);
   if (it == keys_.end()) return std::vector<EntryMeta>{};
-  auto removed = TrimLocked(&it->second, keep);
+  auto removed = TrimLocked(key, &it->second, keep);
   if (!removed.empty()) queue_.Resize(key, it->second.bytes);
   if (journal_) journal_->AppendDrop(key, VersionsOf(removed));
   return removed;
@@ -226,7 +226,7 @@ arrow::Result<std::vector<IndexedKey>> EmbeddedIndex::ListLatest(const std::stri
   for (auto it = keys_.lower_bound(prefix);
        it != keys_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
     IndexedKey item;
-    item.latest = it->second.versions.rbegin()->second;
+    item.latest = it->second.versions.rbegin()->second.Unpack(it->first);
     if (auto usage = UsageLocked(it->first)) item.usage = *usage;
     out.push_back(std::move(item));
   }
@@ -294,25 +294,26 @@ arrow::Status EmbeddedIndex::Restore(const EntryMeta& entry, const ScoringPolicy
   auto [it, inserted_key] = keys_.try_emplace(entry.key);
   KeyState& state = it->second;
   if (auto existing = state.versions.find(entry.version); existing != state.versions.end()) {
-    if (existing->second.blob == entry.blob && existing->second.manifest == entry.manifest) {
+    const EntryMeta found = existing->second.Unpack(entry.key);
+    if (found.blob == entry.blob && found.manifest == entry.manifest) {
       return arrow::Status::OK();  // restored twice: a rebuild started again
     }
     return arrow::Status::AlreadyExists("version ", entry.version, " of '", entry.key,
                                         "' is already in the index");
   }
   if (!inserted_key) LinkLocked(entry.key, state.versions.rbegin()->second, /*link=*/false);
-  state.versions.emplace(entry.version, entry);
+  state.versions.emplace(entry.version, PackedEntry::Pack(entry));
   if (inserted_key) ++stats_.keys;
   ++stats_.versions;
   stats_.bytes += entry.bytes;
   state.bytes += entry.bytes;
-  const EntryMeta& latest = state.versions.rbegin()->second;
+  const PackedEntry& latest = state.versions.rbegin()->second;
   LinkLocked(entry.key, latest, /*link=*/true);
   UsePolicyLocked(scoring);
   // One access per key, however many versions it has, placed at its latest's restore.
   queue_.Remove(entry.key);
-  queue_.Insert(entry.key, state.bytes, latest.cost_ms / 1000.0);
-  state.last_access_ms = latest.created_ms;
+  queue_.Insert(entry.key, state.bytes, latest.cost_ms() / 1000.0);
+  state.last_access_ms = latest.created_ms();
   return arrow::Status::OK();
 }
 
@@ -358,7 +359,8 @@ arrow::Result<int64_t> EmbeddedIndex::LoadRecovered(std::vector<EntryMeta> entri
     stats_.bytes += entry.bytes;
     state.bytes += entry.bytes;
     const uint64_t version = entry.version;
-    state.versions.emplace_hint(state.versions.end(), version, std::move(entry));
+    state.versions.emplace_hint(state.versions.end(), version, PackedEntry::Pack(entry));
+    entry = EntryMeta{};  // its strings are not needed any more
   }
   // Saved histories by key (views into `usage`).
   std::unordered_map<std::string_view, const UsageRecord*> saved;
@@ -374,24 +376,24 @@ arrow::Result<int64_t> EmbeddedIndex::LoadRecovered(std::vector<EntryMeta> entri
   int64_t restored = 0;
   for (auto& item : keys_) {
     auto& [key, state] = item;
-    const EntryMeta& latest = state.versions.rbegin()->second;
+    const PackedEntry& latest = state.versions.rbegin()->second;
     LinkLocked(key, latest, /*link=*/true);
-    state.last_access_ms = latest.created_ms;
+    state.last_access_ms = latest.created_ms();
     auto found = saved.find(key);
     if (found != saved.end() &&
-        queue_.InsertRestored(key, state.bytes, latest.cost_ms / 1000.0,
+        queue_.InsertRestored(key, state.bytes, latest.cost_ms() / 1000.0,
                               found->second->history)) {
       state.last_access_ms = found->second->last_access_ms;
       ++restored;
       continue;
     }
-    fresh.emplace_back(latest.created_ms, &item);
+    fresh.emplace_back(latest.created_ms(), &item);
   }
   std::stable_sort(fresh.begin(), fresh.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });
   for (const auto& [created, item] : fresh) {
     queue_.Insert(item->first, item->second.bytes,
-                  item->second.versions.rbegin()->second.cost_ms / 1000.0);
+                  item->second.versions.rbegin()->second.cost_ms() / 1000.0);
   }
   return restored;
 }
@@ -405,7 +407,9 @@ arrow::Status EmbeddedIndex::Checkpoint(const std::function<arrow::Status()>& fl
     // copy is complete, so the snapshot is exactly the state at the log's switch.
     ARROW_ASSIGN_OR_RAISE(writer, journal_->BeginCheckpoint());
     for (const auto& [key, state] : keys_) {
-      for (const auto& [version, meta] : state.versions) ARROW_RETURN_NOT_OK(writer->Add(meta));
+      for (const auto& [version, meta] : state.versions) {
+        ARROW_RETURN_NOT_OK(writer->Add(meta.Unpack(key)));
+      }
     }
   }
   return journal_->FinishCheckpoint(std::move(writer), flush);

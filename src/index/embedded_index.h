@@ -1,5 +1,6 @@
 // EmbeddedIndex: the in-process Index, for one node that owns its data dir.
 //
+// Versions are kept packed (index/packed_entry.h, ~100 bytes each) and unpacked on reads.
 // Ordered maps under one reader-writer lock: entries by key, dependency and tag edges, the
 // eviction queue (policy/eviction_queue.h) that holds every key's bytes and score, a
 // GenerationTable and a LeaseTable. It starts empty and is rebuilt from the manifests at
@@ -20,6 +21,7 @@
 #include "index/index.h"
 #include "index/index_journal.h"
 #include "index/lease_table.h"
+#include "index/packed_entry.h"
 #include "policy/eviction_queue.h"
 
 namespace quiver {
@@ -113,7 +115,7 @@ class EmbeddedIndex final : public Index {
 
  private:
   struct KeyState {
-    std::map<uint64_t, EntryMeta> versions;  // never empty while the key is in keys_
+    std::map<uint64_t, PackedEntry> versions;  // never empty while the key is in keys_
     int64_t bytes = 0;                       // all versions
     int64_t last_access_ms = 0;
   };
@@ -123,12 +125,12 @@ class EmbeddedIndex final : public Index {
   bool OverBudgetLocked(const BudgetLimits& limits, int64_t bytes_after,
                         int64_t keys_after) const;
   /// Add (`link`) or drop `key`'s dependency and tag edges, those of its `latest` version.
-  void LinkLocked(const std::string& key, const EntryMeta& latest, bool link);
-  /// Drop the oldest versions of `state` beyond `keep`; returns them.
-  std::vector<EntryMeta> TrimLocked(KeyState* state, int64_t keep);
+  void LinkLocked(const std::string& key, const PackedEntry& latest, bool link);
+  /// Drop the oldest versions of `key`'s `state` beyond `keep`; returns them.
+  std::vector<EntryMeta> TrimLocked(const std::string& key, KeyState* state, int64_t keep);
   /// The bytes of the versions of `state` beyond its newest `keep`.
   static int64_t TrimmedBytes(const KeyState& state, int64_t keep);
-  static const EntryMeta* FindVersion(const KeyState& state, uint64_t version);
+  static const PackedEntry* FindVersion(const KeyState& state, uint64_t version);
   void UsePolicyLocked(const ScoringPolicy& scoring);
   /// `key`'s usage; `score` if the caller has it already.
   std::optional<KeyUsage> UsageLocked(const std::string& key,

@@ -23,7 +23,7 @@ std::optional<KeyUsage> EmbeddedIndex::UsageLocked(const std::string& key,
   usage.bytes = entry->bytes;
   usage.cost_s = entry->cost_s;
   usage.accesses = entry->accesses;
-  usage.created_ms = it->second.versions.rbegin()->second.created_ms;
+  usage.created_ms = it->second.versions.rbegin()->second.created_ms();
   usage.last_access_ms = it->second.last_access_ms;
   usage.score = score ? *score : queue_.Score(key);
   return usage;

@@ -1,0 +1,248 @@
+#include "index/packed_entry.h"
+
+#include <cstring>
+#include <string_view>
+
+
+namespace quiver {
+
+namespace {
+
+enum Flag : uint8_t {
+  kManifestPacked = 1,      // manifest = prefix(key) + version + node + 8 random bytes
+  kBlobPacked = 2,          // blob = data/<xx>/node-<16 random bytes>.arrows
+  kFingerprintPacked = 4,   // 16 hex digits as 8 bytes
+  kChecksumPacked = 8,
+  kHasQuery = 16,           // source, query
+  kHasLinks = 32,           // depends_on, tags
+  kHasKeyId = 64,
+};
+
+void PutU32(std::string* out, uint32_t v) { out->append(reinterpret_cast<const char*>(&v), 4); }
+void PutU64(std::string* out, uint64_t v) { out->append(reinterpret_cast<const char*>(&v), 8); }
+void PutStr(std::string* out, std::string_view s) {
+  PutU32(out, static_cast<uint32_t>(s.size()));
+  out->append(s);
+}
+void PutStrs(std::string* out, const std::vector<std::string>& v) {
+  PutU32(out, static_cast<uint32_t>(v.size()));
+  for (const auto& s : v) PutStr(out, s);
+}
+
+int LowerHexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;  // upper case too: it would not come back as written
+}
+
+// `hex` (even length, lower case) as bytes; false if it is not that.
+bool HexBytes(std::string_view hex, std::string* out) {
+  if (hex.size() % 2 != 0) return false;
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    const int hi = LowerHexDigit(hex[i]), lo = LowerHexDigit(hex[i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out->push_back(static_cast<char>(hi << 4 | lo));
+  }
+  return true;
+}
+
+std::string BytesHex(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out(bytes.size() * 2, '0');
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    const auto b = static_cast<uint8_t>(bytes[i]);
+    out[2 * i] = kDigits[b >> 4];
+    out[2 * i + 1] = kDigits[b & 15];
+  }
+  return out;
+}
+
+// SanitizeNodeId of the node every entry of a node has: computed once per thread.
+const std::string& Sanitized(const std::string& node) {
+  thread_local std::string last_node, last_sanitized;
+  if (node != last_node || last_sanitized.empty()) {
+    last_node = node;
+    last_sanitized = SanitizeNodeId(node);
+  }
+  return last_sanitized;
+}
+
+std::string ManifestOf(const std::string& key, uint64_t version, const std::string& node,
+                       std::string_view random_hex) {
+  // manifests/<key>/@v/<20-digit version>-<node>-<random>.json, as NewManifestName writes
+  std::string digits = std::to_string(version);
+  const std::string& sanitized = Sanitized(node);
+  std::string out;
+  out.reserve(40 + key.size() + sanitized.size() + random_hex.size());
+  out.append(kManifestRoot).append(key).append("/@v/");
+  out.append(digits.size() < 20 ? 20 - digits.size() : 0, '0').append(digits);
+  out.append("-").append(sanitized).append("-").append(random_hex).append(".json");
+  return out;
+}
+
+std::string BlobOf(const std::string& node, std::string_view random_hex) {
+  // data/<xx>/<node>-<random>.arrows, as NewDataBlobName writes
+  const std::string& sanitized = Sanitized(node);
+  std::string out;
+  out.reserve(20 + sanitized.size() + random_hex.size());
+  out.append(kDataRoot).append(random_hex.substr(0, 2)).append("/").append(sanitized);
+  out.append("-").append(random_hex).append(".arrows");
+  return out;
+}
+
+// The random hex digits of `name` if it ends "-<n hex><suffix>".
+std::string_view RandomPart(std::string_view name, size_t n, std::string_view suffix) {
+  if (name.size() < n + suffix.size() + 1 || name.substr(name.size() - suffix.size()) != suffix) {
+    return {};
+  }
+  auto part = name.substr(name.size() - suffix.size() - n, n);
+  if (name[name.size() - suffix.size() - n - 1] != '-') return {};
+  return part;
+}
+
+class Cursor {
+ public:
+  explicit Cursor(std::string_view bytes) : bytes_(bytes) {}
+  uint32_t U32() {
+    uint32_t v;
+    std::memcpy(&v, bytes_.data(), 4);
+    bytes_.remove_prefix(4);
+    return v;
+  }
+  std::string_view Raw(size_t n) {
+    auto v = bytes_.substr(0, n);
+    bytes_.remove_prefix(n);
+    return v;
+  }
+  std::string Str() {
+    uint32_t n = U32();
+    return std::string(Raw(n));
+  }
+  std::vector<std::string> Strs() {
+    std::vector<std::string> v(U32());
+    for (auto& s : v) s = Str();
+    return v;
+  }
+
+ private:
+  std::string_view bytes_;
+};
+
+}  // namespace
+
+struct PackedEntry::Fields {
+  std::string node, manifest, blob, fingerprint, checksum, key_id, source, query;
+  std::string manifest_random;  // hex, when packed
+  std::vector<std::string> depends_on, tags;
+};
+
+PackedEntry PackedEntry::Pack(const EntryMeta& e) {
+  uint8_t flags = 0;
+  std::string manifest_bytes, blob_bytes, fp_bytes, sum_bytes;
+  auto manifest_random = RandomPart(e.manifest, 16, ".json");
+  if (!manifest_random.empty() && HexBytes(manifest_random, &manifest_bytes) &&
+      ManifestOf(e.key, e.version, e.node, manifest_random) == e.manifest) {
+    flags |= kManifestPacked;
+  }
+  auto blob_random = RandomPart(e.blob, 32, ".arrows");
+  if (!blob_random.empty() && HexBytes(blob_random, &blob_bytes) &&
+      BlobOf(e.node, blob_random) == e.blob) {
+    flags |= kBlobPacked;
+  }
+  if (e.schema_fingerprint.size() == 16 && HexBytes(e.schema_fingerprint, &fp_bytes) &&
+      BytesHex(fp_bytes) == e.schema_fingerprint) {
+    flags |= kFingerprintPacked;
+  }
+  if (e.checksum.size() == 16 && HexBytes(e.checksum, &sum_bytes) &&
+      BytesHex(sum_bytes) == e.checksum) {
+    flags |= kChecksumPacked;
+  }
+  if (!e.source.empty() || !e.query.empty()) flags |= kHasQuery;
+  if (!e.depends_on.empty() || !e.tags.empty()) flags |= kHasLinks;
+  if (!e.key_id.empty()) flags |= kHasKeyId;
+
+  std::string out;
+  out.reserve(kFixedEnd + 64);
+  out.push_back(static_cast<char>(flags));
+  PutU64(&out, e.version);
+  for (int64_t v : {e.bytes, e.created_ms, e.cost_ms, e.expires_ms, e.rows, e.batches}) {
+    PutU64(&out, static_cast<uint64_t>(v));
+  }
+  PutStr(&out, e.node);
+  if (flags & kManifestPacked) out += manifest_bytes;
+  else PutStr(&out, e.manifest);
+  if (flags & kBlobPacked) out += blob_bytes;
+  else PutStr(&out, e.blob);
+  if (flags & kFingerprintPacked) out += fp_bytes;
+  else PutStr(&out, e.schema_fingerprint);
+  if (flags & kChecksumPacked) out += sum_bytes;
+  else PutStr(&out, e.checksum);
+  if (flags & kHasKeyId) PutStr(&out, e.key_id);
+  if (flags & kHasQuery) {
+    PutStr(&out, e.source);
+    PutStr(&out, e.query);
+  }
+  if (flags & kHasLinks) {
+    PutStrs(&out, e.depends_on);
+    PutStrs(&out, e.tags);
+  }
+  PackedEntry packed;
+  packed.size_ = static_cast<uint32_t>(out.size());
+  packed.data_.reset(new char[out.size()]);
+  std::memcpy(packed.data_.get(), out.data(), out.size());
+  return packed;
+}
+
+PackedEntry::Fields PackedEntry::Decode() const {
+  Fields f;
+  const uint8_t flags = static_cast<uint8_t>(data_[0]);
+  Cursor c(std::string_view(data_.get() + kFixedEnd, size_ - kFixedEnd));
+  f.node = c.Str();
+  if (flags & kManifestPacked) f.manifest_random = BytesHex(c.Raw(8));
+  else f.manifest = c.Str();
+  if (flags & kBlobPacked) f.blob = BlobOf(f.node, BytesHex(c.Raw(16)));
+  else f.blob = c.Str();
+  f.fingerprint = (flags & kFingerprintPacked) ? BytesHex(c.Raw(8)) : c.Str();
+  f.checksum = (flags & kChecksumPacked) ? BytesHex(c.Raw(8)) : c.Str();
+  if (flags & kHasKeyId) f.key_id = c.Str();
+  if (flags & kHasQuery) {
+    f.source = c.Str();
+    f.query = c.Str();
+  }
+  if (flags & kHasLinks) {
+    f.depends_on = c.Strs();
+    f.tags = c.Strs();
+  }
+  return f;
+}
+
+EntryMeta PackedEntry::Unpack(const std::string& key) const {
+  Fields f = Decode();
+  EntryMeta e;
+  e.key = key;
+  e.version = version();
+  e.bytes = bytes();
+  e.created_ms = created_ms();
+  e.cost_ms = cost_ms();
+  e.expires_ms = expires_ms();
+  e.rows = Fixed<int64_t>(kRowsAt);
+  e.batches = Fixed<int64_t>(kBatchesAt);
+  e.manifest = f.manifest_random.empty() ? std::move(f.manifest)
+                                         : ManifestOf(key, e.version, f.node, f.manifest_random);
+  e.node = std::move(f.node);
+  e.blob = std::move(f.blob);
+  e.schema_fingerprint = std::move(f.fingerprint);
+  e.checksum = std::move(f.checksum);
+  e.key_id = std::move(f.key_id);
+  e.source = std::move(f.source);
+  e.query = std::move(f.query);
+  e.depends_on = std::move(f.depends_on);
+  e.tags = std::move(f.tags);
+  return e;
+}
+
+std::string PackedEntry::blob() const { return Decode().blob; }
+std::vector<std::string> PackedEntry::depends_on() const { return Decode().depends_on; }
+std::vector<std::string> PackedEntry::tags() const { return Decode().tags; }
+
+}  // namespace quiver
