@@ -128,7 +128,7 @@ def detail_lines(res: dict, args) -> list[str]:
 
 
 def analysis(res: dict, rows, args) -> str:
-    f = res["facts"]
+    f, raw = res["facts"], res["raw"]
     by = {r.id: r for r in rows}
     goals = [r for r in rows if r.goal is not None]
     judged = [r for r in goals if r.met is not None]
@@ -147,13 +147,20 @@ def analysis(res: dict, rows, args) -> str:
                      + ". ")
     d = by["default_vs_raw"]
     if d.ratio is not None:
+        cpu = raw.get("latency_server_cpu_us", {}).get(DEFAULT)
+        mode = (raw.get("stats", {}).get(DEFAULT) or {}).get("durability")
         t.append(f"\n\n**The default mode and the disk.** A default-mode put took "
                  f"{d.quiver:.2f} ms at p50, {d.ratio:.2f}× the raw durable write "
-                 f"({d.baseline:.2f} ms) on the same file system: "
-                 + ("it waits for the disk on every put (its data and manifest are fsynced, "
-                    "renamed and their directories fsynced before the PutResult)."
-                    if d.ratio >= 0.7 else
-                    "it does not wait for a disk flush before answering."))
+                 f"({d.baseline:.2f} ms) on the same file system")
+        if mode and mode.get("mode") == "process":
+            t.append(f": it waits for no flush (the data dir was flushed "
+                     f"{mode.get('syncs', 0):,} times in the background, every "
+                     f"{mode.get('sync_interval_ms')} ms), so its time is the server's work"
+                     + (f" ({cpu:,.0f} µs of CPU per put)" if cpu else "")
+                     + ", the client's and the file system's metadata (a data file and a "
+                     "manifest created and renamed per put), not the disk.")
+        else:
+            t.append(" (this binary flushes before it answers: no `durability` setting).")
     raw_sc = by.get(f"scaling_{RAW}")
     if raw_sc and raw_sc.ratio is not None:
         t.append(f" {args.putters} raw writers, each fsyncing its own file, reached "
