@@ -199,7 +199,11 @@ def test_stats_human_and_json(quiver):
     text = ok("stats", server=srv)
     lines = {line.split()[0]: line for line in text.strip().splitlines()}
     assert set(lines) == {"node", "entries", "disk", "memory", "objects", "queries",
-                          "invalidated"}
+                          "invalidated", "started", "durability"}
+    assert re.search(r"started\s+0 keys in \d+ ms from the manifests \(no index journal yet\)$",
+                     lines["started"]), lines["started"]
+    assert re.search(r"durability\s+process \(\d+ flushes, 0 writes shared one, 0 failed\)$",
+                     lines["durability"]), lines["durability"]
     assert re.search(r"node\s+\S+, index embedded \(ok\)$", lines["node"]), lines["node"]
     used = s["budget"]["used"]
     assert re.search(rf"entries\s+1 keys, 1 versions, {re.escape(human(used))}$",

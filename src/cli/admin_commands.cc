@@ -222,6 +222,24 @@ void AddStats(CLI::App& app) {
         std::cout << fmt::format("damaged      {} entries failed authentication, quarantined\n",
                                  j["damaged"].get<int64_t>());
       }
+      if (const auto& r = j["recovery"]; r.is_object()) {
+        const bool journal = r["source"].get<std::string>() == "journal";
+        std::cout << fmt::format(
+            "started      {} keys in {} from {}{}\n", r["keys"].get<int64_t>(),
+            fmt::format("{} ms", r["elapsed_ms"].get<int64_t>()),
+            journal ? "the index journal" : "the manifests",
+            journal ? fmt::format(" ({} snapshot rows, {} log records)",
+                                  r["snapshot_rows"].get<int64_t>(),
+                                  r["log_records"].get<int64_t>())
+                    : r["why"].get<std::string>().empty()
+                          ? std::string()
+                          : " (" + r["why"].get<std::string>() + ")");
+      }
+      if (const auto& d = j["durability"]; d.is_object()) {
+        std::cout << fmt::format("durability   {} ({} flushes, {} writes shared one, {} failed)\n",
+                                 d["mode"].get<std::string>(), d["syncs"].get<int64_t>(),
+                                 d["grouped"].get<int64_t>(), d["failures"].get<int64_t>());
+      }
       return arrow::Status::OK();
     });
   });
