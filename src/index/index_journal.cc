@@ -620,6 +620,9 @@ arrow::Result<JournalRecovery> IndexJournal::Recover() {
                            &rec.entries);
   if (!read.ok()) return fail(newest.first + ": " + read.message());
   rec.snapshot_rows = static_cast<int64_t>(rec.entries.size());
+  // Its log is made before it: without it, changes after the snapshot may be missing (an
+  // append that failed removes the log so that it is not trusted).
+  if (logs.find(generation) == logs.end()) return fail(LogName(generation) + " is missing");
   // The logs from this generation on, consecutive, continuing its sequence numbers.
   std::vector<Change> changes;
   int64_t valid = 0;
@@ -649,9 +652,7 @@ arrow::Result<JournalRecovery> IndexJournal::Recover() {
     }
     ++expect_generation;
   }
-  if (expect_generation == generation) {
-    valid = 0;  // no log for the snapshot's generation: make one
-  }
+
   // Apply the changes to the keys they touch.
   std::set<std::string> touched;
   uint64_t synced = seq;  // the snapshot was durable before any later record
@@ -754,8 +755,14 @@ void IndexJournal::AppendLocked(uint8_t type, const std::string& body) {
   if (!st.ok()) {
     if (append_error_.ok()) {
       append_error_ = st;
-      spdlog::error("index journal: {}; the next checkpoint writes the whole index again",
-                    st.ToString());
+      // The log now lacks a change: remove it (possible on a full disk too), so that a
+      // start before the next checkpoint rebuilds from the manifests instead of trusting it.
+      const std::string path = dir_ + "/" + LogName(generation_);
+      ::unlink(path.c_str());
+      if (log_fd_ >= 0) ::close(log_fd_);
+      log_fd_ = -1;
+      spdlog::error("index journal: {}; removed {} so that it is not trusted; the next "
+                    "checkpoint writes the whole index again", st.ToString(), path);
     }
     return;
   }

@@ -250,6 +250,20 @@ TEST_F(IndexJournalTest, ADamagedSnapshotIsSetAsideNeverTrusted) {
   EXPECT_EQ(Files("damaged-").size(), 1u);
 }
 
+TEST_F(IndexJournalTest, ASnapshotWithoutItsLogIsNotTrusted) {
+  Checkpoint();
+  Publish("m/a");
+  Checkpoint();
+  Publish("m/b");  // in the log only
+  auto log = Files("log-").back();
+  index_.reset();
+  journal_.reset();
+  fs::remove(log);  // as an append that failed leaves it
+  auto recovered = Reopen();
+  EXPECT_FALSE(recovered.found);
+  EXPECT_NE(recovered.why.find("is missing"), std::string::npos) << recovered.why;
+}
+
 TEST_F(IndexJournalTest, EntriesPublishedAfterTheLastFlushAreReported) {
   Checkpoint();
   Publish("u/a");
