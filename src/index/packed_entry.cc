@@ -3,6 +3,8 @@
 #include <cstring>
 #include <string_view>
 
+#include "common/hex.h"
+
 
 namespace quiver {
 
@@ -29,11 +31,8 @@ void PutStrs(std::string* out, const std::vector<std::string>& v) {
   for (const auto& s : v) PutStr(out, s);
 }
 
-int LowerHexDigit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;  // upper case too: it would not come back as written
-}
+// Upper case is refused too: it would not come back as written.
+int LowerHexDigit(char c) { return c >= 'A' && c <= 'F' ? -1 : HexDigitValue(c); }
 
 // `hex` (even length, lower case) as bytes; false if it is not that.
 bool HexBytes(std::string_view hex, std::string* out) {
@@ -47,14 +46,7 @@ bool HexBytes(std::string_view hex, std::string* out) {
 }
 
 std::string BytesHex(std::string_view bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out(bytes.size() * 2, '0');
-  for (size_t i = 0; i < bytes.size(); ++i) {
-    const auto b = static_cast<uint8_t>(bytes[i]);
-    out[2 * i] = kDigits[b >> 4];
-    out[2 * i + 1] = kDigits[b & 15];
-  }
-  return out;
+  return HexEncode(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
 }
 
 // SanitizeNodeId of the node every entry of a node has: computed once per thread.
