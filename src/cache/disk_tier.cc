@@ -145,9 +145,15 @@ class TeeBlobWriter final : public BlobWriter {
   arrow::Status Write(const std::shared_ptr<arrow::Buffer>& data) override {
     return Write(data->data(), data->size());
   }
-  arrow::Status Flush() override { return shared_->Flush(); }
+  arrow::Status Flush() override {
+    ARROW_RETURN_NOT_OK(shared_->Flush());
+    if (copy_ && !copy_->Flush().ok()) DropCopy(/*failed=*/true);
+    return arrow::Status::OK();
+  }
   arrow::Result<int64_t> Tell() const override { return shared_->Tell(); }
   bool closed() const override { return shared_->closed(); }
+  // The local copy, while it is being written: a shared store (S3) has no local file.
+  std::string local_path() const override { return copy_ ? copy_->local_path() : ""; }
 
   arrow::Status Commit() override {
     ARROW_RETURN_NOT_OK(shared_->Commit());

@@ -2,8 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include "cache/engine_test_util.h"
 #include "format/stored_stream.h"
+#include "policy/eviction_policy.h"
+#include "storage/local_blob_store.h"
 #include "storage/memory_blob_store.h"
 
 namespace quiver {
@@ -112,6 +117,32 @@ TEST_F(DiskTierTest, StaysWithinItsBudgetAndSkipsEntriesAboveItsLimit) {
   EXPECT_TRUE(disk_->OpenReader(big.blob).status().IsKeyError());
   // Every entry still reads, from the shared store where there is no copy.
   for (int i = 0; i < 6; ++i) EXPECT_EQ(ReadAll("s/k" + std::to_string(i)), 1);
+}
+
+TEST(DiskTierTee, TheCopyIsTheLocalFileOfAWriteToTheSharedStoreUntilItIsDropped) {
+  char tmpl[] = "/tmp/quiver-tee-test-XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  ASSERT_OK_AND_ASSIGN(auto local, LocalBlobStore::Open(dir));
+  auto tier = std::make_shared<DiskTier>(local, /*capacity=*/1 << 20, /*max_entry_bytes=*/8,
+                                         std::make_shared<LruPolicy>());
+  auto shared = std::make_shared<MemoryBlobStore>();
+  ASSERT_OK_AND_ASSIGN(auto plain, shared->OpenWriter("data/x"));
+  EXPECT_EQ(plain->local_path(), "") << "a shared store has no local file";
+  auto tee = tier->TeeWriter(std::move(plain));
+  const std::string path = tee->local_path();
+  ASSERT_FALSE(path.empty());
+  ASSERT_OK(tee->Write("12345", 5));
+  ASSERT_OK(tee->Flush());
+  std::ifstream copy(path, std::ios::binary);
+  std::string read(5, '\0');
+  ASSERT_TRUE(copy.read(read.data(), 5)) << "Flush() reaches the copy";
+  EXPECT_EQ(read, "12345");
+  ASSERT_OK(tee->Write("6789", 4));  // past the tier's entry limit: the copy goes
+  EXPECT_EQ(tee->local_path(), "");
+  ASSERT_OK(tee->Commit());
+  ASSERT_OK_AND_ASSIGN(auto stored, shared->ReadAll("data/x"));
+  EXPECT_EQ(stored, "123456789") << "the shared write goes on without the copy";
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(DiskTierTest, CopiesFromAnEarlierRunAreAdopted) {

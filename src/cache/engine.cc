@@ -105,6 +105,7 @@ arrow::Status Engine::Build() {
   q.clock = o.clock;
   q.max_ttl_s = o.max_ttl_s;
   q.max_entry_bytes = o.max_entry_bytes;
+  q.fill_memory_bytes = o.fill_memory_bytes;
   q.cancel_unread_fills = o.cancel_unread_fills;
   q.reclaim_interval_s = o.reclaim_interval_s;
   q.fill_poll_ms = o.shared.fill_poll_ms;

@@ -90,6 +90,8 @@ struct EngineOptions {
   std::map<std::string, std::shared_ptr<Source>> sources;
   double max_ttl_s = 86400;
   int64_t max_entry_bytes = int64_t{1} << 30;
+  /// See QueryCacheOptions::fill_memory_bytes.
+  int64_t fill_memory_bytes = Fill::kDefaultMaxKeptBytes;
   bool cancel_unread_fills = false;
   double reclaim_interval_s = 10;
   SharedOptions shared;

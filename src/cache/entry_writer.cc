@@ -40,6 +40,12 @@ arrow::Status EntryWriter::WritePayload(const arrow::ipc::IpcPayload& payload) {
   return arrow::Status::OK();
 }
 
+arrow::Status EntryWriter::Flush() {
+  if (done_) return arrow::Status::Invalid("entry '", key_, "' is already finished");
+  auto st = counted_.Flush();
+  return st.ok() ? st : Fail(st);
+}
+
 arrow::Result<EntryMeta> EntryWriter::Finish() {
   if (done_) return arrow::Status::Invalid("entry '", key_, "' is already finished");
   if (!stream_) return Fail(arrow::Status::Invalid("entry '", key_, "' has no schema"));

@@ -44,6 +44,15 @@ class EntryWriter {
   /// \brief Record the schema's fingerprint (for the manifest).
   void SetSchema(const arrow::Schema& schema);
 
+  /// \brief Write what the blob writer buffered to its local file (no fsync), so that a
+  /// reader of local_path() finds every message written so far. A failure aborts the entry.
+  arrow::Status Flush();
+  /// \brief The local file holding the stream as written so far, up to the last Flush():
+  /// its first bytes_written() bytes are the messages written. "" when there is none (the
+  /// store keeps none, or stopped keeping one: the entry is finished, aborted, or its disk
+  /// tier copy was dropped).
+  std::string local_path() const { return done_ ? "" : blob_->local_path(); }
+
   int64_t bytes_written() const { return counted_.bytes_written(); }
   const std::string& key() const { return key_; }
 

@@ -22,6 +22,10 @@
 
 namespace quiver {
 
+/// Why a result larger than max_entry_bytes is not cached (what its readers are told).
+inline constexpr const char* kTooLargeToCache =
+    "result exceeds max_entry_bytes; streamed but not cached";
+
 struct PumpResult {
   arrow::Status status;       ///< OK: the stream ended; otherwise why it stopped
   bool entry_failed = false;  ///< the entry stopped being written (the result is not cached)

@@ -30,6 +30,9 @@ arrow::Result<std::unique_ptr<QueryCache>> QueryCache::Make(QueryCacheOptions op
   }
   if (options.max_ttl_s <= 0) return arrow::Status::Invalid("max_ttl_s must be > 0");
   if (options.max_entry_bytes <= 0) return arrow::Status::Invalid("max_entry_bytes must be > 0");
+  if (options.fill_memory_bytes <= 0) {
+    return arrow::Status::Invalid("fill_memory_bytes must be > 0");
+  }
   std::unique_ptr<QueryCache> cache(new QueryCache(std::move(options)));
   const auto interval =
       std::chrono::milliseconds(static_cast<int64_t>(cache->options_.reclaim_interval_s * 1000));
@@ -117,7 +120,7 @@ arrow::Result<QueryResponse> QueryCache::ExecuteBypass(const QueryPlan& plan) {
   response.kind = QueryResponse::Kind::kBypass;
   response.reason = plan.bypass_reason;
   response.node = options_.fills->node();
-  auto fill = std::make_shared<Fill>(plan.key, /*joinable=*/false);
+  auto fill = std::make_shared<Fill>(plan.key, /*joinable=*/false, options_.fill_memory_bytes);
   response.reader = *fill->Attach();
   response.fill = fill;
   Count(&QueryStats::bypasses);
@@ -191,7 +194,7 @@ bool QueryCache::JoinLocal(const QueryPlan& plan, const FillSlot& slot, QueryRes
 arrow::Status QueryCache::StartMiss(const QueryPlan& plan, bool index_available,
                                     QueryResponse* response) {
   const int64_t now = options_.clock->NowMillis();
-  auto fill = std::make_shared<Fill>(plan.key, /*joinable=*/true, options_.max_entry_bytes);
+  auto fill = std::make_shared<Fill>(plan.key, /*joinable=*/true, options_.fill_memory_bytes);
   FillSlot slot{fill, FillRole::kUncached, std::nullopt, options_.fills->node()};
   std::optional<LeaseHolder> other;
   if (index_available) {
@@ -217,7 +220,8 @@ arrow::Status QueryCache::StartMiss(const QueryPlan& plan, bool index_available,
       slot.filler = grant->holder.owner;
       other = grant->holder;
     } else if (grant.ok()) {
-      // This node's own fill of the key cannot be joined (its result outgrew the limit):
+      // This node's own fill of the key cannot be joined (its result outgrew
+      // max_entry_bytes, or what it keeps in memory for joiners when it has no local file):
       // execute alone, leaving that fill and its lease alone.
       fill->StopCaching("this node's running fill of it cannot be joined; executed without "
                         "caching");

@@ -115,6 +115,10 @@ struct QueryCacheOptions {
   double max_ttl_s = 86400;
   /// Results larger than this stream to the client but are not cached. Default: 1 GiB.
   int64_t max_entry_bytes = int64_t{1} << 30;
+  /// Bytes of a result a fill holds in memory, at most: for late joiners when its readers
+  /// cannot read it from a local file, and for readers behind the query otherwise (see
+  /// Fill). Default: 64 MiB.
+  int64_t fill_memory_bytes = Fill::kDefaultMaxKeptBytes;
   /// Cancel a fill when its last reader goes away. Default: false (it runs on and caches).
   bool cancel_unread_fills = false;
   /// How often expired results are reclaimed from storage. Default: 10 s.
@@ -163,7 +167,7 @@ class QueryCache {
  private:
   /// How following another node's fill ended: done; failed (the readers get its error);
   /// the node did not answer before anything was streamed; or it runs no fill this node
-  /// can stream (it ended, or outgrew the limit).
+  /// can stream (it ended, or outgrew max_entry_bytes or what it keeps for joiners).
   enum class Follow { kDone, kFailed, kUnreachable, kNotJoinable };
   enum class Wait { kPublished, kLeaseFree, kNewHolder, kIndexAway, kStopped };
 
@@ -210,8 +214,8 @@ class QueryCache {
   /// How a follower answers the filling node refusing or failing the stream.
   Follow PeerRefused(const QueryPlan& plan, const LeaseHolder& holder,
                      const arrow::Status& status, arrow::Status* failure);
-  /// The filling node's fill cannot be streamed and will not be published: execute here,
-  /// uncached.
+  /// The filling node's fill can no longer be streamed (past max_entry_bytes, or past what
+  /// it keeps in memory for joiners): execute here, uncached.
   void RunUnjoinable(const QueryPlan& plan, const std::shared_ptr<Fill>& fill,
                      const LeaseHolder& holder, int64_t created_ms);
   /// The follower cannot learn the outcome of another node's fill: execute here, uncached

@@ -37,9 +37,11 @@ void QueryCache::RunFollower(const QueryPlan& plan, const std::shared_ptr<Fill>&
         case Follow::kFailed:
           return EndFill(plan, fill, failure);
         case Follow::kNotJoinable: {
-          // The holder's fill outgrew the limit (it will not be published): waiting for its
-          // lease would only delay an execution here. Otherwise it ended or the lease moved
-          // on, and the wait below finds the result or the new holder at once.
+          // The holder's fill cannot be joined any more: it outgrew max_entry_bytes (it will
+          // not be published, and waiting for its lease would only delay an execution here),
+          // or what it keeps in memory for joiners (it has no local file; executing here
+          // too is what a request on its own node does). Otherwise it ended or the lease
+          // moved on, and the wait below finds the result or the new holder at once.
           auto current = options_.fills->Holder(plan.key);
           if (current.ok() && *current && (*current)->token == holder.token &&
               !Published(plan)) {
@@ -107,8 +109,7 @@ void QueryCache::RunWithoutIndex(const QueryPlan& plan, const std::shared_ptr<Fi
 
 void QueryCache::RunUnjoinable(const QueryPlan& plan, const std::shared_ptr<Fill>& fill,
                                const LeaseHolder& holder, int64_t created_ms) {
-  spdlog::info("query {}: {}'s fill cannot be streamed and will not be cached; executing it "
-               "here, uncached",
+  spdlog::info("query {}: {}'s fill can no longer be joined; executing it here, uncached",
                plan.key.substr(0, 12), holder.owner);
   fill->StopCaching("the node running it streams it to no other node; executed without "
                     "caching");
@@ -178,6 +179,8 @@ QueryCache::Follow QueryCache::MirrorStream(const QueryPlan& plan, Fill* fill, P
     running_streams_.insert(peer);
   }
   PumpResult pumped = PumpStream(peer, fill, nullptr, [&](bool) {
+    // The filling node does not cache a result this large: this node's readers hear it too.
+    if (fill->appended_bytes() > options_.max_entry_bytes) fill->NotCaching(kTooLargeToCache);
     return StopReason(fill, /*storing=*/false);
   });
   {

@@ -157,6 +157,7 @@ EngineOptions MakeEngineOptions(const ServerConfig& config) {
   o.usage_save_interval_s = config.usage_save_interval_s;
   o.max_ttl_s = config.max_ttl_s;
   o.max_entry_bytes = config.max_entry_bytes;
+  o.fill_memory_bytes = config.fill_memory_bytes;
   o.reclaim_interval_s = config.reclaim_interval_s;
   o.cancel_unread_fills = config.cancel_unread_fills;
   o.shared.lease_ttl_ms = static_cast<int64_t>(config.lease_ttl_s * 1000);

@@ -198,6 +198,8 @@ arrow::Status ServerConfig::LoadFile(const std::string& path) {
       else if (name == "max_ttl_s") max_ttl_s = value.get<double>();
       else if (name == "max_entry_bytes") {
         ARROW_ASSIGN_OR_RAISE(max_entry_bytes, SizeField(value, "max_entry_bytes"));
+      } else if (name == "fill_memory_bytes") {
+        ARROW_ASSIGN_OR_RAISE(fill_memory_bytes, SizeField(value, "fill_memory_bytes"));
       } else if (name == "reclaim_interval_s") reclaim_interval_s = value.get<double>();
       else if (name == "cancel_unread_fills") cancel_unread_fills = value.get<bool>();
       else if (name == "cache_size") {
@@ -242,6 +244,7 @@ arrow::Status ServerConfig::Validate() const {
   if (data_dir.empty()) return arrow::Status::Invalid("data_dir must not be empty");
   if (!(max_ttl_s > 0)) return arrow::Status::Invalid("max_ttl_s must be > 0");
   if (max_entry_bytes <= 0) return arrow::Status::Invalid("max_entry_bytes must be > 0");
+  if (fill_memory_bytes <= 0) return arrow::Status::Invalid("fill_memory_bytes must be > 0");
   if (reclaim_interval_s < 0) return arrow::Status::Invalid("reclaim_interval_s must be >= 0");
   if (usage_save_interval_s != 0 &&
       !(usage_save_interval_s >= 0.01 && usage_save_interval_s <= 86400)) {

@@ -105,6 +105,9 @@ struct ServerConfig {
   double max_ttl_s = 86400;
   /// Results larger than this stream to the client but are not cached. Default: 1 GiB.
   int64_t max_entry_bytes = int64_t{1} << 30;
+  /// Bytes of a result a query execution holds in memory, at most, when its readers cannot
+  /// read it from a local file. Default: 64 MiB.
+  int64_t fill_memory_bytes = int64_t{64} << 20;
   /// Seconds between sweeps that reclaim expired results. Default: 10.
   double reclaim_interval_s = 10;
   /// Cancel a query fill when its last reader disconnects. Default: false.

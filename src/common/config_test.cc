@@ -35,10 +35,12 @@ TEST(ServerConfig, LoadsFieldsAndRejectsUnknown) {
   ServerConfig config;
   auto path = WriteTemp(R"({"data_dir": "/x", "max_object_bytes": "1MiB", "keep_versions": 5,
                             "validate_full_on_put": false, "cache_size": "2GiB",
+                            "fill_memory_bytes": "8MiB",
                             "sources": {"d": {"driver": "sqlite", "uri": "/d.db", "ttl_s": 9}}})");
   ASSERT_TRUE(config.LoadFile(path).ok());
   EXPECT_FALSE(config.validate_full_on_put);
   EXPECT_EQ(config.cache_size, int64_t{2} << 30);
+  EXPECT_EQ(config.fill_memory_bytes, 8 << 20);
   ASSERT_EQ(config.sources.size(), 1u);
   EXPECT_EQ(config.sources[0].name, "d");
   EXPECT_EQ(config.sources[0].ttl_s, 9);

@@ -38,6 +38,13 @@ class BlobWriter : public arrow::io::OutputStream {
   const std::string& name() const { return name_; }
   /// The id of the key the blob is encrypted with ("": none), for BlobHint::key_id.
   const std::string& key_id() const { return key_id_; }
+  /// \brief The path of a local file that holds the bytes written so far, as they were
+  /// written (plaintext), up to the last Flush(); "" when there is none (the bytes go
+  /// elsewhere, are transformed, or the writer stopped keeping such a file). The file may be
+  /// renamed by Commit() or removed by Abort(): open it while this returns it, and read it
+  /// through the open file. Readers need no fsync: Flush() writes to the file, which is
+  /// enough for them. Default: "".
+  virtual std::string local_path() const { return ""; }
 
  protected:
   explicit BlobWriter(std::string name, std::string key_id = "")

@@ -118,6 +118,7 @@ class LocalBlobWriter final : public BlobWriter {
 
   arrow::Status Flush() override { return FlushBuffer(); }
   bool closed() const override { return done_; }
+  std::string local_path() const override { return done_ ? "" : temp_path_; }
   arrow::Result<int64_t> Tell() const override { return position_; }
 
   arrow::Status Commit() override {

@@ -41,6 +41,38 @@ TEST_F(LocalBlobStoreTest, WritesGoToTempUntilCommit) {
   EXPECT_TRUE(fs::exists(dir_ + "/a/b"));
 }
 
+TEST_F(LocalBlobStoreTest, TheLocalPathHoldsWhatWasFlushedAndStaysReadableOnceOpen) {
+  ASSERT_OK_AND_ASSIGN(auto store, LocalBlobStore::Open(dir_));
+  ASSERT_OK_AND_ASSIGN(auto writer, store->OpenWriter("a/b"));
+  const std::string path = writer->local_path();
+  ASSERT_FALSE(path.empty());
+  ASSERT_OK(writer->Write("abc", 3));
+  std::ifstream early(path, std::ios::binary);
+  EXPECT_EQ(fs::file_size(path), 0u) << "buffered, not yet written";
+  ASSERT_OK(writer->Flush());
+  EXPECT_EQ(fs::file_size(path), 3u);
+  std::string read(3, '\0');
+  ASSERT_TRUE(early.read(read.data(), 3));
+  EXPECT_EQ(read, "abc");
+  // The file opened before the commit renamed it still reads what comes after.
+  ASSERT_OK(writer->Write("def", 3));
+  ASSERT_OK(writer->Commit());
+  EXPECT_EQ(writer->local_path(), "");
+  EXPECT_FALSE(fs::exists(path));
+  ASSERT_TRUE(early.read(read.data(), 3));
+  EXPECT_EQ(read, "def");
+
+  ASSERT_OK_AND_ASSIGN(auto aborted, store->OpenWriter("a/c"));
+  ASSERT_OK(aborted->Write("xyz", 3));
+  ASSERT_OK(aborted->Flush());
+  std::ifstream open(aborted->local_path(), std::ios::binary);
+  ASSERT_OK(aborted->Abort());
+  EXPECT_EQ(aborted->local_path(), "");
+  EXPECT_EQ(TempFiles(), 0u);
+  ASSERT_TRUE(open.read(read.data(), 3)) << "an open file survives the abort's unlink";
+  EXPECT_EQ(read, "xyz");
+}
+
 TEST_F(LocalBlobStoreTest, RemoveTemporariesCleansCrashLeftovers) {
   ASSERT_OK_AND_ASSIGN(auto store, LocalBlobStore::Open(dir_, "nodeA"));
   std::ofstream(dir_ + "/.tmp/nodeA~123-dead.part") << "torn";
