@@ -138,3 +138,12 @@ def manifest_path(data_dir, key, version):
     found = list((Path(data_dir) / "manifests" / key / "@v").glob(f"{version:020d}-*.json"))
     assert len(found) == 1, f"expected one manifest of {key}@{version}, found {found}"
     return found[0]
+
+
+def corrupt_byte(path, offset):
+    """Flip the bits of one byte of a file in place (same size, other content)."""
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        f.seek(offset)
+        f.write(bytes([b[0] ^ 0x5A]))

@@ -12,7 +12,7 @@ import pyarrow.flight as flight
 import pytest
 
 from management_util import entry_map, put_with
-from quiver_util import action, get, get_table, manifest_path, put, stats, write_config
+from quiver_util import action, corrupt_byte, get, get_table, manifest_path, put, stats, write_config
 
 pytestmark = pytest.mark.usefixtures("embedded_only")
 
@@ -35,14 +35,6 @@ def listing(client):
 
 def recovery(client):
     return stats(client)["recovery"]
-
-
-def flip_byte(path, offset):
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        b = f.read(1)
-        f.seek(offset)
-        f.write(bytes([b[0] ^ 0x5A]))
 
 
 def test_clean_restart_reads_the_snapshot_and_no_manifest(server):
@@ -203,7 +195,7 @@ def test_damaged_snapshot_is_set_aside_and_the_index_rebuilt(server):
     server.stop()
     journal = server.data_dir / ".index"
     (snapshot,) = journal.glob("snapshot-*.arrow")
-    flip_byte(snapshot, snapshot.stat().st_size // 2)
+    corrupt_byte(snapshot, snapshot.stat().st_size // 2)
     server.start()
     client = server.client()
     r = recovery(client)
@@ -225,7 +217,7 @@ def test_damaged_log_is_set_aside_and_the_index_rebuilt(server):
     server.kill()  # the puts are in the log only
     (log,) = (server.data_dir / ".index").glob("log-*")
     assert log.stat().st_size > 1000
-    flip_byte(log, 24 + 12 + 30)  # inside the first record, not the last one
+    corrupt_byte(log, 24 + 12 + 30)  # inside the first record, not the last one
     server.start()
     client = server.client()
     r = recovery(client)
@@ -244,7 +236,7 @@ def test_entries_published_after_the_last_flush_are_checked(quiver):
     server.kill()
     # A power loss could leave a file short or torn: the journal's check must catch it.
     blob = server.data_dir / metas[4]["blob"]
-    flip_byte(blob, blob.stat().st_size // 2)
+    corrupt_byte(blob, blob.stat().st_size // 2)
     lost_manifest = manifest_path(server.data_dir, "u/k2", 1)
     lost_manifest.unlink()
     server.start()

@@ -12,7 +12,7 @@ import time
 import pyarrow as pa
 import pytest
 
-from quiver_util import action, descriptor, get, get_table, manifest_path, manifest_versions, put, stats, write_config
+from quiver_util import action, corrupt_byte, descriptor, get, get_table, manifest_path, manifest_versions, put, stats, write_config
 
 # "recovered K keys, V versions, SIZE in T ms; removed N temp files and E expired results;
 # quarantined Q damaged entries; S superseded manifests and U unreferenced blobs left for the
@@ -201,14 +201,6 @@ def test_sigkill_mid_put(server):
     assert len(server.data_files()) == 1
     # the key continues normally
     assert put(client, "crash/obj", table_for("after"), if_version=1)["version"] == 2
-
-
-def corrupt_byte(path, offset):
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        b = f.read(1)
-        f.seek(offset)
-        f.write(bytes([b[0] ^ 0x5A]))
 
 
 def test_checksum_mismatch_is_quarantined(server):

@@ -23,6 +23,7 @@
 #include <xxhash.h>
 
 #include "format/checksum.h"
+#include "index/byte_codec.h"
 
 namespace quiver {
 
@@ -43,84 +44,13 @@ constexpr const char* kSeqKey = "quiver.index.seq";
 
 enum RecordType : uint8_t { kPublish = 1, kDrop = 2, kSynced = 3 };
 
-void PutU64(std::string* out, uint64_t v) {
-  char b[8];
-  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>((v >> (8 * i)) & 0xff);
-  out->append(b, 8);
-}
-void PutU32(std::string* out, uint32_t v) {
-  char b[4];
-  for (int i = 0; i < 4; ++i) b[i] = static_cast<char>((v >> (8 * i)) & 0xff);
-  out->append(b, 4);
-}
-void PutStr(std::string* out, std::string_view s) {
-  PutU32(out, static_cast<uint32_t>(s.size()));
-  out->append(s);
-}
-void PutStrs(std::string* out, const std::vector<std::string>& v) {
-  PutU32(out, static_cast<uint32_t>(v.size()));
-  for (const auto& s : v) PutStr(out, s);
-}
-
-uint64_t LoadU64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
-  return v;
-}
-uint32_t LoadU32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
-  return v;
-}
-
-class Reader {
- public:
-  explicit Reader(std::string_view bytes) : bytes_(bytes) {}
-  bool U64(uint64_t* v) {
-    if (bytes_.size() < 8) return false;
-    *v = LoadU64(bytes_.data());
-    bytes_.remove_prefix(8);
-    return true;
-  }
-  bool I64(int64_t* v) {
-    uint64_t u;
-    if (!U64(&u)) return false;
-    *v = static_cast<int64_t>(u);
-    return true;
-  }
-  bool U32(uint32_t* v) {
-    if (bytes_.size() < 4) return false;
-    *v = LoadU32(bytes_.data());
-    bytes_.remove_prefix(4);
-    return true;
-  }
-  bool U8(uint8_t* v) {
-    if (bytes_.empty()) return false;
-    *v = static_cast<uint8_t>(bytes_[0]);
-    bytes_.remove_prefix(1);
-    return true;
-  }
-  bool Str(std::string* s) {
-    uint32_t n;
-    if (!U32(&n) || bytes_.size() < n) return false;
-    s->assign(bytes_.data(), n);
-    bytes_.remove_prefix(n);
-    return true;
-  }
-  bool Strs(std::vector<std::string>* v) {
-    uint32_t n;
-    if (!U32(&n) || n > bytes_.size()) return false;
-    v->resize(n);
-    for (auto& s : *v) {
-      if (!Str(&s)) return false;
-    }
-    return true;
-  }
-  bool done() const { return bytes_.empty(); }
-
- private:
-  std::string_view bytes_;
-};
+using codec::LoadU32;
+using codec::LoadU64;
+using codec::PutStr;
+using codec::PutStrs;
+using codec::PutU32;
+using codec::PutU64;
+using codec::Reader;
 
 arrow::Status ErrnoStatus(const std::string& what) {
   return arrow::Status::IOError(what, ": ", std::strerror(errno));

@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "common/hex.h"
+#include "index/byte_codec.h"
 
 
 namespace quiver {
@@ -20,16 +21,9 @@ enum Flag : uint8_t {
   kHasKeyId = 64,
 };
 
-void PutU32(std::string* out, uint32_t v) { out->append(reinterpret_cast<const char*>(&v), 4); }
-void PutU64(std::string* out, uint64_t v) { out->append(reinterpret_cast<const char*>(&v), 8); }
-void PutStr(std::string* out, std::string_view s) {
-  PutU32(out, static_cast<uint32_t>(s.size()));
-  out->append(s);
-}
-void PutStrs(std::string* out, const std::vector<std::string>& v) {
-  PutU32(out, static_cast<uint32_t>(v.size()));
-  for (const auto& s : v) PutStr(out, s);
-}
+using codec::PutStr;
+using codec::PutStrs;
+using codec::PutU64;
 
 // Upper case is refused too: it would not come back as written.
 int LowerHexDigit(char c) { return c >= 'A' && c <= 'F' ? -1 : HexDigitValue(c); }
@@ -91,34 +85,6 @@ std::string_view RandomPart(std::string_view name, size_t n, std::string_view su
   if (name[name.size() - suffix.size() - n - 1] != '-') return {};
   return part;
 }
-
-class Cursor {
- public:
-  explicit Cursor(std::string_view bytes) : bytes_(bytes) {}
-  uint32_t U32() {
-    uint32_t v;
-    std::memcpy(&v, bytes_.data(), 4);
-    bytes_.remove_prefix(4);
-    return v;
-  }
-  std::string_view Raw(size_t n) {
-    auto v = bytes_.substr(0, n);
-    bytes_.remove_prefix(n);
-    return v;
-  }
-  std::string Str() {
-    uint32_t n = U32();
-    return std::string(Raw(n));
-  }
-  std::vector<std::string> Strs() {
-    std::vector<std::string> v(U32());
-    for (auto& s : v) s = Str();
-    return v;
-  }
-
- private:
-  std::string_view bytes_;
-};
 
 }  // namespace
 
@@ -186,24 +152,35 @@ PackedEntry PackedEntry::Pack(const EntryMeta& e) {
 }
 
 PackedEntry::Fields PackedEntry::Decode() const {
+  // Pack wrote it: the reads cannot run past the end.
   Fields f;
   const uint8_t flags = static_cast<uint8_t>(data_[0]);
-  Cursor c(std::string_view(data_.get() + kFixedEnd, size_ - kFixedEnd));
-  f.node = c.Str();
-  if (flags & kManifestPacked) f.manifest_random = BytesHex(c.Raw(8));
-  else f.manifest = c.Str();
-  if (flags & kBlobPacked) f.blob = BlobOf(f.node, BytesHex(c.Raw(16)));
-  else f.blob = c.Str();
-  f.fingerprint = (flags & kFingerprintPacked) ? BytesHex(c.Raw(8)) : c.Str();
-  f.checksum = (flags & kChecksumPacked) ? BytesHex(c.Raw(8)) : c.Str();
-  if (flags & kHasKeyId) f.key_id = c.Str();
+  codec::Reader c(std::string_view(data_.get() + kFixedEnd, size_ - kFixedEnd));
+  auto raw_hex = [&c](size_t n) {
+    std::string_view v;
+    c.Raw(n, &v);
+    return BytesHex(v);
+  };
+  auto str = [&c] {
+    std::string s;
+    c.Str(&s);
+    return s;
+  };
+  f.node = str();
+  if (flags & kManifestPacked) f.manifest_random = raw_hex(8);
+  else f.manifest = str();
+  if (flags & kBlobPacked) f.blob = BlobOf(f.node, raw_hex(16));
+  else f.blob = str();
+  f.fingerprint = (flags & kFingerprintPacked) ? raw_hex(8) : str();
+  f.checksum = (flags & kChecksumPacked) ? raw_hex(8) : str();
+  if (flags & kHasKeyId) f.key_id = str();
   if (flags & kHasQuery) {
-    f.source = c.Str();
-    f.query = c.Str();
+    f.source = str();
+    f.query = str();
   }
   if (flags & kHasLinks) {
-    f.depends_on = c.Strs();
-    f.tags = c.Strs();
+    c.Strs(&f.depends_on);
+    c.Strs(&f.tags);
   }
   return f;
 }

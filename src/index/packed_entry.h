@@ -15,11 +15,11 @@
 #pragma once
 
 #include <cstdint>
-#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "index/byte_codec.h"
 #include "index/entry.h"
 
 namespace quiver {
@@ -54,9 +54,7 @@ class PackedEntry {
 
   template <typename T>
   T Fixed(size_t at) const {
-    T v;
-    std::memcpy(&v, data_.get() + at, sizeof(v));
-    return v;
+    return static_cast<T>(codec::LoadU64(data_.get() + at));
   }
   struct Fields;
   Fields Decode() const;
