@@ -289,7 +289,8 @@ arrow::Status ReadSnapshot(const std::string& path, uint64_t generation, uint64_
   }
   for (int b = 0; b < reader->num_record_batches(); ++b) {
     ARROW_ASSIGN_OR_RAISE(auto batch, reader->ReadRecordBatch(b));
-    ARROW_RETURN_NOT_OK(batch->ValidateFull());
+    // The file's checksum vouches for its bytes; this checks what the columns claim.
+    ARROW_RETURN_NOT_OK(batch->Validate());
     using S = arrow::StringArray;
     using I = arrow::Int64Array;
     ARROW_ASSIGN_OR_RAISE(auto key, Column<S>(*batch, 0, expected));

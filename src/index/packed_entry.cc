@@ -107,14 +107,11 @@ PackedEntry PackedEntry::Pack(const EntryMeta& e) {
       BlobOf(e.node, blob_random) == e.blob) {
     flags |= kBlobPacked;
   }
-  if (e.schema_fingerprint.size() == 16 && HexBytes(e.schema_fingerprint, &fp_bytes) &&
-      BytesHex(fp_bytes) == e.schema_fingerprint) {
+  // HexBytes takes lower case only: these come back exactly as written.
+  if (e.schema_fingerprint.size() == 16 && HexBytes(e.schema_fingerprint, &fp_bytes)) {
     flags |= kFingerprintPacked;
   }
-  if (e.checksum.size() == 16 && HexBytes(e.checksum, &sum_bytes) &&
-      BytesHex(sum_bytes) == e.checksum) {
-    flags |= kChecksumPacked;
-  }
+  if (e.checksum.size() == 16 && HexBytes(e.checksum, &sum_bytes)) flags |= kChecksumPacked;
   if (!e.source.empty() || !e.query.empty()) flags |= kHasQuery;
   if (!e.depends_on.empty() || !e.tags.empty()) flags |= kHasLinks;
   if (!e.key_id.empty()) flags |= kHasKeyId;
