@@ -279,11 +279,13 @@ class PairedRuns:
     A repetition during which other work used more than max_noise of the machine (on either
     server's turn) is discarded and run again, up to `retries` times per phase; the
     discarded ones are counted. Turns shorter than 0.2 s are not judged (/proc/stat's
-    10 ms ticks are too coarse for them).
+    10 ms ticks are too coarse for them). `measure` times one turn (default: measure; one
+    that runs a client process must count that process's CPU as the client's).
     """
 
-    def __init__(self, servers, max_noise: float, retries: int | None):
+    def __init__(self, servers, max_noise: float, retries: int | None, measure=measure):
         self.servers, self.max_noise, self.retries = servers, max_noise, retries
+        self.measure = measure
         self.discarded = {}  # phase label -> repetitions discarded
 
     def run(self, label: str, reps: int, fn) -> dict:
@@ -297,7 +299,7 @@ class PairedRuns:
             for s in alternate(self.servers, turn):
                 if gc.isenabled():
                     gc.collect()
-                pair[s.name] = measure(s, lambda: fn(s))
+                pair[s.name] = self.measure(s, lambda: fn(s))
             turn += 1
             noise = max(x.other for x in pair.values())
             # /proc/stat counts in 10 ms ticks: too coarse to judge turns shorter than 0.2 s.
