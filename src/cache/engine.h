@@ -9,8 +9,9 @@
 //   fronts       ObjectCache, QueryCache, Management
 //   background   garbage sweep, usage saves (embedded), index watchdog (shared), TTL reclaim
 //
-// Open() rebuilds the index from storage when it must (always for the embedded index; for a
-// shared one when it came back empty), under the index lease "rebuild" so one node does it.
+// Open() loads the embedded index from its journal (index/index_journal.h), or rebuilds the
+// index from storage when it must (an embedded index without a usable journal; a shared one
+// that came back empty, under the index lease "rebuild" so one node does it).
 // In shared mode the engine listens to the other nodes' announcements: removals drop memory
 // copies, ended fills wake waiters, new settings are applied; after a reconnect (messages may
 // have been lost) memory copies are checked against the index.

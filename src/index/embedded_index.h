@@ -3,9 +3,11 @@
 // Versions are kept packed (index/packed_entry.h, ~100 bytes each) and unpacked on reads.
 // Ordered maps under one reader-writer lock: entries by key, dependency and tag edges, the
 // eviction queue (policy/eviction_queue.h) that holds every key's bytes and score, a
-// GenerationTable and a LeaseTable. It starts empty and is rebuilt from the manifests at
-// startup (NeedsRebuild() is true until MarkRebuilt()). Access histories and settings live in
-// memory; the engine saves them to the data dir (cache/usage_persister.h).
+// GenerationTable and a LeaseTable. It starts empty and is loaded from its journal
+// (LoadRecovered, index/index_journal.h) or rebuilt from the manifests at startup
+// (NeedsRebuild() is true until MarkRebuilt()); with a journal attached every change is
+// appended to it. Access histories and settings live in memory; the engine saves them to the
+// data dir (cache/local_state.h).
 //
 // Thread-safety: all methods are safe to call concurrently.
 #pragma once
