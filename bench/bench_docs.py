@@ -348,3 +348,23 @@ def write_docs(path: Path, section: str, begin_mark: str, end_mark: str,
 
 
 # ---------------------------------------------------------------------------------------
+
+
+def write_headed_section(path: Path, section: str, begin_mark: str, end_mark: str,
+                         heading: str, name: str) -> None:
+    """Rewrite a harness's section between its markers in path; the first time, append it
+    at the end after its `heading` line. `name` (e.g. "scale-bench") names the temp file."""
+    text = path.read_text() if path.exists() else ""
+    if begin_mark not in text or end_mark not in text:
+        section = f"{heading}\n\n{section}"
+    write_docs(path, section, begin_mark, end_mark, intro="# Benchmarks\n",
+               tmp_suffix=f".{name}.tmp")
+
+
+def other_work_line(res: dict) -> str:
+    """The closing line of a harness's printed summary: how much of the machine other work
+    used while it ran."""
+    other = res["facts"]["other_cpu_share"]
+    return (f"\nOther CPU use on the machine during the run: {other:.0%} of the machine"
+            + ("  <-- noisy run; consider --wait-idle" if other > 0.1 else ""))
+

@@ -14,7 +14,8 @@ import json
 from pathlib import Path
 
 from bench_docs import (GOAL_COLUMNS, GoalRow, header_lines, markdown_table, noise_note,
-                        spread_lines, text_table, write_docs)
+                        spread_lines, text_table, write_headed_section,
+                        other_work_line)
 from bench_env import WAITED, median, percentile, spread
 
 BEGIN_MARK = "<!-- small-writes-bench:begin -->"
@@ -262,19 +263,11 @@ def print_summary(res: dict, rows, args, runtime: float) -> None:
         print(line)
     print()
     print(analysis(res, rows, args).replace("**", ""))
-    other = res["facts"]["other_cpu_share"]
-    print(f"\nOther CPU use on the machine during the run: {other:.0%} of the machine"
-          + ("  <-- noisy run; consider --wait-idle" if other > 0.1 else ""))
+    print(other_work_line(res))
 
 
 def write_section(docs: Path, section: str) -> None:
-    """Rewrite the section between the markers; the first time, append it at the end of the
-    file after a HEADING line."""
-    text = docs.read_text() if docs.exists() else ""
-    if BEGIN_MARK not in text or END_MARK not in text:
-        section = f"{HEADING}\n\n{section}"
-    write_docs(docs, section, BEGIN_MARK, END_MARK, intro="# Benchmarks\n",
-               tmp_suffix=".small-writes-bench.tmp")
+    write_headed_section(docs, section, BEGIN_MARK, END_MARK, HEADING, "small-writes-bench")
 
 
 def same_setup(args):
