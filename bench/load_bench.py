@@ -133,9 +133,9 @@ def loopback_tcp(args) -> dict | None:
 def task_busy_seconds() -> float:
     """CPU seconds all cores spent running tasks (user, nice, system) or stolen by the
     hypervisor, since boot: bench_env.machine_busy_seconds without irq and softirq time.
-    The kernel's loopback TCP runs largely in softirq, which /proc charges to no process: a
-    1 GiB get spends about 40% of the machine there, which would otherwise count as other
-    work and get every repetition discarded."""
+    The kernel's loopback TCP runs largely in softirq, which /proc charges to no process:
+    counted, it made 40-60% of the machine look like other work during the gets, and every
+    repetition was discarded."""
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:9]]
     return (v[0] + v[1] + v[2] + v[7]) / os.sysconf("SC_CLK_TCK")
@@ -168,11 +168,12 @@ def flight_load(client: Path, server, mode: str, *argv) -> dict:
     return runs[0]
 
 
-def client_figures(samples) -> list[dict]:
-    """Per repetition: the client's own timing (bytes, seconds), the server's CPU, other
-    work's share."""
+def client_figures(samples, runs: int = 1) -> list[dict]:
+    """Per repetition: the client's own timing (bytes, seconds) and CPU, the server's CPU,
+    other work's share. The server's CPU covers the whole client process, `runs` identical
+    transfers (its warm-up included): the timed one's share is 1/runs of it."""
     return [{"seconds": s.result["seconds"], "bytes": s.result["bytes"],
-             "client_cpu_s": s.result["client_cpu_s"], "server_cpu_s": s.server_cpu,
+             "client_cpu_s": s.result["client_cpu_s"], "server_cpu_s": s.server_cpu / runs,
              "other": s.other} for s in samples]
 
 
@@ -249,7 +250,8 @@ def run(args, work: Path) -> dict:
                                lambda s: flight_load(client, s, "get", "--ticket", KEY,
                                                      "--streams", str(n), "--expect-rows",
                                                      str(d.table.num_rows)))
-            raw["get_cpp"][str(n)] = {name: client_figures(v) for name, v in got.items()}
+            raw["get_cpp"][str(n)] = {name: client_figures(v, runs=2)  # with its warm-up
+                                      for name, v in got.items()}
 
         gate()
         log(f"DoGet {d.label}, Python client: {args.py_reps} repetitions per server")

@@ -216,7 +216,9 @@ def docs_section(res: dict, rows, args, command: str, runtime: float) -> str:
                   "`bench/results/` (min – median – max):", "",
                   *history_lines(f["history_runs"], f["history"]), ""]
     lines += [
-        "Where the CPU goes (user+system CPU seconds per GB, from /proc and getrusage):",
+        "Where the CPU goes (user+system CPU seconds per GB, from /proc and getrusage; a C++ "
+        "client process makes one untimed and one timed get, and half of the server's CPU "
+        "over the process is counted):",
         "",
         markdown_table([r for r in rows if r.diag]),
         "",
