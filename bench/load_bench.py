@@ -45,7 +45,7 @@ from bench_data import Dataset, make_table  # noqa: E402
 from bench_env import (GiB, MiB, fmt_size, log, own_cpu_seconds,  # noqa: E402
                        parse_size, resident_fraction, wait_for_idle_accounted)
 from bench_run import add_output_args, run_harness  # noqa: E402
-from bench_servers import (CALL, PairedRuns, Sample, do_get, do_put,  # noqa: E402
+from bench_servers import (CALL, PairedRuns, Sample, do_get, do_put, serve_flags,  # noqa: E402
                            quiver_blob, report_dead_servers, snapshot_with_facts,
                            start_baseline, start_quiver)
 import load_report  # noqa: E402
@@ -185,6 +185,7 @@ def run(args, work: Path) -> dict:
     res = {"raw": {}, "facts": {}}
     raw, facts = res["raw"], res["facts"]
     binary = snapshot_with_facts(args.quiver, work, facts)
+    facts["has_durability"] = "--durability" in serve_flags(binary)
     client = work / "quiver_flight_load"
     if not Path(args.client).is_file():
         raise SystemExit(f"{args.client} does not exist; build it (ninja quiver_flight_load, "

@@ -178,8 +178,11 @@ def docs_section(res: dict, rows, args, command: str, runtime: float) -> str:
         + f". Other work used {f['other_cpu_share']:.0%} of the machine during the run"
         + (" (noisy: treat the figures with care)" if f["other_cpu_share"] > 0.1 else "") + ".",
         "",
-        f"Setup: Quiver (`quiver serve`, fresh data dir, default durability: each put is "
-        f"fsynced before it is acknowledged) and the in-memory pyarrow server "
+        "Setup: Quiver (`quiver serve`, fresh data dir, default durability"
+        + (": `process`, a put is acknowledged once its data is in the page cache and the data "
+           "dir is flushed every second" if f.get("has_durability") else
+           ": each put is fsynced before it is acknowledged")
+        + ") and the in-memory pyarrow server "
         f"(`bench/baseline_server.py`) on loopback; one table of {d['label']} "
         f"({d['rows']:,} rows, {d['nbytes']:,} bytes nbytes, {d['ipc_bytes']:,} bytes as an "
         f"IPC stream). The C++ client is `bench/flight_load.cc` (Arrow Flight C++ from the "
