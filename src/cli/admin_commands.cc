@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "cli/server_option.h"
 #include "client/quiver_client.h"
 #include "common/config.h"
 
@@ -26,14 +27,8 @@ struct Common {
   bool as_json = false;
 };
 
-std::string DefaultServer() {
-  const char* env = std::getenv("QUIVER_SERVER");
-  return env ? env : "grpc://127.0.0.1:8815";
-}
-
 void AddCommon(CLI::App* cmd, Common* common) {
-  cmd->add_option("--server", common->server,
-                  "Quiver server [default: $QUIVER_SERVER or grpc://127.0.0.1:8815]");
+  cmd->add_option("--server", common->server, kServerOptionHelp);
   cmd->add_flag("--json", common->as_json, "Print JSON for scripts instead of a table");
 }
 
@@ -41,9 +36,7 @@ void AddCommon(CLI::App* cmd, Common* common) {
 template <typename Fn>
 void WithClient(const Common& common, Fn body) {
   auto st = [&]() -> arrow::Status {
-    ARROW_ASSIGN_OR_RAISE(auto client,
-                          QuiverClient::Connect(common.server.empty() ? DefaultServer()
-                                                                      : common.server));
+    ARROW_ASSIGN_OR_RAISE(auto client, QuiverClient::Connect(ServerLocation(common.server)));
     return body(*client);
   }();
   if (!st.ok()) {

@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/admin_commands.h"
+#include "cli/data_commands.h"
+#include "cli/exit_codes.h"
 #include "cli/serve_command.h"
 #include "storage/s3_blob_store.h"
 
@@ -17,12 +19,16 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "quiver 0.1.0");
   app.require_subcommand(1);
   quiver::AddServeCommand(app);
+  quiver::AddDataCommands(app);
   quiver::AddAdminCommands(app);
   int rc = 0;
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     rc = app.exit(e);
+    // A command's own failure carries its exit code (RuntimeError); every other parse
+    // error is a usage error (docs/cli.md "Exit codes").
+    if (rc != 0 && e.get_name() != "RuntimeError") rc = quiver::kExitUsage;
   }
   // Every S3 store is gone by now (they live inside the commands).
   quiver::FinalizeS3IfInitialized();
