@@ -60,7 +60,8 @@ void AddOutputFlags(CLI::App* cmd, OutputFlags* out) {
 
 // Repeatable options take one value per occurrence, so they never swallow positionals.
 CLI::Option* Repeatable(CLI::Option* option) {
-  return option->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  return option->expected(1)->allow_extra_args(false)->multi_option_policy(
+      CLI::MultiOptionPolicy::TakeAll);
 }
 
 int64_t MillisSince(Clock::time_point start) {

@@ -17,7 +17,7 @@ enum ExitCode : int {
   kExitOk = 0,
   kExitError = 1,        // anything else (server internal error, writing the output, ...)
   kExitUsage = 2,        // bad arguments or input: options, key, file, format, invalid request
-  kExitNotFound = 3,     // no such key, version or source
+  kExitNotFound = 3,     // no such key or version
   kExitConflict = 4,     // --if-version did not hold
   kExitUnavailable = 5,  // server unreachable, or unavailable (index/store away, busy)
   kExitTimeout = 6,      // --timeout passed

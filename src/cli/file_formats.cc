@@ -77,6 +77,7 @@ arrow::Result<InputFile> OpenArrow(const std::string& path,
     return arrow::Status::Invalid("'", path, "' is a Feather v1 file, which is not read; "
                                   "rewrite it as Feather v2 (pyarrow.feather.write_feather)");
   } else {
+    ARROW_RETURN_NOT_OK(file->Seek(0));  // ReadAt() leaves the position undefined
     auto reader = arrow::ipc::RecordBatchStreamReader::Open(file);
     if (!reader.ok()) {
       return arrow::Status::Invalid("'", path, "' is not an Arrow IPC file or stream: ",

@@ -68,21 +68,22 @@ void Progress::Draw(bool final) {
   const double secs =
       std::max(1e-3, std::chrono::duration<double>(std::chrono::steady_clock::now() - start_)
                          .count());
-  std::string stats = fmt::format("{}  {}/s  {} rows", FormatByteSize(bytes_),
-                                  FormatByteSize(static_cast<int64_t>(bytes_ / secs)),
-                                  Thousands(rows_));
-  if (final) stats += fmt::format("  {:.1f}s", secs);
-  std::string line = label_ + "  " + stats;
+  // Fixed-width fields, so that the bar does not jump as the numbers grow.
+  std::string line = fmt::format("{}  {:>10}  {:>12}  {:>11} rows", label_,
+                                 FormatByteSize(bytes_),
+                                 FormatByteSize(static_cast<int64_t>(bytes_ / secs)) + "/s",
+                                 Thousands(rows_));
   const int width = TerminalWidth() - 1;
   if (total_rows_ && *total_rows_ > 0) {
     const double done = std::min(1.0, static_cast<double>(rows_) / *total_rows_);
-    const int bar = std::min(40, width - static_cast<int>(line.size()) - 9);
+    const int bar = std::min(30, width - static_cast<int>(line.size()) - 9);
     if (bar >= 10) {
       const int filled = static_cast<int>(done * bar);
       line += fmt::format("  [{}{}] {:3.0f}%", std::string(filled, '#'),
                           std::string(bar - filled, '.'), done * 100);
     }
   }
+  if (final) line += fmt::format("  {:.1f} s", secs);
   if (static_cast<int>(line.size()) > width) line.resize(width);
   // \r back to the line's start, \x1b[K clears what a longer previous line left.
   std::fprintf(stderr, "\r%s\x1b[K", line.c_str());

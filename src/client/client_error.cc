@@ -68,8 +68,12 @@ std::string ErrorMessage(const arrow::Status& status) {
       text = text.substr(at + marker.size());
     }
   }
-  // The restored status appends ". Detail: <FlightStatusDetail>" (e.g. "Unavailable").
-  if (auto at = text.rfind(". Detail: "); at != std::string::npos) text.resize(at);
+  // Arrow's gRPC client appends its own context (". gRPC client debug context: ...",
+  // ". Client context: ...") and the restored status ". Detail: <FlightStatusDetail>".
+  for (std::string_view tail : {". gRPC client debug context:", ". Client context:",
+                                ". Additionally, could not finish", ". Detail: "}) {
+    if (auto at = text.find(tail); at != std::string::npos) text.resize(at);
+  }
   return text;
 }
 

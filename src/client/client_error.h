@@ -15,7 +15,7 @@ namespace quiver {
 enum class ErrorKind {
   kOther,            // anything below; e.g. an internal server error
   kInvalid,          // INVALID_ARGUMENT: bad key, option, request or data
-  kNotFound,         // NOT_FOUND: no such key, version or source
+  kNotFound,         // NOT_FOUND: no such key or version
   kVersionConflict,  // ALREADY_EXISTS: a compare-and-set (if_version) did not hold
   kUnavailable,      // UNAVAILABLE: server unreachable, or its index/store away, or busy
   kTimeout,          // DEADLINE_EXCEEDED: the call's timeout passed
