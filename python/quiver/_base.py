@@ -54,10 +54,11 @@ def check_timeout(timeout: float) -> float:
 class Control:
     """Lets another thread cancel a call running on a worker thread (the async client).
 
-    A stream being read is cancelled at once (FlightStreamReader.cancel); a put stops
-    sending and is discarded by the server when its deadline passes (a started DoPut
-    cannot be aborted any other way: closing it would commit it); a unary call cannot be
-    interrupted and is abandoned to its timeout.
+    A stream being read is cancelled at once (FlightStreamReader.cancel; not before DoGet
+    has returned, which waits for the stream's schema); a put stops sending and is
+    discarded by the server when its deadline passes (a started DoPut cannot be aborted
+    any other way: closing it would commit it); a unary call cannot be interrupted and is
+    abandoned to its timeout (quiver/aio.py says what each call does).
     """
 
     def __init__(self) -> None:

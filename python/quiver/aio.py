@@ -4,13 +4,18 @@ pyarrow.flight is blocking, so each call runs on a thread of a bounded executor 
 owns (`max_workers`, default 8); calls beyond that wait for a thread. What cancelling the
 awaiting task does depends on the call, because Flight can only interrupt streams:
 
-- get, get_with_meta, get_artifact, query and QueryResult reads: the stream is cancelled
-  at once (FlightStreamReader.cancel); the server stops sending.
+- get, get_with_meta, get_artifact, query and QueryResult reads: once the server has
+  started the stream (sent its schema), the stream is cancelled at once
+  (FlightStreamReader.cancel): the server stops sending, and a query that nobody else reads
+  is stopped as docs/queries.md says. Before that moment pyarrow's DoGet cannot be
+  interrupted (it waits for the schema inside one blocking call): e.g. a query miss whose
+  source has not produced its first batch. Then the task is cancelled at once, but its
+  thread stays busy until the schema arrives or the call's timeout passes.
 - put and update: the client stops sending batches. A started DoPut cannot be aborted
   (closing it would commit what was sent), so it is left to fail at its deadline, when the
-  server discards it: nothing is stored, and the key is unchanged until then.
+  server discards it: nothing is stored, and the key is unchanged.
 - every other call (info, list, delete, actions, fetch_artifacts' futures): the task is
-  cancelled at once, but the request already sent completes (or times out) on the server;
+  cancelled at once, but the request already sent completes (or times out) on its thread;
   its result is dropped.
 
 A call still waiting for a thread when cancelled never starts.
