@@ -10,12 +10,17 @@ import time
 import pyarrow as pa
 import pytest
 
-from sdk_util import PYTHON_DIR, SLOW_SQL, lite, q  # noqa: F401  (fixtures)
+from sdk_util import PYTHON_DIR, SLOW_SQL, lite, make_events_db, q  # noqa: F401  (fixtures)
 import quiver
-from quiver_util import stats
+from quiver_util import write_config
 from query_util import wait_for
 
 TABLE = pa.table({"id": [1, 2, 3], "name": ["a", "b", "c"]})
+quiver_mod = quiver  # for tests whose `quiver` is the server-factory fixture
+
+
+def quiver_connect(srv, **kwargs):
+    return quiver_mod.connect(srv.location, **kwargs)
 
 
 # -- objects ----------------------------------------------------------------------------
@@ -262,13 +267,6 @@ def test_too_large_and_not_admitted(quiver):
         assert isinstance(e.value, quiver_mod.TooLarge) and "not admitted" in str(e.value)
 
 
-quiver_mod = quiver
-
-
-def quiver_connect(srv, **kwargs):
-    return quiver_mod.connect(srv.location, **kwargs)
-
-
 def test_unavailable_when_the_server_is_stopped(server):
     with quiver.connect(server.location, timeout=5) as q:
         q.put("u/a", TABLE)
@@ -290,6 +288,33 @@ def test_timeout_on_a_slow_query(lite):
         quiver.connect(lite.location, timeout=0)
     with pytest.raises(ValueError):
         quiver.connect(lite.location, timeout=float("inf"))
+
+
+def test_busy_when_the_source_queue_is_full(quiver, workdir):
+    db = make_events_db(workdir / "events.db")
+    config = write_config(workdir, "q.json", {"sources": {"lite": {
+        "driver": "sqlite", "uri": str(db), "max_concurrent": 1, "max_queue": 0}}})
+    srv = quiver(args=["--config", str(config)])
+    q = quiver_connect(srv)
+    errors = []
+
+    def slow():
+        try:  # a preview: the execution stops when this reader times out
+            q.query(SLOW_SQL, source="lite", preview=True, timeout=3).read_all()
+        except quiver_mod.QuiverError as e:
+            errors.append(e)
+
+    t = threading.Thread(target=slow)
+    t.start()
+    try:
+        wait_for(lambda: q.stats()["queries"]["executions"] == 1, what="the slow query")
+        with pytest.raises(quiver_mod.Busy, match="queued") as e:
+            q.query("SELECT 1 AS one", source="lite")
+        assert isinstance(e.value, quiver_mod.Unavailable)
+    finally:
+        t.join()
+        q.close()
+    assert len(errors) == 1 and isinstance(errors[0], quiver_mod.Timeout)
 
 
 def test_cancelled_when_a_dependency_is_invalidated_mid_put(q, server):

@@ -2,7 +2,7 @@
 
 The server's side of the contract: docs/api.md, section "Errors". A server older than the
 contract sends no JSON details; its messages are recognised instead ("exceeds
-max_object_bytes", "not admitted"), so both kinds of server give the same classes.
+max_object_bytes", "not admitted", a source's full queue), so both kinds of server give the same classes.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ _FLIGHT_PREFIX = re.compile(r"^Flight returned [a-z ]+ error, with message: ")
 _ARROW_PREFIX = re.compile(r"^(Unknown|Invalid|Key error|Cancelled|IOError): ")
 _CONFLICT = re.compile(r"version conflict: '[^']*' is at version (\d+)")
 _TOO_LARGE = re.compile(r"exceeds (max_object_bytes|max_entry_bytes|cache_size)")
+_QUEUE_FULL = re.compile(r"resource exhausted: .* queued")
 
 
 def clean_message(text: str) -> str:
@@ -90,7 +91,7 @@ def translate(exc: BaseException, context: Optional[str] = None) -> BaseExceptio
     if name == "too_large" or (name is None and too_large is not None):
         setting = details.get("setting") or (too_large.group(1) if too_large else None)
         return TooLarge(message, limit=details.get("limit"), setting=setting, **kwargs)
-    if name == "busy":
+    if name == "busy" or (name is None and _QUEUE_FULL.search(message)):
         return Busy(message, **kwargs)
     return QuiverError(message, **kwargs)
 
