@@ -250,9 +250,9 @@ def test_not_found_and_invalid_request(q):
         q.put("x/y", TABLE, depends_on=["bad key"])
 
 
-def test_too_large_and_not_admitted(quiver):
-    srv = quiver(args=["--max-object-bytes", "64KiB", "--cache-size", "256KiB"])
+def test_too_large_and_not_admitted(quiver, workdir):
     big = pa.table({"x": pa.array(range(20_000), pa.int64())})  # ~160 KiB
+    srv = quiver(args=["--max-object-bytes", "64KiB"])
     with quiver_connect(srv) as q:
         with pytest.raises(quiver_mod.TooLarge) as e:
             q.put("big/one", big)
@@ -260,11 +260,22 @@ def test_too_large_and_not_admitted(quiver):
         assert e.value.setting == "max_object_bytes"
         with pytest.raises(quiver_mod.NotFound):
             q.get("big/one")
-    srv2 = quiver(args=["--cache-size", "64KiB"])
-    with quiver_connect(srv2) as q:
-        with pytest.raises(quiver_mod.NotAdmitted) as e:
+
+    srv = quiver(args=["--cache-size", "64KiB"])  # larger than the whole cache
+    with quiver_connect(srv) as q:
+        with pytest.raises(quiver_mod.TooLarge, match="cache_size"):
             q.put("big/two", big)
-        assert isinstance(e.value, quiver_mod.TooLarge) and "not admitted" in str(e.value)
+
+    # Room only by evicting entries younger than protect_s: not admitted.
+    config = write_config(workdir, "protect.json", {"protect_s": 3600, "cache_size": "400KiB"})
+    srv = quiver(args=["--config", str(config)])
+    with quiver_connect(srv) as q:
+        q.put("big/a", big)
+        q.put("big/b", big)
+        with pytest.raises(quiver_mod.NotAdmitted, match="not admitted") as e:
+            q.put("big/c", big)
+        assert isinstance(e.value, quiver_mod.TooLarge)
+        assert [o.key for o in q.list("big/")] == ["big/a", "big/b"]
 
 
 def test_unavailable_when_the_server_is_stopped(server):
