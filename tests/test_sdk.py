@@ -224,6 +224,12 @@ def test_query_miss_then_hit(lite):
         with pytest.raises(RuntimeError, match="already read"):
             rows.read_all()
 
+        none = q.query("SELECT id FROM events WHERE id < 0", source="lite")
+        # No batch, so nowhere for the server to put the metadata (docs/python.md).
+        assert none.meta.cache == "" and none.meta.raw == {}
+        assert none.read_all().num_rows == 0
+        assert none.read_all().schema.names == ["id"]
+
         preview = q.query(AGG, source="lite", preview=True)
         assert preview.meta.cache == "bypass" and preview.meta.reason == "preview"
         assert preview.read_all().equals(table)

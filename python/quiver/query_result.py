@@ -19,7 +19,8 @@ class QueryResult:
     """A query's result stream with its response metadata.
 
     ``meta`` is the first batch's metadata (cache hit/miss/bypass, key, times); it is updated
-    if a later batch says the result will not be cached. The data can be read once: as a
+    if a later batch says the result will not be cached. A result without any batch carries
+    no metadata (the server has no message to put it on): its ``meta.cache`` is "". The data can be read once: as a
     RecordBatchReader (``reader()``, streaming), or whole (``read_all()``, ``to_pandas()``;
     after those, both return the same table again).
     """
