@@ -2,7 +2,8 @@
 
 The server's side of the contract: docs/api.md, section "Errors". A server older than the
 contract sends no JSON details; its messages are recognised instead ("exceeds
-max_object_bytes", "not admitted", a source's full queue), so both kinds of server give the same classes.
+max_object_bytes", "not admitted", a source's full queue), so both kinds of server give the
+same classes.
 """
 
 from __future__ import annotations

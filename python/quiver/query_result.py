@@ -20,9 +20,9 @@ class QueryResult:
 
     ``meta`` is the first batch's metadata (cache hit/miss/bypass, key, times); it is updated
     if a later batch says the result will not be cached. A result without any batch carries
-    no metadata (the server has no message to put it on): its ``meta.cache`` is "". The data can be read once: as a
-    RecordBatchReader (``reader()``, streaming), or whole (``read_all()``, ``to_pandas()``;
-    after those, both return the same table again).
+    no metadata (the server has no message to put it on): its ``meta.cache`` is "".
+    The data can be read once: as a RecordBatchReader (``reader()``, streaming), or whole
+    (``read_all()``, ``to_pandas()``; after those, both return the same table again).
     """
 
     def __init__(self, reader: Any, control: Optional[Control] = None) -> None:
