@@ -358,6 +358,12 @@ def test_token_and_endpoint_forms(server):
         assert q.put("t/a", TABLE).version == 1
     with pytest.raises(ValueError, match="scheme"):
         quiver.connect("http://" + host_port)
+    with quiver.connect(host_port, tls=True) as tls_client:
+        assert tls_client.endpoint == "grpc+tls://" + host_port
+        with pytest.raises(quiver.Unavailable):  # the test server speaks plain gRPC
+            tls_client.stats(timeout=5)
+    with pytest.raises(ValueError, match="contradicts"):
+        quiver.connect("grpc+tls://" + host_port, tls=False)
 
 
 # -- artifacts ----------------------------------------------------------------------------
