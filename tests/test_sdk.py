@@ -263,14 +263,16 @@ def test_too_large_and_not_admitted(quiver, workdir):
         with pytest.raises(quiver_mod.TooLarge) as e:
             q.put("big/one", big)
         assert not isinstance(e.value, quiver_mod.NotAdmitted)
-        assert e.value.setting == "max_object_bytes"
+        assert e.value.setting == "max_object_bytes" and e.value.limit == 64 * 1024
+        assert e.value.details["error"] == "too_large" and "Detail" not in str(e.value)
         with pytest.raises(quiver_mod.NotFound):
             q.get("big/one")
 
     srv = quiver(args=["--cache-size", "64KiB"])  # larger than the whole cache
     with quiver_connect(srv) as q:
-        with pytest.raises(quiver_mod.TooLarge, match="cache_size"):
+        with pytest.raises(quiver_mod.TooLarge, match="cache_size") as e:
             q.put("big/two", big)
+        assert e.value.setting == "cache_size" and e.value.limit == 64 * 1024
 
     # Room only by evicting entries younger than protect_s: not admitted.
     config = write_config(workdir, "protect.json", {"protect_s": 3600, "cache_size": "400KiB"})
@@ -281,6 +283,7 @@ def test_too_large_and_not_admitted(quiver, workdir):
         with pytest.raises(quiver_mod.NotAdmitted, match="not admitted") as e:
             q.put("big/c", big)
         assert isinstance(e.value, quiver_mod.TooLarge)
+        assert e.value.details["error"] == "not_admitted"
         assert [o.key for o in q.list("big/")] == ["big/a", "big/b"]
 
 
@@ -328,6 +331,7 @@ def test_busy_when_the_source_queue_is_full(quiver, workdir):
         with pytest.raises(quiver_mod.Busy, match="queued") as e:
             q.query("SELECT 1 AS one", source="lite")
         assert isinstance(e.value, quiver_mod.Unavailable)
+        assert e.value.details["setting"] == "max_queue" and e.value.details["limit"] == 0
     finally:
         t.join()
         q.close()

@@ -27,11 +27,12 @@ class QuiverError(Exception):
 
 
 class NotFound(QuiverError):
-    """No such key, version, source or artifact (gRPC NOT_FOUND)."""
+    """No such key or version (gRPC NOT_FOUND)."""
 
 
 class InvalidRequest(QuiverError):
-    """The request is malformed: a bad key, option, SQL, ticket (gRPC INVALID_ARGUMENT)."""
+    """The request is malformed: a bad key, option, ticket or query, an unknown source
+    (gRPC INVALID_ARGUMENT)."""
 
 
 class VersionConflict(QuiverError):
@@ -77,7 +78,7 @@ class Busy(Unavailable):
 
 
 class Timeout(QuiverError):
-    """The call's timeout passed (client side) or the server's deadline did."""
+    """The call's timeout passed (client side), or work on the server passed its limit."""
 
 
 class Cancelled(QuiverError):
