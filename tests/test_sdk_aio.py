@@ -124,3 +124,20 @@ def test_cancelling_a_put_stores_nothing(server):
                 await aq.get("c/half")
 
     asyncio.run(main())
+
+
+@pytest.mark.skip(reason="the artifact-fetch action (branch wip-art) is not on main yet")
+def test_fetch_artifacts_are_awaitable(server, workdir):
+    import pyarrow.parquet as pq
+    path = workdir / "a.parquet"
+    pq.write_table(pa.table({"i": [1, 2]}), path)
+
+    async def main():
+        async with quiver.aio.connect(server.location) as aq:
+            ok, missing = aq.fetch_artifacts([f"file://{path}", f"file://{workdir}/none"])
+            assert (await ok).rows == 2
+            with pytest.raises(quiver.QuiverError, match="none"):
+                await missing
+            assert (await aq.get_artifact(f"file://{path}")).num_rows == 2
+
+    asyncio.run(main())
