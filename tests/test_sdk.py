@@ -78,8 +78,9 @@ def test_a_failing_source_stores_nothing(q, server):
         raise RuntimeError("source broke")
 
     reader = pa.RecordBatchReader.from_batches(pa.schema([("x", pa.int64())]), batches())
-    with pytest.raises(RuntimeError, match="source broke"):
-        q.put("s1/torn", reader, timeout=1)
+    with quiver.connect(server.location) as other:  # closed at once: must not commit it
+        with pytest.raises(RuntimeError, match="source broke"):
+            other.put("s1/torn", reader, timeout=1)
     # The half-sent put dies at its deadline, and the server discards it.
     server.wait_for_log("'s1/torn': client disconnected mid-put; discarded", timeout=10)
     with pytest.raises(quiver.NotFound):
