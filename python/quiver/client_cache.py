@@ -1,0 +1,148 @@
+"""ClientCache: the client-side cache of objects and query results, and offline mode.
+
+A ClientCache is passed to ``quiver.connect(..., cache=ClientCache(...))``. It holds copies of
+objects (keyed by endpoint, key and requested version) and of query results (keyed by
+endpoint and the canonical JSON of the request) in two tiers:
+
+- memory: private to the process, an LRU bounded by bytes (``memory_bytes``; 0 disables it);
+- disk (``disk_dir``): shared by every process of the machine that names the same
+  directory, an LRU bounded by ``disk_bytes`` (see _disk_cache.py for the layout).
+
+How a read is answered (docs/python.md, "Client-side cache", is the user's version):
+
+- object get: a cached copy is revalidated with one conditional get (``if_none_match`` = the
+  cached version): "not modified" serves the copy (no data is transferred; source
+  "revalidated"), new data replaces it (source "server"), NotFound drops it.
+- query: a cached result is served without a round trip until its ``expires_ms`` (source
+  "cache"); after that the query is sent again.
+- offline (``offline=True``): nothing is sent; cached copies are served with source
+  "offline-stale" and ``stale=True``; nothing cached raises NotFound.
+- ``allow_stale=True``: when the server is unreachable (Unavailable) a cached copy is served as
+  in offline mode; without it, or with nothing cached, Unavailable is raised.
+
+Thread safety: a ClientCache may be shared by the threads of a process and by several Clients.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Literal, Optional
+
+import pyarrow as pa
+
+from quiver._disk_cache import DiskCache
+from quiver._memory_cache import MemoryCache
+from quiver.errors import NotFound, Unavailable
+
+Source = Literal["server", "revalidated", "cache", "offline-stale"]
+
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class CacheMeta:
+    """Where a result came from.
+
+    source: "server" (data transferred now), "revalidated" (the server answered "not
+      modified"; the cached copy was served), "cache" (a query result served from the client
+      cache before its expiry, no round trip) or "offline-stale" (served without the server:
+      offline mode, or the server was unreachable and ``allow_stale`` was set).
+    stale: True when the copy could not be checked against the server (offline-stale), or for
+      a query result, when it is past its expiry.
+    version: the object's version (None for query results).
+    validated_ms: when the server last confirmed this copy (Unix ms).
+    tier: "memory" or "disk" when the copy came from the client cache, else None.
+    expires_ms: a query result's expiry as the server reported it (None for objects).
+    """
+
+    source: Source
+    stale: bool = False
+    version: Optional[int] = None
+    validated_ms: Optional[int] = None
+    tier: Optional[str] = None
+    expires_ms: Optional[int] = None
+
+
+@dataclass
+class CachedEntry:
+    """A cached table and what is known about it."""
+
+    table: pa.Table
+    info: dict[str, Any]  # "version", "ref" (objects); "meta" (the query's metadata)
+    validated_ms: int
+    tier: str = "memory"
+
+
+@dataclass
+class CacheStats:
+    """Counters of one ClientCache in this process."""
+
+    memory_hits: int = 0
+    disk_hits: int = 0
+    misses: int = 0
+    revalidated: int = 0  # "not modified" answers
+    fetched: int = 0  # results whose data came from the server
+    served_without_round_trip: int = 0  # fresh query results
+    stale_served: int = 0
+    stores: int = 0
+
+
+class ClientCache:
+    """Copies of objects and query results kept by the client, in memory and on disk."""
+
+    def __init__(self, memory_bytes: int = 256 * MiB, disk_dir: Optional[str] = None,
+                 disk_bytes: int = 1024 * MiB) -> None:
+        self.memory: MemoryCache[CachedEntry] = MemoryCache(memory_bytes)
+        self.disk: Optional[DiskCache] = (DiskCache(disk_dir, disk_bytes)
+                                          if disk_dir is not None else None)
+        self.stats = CacheStats()
+
+    def lookup(self, entry_id: str) -> Optional[CachedEntry]:
+        entry = self.memory.get(entry_id)
+        if entry is not None:
+            self.stats.memory_hits += 1
+            return replace(entry, tier="memory")
+        if self.disk is not None:
+            found = self.disk.get(entry_id)
+            if found is not None:
+                self.stats.disk_hits += 1
+                entry = CachedEntry(found.table, found.meta, found.validated_ms, "disk")
+                self.memory.put(entry_id, entry, entry.table.nbytes)
+                return entry
+        self.stats.misses += 1
+        return None
+
+    def store(self, entry_id: str, table: pa.Table, info: dict[str, Any],
+              validated_ms: int) -> None:
+        self.stats.stores += 1
+        self.memory.put(entry_id, CachedEntry(table, info, validated_ms), table.nbytes)
+        if self.disk is not None:
+            self.disk.put(entry_id, table, info, validated_ms)
+
+    def mark_validated(self, entry_id: str, entry: CachedEntry, validated_ms: int) -> None:
+        entry = replace(entry, validated_ms=validated_ms, tier="memory")
+        self.memory.put(entry_id, entry, entry.table.nbytes)
+        if self.disk is not None:
+            self.disk.mark_validated(entry_id, validated_ms)
+
+    def drop(self, entry_id: str) -> None:
+        self.memory.remove(entry_id)
+        if self.disk is not None:
+            self.disk.remove(entry_id)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def object_entry_id(endpoint: str, key: str, version: Optional[int]) -> str:
+    raw = json.dumps(["object", endpoint, key, version])
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def query_entry_id(endpoint: str, request: dict[str, Any]) -> str:
+    raw = json.dumps(["query", endpoint, request], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(raw.encode()).hexdigest()
