@@ -36,6 +36,7 @@ import pyarrow as pa
 from quiver._disk_cache import DiskCache
 from quiver._memory_cache import MemoryCache
 from quiver.errors import NotFound, Unavailable
+from quiver.results import ObjectRef
 
 Source = Literal["server", "revalidated", "cache", "offline-stale"]
 
@@ -146,3 +147,109 @@ def object_entry_id(endpoint: str, key: str, version: Optional[int]) -> str:
 def query_entry_id(endpoint: str, request: dict[str, Any]) -> str:
     raw = json.dumps(["query", endpoint, request], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CachedRead:
+    """An object read through the cache: its table, the version's reference, where it came
+    from."""
+
+    table: pa.Table
+    ref: ObjectRef
+    meta: CacheMeta
+
+
+def _stale(entry: CachedEntry, key: str, why: str, cache: ClientCache) -> CachedRead:
+    cache.stats.stale_served += 1
+    ref = ObjectRef.from_json(entry.info["ref"])
+    return CachedRead(entry.table, ref,
+                      CacheMeta("offline-stale", stale=True, version=ref.version,
+                                validated_ms=entry.validated_ms, tier=entry.tier))
+
+
+def read_object(client: Any, cache: ClientCache, key: str, version: Optional[int], *,
+                endpoint: str, offline: bool, allow_stale: bool) -> CachedRead:
+    """Read `key` (at `version`, or the latest) through `cache` (see the module docstring)."""
+    entry_id = object_entry_id(endpoint, key, version)
+    entry = cache.lookup(entry_id)
+    where = f"{key}@{version}" if version is not None else key
+    if offline:
+        if entry is None:
+            raise NotFound(f"offline: {where!r} is not in the client cache")
+        return _stale(entry, key, "offline", cache)
+    cached_version = int(entry.info["version"]) if entry is not None else None
+    try:
+        result = client._fetch(key, version=version, if_none_match=cached_version)
+    except Unavailable as e:
+        if entry is not None and allow_stale:
+            return _stale(entry, key, str(e), cache)
+        if entry is None and allow_stale:
+            raise Unavailable(f"{e.message}; and {where!r} is not in the client cache",
+                              details=e.details, cause=e.cause) from e
+        raise
+    except NotFound:
+        if entry is not None:
+            cache.drop(entry_id)
+        raise
+    now = _now_ms()
+    if result.status == "not_modified" and entry is not None:
+        cache.stats.revalidated += 1
+        cache.mark_validated(entry_id, entry, now)
+        return CachedRead(entry.table, result.ref,
+                          CacheMeta("revalidated", version=result.ref.version,
+                                    validated_ms=now, tier=entry.tier))
+    if result.table is None:
+        raise Unavailable(f"the server answered 'not modified' for {where!r} but the client "
+                          "cache has no copy of it")
+    cache.stats.fetched += 1
+    ref = result.ref
+    cache.store(entry_id, result.table,
+                {"version": ref.version, "ref": {"endpoint": ref.endpoint, "key": ref.key,
+                                                 "version": ref.version}}, now)
+    return CachedRead(result.table, ref, CacheMeta("server", version=ref.version,
+                                                   validated_ms=now))
+
+
+def read_query(cache: ClientCache, request: dict[str, Any],
+               run: Callable[[], tuple[pa.Table, dict[str, Any]]], *, endpoint: str,
+               offline: bool, allow_stale: bool) -> tuple[pa.Table, dict[str, Any], CacheMeta]:
+    """Answer a query request from `cache` while its result is fresh, else `run()` it and
+    keep the result until the expiry the server gives (`expires_ms` of its metadata).
+    Returns (table, the server's metadata as JSON, where it came from)."""
+    entry_id = query_entry_id(endpoint, request)
+    entry = cache.lookup(entry_id)
+    now = _now_ms()
+
+    def from_entry(source: Source) -> tuple[pa.Table, dict[str, Any], CacheMeta]:
+        assert entry is not None
+        meta = entry.info["meta"]
+        expires = meta.get("expires_ms")
+        stale = expires is None or now >= int(expires)
+        if source == "offline-stale":
+            cache.stats.stale_served += 1
+        else:
+            cache.stats.served_without_round_trip += 1
+        return entry.table, meta, CacheMeta(source, stale=stale, validated_ms=entry.validated_ms,
+                                             tier=entry.tier, expires_ms=expires)
+
+    if entry is not None and not offline:
+        expires = entry.info["meta"].get("expires_ms")
+        if expires is not None and now < int(expires):
+            return from_entry("cache")
+    if offline:
+        if entry is None:
+            raise NotFound(f"offline: the result of this query is not in the client cache: "
+                           f"{request.get('sql')!r}")
+        return from_entry("offline-stale")
+    try:
+        table, meta = run()
+    except Unavailable as e:
+        if entry is not None and allow_stale:
+            return from_entry("offline-stale")
+        raise
+    cache.stats.fetched += 1
+    now = _now_ms()
+    if (meta.get("cache") in ("hit", "miss") and meta.get("cached", True) is not False
+            and meta.get("expires_ms") is not None and now < int(meta["expires_ms"])):
+        cache.store(entry_id, table, {"meta": meta}, now)
+    return table, meta, CacheMeta("server", validated_ms=now, expires_ms=meta.get("expires_ms"))

@@ -13,9 +13,9 @@ shared by processes and machines, and what is kept is weighed by its compute tim
 
 Encodings: pyarrow Tables and RecordBatches as they are; pandas DataFrames and Series
 through Arrow (``pa.Table.from_pandas``, index kept). Any other result, or a frame Arrow
-cannot convert, is cached only when a ``serializer`` (an object with ``dumps(obj) -> bytes``
-and ``loads(bytes) -> obj``, e.g. the ``pickle`` module) is given: it is stored as one
-binary cell. Pickle is not the default because loading a pickle runs code chosen by
+cannot convert, is cached only when a ``serializer`` (quiver.serializers.Serializer, e.g.
+``quiver.PickleSerializer()``) is given, and stored the way ``Client.put(...,
+serializer=...)`` stores it. Pickle is not the default because loading a pickle runs code chosen by
 whoever wrote it, and a Quiver server is shared: anyone who can put under the prefix could
 run code in every process that reads from it. Opt in when you trust every writer.
 
@@ -40,23 +40,19 @@ import re
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from timeit import default_timer
-from typing import Any, Optional, Protocol
+from typing import Any, Optional
 
 import pyarrow as pa
 from dask._task_spec import DataNode
 from dask.callbacks import Callback
 
+from quiver._convert import from_table, kind_of
 from quiver.errors import InvalidRequest, NotFound, QuiverError
+from quiver.serializers import Serializer
 
 _LOG = logging.getLogger("quiver.dask")
 _META_KEY = b"quiver.dask"
 _SEGMENT = re.compile(r"[A-Za-z0-9._-]{1,128}")
-
-
-class Serializer(Protocol):
-    def dumps(self, obj: Any) -> bytes: ...
-
-    def loads(self, data: bytes) -> Any: ...
 
 
 @dataclass
@@ -97,9 +93,9 @@ class Cache(Callback):
                              "[A-Za-z0-9._-] (the task's digest is the last segment)")
         if min_cost_s < 0:
             raise ValueError(f"min_cost_s must be >= 0, got {min_cost_s}")
-        if serializer is not None and not (hasattr(serializer, "dumps")
-                                           and hasattr(serializer, "loads")):
-            raise TypeError("serializer must have dumps(obj) -> bytes and loads(bytes) -> obj")
+        if serializer is not None and not isinstance(serializer, Serializer):
+            raise TypeError("serializer must be a quiver.serializers.Serializer (name, dumps, "
+                            f"loads), got {type(serializer).__name__}")
         self.client = client
         self.min_cost_s = float(min_cost_s)
         self.prefix = prefix
@@ -157,29 +153,31 @@ class Cache(Callback):
         self._costs[key] = cost
         if cost < self.min_cost_s:
             return
-        table = self._encode(key, value)
-        if table is None:
+        encoded = self._encode(key, value)
+        if encoded is None:
             self.counters.skipped += 1
             return
-        self._store(key, table, cost)
+        self._store(key, encoded, cost)
 
     def _finish(self, dsk: dict, state: dict, errored: bool) -> None:
         self._starts.clear()
         self._costs.clear()
 
     # -- storing and loading -----------------------------------------------------------------
-    def _store(self, key: Hashable, table: pa.Table, cost: float) -> None:
+    def _store(self, key: Hashable, value: Any, cost: float) -> None:
         qkey = self.quiver_key(key)
+        serializer = self.serializer if not isinstance(value, pa.Table) else None
         try:
             try:
-                self.client.put(qkey, table, cost_s=cost if self._send_cost else None)
+                self.client.put(qkey, value, serializer=serializer,
+                                cost_s=cost if self._send_cost else None)
             except InvalidRequest as e:
                 if not (self._send_cost and "cost_ms" in str(e)):
                     raise
                 _LOG.warning("the server does not take the cost_ms put option; storing "
                              "task results without their cost: %s", e)
                 self._send_cost = False
-                self.client.put(qkey, table)
+                self.client.put(qkey, value, serializer=serializer)
             self.counters.stores += 1
         except QuiverError as e:
             self.counters.errors += 1
@@ -188,7 +186,7 @@ class Cache(Callback):
     def _load(self, key: Hashable) -> tuple[bool, Any]:
         qkey = self.quiver_key(key)
         try:
-            table = _as_table(self.client.get(qkey))
+            table = self.client._fetch(qkey).table
         except NotFound:
             return False, None
         except QuiverError as e:
@@ -196,60 +194,44 @@ class Cache(Callback):
             _LOG.warning("could not read dask task %r from %s: %s", key, qkey, e)
             return False, None
         try:
-            return True, self._decode(table)
-        except (ValueError, KeyError, TypeError, pa.ArrowException) as e:
+            return True, self._decode(qkey, table)
+        except (QuiverError, ValueError, KeyError, TypeError, pa.ArrowException) as e:
             _LOG.warning("ignoring %s for dask task %r: %s", qkey, key, e)
             return False, None
 
-    def _encode(self, key: Hashable, value: Any) -> Optional[pa.Table]:
-        kind, table = None, None
+    def _encode(self, key: Hashable, value: Any) -> Any:
+        """What to put for a result: a Table marked with its kind, a value for the serializer,
+        or None (not cached)."""
         try:
             if isinstance(value, pa.Table):
-                kind, table = "arrow.table", value
-            elif isinstance(value, pa.RecordBatch):
-                kind, table = "arrow.record_batch", pa.Table.from_batches([value])
-            elif _is_pandas(value, "DataFrame"):
-                kind, table = "pandas.dataframe", pa.Table.from_pandas(value)
-            elif _is_pandas(value, "Series"):
-                name = value.name
-                frame = value.to_frame(name="series")
-                kind, table = "pandas.series", pa.Table.from_pandas(frame)
-                table = _with_meta(table, {"name": name})
+                return _with_kind(value, "arrow.table")
+            if isinstance(value, pa.RecordBatch):
+                return _with_kind(pa.Table.from_batches([value]), "arrow.record_batch")
+            if _is_pandas(value, "DataFrame"):
+                return _with_kind(pa.Table.from_pandas(value), "pandas.dataframe")
+            if _is_pandas(value, "Series"):
+                table = pa.Table.from_pandas(value.to_frame(name="series"))
+                return _with_kind(table, "pandas.series", name=value.name)
         except (pa.ArrowException, TypeError, ValueError) as e:
             _LOG.debug("dask task %r: not Arrow-convertible (%s)", key, e)
-            kind = None
-        if kind is None:
-            if self.serializer is None:
-                return None
-            data = self.serializer.dumps(value)
-            kind = f"serializer:{_serializer_name(self.serializer)}"
-            table = pa.table({"value": pa.array([data], pa.large_binary())})
-        assert table is not None
-        return _with_meta(table, {"kind": kind, "task": repr(key)})
+        return value if self.serializer is not None else None
 
-    def _decode(self, table: pa.Table) -> Any:
-        meta = json.loads((table.schema.metadata or {})[_META_KEY])
+    def _decode(self, qkey: str, table: pa.Table) -> Any:
+        if kind_of(table.schema)[0] == "serialized":
+            return from_table(table, qkey, self.serializer)
+        metadata = dict(table.schema.metadata or {})
+        meta = json.loads(metadata.pop(_META_KEY))
         kind = meta["kind"]
-        if kind == "arrow.table":
-            return _without_meta(table)
-        if kind == "arrow.record_batch":
-            return _without_meta(table).combine_chunks().to_batches()[0]
+        if kind in ("arrow.table", "arrow.record_batch"):
+            table = table.replace_schema_metadata(metadata or None)
+            return table if kind == "arrow.table" else table.combine_chunks().to_batches()[0]
         if kind == "pandas.dataframe":
             return table.to_pandas()
         if kind == "pandas.series":
             series = table.to_pandas()["series"]
             series.name = meta.get("name")
             return series
-        if kind.startswith("serializer:"):
-            if self.serializer is None or kind != f"serializer:{_serializer_name(self.serializer)}":
-                raise ValueError(f"stored with {kind}; this Cache has "
-                                 f"{_serializer_name(self.serializer) if self.serializer else 'no serializer'}")
-            return self.serializer.loads(table.column("value")[0].as_py())
         raise ValueError(f"unknown encoding {kind!r}")
-
-
-def _as_table(result: Any) -> pa.Table:
-    return result if isinstance(result, pa.Table) else result.table
 
 
 def _is_pandas(value: Any, name: str) -> bool:
@@ -257,18 +239,7 @@ def _is_pandas(value: Any, name: str) -> bool:
     return cls.__name__ == name and cls.__module__.startswith("pandas")
 
 
-def _serializer_name(serializer: Any) -> str:
-    return getattr(serializer, "__name__", type(serializer).__qualname__)
-
-
-def _with_meta(table: pa.Table, extra: dict[str, Any]) -> pa.Table:
+def _with_kind(table: pa.Table, kind: str, **extra: Any) -> pa.Table:
     metadata = dict(table.schema.metadata or {})
-    merged = {**json.loads(metadata.get(_META_KEY, b"{}")), **extra}
-    metadata[_META_KEY] = json.dumps(merged).encode()
+    metadata[_META_KEY] = json.dumps({"kind": kind, **extra}).encode()
     return table.replace_schema_metadata(metadata)
-
-
-def _without_meta(table: pa.Table) -> pa.Table:
-    metadata = dict(table.schema.metadata or {})
-    metadata.pop(_META_KEY, None)
-    return table.replace_schema_metadata(metadata or None)
