@@ -253,3 +253,62 @@ def read_query(cache: ClientCache, request: dict[str, Any],
             and meta.get("expires_ms") is not None and now < int(meta["expires_ms"])):
         cache.store(entry_id, table, {"meta": meta}, now)
     return table, meta, CacheMeta("server", validated_ms=now, expires_ms=meta.get("expires_ms"))
+
+
+def _settings(client: Any) -> tuple[ClientCache, bool, bool]:
+    return client._cache, bool(client._offline), bool(client._allow_stale)
+
+
+def cached_read(client: Any, key: str, version: Optional[int]) -> CachedRead:
+    """Client.get_with_meta's path when the client has a cache."""
+    cache, offline, allow_stale = _settings(client)
+    return read_object(client, cache, key, version, endpoint=client.endpoint, offline=offline,
+                       allow_stale=allow_stale)
+
+
+def cached_get(client: Any, key: str, version: Optional[int]) -> pa.Table:
+    """Client.get's path when the client has a cache: the table of `key` (see read_object)."""
+    return cached_read(client, key, version).table
+
+
+class _TableStream:
+    """A finished table presented as the Flight stream QueryResult reads: the first chunk
+    carries the query's metadata, as the server's first batch does."""
+
+    def __init__(self, table: pa.Table, meta: dict[str, Any]) -> None:
+        self.schema = table.schema
+        batches = table.to_batches() or [pa.RecordBatch.from_pylist([], schema=table.schema)]
+        first = pa.py_buffer(json.dumps(meta).encode())
+        self._chunks = [_Chunk(b, first if i == 0 else None) for i, b in enumerate(batches)]
+
+    def read_chunk(self) -> "_Chunk":
+        if not self._chunks:
+            raise StopIteration
+        return self._chunks.pop(0)
+
+    def cancel(self) -> None:
+        self._chunks.clear()
+
+
+@dataclass
+class _Chunk:
+    data: Any
+    app_metadata: Any
+
+
+def cached_query(client: Any, request: dict[str, Any], timeout: Optional[float]) -> Any:
+    """Client.query's path when the client has a cache (previews never use it)."""
+    from quiver.query_result import QueryResult
+
+    cache, offline, allow_stale = _settings(client)
+
+    def run() -> tuple[pa.Table, dict[str, Any]]:
+        result = client._query(request, timeout)
+        table = result.read_all()
+        return table, result.meta.raw
+
+    table, meta, where = read_query(cache, request, run, endpoint=client.endpoint,
+                                    offline=offline, allow_stale=allow_stale)
+    result = QueryResult(_TableStream(table, meta))
+    result.cache = where
+    return result
