@@ -2,22 +2,21 @@
 is reused by a new process running the same graph; discard removes it."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pyarrow.flight as flight
 
+from sdk_path import sdk_env  # first: makes the SDK importable
 from quiver_util import stats
 
-REPO = Path(__file__).resolve().parent.parent
 JOB = Path(__file__).resolve().parent / "sdk_dask_job.py"
 PREFIX = "dask/tests"
 
 
 def run_job(location, calls_file, *extra):
-    env = {**os.environ, "PYTHONPATH": str(REPO / "python")}
+    env = sdk_env()
     out = subprocess.run([sys.executable, str(JOB), location, str(calls_file), PREFIX, *extra],
                          check=True, capture_output=True, text=True, env=env, timeout=120)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -26,7 +25,6 @@ def run_job(location, calls_file, *extra):
 def stored_keys(client):
     return sorted("/".join(p.decode() for p in f.descriptor.path)
                   for f in client.list_flights(f"{PREFIX}/".encode()))
-
 
 def test_second_process_reuses_results_and_discard_removes_them(server, workdir):
     calls = workdir / "calls.txt"
