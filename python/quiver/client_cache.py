@@ -256,7 +256,7 @@ def read_query(cache: ClientCache, request: dict[str, Any],
 
 
 def _settings(client: Any) -> tuple[ClientCache, bool, bool]:
-    return client._cache, bool(client._offline), bool(client._allow_stale)
+    return client._cache, bool(client.offline), bool(client.allow_stale)
 
 
 def cached_read(client: Any, key: str, version: Optional[int]) -> CachedRead:
