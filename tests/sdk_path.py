@@ -1,19 +1,16 @@
-"""Makes the SDK in python/ importable by the SDK's tests and the processes they start."""
+"""Makes this repository's SDK (python/) the one the SDK's tests and their child processes
+import, ahead of any installed copy (an editable install may point at another checkout)."""
 
 import os
 import sys
 from pathlib import Path
 
-try:
-    import quiver  # noqa: F401  (already importable: installed, or on PYTHONPATH)
-except ImportError:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
-    import quiver  # noqa: F401
-
-SDK_DIR = str(Path(quiver.__file__).resolve().parent.parent)
+SDK_DIR = str(Path(__file__).resolve().parent.parent / "python")
+if sys.path[0] != SDK_DIR:
+    sys.path.insert(0, SDK_DIR)
 
 
 def sdk_env() -> dict:
-    """os.environ with PYTHONPATH leading to the SDK this test process imported."""
+    """os.environ with PYTHONPATH leading to this repository's SDK."""
     path = os.environ.get("PYTHONPATH")
     return {**os.environ, "PYTHONPATH": SDK_DIR + (os.pathsep + path if path else "")}
