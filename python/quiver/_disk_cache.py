@@ -58,7 +58,7 @@ class DiskEntry:
 class DiskCache:
     """A bounded, LRU, multi-process cache of Arrow tables in one directory."""
 
-    def __init__(self, directory: str | os.PathLike, max_bytes: int) -> None:
+    def __init__(self, directory: str | os.PathLike[str], max_bytes: int) -> None:
         if max_bytes <= 0:
             raise ValueError(f"disk_bytes must be > 0, got {max_bytes}")
         self.directory = Path(directory)

@@ -29,7 +29,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Literal, Optional
+from typing import TYPE_CHECKING, Any, Callable, Literal, Optional
 
 import pyarrow as pa
 
@@ -37,6 +37,9 @@ from quiver._disk_cache import DiskCache
 from quiver._memory_cache import MemoryCache
 from quiver.errors import NotFound, Unavailable
 from quiver.results import ObjectRef
+
+if TYPE_CHECKING:
+    from quiver.query_result import QueryResult
 
 Source = Literal["server", "revalidated", "cache", "offline-stale"]
 
@@ -281,7 +284,7 @@ class _TableStream:
         first = pa.py_buffer(json.dumps(meta).encode())
         self._chunks = [_Chunk(b, first if i == 0 else None) for i, b in enumerate(batches)]
 
-    def read_chunk(self) -> "_Chunk":
+    def read_chunk(self) -> _Chunk:
         if not self._chunks:
             raise StopIteration
         return self._chunks.pop(0)
@@ -296,7 +299,8 @@ class _Chunk:
     app_metadata: Any
 
 
-def cached_query(client: Any, request: dict[str, Any], timeout: Optional[float]) -> Any:
+def cached_query(client: Any, request: dict[str, Any],
+                 timeout: Optional[float]) -> QueryResult:
     """Client.query's path when the client has a cache (previews never use it)."""
     from quiver.query_result import QueryResult
 

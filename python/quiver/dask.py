@@ -85,7 +85,7 @@ class Cache(Callback):
 
     def __init__(self, client: Any, min_cost_s: float = 0.1, prefix: str = "dask/tasks",
                  serializer: Optional[Serializer] = None) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         segments = prefix.split("/")
         if not 1 <= len(segments) <= 2 or not all(
                 _SEGMENT.fullmatch(s) and s not in (".", "..") for s in segments):
@@ -119,7 +119,7 @@ class Cache(Callback):
         return deleted
 
     # -- dask callbacks ----------------------------------------------------------------------
-    def _start(self, dsk: dict) -> None:
+    def _start(self, dsk: dict[Hashable, Any]) -> None:
         self._starts.clear()
         self._costs.clear()
         dependents: set[Hashable] = set()
@@ -142,10 +142,10 @@ class Cache(Callback):
             else:
                 stack.extend(getattr(node, "dependencies", ()))
 
-    def _pretask(self, key: Hashable, dsk: dict, state: dict) -> None:
+    def _pretask(self, key: Hashable, dsk: dict[Hashable, Any], state: dict[str, Any]) -> None:
         self._starts[key] = default_timer()
 
-    def _posttask(self, key: Hashable, value: Any, dsk: dict, state: dict, id: Any) -> None:
+    def _posttask(self, key: Hashable, value: Any, dsk: dict[Hashable, Any], state: dict[str, Any], id: Any) -> None:
         cost = default_timer() - self._starts.pop(key, default_timer())
         deps = state["dependencies"][key]
         if deps:
@@ -159,7 +159,7 @@ class Cache(Callback):
             return
         self._store(key, encoded, cost)
 
-    def _finish(self, dsk: dict, state: dict, errored: bool) -> None:
+    def _finish(self, dsk: dict[Hashable, Any], state: dict[str, Any], errored: bool) -> None:
         self._starts.clear()
         self._costs.clear()
 
