@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import sdk_path  # noqa: F401  (the SDK pages import quiver from python/)
+
 DOC = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 DOC_LOCATION = "grpc://127.0.0.1:8815"
 
@@ -48,3 +50,7 @@ def test_query_examples_run(quiver, workdir):
 def test_management_examples_run(quiver):
     srv = quiver(args=["--cache-size", "64MiB", "--memory-size", "8MiB"])
     run_doc_examples(DOC.parent / "management.md", srv.location)
+
+
+def test_python_cache_examples_run(server):
+    run_doc_examples(DOC.parent / "python-cache.md", server.location)

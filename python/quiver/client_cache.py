@@ -26,9 +26,10 @@ Thread safety: a ClientCache may be shared by the threads of a process and by se
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, Literal, Optional
 
 import pyarrow as pa
@@ -97,7 +98,8 @@ class CacheStats:
 class ClientCache:
     """Copies of objects and query results kept by the client, in memory and on disk."""
 
-    def __init__(self, memory_bytes: int = 256 * MiB, disk_dir: Optional[str] = None,
+    def __init__(self, memory_bytes: int = 256 * MiB,
+                 disk_dir: Optional[str | os.PathLike[str]] = None,
                  disk_bytes: int = 1024 * MiB) -> None:
         self.memory: MemoryCache[CachedEntry] = MemoryCache(memory_bytes)
         self.disk: Optional[DiskCache] = (DiskCache(disk_dir, disk_bytes)
@@ -162,7 +164,7 @@ class CachedRead:
     meta: CacheMeta
 
 
-def _stale(entry: CachedEntry, key: str, why: str, cache: ClientCache) -> CachedRead:
+def _stale(entry: CachedEntry, cache: ClientCache) -> CachedRead:
     cache.stats.stale_served += 1
     ref = ObjectRef.from_json(entry.info["ref"])
     return CachedRead(entry.table, ref,
@@ -179,13 +181,13 @@ def read_object(client: Any, cache: ClientCache, key: str, version: Optional[int
     if offline:
         if entry is None:
             raise NotFound(f"offline: {where!r} is not in the client cache")
-        return _stale(entry, key, "offline", cache)
+        return _stale(entry, cache)
     cached_version = int(entry.info["version"]) if entry is not None else None
     try:
         result = client._fetch(key, version=version, if_none_match=cached_version)
     except Unavailable as e:
         if entry is not None and allow_stale:
-            return _stale(entry, key, str(e), cache)
+            return _stale(entry, cache)
         if entry is None and allow_stale:
             raise Unavailable(f"{e.message}; and {where!r} is not in the client cache",
                               details=e.details, cause=e.cause) from e
