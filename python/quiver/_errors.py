@@ -58,7 +58,8 @@ def translate(exc: BaseException, context: Optional[str] = None) -> BaseExceptio
 
     `context` (e.g. "artifact 's3://b/x'") is put in front of the message.
     """
-    if isinstance(exc, QuiverError) or not isinstance(exc, (pa.ArrowException, flight.FlightError)):
+    if isinstance(exc, QuiverError) or not isinstance(exc, (pa.ArrowException,
+                                                             flight.FlightError)):
         return exc
     details = _details(exc)
     message = clean_message(_text(exc))

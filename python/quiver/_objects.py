@@ -14,7 +14,8 @@ from quiver._base import ClientBase, Control
 from quiver._convert import from_table, to_stream
 from quiver._errors import translate, translated
 from quiver.errors import NotFound
-from quiver.results import FetchResult, ObjectInfo, ObjectRef, ObjectResult, Removed, ms_to_datetime
+from quiver.results import (FetchResult, ObjectInfo, ObjectRef, ObjectResult, Removed,
+                            ms_to_datetime)
 from quiver.serializers import Serializer
 
 KeyOrRef = Union[str, ObjectRef]

@@ -12,7 +12,6 @@ from typing import Any, Iterable, List, Optional
 
 from quiver._admin import AdminMixin
 from quiver._base import TlsArg, check_timeout
-from quiver._errors import translated
 from quiver._objects import ObjectsMixin
 from quiver._queries import QueriesMixin
 from quiver.results import ArtifactInfo
@@ -54,9 +53,7 @@ class Client(ObjectsMixin, QueriesMixin, AdminMixin):
         body: dict[str, Any] = {"artifact": url}
         if ttl is not None:
             body["ttl_s"] = ttl
-        with translated(f"artifact {url!r}"):
-            out = self._action("artifact-fetch", body, timeout=timeout,
-                               context=f"artifact {url!r}")
+        out = self._action("artifact-fetch", body, timeout=timeout, context=f"artifact {url!r}")
         return ArtifactInfo.from_json(url, out)
 
     def _artifact_pool(self) -> concurrent.futures.ThreadPoolExecutor:
