@@ -218,3 +218,22 @@ def test_query_results_are_served_until_they_expire(demo_server, workdir):
     with pytest.raises(quiver.Unavailable):
         quiver.connect(demo_server.location, cache=cache).query(sql, source="demo", ttl=2)
     client.close()
+
+
+def test_async_client_reads_through_the_cache(server, workdir):
+    import asyncio
+    import quiver.aio
+
+    quiver.connect(server.location).put("s/async", table(7))
+
+    async def main():
+        async with quiver.aio.connect(server.location,
+                                      cache=quiver.ClientCache(disk_dir=workdir / "c")) as q:
+            first = await q.get_with_meta("s/async")
+            second = await q.get_with_meta("s/async")
+            plain = await q.get("s/async")
+            return first, second, plain
+
+    first, second, plain = asyncio.run(main())
+    assert first.cache.source == "server" and second.cache.source == "revalidated"
+    assert plain.equals(table(7))
