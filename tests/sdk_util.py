@@ -5,6 +5,7 @@ python/ is put first on sys.path as well, so the tests exercise this checkout's 
 when the venv's editable install points at another one.
 """
 
+import os
 import sqlite3
 import sys
 from pathlib import Path
@@ -18,6 +19,12 @@ if str(PYTHON_DIR) not in sys.path:
 import quiver  # noqa: E402
 
 assert Path(quiver.__file__).resolve().is_relative_to(PYTHON_DIR), quiver.__file__
+
+
+def sdk_env() -> dict:
+    """os.environ with PYTHONPATH leading to this checkout's SDK (for child processes)."""
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": str(PYTHON_DIR) + (os.pathsep + path if path else "")}
 
 # A SQLite query that runs for minutes and sends nothing until it ends.
 SLOW_SQL = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500000000) "

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import sdk_util  # noqa: F401  (the SDK pages import quiver from python/)
+
 DOC = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 DOC_LOCATION = "grpc://127.0.0.1:8815"
 
@@ -52,9 +54,12 @@ def test_management_examples_run(quiver):
 
 
 def test_python_sdk_examples_run(quiver, workdir):
-    import sdk_util  # noqa: F401  (this checkout's python/ first on sys.path)
     db = workdir / "demo.db"
     subprocess.run([sys.executable, str(DOC.parent.parent / "scripts" / "make_demo_db.py"),
                     str(db), "--rows", "20000"], check=True, stdout=subprocess.DEVNULL)
     srv = quiver(args=["--source", f"demo=sqlite://{db}"])
     run_doc_examples(DOC.parent / "python.md", srv.location)
+
+
+def test_python_cache_examples_run(server):
+    run_doc_examples(DOC.parent / "python-cache.md", server.location)

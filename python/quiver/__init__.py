@@ -9,6 +9,7 @@ docs/python.md documents every call. The async client is quiver.aio.
 """
 
 from quiver.client import Client, connect
+from quiver.client_cache import CacheMeta, ClientCache
 from quiver.errors import (Busy, Cancelled, InvalidRequest, NotAdmitted, NotFound,
                            QuiverError, SerializerError, Timeout, TooLarge, Unavailable,
                            VersionConflict)
@@ -20,7 +21,7 @@ from quiver.serializers import PickleSerializer, Serializer
 __version__ = "0.1.0"
 
 __all__ = [
-    "Client", "connect", "QueryResult",
+    "Client", "connect", "QueryResult", "ClientCache", "CacheMeta",
     "ArtifactInfo", "FetchResult", "ObjectInfo", "ObjectRef", "ObjectResult", "QueryMeta",
     "Removed", "PickleSerializer", "Serializer",
     "QuiverError", "NotFound", "InvalidRequest", "VersionConflict", "TooLarge", "NotAdmitted",

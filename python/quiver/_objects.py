@@ -179,8 +179,13 @@ class ObjectsMixin(ClientBase):
     def get_with_meta(self, key_or_ref: KeyOrRef, *, version: Optional[int] = None,
                       serializer: Optional[Serializer] = None,
                       timeout: Optional[float] = None) -> ObjectResult[Any]:
-        """Like get, with the ObjectRef of the version read (never from a client cache)."""
+        """Like get, with the ObjectRef of the version read and, with a client-side cache,
+        where it came from (``.cache``)."""
         key, version = _to_ref(key_or_ref, version)
+        if self._cache is not None:
+            from quiver.client_cache import cached_read
+            read = cached_read(self, key, version)
+            return ObjectResult(from_table(read.table, key, serializer), read.ref, read.meta)
         fetched = self._fetch(key, version=version, timeout=timeout)
         return ObjectResult(from_table(fetched.table, key, serializer), fetched.ref)
 

@@ -25,8 +25,12 @@ class QueriesMixin(ClientBase):
         `preview` runs it for this caller only, uncached. The timeout bounds the whole call,
         reading the stream included. Returns once the first batch (and its metadata) came.
         """
-        return self._query(self._query_request(sql, source, params, ttl, preview, depends_on,
-                                               tags, cache_nondeterministic), timeout)
+        request = self._query_request(sql, source, params, ttl, preview, depends_on, tags,
+                                      cache_nondeterministic)
+        if getattr(self, "_cache", None) is not None and not preview:
+            from quiver.client_cache import cached_query
+            return cached_query(self, request, timeout)
+        return self._query(request, timeout)
 
     @staticmethod
     def _query_request(sql: str, source: str, params: Sequence[Any], ttl: Optional[float],

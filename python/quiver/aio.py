@@ -56,6 +56,11 @@ class AsyncQueryResult:
     def schema(self) -> Any:
         return self._result.schema
 
+    @property
+    def cache(self) -> Any:
+        """What the client-side cache did (QueryResult.cache); None without one."""
+        return self._result.cache
+
     async def read_all(self) -> Any:
         return await self._client._run(self._result.read_all, control=self._control)
 
@@ -132,6 +137,10 @@ class AsyncClient:
     async def get_with_meta(self, key_or_ref: KeyOrRef, *, version: Optional[int] = None,
                             serializer: Optional[Serializer] = None,
                             timeout: Optional[float] = None) -> ObjectResult[Any]:
+        if self.sync.cache is not None:
+            return await self._run(functools.partial(
+                self.sync.get_with_meta, key_or_ref, version=version, serializer=serializer,
+                timeout=timeout))
         key, version = _to_ref(key_or_ref, version)
         fetched = await self._fetch(key, version=version, timeout=timeout)
         return ObjectResult(from_table(fetched.table, key, serializer), fetched.ref)
@@ -159,8 +168,13 @@ class AsyncClient:
         request = self.sync._query_request(sql, source, list(params), ttl, preview,
                                            depends_on, tags, cache_nondeterministic)
         control = Control()
-        result = await self._run(functools.partial(self.sync._query, request, timeout,
-                                                   control), control=control)
+        if self.sync.cache is not None and not preview:
+            from quiver.client_cache import cached_query
+            result = await self._run(functools.partial(cached_query, self.sync, request,
+                                                       timeout), control=control)
+        else:
+            result = await self._run(functools.partial(self.sync._query, request, timeout,
+                                                       control), control=control)
         return AsyncQueryResult(result, self, control)
 
     async def get_artifact(self, url: str, *, timeout: Optional[float] = None) -> Any:

@@ -23,7 +23,12 @@ class QueryResult:
     no metadata (the server has no message to put it on): its ``meta.cache`` is "".
     The data can be read once: as a RecordBatchReader (``reader()``, streaming), or whole
     (``read_all()``, ``to_pandas()``; after those, both return the same table again).
+
+    ``cache`` says what the client-side cache did (a client_cache.CacheMeta: source "server",
+    "cache" or "offline-stale"); None without a client-side cache.
     """
+
+    cache: Optional[Any] = None
 
     def __init__(self, reader: Any, control: Optional[Control] = None) -> None:
         self._reader = reader

@@ -55,10 +55,15 @@ class FetchResult:
 
 @dataclass(frozen=True)
 class ObjectResult(Generic[T]):
-    """An object read together with the reference of the version that was read."""
+    """An object read together with the reference of the version that was read.
+
+    ``cache`` says what the client-side cache did (a client_cache.CacheMeta: source "server",
+    "revalidated" or "offline-stale", stale, version, validated_ms); None without a cache.
+    """
 
     value: T
     ref: ObjectRef
+    cache: Optional[Any] = None
 
 
 @dataclass(frozen=True)
