@@ -23,7 +23,8 @@ from conftest import quiver_binary
 from quiver_util import free_port, get_table, stats
 from query_util import wait_for
 
-EXIT_USAGE, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_UNAVAILABLE, EXIT_TOO_LARGE = 2, 3, 4, 5, 7
+EXIT_USAGE, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_UNAVAILABLE, EXIT_TIMEOUT, EXIT_TOO_LARGE = (
+    2, 3, 4, 5, 6, 7)
 
 DATA_COMMANDS = {
     "put": ["KEY", "FILE", "--format", "--if-version", "--depends-on", "--tag", "--server",
@@ -205,11 +206,10 @@ def test_if_version_conflict_exit_code_and_nothing_stored(server, workdir):
     c = server.client()
     assert ok_json("put", "c/x", str(src), "--if-version", "0", server=server)["ref"]["version"] == 1
     assert ok_json("put", "c/x", str(src), "--if-version", "1", server=server)["ref"]["version"] == 2
-    r = fails("put", "c/x", str(src), "--if-version", "1", code=EXIT_CONFLICT,
-              needle="version conflict", server=server)
-    assert "'c/x' is at version 2" in r.stderr or "c/x" in r.stderr, r.stderr
+    fails("put", "c/x", str(src), "--if-version", "1", code=EXIT_CONFLICT,
+          needle="version conflict: 'c/x' is at version 2, not 1", server=server)
     fails("put", "c/x", str(src), "--if-version", "0", code=EXIT_CONFLICT,
-          needle="version conflict", server=server)
+          needle="version conflict: 'c/x' is at version 2, not 0", server=server)
     info = c.get_flight_info(flight.FlightDescriptor.for_path("c", "x"))
     assert json.loads(info.app_metadata)["version"] == 2, "a refused put was stored"
     assert stats(c)["entries"] == 1
@@ -376,6 +376,13 @@ def test_query_errors(lite):
     r = fails("query", "--source", "lite", "SELEKT broken", code=EXIT_USAGE,
               needle='near "SELEKT": syntax error', server=lite)
     assert "gRPC client debug context" not in r.stderr, r.stderr
+    # a query slower than --timeout (seconds of SQLite work): the client gives up
+    slow = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50000000)"
+            " SELECT count(*) AS c FROM n")
+    started = time.monotonic()
+    fails("query", "--source", "lite", slow, "--timeout", "0.3", code=EXIT_TIMEOUT,
+          needle="timed out", server=lite)
+    assert time.monotonic() - started < 10
     r = cli("query", "SELECT 1", server=lite)
     assert r.returncode == EXIT_USAGE and "--source is required" in r.stderr, r.stderr
 

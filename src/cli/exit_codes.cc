@@ -44,7 +44,9 @@ void FailCall(const std::string& command, const std::string& server,
        message.find("resolution") != std::string::npos)) {
     message = "cannot reach " + server + " (" + message + ")";
   }
-  if (kind != ErrorKind::kOther && message.rfind(name, 0) != 0) message = name + ": " + message;
+  if (kind != ErrorKind::kOther && message.find(name) == std::string::npos) {
+    message = name + ": " + message;
+  }
   Fail(command, ExitCodeFor(kind), message);
 }
 

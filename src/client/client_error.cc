@@ -32,6 +32,7 @@ ErrorKind ClassifyError(const arrow::Status& status) {
   const std::string& message = status.message();
   if (extra == "too_large" || extra == "not_admitted") return ErrorKind::kTooLarge;
   if (extra == "unavailable" || extra == "busy") return ErrorKind::kUnavailable;
+  if (extra == "timed_out") return ErrorKind::kTimeout;
   if (detail) {
     switch (detail->code()) {
       case flight::FlightStatusCode::Unavailable:
