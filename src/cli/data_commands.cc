@@ -169,7 +169,8 @@ void RunPut(const PutArgs& a) {
   }
   const int64_t elapsed = MillisSince(start);
   if (a.flags.as_json) {
-    json out = {{"ref", {{"endpoint", ref->endpoint}, {"key", ref->key}, {"version", ref->version}}},
+    json out = {{"ref",
+                 {{"endpoint", ref->endpoint}, {"key", ref->key}, {"version", ref->version}}},
                 {"rows", rows},
                 {"bytes", bytes},
                 {"elapsed_ms", elapsed},
