@@ -7,6 +7,7 @@ import os
 import pty
 import re
 import select
+import signal
 import sqlite3
 import subprocess
 import time
@@ -385,6 +386,27 @@ def test_query_errors(lite):
     assert time.monotonic() - started < 10
     r = cli("query", "SELECT 1", server=lite)
     assert r.returncode == EXIT_USAGE and "--source is required" in r.stderr, r.stderr
+
+
+def test_interrupted_query_to_file_leaves_no_temp_file(lite, workdir):
+    # A result that streams for seconds: the output's temporary file exists while it does.
+    rows = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50000000)"
+            " SELECT i FROM n")
+    out = workdir / "keep.csv"
+    out.write_text("old")
+    proc = subprocess.Popen([str(quiver_binary()), "query", "--source", "lite", rows, "-o",
+                             str(out), "--server", lite.location],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: leftovers(workdir), what="the output's temporary file")
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == -signal.SIGINT, (proc.returncode, proc.stderr.read())
+    assert out.read_text() == "old"
+    assert leftovers(workdir) == []
 
 
 # -- progress ------------------------------------------------------------------------------
