@@ -80,6 +80,17 @@ arrow::Result<PutOptions> ParsePutOptions(const std::shared_ptr<arrow::Buffer>& 
   return options;
 }
 
+// A metadata-only message {"abort": "reason"}: the client gives up on its put (its data
+// source failed, it was cancelled) and nothing may be stored. Closing the stream instead
+// would commit what was sent so far. Returns the reason, or nullopt for any other message.
+std::optional<std::string> AbortReason(const flight::FlightStreamChunk& chunk) {
+  if (chunk.data || !chunk.app_metadata || chunk.app_metadata->size() == 0) return std::nullopt;
+  json j = json::parse(chunk.app_metadata->ToString(), nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("abort")) return std::nullopt;
+  const auto& reason = j["abort"];
+  return reason.is_string() ? reason.get<std::string>() : reason.dump();
+}
+
 // The response metadata of a query: in FlightInfo.app_metadata and on the first batch.
 std::string ResponseJson(const QueryResponse& r) {
   const char* kind = r.kind == QueryResponse::Kind::kHit    ? "hit"
@@ -354,6 +365,11 @@ arrow::Status QuiverFlightService::Put(const flight::ServerCallContext& context,
     return WithContext(arrow::Status::Invalid(first.status().message()),
                        where + ": malformed Arrow IPC stream");
   }
+  if (auto reason = AbortReason(*first)) {
+    cache_->CountPutFailure();
+    return arrow::Status::Cancelled(where, ": the client aborted the put (", *reason,
+                                    "); nothing was stored");
+  }
   auto options = ParsePutOptions(first->app_metadata);
   if (!options.ok()) {
     cache_->CountPutFailure();
@@ -364,6 +380,12 @@ arrow::Status QuiverFlightService::Put(const flight::ServerCallContext& context,
 
   flight::FlightStreamChunk chunk = std::move(*first);
   while (chunk.data || chunk.app_metadata) {
+    if (auto reason = AbortReason(chunk)) {
+      spdlog::info("{}: the client aborted the put ({}); discarded", where, *reason);
+      (*put)->Abort();
+      return arrow::Status::Cancelled(where, ": the client aborted the put (", *reason,
+                                      "); nothing was stored");
+    }
     if (chunk.data) {
       auto st = (*put)->Write(*chunk.data);
       if (!st.ok()) return WithContext(st, where);
