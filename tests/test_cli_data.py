@@ -264,7 +264,7 @@ def test_bad_input_is_named_and_nothing_is_stored(server, workdir):
 
 def test_csv_failing_mid_stream_stores_nothing(server, workdir):
     # The types come from the first block; a bad value far past it fails the read after
-    # the upload has begun. The upload must be discarded, not committed short.
+    # the upload has begun. The put is aborted, not committed short.
     path = workdir / "big.csv"
     with open(path, "w") as f:
         f.write("n\n")
@@ -272,7 +272,8 @@ def test_csv_failing_mid_stream_stores_nothing(server, workdir):
         f.write("\nnot-a-number\n")
     fails("put", "m/csv", str(path), code=EXIT_USAGE, needle="nothing was stored",
           server=server)
-    server.wait_for_log("client disconnected mid-put; discarded")
+    log = server.wait_for_log("the client aborted the put (")
+    assert "CSV conversion error" in log.split("the client aborted the put (", 1)[1], log
     assert stats(server.client())["entries"] == 0
     assert entry_keys(server.client()) == []
 

@@ -1,7 +1,6 @@
 #include "cli/data_commands.h"
 
 #include <chrono>
-#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -148,22 +147,22 @@ void RunPut(const PutArgs& a) {
   Progress progress("put " + a.key, !a.flags.no_progress && Progress::StderrIsTerminal(),
                     input->total_rows);
   int64_t rows = 0, bytes = 0;
+  bool input_failed = false;
   const auto start = Clock::now();
-  auto ref = client->Put(a.key, input->reader.get(), options, [&](int64_t r, int64_t b) {
-    rows = r;
-    bytes = b;
-    progress.Update(r, b);
-  });
+  auto ref = client->Put(
+      a.key, input->reader.get(), options,
+      [&](int64_t r, int64_t b) {
+        rows = r;
+        bytes = b;
+        progress.Update(r, b);
+      },
+      &input_failed);
   progress.Finish();
   if (!ref.ok()) {
-    if (client->abandoned_put()) {
-      // The upload is still open and must never be ended cleanly (that would commit it):
-      // leave without closing the connection; the server discards the upload.
-      std::cout.flush();
-      std::cerr << "quiver put: cannot read '" << a.file << "' as "
-                << FormatName(input->format) << ": " << ref.status().message()
-                << "; nothing was stored" << std::endl;
-      std::_Exit(kExitUsage);
+    if (input_failed) {
+      Fail(command, kExitUsage,
+           fmt::format("cannot read '{}' as {}: {}; nothing was stored", a.file,
+                       FormatName(input->format), ref.status().message()));
     }
     FailCall(command, ServerLocation(a.flags.server), ref.status());
   }

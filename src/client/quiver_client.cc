@@ -85,7 +85,7 @@ arrow::Result<std::shared_ptr<arrow::Table>> QuiverClient::Entries(const std::st
 arrow::Result<ObjectRef> QuiverClient::Put(const std::string& key,
                                            arrow::RecordBatchReader* batches,
                                            const PutOptions& options,
-                                           const ProgressFn& progress) {
+                                           const ProgressFn& progress, bool* input_failed) {
   json meta = json::object();
   if (options.if_version) meta["if_version"] = *options.if_version;
   if (!options.depends_on.empty()) meta["depends_on"] = options.depends_on;
@@ -106,11 +106,12 @@ arrow::Result<ObjectRef> QuiverClient::Put(const std::string& key,
       std::shared_ptr<arrow::RecordBatch> batch;
       auto read = batches->ReadNext(&batch);
       if (!read.ok()) {
-        // Never end the stream after a local failure: a half-closed put commits. Leaving
-        // the call open until the connection closes makes the server discard it.
-        (void)put.writer.release();
-        (void)put.reader.release();
-        abandoned_put_ = true;
+        // Ending the stream would commit what was sent: abort the put instead. The server
+        // then ends the call with CANCELLED, which is expected and not reported.
+        if (input_failed) *input_failed = true;
+        (void)put.writer->WriteMetadata(
+            arrow::Buffer::FromString(json{{"abort", read.message()}}.dump()));
+        (void)put.writer->Close();
         return read;
       }
       if (!batch) break;
@@ -123,7 +124,7 @@ arrow::Result<ObjectRef> QuiverClient::Put(const std::string& key,
     }
     return put.writer->DoneWriting();
   }();
-  if (!put.writer) return sent;  // abandoned: the reader's error
+  if (input_failed && *input_failed) return sent;  // aborted: the reader's error
   std::shared_ptr<arrow::Buffer> result;
   if (sent.ok()) sent = put.reader->ReadMetadata(&result);
   auto closed = put.writer->Close();

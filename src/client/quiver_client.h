@@ -70,12 +70,12 @@ class QuiverClient {
 
   /// \brief Store every batch of `batches` as the next version of `key`, batch by batch.
   ///
-  /// If `batches` fails after the upload began, the call is abandoned without ending its
-  /// stream, so the server can never take the partial upload for a complete one: it
-  /// discards it when the connection closes (at the latest when the process exits). The
-  /// reader's error is returned and abandoned_put() is true from then on.
+  /// If `batches` fails, the put is aborted (a {"abort": reason} message: closing the
+  /// stream would commit what was sent), nothing is stored, the reader's error is
+  /// returned and `*input_failed` (if given) is set.
   arrow::Result<ObjectRef> Put(const std::string& key, arrow::RecordBatchReader* batches,
-                               const PutOptions& options, const ProgressFn& progress = {});
+                               const PutOptions& options, const ProgressFn& progress = {},
+                               bool* input_failed = nullptr);
 
   /// \brief Read `key` (its latest version, or `version`). Fails at once if it is missing.
   arrow::Result<std::shared_ptr<DataStream>> Get(const std::string& key,
@@ -86,17 +86,12 @@ class QuiverClient {
   arrow::Result<std::shared_ptr<DataStream>> Query(const QueryRequest& request,
                                                    ProgressFn progress = {});
 
-  /// True once a Put was abandoned (see Put): the process should exit without waiting
-  /// for the connection to close cleanly.
-  bool abandoned_put() const { return abandoned_put_; }
-
  private:
   QuiverClient(std::unique_ptr<arrow::flight::FlightClient> client, ClientOptions options);
   arrow::flight::FlightCallOptions CallOptions() const;
 
   std::unique_ptr<arrow::flight::FlightClient> client_;
   ClientOptions options_;
-  bool abandoned_put_ = false;
 };
 
 }  // namespace quiver
