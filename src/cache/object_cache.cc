@@ -9,11 +9,12 @@ namespace quiver {
 class ObjectCache::Put final : public PutWriter {
  public:
   Put(ObjectCache* cache, std::unique_ptr<EntryWriter> entry, CommitRequest request,
-      std::shared_ptr<arrow::Schema> schema)
+      std::shared_ptr<arrow::Schema> schema, std::optional<int64_t> cost_ms)
       : cache_(cache),
         entry_(std::move(entry)),
         request_(std::move(request)),
-        schema_(std::move(schema)) {}
+        schema_(std::move(schema)),
+        cost_ms_(cost_ms) {}
   ~Put() override { Abort(); }
 
   arrow::Status Start() {
@@ -44,6 +45,7 @@ class ObjectCache::Put final : public PutWriter {
     done_ = true;
     auto st = ipc_->Close();
     auto finished = st.ok() ? entry_->Finish() : arrow::Result<EntryMeta>(st);
+    if (finished.ok() && cost_ms_) finished->cost_ms = *cost_ms_;
     auto meta = finished.ok() ? cache_->committer_->Commit(std::move(*finished), request_)
                               : finished;
     ++(meta.ok() ? cache_->puts_ : cache_->put_failures_);
@@ -68,6 +70,7 @@ class ObjectCache::Put final : public PutWriter {
   CommitRequest request_;
   std::shared_ptr<arrow::Schema> schema_;
   std::shared_ptr<arrow::ipc::RecordBatchWriter> ipc_;
+  std::optional<int64_t> cost_ms_;
   int64_t batches_ = 0;
   bool done_ = false;
 };
@@ -102,7 +105,8 @@ arrow::Result<std::unique_ptr<PutWriter>> ObjectCache::BeginPut(
   auto entry = entries_->NewWriter(key.ToString(), options_.max_object_bytes,
                                    "max_object_bytes; nothing was stored");
   if (!entry.ok()) return refuse(entry.status());
-  auto put = std::make_unique<Put>(this, std::move(*entry), std::move(request), std::move(schema));
+  auto put = std::make_unique<Put>(this, std::move(*entry), std::move(request), std::move(schema),
+                                   options.cost_ms);
   ARROW_RETURN_NOT_OK(put->Start());
   return put;
 }

@@ -4,6 +4,8 @@
 #include <arrow/ipc/writer.h>
 #include <arrow/record_batch.h>
 
+#include "server/flight_errors.h"
+
 namespace quiver {
 
 arrow::Result<arrow::flight::FlightPayload> EntryStream::GetSchemaPayload() {
@@ -14,7 +16,9 @@ arrow::Result<arrow::flight::FlightPayload> EntryStream::GetSchemaPayload() {
 
 arrow::Result<arrow::flight::FlightPayload> EntryStream::Next() {
   arrow::flight::FlightPayload payload;
-  ARROW_ASSIGN_OR_RAISE(auto message, stored_->Next());
+  auto read = stored_->Next();
+  if (!read.ok()) return ToFlightError(read.status());
+  auto message = std::move(*read);
   if (!message) return payload;  // null metadata ends the stream
   payload.ipc_message = std::move(*message);
   if (!metadata_sent_ && payload.ipc_message.type == arrow::ipc::MessageType::RECORD_BATCH) {
