@@ -92,8 +92,7 @@ arrow::Status WorkerPool::Run(Task task, std::chrono::milliseconds timeout) {
   const double seconds = static_cast<double>(timeout.count()) / 1000;
   return Reject(arrow::Status::IOError("timed out after ", seconds, " s (", options_.name,
                                        ".timeout_s)"),
-                RejectionKind::kTimedOut, options_.name + ".timeout_s",
-                static_cast<int64_t>(seconds));
+                RejectionKind::kTimedOut, options_.name + ".timeout_s");
 }
 
 void WorkerPool::Shutdown() {

@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 
+#include <arrow/result.h>
 #include <arrow/status.h>
 #include <arrow/util/cancel.h>
 

@@ -16,7 +16,7 @@ namespace quiver {
 namespace {
 
 using std::chrono::milliseconds;
-constexpr milliseconds kLong{60'000};
+constexpr milliseconds kLong{20'000};
 
 // A gate tasks wait at until the test opens it (or their stop is requested).
 class Gate {
@@ -158,6 +158,7 @@ TEST(WorkerPoolTest, ShutdownCancelsWaitersAndRefusesNewTasks) {
   auto running = std::async(std::launch::async, [&] {
     return pool->Run([gate](const arrow::StopToken& stop) { return gate->Wait(stop); }, kLong);
   });
+  ASSERT_TRUE(WaitFor(pool.get(), 1, 0));
   auto queued = std::async(std::launch::async, [&] {
     return pool->Run([](const arrow::StopToken&) { return arrow::Status::OK(); }, kLong);
   });
