@@ -37,7 +37,8 @@ std::string KnownNames() {
   return out;
 }
 
-// The ETag the filesystem reports for an open file (S3 does; local files have none).
+// The ETag the filesystem reports for an open file (S3 does; local files have none). Files
+// are opened by path, not FileInfo: S3 then sends the HEAD whose answer holds the ETag.
 template <typename File>
 std::string EtagOf(File& file) {
   auto metadata = file.ReadMetadata();
@@ -54,26 +55,26 @@ arrow::Result<std::shared_ptr<arrow::Table>> Decode(arrow::fs::FileSystem* fs,
   arrow::MemoryPool* pool = arrow::default_memory_pool();
   switch (format) {
     case ArtifactFormat::kParquet: {
-      ARROW_ASSIGN_OR_RAISE(auto file, fs->OpenInputFile(info));
+      ARROW_ASSIGN_OR_RAISE(auto file, fs->OpenInputFile(info.path()));
       *etag = EtagOf(*file);
       // The Parquet library throws; OpenFile and ReadTable turn that into a Status.
       ARROW_ASSIGN_OR_RAISE(auto reader, parquet::arrow::OpenFile(file, pool));
       return reader->ReadTable();
     }
     case ArtifactFormat::kFeather: {
-      ARROW_ASSIGN_OR_RAISE(auto file, fs->OpenInputFile(info));
+      ARROW_ASSIGN_OR_RAISE(auto file, fs->OpenInputFile(info.path()));
       *etag = EtagOf(*file);
       ARROW_ASSIGN_OR_RAISE(auto reader, arrow::ipc::RecordBatchFileReader::Open(file));
       return reader->ToTable();
     }
     case ArtifactFormat::kIpcStream: {
-      ARROW_ASSIGN_OR_RAISE(auto stream, fs->OpenInputStream(info));
+      ARROW_ASSIGN_OR_RAISE(auto stream, fs->OpenInputStream(info.path()));
       *etag = EtagOf(*stream);
       ARROW_ASSIGN_OR_RAISE(auto reader, arrow::ipc::RecordBatchStreamReader::Open(stream));
       return reader->ToTable();
     }
     case ArtifactFormat::kCsv: {
-      ARROW_ASSIGN_OR_RAISE(auto stream, fs->OpenInputStream(info));
+      ARROW_ASSIGN_OR_RAISE(auto stream, fs->OpenInputStream(info.path()));
       *etag = EtagOf(*stream);
       auto read = arrow::csv::ReadOptions::Defaults();
       read.use_threads = false;
@@ -85,7 +86,7 @@ arrow::Result<std::shared_ptr<arrow::Table>> Decode(arrow::fs::FileSystem* fs,
       return reader->Read();
     }
     case ArtifactFormat::kJson: {
-      ARROW_ASSIGN_OR_RAISE(auto stream, fs->OpenInputStream(info));
+      ARROW_ASSIGN_OR_RAISE(auto stream, fs->OpenInputStream(info.path()));
       *etag = EtagOf(*stream);
       auto read = arrow::json::ReadOptions::Defaults();
       read.use_threads = false;

@@ -89,9 +89,8 @@ arrow::Status WorkerPool::Run(Task task, std::chrono::milliseconds timeout) {
   std::erase(state_->queue, job);
   job->stop.RequestStop();
   if (state_->stopping) return arrow::Status::Cancelled("server is shutting down");
-  const double seconds = static_cast<double>(timeout.count()) / 1000;
-  return Reject(arrow::Status::IOError("timed out after ", seconds, " s (", options_.name,
-                                       ".timeout_s)"),
+  return Reject(arrow::Status::IOError("timed out after ", timeout.count(), " ms (",
+                                       options_.name, ".timeout_s)"),
                 RejectionKind::kTimedOut, options_.name + ".timeout_s");
 }
 
