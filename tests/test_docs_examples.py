@@ -1,5 +1,6 @@
 """docs/api.md promises that its example blocks run, in order, against a fresh server."""
 
+import json
 import re
 import subprocess
 import sys
@@ -15,8 +16,9 @@ def python_blocks(text):
     return re.findall(r"```python\n(.*?)```", text, flags=re.S)
 
 
-def run_doc_examples(doc, location):
-    """Run every python block of `doc`, in order, in one namespace, against `location`."""
+def run_doc_examples(doc, location, replace=None):
+    """Run every python block of `doc`, in order, in one namespace, against `location`
+    (and with each key of `replace` replaced by its value)."""
     if not doc.is_file():
         pytest.fail(f"{doc} is missing")
     blocks = python_blocks(doc.read_text())
@@ -25,8 +27,10 @@ def run_doc_examples(doc, location):
     namespace = {"__name__": f"docs_{doc.stem}_examples"}
     try:
         for i, block in enumerate(blocks):
-            exec(compile(block.replace(DOC_LOCATION, location), f"{doc}#block{i}", "exec"),
-                 namespace)
+            block = block.replace(DOC_LOCATION, location)
+            for old, new in (replace or {}).items():
+                block = block.replace(old, new)
+            exec(compile(block, f"{doc}#block{i}", "exec"), namespace)
     finally:
         client = namespace.get("client")
         if client is not None:
@@ -48,3 +52,12 @@ def test_query_examples_run(quiver, workdir):
 def test_management_examples_run(quiver):
     srv = quiver(args=["--cache-size", "64MiB", "--memory-size", "8MiB"])
     run_doc_examples(DOC.parent / "management.md", srv.location)
+
+
+def test_artifact_examples_run(quiver, workdir):
+    root = workdir / "artifacts"
+    root.mkdir()
+    config = workdir / "artifacts.json"
+    config.write_text(json.dumps({"artifacts": {"allowed_prefixes": [f"file://{root}/"]}}))
+    srv = quiver(args=["--config", str(config)])
+    run_doc_examples(DOC.parent / "artifacts.md", srv.location, {"/srv/artifacts": str(root)})
