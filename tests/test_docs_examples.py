@@ -1,5 +1,5 @@
-"""docs/api.md, queries.md, management.md, python.md and artifacts.md promise that their example blocks run,
-in order, against a fresh server."""
+"""docs/api.md, queries.md, management.md, python.md, python-cache.md and artifacts.md promise
+that their example blocks run, in order, against a fresh server."""
 
 import json
 import re
