@@ -327,7 +327,8 @@ def test_s3_artifacts_use_the_s3_settings(quiver, workdir, s3proxy):
     t = sample(50)
     sink = pa.BufferOutputStream()
     pq.write_table(t, sink)
-    s3proxy.client.put_object(Bucket=bucket, Key="reports/t.parquet", Body=sink.getvalue().to_pybytes())
+    s3proxy.client.put_object(Bucket=bucket, Key="reports/t.parquet",
+                              Body=sink.getvalue().to_pybytes())
     config = {"s3": {"region": s3proxy.region, "endpoint": s3proxy.endpoint,
                      "ca_file": str(s3proxy.ca_file), "access_key": s3proxy.access_key,
                      "secret_key": s3proxy.secret_key},

@@ -56,7 +56,9 @@ arrow::Status ArtifactCache::Describe(const OpenEntry& entry, ArtifactFetched* o
     return value.ok() ? *value : std::string();
   };
   out->etag = get("quiver.artifact.etag");
-  if (auto mtime = get("quiver.artifact.mtime_ms"); !mtime.empty()) out->mtime_ms = std::stoll(mtime);
+  if (auto mtime = get("quiver.artifact.mtime_ms"); !mtime.empty()) {
+    out->mtime_ms = std::stoll(mtime);
+  }
   if (auto size = get("quiver.artifact.size"); !size.empty()) out->size = std::stoll(size);
   return arrow::Status::OK();
 }

@@ -103,7 +103,9 @@ arrow::Result<std::string> Normalize(const std::string& url) {
 // Prefixes are compared without their trailing '/', and match whole segments.
 std::string NormalizePrefix(const std::string& prefix) {
   std::string out = prefix;
-  if (SchemeOf(prefix) == "file" && prefix.size() > 7) out = "file://" + CanonicalLocal(prefix.substr(7));
+  if (SchemeOf(prefix) == "file" && prefix.size() > 7) {
+    out = "file://" + CanonicalLocal(prefix.substr(7));
+  }
   while (!out.empty() && out.back() == '/') out.pop_back();
   return out;
 }
@@ -172,7 +174,8 @@ arrow::Result<ArtifactTarget> ArtifactSource::Check(const std::string& url,
   } else {
     ARROW_ASSIGN_OR_RAISE(target.format, ArtifactFormatFromName(format));
   }
-  target.canonical = json{{"artifact", target.url}, {"format", ArtifactFormatName(target.format)}}.dump();
+  target.canonical =
+      json{{"artifact", target.url}, {"format", ArtifactFormatName(target.format)}}.dump();
   return target;
 }
 

@@ -68,7 +68,8 @@ TEST_F(ArtifactSourceTest, ReadsCsvAndRecordsWhereItCameFrom) {
   ASSERT_NE(meta, nullptr);
   EXPECT_EQ(*meta->Get("quiver.artifact.url"), Url("/allowed/t.csv"));
   EXPECT_EQ(*meta->Get("quiver.artifact.format"), "csv");
-  EXPECT_EQ(*meta->Get("quiver.artifact.size"), std::to_string(fs::file_size(root_ + "/allowed/t.csv")));
+  EXPECT_EQ(*meta->Get("quiver.artifact.size"),
+            std::to_string(fs::file_size(root_ + "/allowed/t.csv")));
   EXPECT_GT(std::stoll(*meta->Get("quiver.artifact.mtime_ms")), 0);
   EXPECT_EQ(source_->stats().fetches, 1);
 }

@@ -73,7 +73,8 @@ arrow::Status WorkerPool::Run(Task task, std::chrono::milliseconds timeout) {
   if (accepted >= options_.max_workers + options_.max_queue) {
     ++state_->stats.busy;
     return Reject(arrow::Status::CapacityError(
-                      "busy: ", state_->running.size(), " ", options_.name, " tasks are running and ",
+                      "busy: ", state_->running.size(), " ", options_.name,
+                      " tasks are running and ",
                       state_->queue.size(), " more are queued (", options_.name,
                       ".max_workers ", options_.max_workers, ", ", options_.name, ".max_queue ",
                       options_.max_queue, "); retry later"),

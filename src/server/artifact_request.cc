@@ -27,10 +27,14 @@ arrow::Result<ArtifactRequest> ParseArtifactRequest(const std::string& text) {
   for (auto& [name, value] : j.items()) {
     if (name == "artifact") continue;
     if (name == "format") {
-      if (!value.is_string()) return arrow::Status::Invalid("artifact field 'format' must be a string");
+      if (!value.is_string()) {
+        return arrow::Status::Invalid("artifact field 'format' must be a string");
+      }
       request.format = value.get<std::string>();
     } else if (name == "ttl_s") {
-      if (!value.is_number()) return arrow::Status::Invalid("artifact field 'ttl_s' must be a number");
+      if (!value.is_number()) {
+        return arrow::Status::Invalid("artifact field 'ttl_s' must be a number");
+      }
       request.ttl_s = value.get<double>();
     } else {
       return arrow::Status::Invalid("unknown artifact field '", name,
