@@ -11,7 +11,7 @@
 # Either way the result is four targets: quiver::arrow, quiver::arrow_flight,
 # quiver::arrow_s3 (S3FileSystem; its own library since Arrow 21, with the AWS SDK hidden
 # inside it in the wheel -- never link a system AWS SDK next to it) and quiver::parquet
-# (the CLI's Parquet files).
+# (the Parquet reader and writer: artifacts, and the CLI's files).
 # QUIVER_ARROW_LIBDIR is set to the directory to put in binaries' RPATH (empty when
 # the system Arrow is used and the loader finds it by itself).
 
@@ -39,7 +39,6 @@ if(Arrow_FOUND AND ArrowFlight_FOUND)
   else()
     target_link_libraries(quiver::arrow_s3 INTERFACE Arrow::arrow_shared)
   endif()
-  # Parquet reader/writer for the CLI's file formats.
   find_package(Parquet CONFIG REQUIRED)
   add_library(quiver::parquet INTERFACE IMPORTED)
   target_link_libraries(quiver::parquet INTERFACE Parquet::parquet_shared)
@@ -76,9 +75,8 @@ set(_quiver_flight_so "${_quiver_pa_dir}/libarrow_flight.so.${_quiver_so}")
 set(_quiver_s3_so "${_quiver_pa_dir}/libarrow_s3.so.${_quiver_so}")
 set(_quiver_parquet_so "${_quiver_pa_dir}/libparquet.so.${_quiver_so}")
 foreach(_f "${_quiver_inc}/arrow/api.h" "${_quiver_inc}/arrow/flight/api.h"
-           "${_quiver_inc}/arrow/filesystem/s3fs.h"
-           "${_quiver_inc}/parquet/arrow/reader.h" "${_quiver_parquet_so}"
-           "${_quiver_arrow_so}" "${_quiver_flight_so}" "${_quiver_s3_so}")
+           "${_quiver_inc}/arrow/filesystem/s3fs.h" "${_quiver_inc}/parquet/arrow/reader.h"
+           "${_quiver_arrow_so}" "${_quiver_flight_so}" "${_quiver_s3_so}" "${_quiver_parquet_so}")
   if(NOT EXISTS "${_f}")
     message(FATAL_ERROR "Quiver: pyarrow ${QUIVER_PYARROW_VERSION} wheel lacks ${_f}")
   endif()
@@ -103,7 +101,6 @@ set_target_properties(quiver::arrow_s3 PROPERTIES
   IMPORTED_LOCATION "${_quiver_s3_so}"
   INTERFACE_LINK_LIBRARIES quiver::arrow)
 
-# Parquet reader/writer for the CLI's file formats (`quiver put` / `quiver get -o`).
 add_library(quiver::parquet SHARED IMPORTED GLOBAL)
 set_target_properties(quiver::parquet PROPERTIES
   IMPORTED_LOCATION "${_quiver_parquet_so}"

@@ -9,6 +9,7 @@
 
 #include "common/config.h"
 #include "server/actions.h"
+#include "server/artifact_request.h"
 #include "server/entry_stream.h"
 #include "server/fill_stream.h"
 #include "server/flight_errors.h"
@@ -108,6 +109,11 @@ std::string ResponseJson(const QueryResponse& r) {
   return j.dump();
 }
 
+// What a CMD descriptor or a JSON ticket asks for, in errors.
+const char* CommandName(const std::string& text) {
+  return LooksLikeArtifact(text) ? "artifact" : "query";
+}
+
 std::string Millis(std::chrono::steady_clock::time_point start) {
   return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::steady_clock::now() - start)
@@ -189,10 +195,23 @@ arrow::Result<std::vector<flight::FlightInfo>> QuiverFlightService::ListInfos(
   return infos;
 }
 
+arrow::Result<QueryPlan> QuiverFlightService::PlanCommand(const std::string& text) {
+  if (LooksLikeArtifact(text)) {
+    ARROW_ASSIGN_OR_RAISE(auto request, ParseArtifactRequest(text));
+    return engine_->artifacts()->Plan(request);
+  }
+  ARROW_ASSIGN_OR_RAISE(auto parsed, ParseQueryRequest(text));
+  return queries_->Plan(std::move(parsed));
+}
+
+arrow::Result<QueryResponse> QuiverFlightService::ExecuteCommand(const QueryPlan& plan) {
+  if (engine_->artifacts()->Owns(plan)) return engine_->artifacts()->Execute(plan);
+  return queries_->Execute(plan);
+}
+
 arrow::Result<std::unique_ptr<flight::FlightInfo>> QuiverFlightService::QueryInfo(
     const flight::FlightDescriptor& request) {
-  ARROW_ASSIGN_OR_RAISE(auto parsed, ParseQueryRequest(request.cmd));
-  ARROW_ASSIGN_OR_RAISE(auto plan, queries_->Plan(std::move(parsed)));
+  ARROW_ASSIGN_OR_RAISE(auto plan, PlanCommand(request.cmd));
   flight::FlightEndpoint endpoint;
   endpoint.ticket.ticket = request.cmd;  // DoGet redeems the same request
   endpoint.locations.push_back(endpoint_);
@@ -207,7 +226,7 @@ arrow::Result<std::unique_ptr<flight::FlightInfo>> QuiverFlightService::QueryInf
                                                               ResponseJson(r)));
     return std::make_unique<flight::FlightInfo>(std::move(info));
   }
-  ARROW_ASSIGN_OR_RAISE(auto r, queries_->Execute(plan));
+  ARROW_ASSIGN_OR_RAISE(auto r, ExecuteCommand(plan));
   if (r.hit) {
     ARROW_ASSIGN_OR_RAISE(auto stored, StoredStream::Open(r.hit->file));
     ARROW_ASSIGN_OR_RAISE(auto info, flight::FlightInfo::Make(
@@ -226,9 +245,8 @@ arrow::Result<std::unique_ptr<flight::FlightInfo>> QuiverFlightService::QueryInf
 
 arrow::Result<std::unique_ptr<flight::FlightDataStream>> QuiverFlightService::QueryStream(
     const std::string& ticket) {
-  ARROW_ASSIGN_OR_RAISE(auto parsed, ParseQueryRequest(ticket));
-  ARROW_ASSIGN_OR_RAISE(auto plan, queries_->Plan(std::move(parsed)));
-  ARROW_ASSIGN_OR_RAISE(auto r, queries_->Execute(plan));
+  ARROW_ASSIGN_OR_RAISE(auto plan, PlanCommand(ticket));
+  ARROW_ASSIGN_OR_RAISE(auto r, ExecuteCommand(plan));
   if (r.hit) {
     ARROW_ASSIGN_OR_RAISE(auto stored, StoredStream::Open(r.hit->file));
     return std::make_unique<EntryStream>(std::move(stored), ResponseJson(r));
@@ -241,7 +259,7 @@ arrow::Status QuiverFlightService::GetFlightInfo(const flight::ServerCallContext
                                                  std::unique_ptr<flight::FlightInfo>* info) {
   return Serve([&]() -> arrow::Status {
     if (request.type == flight::FlightDescriptor::CMD) {
-      return WithContext(QueryInfo(request).Value(info), "query");
+      return WithContext(QueryInfo(request).Value(info), CommandName(request.cmd));
     }
     ARROW_ASSIGN_OR_RAISE(auto key, KeyFromDescriptor(request));
     ARROW_ASSIGN_OR_RAISE(auto entry, PeekObject(key, "GetFlightInfo"));
@@ -257,7 +275,7 @@ arrow::Status QuiverFlightService::GetSchema(const flight::ServerCallContext&,
   return Serve([&]() -> arrow::Status {
     if (request.type == flight::FlightDescriptor::CMD) {
       auto info = QueryInfo(request);
-      if (!info.ok()) return WithContext(info.status(), "query");
+      if (!info.ok()) return WithContext(info.status(), CommandName(request.cmd));
       arrow::ipc::DictionaryMemo memo;
       ARROW_ASSIGN_OR_RAISE(auto s, (*info)->GetSchema(&memo));
       return flight::SchemaResult::Make(*s).Value(schema);
@@ -307,8 +325,8 @@ arrow::Status QuiverFlightService::DoGet(const flight::ServerCallContext& contex
     if (IsNodeTicket(request.ticket)) {
       return WithContext(NodeStream(context, request.ticket).Value(stream), "node join");
     }
-    if (LooksLikeQuery(request.ticket)) {
-      return WithContext(QueryStream(request.ticket).Value(stream), "query");
+    if (LooksLikeQuery(request.ticket) || LooksLikeArtifact(request.ticket)) {
+      return WithContext(QueryStream(request.ticket).Value(stream), CommandName(request.ticket));
     }
     return ObjectStream(context, request.ticket).Value(stream);
   });
