@@ -1,27 +1,44 @@
 #include "server/entry_stream.h"
 
 #include <arrow/buffer.h>
+#include <arrow/ipc/dictionary.h>
 #include <arrow/ipc/writer.h>
 #include <arrow/record_batch.h>
 
 namespace quiver {
 
+EntryStream::EntryStream(std::vector<std::unique_ptr<StoredStream>> parts,
+                         std::string app_metadata, std::shared_ptr<arrow::Schema> schema)
+    : parts_(std::move(parts)), app_metadata_(std::move(app_metadata)), schema_(std::move(schema)) {}
+
 arrow::Result<arrow::flight::FlightPayload> EntryStream::GetSchemaPayload() {
   arrow::flight::FlightPayload payload;
-  payload.ipc_message = stored_->schema_payload();
+  if (!schema_) {
+    payload.ipc_message = parts_.front()->schema_payload();
+    return payload;
+  }
+  arrow::ipc::DictionaryFieldMapper mapper(*schema_);
+  ARROW_RETURN_NOT_OK(arrow::ipc::GetSchemaPayload(
+      *schema_, arrow::ipc::IpcWriteOptions::Defaults(), mapper, &payload.ipc_message));
   return payload;
 }
 
 arrow::Result<arrow::flight::FlightPayload> EntryStream::Next() {
   arrow::flight::FlightPayload payload;
-  ARROW_ASSIGN_OR_RAISE(auto message, stored_->Next());
-  if (!message) return payload;  // null metadata ends the stream
-  payload.ipc_message = std::move(*message);
-  if (!metadata_sent_ && payload.ipc_message.type == arrow::ipc::MessageType::RECORD_BATCH) {
-    payload.app_metadata = arrow::Buffer::FromString(app_metadata_);
-    metadata_sent_ = true;
+  while (current_ < parts_.size()) {
+    ARROW_ASSIGN_OR_RAISE(auto message, parts_[current_]->Next());
+    if (!message) {
+      ++current_;
+      continue;
+    }
+    payload.ipc_message = std::move(*message);
+    if (!metadata_sent_ && payload.ipc_message.type == arrow::ipc::MessageType::RECORD_BATCH) {
+      payload.app_metadata = arrow::Buffer::FromString(app_metadata_);
+      metadata_sent_ = true;
+    }
+    return payload;
   }
-  return payload;
+  return payload;  // null metadata ends the stream
 }
 
 namespace {
@@ -67,6 +84,15 @@ class PayloadListStream final : public arrow::flight::FlightDataStream {
 };
 
 }  // namespace
+
+arrow::Result<std::vector<std::unique_ptr<StoredStream>>> OpenParts(const ObjectRead& read) {
+  std::vector<std::unique_ptr<StoredStream>> parts;
+  for (const auto& part : read.parts) {
+    ARROW_ASSIGN_OR_RAISE(auto stored, StoredStream::Open(part.file));
+    parts.push_back(std::move(stored));
+  }
+  return parts;
+}
 
 arrow::Result<std::unique_ptr<arrow::flight::FlightDataStream>> MakeNotModifiedStream(
     const StoredStream& stored, std::string app_metadata) {

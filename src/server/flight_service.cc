@@ -51,6 +51,12 @@ arrow::Result<PutOptions> ParsePutOptions(const std::shared_ptr<arrow::Buffer>& 
                                       value.dump());
       }
       options.if_version = value.get<uint64_t>();
+    } else if (name == "patch") {
+      if (!value.is_boolean()) {
+        return arrow::Status::Invalid("DoPut option 'patch' must be true or false, got ",
+                                      value.dump());
+      }
+      options.patch = value.get<bool>();
     } else if (name == "depends_on" || name == "tags") {
       if (!value.is_array()) {
         return arrow::Status::Invalid("DoPut option '", name, "' must be an array of strings");
@@ -109,6 +115,7 @@ void QuiverFlightService::Start(Engine* engine) {
   engine_ = engine;
   cache_ = engine->objects();
   queries_ = engine->queries();
+  flame_ = std::make_unique<FlameAdapter>(cache_, endpoint_);
   started_ = true;
 }
 
@@ -231,6 +238,7 @@ arrow::Status QuiverFlightService::GetFlightInfo(const flight::ServerCallContext
     if (request.type == flight::FlightDescriptor::CMD) {
       return WithContext(QueryInfo(request).Value(info), "query");
     }
+    if (flame::IsFlamePath(request)) return flame_->Info(request).Value(info);
     ARROW_ASSIGN_OR_RAISE(auto key, KeyFromDescriptor(request));
     ARROW_ASSIGN_OR_RAISE(auto entry, PeekObject(key, "GetFlightInfo"));
     ARROW_ASSIGN_OR_RAISE(auto made, MakeInfo(entry));
@@ -298,6 +306,7 @@ arrow::Status QuiverFlightService::DoGet(const flight::ServerCallContext& contex
     if (LooksLikeQuery(request.ticket)) {
       return WithContext(QueryStream(request.ticket).Value(stream), "query");
     }
+    if (flame::IsFlameTicket(request.ticket)) return flame_->Get(request.ticket).Value(stream);
     return ObjectStream(context, request.ticket).Value(stream);
   });
 }
@@ -306,31 +315,40 @@ arrow::Result<std::unique_ptr<flight::FlightDataStream>> QuiverFlightService::Ob
     const flight::ServerCallContext& context, const std::string& text) {
   ARROW_ASSIGN_OR_RAISE(auto ticket, ObjectTicket::Parse(text));
   const std::string& key = ticket.key.ToString();
-  auto got = cache_->Get(ticket.key, ticket.version);
+  auto got = cache_->Read(ticket.key, ticket.version, ticket.since);
   if (!got.ok()) return WithContext(got.status(), "DoGet '" + key + "'");
-  auto entry = std::move(*got);
-  if (!entry) {
+  auto read = std::move(*got);
+  if (!read) {
     if (ticket.version) {
       return arrow::Status::KeyError("no version ", *ticket.version, " of object '", key,
                                      "' (deleted, never written, or no longer kept)");
     }
     return arrow::Status::KeyError("no object '", key, "'");
   }
-  ARROW_ASSIGN_OR_RAISE(auto stored, StoredStream::Open(entry->file));
-  if (ticket.if_none_match && *ticket.if_none_match == entry->meta.version) {
+  const EntryMeta& meta = read->meta();
+  ARROW_ASSIGN_OR_RAISE(auto parts, OpenParts(*read));
+  if ((ticket.if_none_match && *ticket.if_none_match == meta.version) ||
+      (ticket.since && *ticket.since == meta.version)) {
     cache_->CountNotModified();
-    spdlog::debug("DoGet {}@{} not modified ({})", key, entry->meta.version, context.peer());
-    return MakeNotModifiedStream(*stored, ObjectRefJson(entry->meta, "not_modified"));
+    spdlog::debug("DoGet {}@{} not modified ({})", key, meta.version, context.peer());
+    return MakeNotModifiedStream(*parts.front(), ObjectRefJson(meta, "not_modified"));
   }
-  spdlog::debug("DoGet {}@{} ({} bytes) to {}", key, entry->meta.version, entry->meta.bytes,
-                context.peer());
-  return std::make_unique<EntryStream>(std::move(stored), ObjectRefJson(entry->meta, "ok"));
+  spdlog::debug("DoGet {}@{} ({} parts) to {}", key, meta.version, parts.size(), context.peer());
+  json ref = json::parse(ObjectRefJson(meta, read->since ? "patches" : "ok"));
+  if (read->since) ref["since"] = read->since;
+  return std::make_unique<EntryStream>(std::move(parts), ref.dump());
 }
 
 arrow::Status QuiverFlightService::DoPut(const flight::ServerCallContext& context,
                                          std::unique_ptr<flight::FlightMessageReader> reader,
                                          std::unique_ptr<flight::FlightMetadataWriter> writer) {
-  return Serve([&] { return Put(context, reader.get(), writer.get()); });
+  return Serve([&] {
+    const auto& d = reader->descriptor();
+    if (flame::IsFlamePath(d) || flame::IsFlamePatch(d)) {
+      return flame_->Put(context, reader.get(), writer.get());
+    }
+    return Put(context, reader.get(), writer.get());
+  });
 }
 
 arrow::Status QuiverFlightService::Put(const flight::ServerCallContext& context,
@@ -394,6 +412,10 @@ arrow::Status QuiverFlightService::Put(const flight::ServerCallContext& context,
 arrow::Status QuiverFlightService::ListActions(const flight::ServerCallContext&,
                                                std::vector<flight::ActionType>* actions) {
   *actions = ListedActions();
+  flight::ActionType flame_delete;
+  flame_delete.type = flame::kDeleteAction;
+  flame_delete.description = "Flame: delete an object, app/session or app/* (plain-text body)";
+  actions->push_back(std::move(flame_delete));
   return arrow::Status::OK();
 }
 
@@ -402,7 +424,8 @@ arrow::Status QuiverFlightService::DoAction(const flight::ServerCallContext&,
                                             std::unique_ptr<flight::ResultStream>* result) {
   return Serve([&]() -> arrow::Status {
     std::string body = action.body ? action.body->ToString() : "";
-    auto out = RunAction(engine_, action.type, body);
+    auto out = action.type == flame::kDeleteAction ? flame_->Delete(body)
+                                                   : RunAction(engine_, action.type, body);
     if (!out.ok()) return WithContext(out.status(), "action '" + action.type + "'");
     std::vector<flight::Result> results(1);
     results[0].body = arrow::Buffer::FromString(std::move(*out));

@@ -53,6 +53,8 @@ arrow::Result<ObjectTicket> ObjectTicket::Parse(const std::string& ticket) {
       ARROW_ASSIGN_OR_RAISE(out.version, JsonVersion(value, "version"));
     } else if (name == "if_none_match") {
       ARROW_ASSIGN_OR_RAISE(out.if_none_match, JsonVersion(value, "if_none_match"));
+    } else if (name == "since") {
+      ARROW_ASSIGN_OR_RAISE(out.since, JsonVersion(value, "since"));
     } else {
       return arrow::Status::Invalid("unknown ticket field '", name, "'");
     }
