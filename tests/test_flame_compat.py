@@ -221,8 +221,14 @@ def test_upload_download_odd_keys_and_config_file(server, workdir):
 
         ref = upload_object("app5/files/blob.bin", {str(blob)!r})
         assert ref.key == "app5/files/blob.bin" and ref.version == 1, ref
-        download_object(ref, {str(workdir / "copy.bin")!r})
-        assert Path({str(workdir / "copy.bin")!r}).read_bytes() == Path({str(blob)!r}).read_bytes()
+        # flamepy 0.6.0's download_object iterates the Flight reader as record batches, but
+        # pyarrow yields FlightStreamChunks: it fails before writing, whatever the server.
+        try:
+            download_object(ref, {str(workdir / "copy.bin")!r})
+            raise AssertionError("download_object worked: drop this workaround")
+        except ValueError as e:
+            assert "FlightStreamChunk" in str(e), e
+        assert not Path({str(workdir / "copy.bin")!r}).exists()
         picked = upload_object("app5/files", {str(blob)!r})
         assert picked.key.startswith("app5/files/") and picked.key != ref.key
 
@@ -234,6 +240,10 @@ def test_upload_download_odd_keys_and_config_file(server, workdir):
         print(json.dumps({{"odd": odd.key}}))
     """, config_file=True)
     client = server.client()
+    # What download_object asks for, read as it means to: the base row holds the whole file.
+    table, rows = flame_rows(client, "app5/files/blob.bin:0")
+    assert rows == [(1, "base")]
+    assert table.column("data")[0].as_py() == blob.read_bytes()
     keys = ["/".join(p.decode() for p in f.descriptor.path) for f in client.list_flights(b"")]
     uuid = out["odd"].rsplit("/", 1)[1]
     assert f"..6170703a78/..73736e4031/{uuid}" in keys

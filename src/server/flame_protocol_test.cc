@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <arrow/array.h>
+#include <arrow/builder.h>
 #include <arrow/buffer.h>
 #include <arrow/record_batch.h>
 #include <arrow/type.h>

@@ -32,7 +32,7 @@ arrow::Result<ObjectTicket> ObjectTicket::Parse(const std::string& ticket) {
   if (ticket.front() != '{') {
     auto at = ticket.rfind('@');
     ARROW_ASSIGN_OR_RAISE(auto key, ObjectKey::Parse(ticket.substr(0, at)));
-    ObjectTicket out{std::move(key), std::nullopt, std::nullopt};
+    ObjectTicket out{std::move(key), std::nullopt, std::nullopt, std::nullopt};
     if (at != std::string::npos) {
       ARROW_ASSIGN_OR_RAISE(out.version, ParseVersion(ticket.substr(at + 1), "ticket version"));
     }
@@ -46,7 +46,7 @@ arrow::Result<ObjectTicket> ObjectTicket::Parse(const std::string& ticket) {
     return arrow::Status::Invalid("JSON ticket needs a string field 'key'");
   }
   ARROW_ASSIGN_OR_RAISE(auto key, ObjectKey::Parse(j["key"].get<std::string>()));
-  ObjectTicket out{std::move(key), std::nullopt, std::nullopt};
+  ObjectTicket out{std::move(key), std::nullopt, std::nullopt, std::nullopt};
   for (auto& [name, value] : j.items()) {
     if (name == "key") continue;
     if (name == "version") {
