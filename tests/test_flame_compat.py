@@ -174,6 +174,28 @@ def test_patches_deltas_and_client_cache(server, workdir):
     assert deltas.num_rows == 2 and meta["status"] == "patches" and meta["since"] == 2
 
 
+def test_concurrent_patches_all_land(server, workdir):
+    out = run_flamepy(server, workdir, """
+        import json
+        from concurrent.futures import ThreadPoolExecutor
+        from flamepy.cache import get_object, patch_object, put_object
+
+        base = put_object("app7/ssn", [])
+        def worker(w):
+            return [patch_object(base, [(w, i)]).version for i in range(5)]
+        with ThreadPoolExecutor(4) as pool:
+            versions = sorted(v for vs in pool.map(worker, range(4)) for v in vs)
+        assert versions == list(range(2, 22)), versions
+        merged = get_object(base, lambda b, ds: b + [x for d in ds for x in d])
+        assert sorted(map(tuple, merged)) == [(w, i) for w in range(4) for i in range(5)]
+        for w in range(4):  # each writer's patches in its own order
+            assert [i for (x, i) in map(tuple, merged) if x == w] == list(range(5))
+        print(json.dumps({"key": base.key}))
+    """)
+    _, rows = flame_rows(server.client(), f"{out['key']}:0")
+    assert [v for v, _ in rows] == list(range(1, 22))
+
+
 def test_delete_objects_by_key_session_and_app(server, workdir):
     client = server.client()
     # A Quiver key "app3/s1" is not a Flame object: Flame prefixes leave it alone.

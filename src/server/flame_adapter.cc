@@ -15,8 +15,9 @@ namespace flight = arrow::flight;
 
 namespace {
 
-// A patch that lost a compare-and-set race to a concurrent put or patch is tried again.
-constexpr int kPatchAttempts = 5;
+// A patch that lost a compare-and-set race to a concurrent put or patch is tried again
+// (Flame serializes writers of a key; each round of a race has a winner, so this ends).
+constexpr int kPatchAttempts = 32;
 
 arrow::Status CheckFlameSchema(const arrow::Schema& schema) {
   if (flame::IsNativeTable(schema) || flame::IsOpaqueSchema(schema)) return arrow::Status::OK();
