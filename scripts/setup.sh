@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent setup for Quiver on Debian 12 (run as root, or with sudo available):
 #   1. installs the Debian packages the build and the tests need (only the missing ones);
-#   2. creates .venv with the pinned Python packages of requirements.txt (only when they changed);
+#   2. creates .venv with the pinned Python packages of requirements.txt (only when they changed)
+#      and installs the Python SDK (python/) into it in editable mode;
 #   3. fetches the s3proxy jar (S3 store tests) into .tools/s3proxy/;
 #   4. configures and builds Quiver into build/ (incremental).
 # A second run does nothing slow.
@@ -57,6 +58,14 @@ if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.requirements.sha256 2>/dev/null)
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
   echo "$req_hash" > .venv/.requirements.sha256
+fi
+# The Python SDK (python/, import quiver), in editable mode: only when the venv does not
+# already import it from this checkout.
+if ! .venv/bin/python -c "import pathlib, sys, quiver
+sys.exit(pathlib.Path(quiver.__file__).resolve().parent != pathlib.Path('python/quiver').resolve())" \
+    >/dev/null 2>&1; then
+  log "installing the Python SDK (python/) in editable mode"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e python
 fi
 
 # s3proxy: the real S3-compatible server the S3 store tests run against (a Java jar from

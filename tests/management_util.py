@@ -93,6 +93,13 @@ def server_error(fn, *args, **kwargs):
     return str(info.value)
 
 
+def rejection(fn, *args, **kwargs):
+    """The server's error message and its machine-readable body (docs/api.md "Errors")."""
+    with pytest.raises(flight.FlightError) as info:
+        fn(*args, **kwargs)
+    return str(info.value), json.loads(info.value.extra_info)
+
+
 # A stored ints(n) is 8 * n + STORED_OVERHEAD bytes (schema + one batch header + end marker).
 STORED_OVERHEAD = 280
 

@@ -303,6 +303,8 @@ def test_oversized_put(quiver):
         msg = str(e.value)
         assert "max_object_bytes" in msg and "1048576 bytes" in msg
         assert "resource exhausted" in msg and "nothing was stored" in msg
+        assert json.loads(e.value.extra_info) == {
+            "error": "too_large", "setting": "max_object_bytes", "limit": 1048576}
         assert_intact(server, client, original)
     after = stats(client)
     assert after["put_failures"] == before["put_failures"] + 2

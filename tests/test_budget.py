@@ -11,7 +11,8 @@ import pytest
 
 from management_util import (assert_missing, disk_bytes, entries, entry_map, expected_victims,
                              ints, keys, keys_before_minus, lite_args, lowest_scored, query_key,
-                             read, server_error, slow_sql, stored_size, wait_entry)
+                             read, rejection, server_error, slow_sql, stored_size,
+                             wait_entry)
 from management_util import lite_db  # noqa: F401  (fixture)
 from quiver_util import action, put, stats, write_config
 from query_util import run_query, wait_for
@@ -250,7 +251,8 @@ def test_entry_larger_than_the_budget_is_not_admitted(quiver, lite_db):
     files = srv.data_files()
     before = entry_map(c)
 
-    msg = server_error(put, c, "n/huge", ints(40_000))  # 320 KB > 256 KiB
+    msg, body = rejection(put, c, "n/huge", ints(40_000))  # 320 KB > 256 KiB
+    assert body == {"error": "too_large", "setting": "cache_size", "limit": cache_size}, body
     assert "not admitted" in msg and "n/huge" in msg and "larger than cache_size" in msg, msg
     assert "256.0 KiB" in msg, msg
     s = stats(c)
@@ -281,8 +283,9 @@ def test_protected_entries_are_not_evicted(quiver, workdir):
     put(c, "pr/a", ints(10_000))
     put(c, "pr/b", ints(10_000))
     written = time.monotonic()
-    msg = server_error(put, c, "pr/c", ints(10_000))
+    msg, body = rejection(put, c, "pr/c", ints(10_000))
     assert "not admitted" in msg and "protected" in msg, msg
+    assert body == {"error": "not_admitted"}, body
     assert keys(c) == ["pr/a", "pr/b"] and stats(c)["evictions"] == 0
     assert stats(c)["not_admitted"] == 1 and not srv.tmp_files()
     assert action(c, "shrink", {"one": True})["removed"] == []
@@ -470,3 +473,19 @@ def test_an_unreadable_usage_file_costs_only_the_history(quiver):
     c = srv.client()
     assert entry_map(c)["s/a"]["accesses"] == 1, "restored from a file that was overwritten"
     assert read(c, "s/a").equals(ints(10))
+
+
+def test_a_put_declares_its_cost(quiver):
+    """`cost_ms` replaces the receive time as the entry's cost, and so orders eviction."""
+    srv = quiver()
+    c = srv.client()
+    put(c, "cost/dear", ints(1000), app_metadata=json.dumps({"cost_ms": 2500}).encode())
+    put(c, "cost/cheap", ints(1000), app_metadata=json.dumps({"cost_ms": 0}).encode())
+    rows = entry_map(c)
+    assert rows["cost/dear"]["cost_s"] == 2.5 and rows["cost/cheap"]["cost_s"] == 0.0, rows
+    assert action(c, "shrink", {"one": True})["removed"] == ["cost/cheap"]
+    for bad in (-1, "fast", 1e13):
+        msg = server_error(put, c, "cost/bad", ints(10),
+                           app_metadata=json.dumps({"cost_ms": bad}).encode())
+        assert "cost_ms must be a non-negative number" in msg, msg
+    assert sorted(entry_map(c)) == ["cost/dear"]

@@ -1,4 +1,5 @@
-"""docs/api.md promises that its example blocks run, in order, against a fresh server."""
+"""docs/api.md, queries.md, management.md and python.md promise that their example blocks run,
+in order, against a fresh server."""
 
 import re
 import subprocess
@@ -6,6 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+import sdk_util  # noqa: F401  (the SDK pages import quiver from python/)
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 DOC_LOCATION = "grpc://127.0.0.1:8815"
@@ -48,3 +51,15 @@ def test_query_examples_run(quiver, workdir):
 def test_management_examples_run(quiver):
     srv = quiver(args=["--cache-size", "64MiB", "--memory-size", "8MiB"])
     run_doc_examples(DOC.parent / "management.md", srv.location)
+
+
+def test_python_sdk_examples_run(quiver, workdir):
+    db = workdir / "demo.db"
+    subprocess.run([sys.executable, str(DOC.parent.parent / "scripts" / "make_demo_db.py"),
+                    str(db), "--rows", "20000"], check=True, stdout=subprocess.DEVNULL)
+    srv = quiver(args=["--source", f"demo=sqlite://{db}"])
+    run_doc_examples(DOC.parent / "python.md", srv.location)
+
+
+def test_python_cache_examples_run(server):
+    run_doc_examples(DOC.parent / "python-cache.md", server.location)

@@ -239,7 +239,7 @@ def test_bad_requests_name_the_problem(lite):
             run_query(c, **request)
 
 
-def test_queue_bound_gives_resource_exhausted(quiver, lite_db, workdir):
+def test_queue_bound_gives_busy(quiver, lite_db, workdir):
     config = write_config(workdir, "q.json", {"sources": {"lite": {
         "driver": "sqlite", "uri": str(lite_db), "max_concurrent": 1, "max_queue": 0}}})
     srv = quiver(args=["--config", str(config)])
@@ -253,8 +253,10 @@ def test_queue_bound_gives_resource_exhausted(quiver, lite_db, workdir):
     t = threading.Thread(target=run_slow)
     t.start()
     wait_for(lambda: stats(srv.client())["queries"]["executions"] == 1, what="the slow query")
-    with pytest.raises(pa.ArrowException, match="resource exhausted"):
+    with pytest.raises(flight.FlightUnavailableError, match="resource exhausted") as busy:
         run_query(srv.client(), source="lite", sql="SELECT 1 AS one")
+    assert json.loads(busy.value.extra_info) == {"error": "busy", "setting": "max_queue",
+                                                 "limit": 0}
     t.join()
     assert results["slow"].column("c").to_pylist() == [3_000_000]
     assert run_query(srv.client(), source="lite", sql="SELECT 1 AS one")[0].num_rows == 1

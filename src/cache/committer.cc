@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/rejection.h"
+
 namespace quiver {
 
 namespace {
@@ -43,9 +45,10 @@ arrow::Status Explain(const PublishOutcome& outcome, const EntryMeta& entry,
                                       "' was lost (fenced; ", outcome.detail,
                                       "); nothing was stored");
     case Refusal::kOverBudget:
-      return arrow::Status::CapacityError("not admitted: '", entry.key,
-                                          "' found no room in the budget (", outcome.detail,
-                                          ")");
+      return Reject(arrow::Status::CapacityError("not admitted: '", entry.key,
+                                                 "' found no room in the budget (",
+                                                 outcome.detail, ")"),
+                    RejectionKind::kNotAdmitted);
     case Refusal::kNone:
       break;
   }
@@ -57,11 +60,15 @@ arrow::Status Explain(const PublishOutcome& outcome, const EntryMeta& entry,
 arrow::Status RefusalStatus(const PublishOutcome& outcome, const EntryMeta& entry,
                             const CommitRequest& request) {
   auto st = Explain(outcome, entry, request);
-  if (st.ok()) return st;
+  if (st.ok() || outcome.refusal == Refusal::kOverBudget) return st;  // carries a Rejection
   return st.WithDetail(std::make_shared<RefusalDetail>(outcome.refusal));
 }
 
 std::optional<Refusal> RefusalOf(const arrow::Status& status) {
+  if (auto rejection = RejectionOf(status);
+      rejection && rejection->kind() == RejectionKind::kNotAdmitted) {
+    return Refusal::kOverBudget;
+  }
   if (status.ok() || !status.detail() ||
       std::string(status.detail()->type_id()) != RefusalDetail::kTypeId) {
     return std::nullopt;

@@ -1,5 +1,7 @@
 #include "cache/entry_writer.h"
 
+#include "common/rejection.h"
+
 #include <arrow/type.h>
 
 namespace quiver {
@@ -34,8 +36,10 @@ arrow::Status EntryWriter::WritePayload(const arrow::ipc::IpcPayload& payload) {
   auto st = stream_->WritePayload(payload);
   if (!st.ok()) return Fail(st);
   if (counted_.bytes_written() > max_bytes_) {
-    return Fail(arrow::Status::CapacityError("resource exhausted: '", key_, "' exceeds ",
-                                             limit_name_, " (", max_bytes_, " bytes)"));
+    const auto setting = limit_name_.substr(0, limit_name_.find(';'));
+    return Fail(Reject(arrow::Status::CapacityError("resource exhausted: '", key_, "' exceeds ",
+                                                    limit_name_, " (", max_bytes_, " bytes)"),
+                       RejectionKind::kTooLarge, setting, max_bytes_));
   }
   return arrow::Status::OK();
 }

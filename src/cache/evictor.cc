@@ -4,6 +4,7 @@
 
 #include "cache/lease_run.h"
 #include "common/config.h"
+#include "common/rejection.h"
 #include "policy/eviction_policy.h"
 
 namespace quiver {
@@ -56,9 +57,10 @@ arrow::Status Evictor::Admit(const std::string& key, int64_t bytes) {
   const auto s = settings();
   if (bytes <= s.cache_size) return arrow::Status::OK();
   ++not_admitted_;
-  return arrow::Status::CapacityError("not admitted: '", key, "' is ", FormatByteSize(bytes),
-                                      ", larger than cache_size (",
-                                      FormatByteSize(s.cache_size), ")");
+  return Reject(arrow::Status::CapacityError("not admitted: '", key, "' is ",
+                                             FormatByteSize(bytes), ", larger than cache_size (",
+                                             FormatByteSize(s.cache_size), ")"),
+                RejectionKind::kTooLarge, "cache_size", s.cache_size);
 }
 
 arrow::Result<Evictor::Need> Evictor::NeedFor(int64_t bytes, int64_t keys,
@@ -157,10 +159,13 @@ arrow::Status Evictor::EvictFor(const std::string& key, int64_t bytes, bool new_
         ARROW_ASSIGN_OR_RAISE(auto trimmed, entries_->Trim(key, 1));
         if (!trimmed.empty()) continue;
         ++not_admitted_;
-        return arrow::Status::CapacityError(
-            "not admitted: '", key, "' (", FormatByteSize(bytes), ") does not fit in cache_size (",
-            FormatByteSize(limits.cache_size), ") and max_entries (", limits.max_entries,
-            ") without evicting protected entries");
+        return Reject(arrow::Status::CapacityError("not admitted: '", key, "' (",
+                                                   FormatByteSize(bytes),
+                                                   ") does not fit in cache_size (",
+                                                   FormatByteSize(limits.cache_size),
+                                                   ") and max_entries (", limits.max_entries,
+                                                   ") without evicting protected entries"),
+                      RejectionKind::kNotAdmitted);
       }
       ARROW_RETURN_NOT_OK(Evict(victims));
     }

@@ -13,11 +13,13 @@ namespace quiver {
 class ObjectCache::Put final : public PutWriter {
  public:
   Put(ObjectCache* cache, std::unique_ptr<EntryWriter> entry, CommitRequest request,
-      std::shared_ptr<arrow::Schema> schema, uint64_t base_version)
+      std::shared_ptr<arrow::Schema> schema, std::optional<int64_t> cost_ms,
+      uint64_t base_version)
       : cache_(cache),
         entry_(std::move(entry)),
         request_(std::move(request)),
         schema_(std::move(schema)),
+        cost_ms_(cost_ms),
         base_version_(base_version) {}
   ~Put() override { Abort(); }
 
@@ -49,6 +51,7 @@ class ObjectCache::Put final : public PutWriter {
     done_ = true;
     auto st = ipc_->Close();
     auto finished = st.ok() ? entry_->Finish() : arrow::Result<EntryMeta>(st);
+    if (finished.ok() && cost_ms_) finished->cost_ms = *cost_ms_;
     if (finished.ok()) finished->base_version = base_version_;
     auto meta = finished.ok() ? cache_->committer_->Commit(std::move(*finished), request_)
                               : finished;
@@ -74,6 +77,7 @@ class ObjectCache::Put final : public PutWriter {
   CommitRequest request_;
   std::shared_ptr<arrow::Schema> schema_;
   std::shared_ptr<arrow::ipc::RecordBatchWriter> ipc_;
+  std::optional<int64_t> cost_ms_;
   uint64_t base_version_;  // 0: a full version
   int64_t batches_ = 0;
   bool done_ = false;
@@ -121,7 +125,7 @@ arrow::Result<std::unique_ptr<PutWriter>> ObjectCache::BeginPut(
                                    "max_object_bytes; nothing was stored");
   if (!entry.ok()) return refuse(entry.status());
   auto put = std::make_unique<Put>(this, std::move(*entry), std::move(request), std::move(schema),
-                                   patch ? patch->base_version : 0);
+                                   options.cost_ms, patch ? patch->base_version : 0);
   ARROW_RETURN_NOT_OK(put->Start());
   return put;
 }

@@ -34,6 +34,9 @@ struct PutOptions {
   std::vector<std::string> depends_on;
   /// Tags, e.g. "table:events"; invalidating a tag invalidates every entry carrying it.
   std::vector<std::string> tags;
+  /// What losing the object would cost, in milliseconds of recomputation (the eviction
+  /// score's cost). Default: the time the put took to receive.
+  std::optional<int64_t> cost_ms;
   /// Append the rows to the latest version instead of replacing it (object_patch.h): the
   /// key must exist and the schema must be its schema. Published by compare-and-set on the
   /// latest version read when the put begins (if_version, if set, must be that version).

@@ -12,6 +12,8 @@
 #include <arrow/c/bridge.h>
 #include <arrow/record_batch.h>
 
+#include "common/rejection.h"
+
 namespace quiver {
 
 namespace {
@@ -181,10 +183,11 @@ class AdbcSourceImpl final : public Source, public std::enable_shared_from_this<
     std::unique_lock<std::mutex> lock(mutex_);
     if (running_ >= spec_.max_concurrent) {
       if (waiting_ >= spec_.max_queue) {
-        return arrow::Status::CapacityError(
-            "resource exhausted: source '", spec_.name, "' is running ", running_,
-            " queries and ", waiting_, " more are queued (max_concurrent ", spec_.max_concurrent,
-            ", max_queue ", spec_.max_queue, ")");
+        return Reject(arrow::Status::CapacityError(
+                          "resource exhausted: source '", spec_.name, "' is running ", running_,
+                          " queries and ", waiting_, " more are queued (max_concurrent ",
+                          spec_.max_concurrent, ", max_queue ", spec_.max_queue, ")"),
+                      RejectionKind::kBusy, "max_queue", spec_.max_queue);
       }
       ++waiting_;
       cv_.wait(lock, [&] { return running_ < spec_.max_concurrent; });

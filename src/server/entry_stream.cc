@@ -5,6 +5,8 @@
 #include <arrow/ipc/writer.h>
 #include <arrow/record_batch.h>
 
+#include "server/flight_errors.h"
+
 namespace quiver {
 
 EntryStream::EntryStream(std::vector<std::unique_ptr<StoredStream>> parts,
@@ -26,7 +28,9 @@ arrow::Result<arrow::flight::FlightPayload> EntryStream::GetSchemaPayload() {
 arrow::Result<arrow::flight::FlightPayload> EntryStream::Next() {
   arrow::flight::FlightPayload payload;
   while (current_ < parts_.size()) {
-    ARROW_ASSIGN_OR_RAISE(auto message, parts_[current_]->Next());
+    auto read = parts_[current_]->Next();
+    if (!read.ok()) return ToFlightError(read.status());
+    auto message = std::move(*read);
     if (!message) {
       ++current_;
       continue;

@@ -3,6 +3,8 @@
 #include <arrow/buffer.h>
 #include <nlohmann/json.hpp>
 
+#include "server/flight_errors.h"
+
 namespace quiver {
 
 std::shared_ptr<arrow::Schema> FillStream::schema() {
@@ -11,15 +13,18 @@ std::shared_ptr<arrow::Schema> FillStream::schema() {
 }
 
 arrow::Result<arrow::flight::FlightPayload> FillStream::GetSchemaPayload() {
-  ARROW_ASSIGN_OR_RAISE(auto schema, fill_->WaitSchema());
+  auto schema = fill_->WaitSchema();
+  if (!schema.ok()) return ToFlightError(schema.status());
   arrow::flight::FlightPayload payload;
-  payload.ipc_message = schema.second;
+  payload.ipc_message = schema->second;
   return payload;
 }
 
 arrow::Result<arrow::flight::FlightPayload> FillStream::Next() {
   arrow::flight::FlightPayload payload;
-  ARROW_ASSIGN_OR_RAISE(auto next, fill_->WaitNext(reader_));
+  auto waited = fill_->WaitNext(reader_);
+  if (!waited.ok()) return ToFlightError(waited.status());
+  auto next = std::move(*waited);
   if (!next) return payload;  // end of stream
   payload.ipc_message = std::move(*next);
   if (payload.ipc_message.type != arrow::ipc::MessageType::RECORD_BATCH) return payload;

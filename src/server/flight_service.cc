@@ -11,6 +11,7 @@
 #include "server/actions.h"
 #include "server/entry_stream.h"
 #include "server/fill_stream.h"
+#include "server/flight_errors.h"
 #include "server/node_ticket.h"
 #include "server/query_request.h"
 #include "server/ticket.h"
@@ -27,13 +28,6 @@ namespace {
 arrow::Status WithContext(const arrow::Status& st, const std::string& context) {
   if (st.ok()) return st;
   return arrow::Status(st.code(), context + ": " + st.message(), st.detail());
-}
-
-// The Flight error for an engine status: an unavailable index or store is UNAVAILABLE;
-// any other status keeps its code (Arrow's transport maps it).
-arrow::Status ToFlight(const arrow::Status& st) {
-  if (!IsIndexUnavailable(st) && !IsStoreUnavailable(st)) return st;
-  return flight::MakeFlightError(flight::FlightStatusCode::Unavailable, st.message());
 }
 
 arrow::Result<PutOptions> ParsePutOptions(const std::shared_ptr<arrow::Buffer>& metadata) {
@@ -57,6 +51,12 @@ arrow::Result<PutOptions> ParsePutOptions(const std::shared_ptr<arrow::Buffer>& 
                                       value.dump());
       }
       options.patch = value.get<bool>();
+    } else if (name == "cost_ms") {
+      if (!value.is_number() || value.get<double>() < 0 || value.get<double>() > 1e12) {
+        return arrow::Status::Invalid("cost_ms must be a non-negative number of milliseconds, got ",
+                                      value.dump());
+      }
+      options.cost_ms = static_cast<int64_t>(value.get<double>());
     } else if (name == "depends_on" || name == "tags") {
       if (!value.is_array()) {
         return arrow::Status::Invalid("DoPut option '", name, "' must be an array of strings");
@@ -123,9 +123,10 @@ template <typename Body>
 arrow::Status QuiverFlightService::Serve(Body&& body) const {
   if (!started_) {
     return flight::MakeFlightError(flight::FlightStatusCode::Unavailable,
-                                   "quiver is starting (rebuilding its index); retry shortly");
+                                   "quiver is starting (rebuilding its index); retry shortly",
+                                   R"({"error":"unavailable"})");
   }
-  return ToFlight(body());
+  return ToFlightError(body());
 }
 
 void QuiverFlightService::set_endpoint(const flight::Location& location) {

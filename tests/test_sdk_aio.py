@@ -1,0 +1,143 @@
+"""quiver.aio against the real quiver binary: the calls as coroutines, run concurrently,
+and what cancelling the awaiting task does."""
+
+import asyncio
+import threading
+import time
+
+import pyarrow as pa
+import pytest
+
+from sdk_util import lite  # noqa: F401  (fixture)
+import quiver
+import quiver.aio
+
+TABLE = pa.table({"x": [1, 2, 3]})
+
+
+def test_calls_run_concurrently(server):
+    async def main():
+        async with quiver.aio.connect(server.location, max_workers=4) as aq:
+            refs = await asyncio.gather(*(aq.put(f"a/k{i}", pa.table({"x": [i] * (i + 1)}))
+                                          for i in range(16)))
+            assert [r.version for r in refs] == [1] * 16
+            tables = await asyncio.gather(*(aq.get(r) for r in refs))
+            assert [t.num_rows for t in tables] == [i + 1 for i in range(16)]
+
+            got = await aq.get_with_meta("a/k3")
+            assert got.ref == refs[3] and got.value.column("x").to_pylist() == [3] * 4
+            updated = await aq.update(refs[3], TABLE)
+            assert updated.version == 2
+            with pytest.raises(quiver.VersionConflict) as e:
+                await aq.update(refs[3], TABLE)
+            assert e.value.current_version == 2
+            await aq.put("a/bytes", b"\x00payload")
+            assert await aq.get("a/bytes") == b"\x00payload"
+
+            info, listed, st = await asyncio.gather(aq.info("a/k3"), aq.list("a/"), aq.stats())
+            assert info.version == 2 and info.rows == 3
+            assert len(listed) == 17 and st["puts"] == 18
+            assert (await aq.entries(prefix="a/k1")).num_rows == 7  # k1, k10..k15
+            assert (await aq.delete("a/k0")).keys == ("a/k0",)
+            assert (await aq.invalidate("a/k1", cascade=False)).keys == ("a/k1",)
+            assert (await aq.invalidate_tag("nothing")).keys == ()
+            assert (await aq.shrink(one=True)).keys
+            assert (await aq.config_set("half_life", 500))["half_life"] == 500
+            assert await aq.config_get("half_life") == 500
+            assert len((await aq.delete_prefix("a")).keys) == 14
+            with pytest.raises(quiver.NotFound):
+                await aq.get("a/k0")
+
+    asyncio.run(main())
+
+
+def test_query(lite):
+    async def main():
+        async with quiver.aio.connect(lite.location) as aq:
+            sql = "SELECT grp, count(*) AS n FROM events GROUP BY grp ORDER BY grp"
+            results = await asyncio.gather(*(aq.query(sql, source="lite") for _ in range(4)))
+            assert {r.meta.key for r in results} == {results[0].meta.key}
+            tables = await asyncio.gather(*(r.read_all() for r in results))
+            assert all(t.column("n").to_pylist() == [250] * 4 for t in tables)
+            df = await (await aq.query(sql, source="lite", preview=True)).to_pandas()
+            assert list(df["n"]) == [250] * 4
+
+    asyncio.run(main())
+
+
+STREAMING_SQL = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                 "WHERE i < 500000000) SELECT i FROM n")
+
+
+def test_cancelling_a_read_frees_its_thread_at_once(lite):
+    async def main():
+        async with quiver.aio.connect(lite.location, max_workers=1) as aq:
+            # query() returns with the first batch; the rest streams for minutes.
+            result = await aq.query(STREAMING_SQL, source="lite", preview=True)
+            assert result.meta.cache == "bypass"
+            task = asyncio.ensure_future(result.read_all())
+            # A put queued behind it on the one thread, cancelled before it starts.
+            queued = asyncio.ensure_future(aq.put("c/never", TABLE))
+            await asyncio.sleep(0.3)
+            assert not task.done()
+            queued.cancel()
+            task.cancel()
+            started = time.monotonic()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            with pytest.raises(asyncio.CancelledError):
+                await queued
+            # The only worker thread is free again: the stream was cancelled, not waited out.
+            assert (await asyncio.wait_for(aq.stats(), 5))["queries"]["bypasses"] == 1
+            assert time.monotonic() - started < 5
+            with pytest.raises(quiver.NotFound):
+                await aq.get("c/never")
+            # The server saw its only reader leave and stopped the execution.
+            await asyncio.to_thread(lite.wait_for_log, "every reader went away")
+
+    asyncio.run(main())
+
+
+def test_cancelling_a_put_stores_nothing(server):
+    sent_first = threading.Event()
+    release = threading.Event()
+
+    def batches():
+        yield pa.record_batch({"x": [1]})
+        sent_first.set()
+        release.wait(10)
+        yield pa.record_batch({"x": [2]})
+
+    async def main():
+        async with quiver.aio.connect(server.location) as aq:
+            reader = pa.RecordBatchReader.from_batches(pa.schema([("x", pa.int64())]),
+                                                       batches())
+            task = asyncio.ensure_future(aq.put("c/half", reader, timeout=1.5))
+            await asyncio.to_thread(sent_first.wait, 10)
+            task.cancel()
+            release.set()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await asyncio.to_thread(server.wait_for_log,
+                                    "'c/half': client disconnected mid-put; discarded")
+            with pytest.raises(quiver.NotFound):
+                await aq.get("c/half")
+
+    asyncio.run(main())
+
+
+@pytest.mark.skip(reason="the artifact-fetch action (branch wip-art) is not on main yet")
+def test_fetch_artifacts_are_awaitable(server, workdir):
+    import pyarrow.parquet as pq
+    path = workdir / "a.parquet"
+    pq.write_table(pa.table({"i": [1, 2]}), path)
+
+    async def main():
+        async with quiver.aio.connect(server.location) as aq:
+            ok, missing = aq.fetch_artifacts([f"file://{path}", f"file://{workdir}/none"])
+            assert (await ok).rows == 2
+            with pytest.raises(quiver.QuiverError, match="none"):
+                await missing
+            assert (await aq.get_artifact(f"file://{path}")).num_rows == 2
+
+    asyncio.run(main())
