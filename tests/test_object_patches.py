@@ -9,7 +9,7 @@ import shutil
 import pyarrow as pa
 import pytest
 
-from quiver_util import get, put
+from quiver_util import descriptor, get, put
 
 
 def patch(client, key, data, **options):
@@ -36,6 +36,9 @@ def test_full_read_is_base_and_patches_and_since_reads_deltas(quiver):
     assert got == [1, 2, 3, 4, 5, 6] and meta["status"] == "ok" and meta["version"] == 5
     got, meta = ids(client, json.dumps({"key": "p/log", "since": 3}))
     assert got == [5, 6] and meta["status"] == "patches" and meta["since"] == 3
+    info = client.get_flight_info(descriptor("p/log"))
+    assert info.total_records == 6 and info.endpoints[0].ticket.ticket == b"p/log@5"
+    assert [f.total_records for f in client.list_flights(b"p/")] == [6]
     got, meta = ids(client, "p/log@3")  # an older version in full: base + its patches
     assert got == [1, 2, 3, 4] and meta["version"] == 3
     _, meta = ids(client, json.dumps({"key": "p/log", "since": 5}))

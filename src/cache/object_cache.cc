@@ -144,23 +144,32 @@ arrow::Result<std::optional<ObjectRead>> ObjectCache::Read(const ObjectKey& key,
                                                             std::optional<uint64_t> since) {
   ARROW_ASSIGN_OR_RAISE(auto last, Get(key, version));
   if (!last) return std::nullopt;
+  return Complete(std::move(*last), since, /*promote=*/true);
+}
+
+arrow::Result<ObjectRead> ObjectCache::Parts(OpenEntry last) {
+  return Complete(std::move(last), std::nullopt, /*promote=*/false);
+}
+
+arrow::Result<ObjectRead> ObjectCache::Complete(OpenEntry last, std::optional<uint64_t> since,
+                                                bool promote) {
   ObjectRead read;
-  const EntryMeta meta = last->meta;
+  const EntryMeta meta = last.meta;
   uint64_t first = meta.first_needed();
   if (since && *since >= meta.first_needed() && *since < meta.version) {
     read.since = *since;
     first = *since + 1;
   }
   for (uint64_t v = first; v < meta.version; ++v) {
-    ARROW_ASSIGN_OR_RAISE(auto part, entries_->Open(key.ToString(), v, /*promote=*/true));
+    ARROW_ASSIGN_OR_RAISE(auto part, entries_->Open(meta.key, v, promote));
     if (!part) {
-      return arrow::Status::KeyError("version ", meta.version, " of '", key.ToString(),
+      return arrow::Status::KeyError("version ", meta.version, " of '", meta.key,
                                      "' is a patch of version ", meta.base_version,
                                      ", and version ", v, " is no longer kept");
     }
     read.parts.push_back(std::move(*part));
   }
-  read.parts.push_back(std::move(*last));
+  read.parts.push_back(std::move(last));
   return read;
 }
 

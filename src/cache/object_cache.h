@@ -106,6 +106,9 @@ class ObjectCache {
   arrow::Result<std::optional<ObjectRead>> Read(const ObjectKey& key,
                                                 std::optional<uint64_t> version,
                                                 std::optional<uint64_t> since = std::nullopt);
+  /// \brief The parts of a version opened by Get or Peek (see Read), for metadata
+  /// requests: not counted as a read, and not promoted to memory.
+  arrow::Result<ObjectRead> Parts(OpenEntry last);
   /// \brief Like Get, for metadata requests: not counted as a read.
   arrow::Result<std::optional<OpenEntry>> Peek(const ObjectKey& key,
                                                std::optional<uint64_t> version);
@@ -133,6 +136,8 @@ class ObjectCache {
 
  private:
   class Put;
+  arrow::Result<ObjectRead> Complete(OpenEntry last, std::optional<uint64_t> since,
+                                     bool promote);
 
   ObjectCacheOptions options_;
   EntryStore* entries_;

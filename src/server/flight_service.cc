@@ -156,8 +156,17 @@ arrow::Result<flight::FlightInfo> QuiverFlightService::MakeInfo(const OpenEntry&
   endpoint.locations.push_back(endpoint_);
   ARROW_ASSIGN_OR_RAISE(auto key, ObjectKey::Parse(entry.meta.key));
   auto descriptor = flight::FlightDescriptor::Path(key.segments());
-  return flight::FlightInfo::Make(*stored->schema(), descriptor, {endpoint}, entry.meta.rows,
-                                  entry.meta.bytes, /*ordered=*/true, ObjectRefJson(entry.meta));
+  int64_t rows = entry.meta.rows, bytes = entry.meta.bytes;
+  if (entry.meta.is_patch()) {  // the object is its base and patches: count them all
+    ARROW_ASSIGN_OR_RAISE(auto read, cache_->Parts(entry));
+    rows = bytes = 0;
+    for (const auto& part : read.parts) {
+      rows += part.meta.rows;
+      bytes += part.meta.bytes;
+    }
+  }
+  return flight::FlightInfo::Make(*stored->schema(), descriptor, {endpoint}, rows, bytes,
+                                  /*ordered=*/true, ObjectRefJson(entry.meta));
 }
 
 arrow::Status QuiverFlightService::ListFlights(const flight::ServerCallContext&,
