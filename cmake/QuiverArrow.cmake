@@ -8,9 +8,10 @@
 #      (no unversioned symlinks, no CMake config), so imported targets are defined here
 #      on the exact files.
 #
-# Either way the result is three targets: quiver::arrow, quiver::arrow_flight and
+# Either way the result is four targets: quiver::arrow, quiver::arrow_flight,
 # quiver::arrow_s3 (S3FileSystem; its own library since Arrow 21, with the AWS SDK hidden
-# inside it in the wheel -- never link a system AWS SDK next to it).
+# inside it in the wheel -- never link a system AWS SDK next to it) and quiver::parquet
+# (the Parquet reader, for artifacts).
 # QUIVER_ARROW_LIBDIR is set to the directory to put in binaries' RPATH (empty when
 # the system Arrow is used and the loader finds it by itself).
 
@@ -38,6 +39,9 @@ if(Arrow_FOUND AND ArrowFlight_FOUND)
   else()
     target_link_libraries(quiver::arrow_s3 INTERFACE Arrow::arrow_shared)
   endif()
+  find_package(Parquet CONFIG REQUIRED)
+  add_library(quiver::parquet INTERFACE IMPORTED)
+  target_link_libraries(quiver::parquet INTERFACE Parquet::parquet_shared)
   return()
 endif()
 
@@ -69,9 +73,10 @@ set(_quiver_inc "${_quiver_pa_dir}/include")
 set(_quiver_arrow_so "${_quiver_pa_dir}/libarrow.so.${_quiver_so}")
 set(_quiver_flight_so "${_quiver_pa_dir}/libarrow_flight.so.${_quiver_so}")
 set(_quiver_s3_so "${_quiver_pa_dir}/libarrow_s3.so.${_quiver_so}")
+set(_quiver_parquet_so "${_quiver_pa_dir}/libparquet.so.${_quiver_so}")
 foreach(_f "${_quiver_inc}/arrow/api.h" "${_quiver_inc}/arrow/flight/api.h"
-           "${_quiver_inc}/arrow/filesystem/s3fs.h"
-           "${_quiver_arrow_so}" "${_quiver_flight_so}" "${_quiver_s3_so}")
+           "${_quiver_inc}/arrow/filesystem/s3fs.h" "${_quiver_inc}/parquet/arrow/reader.h"
+           "${_quiver_arrow_so}" "${_quiver_flight_so}" "${_quiver_s3_so}" "${_quiver_parquet_so}")
   if(NOT EXISTS "${_f}")
     message(FATAL_ERROR "Quiver: pyarrow ${QUIVER_PYARROW_VERSION} wheel lacks ${_f}")
   endif()
@@ -94,6 +99,11 @@ set_target_properties(quiver::arrow_flight PROPERTIES
 add_library(quiver::arrow_s3 SHARED IMPORTED GLOBAL)
 set_target_properties(quiver::arrow_s3 PROPERTIES
   IMPORTED_LOCATION "${_quiver_s3_so}"
+  INTERFACE_LINK_LIBRARIES quiver::arrow)
+
+add_library(quiver::parquet SHARED IMPORTED GLOBAL)
+set_target_properties(quiver::parquet PROPERTIES
+  IMPORTED_LOCATION "${_quiver_parquet_so}"
   INTERFACE_LINK_LIBRARIES quiver::arrow)
 
 set(QUIVER_ARROW_LIBDIR "${_quiver_pa_dir}")

@@ -510,3 +510,22 @@ def test_command_descriptor_put_refused(seeded):
         writer.close()
     assert "PATH descriptor" in str(e.value)
     assert_intact(server, client, original)
+
+
+# -- a put the client aborts ----------------------------------------------------------------
+@pytest.mark.parametrize("before_data", [False, True])
+def test_a_put_the_client_aborts_stores_nothing(seeded, before_data):
+    """{"abort": reason} as a metadata-only message discards the put (docs/api.md)."""
+    server, client, original = seeded
+    before = stats(client)
+    t = sample(1000)
+    writer, reader = client.do_put(descriptor("s/o"), t.schema)
+    if not before_data:
+        writer.write_table(t)
+    writer.write_metadata(json.dumps({"abort": "the source failed"}).encode())
+    with pytest.raises(flight.FlightCancelledError, match="aborted the put"):
+        writer.done_writing()
+        reader.read()
+        writer.close()
+    assert stats(client)["put_failures"] == before["put_failures"] + 1
+    assert_intact(server, client, original)

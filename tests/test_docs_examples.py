@@ -1,6 +1,7 @@
-"""docs/api.md, queries.md, management.md and python.md promise that their example blocks run,
-in order, against a fresh server."""
+"""docs/api.md, queries.md, management.md, python.md, python-cache.md and artifacts.md promise
+that their example blocks run, in order, against a fresh server."""
 
+import json
 import re
 import subprocess
 import sys
@@ -18,8 +19,9 @@ def python_blocks(text):
     return re.findall(r"```python\n(.*?)```", text, flags=re.S)
 
 
-def run_doc_examples(doc, location):
-    """Run every python block of `doc`, in order, in one namespace, against `location`."""
+def run_doc_examples(doc, location, replace=None):
+    """Run every python block of `doc`, in order, in one namespace, against `location`
+    (and with each key of `replace` replaced by its value)."""
     if not doc.is_file():
         pytest.fail(f"{doc} is missing")
     blocks = python_blocks(doc.read_text())
@@ -28,8 +30,10 @@ def run_doc_examples(doc, location):
     namespace = {"__name__": f"docs_{doc.stem}_examples"}
     try:
         for i, block in enumerate(blocks):
-            exec(compile(block.replace(DOC_LOCATION, location), f"{doc}#block{i}", "exec"),
-                 namespace)
+            block = block.replace(DOC_LOCATION, location)
+            for old, new in (replace or {}).items():
+                block = block.replace(old, new)
+            exec(compile(block, f"{doc}#block{i}", "exec"), namespace)
     finally:
         client = namespace.get("client")
         if client is not None:
@@ -63,3 +67,12 @@ def test_python_sdk_examples_run(quiver, workdir):
 
 def test_python_cache_examples_run(server):
     run_doc_examples(DOC.parent / "python-cache.md", server.location)
+
+
+def test_artifact_examples_run(quiver, workdir):
+    root = workdir / "artifacts"
+    root.mkdir()
+    config = workdir / "artifacts.json"
+    config.write_text(json.dumps({"artifacts": {"allowed_prefixes": [f"file://{root}/"]}}))
+    srv = quiver(args=["--config", str(config)])
+    run_doc_examples(DOC.parent / "artifacts.md", srv.location, {"/srv/artifacts": str(root)})

@@ -110,6 +110,8 @@ arrow::Status Engine::Build() {
   q.reclaim_interval_s = o.reclaim_interval_s;
   q.fill_poll_ms = o.shared.fill_poll_ms;
   ARROW_ASSIGN_OR_RAISE(queries_, QueryCache::Make(std::move(q)));
+  artifacts_ = std::make_unique<ArtifactCache>(queries_.get(), entries_.get(), o.artifacts,
+                                               o.max_ttl_s);
   if (local_state_) {
     local_state_->SetCounters([this] { return Counters(); },
                               [this](const std::map<std::string, int64_t>& saved) {
@@ -457,6 +459,7 @@ arrow::Status Engine::SaveLocalState() {
 }
 
 void Engine::Shutdown() {
+  artifacts_->Shutdown();  // fetches waiting for a worker end now
   queries_->Shutdown();
   fills_->Stop();
   for (auto* task : {watchdog_.get(), sweep_task_.get(), usage_saver_.get(), checkpointer_.get()}) {
@@ -473,6 +476,7 @@ Engine::~Engine() {
   for (auto* task : {watchdog_.get(), sweep_task_.get(), usage_saver_.get(), checkpointer_.get()}) {
     if (task) task->Stop();
   }
+  if (artifacts_) artifacts_->Shutdown();
   if (queries_) {
     queries_->Shutdown();
     queries_->WaitForFills(60);

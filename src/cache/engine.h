@@ -26,6 +26,7 @@
 
 #include <arrow/result.h>
 
+#include "cache/artifact_cache.h"
 #include "cache/committer.h"
 #include "cache/entry_store.h"
 #include "cache/evictor.h"
@@ -89,6 +90,8 @@ struct EngineOptions {
   double usage_save_interval_s = 30;
   // Queries.
   std::map<std::string, std::shared_ptr<Source>> sources;
+  /// Artifact fetches (null: artifact requests are refused).
+  std::shared_ptr<ArtifactSource> artifacts;
   double max_ttl_s = 86400;
   int64_t max_entry_bytes = int64_t{1} << 30;
   /// See QueryCacheOptions::fill_memory_bytes.
@@ -119,6 +122,7 @@ class Engine {
 
   ObjectCache* objects() { return objects_.get(); }
   QueryCache* queries() { return queries_.get(); }
+  ArtifactCache* artifacts() { return artifacts_.get(); }
   Management* management() { return management_.get(); }
   // The parts, for tests and tools.
   EntryStore* entries() { return entries_.get(); }
@@ -182,6 +186,7 @@ class Engine {
   std::unique_ptr<Management> management_;
   std::unique_ptr<FillGroup> fills_;
   std::unique_ptr<QueryCache> queries_;
+  std::unique_ptr<ArtifactCache> artifacts_;
   std::unique_ptr<GarbageSweeper> sweeper_;
   std::unique_ptr<PeriodicTask> usage_saver_, sweep_task_, watchdog_, checkpointer_;
   EmbeddedIndex* journaled_ = nullptr;  // the index once its journal is attached

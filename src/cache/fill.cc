@@ -105,6 +105,19 @@ void Fill::Finish(arrow::Status status) {
   space_.notify_all();
 }
 
+void Fill::Settle() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    settled_ = true;
+  }
+  cv_.notify_all();
+}
+
+void Fill::WaitSettled() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  cv_.wait(lock, [&] { return settled_; });
+}
+
 bool Fill::Abandoned() const {
   std::lock_guard<std::mutex> lock(mutex_);
   // A pending hand-over keeps it alive only while the next reader can still attach.

@@ -75,6 +75,11 @@ class Fill {
   void NotCaching(std::string reason);
   /// \brief End the fill: `status` is what every reader sees at the end.
   void Finish(arrow::Status status);
+  /// \brief The filler is done with the fill: its result is published, or never will be.
+  /// (Finish() comes earlier, so that readers need not wait for the commit.)
+  void Settle();
+  /// \brief Wait for Settle(): for a caller that needs the result stored, not streamed.
+  void WaitSettled();
   /// \brief True once every reader detached after at least one attached (and the fill is
   /// not finished): nobody reads any more.
   bool Abandoned() const;
@@ -140,6 +145,7 @@ class Fill {
   bool ever_attached_ = false;
   int handovers_ = 0;  // HandOver calls not yet followed by an Attach
   bool finished_ = false;
+  bool settled_ = false;
   arrow::Status status_;
 };
 

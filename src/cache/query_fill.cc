@@ -150,6 +150,7 @@ void QueryCache::EndFill(const QueryPlan& plan, const std::shared_ptr<Fill>& fil
   // Ended before its lease goes: a follower that sees the lease free must find the end.
   fill->Finish(std::move(status));
   options_.fills->Unregister(plan.key, fill);
+  fill->Settle();
   {
     std::lock_guard<std::mutex> lock(threads_mutex_);
     live_fills_.erase(fill);

@@ -22,6 +22,7 @@
 #include "cli/store_factory.h"
 #include "common/config.h"
 #include "exec/adbc_source.h"
+#include "exec/artifact_source.h"
 #include "server/flight_peer_client.h"
 #include "server/flight_service.h"
 
@@ -141,6 +142,26 @@ arrow::Result<std::map<std::string, std::shared_ptr<Source>>> OpenSources(
   return sources;
 }
 
+arrow::Result<std::shared_ptr<ArtifactSource>> OpenArtifacts(const ServerConfig& config) {
+  const ArtifactsConfig& a = config.artifacts;
+  ArtifactSourceOptions o;
+  o.allowed_prefixes = a.allowed_prefixes;
+  o.pool.max_workers = a.max_workers;
+  o.pool.max_queue = a.max_queue;
+  o.timeout_s = a.timeout_s;
+  o.default_ttl_s = a.default_ttl_s;
+  o.s3 = [config] { return OpenArtifactS3(config); };
+  if (a.allowed_prefixes.empty()) {
+    spdlog::info("artifacts: none allowed (set artifacts.allowed_prefixes to fetch some)");
+  } else {
+    std::string list;
+    for (const auto& p : a.allowed_prefixes) list += (list.empty() ? "" : ", ") + p;
+    spdlog::info("artifacts: from {} ({} workers, queue {}, timeout {} s, ttl {} s)", list,
+                 a.max_workers, a.max_queue, a.timeout_s, a.default_ttl_s);
+  }
+  return ArtifactSource::Make(std::move(o));
+}
+
 EngineOptions MakeEngineOptions(const ServerConfig& config) {
   EngineOptions o;
   o.objects.max_object_bytes = config.max_object_bytes;
@@ -227,6 +248,7 @@ arrow::Result<std::unique_ptr<Engine>> OpenEngine(const ServerConfig& config,
   // The engine uses it only with live_join.
   if (shared) options.peers = std::make_shared<FlightPeerClient>(options.index, node);
   ARROW_ASSIGN_OR_RAISE(options.sources, OpenSources(config));
+  ARROW_ASSIGN_OR_RAISE(options.artifacts, OpenArtifacts(config));
   ARROW_ASSIGN_OR_RAISE(auto engine, Engine::Open(std::move(options)));
   ARROW_ASSIGN_OR_RAISE(auto stats, engine->management()->Stats());
   spdlog::info("node {}: index {} ({}), store {}; budget {} of {} used ({} policy, half_life "

@@ -100,6 +100,19 @@ arrow::Status SetCredentials(const S3Config& c, S3StoreOptions* o) {
       "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or s3.credentials_file");
 }
 
+// Where and how to connect: region, endpoint, scheme, addressing, CA, timeouts, retries.
+void SetConnection(const S3Config& c, S3StoreOptions* o) {
+  o->region = c.region;
+  o->endpoint_override = c.endpoint;
+  o->scheme = c.scheme;
+  // S3-compatible servers (an endpoint override) take path-style requests.
+  o->path_style = c.path_style || !c.endpoint.empty();
+  o->ca_file = c.ca_file;
+  o->connect_timeout_s = c.connect_timeout_s;
+  o->request_timeout_s = c.request_timeout_s;
+  o->max_retries = static_cast<int>(c.max_retries);
+}
+
 arrow::Result<std::shared_ptr<BlobStore>> OpenS3(const ServerConfig& config,
                                                  const std::string& node) {
   const std::string path = config.store.substr(5);  // after s3://
@@ -109,15 +122,7 @@ arrow::Result<std::shared_ptr<BlobStore>> OpenS3(const ServerConfig& config,
   if (slash != std::string::npos) o.prefix = path.substr(slash + 1);
   while (!o.prefix.empty() && o.prefix.back() == '/') o.prefix.pop_back();
   const S3Config& c = config.s3;
-  o.region = c.region;
-  o.endpoint_override = c.endpoint;
-  o.scheme = c.scheme;
-  // S3-compatible servers (an endpoint override) take path-style requests.
-  o.path_style = c.path_style || !c.endpoint.empty();
-  o.ca_file = c.ca_file;
-  o.connect_timeout_s = c.connect_timeout_s;
-  o.request_timeout_s = c.request_timeout_s;
-  o.max_retries = static_cast<int>(c.max_retries);
+  SetConnection(c, &o);
   o.readahead_bytes = c.readahead_bytes;
   o.readahead_depth = static_cast<int>(c.readahead_depth);
   ARROW_RETURN_NOT_OK(SetCredentials(c, &o));
@@ -160,6 +165,16 @@ arrow::Result<NodeStores> OpenStores(const ServerConfig& config, const std::stri
     stores.store = local;
   }
   return stores;
+}
+
+arrow::Result<std::shared_ptr<arrow::fs::FileSystem>> OpenArtifactS3(const ServerConfig& config) {
+  const S3Config& c = config.s3;
+  S3StoreOptions o;
+  SetConnection(c, &o);
+  if (o.region.empty()) o.region = "us-east-1";  // S3-compatible servers take any
+  // Configured credentials, else the AWS SDK's default chain (instance roles included).
+  if (!SetCredentials(c, &o).ok()) o.access_key = o.secret_key = o.session_token = "";
+  return MakeS3FileSystem(o);
 }
 
 }  // namespace quiver

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include <arrow/filesystem/filesystem.h>
 #include <arrow/result.h>
 
 #include "common/config.h"
@@ -22,6 +23,10 @@ struct NodeStores {
   /// The data dir itself (locked for this process; its filesystem sizes the defaults).
   std::shared_ptr<LocalBlobStore> data_dir;
 };
+
+/// \brief The filesystem of s3:// artifacts: the connection and credentials of the config's
+/// `s3` settings (credentials: as for the store, else the AWS SDK's default chain).
+arrow::Result<std::shared_ptr<arrow::fs::FileSystem>> OpenArtifactS3(const ServerConfig& config);
 
 /// \brief The stores `config` names, for node `node`.
 arrow::Result<NodeStores> OpenStores(const ServerConfig& config, const std::string& node);

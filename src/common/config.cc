@@ -155,6 +155,41 @@ arrow::Status ServerConfig::LoadS3(const nlohmann::json& value, const std::strin
   return arrow::Status::OK();
 }
 
+arrow::Status ServerConfig::LoadArtifacts(const nlohmann::json& value, const std::string& path) {
+  if (!value.is_object()) {
+    return arrow::Status::Invalid("config file '", path, "': 'artifacts' must be an object");
+  }
+  for (auto& [field, v] : value.items()) {
+    if (field == "allowed_prefixes") {
+      artifacts.allowed_prefixes = v.get<std::vector<std::string>>();
+    } else if (field == "max_workers") artifacts.max_workers = v.get<int64_t>();
+    else if (field == "max_queue") artifacts.max_queue = v.get<int64_t>();
+    else if (field == "timeout_s") artifacts.timeout_s = v.get<double>();
+    else if (field == "default_ttl_s") artifacts.default_ttl_s = v.get<double>();
+    else {
+      return arrow::Status::Invalid("config file '", path, "': artifacts: unknown field '", field,
+                                    "'");
+    }
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Status ServerConfig::ValidateArtifacts() const {
+  const ArtifactsConfig& a = artifacts;
+  if (a.max_workers < 1) return arrow::Status::Invalid("artifacts.max_workers must be >= 1");
+  if (a.max_queue < 0) return arrow::Status::Invalid("artifacts.max_queue must be >= 0");
+  if (!(a.timeout_s > 0)) return arrow::Status::Invalid("artifacts.timeout_s must be > 0");
+  if (!(a.default_ttl_s > 0)) return arrow::Status::Invalid("artifacts.default_ttl_s must be > 0");
+  for (const auto& prefix : a.allowed_prefixes) {
+    if (prefix.find("://") == std::string::npos) {
+      return arrow::Status::Invalid("artifacts.allowed_prefixes: '", prefix,
+                                    "' is not a URL prefix such as file:///srv/data/ or "
+                                    "s3://bucket/prefix/");
+    }
+  }
+  return arrow::Status::OK();
+}
+
 arrow::Status ServerConfig::LoadFile(const std::string& path) {
   std::ifstream in(path);
   if (!in) return arrow::Status::IOError("cannot read config file '", path, "'");
@@ -228,6 +263,8 @@ arrow::Status ServerConfig::LoadFile(const std::string& path) {
       else if (name == "sweep_interval_s") sweep_interval_s = value.get<double>();
       else if (name == "sources") {
         ARROW_RETURN_NOT_OK(LoadSources(value, path));
+      } else if (name == "artifacts") {
+        ARROW_RETURN_NOT_OK(LoadArtifacts(value, path));
       }
       else return arrow::Status::Invalid("config file '", path, "': unknown field '", name, "'");
     }
@@ -274,6 +311,7 @@ arrow::Status ServerConfig::Validate() const {
   ARROW_RETURN_NOT_OK(ValidateAddresses());
   ARROW_RETURN_NOT_OK(ValidateShared());
   ARROW_RETURN_NOT_OK(ValidateStore());
+  ARROW_RETURN_NOT_OK(ValidateArtifacts());
   for (size_t i = 0; i < sources.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {
       if (sources[i].name == sources[j].name) {

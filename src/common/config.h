@@ -51,6 +51,24 @@ struct S3Config {
   int64_t readahead_depth = 2;
 };
 
+/// Artifacts: files fetched through Arrow's filesystems and cached (docs/artifacts.md).
+struct ArtifactsConfig {
+  /// URL prefixes artifacts may be fetched from, e.g. "file:///srv/data/" or
+  /// "s3://bucket/reports/". A URL is allowed if it lies under one of them, segment-wise,
+  /// after normalization (local paths resolved, symlinks included). Default: none -- no
+  /// artifact can be fetched until some are configured.
+  std::vector<std::string> allowed_prefixes;
+  /// Fetches running at once. Default: 4.
+  int64_t max_workers = 4;
+  /// Fetches waiting for a worker before new ones are refused (busy). Default: 64.
+  int64_t max_queue = 64;
+  /// Seconds a fetch may take, queueing included, before it fails (DEADLINE_EXCEEDED).
+  /// Default: 60.
+  double timeout_s = 60;
+  /// TTL of a cached artifact when the request names none, seconds. Default: 300.
+  double default_ttl_s = 300;
+};
+
 struct ServerConfig {
   /// Where to listen. Port 0 picks a free port. Default: grpc://127.0.0.1:8815.
   std::string listen = "grpc://127.0.0.1:8815";
@@ -101,6 +119,8 @@ struct ServerConfig {
 
   /// Query sources, by name.
   std::vector<SourceSpec> sources;
+  /// Artifact fetches (files through Arrow's filesystems).
+  ArtifactsConfig artifacts;
   /// Upper bound of any query result's TTL, seconds. Default: 86400.
   double max_ttl_s = 86400;
   /// Results larger than this stream to the client but are not cached. Default: 1 GiB.
@@ -184,6 +204,8 @@ struct ServerConfig {
   arrow::Status ValidateShared() const;
   arrow::Status ValidateStore() const;
   arrow::Status LoadS3(const nlohmann::json& value, const std::string& path);
+  arrow::Status LoadArtifacts(const nlohmann::json& value, const std::string& path);
+  arrow::Status ValidateArtifacts() const;
   arrow::Status ValidateAddresses() const;
 };
 

@@ -31,6 +31,32 @@ std::string WriteTemp(const std::string& text) {
   return name;
 }
 
+TEST(ServerConfig, LoadsAndChecksArtifactSettings) {
+  ServerConfig config;
+  EXPECT_TRUE(config.artifacts.allowed_prefixes.empty());  // nothing allowed by default
+  auto path = WriteTemp(R"({"artifacts": {"allowed_prefixes": ["file:///srv/a/", "s3://b/p/"],
+                                          "max_workers": 2, "max_queue": 0, "timeout_s": 5,
+                                          "default_ttl_s": 60}})");
+  ASSERT_TRUE(config.LoadFile(path).ok());
+  EXPECT_EQ(config.artifacts.allowed_prefixes.size(), 2u);
+  EXPECT_EQ(config.artifacts.max_workers, 2);
+  EXPECT_EQ(config.artifacts.max_queue, 0);
+  EXPECT_EQ(config.artifacts.timeout_s, 5);
+  EXPECT_EQ(config.artifacts.default_ttl_s, 60);
+  EXPECT_TRUE(config.Validate().ok()) << config.Validate();
+
+  auto typo = WriteTemp(R"({"artifacts": {"max_worker": 2}})");
+  auto st = config.LoadFile(typo);
+  EXPECT_NE(st.message().find("max_worker"), std::string::npos) << st;
+  config.artifacts.max_workers = 0;
+  EXPECT_NE(config.Validate().message().find("artifacts.max_workers"), std::string::npos);
+  config.artifacts.max_workers = 1;
+  config.artifacts.allowed_prefixes = {"/srv/a"};
+  EXPECT_NE(config.Validate().message().find("/srv/a"), std::string::npos);
+  std::remove(path.c_str());
+  std::remove(typo.c_str());
+}
+
 TEST(ServerConfig, LoadsFieldsAndRejectsUnknown) {
   ServerConfig config;
   auto path = WriteTemp(R"({"data_dir": "/x", "max_object_bytes": "1MiB", "keep_versions": 5,

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/config.h"
+#include "server/artifact_request.h"
 #include "server/entries_table.h"
 
 namespace quiver {
@@ -102,6 +103,18 @@ json DurabilityJson(const Engine& engine) {
           {"failures", st.failures}};
 }
 
+json ArtifactsJson(const ArtifactStats& a) {
+  return {{"hits", a.hits},
+          {"misses", a.misses},
+          {"joins", a.joins},
+          {"fetches", a.source.fetches},
+          {"failures", a.source.failures},
+          {"busy", a.source.pool.busy},
+          {"timeouts", a.source.pool.timeouts},
+          {"in_flight", a.source.pool.running},
+          {"queued", a.source.pool.queued}};
+}
+
 arrow::Result<json> StatsJson(Engine* engine) {
   ARROW_ASSIGN_OR_RAISE(auto s, engine->management()->Stats());
   auto q = engine->queries()->Stats();
@@ -159,7 +172,8 @@ arrow::Result<json> StatsJson(Engine* engine) {
         {"waits", q.waits},
         {"takeovers", q.takeovers},
         {"fenced", q.fenced},
-        {"executions_by_key", q.executions_by_key}}}};
+        {"executions_by_key", q.executions_by_key}}},
+      {"artifacts", ArtifactsJson(engine->artifacts()->Stats())}};
 }
 
 arrow::Result<json> ConfigJson(Engine* engine) {
@@ -242,6 +256,12 @@ arrow::Result<std::string> InvalidateTagAction(Engine* engine, const std::string
   return json{{"removed", removed}}.dump();
 }
 
+arrow::Result<std::string> ArtifactFetchAction(Engine* engine, const std::string& body) {
+  ARROW_ASSIGN_OR_RAISE(auto request, ParseArtifactRequest(body));
+  ARROW_ASSIGN_OR_RAISE(auto fetched, engine->artifacts()->Fetch(request));
+  return ArtifactFetchedJson(fetched);
+}
+
 arrow::Result<std::string> ConfigGetAction(Engine* engine, const std::string&) {
   ARROW_ASSIGN_OR_RAISE(auto config, ConfigJson(engine));
   return config.dump();
@@ -306,6 +326,12 @@ const std::vector<ActionSpec>& Actions() {
        "Remove every key carrying a tag, cascading. Body: {\"tag\": T}. "
        "Result: {\"removed\": [keys]}",
        InvalidateTagAction},
+      {"artifact-fetch",
+       "Fetch an artifact into the cache and return once it is cached. "
+       "Body: {\"artifact\": URL, \"format\": NAME, \"ttl_s\": n}. Result: {\"key\", "
+       "\"cache\": \"hit\"|\"miss\"|\"joined\", \"rows\", \"bytes\", \"expires_ms\", "
+       "\"mtime_ms\", \"size\", \"etag\" (when the source has one), ...}",
+       ArtifactFetchAction},
       {"config-get", "Run-time settings as JSON: half_life, cache_size, memory_size, ...",
        ConfigGetAction},
       {"config-set",

@@ -9,6 +9,7 @@
 
 #include "common/config.h"
 #include "server/actions.h"
+#include "server/artifact_request.h"
 #include "server/entry_stream.h"
 #include "server/fill_stream.h"
 #include "server/flight_errors.h"
@@ -86,6 +87,17 @@ arrow::Result<PutOptions> ParsePutOptions(const std::shared_ptr<arrow::Buffer>& 
   return options;
 }
 
+// A metadata-only message {"abort": "reason"}: the client gives up on its put (its data
+// source failed, it was cancelled) and nothing may be stored. Closing the stream instead
+// would commit what was sent so far. Returns the reason, or nullopt for any other message.
+std::optional<std::string> AbortReason(const flight::FlightStreamChunk& chunk) {
+  if (chunk.data || !chunk.app_metadata || chunk.app_metadata->size() == 0) return std::nullopt;
+  json j = json::parse(chunk.app_metadata->ToString(), nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("abort")) return std::nullopt;
+  const auto& reason = j["abort"];
+  return reason.is_string() ? reason.get<std::string>() : reason.dump();
+}
+
 // The response metadata of a query: in FlightInfo.app_metadata and on the first batch.
 std::string ResponseJson(const QueryResponse& r) {
   const char* kind = r.kind == QueryResponse::Kind::kHit    ? "hit"
@@ -101,6 +113,11 @@ std::string ResponseJson(const QueryResponse& r) {
   if (!r.node.empty()) j["node"] = r.node;
   if (!r.reason.empty()) j["reason"] = r.reason;
   return j.dump();
+}
+
+// What a CMD descriptor or a JSON ticket asks for, in errors.
+const char* CommandName(const std::string& text) {
+  return LooksLikeArtifact(text) ? "artifact" : "query";
 }
 
 std::string Millis(std::chrono::steady_clock::time_point start) {
@@ -194,10 +211,23 @@ arrow::Result<std::vector<flight::FlightInfo>> QuiverFlightService::ListInfos(
   return infos;
 }
 
+arrow::Result<QueryPlan> QuiverFlightService::PlanCommand(const std::string& text) {
+  if (LooksLikeArtifact(text)) {
+    ARROW_ASSIGN_OR_RAISE(auto request, ParseArtifactRequest(text));
+    return engine_->artifacts()->Plan(request);
+  }
+  ARROW_ASSIGN_OR_RAISE(auto parsed, ParseQueryRequest(text));
+  return queries_->Plan(std::move(parsed));
+}
+
+arrow::Result<QueryResponse> QuiverFlightService::ExecuteCommand(const QueryPlan& plan) {
+  if (engine_->artifacts()->Owns(plan)) return engine_->artifacts()->Execute(plan);
+  return queries_->Execute(plan);
+}
+
 arrow::Result<std::unique_ptr<flight::FlightInfo>> QuiverFlightService::QueryInfo(
     const flight::FlightDescriptor& request) {
-  ARROW_ASSIGN_OR_RAISE(auto parsed, ParseQueryRequest(request.cmd));
-  ARROW_ASSIGN_OR_RAISE(auto plan, queries_->Plan(std::move(parsed)));
+  ARROW_ASSIGN_OR_RAISE(auto plan, PlanCommand(request.cmd));
   flight::FlightEndpoint endpoint;
   endpoint.ticket.ticket = request.cmd;  // DoGet redeems the same request
   endpoint.locations.push_back(endpoint_);
@@ -212,7 +242,7 @@ arrow::Result<std::unique_ptr<flight::FlightInfo>> QuiverFlightService::QueryInf
                                                               ResponseJson(r)));
     return std::make_unique<flight::FlightInfo>(std::move(info));
   }
-  ARROW_ASSIGN_OR_RAISE(auto r, queries_->Execute(plan));
+  ARROW_ASSIGN_OR_RAISE(auto r, ExecuteCommand(plan));
   if (r.hit) {
     ARROW_ASSIGN_OR_RAISE(auto stored, StoredStream::Open(r.hit->file));
     ARROW_ASSIGN_OR_RAISE(auto info, flight::FlightInfo::Make(
@@ -231,9 +261,8 @@ arrow::Result<std::unique_ptr<flight::FlightInfo>> QuiverFlightService::QueryInf
 
 arrow::Result<std::unique_ptr<flight::FlightDataStream>> QuiverFlightService::QueryStream(
     const std::string& ticket) {
-  ARROW_ASSIGN_OR_RAISE(auto parsed, ParseQueryRequest(ticket));
-  ARROW_ASSIGN_OR_RAISE(auto plan, queries_->Plan(std::move(parsed)));
-  ARROW_ASSIGN_OR_RAISE(auto r, queries_->Execute(plan));
+  ARROW_ASSIGN_OR_RAISE(auto plan, PlanCommand(ticket));
+  ARROW_ASSIGN_OR_RAISE(auto r, ExecuteCommand(plan));
   if (r.hit) {
     ARROW_ASSIGN_OR_RAISE(auto stored, StoredStream::Open(r.hit->file));
     return std::make_unique<EntryStream>(std::move(stored), ResponseJson(r));
@@ -246,7 +275,7 @@ arrow::Status QuiverFlightService::GetFlightInfo(const flight::ServerCallContext
                                                  std::unique_ptr<flight::FlightInfo>* info) {
   return Serve([&]() -> arrow::Status {
     if (request.type == flight::FlightDescriptor::CMD) {
-      return WithContext(QueryInfo(request).Value(info), "query");
+      return WithContext(QueryInfo(request).Value(info), CommandName(request.cmd));
     }
     if (flame::IsFlamePath(request)) return flame_->Info(request).Value(info);
     ARROW_ASSIGN_OR_RAISE(auto key, KeyFromDescriptor(request));
@@ -263,7 +292,7 @@ arrow::Status QuiverFlightService::GetSchema(const flight::ServerCallContext&,
   return Serve([&]() -> arrow::Status {
     if (request.type == flight::FlightDescriptor::CMD) {
       auto info = QueryInfo(request);
-      if (!info.ok()) return WithContext(info.status(), "query");
+      if (!info.ok()) return WithContext(info.status(), CommandName(request.cmd));
       arrow::ipc::DictionaryMemo memo;
       ARROW_ASSIGN_OR_RAISE(auto s, (*info)->GetSchema(&memo));
       return flight::SchemaResult::Make(*s).Value(schema);
@@ -313,8 +342,8 @@ arrow::Status QuiverFlightService::DoGet(const flight::ServerCallContext& contex
     if (IsNodeTicket(request.ticket)) {
       return WithContext(NodeStream(context, request.ticket).Value(stream), "node join");
     }
-    if (LooksLikeQuery(request.ticket)) {
-      return WithContext(QueryStream(request.ticket).Value(stream), "query");
+    if (LooksLikeQuery(request.ticket) || LooksLikeArtifact(request.ticket)) {
+      return WithContext(QueryStream(request.ticket).Value(stream), CommandName(request.ticket));
     }
     if (flame::IsFlameTicket(request.ticket)) return flame_->Get(request.ticket).Value(stream);
     return ObjectStream(context, request.ticket).Value(stream);
@@ -381,6 +410,11 @@ arrow::Status QuiverFlightService::Put(const flight::ServerCallContext& context,
     return WithContext(arrow::Status::Invalid(first.status().message()),
                        where + ": malformed Arrow IPC stream");
   }
+  if (auto reason = AbortReason(*first)) {
+    cache_->CountPutFailure();
+    return arrow::Status::Cancelled(where, ": the client aborted the put (", *reason,
+                                    "); nothing was stored");
+  }
   auto options = ParsePutOptions(first->app_metadata);
   if (!options.ok()) {
     cache_->CountPutFailure();
@@ -391,6 +425,12 @@ arrow::Status QuiverFlightService::Put(const flight::ServerCallContext& context,
 
   flight::FlightStreamChunk chunk = std::move(*first);
   while (chunk.data || chunk.app_metadata) {
+    if (auto reason = AbortReason(chunk)) {
+      spdlog::info("{}: the client aborted the put ({}); discarded", where, *reason);
+      (*put)->Abort();
+      return arrow::Status::Cancelled(where, ": the client aborted the put (", *reason,
+                                      "); nothing was stored");
+    }
     if (chunk.data) {
       auto st = (*put)->Write(*chunk.data);
       if (!st.ok()) return WithContext(st, where);

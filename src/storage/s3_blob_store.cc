@@ -224,6 +224,30 @@ arrow::Result<std::vector<afs::FileInfo>> ListDir(afs::S3FileSystem& fs, const s
   return fs.GetFileInfo(select);
 }
 
+// The options every filesystem of a store shares (an SSE-C key is added per filesystem).
+afs::S3Options BaseOptions(const S3StoreOptions& options) {
+  afs::S3Options base;
+  if (options.access_key.empty() && options.secret_key.empty()) {
+    base = afs::S3Options::Defaults();
+  } else {
+    base = afs::S3Options::FromAccessKey(options.access_key, options.secret_key,
+                                         options.session_token);
+  }
+  base.region = options.region;
+  base.endpoint_override = options.endpoint_override;
+  base.scheme = options.scheme;
+  base.force_virtual_addressing = !options.path_style;
+  base.tls_ca_file_path = options.ca_file;
+  base.connect_timeout = options.connect_timeout_s;
+  base.request_timeout = options.request_timeout_s;
+  base.retry_strategy =
+      afs::S3RetryStrategy::GetAwsStandardRetryStrategy(std::max(1, options.max_retries));
+  base.background_writes = true;
+  // Blobs under one part go up as one PutObject at Commit; larger ones as a multipart upload.
+  base.allow_delayed_open = true;
+  return base;
+}
+
 }  // namespace
 
 arrow::Status EnsureS3Initialized() {
@@ -238,6 +262,16 @@ arrow::Status EnsureS3Initialized() {
   ARROW_RETURN_NOT_OK(afs::InitializeS3(options));
   s3_initialized_here = true;
   return arrow::Status::OK();
+}
+
+arrow::Result<std::shared_ptr<arrow::fs::FileSystem>> MakeS3FileSystem(
+    const S3StoreOptions& options) {
+  ARROW_RETURN_NOT_OK(EnsureS3Initialized());
+  afs::S3Options o = BaseOptions(options);
+  o.background_writes = false;
+  o.allow_delayed_open = false;
+  ARROW_ASSIGN_OR_RAISE(auto fs, afs::S3FileSystem::Make(o));
+  return fs;
 }
 
 void FinalizeS3IfInitialized() {
@@ -316,25 +350,7 @@ arrow::Result<std::shared_ptr<S3BlobStore>> S3BlobStore::Open(S3StoreOptions opt
     redactor->Add(arrow::util::base64_encode(k->key));
   }
 
-  afs::S3Options base;
-  if (options.access_key.empty() && options.secret_key.empty()) {
-    base = afs::S3Options::Defaults();
-  } else {
-    base = afs::S3Options::FromAccessKey(options.access_key, options.secret_key,
-                                         options.session_token);
-  }
-  base.region = options.region;
-  base.endpoint_override = options.endpoint_override;
-  base.scheme = options.scheme;
-  base.force_virtual_addressing = !options.path_style;
-  base.tls_ca_file_path = options.ca_file;
-  base.connect_timeout = options.connect_timeout_s;
-  base.request_timeout = options.request_timeout_s;
-  base.retry_strategy =
-      afs::S3RetryStrategy::GetAwsStandardRetryStrategy(std::max(1, options.max_retries));
-  base.background_writes = true;
-  // Blobs under one part go up as one PutObject at Commit; larger ones as a multipart upload.
-  base.allow_delayed_open = true;
+  afs::S3Options base = BaseOptions(options);
 
   std::shared_ptr<S3BlobStore> store(new S3BlobStore());
   store->redactor_ = redactor;

@@ -47,6 +47,7 @@
 #include "storage/blob_store.h"
 
 namespace arrow::fs {
+class FileSystem;
 class S3FileSystem;
 }
 
@@ -136,6 +137,11 @@ class S3BlobStore final : public BlobStore {
 /// metadata probing disabled unless AWS_EC2_METADATA_DISABLED is set already). S3BlobStore::Open
 /// calls it.
 arrow::Status EnsureS3Initialized();
+/// \brief A key-less S3 filesystem with the connection settings of `options` (region, endpoint,
+/// scheme, addressing, CA, timeouts, retries, credentials; bucket and prefix ignored), for
+/// reading objects that are not blobs of a store (artifacts). Initializes S3 support.
+arrow::Result<std::shared_ptr<arrow::fs::FileSystem>> MakeS3FileSystem(
+    const S3StoreOptions& options);
 /// \brief Shut the AWS SDK down if EnsureS3Initialized ran: main() calls it before exit, after
 /// every S3BlobStore is gone.
 void FinalizeS3IfInitialized();

@@ -1,0 +1,140 @@
+// ArtifactSource on local files: which URLs are allowed, what a fetch returns, and how it fails.
+#include "exec/artifact_source.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <arrow/api.h>
+#include <arrow/io/file.h>
+#include <arrow/ipc/writer.h>
+#include <nlohmann/json.hpp>
+
+#include "common/testing.h"
+
+namespace quiver {
+namespace {
+
+namespace fs = std::filesystem;
+
+class ArtifactSourceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/quiver-artifact-test-XXXXXX";
+    root_ = ::mkdtemp(tmpl);
+    fs::create_directories(root_ + "/allowed/sub");
+    fs::create_directories(root_ + "/secret");
+    Write("/allowed/t.csv", "id,name\n1,one\n2,two\n");
+    Write("/allowed/bad.feather", "this is not an Arrow file");
+    Write("/secret/s.csv", "x\n1\n");
+    ArtifactSourceOptions options;
+    options.allowed_prefixes = {"file://" + root_ + "/allowed/"};
+    options.pool.max_workers = 1;
+    options.pool.max_queue = 1;
+    auto source = ArtifactSource::Make(options);
+    ASSERT_TRUE(source.ok()) << source.status();
+    source_ = *source;
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  void Write(const std::string& rel, const std::string& text) {
+    std::ofstream(root_ + rel, std::ios::binary) << text;
+  }
+  std::string Url(const std::string& rel) const { return "file://" + root_ + rel; }
+
+  arrow::Result<std::shared_ptr<arrow::Table>> Fetch(const std::string& url,
+                                                     const std::string& format = "") {
+    ARROW_ASSIGN_OR_RAISE(auto target, source_->Check(url, format));
+    ARROW_ASSIGN_OR_RAISE(auto stream, source_->Execute(target.canonical, nullptr));
+    std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
+    while (true) {
+      ARROW_ASSIGN_OR_RAISE(auto batch, stream->Next());
+      if (!batch) break;
+      batches.push_back(batch);
+    }
+    return arrow::Table::FromRecordBatches(stream->schema(), batches);
+  }
+
+  std::string root_;
+  std::shared_ptr<ArtifactSource> source_;
+};
+
+TEST_F(ArtifactSourceTest, ReadsCsvAndRecordsWhereItCameFrom) {
+  ASSERT_OK_AND_ASSIGN(auto table, Fetch(Url("/allowed/t.csv")));
+  EXPECT_EQ(table->num_rows(), 2);
+  EXPECT_EQ(table->schema()->field(1)->name(), "name");
+  auto meta = table->schema()->metadata();
+  ASSERT_NE(meta, nullptr);
+  EXPECT_EQ(*meta->Get("quiver.artifact.url"), Url("/allowed/t.csv"));
+  EXPECT_EQ(*meta->Get("quiver.artifact.format"), "csv");
+  EXPECT_EQ(*meta->Get("quiver.artifact.size"),
+            std::to_string(fs::file_size(root_ + "/allowed/t.csv")));
+  EXPECT_GT(std::stoll(*meta->Get("quiver.artifact.mtime_ms")), 0);
+  EXPECT_EQ(source_->stats().fetches, 1);
+}
+
+TEST_F(ArtifactSourceTest, ReadsAnIpcFile) {
+  auto schema = arrow::schema({arrow::field("v", arrow::int64())});
+  arrow::Int64Builder builder;
+  ASSERT_OK(builder.AppendValues({1, 2, 3}));
+  ASSERT_OK_AND_ASSIGN(auto array, builder.Finish());
+  auto batch = arrow::RecordBatch::Make(schema, 3, {array});
+  ASSERT_OK_AND_ASSIGN(auto out, arrow::io::FileOutputStream::Open(root_ + "/allowed/v.arrow"));
+  ASSERT_OK_AND_ASSIGN(auto writer, arrow::ipc::MakeFileWriter(out, schema));
+  ASSERT_OK(writer->WriteRecordBatch(*batch));
+  ASSERT_OK(writer->Close());
+  ASSERT_OK(out->Close());
+  ASSERT_OK_AND_ASSIGN(auto table, Fetch(Url("/allowed/v.arrow")));
+  ASSERT_OK_AND_ASSIGN(auto expected, arrow::Table::FromRecordBatches(schema, {batch}));
+  EXPECT_TRUE(table->Equals(*expected, /*check_metadata=*/false));
+}
+
+TEST_F(ArtifactSourceTest, RefusesUrlsOutsideTheAllowedPrefixes) {
+  for (const std::string& url :
+       {Url("/secret/s.csv"), Url("/allowed/../secret/s.csv"), Url("/allowedx.csv"),
+        std::string("file:///etc/passwd"), std::string("s3://bucket/k.csv"),
+        Url("/allowed/t.csv") + "?x=1", std::string("/abs/path.csv")}) {
+    auto checked = source_->Check(url, "csv");
+    EXPECT_TRUE(checked.status().IsInvalid()) << url << ": " << checked.status();
+    EXPECT_NE(checked.status().message().find(url), std::string::npos) << checked.status();
+  }
+}
+
+TEST_F(ArtifactSourceTest, RefusesASymlinkThatLeavesTheAllowedDirectory) {
+  fs::create_symlink(root_ + "/secret/s.csv", root_ + "/allowed/link.csv");
+  EXPECT_TRUE(source_->Check(Url("/allowed/link.csv"), "").status().IsInvalid());
+}
+
+TEST_F(ArtifactSourceTest, NothingIsAllowedByDefault) {
+  ASSERT_OK_AND_ASSIGN(auto none, ArtifactSource::Make(ArtifactSourceOptions{}));
+  auto checked = none->Check(Url("/allowed/t.csv"), "");
+  EXPECT_TRUE(checked.status().IsInvalid());
+  EXPECT_NE(checked.status().message().find("none configured"), std::string::npos);
+}
+
+TEST_F(ArtifactSourceTest, FormatComesFromTheExtensionOrTheRequest) {
+  ASSERT_OK_AND_ASSIGN(auto guessed, source_->Check(Url("/allowed/sub/x.parquet"), ""));
+  EXPECT_EQ(guessed.format, ArtifactFormat::kParquet);
+  ASSERT_OK_AND_ASSIGN(auto named, source_->Check(Url("/allowed/sub/x.data"), "json"));
+  EXPECT_EQ(named.format, ArtifactFormat::kJson);
+  EXPECT_TRUE(source_->Check(Url("/allowed/sub/x.data"), "").status().IsInvalid());
+  EXPECT_TRUE(source_->Check(Url("/allowed/t.csv"), "xls").status().IsInvalid());
+}
+
+TEST_F(ArtifactSourceTest, MissingFileIsKeyErrorNamingTheUrl) {
+  auto fetched = Fetch(Url("/allowed/none.csv"));
+  ASSERT_TRUE(fetched.status().IsKeyError()) << fetched.status();
+  EXPECT_NE(fetched.status().message().find(Url("/allowed/none.csv")), std::string::npos);
+  EXPECT_EQ(source_->stats().failures, 1);
+}
+
+TEST_F(ArtifactSourceTest, CorruptFileIsInvalidNamingTheUrlAndFormat) {
+  auto fetched = Fetch(Url("/allowed/bad.feather"));
+  ASSERT_TRUE(fetched.status().IsInvalid()) << fetched.status();
+  EXPECT_NE(fetched.status().message().find(Url("/allowed/bad.feather")), std::string::npos);
+  EXPECT_NE(fetched.status().message().find("feather"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace quiver

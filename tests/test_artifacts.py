@@ -1,0 +1,347 @@
+"""Artifacts: files fetched through Arrow's filesystems, cached with a TTL, on a bounded pool.
+
+A real quiver binary reads files made with pyarrow from a local directory (and from a real
+s3proxy). Slow fetches are made deterministic with named pipes (FIFOs): a fetch of one blocks
+in its open() until the test opens the pipe for writing. Arrow's local filesystem cannot read
+a pipe (it seeks), so such a fetch then fails as an unreadable file -- the same way for every
+request that joined it.
+"""
+
+import json
+import os
+import threading
+import time
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.feather as feather
+import pyarrow.flight as flight
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+import pytest
+
+from quiver_util import action, get, stats, write_config
+
+CSV_TEXT = b"id,name\n1,one\n2,two\n3,three\n"
+
+
+def sample(n=100, offset=0):
+    return pa.table({"id": pa.array(range(offset, offset + n), pa.int64()),
+                     "name": pa.array([f"row-{i}" for i in range(offset, offset + n)])})
+
+
+@pytest.fixture
+def files(workdir):
+    """A directory of artifacts in every format, and one outside the allowed directory."""
+    root = workdir / "artifacts"
+    root.mkdir()
+    t = sample()
+    pq.write_table(t, root / "t.parquet", row_group_size=30)
+    feather.write_feather(t, root / "t.feather")
+    with pa.ipc.new_stream(root / "t.arrows", t.schema) as w:
+        w.write_table(t)
+    pacsv.write_csv(t, root / "t.csv")
+    with open(root / "t.jsonl", "w") as f:
+        for row in t.to_pylist():
+            f.write(json.dumps(row) + "\n")
+    (root / "corrupt.parquet").write_bytes(b"PAR1 this is not parquet at all")
+    secret = workdir / "secret"
+    secret.mkdir()
+    pacsv.write_csv(t, secret / "s.csv")
+    return root
+
+
+def start(quiver, workdir, root, **artifacts):
+    config = {"artifacts": {"allowed_prefixes": [f"file://{root}/"], **artifacts}}
+    return quiver(["--config", str(write_config(workdir, "artifacts.json", config))])
+
+
+def url(path):
+    return f"file://{path}"
+
+
+def ticket(u, **fields):
+    return json.dumps({"artifact": u, **fields})
+
+
+def fetch(client, u, **fields):
+    return action(client, "artifact-fetch", {"artifact": u, **fields})
+
+
+def artifact_stats(client):
+    return stats(client)["artifacts"]
+
+
+def wait_for(predicate, what, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def release_fifo(path, timeout=20.0):
+    """Open FIFO `path` for writing once a fetch opened it for reading (which ends that
+    fetch's wait in open()), then close it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)  # ENXIO until a reader is there
+            break
+        except OSError:
+            assert time.monotonic() < deadline, f"nobody opened {path} for reading"
+            time.sleep(0.01)
+    os.close(fd)
+
+
+def expected(root, name):
+    path = root / name
+    if name.endswith(".parquet"):
+        return pq.read_table(path)
+    if name.endswith(".feather"):
+        return feather.read_table(path)
+    if name.endswith(".arrows"):
+        return pa.ipc.open_stream(path.read_bytes()).read_all()
+    if name.endswith(".csv"):
+        return pacsv.read_csv(path)
+    return pajson.read_json(path)
+
+
+@pytest.mark.parametrize("name", ["t.parquet", "t.feather", "t.arrows", "t.csv", "t.jsonl"])
+def test_first_request_misses_then_hits_with_equal_content(quiver, workdir, files, name):
+    srv = start(quiver, workdir, files)
+    c = srv.client()
+    first, meta1, _, _ = get(c, ticket(url(files / name)))
+    assert meta1["cache"] == "miss" and meta1["joined"] is False
+    second, meta2, _, _ = get(c, ticket(url(files / name)))
+    assert meta2["cache"] == "hit" and meta2["key"] == meta1["key"]
+    want = expected(files, name)
+    assert first.equals(want) and second.equals(want)
+    origin = second.schema.metadata
+    assert origin[b"quiver.artifact.url"] == url(files / name).encode()
+    assert int(origin[b"quiver.artifact.size"]) == (files / name).stat().st_size
+    s = artifact_stats(c)
+    assert (s["fetches"], s["misses"], s["hits"]) == (1, 1, 1)
+
+
+def test_flight_info_then_doget_and_the_fetch_action(quiver, workdir, files):
+    srv = start(quiver, workdir, files)
+    c = srv.client()
+    u = url(files / "t.parquet")
+    info = c.get_flight_info(flight.FlightDescriptor.for_command(ticket(u, ttl_s=120)))
+    meta = json.loads(info.app_metadata)
+    assert meta["cache"] == "miss" and meta["expires_ms"] - meta["created_ms"] == 120_000
+    table, _, _, _ = get(c, info.endpoints[0].ticket.ticket)
+    assert table.equals(pq.read_table(files / "t.parquet"))
+
+    fetched = fetch(c, u)
+    st = (files / "t.parquet").stat()
+    assert fetched["cache"] == "hit" and fetched["key"] == meta["key"]
+    assert fetched["rows"] == 100 and fetched["bytes"] > 0
+    assert fetched["mtime_ms"] == st.st_mtime_ns // 1_000_000
+    assert fetched["size"] == st.st_size and "etag" not in fetched
+    assert fetched["expires_ms"] == meta["expires_ms"]
+
+    # The same file as another format is another artifact; the fetch waits until it is cached.
+    as_csv = fetch(c, url(files / "t.csv"), ttl_s=60)
+    assert as_csv["cache"] == "miss" and as_csv["format"] == "csv" and as_csv["rows"] == 100
+    assert fetch(c, url(files / "t.csv"))["cache"] == "hit"
+
+
+def test_concurrent_requests_for_one_artifact_fetch_it_once(quiver, workdir, files):
+    srv = start(quiver, workdir, files)
+    c = srv.client()
+    fifo = files / "slow.csv"
+    os.mkfifo(fifo)
+    errors = []
+
+    def one():
+        with pytest.raises(pa.ArrowInvalid) as failed:
+            get(srv.client(), ticket(url(fifo)))
+        errors.append(str(failed.value))
+
+    threads = [threading.Thread(target=one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    # Every request arrived (one leads, seven joined) while the one fetch is blocked.
+    wait_for(lambda: (lambda s: s["misses"] + s["joins"] == 8 and s["in_flight"] == 1)(
+        artifact_stats(c)), "8 requests on one fetch")
+    release_fifo(fifo)
+    for t in threads:
+        t.join(30)
+    # One fetch, one outcome for all eight: here the pipe's unreadable end.
+    assert len(errors) == 8 and all("slow.csv" in e and "cannot read it as csv" in e
+                                    for e in errors), errors
+    s = artifact_stats(c)
+    assert (s["fetches"], s["misses"], s["joins"], s["failures"]) == (1, 1, 7, 1)
+    assert stats(c)["entries"] == 0  # a failed fetch caches nothing
+
+
+def test_concurrent_requests_share_one_fetch_and_its_result(quiver, workdir, files):
+    srv = start(quiver, workdir, files)
+    c = srv.client()
+    barrier = threading.Barrier(8)
+    results = []
+
+    def one():
+        client = srv.client()
+        barrier.wait()
+        results.append(fetch(client, url(files / "t.parquet")))
+
+    threads = [threading.Thread(target=one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(results) == 8 and len({r["key"] for r in results}) == 1
+    assert sorted(r["cache"] for r in results).count("miss") == 1
+    assert artifact_stats(c)["fetches"] == 1
+
+
+def test_a_full_queue_refuses_with_busy(quiver, workdir, files):
+    srv = start(quiver, workdir, files, max_workers=1, max_queue=1)
+    c = srv.client()
+    running, queued = files / "a.csv", files / "b.csv"
+    os.mkfifo(running)
+    os.mkfifo(queued)
+    outcomes = {}
+
+    def request(path):
+        with pytest.raises(pa.ArrowInvalid) as failed:  # the pipe cannot be read: see above
+            fetch(srv.client(), url(path))
+        outcomes[path.name] = str(failed.value)
+
+    threads = [threading.Thread(target=request, args=(running,))]
+    threads[0].start()
+    wait_for(lambda: artifact_stats(c)["in_flight"] == 1, "the first fetch on the worker")
+    threads.append(threading.Thread(target=request, args=(queued,)))
+    threads[1].start()
+    wait_for(lambda: artifact_stats(c)["queued"] == 1, "the second fetch in the queue")
+
+    with pytest.raises(flight.FlightUnavailableError) as refused:
+        fetch(c, url(files / "t.csv"))
+    assert json.loads(refused.value.extra_info)["error"] == "busy"
+    assert "busy" in str(refused.value) and "t.csv" in str(refused.value)
+    assert artifact_stats(c)["busy"] == 1
+
+    release_fifo(running)
+    release_fifo(queued)
+    for t in threads:
+        t.join(30)
+    assert "a.csv" in outcomes["a.csv"] and "b.csv" in outcomes["b.csv"]
+    # Room again: the refused artifact can be fetched now.
+    assert fetch(c, url(files / "t.csv"))["cache"] == "miss"
+
+
+def test_a_fetch_past_its_timeout_fails_and_caches_nothing(quiver, workdir, files):
+    srv = start(quiver, workdir, files, timeout_s=0.5)
+    c = srv.client()
+    fifo = files / "stuck.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(flight.FlightTimedOutError, match="stuck.csv.*timed out"):
+        get(c, ticket(url(fifo)))
+    s = artifact_stats(c)
+    assert s["timeouts"] == 1 and s["failures"] == 1
+    # The stuck read ends once the file is written; its table is dropped, not cached.
+    release_fifo(fifo)
+    wait_for(lambda: artifact_stats(c)["in_flight"] == 0, "the timed-out fetch to end")
+    assert stats(c)["entries"] == 0
+    with pytest.raises(flight.FlightTimedOutError):  # a new fetch, blocked again
+        fetch(c, url(fifo))
+    release_fifo(fifo)  # release it for a clean shutdown
+
+
+def test_missing_file_is_not_found(quiver, workdir, files):
+    srv = start(quiver, workdir, files)
+    c = srv.client()
+    with pytest.raises(pa.ArrowKeyError, match="none.parquet.*not found"):
+        get(c, ticket(url(files / "none.parquet")))
+    with pytest.raises(pa.ArrowKeyError, match="none.parquet"):
+        fetch(c, url(files / "none.parquet"))
+    assert stats(c)["entries"] == 0
+
+
+def test_corrupt_file_is_invalid_and_nothing_is_cached(quiver, workdir, files):
+    srv = start(quiver, workdir, files)
+    c = srv.client()
+    with pytest.raises(pa.ArrowInvalid, match="corrupt.parquet.*cannot read it as parquet"):
+        get(c, ticket(url(files / "corrupt.parquet")))
+    # A CSV read as JSON is as unreadable.
+    with pytest.raises(pa.ArrowInvalid, match="t.csv.*as json"):
+        fetch(c, url(files / "t.csv"), format="json")
+    assert stats(c)["entries"] == 0
+    assert artifact_stats(c)["failures"] == 2
+    leftovers = [p for p in srv.data_dir.rglob("*") if p.is_file() and "tmp" in p.name]
+    assert leftovers == []
+
+
+@pytest.mark.parametrize("bad", ["file:///etc/passwd", "{root}/../secret/s.csv",
+                                 "{root}/t.csv?x=1", "/relative/or/bare/path.csv"])
+def test_urls_outside_the_allowed_prefixes_are_refused(quiver, workdir, files, bad):
+    srv = start(quiver, workdir, files)
+    u = bad.format(root=url(files))
+    with pytest.raises(pa.ArrowInvalid) as refused:
+        get(srv.client(), ticket(u))
+    assert u in str(refused.value)
+    assert artifact_stats(srv.client())["fetches"] == 0
+
+
+def test_nothing_is_allowed_by_default(quiver, files):
+    srv = quiver()
+    with pytest.raises(pa.ArrowInvalid, match="not allowed.*none configured"):
+        fetch(srv.client(), url(files / "t.csv"))
+
+
+def test_bad_requests_name_the_field(quiver, workdir, files):
+    c = start(quiver, workdir, files).client()
+    with pytest.raises(pa.ArrowInvalid, match="unknown artifact field 'sql'"):
+        fetch(c, url(files / "t.csv"), sql="SELECT 1")
+    with pytest.raises(pa.ArrowInvalid, match="unknown artifact format 'xls'"):
+        fetch(c, url(files / "t.csv"), format="xls")
+    (files / "t.data").write_bytes(CSV_TEXT)
+    with pytest.raises(pa.ArrowInvalid, match="t.data.*name it in \"format\""):
+        fetch(c, url(files / "t.data"))
+    assert fetch(c, url(files / "t.data"), format="csv")["rows"] == 3
+
+
+def test_a_changed_file_is_fetched_again_after_its_ttl(quiver, workdir, files):
+    srv = start(quiver, workdir, files)
+    c = srv.client()
+    path = files / "changing.parquet"
+    pq.write_table(sample(10), path)
+    first = fetch(c, url(path), ttl_s=1)
+    pq.write_table(sample(20, offset=1000), path)
+    os.utime(path, ns=(first["mtime_ms"] * 1_000_000 + 5_000_000_000,) * 2)
+    # Until it expires the cached copy is served, whatever the file holds now.
+    assert get(c, ticket(url(path)))[0].num_rows == 10
+    wait_for(lambda: time.time() * 1000 > first["expires_ms"] + 50, "the TTL to pass")
+    again = fetch(c, url(path), ttl_s=1)
+    assert again["cache"] == "miss" and again["rows"] == 20
+    assert again["mtime_ms"] == first["mtime_ms"] + 5000
+    table = get(c, ticket(url(path)))[0]
+    assert table.equals(pq.read_table(path))
+    assert artifact_stats(c)["fetches"] == 2
+
+
+def test_s3_artifacts_use_the_s3_settings(quiver, workdir, s3proxy):
+    bucket = s3proxy.make_bucket()
+    t = sample(50)
+    sink = pa.BufferOutputStream()
+    pq.write_table(t, sink)
+    s3proxy.client.put_object(Bucket=bucket, Key="reports/t.parquet",
+                              Body=sink.getvalue().to_pybytes())
+    config = {"s3": {"region": s3proxy.region, "endpoint": s3proxy.endpoint,
+                     "ca_file": str(s3proxy.ca_file), "access_key": s3proxy.access_key,
+                     "secret_key": s3proxy.secret_key},
+              "artifacts": {"allowed_prefixes": [f"s3://{bucket}/reports/"]}}
+    srv = quiver(["--config", str(write_config(workdir, "s3.json", config))])
+    c = srv.client()
+    u = f"s3://{bucket}/reports/t.parquet"
+    first = fetch(c, u)
+    assert first["cache"] == "miss" and first["rows"] == 50
+    assert first["etag"].strip('"') and first["size"] == len(sink.getvalue())
+    table, meta, _, _ = get(c, ticket(u))
+    assert meta["cache"] == "hit" and table.equals(t)
+    with pytest.raises(pa.ArrowKeyError, match="none.parquet"):
+        fetch(c, f"s3://{bucket}/reports/none.parquet")
+    with pytest.raises(pa.ArrowInvalid, match="not allowed"):
+        fetch(c, f"s3://{bucket}/other/t.parquet")
