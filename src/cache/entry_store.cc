@@ -1,5 +1,7 @@
 #include "cache/entry_store.h"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "cache/damage_watch.h"
@@ -258,6 +260,14 @@ arrow::Result<bool> EntryStore::CheckStored(const EntryMeta& meta) {
 }
 
 arrow::Result<std::vector<EntryMeta>> EntryStore::Trim(const std::string& key, int64_t keep) {
+  // The latest version may be a patch: its base and the patches since stay readable. One
+  // more is kept for a patch published between this read and the trim (it can only extend
+  // the chain by one: patches publish by compare-and-set on the latest version).
+  ARROW_ASSIGN_OR_RAISE(auto latest, index_->Get(key, std::nullopt));
+  if (latest && latest->is_patch()) {
+    keep = std::max<int64_t>(keep, static_cast<int64_t>(latest->version -
+                                                        latest->base_version) + 2);
+  }
   ARROW_ASSIGN_OR_RAISE(auto trimmed, index_->Trim(key, keep));
   ARROW_RETURN_NOT_OK(DropFiles(trimmed));
   return trimmed;

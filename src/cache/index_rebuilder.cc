@@ -132,7 +132,12 @@ std::vector<EntryMeta> Choose(BlobStore* store, std::map<uint64_t, std::vector<E
     chosen.push_back(claims.front());
   }
   const bool query = chosen.back().is_query();
-  const size_t keep = query ? 1 : static_cast<size_t>(std::max<int64_t>(options.keep_versions, 1));
+  size_t keep = query ? 1 : static_cast<size_t>(std::max<int64_t>(options.keep_versions, 1));
+  // A patched latest version needs its base and every patch since: they stay.
+  const uint64_t needed_from = chosen.back().first_needed();
+  const auto needed = static_cast<size_t>(std::count_if(
+      chosen.begin(), chosen.end(), [&](const EntryMeta& e) { return e.version >= needed_from; }));
+  keep = std::max(keep, needed);
   const size_t drop = chosen.size() > keep ? chosen.size() - keep : 0;
   std::vector<EntryMeta> out;
   for (size_t i = 0; i < chosen.size(); ++i) {

@@ -1,7 +1,11 @@
 #include "cache/object_cache.h"
 
+#include <algorithm>
+
 #include <arrow/ipc/writer.h>
 #include <arrow/type.h>
+
+#include "cache/object_patch.h"
 
 namespace quiver {
 
@@ -9,12 +13,14 @@ namespace quiver {
 class ObjectCache::Put final : public PutWriter {
  public:
   Put(ObjectCache* cache, std::unique_ptr<EntryWriter> entry, CommitRequest request,
-      std::shared_ptr<arrow::Schema> schema, std::optional<int64_t> cost_ms)
+      std::shared_ptr<arrow::Schema> schema, std::optional<int64_t> cost_ms,
+      uint64_t base_version)
       : cache_(cache),
         entry_(std::move(entry)),
         request_(std::move(request)),
         schema_(std::move(schema)),
-        cost_ms_(cost_ms) {}
+        cost_ms_(cost_ms),
+        base_version_(base_version) {}
   ~Put() override { Abort(); }
 
   arrow::Status Start() {
@@ -46,6 +52,7 @@ class ObjectCache::Put final : public PutWriter {
     auto st = ipc_->Close();
     auto finished = st.ok() ? entry_->Finish() : arrow::Result<EntryMeta>(st);
     if (finished.ok() && cost_ms_) finished->cost_ms = *cost_ms_;
+    if (finished.ok()) finished->base_version = base_version_;
     auto meta = finished.ok() ? cache_->committer_->Commit(std::move(*finished), request_)
                               : finished;
     ++(meta.ok() ? cache_->puts_ : cache_->put_failures_);
@@ -71,6 +78,7 @@ class ObjectCache::Put final : public PutWriter {
   std::shared_ptr<arrow::Schema> schema_;
   std::shared_ptr<arrow::ipc::RecordBatchWriter> ipc_;
   std::optional<int64_t> cost_ms_;
+  uint64_t base_version_;  // 0: a full version
   int64_t batches_ = 0;
   bool done_ = false;
 };
@@ -82,7 +90,13 @@ arrow::Result<std::unique_ptr<PutWriter>> ObjectCache::BeginPut(
     ++put_failures_;
     return st;
   };
-  if (options.if_version) {
+  std::optional<PatchPlan> patch;
+  if (options.patch) {
+    auto plan = PlanPatch(entries_, key.ToString(), *schema, options.if_version);
+    if (!plan.ok()) return refuse(plan.status());
+    patch = *plan;
+    options.if_version = plan->over_version;
+  } else if (options.if_version) {
     auto latest = index->Get(key.ToString(), std::nullopt);
     if (!latest.ok()) return refuse(latest.status());
     const uint64_t current = *latest ? (*latest)->version : 0;
@@ -98,6 +112,11 @@ arrow::Result<std::unique_ptr<PutWriter>> ObjectCache::BeginPut(
   request.tags = std::move(options.tags);
   request.replaces = true;
   request.keep_versions = options_.keep_versions;
+  if (patch) {
+    // The chain of the new version -- base_version..over_version+1 -- stays whole.
+    request.keep_versions = std::max<int64_t>(
+        request.keep_versions, static_cast<int64_t>(patch->over_version + 2 - patch->base_version));
+  }
   // Taken before any byte is received: an invalidation from now on wins.
   auto since = index->Snapshot();
   if (!since.ok()) return refuse(since.status());
@@ -106,7 +125,7 @@ arrow::Result<std::unique_ptr<PutWriter>> ObjectCache::BeginPut(
                                    "max_object_bytes; nothing was stored");
   if (!entry.ok()) return refuse(entry.status());
   auto put = std::make_unique<Put>(this, std::move(*entry), std::move(request), std::move(schema),
-                                   options.cost_ms);
+                                   options.cost_ms, patch ? patch->base_version : 0);
   ARROW_RETURN_NOT_OK(put->Start());
   return put;
 }
@@ -118,6 +137,40 @@ arrow::Result<std::optional<OpenEntry>> ObjectCache::Get(const ObjectKey& key,
   ++(entry ? hits_ : misses_);
   if (entry) evictor_->CountRead(key.ToString());
   return entry;
+}
+
+arrow::Result<std::optional<ObjectRead>> ObjectCache::Read(const ObjectKey& key,
+                                                            std::optional<uint64_t> version,
+                                                            std::optional<uint64_t> since) {
+  ARROW_ASSIGN_OR_RAISE(auto last, Get(key, version));
+  if (!last) return std::nullopt;
+  return Complete(std::move(*last), since, /*promote=*/true);
+}
+
+arrow::Result<ObjectRead> ObjectCache::Parts(OpenEntry last) {
+  return Complete(std::move(last), std::nullopt, /*promote=*/false);
+}
+
+arrow::Result<ObjectRead> ObjectCache::Complete(OpenEntry last, std::optional<uint64_t> since,
+                                                bool promote) {
+  ObjectRead read;
+  const EntryMeta meta = last.meta;
+  uint64_t first = meta.first_needed();
+  if (since && *since >= meta.first_needed() && *since < meta.version) {
+    read.since = *since;
+    first = *since + 1;
+  }
+  for (uint64_t v = first; v < meta.version; ++v) {
+    ARROW_ASSIGN_OR_RAISE(auto part, entries_->Open(meta.key, v, promote));
+    if (!part) {
+      return arrow::Status::KeyError("version ", meta.version, " of '", meta.key,
+                                     "' is a patch of version ", meta.base_version,
+                                     ", and version ", v, " is no longer kept");
+    }
+    read.parts.push_back(std::move(*part));
+  }
+  read.parts.push_back(std::move(last));
+  return read;
 }
 
 arrow::Result<std::optional<OpenEntry>> ObjectCache::Peek(const ObjectKey& key,

@@ -37,6 +37,20 @@ struct PutOptions {
   /// What losing the object would cost, in milliseconds of recomputation (the eviction
   /// score's cost). Default: the time the put took to receive.
   std::optional<int64_t> cost_ms;
+  /// Append the rows to the latest version instead of replacing it (object_patch.h): the
+  /// key must exist and the schema must be its schema. Published by compare-and-set on the
+  /// latest version read when the put begins (if_version, if set, must be that version).
+  bool patch = false;
+};
+
+/// A version read for a client: its parts, oldest first. A version put in full is one part;
+/// a patched version is its base and every patch up to it -- or, when read `since` a version
+/// of its own chain, only the patches after that one.
+struct ObjectRead {
+  std::vector<OpenEntry> parts;
+  /// 0: the parts make the whole object; N: they are the patches after version N.
+  uint64_t since = 0;
+  const EntryMeta& meta() const { return parts.back().meta; }
 };
 
 struct ObjectCacheOptions {
@@ -85,6 +99,16 @@ class ObjectCache {
   /// missing key or version is std::nullopt.
   arrow::Result<std::optional<OpenEntry>> Get(const ObjectKey& key,
                                               std::optional<uint64_t> version);
+  /// \brief Open `version` of `key` (latest if empty) with every part it is made of (see
+  /// ObjectRead), counting one read. With `since` = N, a version of N's own chain is read as
+  /// only the patches after N; anything else is read whole. A missing key or version is
+  /// std::nullopt; a patched version whose base is no longer kept is a KeyError.
+  arrow::Result<std::optional<ObjectRead>> Read(const ObjectKey& key,
+                                                std::optional<uint64_t> version,
+                                                std::optional<uint64_t> since = std::nullopt);
+  /// \brief The parts of a version opened by Get or Peek (see Read), for metadata
+  /// requests: not counted as a read, and not promoted to memory.
+  arrow::Result<ObjectRead> Parts(OpenEntry last);
   /// \brief Like Get, for metadata requests: not counted as a read.
   arrow::Result<std::optional<OpenEntry>> Peek(const ObjectKey& key,
                                                std::optional<uint64_t> version);
@@ -112,6 +136,8 @@ class ObjectCache {
 
  private:
   class Put;
+  arrow::Result<ObjectRead> Complete(OpenEntry last, std::optional<uint64_t> since,
+                                     bool promote);
 
   ObjectCacheOptions options_;
   EntryStore* entries_;

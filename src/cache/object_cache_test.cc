@@ -1,4 +1,5 @@
 #include "cache/object_cache.h"
+#include "cache/object_patch.h"
 
 #include "cache/engine_test_util.h"
 
@@ -209,6 +210,80 @@ TEST_F(ObjectCacheTest, RecoveryRebuildsQuarantinesAndCleans) {
   ASSERT_OK_AND_ASSIGN(auto v3, Put("s/good", {1}));
   EXPECT_EQ(v3.version, 3u);
   fs::remove_all(dir);
+}
+
+PutOptions Patch() {
+  PutOptions o;
+  o.patch = true;
+  return o;
+}
+
+TEST_F(ObjectCacheTest, PatchesStoreOnlyTheirRowsAndReadAsOneObject) {
+  ASSERT_OK(Put("s/log", {2}).status());
+  ASSERT_OK_AND_ASSIGN(auto p2, Put("s/log", {1}, Patch()));
+  ASSERT_OK_AND_ASSIGN(auto p3, Put("s/log", {3}, Patch()));
+  EXPECT_EQ(p2.base_version, 1u);
+  EXPECT_EQ(p3.base_version, 1u);  // the chain's base, not the previous patch
+  EXPECT_EQ(p3.rows, 3);           // its own rows only
+  ASSERT_OK_AND_ASSIGN(auto whole, cache_->Read(Key("s/log"), std::nullopt));
+  ASSERT_TRUE(whole.has_value());
+  ASSERT_EQ(whole->parts.size(), 3u);
+  EXPECT_EQ(whole->since, 0u);
+  EXPECT_EQ(whole->meta().version, 3u);
+  ASSERT_OK_AND_ASSIGN(auto deltas, cache_->Read(Key("s/log"), std::nullopt, 2));
+  ASSERT_EQ(deltas->parts.size(), 1u);
+  EXPECT_EQ(deltas->since, 2u);
+  EXPECT_EQ(ReadEntry(deltas->parts[0])->num_rows(), 3);
+  // `since` outside the chain (or the version itself) reads the whole object.
+  EXPECT_EQ(cache_->Read(Key("s/log"), std::nullopt, 3).ValueOrDie()->parts.size(), 3u);
+  EXPECT_EQ(cache_->Read(Key("s/log"), 2, 7).ValueOrDie()->parts.size(), 2u);
+
+  // A full put starts a new chain; the default keep_versions (3) then trims the old base.
+  ASSERT_OK(Put("s/log", {1}).status());
+  ASSERT_OK_AND_ASSIGN(auto full, cache_->Read(Key("s/log"), std::nullopt, 2));
+  EXPECT_EQ(full->parts.size(), 1u);
+  EXPECT_EQ(full->since, 0u);
+  auto old = cache_->Read(Key("s/log"), 3);
+  ASSERT_FALSE(old.ok());
+  EXPECT_TRUE(old.status().IsKeyError()) << old.status();
+}
+
+TEST_F(ObjectCacheTest, ALongChainOutlivesKeepVersions) {
+  ASSERT_OK(Put("s/log", {1}).status());
+  for (int i = 0; i < 5; ++i) ASSERT_OK(Put("s/log", {1}, Patch()).status());
+  ASSERT_OK_AND_ASSIGN(auto whole, cache_->Read(Key("s/log"), std::nullopt));
+  ASSERT_EQ(whole->parts.size(), 6u);
+  int64_t rows = 0;
+  for (const auto& part : whole->parts) rows += ReadEntry(part)->num_rows();
+  EXPECT_EQ(rows, 6);
+}
+
+TEST_F(ObjectCacheTest, PatchesAreCheckedAgainstTheObject) {
+  auto missing = Put("s/none", {1}, Patch());
+  EXPECT_TRUE(missing.status().IsKeyError()) << missing.status();
+  ASSERT_OK(Put("s/o", {1}).status());
+  auto other = arrow::schema({arrow::field("id", arrow::utf8())});
+  auto refused = cache_->BeginPut(Key("s/o"), other, Patch());
+  ASSERT_TRUE(refused.status().IsInvalid()) << refused.status();
+  EXPECT_NE(refused.status().message().find("field 0 is 'id: string' in the patch"),
+            std::string::npos)
+      << refused.status();
+  PutOptions stale = Patch();
+  stale.if_version = 5;
+  EXPECT_TRUE(Put("s/o", {1}, stale).status().IsAlreadyExists());
+  EXPECT_EQ(DataBlobs(), 1u);  // nothing of the refused patches stays
+}
+
+TEST(SchemaDifference, NamesTheFirstDifference) {
+  auto a = arrow::schema({arrow::field("id", arrow::int64()), arrow::field("n", arrow::utf8())});
+  EXPECT_EQ(SchemaDifference(*a, *a->WithMetadata(arrow::key_value_metadata({"k"}, {"v"}))), "");
+  EXPECT_EQ(SchemaDifference(*a, *arrow::schema({arrow::field("id", arrow::int64())})),
+            "the patch lacks field 1 'n: string' of the object");
+  EXPECT_EQ(SchemaDifference(*arrow::schema({arrow::field("id", arrow::int64())}), *a),
+            "the patch has an extra field 1 'n: string'");
+  EXPECT_EQ(SchemaDifference(*a, *arrow::schema({arrow::field("id", arrow::int64(), false),
+                                                 arrow::field("n", arrow::utf8())})),
+            "field 0 is 'id: int64 not null' in the patch, 'id: int64' in the object");
 }
 
 }  // namespace

@@ -36,6 +36,7 @@ std::string EntryToJson(const EntryMeta& m) {
   if (!m.key_id.empty()) j["key_id"] = m.key_id;
   if (!m.depends_on.empty()) j["depends_on"] = m.depends_on;
   if (!m.tags.empty()) j["tags"] = m.tags;
+  if (m.is_patch()) j["base_version"] = m.base_version;
   if (m.is_query()) {
     j["source"] = m.source;
     j["query"] = m.query;
@@ -68,6 +69,11 @@ arrow::Result<EntryMeta> EntryFromJson(std::string_view json) {
     m.key_id = j.value("key_id", std::string());
     if (j.contains("depends_on")) m.depends_on = j["depends_on"].get<std::vector<std::string>>();
     if (j.contains("tags")) m.tags = j["tags"].get<std::vector<std::string>>();
+    m.base_version = j.value("base_version", uint64_t{0});
+    if (m.base_version >= m.version && m.base_version != 0) {
+      return arrow::Status::Invalid("malformed manifest: base_version ", m.base_version,
+                                    " is not below version ", m.version);
+    }
     if (j.contains("query")) {
       m.source = j.at("source").get<std::string>();
       m.query = j.at("query").get<std::string>();

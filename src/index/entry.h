@@ -39,8 +39,15 @@ struct EntryMeta {
   int64_t cost_ms = 0;             ///< milliseconds it took to compute (or to receive)
   std::vector<std::string> depends_on;  ///< keys this entry was computed from
   std::vector<std::string> tags;        ///< e.g. "table:events"
+  /// Objects only: 0 for a version that holds the whole object; otherwise this version is a
+  /// patch -- its blob holds only the rows it appends -- and the object at this version is
+  /// versions base_version..version of the key, in order (docs/design/storage.md).
+  uint64_t base_version = 0;
 
   bool is_query() const { return !query.empty(); }
+  bool is_patch() const { return base_version != 0; }
+  /// The first version this one needs to be read in full (itself if it is not a patch).
+  uint64_t first_needed() const { return is_patch() ? base_version : version; }
   bool expired(int64_t now_ms) const { return expires_ms != 0 && now_ms >= expires_ms; }
 };
 

@@ -101,9 +101,11 @@ bool ParseLogName(const std::string& name, uint64_t* generation) {
          ParseNumber(std::string_view(name).substr(4), generation);
 }
 
-std::shared_ptr<arrow::Schema> SnapshotSchema(uint64_t generation, uint64_t seq) {
+// Format 1: the columns up to "tags"; format 2 (written now) adds "base_version".
+std::shared_ptr<arrow::Schema> SnapshotSchema(uint64_t generation, uint64_t seq,
+                                              int format = 2) {
   auto list = arrow::list(arrow::field("item", arrow::utf8(), false));
-  return arrow::schema(
+  auto fields = arrow::FieldVector(
       {arrow::field("key", arrow::utf8(), false), arrow::field("version", arrow::uint64(), false),
        arrow::field("blob", arrow::utf8(), false), arrow::field("key_id", arrow::utf8(), false),
        arrow::field("manifest", arrow::utf8(), false), arrow::field("node", arrow::utf8(), false),
@@ -115,9 +117,13 @@ std::shared_ptr<arrow::Schema> SnapshotSchema(uint64_t generation, uint64_t seq)
        arrow::field("source", arrow::utf8(), false), arrow::field("query", arrow::utf8(), false),
        arrow::field("expires_ms", arrow::int64(), false),
        arrow::field("cost_ms", arrow::int64(), false), arrow::field("depends_on", list, false),
-       arrow::field("tags", list, false)},
+       arrow::field("tags", list, false)});
+  if (format >= 2) fields.push_back(arrow::field("base_version", arrow::uint64(), false));
+  return arrow::schema(
+      std::move(fields),
       arrow::key_value_metadata({kFormatKey, kGenerationKey, kSeqKey},
-                                {"1", std::to_string(generation), std::to_string(seq)}));
+                                {std::to_string(format), std::to_string(generation),
+                                 std::to_string(seq)}));
 }
 
 // Streams rows into a temporary Arrow IPC file, checksumming every byte on its way.
@@ -162,6 +168,7 @@ class SnapshotFileWriter final : public SnapshotWriter {
     ARROW_RETURN_NOT_OK(cost_.Append(e.cost_ms));
     ARROW_RETURN_NOT_OK(AppendList(&depends_, e.depends_on));
     ARROW_RETURN_NOT_OK(AppendList(&tags_, e.tags));
+    ARROW_RETURN_NOT_OK(base_version_.Append(e.base_version));
     ++rows_total_;
     if (++pending_ >= kSnapshotBatchRows) return WriteBatch();
     return arrow::Status::OK();
@@ -192,7 +199,7 @@ class SnapshotFileWriter final : public SnapshotWriter {
 
   arrow::Status WriteBatch() {
     if (pending_ == 0 && rows_total_ > 0) return arrow::Status::OK();
-    std::vector<std::shared_ptr<arrow::Array>> columns(18);
+    std::vector<std::shared_ptr<arrow::Array>> columns(19);
     ARROW_RETURN_NOT_OK(key_.Finish(&columns[0]));
     ARROW_RETURN_NOT_OK(version_.Finish(&columns[1]));
     ARROW_RETURN_NOT_OK(blob_.Finish(&columns[2]));
@@ -211,6 +218,7 @@ class SnapshotFileWriter final : public SnapshotWriter {
     ARROW_RETURN_NOT_OK(cost_.Finish(&columns[15]));
     ARROW_RETURN_NOT_OK(depends_.Finish(&columns[16]));
     ARROW_RETURN_NOT_OK(tags_.Finish(&columns[17]));
+    ARROW_RETURN_NOT_OK(base_version_.Finish(&columns[18]));
     // ListBuilder::Finish types the list with a nullable item field; the schema's is not.
     for (int i : {16, 17}) {
       auto data = columns[i]->data()->Copy();
@@ -232,7 +240,7 @@ class SnapshotFileWriter final : public SnapshotWriter {
   std::shared_ptr<arrow::ipc::RecordBatchWriter> writer_;
   arrow::StringBuilder key_, blob_, key_id_, manifest_, node_, fingerprint_, checksum_, source_,
       query_;
-  arrow::UInt64Builder version_;
+  arrow::UInt64Builder version_, base_version_;
   arrow::Int64Builder bytes_, rows_, batches_, created_, expires_, cost_;
   arrow::ListBuilder depends_, tags_;
   int64_t pending_ = 0;
@@ -275,15 +283,17 @@ arrow::Status ReadSnapshot(const std::string& path, uint64_t generation, uint64_
   }
   ARROW_ASSIGN_OR_RAISE(auto reader, arrow::ipc::RecordBatchFileReader::Open(file));
   auto metadata = reader->schema()->metadata();
-  if (!metadata || metadata->Get(kFormatKey).ValueOr("") != "1") {
+  const std::string format_text = metadata ? metadata->Get(kFormatKey).ValueOr("") : "";
+  if (format_text != "1" && format_text != "2") {
     return arrow::Status::Invalid("unknown snapshot format");
   }
+  const int format = format_text == "1" ? 1 : 2;
   uint64_t meta_generation = 0;
   if (!ParseNumber(metadata->Get(kGenerationKey).ValueOr(""), &meta_generation) ||
       meta_generation != generation || !ParseNumber(metadata->Get(kSeqKey).ValueOr(""), seq)) {
     return arrow::Status::Invalid("its metadata does not match its name");
   }
-  auto expected = SnapshotSchema(generation, *seq);
+  auto expected = SnapshotSchema(generation, *seq, format);
   if (!reader->schema()->Equals(*expected, /*check_metadata=*/false)) {
     return arrow::Status::Invalid("unexpected columns: ", reader->schema()->ToString());
   }
@@ -311,6 +321,10 @@ arrow::Status ReadSnapshot(const std::string& path, uint64_t generation, uint64_
     ARROW_ASSIGN_OR_RAISE(auto cost, Column<I>(*batch, 15, expected));
     ARROW_ASSIGN_OR_RAISE(auto depends, Column<arrow::ListArray>(*batch, 16, expected));
     ARROW_ASSIGN_OR_RAISE(auto tags, Column<arrow::ListArray>(*batch, 17, expected));
+    const arrow::UInt64Array* base_version = nullptr;
+    if (format >= 2) {
+      ARROW_ASSIGN_OR_RAISE(base_version, Column<arrow::UInt64Array>(*batch, 18, expected));
+    }
     for (int64_t r = 0; r < batch->num_rows(); ++r) {
       EntryMeta& e = out->emplace_back();
       e.key = key->GetView(r);
@@ -331,6 +345,7 @@ arrow::Status ReadSnapshot(const std::string& path, uint64_t generation, uint64_
       e.cost_ms = cost->Value(r);
       e.depends_on = ListAt(*depends, r);
       e.tags = ListAt(*tags, r);
+      if (base_version) e.base_version = base_version->Value(r);
     }
   }
   // Rows are written by key, then version; anything else is not a snapshot of ours.
@@ -457,6 +472,8 @@ std::string EncodeJournalEntry(const EntryMeta& e) {
   PutU64(&out, static_cast<uint64_t>(e.cost_ms));
   PutStrs(&out, e.depends_on);
   PutStrs(&out, e.tags);
+  // Last and only for patches: records of earlier releases end after the tags.
+  if (e.is_patch()) PutU64(&out, e.base_version);
   return out;
 }
 
@@ -468,7 +485,7 @@ arrow::Result<EntryMeta> DecodeJournalEntry(std::string_view bytes) {
             r.I64(&e.batches) && r.Str(&e.schema_fingerprint) && r.Str(&e.checksum) &&
             r.I64(&e.created_ms) && r.Str(&e.source) && r.Str(&e.query) &&
             r.I64(&e.expires_ms) && r.I64(&e.cost_ms) && r.Strs(&e.depends_on) &&
-            r.Strs(&e.tags) && r.done();
+            r.Strs(&e.tags) && (r.done() || (r.U64(&e.base_version) && r.done()));
   if (!ok) return arrow::Status::Invalid("malformed journal entry");
   return e;
 }

@@ -128,6 +128,10 @@ TEST(IndexJournalCodec, EntriesRoundTrip) {
   auto bytes = EncodeJournalEntry(e);
   EXPECT_FALSE(DecodeJournalEntry(bytes.substr(0, bytes.size() - 1)).ok());
   EXPECT_FALSE(DecodeJournalEntry(bytes + "x").ok());
+  e.base_version = 40;  // a patch: written last, read back
+  ASSERT_OK_AND_ASSIGN(auto patch, DecodeJournalEntry(EncodeJournalEntry(e)));
+  EXPECT_EQ(patch.base_version, 40u);
+  EXPECT_EQ(EntryToJson(patch), EntryToJson(e));
 }
 
 TEST_F(IndexJournalTest, AnEmptyDirectoryHasNothingToRecover) {

@@ -95,6 +95,7 @@ class IndexConformanceTest : public ::testing::Test {
     auto v2 = Entry("s/o", 2, 300);
     v2.depends_on = {"x/y"};
     v2.tags = {"t"};
+    v2.base_version = 1;  // a patch of version 1 (object_patch.h)
     PublishRequest r1 = Request(v1);
     r1.keep_versions = 3;
     ASSERT_TRUE(index.Publish(r1)->published());
@@ -109,7 +110,9 @@ class IndexConformanceTest : public ::testing::Test {
     EXPECT_EQ(latest->manifest, v2.manifest);
     EXPECT_EQ(latest->depends_on, v2.depends_on);
     EXPECT_EQ(latest->tags, v2.tags);
+    EXPECT_EQ(latest->base_version, 1u);
     EXPECT_EQ((*index.Get("s/o", 1))->blob, v1.blob);
+    EXPECT_EQ((*index.Get("s/o", 1))->base_version, 0u);
     EXPECT_FALSE(index.Get("s/o", 7)->has_value());
     ASSERT_OK_AND_ASSIGN(auto many, index.GetMany({{"s/o", 1}, {"s/o", 5}, {"no/pe", 1}}));
     ASSERT_EQ(many.size(), 3u);

@@ -19,6 +19,7 @@ enum Flag : uint8_t {
   kHasQuery = 16,           // source, query
   kHasLinks = 32,           // depends_on, tags
   kHasKeyId = 64,
+  kIsPatch = 128,           // base_version
 };
 
 using codec::PutStr;
@@ -92,6 +93,7 @@ struct PackedEntry::Fields {
   std::string node, manifest, blob, fingerprint, checksum, key_id, source, query;
   std::string manifest_random;  // hex, when packed
   std::vector<std::string> depends_on, tags;
+  uint64_t base_version = 0;
 };
 
 PackedEntry PackedEntry::Pack(const EntryMeta& e) {
@@ -115,6 +117,7 @@ PackedEntry PackedEntry::Pack(const EntryMeta& e) {
   if (!e.source.empty() || !e.query.empty()) flags |= kHasQuery;
   if (!e.depends_on.empty() || !e.tags.empty()) flags |= kHasLinks;
   if (!e.key_id.empty()) flags |= kHasKeyId;
+  if (e.is_patch()) flags |= kIsPatch;
 
   std::string out;
   out.reserve(kFixedEnd + 64);
@@ -141,6 +144,7 @@ PackedEntry PackedEntry::Pack(const EntryMeta& e) {
     PutStrs(&out, e.depends_on);
     PutStrs(&out, e.tags);
   }
+  if (flags & kIsPatch) PutU64(&out, e.base_version);
   PackedEntry packed;
   packed.size_ = static_cast<uint32_t>(out.size());
   packed.data_.reset(new char[out.size()]);
@@ -179,6 +183,7 @@ PackedEntry::Fields PackedEntry::Decode() const {
     c.Strs(&f.depends_on);
     c.Strs(&f.tags);
   }
+  if (flags & kIsPatch) c.U64(&f.base_version);
   return f;
 }
 
@@ -204,6 +209,7 @@ EntryMeta PackedEntry::Unpack(const std::string& key) const {
   e.query = std::move(f.query);
   e.depends_on = std::move(f.depends_on);
   e.tags = std::move(f.tags);
+  e.base_version = f.base_version;
   return e;
 }
 

@@ -60,6 +60,9 @@ TEST(PackedEntry, OtherNamesAndFieldsAreKeptAsWritten) {
   e.blob = NewDataBlobName(e.node);
   e.manifest = NewManifestName(e.key, e.version, e.node);
   ExpectRoundTrip(e);
+  e.base_version = 40;  // a patch
+  ExpectRoundTrip(e);
+  EXPECT_EQ(PackedEntry::Pack(e).Unpack(e.key).base_version, 40u);
   EXPECT_TRUE(PackedEntry::Pack(e).expired(99));
   EXPECT_FALSE(PackedEntry::Pack(e).expired(98));
 }

@@ -1,6 +1,7 @@
 #include "server/entry_stream.h"
 
 #include <arrow/buffer.h>
+#include <arrow/ipc/dictionary.h>
 #include <arrow/ipc/writer.h>
 #include <arrow/record_batch.h>
 
@@ -8,24 +9,40 @@
 
 namespace quiver {
 
+EntryStream::EntryStream(std::vector<std::unique_ptr<StoredStream>> parts,
+                         std::string app_metadata, std::shared_ptr<arrow::Schema> schema)
+    : parts_(std::move(parts)), app_metadata_(std::move(app_metadata)), schema_(std::move(schema)) {}
+
 arrow::Result<arrow::flight::FlightPayload> EntryStream::GetSchemaPayload() {
   arrow::flight::FlightPayload payload;
-  payload.ipc_message = stored_->schema_payload();
+  if (!schema_) {
+    payload.ipc_message = parts_.front()->schema_payload();
+    return payload;
+  }
+  arrow::ipc::DictionaryFieldMapper mapper(*schema_);
+  ARROW_RETURN_NOT_OK(arrow::ipc::GetSchemaPayload(
+      *schema_, arrow::ipc::IpcWriteOptions::Defaults(), mapper, &payload.ipc_message));
   return payload;
 }
 
 arrow::Result<arrow::flight::FlightPayload> EntryStream::Next() {
   arrow::flight::FlightPayload payload;
-  auto read = stored_->Next();
-  if (!read.ok()) return ToFlightError(read.status());
-  auto message = std::move(*read);
-  if (!message) return payload;  // null metadata ends the stream
-  payload.ipc_message = std::move(*message);
-  if (!metadata_sent_ && payload.ipc_message.type == arrow::ipc::MessageType::RECORD_BATCH) {
-    payload.app_metadata = arrow::Buffer::FromString(app_metadata_);
-    metadata_sent_ = true;
+  while (current_ < parts_.size()) {
+    auto read = parts_[current_]->Next();
+    if (!read.ok()) return ToFlightError(read.status());
+    auto message = std::move(*read);
+    if (!message) {
+      ++current_;
+      continue;
+    }
+    payload.ipc_message = std::move(*message);
+    if (!metadata_sent_ && payload.ipc_message.type == arrow::ipc::MessageType::RECORD_BATCH) {
+      payload.app_metadata = arrow::Buffer::FromString(app_metadata_);
+      metadata_sent_ = true;
+    }
+    return payload;
   }
-  return payload;
+  return payload;  // null metadata ends the stream
 }
 
 namespace {
@@ -71,6 +88,15 @@ class PayloadListStream final : public arrow::flight::FlightDataStream {
 };
 
 }  // namespace
+
+arrow::Result<std::vector<std::unique_ptr<StoredStream>>> OpenParts(const ObjectRead& read) {
+  std::vector<std::unique_ptr<StoredStream>> parts;
+  for (const auto& part : read.parts) {
+    ARROW_ASSIGN_OR_RAISE(auto stored, StoredStream::Open(part.file));
+    parts.push_back(std::move(stored));
+  }
+  return parts;
+}
 
 arrow::Result<std::unique_ptr<arrow::flight::FlightDataStream>> MakeNotModifiedStream(
     const StoredStream& stored, std::string app_metadata) {

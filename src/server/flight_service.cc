@@ -46,6 +46,12 @@ arrow::Result<PutOptions> ParsePutOptions(const std::shared_ptr<arrow::Buffer>& 
                                       value.dump());
       }
       options.if_version = value.get<uint64_t>();
+    } else if (name == "patch") {
+      if (!value.is_boolean()) {
+        return arrow::Status::Invalid("DoPut option 'patch' must be true or false, got ",
+                                      value.dump());
+      }
+      options.patch = value.get<bool>();
     } else if (name == "cost_ms") {
       if (!value.is_number() || value.get<double>() < 0 || value.get<double>() > 1e12) {
         return arrow::Status::Invalid("cost_ms must be a non-negative number of milliseconds, got ",
@@ -126,6 +132,7 @@ void QuiverFlightService::Start(Engine* engine) {
   engine_ = engine;
   cache_ = engine->objects();
   queries_ = engine->queries();
+  flame_ = std::make_unique<FlameAdapter>(cache_, endpoint_);
   started_ = true;
 }
 
@@ -166,8 +173,17 @@ arrow::Result<flight::FlightInfo> QuiverFlightService::MakeInfo(const OpenEntry&
   endpoint.locations.push_back(endpoint_);
   ARROW_ASSIGN_OR_RAISE(auto key, ObjectKey::Parse(entry.meta.key));
   auto descriptor = flight::FlightDescriptor::Path(key.segments());
-  return flight::FlightInfo::Make(*stored->schema(), descriptor, {endpoint}, entry.meta.rows,
-                                  entry.meta.bytes, /*ordered=*/true, ObjectRefJson(entry.meta));
+  int64_t rows = entry.meta.rows, bytes = entry.meta.bytes;
+  if (entry.meta.is_patch()) {  // the object is its base and patches: count them all
+    ARROW_ASSIGN_OR_RAISE(auto read, cache_->Parts(entry));
+    rows = bytes = 0;
+    for (const auto& part : read.parts) {
+      rows += part.meta.rows;
+      bytes += part.meta.bytes;
+    }
+  }
+  return flight::FlightInfo::Make(*stored->schema(), descriptor, {endpoint}, rows, bytes,
+                                  /*ordered=*/true, ObjectRefJson(entry.meta));
 }
 
 arrow::Status QuiverFlightService::ListFlights(const flight::ServerCallContext&,
@@ -261,6 +277,7 @@ arrow::Status QuiverFlightService::GetFlightInfo(const flight::ServerCallContext
     if (request.type == flight::FlightDescriptor::CMD) {
       return WithContext(QueryInfo(request).Value(info), CommandName(request.cmd));
     }
+    if (flame::IsFlamePath(request)) return flame_->Info(request).Value(info);
     ARROW_ASSIGN_OR_RAISE(auto key, KeyFromDescriptor(request));
     ARROW_ASSIGN_OR_RAISE(auto entry, PeekObject(key, "GetFlightInfo"));
     ARROW_ASSIGN_OR_RAISE(auto made, MakeInfo(entry));
@@ -328,6 +345,7 @@ arrow::Status QuiverFlightService::DoGet(const flight::ServerCallContext& contex
     if (LooksLikeQuery(request.ticket) || LooksLikeArtifact(request.ticket)) {
       return WithContext(QueryStream(request.ticket).Value(stream), CommandName(request.ticket));
     }
+    if (flame::IsFlameTicket(request.ticket)) return flame_->Get(request.ticket).Value(stream);
     return ObjectStream(context, request.ticket).Value(stream);
   });
 }
@@ -336,31 +354,40 @@ arrow::Result<std::unique_ptr<flight::FlightDataStream>> QuiverFlightService::Ob
     const flight::ServerCallContext& context, const std::string& text) {
   ARROW_ASSIGN_OR_RAISE(auto ticket, ObjectTicket::Parse(text));
   const std::string& key = ticket.key.ToString();
-  auto got = cache_->Get(ticket.key, ticket.version);
+  auto got = cache_->Read(ticket.key, ticket.version, ticket.since);
   if (!got.ok()) return WithContext(got.status(), "DoGet '" + key + "'");
-  auto entry = std::move(*got);
-  if (!entry) {
+  auto read = std::move(*got);
+  if (!read) {
     if (ticket.version) {
       return arrow::Status::KeyError("no version ", *ticket.version, " of object '", key,
                                      "' (deleted, never written, or no longer kept)");
     }
     return arrow::Status::KeyError("no object '", key, "'");
   }
-  ARROW_ASSIGN_OR_RAISE(auto stored, StoredStream::Open(entry->file));
-  if (ticket.if_none_match && *ticket.if_none_match == entry->meta.version) {
+  const EntryMeta& meta = read->meta();
+  ARROW_ASSIGN_OR_RAISE(auto parts, OpenParts(*read));
+  if ((ticket.if_none_match && *ticket.if_none_match == meta.version) ||
+      (ticket.since && *ticket.since == meta.version)) {
     cache_->CountNotModified();
-    spdlog::debug("DoGet {}@{} not modified ({})", key, entry->meta.version, context.peer());
-    return MakeNotModifiedStream(*stored, ObjectRefJson(entry->meta, "not_modified"));
+    spdlog::debug("DoGet {}@{} not modified ({})", key, meta.version, context.peer());
+    return MakeNotModifiedStream(*parts.front(), ObjectRefJson(meta, "not_modified"));
   }
-  spdlog::debug("DoGet {}@{} ({} bytes) to {}", key, entry->meta.version, entry->meta.bytes,
-                context.peer());
-  return std::make_unique<EntryStream>(std::move(stored), ObjectRefJson(entry->meta, "ok"));
+  spdlog::debug("DoGet {}@{} ({} parts) to {}", key, meta.version, parts.size(), context.peer());
+  json ref = json::parse(ObjectRefJson(meta, read->since ? "patches" : "ok"));
+  if (read->since) ref["since"] = read->since;
+  return std::make_unique<EntryStream>(std::move(parts), ref.dump());
 }
 
 arrow::Status QuiverFlightService::DoPut(const flight::ServerCallContext& context,
                                          std::unique_ptr<flight::FlightMessageReader> reader,
                                          std::unique_ptr<flight::FlightMetadataWriter> writer) {
-  return Serve([&] { return Put(context, reader.get(), writer.get()); });
+  return Serve([&] {
+    const auto& d = reader->descriptor();
+    if (flame::IsFlamePath(d) || flame::IsFlamePatch(d)) {
+      return flame_->Put(context, reader.get(), writer.get());
+    }
+    return Put(context, reader.get(), writer.get());
+  });
 }
 
 arrow::Status QuiverFlightService::Put(const flight::ServerCallContext& context,
@@ -435,6 +462,10 @@ arrow::Status QuiverFlightService::Put(const flight::ServerCallContext& context,
 arrow::Status QuiverFlightService::ListActions(const flight::ServerCallContext&,
                                                std::vector<flight::ActionType>* actions) {
   *actions = ListedActions();
+  flight::ActionType flame_delete;
+  flame_delete.type = flame::kDeleteAction;
+  flame_delete.description = "Flame: delete an object, app/session or app/* (plain-text body)";
+  actions->push_back(std::move(flame_delete));
   return arrow::Status::OK();
 }
 
@@ -443,7 +474,8 @@ arrow::Status QuiverFlightService::DoAction(const flight::ServerCallContext&,
                                             std::unique_ptr<flight::ResultStream>* result) {
   return Serve([&]() -> arrow::Status {
     std::string body = action.body ? action.body->ToString() : "";
-    auto out = RunAction(engine_, action.type, body);
+    auto out = action.type == flame::kDeleteAction ? flame_->Delete(body)
+                                                   : RunAction(engine_, action.type, body);
     if (!out.ok()) return WithContext(out.status(), "action '" + action.type + "'");
     std::vector<flight::Result> results(1);
     results[0].body = arrow::Buffer::FromString(std::move(*out));

@@ -16,6 +16,7 @@
 #include <arrow/flight/server.h>
 
 #include "cache/engine.h"
+#include "server/flame_adapter.h"
 #include "server/node_ticket.h"
 
 namespace quiver {
@@ -27,6 +28,7 @@ class QuiverFlightService final : public arrow::flight::FlightServerBase {
   QuiverFlightService() = default;
 
   /// \brief Serve `engine`. Node tickets are verified with its index's cluster secret.
+  /// REQUIRES: set_endpoint() was called.
   void Start(Engine* engine);
 
   /// \brief Set the location clients should use to reach this server (after Init).
@@ -83,6 +85,7 @@ class QuiverFlightService final : public arrow::flight::FlightServerBase {
                     arrow::flight::FlightMessageReader* reader,
                     arrow::flight::FlightMetadataWriter* writer);
 
+  std::unique_ptr<FlameAdapter> flame_;  // Flame's protocol (docs/compat/flame.md)
   std::atomic<bool> started_{false};
   Engine* engine_ = nullptr;
   ObjectCache* cache_ = nullptr;

@@ -32,7 +32,7 @@ arrow::Result<ObjectTicket> ObjectTicket::Parse(const std::string& ticket) {
   if (ticket.front() != '{') {
     auto at = ticket.rfind('@');
     ARROW_ASSIGN_OR_RAISE(auto key, ObjectKey::Parse(ticket.substr(0, at)));
-    ObjectTicket out{std::move(key), std::nullopt, std::nullopt};
+    ObjectTicket out{std::move(key), std::nullopt, std::nullopt, std::nullopt};
     if (at != std::string::npos) {
       ARROW_ASSIGN_OR_RAISE(out.version, ParseVersion(ticket.substr(at + 1), "ticket version"));
     }
@@ -46,13 +46,15 @@ arrow::Result<ObjectTicket> ObjectTicket::Parse(const std::string& ticket) {
     return arrow::Status::Invalid("JSON ticket needs a string field 'key'");
   }
   ARROW_ASSIGN_OR_RAISE(auto key, ObjectKey::Parse(j["key"].get<std::string>()));
-  ObjectTicket out{std::move(key), std::nullopt, std::nullopt};
+  ObjectTicket out{std::move(key), std::nullopt, std::nullopt, std::nullopt};
   for (auto& [name, value] : j.items()) {
     if (name == "key") continue;
     if (name == "version") {
       ARROW_ASSIGN_OR_RAISE(out.version, JsonVersion(value, "version"));
     } else if (name == "if_none_match") {
       ARROW_ASSIGN_OR_RAISE(out.if_none_match, JsonVersion(value, "if_none_match"));
+    } else if (name == "since") {
+      ARROW_ASSIGN_OR_RAISE(out.since, JsonVersion(value, "since"));
     } else {
       return arrow::Status::Invalid("unknown ticket field '", name, "'");
     }
