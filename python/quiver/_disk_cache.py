@@ -306,7 +306,8 @@ class DiskCache:
         with os.scandir(self._tmp) as it:
             for e in it:
                 with contextlib.suppress(OSError):  # gone, or another user's (sticky dir)
-                    if e.stat().st_mtime < cutoff:
+                    # ctime: a temp file's mtime is set to its validation time, maybe old.
+                    if e.stat().st_ctime < cutoff:
                         os.unlink(e.path)
         return found
 
