@@ -427,6 +427,30 @@ def test_fetch_artifacts(server, workdir):
         assert q.get_artifact(paths[2]).num_rows == 3
 
 
+def test_fetch_artifacts_timeout_counts_from_submission_and_close_names_what_it_cancelled(
+        server):
+    with quiver.connect(server.location, artifact_workers=1) as q:
+        q.stats()  # connected before the server stops answering
+        with hung(server):
+            started = time.monotonic()
+            first, second = q.fetch_artifacts(["file:///a.parquet", "file:///b.parquet"],
+                                              timeout=1.5)
+            with pytest.raises(quiver.Timeout, match="a.parquet"):
+                first.result(timeout=30)
+            with pytest.raises(quiver.Timeout, match="b.parquet.*waited for a worker"):
+                second.result(timeout=30)
+            assert time.monotonic() - started < 2.7  # not 1.5 s more for the second
+            third, *queued = q.fetch_artifacts(
+                ["file:///c.parquet", "file:///d.parquet", "file:///e.parquet"], timeout=1.5)
+            q.close()
+        # Started before close() (its timeout) or not (cancelled): either way, named.
+        with pytest.raises((quiver.Timeout, quiver.Cancelled), match="c.parquet"):
+            third.result(timeout=0)
+        for future, name in zip(queued, ("d.parquet", "e.parquet")):
+            with pytest.raises(quiver.Cancelled, match=f"{name}.*closed"):
+                future.result(timeout=0)
+
+
 # -- typing -------------------------------------------------------------------------------
 def test_the_sdk_is_mypy_strict_clean():
     out = subprocess.run([sys.executable, "-m", "mypy", "--config-file",
