@@ -8,9 +8,14 @@ usage:
       store and read entries k0..k3 of a ClientCache on DISK_DIR ROUNDS times, each table
       filled with WRITER's marker; prints how many reads found a table that was not one
       writer's whole table (must be 0) and how many corrupt files this process removed.
+  sdk_cache_job.py as-nobody LOCATION DISK_DIR KEY...
+      as user nobody (dropping root after the imports: the interpreter lives where nobody
+      cannot read), get_with_meta each KEY through a ClientCache on DISK_DIR; prints each
+      result's source and the disk tier's io_errors.
 """
 
 import json
+import os
 import sys
 from dataclasses import asdict
 
@@ -43,8 +48,22 @@ def churn(disk_dir, writer, rounds):
     print(json.dumps({"reads": reads, "torn": torn, "corrupt": cache.disk.corrupt_removed}))
 
 
+def as_nobody(location, disk_dir, *keys):
+    import quiver._cached_reads  # noqa: F401  (everything it uses, before losing access)
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+    cache = quiver.ClientCache(memory_bytes=0, disk_dir=disk_dir)
+    with quiver.connect(location, cache=cache) as client:
+        sources = {k: client.get_with_meta(k).cache.source for k in keys}
+    print(json.dumps({"uid": os.getuid(), "sources": sources,
+                      "io_errors": cache.disk.io_errors}))
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "get":
         get(*sys.argv[2:5], offline=sys.argv[5:] == ["offline"])
+    elif sys.argv[1] == "as-nobody":
+        as_nobody(*sys.argv[2:])
     else:
         churn(sys.argv[2], sys.argv[3], int(sys.argv[4]))

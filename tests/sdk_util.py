@@ -5,7 +5,9 @@ python/ is put first on sys.path as well, so the tests exercise this checkout's 
 when the venv's editable install points at another one.
 """
 
+import contextlib
 import os
+import signal
 import sqlite3
 import sys
 from pathlib import Path
@@ -54,3 +56,13 @@ def q(server):
     """A quiver.Client on a fresh default server."""
     with quiver.connect(server.location) as client:
         yield client
+
+
+@contextlib.contextmanager
+def hung(server):
+    """The server process stopped (SIGSTOP): its connections stay open, nothing answers."""
+    server.proc.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        server.proc.send_signal(signal.SIGCONT)

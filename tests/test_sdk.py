@@ -10,7 +10,8 @@ import time
 import pyarrow as pa
 import pytest
 
-from sdk_util import PYTHON_DIR, SLOW_SQL, lite, make_events_db, q  # noqa: F401  (fixtures)
+from sdk_util import (PYTHON_DIR, SLOW_SQL, hung, lite, make_events_db, q,  # noqa: F401
+                      sdk_env)
 import quiver
 from quiver_util import write_config
 from query_util import wait_for
@@ -72,19 +73,56 @@ def test_streamed_put_and_conditional_get(q):
     assert got.ref.version == 1
 
 
-def test_a_failing_source_stores_nothing(q, server):
+def _failing_generator():
     def batches():
         yield pa.record_batch({"x": [1, 2]})
         raise RuntimeError("source broke")
 
-    reader = pa.RecordBatchReader.from_batches(pa.schema([("x", pa.int64())]), batches())
-    with quiver.connect(server.location) as other:  # closed at once: must not commit it
-        with pytest.raises(RuntimeError, match="source broke"):
-            other.put("s1/torn", reader, timeout=1)
-    # The half-sent put dies at its deadline, and the server discards it.
-    server.wait_for_log("'s1/torn': client disconnected mid-put; discarded", timeout=10)
-    with pytest.raises(quiver.NotFound):
-        q.get("s1/torn")
+    return pa.RecordBatchReader.from_batches(pa.schema([("x", pa.int64())]), batches())
+
+
+def _csv_with_a_bad_last_row(workdir):
+    """A streaming CSV reader whose first blocks parse and whose last row does not: the
+    source raises ArrowInvalid after batches went out."""
+    import pyarrow.csv as pacsv
+    path = workdir / "bad.csv"
+    path.write_text("x\n" + "".join(f"{i}\n" for i in range(5000)) + "oops\n")
+    return pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=4096),
+                          convert_options=pacsv.ConvertOptions(column_types={"x": pa.int64()}))
+
+
+@pytest.mark.parametrize("source", ["generator", "csv"])
+def test_a_failing_source_stores_nothing(q, server, workdir, source):
+    q.put("s1/torn", TABLE)
+    data = _failing_generator() if source == "generator" else _csv_with_a_bad_last_row(workdir)
+    expected = RuntimeError if source == "generator" else pa.ArrowInvalid
+    started = time.monotonic()
+    with pytest.raises(expected) as e:
+        q.put("s1/torn", data, timeout=60)
+    # The source's own exception, unchanged; and at once, not at the put's deadline.
+    assert not isinstance(e.value, quiver.QuiverError)
+    assert time.monotonic() - started < 10
+    server.wait_for_log("'s1/torn': the client aborted the put (", timeout=10)
+    got = q.get_with_meta("s1/torn")  # the previous version, intact
+    assert got.ref.version == 1 and got.value.equals(TABLE)
+
+
+def test_a_failed_put_does_not_hold_the_process_at_exit(server):
+    code = ("import pyarrow as pa, quiver\n"
+            "def batches():\n"
+            "    yield pa.record_batch({'x': [1]})\n"
+            "    raise RuntimeError('source broke')\n"
+            "r = pa.RecordBatchReader.from_batches(pa.schema([('x', pa.int64())]), batches())\n"
+            f"c = quiver.connect({server.location!r})\n"
+            "try:\n"
+            "    c.put('s1/exit', r, timeout=120)\n"
+            "except RuntimeError:\n"
+            "    print('raised', flush=True)\n")
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=sdk_env(), timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "raised", out.stderr
+    assert time.monotonic() - started < 30  # not the put's 120 s deadline
 
 
 def test_bytes_pandas_polars_and_serializers(q):
@@ -387,6 +425,30 @@ def test_fetch_artifacts(server, workdir):
         with pytest.raises(quiver.QuiverError, match="missing.parquet"):
             futures[3].result(timeout=30)
         assert q.get_artifact(paths[2]).num_rows == 3
+
+
+def test_fetch_artifacts_timeout_counts_from_submission_and_close_names_what_it_cancelled(
+        server):
+    with quiver.connect(server.location, artifact_workers=1) as q:
+        q.stats()  # connected before the server stops answering
+        with hung(server):
+            started = time.monotonic()
+            first, second = q.fetch_artifacts(["file:///a.parquet", "file:///b.parquet"],
+                                              timeout=1.5)
+            with pytest.raises(quiver.Timeout, match="a.parquet"):
+                first.result(timeout=30)
+            with pytest.raises(quiver.Timeout, match="b.parquet.*waited for a worker"):
+                second.result(timeout=30)
+            assert time.monotonic() - started < 2.7  # not 1.5 s more for the second
+            third, *queued = q.fetch_artifacts(
+                ["file:///c.parquet", "file:///d.parquet", "file:///e.parquet"], timeout=1.5)
+            q.close()
+        # Started before close() (its timeout) or not (cancelled): either way, named.
+        with pytest.raises((quiver.Timeout, quiver.Cancelled), match="c.parquet"):
+            third.result(timeout=0)
+        for future, name in zip(queued, ("d.parquet", "e.parquet")):
+            with pytest.raises(quiver.Cancelled, match=f"{name}.*closed"):
+                future.result(timeout=0)
 
 
 # -- typing -------------------------------------------------------------------------------

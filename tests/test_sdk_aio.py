@@ -8,9 +8,10 @@ import time
 import pyarrow as pa
 import pytest
 
-from sdk_util import lite  # noqa: F401  (fixture)
+from sdk_util import hung, lite  # noqa: F401  (fixture)
 import quiver
 import quiver.aio
+from query_util import wait_for
 
 TABLE = pa.table({"x": [1, 2, 3]})
 
@@ -112,14 +113,15 @@ def test_cancelling_a_put_stores_nothing(server):
         async with quiver.aio.connect(server.location) as aq:
             reader = pa.RecordBatchReader.from_batches(pa.schema([("x", pa.int64())]),
                                                        batches())
-            task = asyncio.ensure_future(aq.put("c/half", reader, timeout=1.5))
+            task = asyncio.ensure_future(aq.put("c/half", reader, timeout=60))
             await asyncio.to_thread(sent_first.wait, 10)
             task.cancel()
             release.set()
             with pytest.raises(asyncio.CancelledError):
                 await task
+            # Aborted before its next batch, not left to its 60 s deadline.
             await asyncio.to_thread(server.wait_for_log,
-                                    "'c/half': client disconnected mid-put; discarded")
+                                    "'c/half': the client aborted the put (Cancelled")
             with pytest.raises(quiver.NotFound):
                 await aq.get("c/half")
 
@@ -141,3 +143,41 @@ def test_fetch_artifacts_are_awaitable(server, workdir):
             assert (await aq.get_artifact(f"file://{path}")).num_rows == 2
 
     asyncio.run(main())
+
+
+def test_cancelling_a_query_read_through_the_client_cache(lite):
+    """With a client cache, query() reads the whole result before it returns; cancelling
+    the task cancels that stream and frees the thread."""
+    watcher = quiver.connect(lite.location)
+
+    async def main():
+        async with quiver.aio.connect(lite.location, max_workers=1,
+                                      cache=quiver.ClientCache()) as aq:
+            task = asyncio.ensure_future(aq.query(STREAMING_SQL, source="lite", timeout=30))
+            await asyncio.to_thread(wait_for, lambda: watcher.stats()["queries"]["executions"],
+                                    what="the query to run")
+            task.cancel()
+            started = time.monotonic()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert (await asyncio.wait_for(aq.stats(), 10))["queries"]["executions"] == 1
+            assert time.monotonic() - started < 10  # not the query's 30 s timeout
+
+    asyncio.run(main())
+    watcher.close()
+
+
+def test_async_calls_take_the_sync_calls_arguments():
+    import inspect
+    names = [n for n, _ in inspect.getmembers(quiver.aio.AsyncClient, inspect.isfunction)
+             if not n.startswith("_")]
+    assert {"get", "put", "query", "info", "fetch_artifacts", "shrink"} <= set(names)
+    for name in names:
+        sync = getattr(quiver.Client, name)
+        mine = inspect.signature(getattr(quiver.aio.AsyncClient, name)).parameters
+        assert list(mine.values()) == list(inspect.signature(sync).parameters.values()), name
+    sync_connect = inspect.signature(quiver.connect).parameters
+    async_connect = inspect.signature(quiver.aio.connect).parameters
+    assert list(async_connect)[:-1] == list(sync_connect) and list(async_connect)[-1] == \
+        "max_workers"
+    assert all(async_connect[n] == p for n, p in sync_connect.items())

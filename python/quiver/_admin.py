@@ -24,12 +24,12 @@ class AdminMixin(ClientBase):
                    timeout: Optional[float] = None) -> Removed:
         """Remove `key` and (with `cascade`) everything derived from it."""
         out = self._action("invalidate", {"key": key, "cascade": cascade}, timeout=timeout)
-        return Removed(tuple(out.get("removed", ())))
+        return self._forget(Removed(tuple(out.get("removed", ()))))
 
     def invalidate_tag(self, tag: str, *, timeout: Optional[float] = None) -> Removed:
         """Remove every entry tagged `tag`, and what depends on them."""
         out = self._action("invalidate-tag", {"tag": tag}, timeout=timeout)
-        return Removed(tuple(out.get("removed", ())))
+        return self._forget(Removed(tuple(out.get("removed", ()))))
 
     def shrink(self, *, one: bool = False, below_bytes: Optional[int | str] = None,
                dry_run: bool = False, timeout: Optional[float] = None) -> Removed:
@@ -41,7 +41,8 @@ class AdminMixin(ClientBase):
         if dry_run:
             body["dry_run"] = True
         out = self._action("shrink", body, timeout=timeout)
-        return Removed(tuple(out.get("removed", ())), dry_run=bool(out.get("dry_run")))
+        removed = Removed(tuple(out.get("removed", ())), dry_run=bool(out.get("dry_run")))
+        return removed if removed.dry_run else self._forget(removed)
 
     def config_get(self, name: Optional[str] = None, *,
                    timeout: Optional[float] = None) -> Any:

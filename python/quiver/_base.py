@@ -17,7 +17,9 @@ import pyarrow as pa
 import pyarrow.flight as flight
 
 from quiver._errors import translated
+from quiver.client_cache import token_digest
 from quiver.errors import Cancelled
+from quiver.results import Removed
 
 TlsArg = Union[None, bool, str, Path]
 
@@ -55,10 +57,9 @@ class Control:
     """Lets another thread cancel a call running on a worker thread (the async client).
 
     A stream being read is cancelled at once (FlightStreamReader.cancel; not before DoGet
-    has returned, which waits for the stream's schema); a put stops sending and is
-    discarded by the server when its deadline passes (a started DoPut cannot be aborted
-    any other way: closing it would commit it); a unary call cannot be interrupted and is
-    abandoned to its timeout (quiver/aio.py says what each call does).
+    has returned, which waits for the stream's schema); a put is aborted before its next
+    batch (the {"abort": ...} message: the server stores nothing); a unary call cannot be
+    interrupted and is abandoned to its timeout (quiver/aio.py says what each call does).
     """
 
     def __init__(self) -> None:
@@ -106,6 +107,8 @@ class ClientBase:
         self._headers: list[tuple[bytes, bytes]] = []
         if token is not None:
             self._headers.append((b"authorization", f"Bearer {token}".encode()))
+        # Identifies the token in client-cache keys (a digest, never the token itself).
+        self._token_digest = token_digest(token)
         self._closed = False
 
     def _timeout(self, timeout: Optional[float]) -> float:
@@ -135,6 +138,14 @@ class ClientBase:
         raw = self._action_raw("entries", body, timeout=timeout)
         with translated():
             return pa.ipc.open_stream(raw).read_all()
+
+    def _forget(self, removed: Removed) -> Removed:
+        """Tell the client-side cache (if any) what this client removed on the server
+        (client_cache: copies dropped, query copies checked again); returns `removed`."""
+        if getattr(self, "_cache", None) is not None:
+            from quiver._cached_reads import forget
+            forget(self, removed.keys)
+        return removed
 
     @staticmethod
     def _chunks(reader: Any) -> Iterator[Any]:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
 from typing import Any, Iterable, List, Optional, Union
 
 import pyarrow as pa
@@ -25,24 +23,22 @@ def descriptor(key: str) -> Any:
     return flight.FlightDescriptor.for_path(*key.split("/"))
 
 
-def _close_quietly(writer: Any) -> None:
+def _abort(writer: Any, exc: BaseException) -> None:
+    """Make the server discard a started put: a metadata-only {"abort": why} message
+    (docs/api.md, "Aborting a put"). Ending the stream any other way would commit what was
+    sent. The server answers CANCELLED, which is expected and dropped, as is any error of a
+    stream the server had already ended (then nothing was stored either): the caller sees
+    the exception that made it abort."""
+    why = f"{type(exc).__name__}: {exc}"[:500]
+    try:
+        writer.write_metadata(json.dumps({"abort": why}).encode())
+        writer.done_writing()
+    except (pa.ArrowException, flight.FlightError):
+        pass
     try:
         writer.close()
-    except Exception:  # the call is past its deadline: the server discarded it
+    except (pa.ArrowException, flight.FlightError):
         pass
-
-
-def abandon_put(writer: Any, deadline: float) -> None:
-    """Let a started put die without committing it.
-
-    Closing (or dropping) a DoPut writer ends the stream normally, and the server would
-    commit what it received. Only the gRPC deadline ends the call as failed, so the writer
-    is kept until its deadline has passed and closed after that, on a timer thread.
-    """
-    delay = max(0.0, deadline - time.monotonic()) + 1.0
-    timer = threading.Timer(delay, _close_quietly, args=(writer,))
-    timer.name = "quiver-abandoned-put"
-    timer.start()
 
 
 def _to_ref(key_or_ref: KeyOrRef, version: Optional[int]) -> tuple[str, Optional[int]]:
@@ -87,37 +83,44 @@ class ObjectsMixin(ClientBase):
         if cost_s is not None:
             options["cost_ms"] = max(0, round(cost_s * 1000))
         schema, batches = to_stream(data, serializer)
-        seconds = self._timeout(timeout)
-        deadline = time.monotonic() + seconds
         with translated():
             writer, result_reader = self._flight.do_put(descriptor(key), schema,
-                                                        options=self._options(seconds))
+                                                        options=self._options(timeout))
         error: Optional[BaseException] = None
+        source_error: Optional[BaseException] = None
         raw: Optional[bytes] = None
         try:
             if options:
                 writer.write_metadata(json.dumps(options).encode())
             wrote = False
-            for batch in batches:
-                if control is not None:
-                    control.check()
-                if not batch.schema.equals(schema):
-                    raise TypeError(f"put {key!r}: a batch's schema differs from the "
-                                    f"stream's:\n{batch.schema}\nvs.\n{schema}")
+            while True:
+                try:  # the caller's side: the source, a cancellation, a bad batch
+                    if control is not None:
+                        control.check()
+                    batch = next(batches, None)
+                    if batch is not None and not batch.schema.equals(schema):
+                        raise TypeError(f"put {key!r}: a batch's schema differs from the "
+                                        f"stream's:\n{batch.schema}\nvs.\n{schema}")
+                except BaseException as exc:  # pyarrow's too: not the server's error
+                    source_error = exc
+                    break
+                if batch is None:
+                    break
                 writer.write_batch(batch)
                 wrote = True
-            if not wrote:  # the first batch carries the version on get
-                writer.write_batch(pa.RecordBatch.from_pylist([], schema=schema))
-            if control is not None:
-                control.check()
-            writer.done_writing()
-            buf = result_reader.read()
-            raw = None if buf is None else bytes(buf.to_pybytes())
+            if source_error is None:
+                if not wrote:  # the first batch carries the version on get
+                    writer.write_batch(pa.RecordBatch.from_pylist([], schema=schema))
+                writer.done_writing()
+                buf = result_reader.read()
+                raw = None if buf is None else bytes(buf.to_pybytes())
         except (pa.ArrowException, flight.FlightError) as exc:
             error = exc  # the stream broke: the server ended the call; close() says why
-        except BaseException:
-            abandon_put(writer, deadline)  # not the server: never commit half a stream
-            raise
+        except BaseException as exc:  # e.g. KeyboardInterrupt inside a write
+            source_error = exc
+        if source_error is not None:
+            _abort(writer, source_error)  # never commit half a stream
+            raise source_error
         try:
             writer.close()
         except (pa.ArrowException, flight.FlightError) as exc:
@@ -155,7 +158,12 @@ class ObjectsMixin(ClientBase):
                 if chunk.data is not None:
                     batches.append(chunk.data)
             schema = reader.schema
-        if meta is None:  # a stream without batches (a raw client's empty put)
+        if meta is None:
+            # A stream without batches (a raw client's empty put; the SDK's puts always
+            # send a batch): the server has no message to put the version on (it sends no
+            # metadata-only message), so a second call asks for it. Racy by nature: a put
+            # landing between the two calls makes this name the newer version (of a
+            # `version`-less get); the data read is still whole.
             info = self.info(key, timeout=timeout, entry=False)
             meta = {"status": "ok", "key": key, "version": version or info.version,
                     "endpoint": info.ref.endpoint}
@@ -168,25 +176,24 @@ class ObjectsMixin(ClientBase):
             serializer: Optional[Serializer] = None, timeout: Optional[float] = None) -> Any:
         """The object: a pyarrow Table; bytes if it was put as bytes; the object itself if
         it was put with a serializer (pass the same one). An ObjectRef reads its version."""
-        key, version = _to_ref(key_or_ref, version)
-        if self._cache is not None:
-            from quiver.client_cache import cached_get
-            table = cached_get(self, key, version)
-        else:
-            table = self._fetch(key, version=version, timeout=timeout).table
-        return from_table(table, key, serializer)
+        return self._get_with_meta(key_or_ref, version, serializer, timeout).value
 
     def get_with_meta(self, key_or_ref: KeyOrRef, *, version: Optional[int] = None,
                       serializer: Optional[Serializer] = None,
                       timeout: Optional[float] = None) -> ObjectResult[Any]:
         """Like get, with the ObjectRef of the version read and, with a client-side cache,
         where it came from (``.cache``)."""
+        return self._get_with_meta(key_or_ref, version, serializer, timeout)
+
+    def _get_with_meta(self, key_or_ref: KeyOrRef, version: Optional[int],
+                       serializer: Optional[Serializer], timeout: Optional[float],
+                       control: Optional[Control] = None) -> ObjectResult[Any]:
         key, version = _to_ref(key_or_ref, version)
         if self._cache is not None:
-            from quiver.client_cache import cached_read
-            read = cached_read(self, key, version)
+            from quiver._cached_reads import cached_read
+            read = cached_read(self, key, version, timeout, control)
             return ObjectResult(from_table(read.table, key, serializer), read.ref, read.meta)
-        fetched = self._fetch(key, version=version, timeout=timeout)
+        fetched = self._fetch(key, version=version, timeout=timeout, control=control)
         return ObjectResult(from_table(fetched.table, key, serializer), fetched.ref)
 
     def info(self, key: str, *, timeout: Optional[float] = None,
@@ -229,12 +236,12 @@ class ObjectsMixin(ClientBase):
     def delete(self, key: str, *, timeout: Optional[float] = None) -> Removed:
         """Delete every version of `key`; Removed(keys=()) if it did not exist."""
         out = self._action("delete", {"key": key}, timeout=timeout)
-        return Removed(tuple(out.get("deleted", ())), versions=out.get("versions"))
+        return self._forget(Removed(tuple(out.get("deleted", ())), versions=out.get("versions")))
 
     def delete_prefix(self, prefix: str, *, timeout: Optional[float] = None) -> Removed:
         """Delete every key under `prefix`, by whole segments (`s` matches `s/...`)."""
         out = self._action("delete-prefix", {"prefix": prefix}, timeout=timeout)
-        return Removed(tuple(out.get("deleted", ())), versions=out.get("versions"))
+        return self._forget(Removed(tuple(out.get("deleted", ())), versions=out.get("versions")))
 
 
 def _aware(value: Any) -> Any:

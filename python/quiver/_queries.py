@@ -28,7 +28,7 @@ class QueriesMixin(ClientBase):
         request = self._query_request(sql, source, params, ttl, preview, depends_on, tags,
                                       cache_nondeterministic)
         if getattr(self, "_cache", None) is not None and not preview:
-            from quiver.client_cache import cached_query
+            from quiver._cached_reads import cached_query
             return cached_query(self, request, timeout)
         return self._query(request, timeout)
 
@@ -50,6 +50,16 @@ class QueriesMixin(ClientBase):
         if cache_nondeterministic:
             request["cache_nondeterministic"] = True
         return request
+
+    def _query_info(self, request: dict[str, Any], timeout: Optional[float]) -> dict[str, Any]:
+        """The response metadata GetFlightInfo gives for `request` (docs/queries.md): on a
+        hit, the stored result's (no data is sent); on a miss it starts the execution,
+        which the DoGet of the same request then joins."""
+        descriptor = flight.FlightDescriptor.for_command(json.dumps(request).encode())
+        with translated():
+            info = self._flight.get_flight_info(descriptor, options=self._options(timeout))
+        meta = json.loads(info.app_metadata) if info.app_metadata else {}
+        return meta if isinstance(meta, dict) else {}
 
     def _query(self, request: dict[str, Any], timeout: Optional[float],
                control: Optional[Control] = None) -> QueryResult:

@@ -4,16 +4,19 @@ pyarrow.flight is blocking, so each call runs on a thread of a bounded executor 
 owns (`max_workers`, default 8); calls beyond that wait for a thread. What cancelling the
 awaiting task does depends on the call, because Flight can only interrupt streams:
 
-- get, get_with_meta, get_artifact, query and QueryResult reads: once the server has
-  started the stream (sent its schema), the stream is cancelled at once
-  (FlightStreamReader.cancel): the server stops sending, and a query that nobody else reads
-  is stopped as docs/queries.md says. Before that moment pyarrow's DoGet cannot be
-  interrupted (it waits for the schema inside one blocking call): e.g. a query miss whose
-  source has not produced its first batch. Then the task is cancelled at once, but its
-  thread stays busy until the schema arrives or the call's timeout passes.
-- put and update: the client stops sending batches. A started DoPut cannot be aborted
-  (closing it would commit what was sent), so it is left to fail at its deadline, when the
-  server discards it: nothing is stored, and the key is unchanged.
+- get, get_with_meta, get_artifact, query and QueryResult reads (with or without a
+  client-side cache): once the server has started the stream (sent its schema), the
+  stream is cancelled at once (FlightStreamReader.cancel): the server stops sending, and a
+  query that nobody else reads is stopped as docs/queries.md says. Before that moment
+  pyarrow's DoGet cannot be interrupted (it waits for the schema inside one blocking
+  call): e.g. a query miss whose source has not produced its first batch. Then the task is
+  cancelled at once, but its thread stays busy until the schema arrives or the call's
+  timeout passes. The GetFlightInfo with which a client cache checks a cached query result
+  is a unary call: it completes (or times out) first.
+- put and update: before its next batch, the put sends the abort message
+  ({"abort": ...}, docs/api.md): the server discards it, nothing is stored, the key is
+  unchanged. A source blocked inside producing a batch delays this until it returns (or
+  the put's deadline, when the server discards the put as well).
 - every other call (info, list, delete, actions, fetch_artifacts' futures): the task is
   cancelled at once, but the request already sent completes (or times out) on its thread;
   its result is dropped.
@@ -26,11 +29,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
-from typing import Any, Awaitable, Callable, Iterable, List, Optional, TypeVar
+from typing import Any, Awaitable, Callable, Iterable, List, Optional, Sequence, TypeVar
 
 from quiver._base import Control, TlsArg
-from quiver._convert import from_table
-from quiver._objects import KeyOrRef, _to_ref
+from quiver._objects import KeyOrRef
 from quiver.client import Client
 from quiver.query_result import QueryResult
 from quiver.results import (ArtifactInfo, FetchResult, ObjectInfo, ObjectRef, ObjectResult,
@@ -126,10 +128,6 @@ class AsyncClient:
     async def get(self, key_or_ref: KeyOrRef, *, version: Optional[int] = None,
                   serializer: Optional[Serializer] = None,
                   timeout: Optional[float] = None) -> Any:
-        if self.sync.cache is not None:
-            return await self._run(functools.partial(
-                self.sync.get, key_or_ref, version=version, serializer=serializer,
-                timeout=timeout))
         result = await self.get_with_meta(key_or_ref, version=version, serializer=serializer,
                                           timeout=timeout)
         return result.value
@@ -137,16 +135,14 @@ class AsyncClient:
     async def get_with_meta(self, key_or_ref: KeyOrRef, *, version: Optional[int] = None,
                             serializer: Optional[Serializer] = None,
                             timeout: Optional[float] = None) -> ObjectResult[Any]:
-        if self.sync.cache is not None:
-            return await self._run(functools.partial(
-                self.sync.get_with_meta, key_or_ref, version=version, serializer=serializer,
-                timeout=timeout))
-        key, version = _to_ref(key_or_ref, version)
-        fetched = await self._fetch(key, version=version, timeout=timeout)
-        return ObjectResult(from_table(fetched.table, key, serializer), fetched.ref)
+        control = Control()
+        return await self._run(self.sync._get_with_meta, key_or_ref, version, serializer,
+                               timeout, control, control=control)
 
-    async def info(self, key: str, *, timeout: Optional[float] = None) -> ObjectInfo:
-        return await self._run(functools.partial(self.sync.info, key, timeout=timeout))
+    async def info(self, key: str, *, timeout: Optional[float] = None,
+                   entry: bool = True) -> ObjectInfo:
+        return await self._run(functools.partial(self.sync.info, key, timeout=timeout,
+                                                 entry=entry))
 
     async def list(self, prefix: str = "", *,
                    timeout: Optional[float] = None) -> List[ObjectInfo]:
@@ -160,18 +156,18 @@ class AsyncClient:
                                                  timeout=timeout))
 
     # -- queries and artifacts ---------------------------------------------------------
-    async def query(self, sql: str, *, source: str, params: Iterable[Any] = (),
+    async def query(self, sql: str, *, source: str, params: Sequence[Any] = (),
                     ttl: Optional[float] = None, preview: bool = False,
                     depends_on: Iterable[str] = (), tags: Iterable[str] = (),
                     cache_nondeterministic: bool = False,
                     timeout: Optional[float] = None) -> AsyncQueryResult:
-        request = self.sync._query_request(sql, source, list(params), ttl, preview,
+        request = self.sync._query_request(sql, source, params, ttl, preview,
                                            depends_on, tags, cache_nondeterministic)
         control = Control()
         if self.sync.cache is not None and not preview:
-            from quiver.client_cache import cached_query
+            from quiver._cached_reads import cached_query
             result = await self._run(functools.partial(cached_query, self.sync, request,
-                                                       timeout), control=control)
+                                                       timeout, control), control=control)
         else:
             result = await self._run(functools.partial(self.sync._query, request, timeout,
                                                        control), control=control)

@@ -7,13 +7,16 @@ connection. fetch_artifacts runs on a bounded thread pool the client owns.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import threading
+import time
 from typing import Any, Iterable, List, Optional
 
 from quiver._admin import AdminMixin
 from quiver._base import TlsArg, check_timeout
 from quiver._objects import ObjectsMixin
 from quiver._queries import QueriesMixin
+from quiver.errors import Cancelled, Timeout
 from quiver.results import ArtifactInfo
 
 
@@ -44,16 +47,31 @@ class Client(ObjectsMixin, QueriesMixin, AdminMixin):
         """Ask the server to fetch and cache each artifact; one Future per URL, in order,
         resolving to its ArtifactInfo once it is cached, or raising the QuiverError that
         says which artifact failed and why. At most `artifact_workers` (connect's argument)
-        run at once; each has its own `timeout` (default: the client's)."""
+        run at once; each has its own `timeout` (default: the client's), counted from this
+        call: time spent waiting for a worker counts. A fetch not started when the client
+        is closed raises Cancelled naming its artifact."""
         seconds = check_timeout(timeout) if timeout is not None else self.timeout
+        deadline = time.monotonic() + seconds
         pool = self._artifact_pool()
-        return [pool.submit(self._fetch_artifact, url, ttl, seconds) for url in urls]
+        futures = []
+        for url in urls:
+            outer: concurrent.futures.Future[ArtifactInfo] = concurrent.futures.Future()
+            inner = pool.submit(self._fetch_artifact, url, ttl, deadline, seconds)
+            inner.add_done_callback(functools.partial(_settle, outer, url))
+            outer.add_done_callback(functools.partial(_cancel_if_cancelled, inner))
+            futures.append(outer)
+        return futures
 
-    def _fetch_artifact(self, url: str, ttl: Optional[float], timeout: float) -> ArtifactInfo:
+    def _fetch_artifact(self, url: str, ttl: Optional[float], deadline: float,
+                        seconds: float) -> ArtifactInfo:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise Timeout(f"artifact {url!r}: its timeout ({seconds:g} s) passed while it "
+                          "waited for a worker (artifact_workers)")
         body: dict[str, Any] = {"artifact": url}
         if ttl is not None:
             body["ttl_s"] = ttl
-        out = self._action("artifact-fetch", body, timeout=timeout, context=f"artifact {url!r}")
+        out = self._action("artifact-fetch", body, timeout=left, context=f"artifact {url!r}")
         return ArtifactInfo.from_json(url, out)
 
     def _artifact_pool(self) -> concurrent.futures.ThreadPoolExecutor:
@@ -79,6 +97,29 @@ class Client(ObjectsMixin, QueriesMixin, AdminMixin):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _settle(outer: concurrent.futures.Future[ArtifactInfo], url: str,
+            inner: concurrent.futures.Future[ArtifactInfo]) -> None:
+    """Pass the pool's outcome on to the caller's future; a fetch the pool cancelled (close()
+    before it started) becomes an error naming its artifact."""
+    if outer.done():  # the caller cancelled it
+        return
+    if inner.cancelled():
+        outer.set_exception(Cancelled(f"artifact {url!r}: not fetched: the client was closed "
+                                      "before the fetch started"))
+        return
+    error = inner.exception()
+    if error is not None:
+        outer.set_exception(error)
+    else:
+        outer.set_result(inner.result())
+
+
+def _cancel_if_cancelled(inner: concurrent.futures.Future[ArtifactInfo],
+                         outer: concurrent.futures.Future[ArtifactInfo]) -> None:
+    if outer.cancelled():
+        inner.cancel()  # the caller gave up: don't start it
 
 
 def connect(endpoint: str, *, token: Optional[str] = None, tls: TlsArg = None,

@@ -25,7 +25,7 @@ class QueryResult:
     (``read_all()``, ``to_pandas()``; after those, both return the same table again).
 
     ``cache`` says what the client-side cache did (a client_cache.CacheMeta: source "server",
-    "cache" or "offline-stale"); None without a client-side cache.
+    "revalidated", "cache" or "offline-stale"); None without a client-side cache.
     """
 
     cache: Optional[Any] = None
