@@ -6,6 +6,7 @@ when the venv's editable install points at another one.
 """
 
 import contextlib
+import json
 import os
 import signal
 import sqlite3
@@ -42,6 +43,18 @@ def make_events_db(path):
     con.commit()
     con.close()
     return path
+
+
+@pytest.fixture
+def artifact_server(quiver, workdir):
+    """A server allowed to fetch artifacts from `workdir/artifacts/` (docs/artifacts.md)."""
+    root = workdir / "artifacts"
+    root.mkdir()
+    config = workdir / "artifacts.json"
+    config.write_text(json.dumps({"artifacts": {"allowed_prefixes": [f"file://{root}/"]}}))
+    server = quiver(args=["--config", str(config)])
+    server.artifacts = root
+    return server
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import time
 import pyarrow as pa
 import pytest
 
-from sdk_util import (PYTHON_DIR, SLOW_SQL, hung, lite, make_events_db, q,  # noqa: F401
-                      sdk_env)
+from sdk_util import (PYTHON_DIR, SLOW_SQL, artifact_server, hung, lite,  # noqa: F401
+                      make_events_db, q, sdk_env)
 import quiver
 from quiver_util import write_config
 from query_util import wait_for
@@ -191,12 +191,7 @@ def test_info_list_delete(q, server):
 
 
 def test_cost_s_reaches_the_entry(q):
-    try:
-        q.put("s2/costly", TABLE, cost_s=2.5)
-    except quiver.InvalidRequest as e:
-        if "unknown DoPut option 'cost_ms'" in str(e):
-            pytest.skip("this quiver binary predates the cost_ms put option")
-        raise
+    q.put("s2/costly", TABLE, cost_s=2.5)
     assert q.info("s2/costly").cost_s == pytest.approx(2.5)
 
 
@@ -383,6 +378,8 @@ def test_cancelled_when_a_dependency_is_invalidated_mid_put(q, server):
 
     def batches():
         yield pa.record_batch({"x": [1]})
+        # The put has begun on the server (its temp file exists) before the invalidation.
+        wait_for(lambda: server.tmp_files(), what="the put to begin on the server")
         assert other.invalidate("c/dep").keys == ("c/dep",)
         yield pa.record_batch({"x": [2]})
 
@@ -410,21 +407,25 @@ def test_token_and_endpoint_forms(server):
 
 
 # -- artifacts ----------------------------------------------------------------------------
-@pytest.mark.skip(reason="the artifact-fetch action (branch wip-art) is not on main yet")
-def test_fetch_artifacts(server, workdir):
+def test_fetch_artifacts(artifact_server):
     import pyarrow.parquet as pq
+    root = artifact_server.artifacts
     paths = []
     for i in range(3):
-        path = workdir / f"a{i}.parquet"
+        path = root / f"a{i}.parquet"
         pq.write_table(pa.table({"i": [i] * (i + 1)}), path)
         paths.append(f"file://{path}")
-    with quiver.connect(server.location) as q:
-        futures = q.fetch_artifacts(paths + [f"file://{workdir}/missing.parquet"], ttl=60)
+    with quiver.connect(artifact_server.location) as q:
+        futures = q.fetch_artifacts(paths + [f"file://{root}/missing.parquet"], ttl=60)
         infos = [f.result(timeout=30) for f in futures[:3]]
         assert [i.rows for i in infos] == [1, 2, 3] and all(i.key for i in infos)
-        with pytest.raises(quiver.QuiverError, match="missing.parquet"):
+        assert [i.cache for i in infos] == ["miss"] * 3
+        with pytest.raises(quiver.NotFound, match="missing.parquet"):
             futures[3].result(timeout=30)
+        assert q.fetch_artifacts(paths[:1])[0].result(timeout=30).cache == "hit"
         assert q.get_artifact(paths[2]).num_rows == 3
+        with pytest.raises(quiver.InvalidRequest, match="not allowed|allowed_prefixes"):
+            q.get_artifact("file:///etc/passwd")
 
 
 def test_fetch_artifacts_timeout_counts_from_submission_and_close_names_what_it_cancelled(

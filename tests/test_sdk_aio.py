@@ -8,7 +8,7 @@ import time
 import pyarrow as pa
 import pytest
 
-from sdk_util import hung, lite  # noqa: F401  (fixture)
+from sdk_util import artifact_server, hung, lite  # noqa: F401  (fixture)
 import quiver
 import quiver.aio
 from query_util import wait_for
@@ -128,17 +128,17 @@ def test_cancelling_a_put_stores_nothing(server):
     asyncio.run(main())
 
 
-@pytest.mark.skip(reason="the artifact-fetch action (branch wip-art) is not on main yet")
-def test_fetch_artifacts_are_awaitable(server, workdir):
+def test_fetch_artifacts_are_awaitable(artifact_server):
     import pyarrow.parquet as pq
-    path = workdir / "a.parquet"
+    root = artifact_server.artifacts
+    path = root / "a.parquet"
     pq.write_table(pa.table({"i": [1, 2]}), path)
 
     async def main():
-        async with quiver.aio.connect(server.location) as aq:
-            ok, missing = aq.fetch_artifacts([f"file://{path}", f"file://{workdir}/none"])
+        async with quiver.aio.connect(artifact_server.location) as aq:
+            ok, missing = aq.fetch_artifacts([f"file://{path}", f"file://{root}/none.parquet"])
             assert (await ok).rows == 2
-            with pytest.raises(quiver.QuiverError, match="none"):
+            with pytest.raises(quiver.NotFound, match="none.parquet"):
                 await missing
             assert (await aq.get_artifact(f"file://{path}")).num_rows == 2
 

@@ -65,7 +65,7 @@ def translate(exc: BaseException, context: Optional[str] = None) -> BaseExceptio
         return exc
     details = _details(exc)
     message = clean_message(_text(exc))
-    if context:
+    if context and context not in message:
         message = f"{context}: {message}"
     name = details.get("error")
     kwargs: dict[str, Any] = {"details": details, "cause": exc}
