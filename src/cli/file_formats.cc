@@ -179,10 +179,12 @@ arrow::Result<InputFile> OpenInputFile(const std::string& path,
 
 namespace {
 
-class IpcWriter : public BatchFileWriter {
+// A file writer (Arrow's IPC writers, Parquet's FileWriter) and the file it writes to,
+// closed in that order.
+template <typename Writer>
+class ClosingWriter : public BatchFileWriter {
  public:
-  IpcWriter(std::shared_ptr<arrow::ipc::RecordBatchWriter> writer,
-            std::shared_ptr<arrow::io::OutputStream> sink)
+  ClosingWriter(Writer writer, std::shared_ptr<arrow::io::OutputStream> sink)
       : writer_(std::move(writer)), sink_(std::move(sink)) {}
   arrow::Status Write(const arrow::RecordBatch& batch) override {
     return writer_->WriteRecordBatch(batch);
@@ -193,27 +195,12 @@ class IpcWriter : public BatchFileWriter {
   }
 
  private:
-  std::shared_ptr<arrow::ipc::RecordBatchWriter> writer_;
+  Writer writer_;
   std::shared_ptr<arrow::io::OutputStream> sink_;
 };
 
-class ParquetWriter : public BatchFileWriter {
- public:
-  ParquetWriter(std::unique_ptr<parquet::arrow::FileWriter> writer,
-                std::shared_ptr<arrow::io::OutputStream> sink)
-      : writer_(std::move(writer)), sink_(std::move(sink)) {}
-  arrow::Status Write(const arrow::RecordBatch& batch) override {
-    return writer_->WriteRecordBatch(batch);
-  }
-  arrow::Status Close() override {
-    ARROW_RETURN_NOT_OK(writer_->Close());
-    return sink_->Close();
-  }
-
- private:
-  std::unique_ptr<parquet::arrow::FileWriter> writer_;
-  std::shared_ptr<arrow::io::OutputStream> sink_;
-};
+using IpcWriter = ClosingWriter<std::shared_ptr<arrow::ipc::RecordBatchWriter>>;
+using ParquetWriter = ClosingWriter<std::unique_ptr<parquet::arrow::FileWriter>>;
 
 }  // namespace
 

@@ -4,14 +4,12 @@
 
 namespace quiver {
 
-namespace {
-
 bool IsKeyChar(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
          c == '.' || c == '_' || c == '-';
 }
 
-std::vector<std::string_view> Split(std::string_view text) {
+std::vector<std::string_view> SplitKeyPath(std::string_view text) {
   std::vector<std::string_view> parts;
   size_t start = 0;
   while (true) {
@@ -39,7 +37,6 @@ std::string Quote(std::string_view s) {
   return out + "'";
 }
 
-}  // namespace
 
 arrow::Status ValidateKeySegment(std::string_view segment) {
   if (segment.empty()) {
@@ -79,7 +76,7 @@ arrow::Result<ObjectKey> ObjectKey::FromSegments(const std::vector<std::string>&
 
 arrow::Result<ObjectKey> ObjectKey::Parse(std::string_view text) {
   std::vector<std::string> segments;
-  for (auto part : Split(text)) segments.emplace_back(part);
+  for (auto part : SplitKeyPath(text)) segments.emplace_back(part);
   auto key = FromSegments(segments);
   if (!key.ok()) {
     return arrow::Status::Invalid("invalid key ", Quote(text), ": ", key.status().message());
@@ -88,7 +85,7 @@ arrow::Result<ObjectKey> ObjectKey::Parse(std::string_view text) {
 }
 
 arrow::Result<std::string> ParseKeyPrefix(std::string_view text) {
-  auto parts = Split(text);
+  auto parts = SplitKeyPath(text);
   if (parts.size() > 3) {
     return arrow::Status::Invalid("invalid key prefix ", Quote(text), ": more than 3 segments");
   }

@@ -17,6 +17,12 @@
 
 namespace quiver {
 
+/// \brief Whether `c` may appear in a key segment: [A-Za-z0-9._-].
+bool IsKeyChar(char c);
+
+/// \brief Split `text` at every '/' (empty parts kept, so callers can name them).
+std::vector<std::string_view> SplitKeyPath(std::string_view text);
+
 inline constexpr size_t kMaxSegmentLength = 128;
 
 /// \brief Check one key segment; the error names the segment and what is wrong with it.

@@ -11,31 +11,13 @@
 #include <nlohmann/json.hpp>
 
 #include "common/hex.h"
+#include "common/key.h"
 
 namespace quiver::flame {
 
 namespace {
 
 constexpr const char* kEncodedPrefix = "..";
-
-bool IsQuiverKeyChar(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '.' || c == '_' || c == '-';
-}
-
-std::vector<std::string_view> SplitSlash(std::string_view text) {
-  std::vector<std::string_view> parts;
-  size_t start = 0;
-  while (true) {
-    size_t slash = text.find('/', start);
-    if (slash == std::string_view::npos) {
-      parts.push_back(text.substr(start));
-      return parts;
-    }
-    parts.push_back(text.substr(start, slash - start));
-    start = slash + 1;
-  }
-}
 
 }  // namespace
 
@@ -46,7 +28,7 @@ std::string FlameKey::ToString() const {
 }
 
 arrow::Result<FlameKey> ParseFlameKey(std::string_view text) {
-  auto parts = SplitSlash(text);
+  auto parts = SplitKeyPath(text);
   if (parts.size() != 2 && parts.size() != 3) {
     return arrow::Status::Invalid("invalid Flame key '", text,
                                   "': expected '<app>/<ssn>' or '<app>/<ssn>/<uuid>'");
@@ -75,7 +57,7 @@ arrow::Result<FlameKey> ParseFlameKey(std::string_view text) {
 
 arrow::Result<std::string> ToQuiverSegment(std::string_view part) {
   bool plain = part.size() <= kMaxSegmentLength;
-  for (char c : part) plain = plain && IsQuiverKeyChar(c);
+  for (char c : part) plain = plain && IsKeyChar(c);
   if (plain) return std::string(part);
   std::string out = kEncodedPrefix + HexEncode(reinterpret_cast<const unsigned char*>(part.data()),
                                                part.size());
