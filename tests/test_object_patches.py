@@ -7,9 +7,11 @@ import json
 import shutil
 
 import pyarrow as pa
+import pyarrow.flight  # noqa: F401  (pa.flight)
 import pytest
 
 from quiver_util import descriptor, get, put
+from query_util import wait_for
 
 
 def patch(client, key, data, **options):
@@ -81,3 +83,62 @@ def test_chain_survives_restart_and_index_rebuild(quiver):
     assert ids(srv.client(), "p/log")[0] == [1, 2, 3]
     assert patch(srv.client(), "p/log", rows(4))["version"] == 4
     assert ids(srv.client(), "p/log")[0] == [1, 2, 3, 4]
+
+
+@pytest.mark.embedded_only  # waits for the put's temp file in the data dir
+def test_a_patch_never_lands_on_a_key_deleted_and_written_again(quiver):
+    """The patch's compare-and-set is on the blob it was planned over, not the number."""
+    srv = quiver()
+    client = srv.client()
+    put(client, "p/aba", rows(1))
+    writer, reader = client.do_put(descriptor("p/aba"), rows(1).schema)
+    writer.write_metadata(json.dumps({"patch": True}).encode())
+    writer.write_table(rows(2))
+    wait_for(lambda: srv.tmp_files(), what="the patch to begin on the server")
+    client.do_action(pa.flight.Action("delete", b'{"key": "p/aba"}'))
+    assert put(client, "p/aba", rows(100))["version"] == 1  # numbers restart after a delete
+    with pytest.raises(pa.ArrowException, match="version conflict"):
+        writer.done_writing()
+        reader.read()
+        writer.close()
+    assert ids(client, "p/aba")[0] == [100]
+
+
+def test_a_patch_keeps_the_links_of_its_object(quiver):
+    """Invalidating what an object was computed from, or its tag, reaches its patches."""
+    client = quiver().client()
+    put(client, "p/src", rows(0))
+    for key in ("p/by-dep", "p/by-tag"):
+        put(client, key, rows(1), app_metadata=json.dumps(
+            {"depends_on": ["p/src"], "tags": ["t:" + key]}).encode())
+        patch(client, key, rows(2))
+        assert ids(client, key)[0] == [1, 2]
+    client.do_action(pa.flight.Action("invalidate", b'{"key": "p/src"}'))
+    with pytest.raises(KeyError):
+        get(client, "p/by-dep")
+    client.do_action(pa.flight.Action("invalidate-tag", b'{"tag": "t:p/by-tag"}'))
+    with pytest.raises(KeyError):
+        get(client, "p/by-tag")
+
+
+def test_a_flame_patch_past_max_object_bytes_is_refused_while_it_streams(quiver):
+    """A Flame PATCH is held for its retries, so it is bounded as it arrives."""
+    srv = quiver(args=["--max-object-bytes", "1048576"])
+    client = srv.client()
+    schema = pa.schema([("version", pa.uint64()), ("data", pa.binary())])
+
+    def send(descriptor_, payload):
+        writer, reader = client.do_put(descriptor_, schema)
+        for piece in payload:
+            writer.write_batch(pa.record_batch([pa.array([0], pa.uint64()),
+                                                pa.array([piece], pa.binary())], schema=schema))
+        writer.done_writing()
+        reader.read()
+        writer.close()
+
+    send(pa.flight.FlightDescriptor.for_path("app/s/o"), [b"base"])
+    with pytest.raises(pa.flight.FlightServerError, match="the patch of .* exceeds max_object_bytes") as e:
+        send(pa.flight.FlightDescriptor.for_command(b"PATCH:app/s/o"), [b"x" * 300_000] * 8)
+    assert json.loads(e.value.extra_info)["error"] == "too_large"
+    rows_ = client.do_get(pa.flight.Ticket(b"app/s/o:0")).read_all()
+    assert rows_.column("data").to_pylist()[-1] == b"base"

@@ -96,7 +96,8 @@ arrow::Result<PublishOutcome> Committer::PublishWithRoom(EntryMeta* entry,
     ARROW_RETURN_NOT_OK(evictor_->MakeRoom(entry->key, entry->bytes, new_key));
     publish.budget = evictor_->Limits(/*allow_one_over=*/attempt + 1 == kRoomAttempts);
     auto published =
-        entries_->Publish(entry, publish, request.if_version, std::move(latest), unclear);
+        entries_->Publish(entry, publish, request.if_version, request.if_blob, std::move(latest),
+                          unclear);
     evictor_->Release(entry->bytes, new_key);
     ARROW_ASSIGN_OR_RAISE(outcome, std::move(published));
     if (outcome.published() && publish.budget->allow_one_over) {

@@ -27,6 +27,8 @@ namespace quiver {
 struct CommitRequest {
   /// Compare-and-set: publish only over this version (0: the key must not exist).
   std::optional<uint64_t> if_version;
+  /// ... and the latest version must still be this data blob (a patch's compare-and-set).
+  std::optional<std::string> if_blob;
   /// Keys and tags the entry was computed from (stored in the entry; watched since `since`).
   std::vector<std::string> depends_on;
   std::vector<std::string> tags;

@@ -54,6 +54,7 @@ arrow::Result<bool> EntryStore::IsPublished(const EntryMeta& entry) {
 
 arrow::Result<PublishOutcome> EntryStore::Publish(EntryMeta* entry, PublishRequest request,
                                                   std::optional<uint64_t> if_version,
+                                                  const std::optional<std::string>& if_blob,
                                                   std::optional<EntryMeta> latest,
                                                   bool* unclear) {
   *unclear = false;
@@ -70,7 +71,8 @@ arrow::Result<PublishOutcome> EntryStore::Publish(EntryMeta* entry, PublishReque
       ARROW_ASSIGN_OR_RAISE(latest, index_->Get(entry->key, std::nullopt));
     }
     request.expected_version = latest ? latest->version : 0;
-    if (if_version && *if_version != request.expected_version) {
+    if ((if_version && *if_version != request.expected_version) ||
+        (if_blob && (!latest || latest->blob != *if_blob))) {
       PublishOutcome conflict;
       conflict.refusal = Refusal::kVersionConflict;
       conflict.current_version = request.expected_version;

@@ -62,8 +62,12 @@ class EntryStore {
   /// both files: the index may have published the entry before its answer was lost (then
   /// they are the entry's; if not, the garbage sweep removes them) -- so the caller must not
   /// Discard() then. Any other error published nothing.
+  /// `if_version` and `if_blob`: the latest version must still be this number and, when
+  /// given, this data blob (a patch appends to exactly the version it was planned over, not
+  /// to the key deleted and written again up to the same number).
   arrow::Result<PublishOutcome> Publish(EntryMeta* entry, PublishRequest request,
                                         std::optional<uint64_t> if_version,
+                                        const std::optional<std::string>& if_blob,
                                         std::optional<EntryMeta> latest, bool* unclear);
   /// \brief True if the index lists exactly this entry (its version, blob and manifest).
   arrow::Result<bool> IsPublished(const EntryMeta& entry);

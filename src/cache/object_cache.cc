@@ -90,6 +90,9 @@ arrow::Result<std::unique_ptr<PutWriter>> ObjectCache::BeginPut(
     ++put_failures_;
     return st;
   };
+  // Taken before anything is read or received: an invalidation from now on wins.
+  auto since = index->Snapshot();
+  if (!since.ok()) return refuse(since.status());
   std::optional<PatchPlan> patch;
   if (options.patch) {
     auto plan = PlanPatch(entries_, key.ToString(), *schema, options.if_version);
@@ -113,13 +116,18 @@ arrow::Result<std::unique_ptr<PutWriter>> ObjectCache::BeginPut(
   request.replaces = true;
   request.keep_versions = options_.keep_versions;
   if (patch) {
+    request.if_blob = patch->over_blob;
+    auto keep = [](std::vector<std::string>* own, const std::vector<std::string>& inherited) {
+      for (const auto& link : inherited) {
+        if (std::find(own->begin(), own->end(), link) == own->end()) own->push_back(link);
+      }
+    };
+    keep(&request.depends_on, patch->depends_on);
+    keep(&request.tags, patch->tags);
     // The chain of the new version -- base_version..over_version+1 -- stays whole.
     request.keep_versions = std::max<int64_t>(
         request.keep_versions, static_cast<int64_t>(patch->over_version + 2 - patch->base_version));
   }
-  // Taken before any byte is received: an invalidation from now on wins.
-  auto since = index->Snapshot();
-  if (!since.ok()) return refuse(since.status());
   request.since = *since;
   auto entry = entries_->NewWriter(key.ToString(), options_.max_object_bytes,
                                    "max_object_bytes; nothing was stored");
@@ -165,7 +173,9 @@ arrow::Result<ObjectRead> ObjectCache::Complete(OpenEntry last, std::optional<ui
     if (!part) {
       return arrow::Status::KeyError("version ", meta.version, " of '", meta.key,
                                      "' is a patch of version ", meta.base_version,
-                                     ", and version ", v, " is no longer kept");
+                                     ", and version ", v,
+                                     " of its chain cannot be read (removed, evicted or "
+                                     "taken out of service)");
     }
     read.parts.push_back(std::move(*part));
   }

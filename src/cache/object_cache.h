@@ -128,6 +128,8 @@ class ObjectCache {
 
   /// \brief Count a conditional read answered "not modified".
   void CountNotModified() { ++not_modified_; }
+  /// \brief The largest object one put may store (max_object_bytes).
+  int64_t max_object_bytes() const { return options_.max_object_bytes; }
   /// \brief Count a put that failed before it reached the cache (bad request).
   void CountPutFailure() { ++put_failures_; }
   ObjectStats Stats() const;

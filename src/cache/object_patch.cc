@@ -43,7 +43,7 @@ arrow::Result<PatchPlan> PlanPatch(EntryStore* entries, const std::string& key,
     return arrow::Status::Invalid("a patch must have the schema of the object it extends: ",
                                   difference);
   }
-  return PatchPlan{meta.version, meta.first_needed()};
+  return PatchPlan{meta.version, meta.first_needed(), meta.blob, meta.depends_on, meta.tags};
 }
 
 }  // namespace quiver

@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <arrow/result.h>
 #include <arrow/type_fwd.h>
@@ -26,6 +27,11 @@ namespace quiver {
 struct PatchPlan {
   uint64_t over_version = 0;  ///< the version it appends to (its compare-and-set)
   uint64_t base_version = 0;  ///< the first version of the chain
+  std::string over_blob;      ///< the data blob of over_version (the compare-and-set's too)
+  /// The links of the object: a patch keeps them (invalidating what the object was computed
+  /// from, or its tags, must reach every version of the chain).
+  std::vector<std::string> depends_on;
+  std::vector<std::string> tags;
 };
 
 /// \brief Plan a patch of `key` with rows of `schema`: NOT_FOUND (KeyError) without an object

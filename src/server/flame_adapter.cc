@@ -4,9 +4,11 @@
 #include <arrow/io/interfaces.h>
 #include <arrow/ipc/reader.h>
 #include <arrow/record_batch.h>
+#include <arrow/util/byte_size.h>
 #include <spdlog/spdlog.h>
 
 #include "cache/committer.h"
+#include "common/rejection.h"
 #include "server/entry_stream.h"
 
 namespace quiver {
@@ -52,6 +54,7 @@ arrow::Result<EntryMeta> FlameAdapter::Store(const ObjectKey& key, bool patch,
     ARROW_ASSIGN_OR_RAISE(put, cache_->BeginPut(key, schema));
   }
   int64_t received = 0;
+  int64_t buffered = 0;
   while (true) {
     ARROW_ASSIGN_OR_RAISE(auto chunk, reader->Next());
     if (!chunk.data && !chunk.app_metadata) break;
@@ -60,7 +63,16 @@ arrow::Result<EntryMeta> FlameAdapter::Store(const ObjectKey& key, bool patch,
     if (put) {
       ARROW_RETURN_NOT_OK(put->Write(*chunk.data));
     } else {
-      batches.push_back(std::move(chunk.data));  // kept for a retry
+      // Kept for a retry, so bounded here: the store's own limit applies only when written.
+      buffered += arrow::util::TotalBufferSize(*chunk.data);
+      if (buffered > cache_->max_object_bytes()) {
+        return Reject(arrow::Status::CapacityError("resource exhausted: the patch of '",
+                                                   key.ToString(), "' exceeds max_object_bytes (",
+                                                   cache_->max_object_bytes(),
+                                                   " bytes); nothing was stored"),
+                      RejectionKind::kTooLarge, "max_object_bytes", cache_->max_object_bytes());
+      }
+      batches.push_back(std::move(chunk.data));
     }
   }
   if (received == 0) return arrow::Status::Invalid("no data received");
