@@ -367,6 +367,17 @@ def test_output_over_a_file_keeps_its_mode_and_writes_through_symlinks(server, w
     assert dangling.is_symlink()
 
 
+def test_preview_escapes_control_characters(server, workdir):
+    table = pa.table({"s": ["\x1b[31mred", "two\nlines", "bell\x07", "csi\x9b2J"]})
+    src = write_input(workdir / "t.parquet", table, "parquet")
+    ok("put", "e/esc", str(src), server=server)
+    text = ok("get", "e/esc", server=server)
+    assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f\x80-\x9f]", text), repr(text)
+    for shown in [r"\x1b[31mred", r"two\nlines", r"bell\x07", r"csi\u009b2J"]:
+        assert shown in text, (shown, text)
+    assert text.rstrip("\n").splitlines()[-1] == "(4 rows)"
+
+
 def test_unreachable_server_is_unavailable(workdir):
     location = f"grpc://127.0.0.1:{free_port()}"
     src = write_input(workdir / "t.csv", sample(3), "csv")
