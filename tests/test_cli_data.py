@@ -378,6 +378,19 @@ def test_preview_escapes_control_characters(server, workdir):
     assert text.rstrip("\n").splitlines()[-1] == "(4 rows)"
 
 
+def test_csv_output_of_a_list_column_names_the_file_format_and_column(server, workdir):
+    table = pa.table({"id": [1, 2], "tags": [["a", "b"], []]})
+    src = write_input(workdir / "t.feather", table, "feather")
+    ok("put", "l/tags", str(src), server=server)
+    out = workdir / "x.csv"
+    fails("get", "l/tags", "-o", str(out), code=1,
+          needle=f"cannot write '{out}' as csv: column 'tags' has type list<item: string>, "
+                 "which CSV cannot hold; write Parquet or Arrow IPC instead", server=server)
+    assert not out.exists() and leftovers(workdir) == []
+    ok("get", "l/tags", "-o", str(workdir / "x.arrow"), server=server)
+    assert feather.read_table(workdir / "x.arrow").equals(table)
+
+
 def test_unreachable_server_is_unavailable(workdir):
     location = f"grpc://127.0.0.1:{free_port()}"
     src = write_input(workdir / "t.csv", sample(3), "csv")
