@@ -306,6 +306,91 @@ def test_failed_get_leaves_the_existing_file_and_no_temp_file(server, workdir):
     assert leftovers(workdir) == []
 
 
+def test_get_to_a_file_under_nohup_survives_sighup(server, workdir):
+    # nohup (or a shell's background job) ignores SIGHUP: the output file's clean-up
+    # handler must not replace that, or a closed terminal kills the transfer.
+    n = 4_000_000
+    big = pa.table({"x": np.arange(n, dtype=np.int64), "y": np.arange(n, dtype=np.float64)})
+    src = workdir / "big.feather"
+    feather.write_feather(big, src, chunksize=200_000)
+    ok("put", "h/big", str(src), server=server)
+    out = workdir / "out.csv"
+
+    def ignore_hup_and_int():
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    proc = subprocess.Popen([str(quiver_binary()), "get", "h/big", "-o", str(out),
+                             "--server", server.location],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, preexec_fn=ignore_hup_and_int)
+    try:
+        wait_for(lambda: leftovers(workdir), what="the output's temporary file")
+        proc.send_signal(signal.SIGHUP)
+        proc.send_signal(signal.SIGINT)
+        # The temporary file outlived the signals: they reached the transfer, not its end.
+        assert leftovers(workdir), "the transfer ended before the signals; make it longer"
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, (proc.returncode, stderr)
+    assert pacsv.read_csv(out).num_rows == n
+    assert leftovers(workdir) == []
+
+
+def test_output_over_a_file_keeps_its_mode_and_writes_through_symlinks(server, workdir):
+    src = write_input(workdir / "t.parquet", sample(), "parquet")
+    ok("put", "m/o", str(src), server=server)
+    private = workdir / "private.csv"
+    private.write_text("old")
+    private.chmod(0o600)
+    ok("get", "m/o", "-o", str(private), server=server)
+    assert pacsv.read_csv(private).equals(sample())
+    assert private.stat().st_mode & 0o777 == 0o600
+    # A symlink stays a link; the file it points to gets the data.
+    (workdir / "real").mkdir()
+    real = workdir / "real" / "data.parquet"
+    real.write_bytes(b"old")
+    real.chmod(0o640)
+    link = workdir / "latest.parquet"
+    link.symlink_to("real/data.parquet")
+    ok("get", "m/o", "-o", str(link), server=server)
+    assert link.is_symlink() and os.readlink(link) == "real/data.parquet"
+    assert pq.read_table(real).equals(sample())
+    assert real.stat().st_mode & 0o777 == 0o640
+    assert leftovers(workdir) == [] and leftovers(workdir / "real") == []
+    # A link to nothing is refused before anything is fetched.
+    dangling = workdir / "dangling.csv"
+    dangling.symlink_to("nowhere/x.csv")
+    fails("get", "m/o", "-o", str(dangling), code=EXIT_USAGE,
+          needle=f"cannot write '{dangling}': it is a symlink to a missing file", server=server)
+    assert dangling.is_symlink()
+
+
+def test_preview_escapes_control_characters(server, workdir):
+    table = pa.table({"s": ["\x1b[31mred", "two\nlines", "bell\x07", "csi\x9b2J"]})
+    src = write_input(workdir / "t.parquet", table, "parquet")
+    ok("put", "e/esc", str(src), server=server)
+    text = ok("get", "e/esc", server=server)
+    assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f\x80-\x9f]", text), repr(text)
+    for shown in [r"\x1b[31mred", r"two\nlines", r"bell\x07", r"csi\u009b2J"]:
+        assert shown in text, (shown, text)
+    assert text.rstrip("\n").splitlines()[-1] == "(4 rows)"
+
+
+def test_csv_output_of_a_list_column_names_the_file_format_and_column(server, workdir):
+    table = pa.table({"id": [1, 2], "tags": [["a", "b"], []]})
+    src = write_input(workdir / "t.feather", table, "feather")
+    ok("put", "l/tags", str(src), server=server)
+    out = workdir / "x.csv"
+    fails("get", "l/tags", "-o", str(out), code=1,
+          needle=f"cannot write '{out}' as csv: column 'tags' has type list<item: string>, "
+                 "which CSV cannot hold; write Parquet or Arrow IPC instead", server=server)
+    assert not out.exists() and leftovers(workdir) == []
+    ok("get", "l/tags", "-o", str(workdir / "x.arrow"), server=server)
+    assert feather.read_table(workdir / "x.arrow").equals(table)
+
+
 def test_unreachable_server_is_unavailable(workdir):
     location = f"grpc://127.0.0.1:{free_port()}"
     src = write_input(workdir / "t.csv", sample(3), "csv")

@@ -26,16 +26,23 @@ arrow::Result<std::shared_ptr<arrow::Table>> Deliver(arrow::RecordBatchReader* r
     return head;
   }
   ARROW_ASSIGN_OR_RAISE(auto file, AtomicFile::Create(flags.path));
-  ARROW_ASSIGN_OR_RAISE(auto writer,
-                        MakeBatchFileWriter(*format, reader->schema(), file->stream()));
+  // A writer's error names neither the file nor the format; the message gets both.
+  auto named = [&](const arrow::Status& st) {
+    return st.WithMessage("cannot write '", flags.path, "' as ", FormatName(*format), ": ",
+                          st.message());
+  };
+  auto writer = MakeBatchFileWriter(*format, reader->schema(), file->stream());
+  if (!writer.ok()) return named(writer.status());
   while (true) {
     std::shared_ptr<arrow::RecordBatch> batch;
     *read_error = reader->ReadNext(&batch);
     ARROW_RETURN_NOT_OK(*read_error);
     if (!batch) break;
-    ARROW_RETURN_NOT_OK(writer->Write(*batch));
+    auto st = (*writer)->Write(*batch);
+    if (!st.ok()) return named(st);
   }
-  ARROW_RETURN_NOT_OK(writer->Close());
+  auto st = (*writer)->Close();
+  if (!st.ok()) return named(st);
   ARROW_RETURN_NOT_OK(file->Commit());
   return nullptr;
 }

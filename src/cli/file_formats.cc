@@ -6,6 +6,7 @@
 
 #include <arrow/csv/api.h>
 #include <arrow/io/file.h>
+#include <arrow/io/memory.h>
 #include <arrow/ipc/reader.h>
 #include <arrow/ipc/writer.h>
 #include <arrow/table.h>
@@ -202,6 +203,20 @@ class ClosingWriter : public BatchFileWriter {
 using IpcWriter = ClosingWriter<std::shared_ptr<arrow::ipc::RecordBatchWriter>>;
 using ParquetWriter = ClosingWriter<std::unique_ptr<parquet::arrow::FileWriter>>;
 
+// Arrow's CSV writer refuses a schema with "Unsupported Type:T"; this names the first
+// column it refuses (asking the writer itself, one column at a time) and what to do.
+arrow::Status CsvSchemaError(const arrow::Schema& schema, const arrow::Status& refused) {
+  for (const auto& field : schema.fields()) {
+    ARROW_ASSIGN_OR_RAISE(auto probe_sink, arrow::io::BufferOutputStream::Create());
+    if (arrow::csv::MakeCSVWriter(probe_sink, arrow::schema({field})).ok()) continue;
+    return arrow::Status::TypeError(
+        "column '", field->name(), "' has type ", field->type()->ToString(),
+        ", which CSV cannot hold; write Parquet or Arrow IPC instead (a .parquet or .arrow "
+        "file, or --format parquet|arrow)");
+  }
+  return refused;
+}
+
 }  // namespace
 
 arrow::Result<std::unique_ptr<BatchFileWriter>> MakeBatchFileWriter(
@@ -225,8 +240,9 @@ arrow::Result<std::unique_ptr<BatchFileWriter>> MakeBatchFileWriter(
       return std::make_unique<IpcWriter>(std::move(writer), std::move(sink));
     }
     case FileFormat::kCsv: {
-      ARROW_ASSIGN_OR_RAISE(auto writer, arrow::csv::MakeCSVWriter(sink, schema));
-      return std::make_unique<IpcWriter>(std::move(writer), std::move(sink));
+      auto writer = arrow::csv::MakeCSVWriter(sink, schema);
+      if (!writer.ok()) return CsvSchemaError(*schema, writer.status());
+      return std::make_unique<IpcWriter>(std::move(*writer), std::move(sink));
     }
   }
   return arrow::Status::Invalid("unknown format");

@@ -6,6 +6,7 @@
 
 #include <arrow/api.h>
 #include <arrow/io/file.h>
+#include <arrow/io/memory.h>
 #include <gtest/gtest.h>
 
 namespace quiver {
@@ -101,6 +102,26 @@ TEST_F(FileFormatsTest, ErrorsNameTheInput) {
   EXPECT_NE(as_parquet.status().message().find("cannot read '" + csv + "' as parquet"),
             std::string::npos)
       << as_parquet.status().ToString();
+}
+
+TEST(CsvWriterTest, AColumnCsvCannotHoldIsNamedWithTheAlternatives) {
+  auto schema = arrow::schema({arrow::field("id", arrow::int64()),
+                               arrow::field("tags", arrow::list(arrow::utf8())),
+                               arrow::field("point", arrow::struct_({arrow::field(
+                                                         "x", arrow::float64())}))});
+  auto sink = arrow::io::BufferOutputStream::Create().ValueOrDie();
+  auto writer = MakeBatchFileWriter(FileFormat::kCsv, schema, sink);
+  ASSERT_FALSE(writer.ok());
+  const std::string message = writer.status().message();
+  EXPECT_NE(message.find("column 'tags' has type list<item: string>, which CSV cannot hold"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("Parquet or Arrow IPC"), std::string::npos) << message;
+  // The other formats hold it.
+  for (auto format : {FileFormat::kParquet, FileFormat::kArrowFile, FileFormat::kArrowStream}) {
+    auto other = arrow::io::BufferOutputStream::Create().ValueOrDie();
+    EXPECT_TRUE(MakeBatchFileWriter(format, schema, other).ok()) << FormatName(format);
+  }
 }
 
 TEST(FileFormatNamesTest, NamesAndExtensions) {

@@ -15,24 +15,55 @@ namespace {
 
 constexpr size_t kMaxCellWidth = 32;
 
-// Cuts `text` to `width` characters (UTF-8 aware), marking the cut with "...".
-std::string Fit(std::string text) {
-  for (char& c : text) {
-    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
-  }
-  size_t chars = 0, cut = std::string::npos;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if ((static_cast<unsigned char>(text[i]) & 0xC0) == 0x80) continue;
-    if (chars == kMaxCellWidth - 3) cut = i;
-    if (++chars > kMaxCellWidth) return text.substr(0, cut) + "...";
-  }
-  return text;
-}
-
 size_t Width(const std::string& text) {
   size_t n = 0;
   for (unsigned char c : text) n += (c & 0xC0) != 0x80;
   return n;
+}
+
+// The displayed pieces of `text`, each a character or the escape of a control character
+// (\n, \t, \x1b, \u009b): a value cannot move the cursor, recolour or retitle the
+// terminal, or break the table. C0 controls and DEL are single bytes; C1 controls
+// (U+0080..U+009F) are 0xC2 0x80..0x9F in UTF-8.
+std::vector<std::string> EscapedPieces(const std::string& text) {
+  std::vector<std::string> pieces;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    const auto next = i + 1 < text.size() ? static_cast<unsigned char>(text[i + 1]) : 0;
+    if (c == '\n') {
+      pieces.push_back("\\n");
+    } else if (c == '\r') {
+      pieces.push_back("\\r");
+    } else if (c == '\t') {
+      pieces.push_back("\\t");
+    } else if (c < 0x20 || c == 0x7f) {
+      pieces.push_back(fmt::format("\\x{:02x}", c));
+    } else if (c == 0xC2 && next >= 0x80 && next <= 0x9F) {
+      pieces.push_back(fmt::format("\\u{:04x}", next));
+      ++i;
+    } else if ((c & 0xC0) == 0x80 && !pieces.empty()) {
+      pieces.back() += static_cast<char>(c);  // continues a UTF-8 character
+    } else {
+      pieces.emplace_back(1, static_cast<char>(c));
+    }
+  }
+  return pieces;
+}
+
+// `raw` escaped, cut to kMaxCellWidth characters (never inside a character or an escape)
+// with the cut marked by "...".
+std::string Fit(const std::string& raw) {
+  const std::vector<std::string> pieces = EscapedPieces(raw);
+  size_t total = 0;
+  for (const auto& piece : pieces) total += Width(piece);
+  std::string text;
+  size_t width = 0;
+  for (const auto& piece : pieces) {
+    if (total > kMaxCellWidth && width + Width(piece) > kMaxCellWidth - 3) return text + "...";
+    text += piece;
+    width += Width(piece);
+  }
+  return text;
 }
 
 std::string Pad(const std::string& text, size_t width) {
