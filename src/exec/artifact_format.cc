@@ -37,62 +37,40 @@ std::string KnownNames() {
   return out;
 }
 
-// The ETag the filesystem reports for an open file (S3 does; local files have none). Files
-// are opened by path, not FileInfo: S3 then sends the HEAD whose answer holds the ETag.
-template <typename File>
-std::string EtagOf(File& file) {
-  auto metadata = file.ReadMetadata();
-  if (!metadata.ok() || !*metadata) return "";
-  auto etag = (*metadata)->Get("ETag");
-  return etag.ok() ? *etag : "";
-}
-
-arrow::Result<std::shared_ptr<arrow::Table>> Decode(arrow::fs::FileSystem* fs,
-                                                    const arrow::fs::FileInfo& info,
-                                                    ArtifactFormat format,
-                                                    const arrow::StopToken& stop,
-                                                    std::string* etag) {
+arrow::Result<std::shared_ptr<arrow::Table>> Decode(
+    const std::shared_ptr<arrow::io::RandomAccessFile>& file, ArtifactFormat format,
+    const arrow::StopToken& stop) {
   arrow::MemoryPool* pool = arrow::default_memory_pool();
   switch (format) {
     case ArtifactFormat::kParquet: {
-      ARROW_ASSIGN_OR_RAISE(auto file, fs->OpenInputFile(info.path()));
-      *etag = EtagOf(*file);
       // The Parquet library throws; OpenFile and ReadTable turn that into a Status.
       ARROW_ASSIGN_OR_RAISE(auto reader, parquet::arrow::OpenFile(file, pool));
       return reader->ReadTable();
     }
     case ArtifactFormat::kFeather: {
-      ARROW_ASSIGN_OR_RAISE(auto file, fs->OpenInputFile(info.path()));
-      *etag = EtagOf(*file);
       ARROW_ASSIGN_OR_RAISE(auto reader, arrow::ipc::RecordBatchFileReader::Open(file));
       return reader->ToTable();
     }
     case ArtifactFormat::kIpcStream: {
-      ARROW_ASSIGN_OR_RAISE(auto stream, fs->OpenInputStream(info.path()));
-      *etag = EtagOf(*stream);
-      ARROW_ASSIGN_OR_RAISE(auto reader, arrow::ipc::RecordBatchStreamReader::Open(stream));
+      ARROW_ASSIGN_OR_RAISE(auto reader, arrow::ipc::RecordBatchStreamReader::Open(file));
       return reader->ToTable();
     }
     case ArtifactFormat::kCsv: {
-      ARROW_ASSIGN_OR_RAISE(auto stream, fs->OpenInputStream(info.path()));
-      *etag = EtagOf(*stream);
       auto read = arrow::csv::ReadOptions::Defaults();
       read.use_threads = false;
       ARROW_ASSIGN_OR_RAISE(
           auto reader,
-          arrow::csv::TableReader::Make(arrow::io::IOContext(pool, stop), stream, read,
+          arrow::csv::TableReader::Make(arrow::io::IOContext(pool, stop), file, read,
                                         arrow::csv::ParseOptions::Defaults(),
                                         arrow::csv::ConvertOptions::Defaults()));
       return reader->Read();
     }
     case ArtifactFormat::kJson: {
-      ARROW_ASSIGN_OR_RAISE(auto stream, fs->OpenInputStream(info.path()));
-      *etag = EtagOf(*stream);
       auto read = arrow::json::ReadOptions::Defaults();
       read.use_threads = false;
       ARROW_ASSIGN_OR_RAISE(auto reader,
                             arrow::json::TableReader::Make(
-                                pool, stream, read, arrow::json::ParseOptions::Defaults()));
+                                pool, file, read, arrow::json::ParseOptions::Defaults()));
       return reader->Read();
     }
   }
@@ -129,12 +107,10 @@ arrow::Result<ArtifactFormat> ArtifactFormatFromPath(const std::string& path) {
                                 ")");
 }
 
-arrow::Result<std::shared_ptr<arrow::Table>> ReadArtifact(arrow::fs::FileSystem* fs,
-                                                          const arrow::fs::FileInfo& info,
-                                                          ArtifactFormat format,
-                                                          const arrow::StopToken& stop,
-                                                          std::string* etag) {
-  auto table = Decode(fs, info, format, stop, etag);
+arrow::Result<std::shared_ptr<arrow::Table>> ReadArtifact(
+    std::shared_ptr<arrow::io::RandomAccessFile> file, ArtifactFormat format,
+    const arrow::StopToken& stop) {
+  auto table = Decode(file, format, stop);
   if (table.ok()) {
     // A table that decoded but breaks Arrow's invariants is as corrupt as one that did not.
     auto valid = (*table)->Validate();

@@ -14,7 +14,7 @@
 #include <memory>
 #include <string>
 
-#include <arrow/filesystem/filesystem.h>
+#include <arrow/io/interfaces.h>
 #include <arrow/result.h>
 #include <arrow/table.h>
 #include <arrow/util/cancel.h>
@@ -32,14 +32,12 @@ arrow::Result<ArtifactFormat> ArtifactFormatFromName(const std::string& name);
 /// \brief The format a path's extension says; Invalid (naming the path) if it says none.
 arrow::Result<ArtifactFormat> ArtifactFormatFromPath(const std::string& path);
 
-/// \brief Read the whole file `info` of `fs` as a table in `format`.
-/// Any failure to open or decode it (a corrupt file, a format that does not match, a read
-/// that failed) is Invalid, saying which format was tried. Stops early (Cancelled) where
-/// the reader checks `stop`. `*etag`: the ETag the filesystem reports ("" if none).
-arrow::Result<std::shared_ptr<arrow::Table>> ReadArtifact(arrow::fs::FileSystem* fs,
-                                                          const arrow::fs::FileInfo& info,
-                                                          ArtifactFormat format,
-                                                          const arrow::StopToken& stop,
-                                                          std::string* etag);
+/// \brief Read the whole open `file` (exec/artifact_file.h) as a table in `format`.
+/// Any failure to decode it (a corrupt file, a format that does not match, a read that
+/// failed) is Invalid, saying which format was tried. Stops early (Cancelled) where the
+/// reader checks `stop`.
+arrow::Result<std::shared_ptr<arrow::Table>> ReadArtifact(
+    std::shared_ptr<arrow::io::RandomAccessFile> file, ArtifactFormat format,
+    const arrow::StopToken& stop);
 
 }  // namespace quiver

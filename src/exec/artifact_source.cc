@@ -1,12 +1,13 @@
 #include "exec/artifact_source.h"
 
-#include <chrono>
 #include <filesystem>
 
 #include <arrow/filesystem/localfs.h>
 #include <arrow/table.h>
 #include <arrow/util/key_value_metadata.h>
 #include <nlohmann/json.hpp>
+
+#include "exec/artifact_file.h"
 
 namespace quiver {
 
@@ -223,27 +224,22 @@ arrow::Result<std::unique_ptr<QueryStream>> ArtifactSource::Execute(
     return located.status();
   }
   auto table = std::make_shared<std::shared_ptr<arrow::Table>>();
-  auto task = [fs = located->fs, path = located->path, url, format, table,
+  const bool local = SchemeOf(url) == "file";
+  auto task = [fs = located->fs, path = located->path, local, url, format, table,
                counters = counters_](const arrow::StopToken& stop) -> arrow::Status {
     ++counters->fetches;
-    ARROW_ASSIGN_OR_RAISE(auto info, fs->GetFileInfo(path));
-    if (info.type() == arrow::fs::FileType::NotFound) return arrow::Status::KeyError("not found");
-    if (info.type() == arrow::fs::FileType::Directory) {
-      return arrow::Status::Invalid("it is a directory, not a file");
-    }
-    std::string etag;
-    ARROW_ASSIGN_OR_RAISE(auto read, ReadArtifact(fs.get(), info, format, stop, &etag));
+    // Local files are opened here, once, and checked again (exec/artifact_file.h): the path
+    // was checked when the request was planned, and may name something else by now.
+    ARROW_ASSIGN_OR_RAISE(auto opened, local ? OpenLocalArtifact(path) : OpenArtifact(fs.get(), path));
+    ARROW_ASSIGN_OR_RAISE(auto read, ReadArtifact(opened.file, format, stop));
     ARROW_RETURN_NOT_OK(stop.Poll());
     auto metadata = read->schema()->metadata() ? read->schema()->metadata()->Copy()
                                                : std::make_shared<arrow::KeyValueMetadata>();
-    const auto mtime_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                              info.mtime().time_since_epoch())
-                              .count();
     metadata->Append("quiver.artifact.url", url);
     metadata->Append("quiver.artifact.format", ArtifactFormatName(format));
-    metadata->Append("quiver.artifact.size", std::to_string(info.size()));
-    metadata->Append("quiver.artifact.mtime_ms", std::to_string(mtime_ms));
-    if (!etag.empty()) metadata->Append("quiver.artifact.etag", etag);
+    metadata->Append("quiver.artifact.size", std::to_string(opened.size));
+    metadata->Append("quiver.artifact.mtime_ms", std::to_string(opened.mtime_ms));
+    if (!opened.etag.empty()) metadata->Append("quiver.artifact.etag", opened.etag);
     *table = read->ReplaceSchemaMetadata(metadata);
     return arrow::Status::OK();
   };

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <sys/stat.h>
+
 #include <arrow/api.h>
 #include <arrow/io/file.h>
 #include <arrow/ipc/writer.h>
@@ -32,6 +34,8 @@ class ArtifactSourceTest : public ::testing::Test {
     options.allowed_prefixes = {"file://" + root_ + "/allowed/"};
     options.pool.max_workers = 1;
     options.pool.max_queue = 1;
+    // Bounds a fetch that would block (a pipe), so that such a test fails instead of hanging.
+    options.timeout_s = 10;
     auto source = ArtifactSource::Make(options);
     ASSERT_TRUE(source.ok()) << source.status();
     source_ = *source;
@@ -134,6 +138,58 @@ TEST_F(ArtifactSourceTest, CorruptFileIsInvalidNamingTheUrlAndFormat) {
   ASSERT_TRUE(fetched.status().IsInvalid()) << fetched.status();
   EXPECT_NE(fetched.status().message().find(Url("/allowed/bad.feather")), std::string::npos);
   EXPECT_NE(fetched.status().message().find("feather"), std::string::npos);
+}
+
+// The reviewer's scenario: the URL names a regular file when the request is checked, and a
+// symlink to a secret outside the allowed directory by the time the worker opens it.
+TEST_F(ArtifactSourceTest, AFileSwappedForASymlinkAfterItsCheckIsNotRead) {
+  Write("/allowed/swap.csv", "id\n1\n");
+  ASSERT_OK_AND_ASSIGN(auto target, source_->Check(Url("/allowed/swap.csv"), ""));
+  fs::remove(root_ + "/allowed/swap.csv");
+  fs::create_symlink(root_ + "/secret/s.csv", root_ + "/allowed/swap.csv");
+  auto stream = source_->Execute(target.canonical, nullptr);
+  ASSERT_TRUE(stream.status().IsInvalid()) << stream.status();
+  EXPECT_NE(stream.status().message().find(Url("/allowed/swap.csv")), std::string::npos);
+  EXPECT_NE(stream.status().message().find("symbolic link"), std::string::npos);
+}
+
+// O_NOFOLLOW guards only the last component; a directory of the path swapped for a symlink
+// is caught by comparing the opened file's path with the checked one.
+TEST_F(ArtifactSourceTest, ADirectorySwappedForASymlinkAfterTheCheckIsNotRead) {
+  fs::create_directories(root_ + "/allowed/dir");
+  Write("/allowed/dir/s.csv", "id\n1\n");
+  ASSERT_OK_AND_ASSIGN(auto target, source_->Check(Url("/allowed/dir/s.csv"), ""));
+  fs::rename(root_ + "/allowed/dir", root_ + "/allowed/dir.old");
+  fs::create_directory_symlink(root_ + "/secret", root_ + "/allowed/dir");
+  auto stream = source_->Execute(target.canonical, nullptr);
+  ASSERT_TRUE(stream.status().IsInvalid()) << stream.status();
+  EXPECT_NE(stream.status().message().find("another file than the one that was checked"),
+            std::string::npos)
+      << stream.status();
+}
+
+TEST_F(ArtifactSourceTest, ASymlinkWithinTheAllowedDirectoryIsReadAsItsTarget) {
+  fs::create_symlink(root_ + "/allowed/t.csv", root_ + "/allowed/alias.csv");
+  ASSERT_OK_AND_ASSIGN(auto table, Fetch(Url("/allowed/alias.csv")));
+  EXPECT_EQ(table->num_rows(), 2);
+}
+
+// A pipe would block the worker in open() (no writer) or read() forever: refused at once,
+// and the single worker is free for the next fetch.
+TEST_F(ArtifactSourceTest, APipeIsRefusedWithoutBlockingTheWorker) {
+  ASSERT_EQ(::mkfifo((root_ + "/allowed/pipe.csv").c_str(), 0600), 0);
+  auto fetched = Fetch(Url("/allowed/pipe.csv"));
+  ASSERT_TRUE(fetched.status().IsInvalid()) << fetched.status();
+  EXPECT_NE(fetched.status().message().find(Url("/allowed/pipe.csv")), std::string::npos);
+  EXPECT_NE(fetched.status().message().find("not a regular file"), std::string::npos);
+  ASSERT_OK_AND_ASSIGN(auto table, Fetch(Url("/allowed/t.csv")));
+  EXPECT_EQ(table->num_rows(), 2);
+}
+
+TEST_F(ArtifactSourceTest, ADirectoryIsRefused) {
+  auto fetched = Fetch(Url("/allowed/sub"), "csv");
+  ASSERT_TRUE(fetched.status().IsInvalid()) << fetched.status();
+  EXPECT_NE(fetched.status().message().find("directory"), std::string::npos);
 }
 
 }  // namespace
