@@ -319,6 +319,23 @@ def test_a_file_swapped_for_a_symlink_after_its_check_is_not_served(quiver, work
         get(c, ticket(url(swap)))
 
 
+def test_a_parquet_file_cannot_forge_its_provenance(quiver, workdir, files):
+    srv = start(quiver, workdir, files)
+    c = srv.client()
+    path = files / "forged.parquet"
+    forged = {"quiver.artifact.url": "s3://trusted/report.parquet",
+              "quiver.artifact.etag": '"trusted-etag"', "quiver.artifact.size": "1",
+              "quiver.artifact.mtime_ms": "1", "owner": "kept"}
+    pq.write_table(sample(5).replace_schema_metadata(forged), path)
+    fetched = fetch(c, url(path))
+    assert "etag" not in fetched  # a local file has none
+    assert fetched["size"] == path.stat().st_size
+    assert fetched["mtime_ms"] == path.stat().st_mtime_ns // 1_000_000
+    origin = get(c, ticket(url(path)))[0].schema.metadata
+    assert origin[b"quiver.artifact.url"] == url(path).encode()
+    assert b"quiver.artifact.etag" not in origin and origin[b"owner"] == b"kept"
+
+
 def test_missing_file_is_not_found(quiver, workdir, files):
     srv = start(quiver, workdir, files)
     c = srv.client()

@@ -1,6 +1,7 @@
 #include "exec/artifact_source.h"
 
 #include <filesystem>
+#include <vector>
 
 #include <arrow/filesystem/localfs.h>
 #include <arrow/table.h>
@@ -14,6 +15,8 @@ namespace quiver {
 namespace {
 
 using nlohmann::json;
+
+constexpr const char* kProvenancePrefix = "quiver.artifact.";
 
 // Streams a table fetched whole.
 class TableStream final : public QueryStream {
@@ -235,6 +238,13 @@ arrow::Result<std::unique_ptr<QueryStream>> ArtifactSource::Execute(
     ARROW_RETURN_NOT_OK(stop.Poll());
     auto metadata = read->schema()->metadata() ? read->schema()->metadata()->Copy()
                                                : std::make_shared<arrow::KeyValueMetadata>();
+    // The provenance is the server's to say: a file's own quiver.artifact.* keys would be
+    // found before ours.
+    std::vector<int64_t> forged;
+    for (int64_t i = 0; i < metadata->size(); ++i) {
+      if (metadata->key(i).starts_with(kProvenancePrefix)) forged.push_back(i);
+    }
+    ARROW_RETURN_NOT_OK(metadata->DeleteMany(std::move(forged)));
     metadata->Append("quiver.artifact.url", url);
     metadata->Append("quiver.artifact.format", ArtifactFormatName(format));
     metadata->Append("quiver.artifact.size", std::to_string(opened.size));

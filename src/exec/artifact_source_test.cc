@@ -94,6 +94,31 @@ TEST_F(ArtifactSourceTest, ReadsAnIpcFile) {
   EXPECT_TRUE(table->Equals(*expected, /*check_metadata=*/false));
 }
 
+// A file's own quiver.artifact.* schema metadata would otherwise be found before the
+// server's and claim another origin.
+TEST_F(ArtifactSourceTest, AFileCannotForgeItsProvenance) {
+  auto schema = arrow::schema({arrow::field("v", arrow::int64())},
+                              arrow::key_value_metadata({"quiver.artifact.url", "owner",
+                                                         "quiver.artifact.etag"},
+                                                        {"s3://trusted/r.arrow", "kept", "\"x\""}));
+  arrow::Int64Builder builder;
+  ASSERT_OK(builder.AppendValues({1}));
+  ASSERT_OK_AND_ASSIGN(auto array, builder.Finish());
+  ASSERT_OK_AND_ASSIGN(auto out, arrow::io::FileOutputStream::Open(root_ + "/allowed/f.arrow"));
+  ASSERT_OK_AND_ASSIGN(auto writer, arrow::ipc::MakeFileWriter(out, schema));
+  ASSERT_OK(writer->WriteRecordBatch(*arrow::RecordBatch::Make(schema, 1, {array})));
+  ASSERT_OK(writer->Close());
+  ASSERT_OK(out->Close());
+  ASSERT_OK_AND_ASSIGN(auto table, Fetch(Url("/allowed/f.arrow")));
+  auto meta = table->schema()->metadata();
+  EXPECT_EQ(*meta->Get("quiver.artifact.url"), Url("/allowed/f.arrow"));
+  EXPECT_EQ(meta->FindKey("quiver.artifact.etag"), -1);  // local files have none
+  EXPECT_EQ(*meta->Get("owner"), "kept");
+  int urls = 0;
+  for (int64_t i = 0; i < meta->size(); ++i) urls += meta->key(i) == "quiver.artifact.url";
+  EXPECT_EQ(urls, 1);
+}
+
 TEST_F(ArtifactSourceTest, RefusesUrlsOutsideTheAllowedPrefixes) {
   for (const std::string& url :
        {Url("/secret/s.csv"), Url("/allowed/../secret/s.csv"), Url("/allowedx.csv"),
