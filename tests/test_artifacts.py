@@ -336,6 +336,51 @@ def test_a_parquet_file_cannot_forge_its_provenance(quiver, workdir, files):
     assert b"quiver.artifact.etag" not in origin and origin[b"owner"] == b"kept"
 
 
+def assert_too_large(error, name, limit, why):
+    assert isinstance(error, flight.FlightServerError), error
+    assert json.loads(error.extra_info) == {"error": "too_large", "setting": "max_entry_bytes",
+                                            "limit": limit}
+    assert name in str(error) and why in str(error), str(error)
+
+
+def test_artifacts_larger_than_max_entry_bytes_are_refused_as_too_large(quiver, workdir, files):
+    limit = 100_000
+    config = {"max_entry_bytes": limit, "artifacts": {"allowed_prefixes": [f"file://{files}/"]}}
+    srv = quiver(["--config", str(write_config(workdir, "small.json", config))])
+    c = srv.client()
+    # A file larger than the limit is refused before it is read.
+    big = files / "big.csv"
+    big.write_bytes(b"v\n" + b"1\n" * 60_000)
+    with pytest.raises(flight.FlightServerError) as refused:
+        fetch(c, url(big))
+    assert_too_large(refused.value, "big.csv", limit, "the file is 120002 bytes")
+    # A small file whose data passes the limit (200,000 zeros: a few kB of Parquet, 1.6 MB of
+    # int64) is refused once what was read passes it.
+    packed = files / "packed.parquet"
+    pq.write_table(pa.table({"v": pa.array([0] * 200_000, pa.int64())}), packed,
+                   row_group_size=20_000)
+    assert packed.stat().st_size < limit
+    for request in (lambda: fetch(c, url(packed)), lambda: get(c, ticket(url(packed)))):
+        with pytest.raises(flight.FlightServerError) as refused:
+            request()
+        assert_too_large(refused.value, "packed.parquet", limit, "its data passed")
+    assert stats(c)["entries"] == 0
+    assert fetch(c, url(files / "t.csv"))["rows"] == 100  # a small one is still served
+
+
+def test_a_fetched_artifact_too_large_to_store_is_a_too_large_error(quiver, workdir, files):
+    """Data just within the limit, whose entry (schema message and framing included) is not:
+    it is read, then not cached -- artifact-fetch says so as a too-large error."""
+    batch = pacsv.read_csv(files / "t.csv").to_batches()[0]
+    limit = pa.ipc.get_record_batch_size(batch) + 16
+    config = {"max_entry_bytes": limit, "artifacts": {"allowed_prefixes": [f"file://{files}/"]}}
+    c = quiver(["--config", str(write_config(workdir, "edge.json", config))]).client()
+    with pytest.raises(flight.FlightServerError) as refused:
+        fetch(c, url(files / "t.csv"))
+    assert_too_large(refused.value, "t.csv", limit, "too large to cache")
+    assert stats(c)["entries"] == 0
+
+
 def test_missing_file_is_not_found(quiver, workdir, files):
     srv = start(quiver, workdir, files)
     c = srv.client()

@@ -140,6 +140,7 @@ arrow::Result<std::shared_ptr<ArtifactSource>> ArtifactSource::Make(ArtifactSour
   if (!(options.default_ttl_s > 0)) {
     return arrow::Status::Invalid("artifacts.default_ttl_s must be > 0");
   }
+  if (options.max_bytes < 1) return arrow::Status::Invalid("max_entry_bytes must be >= 1");
   options.pool.name = "artifacts";
   for (const auto& prefix : options.allowed_prefixes) {
     if (SchemeOf(prefix).empty()) {
@@ -229,12 +230,18 @@ arrow::Result<std::unique_ptr<QueryStream>> ArtifactSource::Execute(
   auto table = std::make_shared<std::shared_ptr<arrow::Table>>();
   const bool local = SchemeOf(url) == "file";
   auto task = [fs = located->fs, path = located->path, local, url, format, table,
+               max_bytes = options_.max_bytes,
                counters = counters_](const arrow::StopToken& stop) -> arrow::Status {
     ++counters->fetches;
     // Local files are opened here, once, and checked again (exec/artifact_file.h): the path
     // was checked when the request was planned, and may name something else by now.
-    ARROW_ASSIGN_OR_RAISE(auto opened, local ? OpenLocalArtifact(path) : OpenArtifact(fs.get(), path));
-    ARROW_ASSIGN_OR_RAISE(auto read, ReadArtifact(opened.file, format, stop));
+    ARROW_ASSIGN_OR_RAISE(auto opened,
+                          local ? OpenLocalArtifact(path) : OpenArtifact(fs.get(), path));
+    if (opened.size > max_bytes) {
+      // Its data would not be smaller: refused before a byte of it is read.
+      return ArtifactTooLarge("the file is " + std::to_string(opened.size) + " bytes", max_bytes);
+    }
+    ARROW_ASSIGN_OR_RAISE(auto read, ReadArtifact(opened.file, format, stop, max_bytes));
     ARROW_RETURN_NOT_OK(stop.Poll());
     auto metadata = read->schema()->metadata() ? read->schema()->metadata()->Copy()
                                                : std::make_shared<arrow::KeyValueMetadata>();

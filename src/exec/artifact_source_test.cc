@@ -13,6 +13,7 @@
 #include <arrow/ipc/writer.h>
 #include <nlohmann/json.hpp>
 
+#include "common/rejection.h"
 #include "common/testing.h"
 
 namespace quiver {
@@ -215,6 +216,40 @@ TEST_F(ArtifactSourceTest, ADirectoryIsRefused) {
   auto fetched = Fetch(Url("/allowed/sub"), "csv");
   ASSERT_TRUE(fetched.status().IsInvalid()) << fetched.status();
   EXPECT_NE(fetched.status().message().find("directory"), std::string::npos);
+}
+
+// The data is counted as it is read (its IPC size), and the fetch stops once it passes
+// max_bytes: a file whose data would not fit is refused as too large, not decoded whole.
+TEST_F(ArtifactSourceTest, DataPastMaxBytesIsRefusedAsTooLarge) {
+  std::string csv = "v\n";
+  for (int i = 0; i < 20000; ++i) csv += "1\n";  // 40 kB of text, 160 kB as int64
+  Write("/allowed/big.csv", csv);
+  ArtifactSourceOptions options;
+  options.allowed_prefixes = {"file://" + root_ + "/allowed/"};
+  options.max_bytes = 100000;
+  ASSERT_OK_AND_ASSIGN(source_, ArtifactSource::Make(options));
+  auto fetched = Fetch(Url("/allowed/big.csv"));
+  ASSERT_TRUE(fetched.status().IsCapacityError()) << fetched.status();
+  auto rejection = RejectionOf(fetched.status());
+  ASSERT_NE(rejection, nullptr);
+  EXPECT_EQ(rejection->kind(), RejectionKind::kTooLarge);
+  EXPECT_EQ(rejection->setting(), "max_entry_bytes");
+  EXPECT_EQ(rejection->limit(), 100000);
+  EXPECT_NE(fetched.status().message().find("its data passed"), std::string::npos);
+  EXPECT_NE(fetched.status().message().find(Url("/allowed/big.csv")), std::string::npos);
+  ASSERT_OK_AND_ASSIGN(auto small, Fetch(Url("/allowed/t.csv")));  // within the limit
+  EXPECT_EQ(small->num_rows(), 2);
+}
+
+TEST_F(ArtifactSourceTest, AFileLargerThanMaxBytesIsRefusedBeforeItIsRead) {
+  ArtifactSourceOptions options;
+  options.allowed_prefixes = {"file://" + root_ + "/allowed/"};
+  options.max_bytes = 10;
+  ASSERT_OK_AND_ASSIGN(source_, ArtifactSource::Make(options));
+  auto fetched = Fetch(Url("/allowed/bad.feather"));  // unreadable: it must not be read
+  ASSERT_TRUE(fetched.status().IsCapacityError()) << fetched.status();
+  ASSERT_NE(RejectionOf(fetched.status()), nullptr);
+  EXPECT_NE(fetched.status().message().find("the file is"), std::string::npos);
 }
 
 }  // namespace
