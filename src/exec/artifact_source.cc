@@ -1,5 +1,7 @@
 #include "exec/artifact_source.h"
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <vector>
 
@@ -46,6 +48,15 @@ std::string SchemeOf(const std::string& url) {
   return colon == std::string::npos ? "" : url.substr(0, colon);
 }
 
+// URL schemes are case-insensitive (RFC 3986): "FILE:///x" is "file:///x".
+std::string LowerScheme(const std::string& url) {
+  std::string out = url;
+  const size_t n = SchemeOf(url).size();
+  std::transform(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(n), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
 // "/a/b/../c" -> "/a/c", symlinks resolved as far as the path exists.
 std::string CanonicalLocal(const std::string& path) {
   std::error_code ec;
@@ -73,39 +84,41 @@ arrow::Status CheckSegments(const std::string& url, const std::string& rest) {
 }
 
 // A normalized URL: file:// + resolved path; others as given, segments checked.
-arrow::Result<std::string> Normalize(const std::string& url) {
+arrow::Result<std::string> Normalize(const std::string& given) {
+  const std::string url = LowerScheme(given);
   if (url.find_first_of("?#") != std::string::npos) {
-    return arrow::Status::Invalid("artifact URL '", url,
+    return arrow::Status::Invalid("artifact URL '", given,
                                   "' must not have a query string or fragment");
   }
   for (unsigned char c : url) {
     if (c < 0x20 || c == 0x7f) {
-      return arrow::Status::Invalid("artifact URL has a control character: '", url, "'");
+      return arrow::Status::Invalid("artifact URL has a control character: '", given, "'");
     }
   }
   const std::string scheme = SchemeOf(url);
   if (scheme.empty()) {
-    return arrow::Status::Invalid("artifact '", url,
+    return arrow::Status::Invalid("artifact '", given,
                                   "' is not a URL such as file:///abs/path.parquet or "
                                   "s3://bucket/key.parquet");
   }
   const std::string rest = url.substr(scheme.size() + 3);
   if (scheme == "file") {
     if (rest.empty() || rest.front() != '/') {
-      return arrow::Status::Invalid("artifact URL '", url,
+      return arrow::Status::Invalid("artifact URL '", given,
                                     "' must be file:///ABSOLUTE/PATH (no host)");
     }
     std::string path;
     auto fs = arrow::fs::FileSystemFromUri(url, &path);
-    if (!fs.ok()) return Named(arrow::Status::Invalid(fs.status().message()), url);
+    if (!fs.ok()) return Named(arrow::Status::Invalid(fs.status().message()), given);
     return "file://" + CanonicalLocal(path);
   }
-  ARROW_RETURN_NOT_OK(CheckSegments(url, rest));
+  ARROW_RETURN_NOT_OK(CheckSegments(given, rest));
   return url;
 }
 
 // Prefixes are compared without their trailing '/', and match whole segments.
-std::string NormalizePrefix(const std::string& prefix) {
+std::string NormalizePrefix(const std::string& given) {
+  const std::string prefix = LowerScheme(given);
   std::string out = prefix;
   if (SchemeOf(prefix) == "file" && prefix.size() > 7) {
     out = "file://" + CanonicalLocal(prefix.substr(7));
@@ -163,14 +176,13 @@ arrow::Result<ArtifactTarget> ArtifactSource::Check(const std::string& url,
     allowed = allowed || target.url == prefix || target.url.starts_with(prefix + "/");
   }
   if (!allowed) {
-    return arrow::Status::Invalid(
-        "artifact '", url, "' is not allowed: it is not under any of artifacts.allowed_prefixes (",
-        prefixes_.empty() ? std::string("none configured") : [&] {
-          std::string list;
-          for (const auto& p : options_.allowed_prefixes) list += (list.empty() ? "" : ", ") + p;
-          return list;
-        }(),
-        ")");
+    // The prefixes are not listed: they would tell any client the server's paths. The
+    // server logs them when it starts.
+    return arrow::Status::Invalid("artifact '", url, "' is not allowed: it is not under ",
+                                  prefixes_.empty()
+                                      ? std::string("any of artifacts.allowed_prefixes (none "
+                                                    "configured)")
+                                      : std::string("an allowed prefix"));
   }
   if (format.empty()) {
     auto guessed = ArtifactFormatFromPath(target.url);

@@ -131,6 +131,25 @@ TEST_F(ArtifactSourceTest, RefusesUrlsOutsideTheAllowedPrefixes) {
   }
 }
 
+// The refusal must not tell a client which prefixes are allowed (the server's own paths).
+TEST_F(ArtifactSourceTest, ARefusalDoesNotListTheAllowedPrefixes) {
+  auto checked = source_->Check("file:///etc/passwd", "csv");
+  ASSERT_TRUE(checked.status().IsInvalid()) << checked.status();
+  EXPECT_NE(checked.status().message().find("not under an allowed prefix"), std::string::npos)
+      << checked.status();
+  EXPECT_EQ(checked.status().message().find(root_), std::string::npos) << checked.status();
+}
+
+// URL schemes are case-insensitive: FILE:// is file://, normalized to lower case.
+TEST_F(ArtifactSourceTest, SchemesAreCaseInsensitive) {
+  ASSERT_OK_AND_ASSIGN(auto target, source_->Check("FILE://" + root_ + "/allowed/t.csv", ""));
+  EXPECT_EQ(target.url, Url("/allowed/t.csv"));
+  ASSERT_OK_AND_ASSIGN(auto table, Fetch("File://" + root_ + "/allowed/t.csv"));
+  EXPECT_EQ(table->num_rows(), 2);
+  auto refused = source_->Check("FILE:///etc/passwd", "");
+  EXPECT_NE(refused.status().message().find("not allowed"), std::string::npos) << refused.status();
+}
+
 TEST_F(ArtifactSourceTest, RefusesASymlinkThatLeavesTheAllowedDirectory) {
   fs::create_symlink(root_ + "/secret/s.csv", root_ + "/allowed/link.csv");
   EXPECT_TRUE(source_->Check(Url("/allowed/link.csv"), "").status().IsInvalid());
