@@ -1,14 +1,15 @@
 """Artifacts: files fetched through Arrow's filesystems, cached with a TTL, on a bounded pool.
 
 A real quiver binary reads files made with pyarrow from a local directory (and from a real
-s3proxy). Slow fetches are made deterministic with named pipes (FIFOs): a fetch of one blocks
-in its open() until the test opens the pipe for writing. Arrow's local filesystem cannot read
-a pipe (it seeks), so such a fetch then fails as an unreadable file -- the same way for every
-request that joined it.
+s3proxy). Slow fetches are made deterministic with an s3proxy of this module's own that a test
+pauses (SIGSTOP): a fetch of an s3:// artifact then waits in its request, holding its worker,
+until the test resumes the server (SIGCONT), and then completes normally.
 """
 
+import contextlib
 import json
 import os
+import signal
 import threading
 import time
 
@@ -21,6 +22,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from quiver_util import action, get, stats, write_config
+from s3_util import boto3_client
+from s3proxy import S3Proxy, s3proxy_jar
 
 CSV_TEXT = b"id,name\n1,one\n2,two\n3,three\n"
 
@@ -79,18 +82,46 @@ def wait_for(predicate, what, timeout=20.0):
         time.sleep(0.01)
 
 
-def release_fifo(path, timeout=20.0):
-    """Open FIFO `path` for writing once a fetch opened it for reading (which ends that
-    fetch's wait in open()), then close it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)  # ENXIO until a reader is there
-            break
-        except OSError:
-            assert time.monotonic() < deadline, f"nobody opened {path} for reading"
-            time.sleep(0.01)
-    os.close(fd)
+@pytest.fixture(scope="module")
+def held_s3(tmp_path_factory):
+    """An s3proxy of this module's own, which tests pause, with a bucket holding s.parquet
+    (rows 0-49) and s2.parquet (rows 50-99) under reports/."""
+    if s3proxy_jar() is None:
+        pytest.skip("s3proxy is not available (no java, or no jar in .tools/s3proxy)")
+    proxy = S3Proxy(work_dir=tmp_path_factory.mktemp("held-s3proxy"), heap="256m").start()
+    client = boto3_client(proxy)
+    proxy.bucket = proxy.make_bucket()
+    for name, offset in (("s.parquet", 0), ("s2.parquet", 50)):
+        sink = pa.BufferOutputStream()
+        pq.write_table(sample(50, offset), sink)
+        client.put_object(Bucket=proxy.bucket, Key=f"reports/{name}",
+                          Body=sink.getvalue().to_pybytes())
+    yield proxy
+    proxy.stop()
+
+
+@contextlib.contextmanager
+def paused(proxy):
+    """The s3proxy stopped (SIGSTOP): a request to it waits -- its connection is accepted by
+    the kernel, nothing answers -- until the block ends (SIGCONT), then is answered."""
+    proxy.proc.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        proxy.proc.send_signal(signal.SIGCONT)
+
+
+def start_with_s3(quiver, workdir, root, proxy, **artifacts):
+    """A server allowing `root` and the held s3proxy's reports/; its S3 requests wait long
+    enough (60 s) for a paused server not to make them fail."""
+    config = {"s3": {"region": proxy.region, "endpoint": proxy.endpoint,
+                     "ca_file": str(proxy.ca_file), "access_key": proxy.access_key,
+                     "secret_key": proxy.secret_key, "connect_timeout_s": 60,
+                     "request_timeout_s": 60},
+              "artifacts": {"allowed_prefixes": [f"file://{root}/",
+                                                 f"s3://{proxy.bucket}/reports/"],
+                            **artifacts}}
+    return quiver(["--config", str(write_config(workdir, "artifacts-s3.json", config))])
 
 
 def expected(root, name):
@@ -147,33 +178,28 @@ def test_flight_info_then_doget_and_the_fetch_action(quiver, workdir, files):
     assert fetch(c, url(files / "t.csv"))["cache"] == "hit"
 
 
-def test_concurrent_requests_for_one_artifact_fetch_it_once(quiver, workdir, files):
-    srv = start(quiver, workdir, files)
+def test_concurrent_requests_for_one_artifact_fetch_it_once(quiver, workdir, files, held_s3):
+    srv = start_with_s3(quiver, workdir, files, held_s3)
     c = srv.client()
-    fifo = files / "slow.csv"
-    os.mkfifo(fifo)
-    errors = []
+    u = f"s3://{held_s3.bucket}/reports/s.parquet"
+    tables = []
 
     def one():
-        with pytest.raises(pa.ArrowInvalid) as failed:
-            get(srv.client(), ticket(url(fifo)))
-        errors.append(str(failed.value))
+        tables.append(get(srv.client(), ticket(u))[0])
 
     threads = [threading.Thread(target=one) for _ in range(8)]
-    for t in threads:
-        t.start()
-    # Every request arrived (one leads, seven joined) while the one fetch is blocked.
-    wait_for(lambda: (lambda s: s["misses"] + s["joins"] == 8 and s["in_flight"] == 1)(
-        artifact_stats(c)), "8 requests on one fetch")
-    release_fifo(fifo)
+    with paused(held_s3):
+        for t in threads:
+            t.start()
+        # Every request arrived (one leads, seven joined) while the one fetch waits on S3.
+        wait_for(lambda: (lambda s: s["misses"] + s["joins"] == 8 and s["in_flight"] == 1)(
+            artifact_stats(c)), "8 requests on one fetch")
     for t in threads:
         t.join(30)
-    # One fetch, one outcome for all eight: here the pipe's unreadable end.
-    assert len(errors) == 8 and all("slow.csv" in e and "cannot read it as csv" in e
-                                    for e in errors), errors
+    # One fetch, one outcome for all eight.
+    assert len(tables) == 8 and all(t.equals(sample(50)) for t in tables)
     s = artifact_stats(c)
-    assert (s["fetches"], s["misses"], s["joins"], s["failures"]) == (1, 1, 7, 1)
-    assert stats(c)["entries"] == 0  # a failed fetch caches nothing
+    assert (s["fetches"], s["misses"], s["joins"], s["failures"]) == (1, 1, 7, 0)
 
 
 def test_concurrent_requests_share_one_fetch_and_its_result(quiver, workdir, files):
@@ -197,57 +223,162 @@ def test_concurrent_requests_share_one_fetch_and_its_result(quiver, workdir, fil
     assert artifact_stats(c)["fetches"] == 1
 
 
-def test_a_full_queue_refuses_with_busy(quiver, workdir, files):
-    srv = start(quiver, workdir, files, max_workers=1, max_queue=1)
+def test_a_full_queue_refuses_with_busy(quiver, workdir, files, held_s3):
+    srv = start_with_s3(quiver, workdir, files, held_s3, max_workers=1, max_queue=1)
     c = srv.client()
-    running, queued = files / "a.csv", files / "b.csv"
-    os.mkfifo(running)
-    os.mkfifo(queued)
     outcomes = {}
 
-    def request(path):
-        with pytest.raises(pa.ArrowInvalid) as failed:  # the pipe cannot be read: see above
-            fetch(srv.client(), url(path))
-        outcomes[path.name] = str(failed.value)
+    def request(name):
+        outcomes[name] = fetch(srv.client(), f"s3://{held_s3.bucket}/reports/{name}")
 
-    threads = [threading.Thread(target=request, args=(running,))]
-    threads[0].start()
-    wait_for(lambda: artifact_stats(c)["in_flight"] == 1, "the first fetch on the worker")
-    threads.append(threading.Thread(target=request, args=(queued,)))
-    threads[1].start()
-    wait_for(lambda: artifact_stats(c)["queued"] == 1, "the second fetch in the queue")
+    threads = [threading.Thread(target=request, args=(name,))
+               for name in ("s.parquet", "s2.parquet")]
+    with paused(held_s3):
+        threads[0].start()
+        wait_for(lambda: artifact_stats(c)["in_flight"] == 1, "the first fetch on the worker")
+        threads[1].start()
+        wait_for(lambda: artifact_stats(c)["queued"] == 1, "the second fetch in the queue")
 
-    with pytest.raises(flight.FlightUnavailableError) as refused:
-        fetch(c, url(files / "t.csv"))
-    assert json.loads(refused.value.extra_info)["error"] == "busy"
-    assert "busy" in str(refused.value) and "t.csv" in str(refused.value)
-    assert artifact_stats(c)["busy"] == 1
-
-    release_fifo(running)
-    release_fifo(queued)
+        with pytest.raises(flight.FlightUnavailableError) as refused:
+            fetch(c, url(files / "t.csv"))
+        assert json.loads(refused.value.extra_info)["error"] == "busy"
+        assert "busy" in str(refused.value) and "t.csv" in str(refused.value)
+        assert artifact_stats(c)["busy"] == 1
     for t in threads:
         t.join(30)
-    assert "a.csv" in outcomes["a.csv"] and "b.csv" in outcomes["b.csv"]
+    assert outcomes["s.parquet"]["rows"] == 50 and outcomes["s2.parquet"]["rows"] == 50
     # Room again: the refused artifact can be fetched now.
     assert fetch(c, url(files / "t.csv"))["cache"] == "miss"
 
 
-def test_a_fetch_past_its_timeout_fails_and_caches_nothing(quiver, workdir, files):
-    srv = start(quiver, workdir, files, timeout_s=0.5)
+def test_a_fetch_past_its_timeout_fails_and_caches_nothing(quiver, workdir, files, held_s3):
+    srv = start_with_s3(quiver, workdir, files, held_s3, timeout_s=0.5)
     c = srv.client()
-    fifo = files / "stuck.csv"
-    os.mkfifo(fifo)
-    with pytest.raises(flight.FlightTimedOutError, match="stuck.csv.*timed out"):
-        get(c, ticket(url(fifo)))
-    s = artifact_stats(c)
-    assert s["timeouts"] == 1 and s["failures"] == 1
-    # The stuck read ends once the file is written; its table is dropped, not cached.
-    release_fifo(fifo)
+    u = f"s3://{held_s3.bucket}/reports/s.parquet"
+    with paused(held_s3):
+        with pytest.raises(flight.FlightTimedOutError, match="s.parquet.*timed out"):
+            get(c, ticket(u))
+        s = artifact_stats(c)
+        assert s["timeouts"] == 1 and s["failures"] == 1 and s["in_flight"] == 1
+    # The held request is answered once the server resumes; its table is dropped, not cached.
     wait_for(lambda: artifact_stats(c)["in_flight"] == 0, "the timed-out fetch to end")
     assert stats(c)["entries"] == 0
-    with pytest.raises(flight.FlightTimedOutError):  # a new fetch, blocked again
-        fetch(c, url(fifo))
-    release_fifo(fifo)  # release it for a clean shutdown
+    again = fetch(c, u)
+    assert again["cache"] == "miss" and again["rows"] == 50
+
+
+def test_a_pipe_is_refused_at_once_and_blocks_no_worker(quiver, workdir, files):
+    srv = start(quiver, workdir, files, max_workers=1, max_queue=0)
+    c = srv.client()
+    os.mkfifo(files / "pipe.csv")  # nobody writes it: opening or reading it would block
+    for _ in range(2):
+        with pytest.raises(pa.ArrowInvalid, match="pipe.csv.*not a regular file"):
+            fetch(c, url(files / "pipe.csv"))
+    assert fetch(c, url(files / "t.csv"))["rows"] == 100  # the one worker is free
+    assert artifact_stats(c)["in_flight"] == 0
+
+
+def test_a_file_swapped_for_a_symlink_after_its_check_is_not_served(quiver, workdir, files,
+                                                                     held_s3):
+    """The reviewer's scenario: allowed/swap.csv is a regular file when its request is
+    checked, and a symlink to a secret outside the allowed directory by the time the (one)
+    worker opens it."""
+    srv = start_with_s3(quiver, workdir, files, held_s3, max_workers=1, max_queue=1)
+    c = srv.client()
+    swap = files / "swap.csv"
+    swap.write_bytes(CSV_TEXT)
+    secret = workdir / "secret" / "s.csv"
+    outcomes = {}
+
+    def held():
+        outcomes["held"] = fetch(srv.client(), f"s3://{held_s3.bucket}/reports/s.parquet")
+
+    def swapped():
+        try:
+            outcomes["swapped"] = get(srv.client(), ticket(url(swap)))[0]
+        except pa.ArrowInvalid as e:
+            outcomes["swapped"] = e
+
+    threads = [threading.Thread(target=held), threading.Thread(target=swapped)]
+    with paused(held_s3):
+        threads[0].start()
+        wait_for(lambda: artifact_stats(c)["in_flight"] == 1, "the worker held")
+        threads[1].start()
+        wait_for(lambda: artifact_stats(c)["queued"] == 1, "swap.csv checked and queued")
+        swap.unlink()
+        swap.symlink_to(secret)
+    for t in threads:
+        t.join(30)
+    assert outcomes["held"]["rows"] == 50
+    refused = outcomes["swapped"]
+    assert isinstance(refused, pa.ArrowInvalid), refused
+    assert "swap.csv" in str(refused) and "symbolic link" in str(refused)
+    assert "row-" not in str(refused)
+    assert stats(c)["entries"] == 1  # the s3 artifact only: nothing of the secret is cached
+    with pytest.raises(pa.ArrowInvalid, match="not allowed"):  # checked again: refused
+        get(c, ticket(url(swap)))
+
+
+def test_a_parquet_file_cannot_forge_its_provenance(quiver, workdir, files):
+    srv = start(quiver, workdir, files)
+    c = srv.client()
+    path = files / "forged.parquet"
+    forged = {"quiver.artifact.url": "s3://trusted/report.parquet",
+              "quiver.artifact.etag": '"trusted-etag"', "quiver.artifact.size": "1",
+              "quiver.artifact.mtime_ms": "1", "owner": "kept"}
+    pq.write_table(sample(5).replace_schema_metadata(forged), path)
+    fetched = fetch(c, url(path))
+    assert "etag" not in fetched  # a local file has none
+    assert fetched["size"] == path.stat().st_size
+    assert fetched["mtime_ms"] == path.stat().st_mtime_ns // 1_000_000
+    origin = get(c, ticket(url(path)))[0].schema.metadata
+    assert origin[b"quiver.artifact.url"] == url(path).encode()
+    assert b"quiver.artifact.etag" not in origin and origin[b"owner"] == b"kept"
+
+
+def assert_too_large(error, name, limit, why):
+    assert isinstance(error, flight.FlightServerError), error
+    assert json.loads(error.extra_info) == {"error": "too_large", "setting": "max_entry_bytes",
+                                            "limit": limit}
+    assert name in str(error) and why in str(error), str(error)
+
+
+def test_artifacts_larger_than_max_entry_bytes_are_refused_as_too_large(quiver, workdir, files):
+    limit = 100_000
+    config = {"max_entry_bytes": limit, "artifacts": {"allowed_prefixes": [f"file://{files}/"]}}
+    srv = quiver(["--config", str(write_config(workdir, "small.json", config))])
+    c = srv.client()
+    # A file larger than the limit is refused before it is read.
+    big = files / "big.csv"
+    big.write_bytes(b"v\n" + b"1\n" * 60_000)
+    with pytest.raises(flight.FlightServerError) as refused:
+        fetch(c, url(big))
+    assert_too_large(refused.value, "big.csv", limit, "the file is 120002 bytes")
+    # A small file whose data passes the limit (200,000 zeros: a few kB of Parquet, 1.6 MB of
+    # int64) is refused once what was read passes it.
+    packed = files / "packed.parquet"
+    pq.write_table(pa.table({"v": pa.array([0] * 200_000, pa.int64())}), packed,
+                   row_group_size=20_000)
+    assert packed.stat().st_size < limit
+    for request in (lambda: fetch(c, url(packed)), lambda: get(c, ticket(url(packed)))):
+        with pytest.raises(flight.FlightServerError) as refused:
+            request()
+        assert_too_large(refused.value, "packed.parquet", limit, "its data passed")
+    assert stats(c)["entries"] == 0
+    assert fetch(c, url(files / "t.csv"))["rows"] == 100  # a small one is still served
+
+
+def test_a_fetched_artifact_too_large_to_store_is_a_too_large_error(quiver, workdir, files):
+    """Data just within the limit, whose entry (schema message and framing included) is not:
+    it is read, then not cached -- artifact-fetch says so as a too-large error."""
+    batch = pacsv.read_csv(files / "t.csv").to_batches()[0]
+    limit = pa.ipc.get_record_batch_size(batch) + 16
+    config = {"max_entry_bytes": limit, "artifacts": {"allowed_prefixes": [f"file://{files}/"]}}
+    c = quiver(["--config", str(write_config(workdir, "edge.json", config))]).client()
+    with pytest.raises(flight.FlightServerError) as refused:
+        fetch(c, url(files / "t.csv"))
+    assert_too_large(refused.value, "t.csv", limit, "too large to cache")
+    assert stats(c)["entries"] == 0
 
 
 def test_missing_file_is_not_found(quiver, workdir, files):

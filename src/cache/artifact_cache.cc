@@ -5,6 +5,8 @@
 #include <arrow/util/key_value_metadata.h>
 #include <nlohmann/json.hpp>
 
+#include "cache/fill_pump.h"
+#include "common/rejection.h"
 #include "format/stored_stream.h"
 
 namespace quiver {
@@ -94,6 +96,11 @@ arrow::Result<ArtifactFetched> ArtifactCache::Fetch(const ArtifactRequest& reque
                                                    /*promote=*/false));
   if (!entry) {
     const std::string reason = fill->not_cached_reason();
+    if (reason == kTooLargeToCache) {
+      return Reject(arrow::Status::CapacityError("artifact '", out.url, "' is too large to cache: ",
+                                                 reason),
+                    RejectionKind::kTooLarge, "max_entry_bytes", max_entry_bytes_);
+    }
     return arrow::Status::IOError("artifact '", out.url, "' was fetched but not cached: ",
                                   reason.empty() ? "it expired or was removed at once" : reason);
   }

@@ -51,9 +51,14 @@ struct ArtifactStats {
 class ArtifactCache {
  public:
   /// `source` null: every artifact request is refused.
+  /// `max_entry_bytes`: the query cache's, named when a result was too large to cache.
   ArtifactCache(QueryCache* queries, EntryStore* entries, std::shared_ptr<ArtifactSource> source,
-                double max_ttl_s)
-      : queries_(queries), entries_(entries), source_(std::move(source)), max_ttl_s_(max_ttl_s) {}
+                double max_ttl_s, int64_t max_entry_bytes)
+      : queries_(queries),
+        entries_(entries),
+        source_(std::move(source)),
+        max_ttl_s_(max_ttl_s),
+        max_entry_bytes_(max_entry_bytes) {}
 
   /// \brief Check the URL (allowed prefixes, format) and compute its key and TTL.
   arrow::Result<QueryPlan> Plan(const ArtifactRequest& request) const;
@@ -62,7 +67,8 @@ class ArtifactCache {
   /// \brief Serve a planned artifact: a hit, or a fetch (new or joined). As QueryCache::Execute.
   arrow::Result<QueryResponse> Execute(const QueryPlan& plan);
   /// \brief Serve `request` and wait until the artifact is cached (the `artifact-fetch`
-  /// action). Fails with the fetch's error; or if the result could not be stored.
+  /// action). Fails with the fetch's error; or if the result could not be stored: too large
+  /// (a kTooLarge rejection of max_entry_bytes) when it outgrew max_entry_bytes.
   arrow::Result<ArtifactFetched> Fetch(const ArtifactRequest& request);
 
   /// \brief Fail waiting fetches and refuse new ones (server shutdown).
@@ -79,6 +85,7 @@ class ArtifactCache {
   EntryStore* entries_;
   std::shared_ptr<ArtifactSource> source_;
   double max_ttl_s_;
+  int64_t max_entry_bytes_;
   mutable std::mutex mutex_;
   ArtifactStats stats_;
 };

@@ -150,6 +150,7 @@ arrow::Result<std::shared_ptr<ArtifactSource>> OpenArtifacts(const ServerConfig&
   o.pool.max_queue = a.max_queue;
   o.timeout_s = a.timeout_s;
   o.default_ttl_s = a.default_ttl_s;
+  o.max_bytes = config.max_entry_bytes;
   o.s3 = [config] { return OpenArtifactS3(config); };
   if (a.allowed_prefixes.empty()) {
     spdlog::info("artifacts: none allowed (set artifacts.allowed_prefixes to fetch some)");

@@ -1,18 +1,24 @@
 #include "exec/artifact_source.h"
 
-#include <chrono>
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
+#include <vector>
 
 #include <arrow/filesystem/localfs.h>
 #include <arrow/table.h>
 #include <arrow/util/key_value_metadata.h>
 #include <nlohmann/json.hpp>
 
+#include "exec/artifact_file.h"
+
 namespace quiver {
 
 namespace {
 
 using nlohmann::json;
+
+constexpr const char* kProvenancePrefix = "quiver.artifact.";
 
 // Streams a table fetched whole.
 class TableStream final : public QueryStream {
@@ -42,6 +48,15 @@ std::string SchemeOf(const std::string& url) {
   return colon == std::string::npos ? "" : url.substr(0, colon);
 }
 
+// URL schemes are case-insensitive (RFC 3986): "FILE:///x" is "file:///x".
+std::string LowerScheme(const std::string& url) {
+  std::string out = url;
+  const size_t n = SchemeOf(url).size();
+  std::transform(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(n), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
 // "/a/b/../c" -> "/a/c", symlinks resolved as far as the path exists.
 std::string CanonicalLocal(const std::string& path) {
   std::error_code ec;
@@ -69,39 +84,41 @@ arrow::Status CheckSegments(const std::string& url, const std::string& rest) {
 }
 
 // A normalized URL: file:// + resolved path; others as given, segments checked.
-arrow::Result<std::string> Normalize(const std::string& url) {
+arrow::Result<std::string> Normalize(const std::string& given) {
+  const std::string url = LowerScheme(given);
   if (url.find_first_of("?#") != std::string::npos) {
-    return arrow::Status::Invalid("artifact URL '", url,
+    return arrow::Status::Invalid("artifact URL '", given,
                                   "' must not have a query string or fragment");
   }
   for (unsigned char c : url) {
     if (c < 0x20 || c == 0x7f) {
-      return arrow::Status::Invalid("artifact URL has a control character: '", url, "'");
+      return arrow::Status::Invalid("artifact URL has a control character: '", given, "'");
     }
   }
   const std::string scheme = SchemeOf(url);
   if (scheme.empty()) {
-    return arrow::Status::Invalid("artifact '", url,
+    return arrow::Status::Invalid("artifact '", given,
                                   "' is not a URL such as file:///abs/path.parquet or "
                                   "s3://bucket/key.parquet");
   }
   const std::string rest = url.substr(scheme.size() + 3);
   if (scheme == "file") {
     if (rest.empty() || rest.front() != '/') {
-      return arrow::Status::Invalid("artifact URL '", url,
+      return arrow::Status::Invalid("artifact URL '", given,
                                     "' must be file:///ABSOLUTE/PATH (no host)");
     }
     std::string path;
     auto fs = arrow::fs::FileSystemFromUri(url, &path);
-    if (!fs.ok()) return Named(arrow::Status::Invalid(fs.status().message()), url);
+    if (!fs.ok()) return Named(arrow::Status::Invalid(fs.status().message()), given);
     return "file://" + CanonicalLocal(path);
   }
-  ARROW_RETURN_NOT_OK(CheckSegments(url, rest));
+  ARROW_RETURN_NOT_OK(CheckSegments(given, rest));
   return url;
 }
 
 // Prefixes are compared without their trailing '/', and match whole segments.
-std::string NormalizePrefix(const std::string& prefix) {
+std::string NormalizePrefix(const std::string& given) {
+  const std::string prefix = LowerScheme(given);
   std::string out = prefix;
   if (SchemeOf(prefix) == "file" && prefix.size() > 7) {
     out = "file://" + CanonicalLocal(prefix.substr(7));
@@ -136,6 +153,7 @@ arrow::Result<std::shared_ptr<ArtifactSource>> ArtifactSource::Make(ArtifactSour
   if (!(options.default_ttl_s > 0)) {
     return arrow::Status::Invalid("artifacts.default_ttl_s must be > 0");
   }
+  if (options.max_bytes < 1) return arrow::Status::Invalid("max_entry_bytes must be >= 1");
   options.pool.name = "artifacts";
   for (const auto& prefix : options.allowed_prefixes) {
     if (SchemeOf(prefix).empty()) {
@@ -158,14 +176,13 @@ arrow::Result<ArtifactTarget> ArtifactSource::Check(const std::string& url,
     allowed = allowed || target.url == prefix || target.url.starts_with(prefix + "/");
   }
   if (!allowed) {
-    return arrow::Status::Invalid(
-        "artifact '", url, "' is not allowed: it is not under any of artifacts.allowed_prefixes (",
-        prefixes_.empty() ? std::string("none configured") : [&] {
-          std::string list;
-          for (const auto& p : options_.allowed_prefixes) list += (list.empty() ? "" : ", ") + p;
-          return list;
-        }(),
-        ")");
+    // The prefixes are not listed: they would tell any client the server's paths. The
+    // server logs them when it starts.
+    return arrow::Status::Invalid("artifact '", url, "' is not allowed: it is not under ",
+                                  prefixes_.empty()
+                                      ? std::string("any of artifacts.allowed_prefixes (none "
+                                                    "configured)")
+                                      : std::string("an allowed prefix"));
   }
   if (format.empty()) {
     auto guessed = ArtifactFormatFromPath(target.url);
@@ -223,27 +240,35 @@ arrow::Result<std::unique_ptr<QueryStream>> ArtifactSource::Execute(
     return located.status();
   }
   auto table = std::make_shared<std::shared_ptr<arrow::Table>>();
-  auto task = [fs = located->fs, path = located->path, url, format, table,
+  const bool local = SchemeOf(url) == "file";
+  auto task = [fs = located->fs, path = located->path, local, url, format, table,
+               max_bytes = options_.max_bytes,
                counters = counters_](const arrow::StopToken& stop) -> arrow::Status {
     ++counters->fetches;
-    ARROW_ASSIGN_OR_RAISE(auto info, fs->GetFileInfo(path));
-    if (info.type() == arrow::fs::FileType::NotFound) return arrow::Status::KeyError("not found");
-    if (info.type() == arrow::fs::FileType::Directory) {
-      return arrow::Status::Invalid("it is a directory, not a file");
+    // Local files are opened here, once, and checked again (exec/artifact_file.h): the path
+    // was checked when the request was planned, and may name something else by now.
+    ARROW_ASSIGN_OR_RAISE(auto opened,
+                          local ? OpenLocalArtifact(path) : OpenArtifact(fs.get(), path));
+    if (opened.size > max_bytes) {
+      // Its data would not be smaller: refused before a byte of it is read.
+      return ArtifactTooLarge("the file is " + std::to_string(opened.size) + " bytes", max_bytes);
     }
-    std::string etag;
-    ARROW_ASSIGN_OR_RAISE(auto read, ReadArtifact(fs.get(), info, format, stop, &etag));
+    ARROW_ASSIGN_OR_RAISE(auto read, ReadArtifact(opened.file, format, stop, max_bytes));
     ARROW_RETURN_NOT_OK(stop.Poll());
     auto metadata = read->schema()->metadata() ? read->schema()->metadata()->Copy()
                                                : std::make_shared<arrow::KeyValueMetadata>();
-    const auto mtime_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                              info.mtime().time_since_epoch())
-                              .count();
+    // The provenance is the server's to say: a file's own quiver.artifact.* keys would be
+    // found before ours.
+    std::vector<int64_t> forged;
+    for (int64_t i = 0; i < metadata->size(); ++i) {
+      if (metadata->key(i).starts_with(kProvenancePrefix)) forged.push_back(i);
+    }
+    ARROW_RETURN_NOT_OK(metadata->DeleteMany(std::move(forged)));
     metadata->Append("quiver.artifact.url", url);
     metadata->Append("quiver.artifact.format", ArtifactFormatName(format));
-    metadata->Append("quiver.artifact.size", std::to_string(info.size()));
-    metadata->Append("quiver.artifact.mtime_ms", std::to_string(mtime_ms));
-    if (!etag.empty()) metadata->Append("quiver.artifact.etag", etag);
+    metadata->Append("quiver.artifact.size", std::to_string(opened.size));
+    metadata->Append("quiver.artifact.mtime_ms", std::to_string(opened.mtime_ms));
+    if (!opened.etag.empty()) metadata->Append("quiver.artifact.etag", opened.etag);
     *table = read->ReplaceSchemaMetadata(metadata);
     return arrow::Status::OK();
   };

@@ -3,8 +3,9 @@
 // (exec/artifact_format.h), on a bounded worker pool (exec/worker_pool.h).
 //
 // Its "SQL" is an artifact's canonical request, {"artifact": URL, "format": NAME}, as made by
-// Check(); the cache keys results by it like a query's. A fetch reads the whole file into a
-// table on a worker, within `timeout_s` (queueing included), then streams the table. The
+// Check(); the cache keys results by it like a query's. A fetch reads the file batch by batch
+// into a table on a worker, within `timeout_s` (queueing included) and `max_bytes`, then
+// streams the table. The
 // table's schema metadata records where it came from: quiver.artifact.url, .format, .size,
 // .mtime_ms and, when the filesystem reports one (S3), .etag.
 //
@@ -41,6 +42,9 @@ struct ArtifactSourceOptions {
   double timeout_s = 60;
   /// TTL of an artifact whose request names none. Default: 300.
   double default_ttl_s = 300;
+  /// The cache's max_entry_bytes: a file larger than this, or whose data passes it while it
+  /// is read, is refused as too large (nothing larger could be cached). Default: 1 GiB.
+  int64_t max_bytes = int64_t{1} << 30;
   /// Makes the filesystem of s3:// URLs (from the config's `s3` settings), called at the
   /// first s3:// fetch; null: Arrow's defaults (FileSystemFromUri).
   std::function<arrow::Result<std::shared_ptr<arrow::fs::FileSystem>>()> s3;
@@ -72,7 +76,8 @@ class ArtifactSource final : public Source {
   SqlDialect dialect() const override { return SqlDialect::kGeneric; }
   /// \brief Fetch the artifact whose canonical request is `sql` (`params` must be null).
   /// Busy (CapacityError) if the pool's queue is full, timed out (IOError) past timeout_s,
-  /// KeyError if the file does not exist, Invalid if it cannot be read.
+  /// too large (CapacityError, ArtifactTooLarge) past max_bytes, KeyError if the file does
+  /// not exist, Invalid if it cannot be read.
   arrow::Result<std::unique_ptr<QueryStream>> Execute(
       const std::string& sql, std::shared_ptr<arrow::RecordBatch> params) override;
 
