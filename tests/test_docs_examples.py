@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import sdk_util  # noqa: F401  (the SDK pages import quiver from python/)
+from sdk_util import artifact_server  # noqa: F401  (fixture)
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 DOC_LOCATION = "grpc://127.0.0.1:8815"
@@ -44,12 +45,17 @@ def test_api_examples_run(server):
     run_doc_examples(DOC, server.location)
 
 
-def test_query_examples_run(quiver, workdir):
+def demo_server(quiver, workdir):
+    """A server with the demo database (scripts/make_demo_db.py, 20,000 rows) as `demo`."""
     db = workdir / "demo.db"
-    subprocess.run([sys.executable, str(DOC.parent.parent / "scripts" / "make_demo_db.py"),
-                    str(db), "--rows", "20000"], check=True, stdout=subprocess.DEVNULL)
-    srv = quiver(args=["--source", f"demo=sqlite://{db}"])
-    run_doc_examples(DOC.parent / "queries.md", srv.location)
+    if not db.exists():
+        subprocess.run([sys.executable, str(DOC.parent.parent / "scripts" / "make_demo_db.py"),
+                        str(db), "--rows", "20000"], check=True, stdout=subprocess.DEVNULL)
+    return quiver(args=["--source", f"demo=sqlite://{db}"])
+
+
+def test_query_examples_run(quiver, workdir):
+    run_doc_examples(DOC.parent / "queries.md", demo_server(quiver, workdir).location)
 
 
 def test_management_examples_run(quiver):
@@ -58,21 +64,13 @@ def test_management_examples_run(quiver):
 
 
 def test_python_sdk_examples_run(quiver, workdir):
-    db = workdir / "demo.db"
-    subprocess.run([sys.executable, str(DOC.parent.parent / "scripts" / "make_demo_db.py"),
-                    str(db), "--rows", "20000"], check=True, stdout=subprocess.DEVNULL)
-    srv = quiver(args=["--source", f"demo=sqlite://{db}"])
-    run_doc_examples(DOC.parent / "python.md", srv.location)
+    run_doc_examples(DOC.parent / "python.md", demo_server(quiver, workdir).location)
 
 
 def test_python_cache_examples_run(server):
     run_doc_examples(DOC.parent / "python-cache.md", server.location)
 
 
-def test_artifact_examples_run(quiver, workdir):
-    root = workdir / "artifacts"
-    root.mkdir()
-    config = workdir / "artifacts.json"
-    config.write_text(json.dumps({"artifacts": {"allowed_prefixes": [f"file://{root}/"]}}))
-    srv = quiver(args=["--config", str(config)])
-    run_doc_examples(DOC.parent / "artifacts.md", srv.location, {"/srv/artifacts": str(root)})
+def test_artifact_examples_run(artifact_server):
+    run_doc_examples(DOC.parent / "artifacts.md", artifact_server.location,
+                     {"/srv/artifacts": str(artifact_server.artifacts)})
