@@ -1,7 +1,6 @@
 """docs/api.md, queries.md, management.md, python.md, python-cache.md and artifacts.md promise
 that their example blocks run, in order, against a fresh server."""
 
-import json
 import re
 import subprocess
 import sys
