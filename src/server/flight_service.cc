@@ -87,6 +87,16 @@ arrow::Result<PutOptions> ParsePutOptions(const std::shared_ptr<arrow::Buffer>& 
   return options;
 }
 
+// The next message of a put. Arrow's reader returns an empty chunk both at the end of the
+// stream and for a metadata-only message whose metadata is empty: the end repeats, such a
+// message does not, so an empty chunk is read past once (otherwise the put would commit
+// early and lose the batches after it).
+arrow::Result<flight::FlightStreamChunk> NextChunk(flight::FlightMessageReader* reader) {
+  ARROW_ASSIGN_OR_RAISE(auto chunk, reader->Next());
+  if (chunk.data || chunk.app_metadata) return chunk;
+  return reader->Next();
+}
+
 // A metadata-only message {"abort": "reason"}: the client gives up on its put (its data
 // source failed, it was cancelled) and nothing may be stored. Closing the stream instead
 // would commit what was sent so far. Returns the reason, or nullopt for any other message.
@@ -410,7 +420,7 @@ arrow::Status QuiverFlightService::Put(const flight::ServerCallContext& context,
   }
   // Options ride on the first message's app_metadata (a metadata-only message or the
   // first batch).
-  auto first = reader->Next();
+  auto first = NextChunk(reader);
   if (!first.ok()) {
     cache_->CountPutFailure();
     return WithContext(arrow::Status::Invalid(first.status().message()),
@@ -441,7 +451,7 @@ arrow::Status QuiverFlightService::Put(const flight::ServerCallContext& context,
       auto st = (*put)->Write(*chunk.data);
       if (!st.ok()) return WithContext(st, where);
     }
-    auto next = reader->Next();
+    auto next = NextChunk(reader);
     if (!next.ok()) {
       // Either the client sent bytes that are not Arrow IPC, or it went away.
       if (context.is_cancelled()) {
