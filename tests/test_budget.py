@@ -181,12 +181,17 @@ def test_lru_reading_keeps_an_entry(quiver):
     for k in "abc":
         put(c, f"l/{k}", ints(10_000))
     read(c, "l/a")  # a is now the most recently used; b the least
+    # In a cluster a node sends its reads to the shared index in batches: wait for this one.
+    wait_for(lambda: entry_map(c)["l/a"]["score"] > entry_map(c)["l/c"]["score"],
+             what="the read of l/a to reach the index")
     assert lowest_scored(c) == "l/b"
     put(c, "l/d", ints(10_000))
     assert keys(c) == ["l/a", "l/c", "l/d"]
     assert stats(c)["evictions"] == 1
 
     read(c, "l/c")  # now a is the least recently used
+    wait_for(lambda: entry_map(c)["l/c"]["score"] > entry_map(c)["l/d"]["score"],
+             what="the read of l/c to reach the index")
     rows = entry_map(c)
     assert rows["l/a"]["score"] < rows["l/d"]["score"] < rows["l/c"]["score"]
     put(c, "l/e", ints(10_000))
