@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from quiver_util import action, get, stats, write_config
+from query_util import wait_for
 from s3_util import boto3_client
 from s3proxy import S3Proxy, s3proxy_jar
 
@@ -73,13 +74,6 @@ def fetch(client, u, **fields):
 
 def artifact_stats(client):
     return stats(client)["artifacts"]
-
-
-def wait_for(predicate, what, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +137,8 @@ def test_first_request_misses_then_hits_with_equal_content(quiver, workdir, file
     c = srv.client()
     first, meta1, _, _ = get(c, ticket(url(files / name)))
     assert meta1["cache"] == "miss" and meta1["joined"] is False
+    # The fill publishes after its last batch is sent: wait for that, not for the stream.
+    wait_for(lambda: stats(c)["entries"] == 1, what="the fetch to be cached")
     second, meta2, _, _ = get(c, ticket(url(files / name)))
     assert meta2["cache"] == "hit" and meta2["key"] == meta1["key"]
     want = expected(files, name)
@@ -193,7 +189,7 @@ def test_concurrent_requests_for_one_artifact_fetch_it_once(quiver, workdir, fil
             t.start()
         # Every request arrived (one leads, seven joined) while the one fetch waits on S3.
         wait_for(lambda: (lambda s: s["misses"] + s["joins"] == 8 and s["in_flight"] == 1)(
-            artifact_stats(c)), "8 requests on one fetch")
+            artifact_stats(c)), what="8 requests on one fetch", timeout=20)
     for t in threads:
         t.join(30)
     # One fetch, one outcome for all eight.
@@ -235,9 +231,11 @@ def test_a_full_queue_refuses_with_busy(quiver, workdir, files, held_s3):
                for name in ("s.parquet", "s2.parquet")]
     with paused(held_s3):
         threads[0].start()
-        wait_for(lambda: artifact_stats(c)["in_flight"] == 1, "the first fetch on the worker")
+        wait_for(lambda: artifact_stats(c)["in_flight"] == 1,
+            what="the first fetch on the worker", timeout=20)
         threads[1].start()
-        wait_for(lambda: artifact_stats(c)["queued"] == 1, "the second fetch in the queue")
+        wait_for(lambda: artifact_stats(c)["queued"] == 1,
+            what="the second fetch in the queue", timeout=20)
 
         with pytest.raises(flight.FlightUnavailableError) as refused:
             fetch(c, url(files / "t.csv"))
@@ -261,7 +259,8 @@ def test_a_fetch_past_its_timeout_fails_and_caches_nothing(quiver, workdir, file
         s = artifact_stats(c)
         assert s["timeouts"] == 1 and s["failures"] == 1 and s["in_flight"] == 1
     # The held request is answered once the server resumes; its table is dropped, not cached.
-    wait_for(lambda: artifact_stats(c)["in_flight"] == 0, "the timed-out fetch to end")
+    wait_for(lambda: artifact_stats(c)["in_flight"] == 0,
+        what="the timed-out fetch to end", timeout=20)
     assert stats(c)["entries"] == 0
     again = fetch(c, u)
     assert again["cache"] == "miss" and again["rows"] == 50
@@ -302,9 +301,10 @@ def test_a_file_swapped_for_a_symlink_after_its_check_is_not_served(quiver, work
     threads = [threading.Thread(target=held), threading.Thread(target=swapped)]
     with paused(held_s3):
         threads[0].start()
-        wait_for(lambda: artifact_stats(c)["in_flight"] == 1, "the worker held")
+        wait_for(lambda: artifact_stats(c)["in_flight"] == 1, what="the worker held", timeout=20)
         threads[1].start()
-        wait_for(lambda: artifact_stats(c)["queued"] == 1, "swap.csv checked and queued")
+        wait_for(lambda: artifact_stats(c)["queued"] == 1,
+            what="swap.csv checked and queued", timeout=20)
         swap.unlink()
         swap.symlink_to(secret)
     for t in threads:
@@ -444,7 +444,8 @@ def test_a_changed_file_is_fetched_again_after_its_ttl(quiver, workdir, files):
     os.utime(path, ns=(first["mtime_ms"] * 1_000_000 + 5_000_000_000,) * 2)
     # Until it expires the cached copy is served, whatever the file holds now.
     assert get(c, ticket(url(path)))[0].num_rows == 10
-    wait_for(lambda: time.time() * 1000 > first["expires_ms"] + 50, "the TTL to pass")
+    wait_for(lambda: time.time() * 1000 > first["expires_ms"] + 50,
+        what="the TTL to pass", timeout=20)
     again = fetch(c, url(path), ttl_s=1)
     assert again["cache"] == "miss" and again["rows"] == 20
     assert again["mtime_ms"] == first["mtime_ms"] + 5000
