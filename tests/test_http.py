@@ -353,3 +353,36 @@ def test_bad_tls_files_refuse_to_start(quiver, workdir):
     with pytest.raises(AssertionError):
         srv.start()
     assert "bogus.pem" in srv.log()
+
+
+def test_head_sends_headers_only(web):
+    ref = put(web.client(), "s/h", table(100))
+    r = requests.head(f"{web.http_url}/v1/objects/s/h", timeout=10)
+    assert r.status_code == 200 and r.content == b""
+    assert r.headers["X-Quiver-Version"] == str(ref["version"])
+    assert requests.head(f"{web.http_url}/v1/objects/s/none", timeout=10).status_code == 404
+
+
+def test_chunked_upload_streams_into_a_put(web):
+    t = table(200_000)
+    body = ipc_bytes(t)
+
+    def pieces():  # no Content-Length: Transfer-Encoding: chunked
+        for i in range(0, len(body), 100_000):
+            yield body[i:i + 100_000]
+
+    r = requests.put(f"{web.http_url}/v1/objects/s/chunked", data=pieces(), timeout=60)
+    assert r.status_code == 201, r.text
+    got = requests.get(f"{web.http_url}/v1/objects/s/chunked", timeout=60)
+    assert read_ipc(got.content).equals(t)
+
+
+def test_malformed_request_line_and_headers(web):
+    port = int(web.http_url.rsplit(":", 1)[1])
+    for raw in [b"GARBAGE\r\n\r\n", b"GET /v1/stats HTTP/9.9\r\nHost: x\r\n\r\n"]:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(raw)
+            reply = sock.recv(65536)
+            assert reply.startswith(b"HTTP/1.1 400"), (raw, reply[:200])
+    # Still serving.
+    assert requests.get(web.http_url + "/v1/stats", timeout=10).status_code == 200
