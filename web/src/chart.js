@@ -73,6 +73,8 @@ export class LineChart {
       pen = true;
     });
     if (path) nodes.push(el('path', { d: path, class: 'series', stroke: color }));
+    else nodes.push(el('text', { x: PAD.left + plotW / 2, y: PAD.top + plotH / 2, class: 'no-data' },
+                       'no data yet'));
     const last = [...this.samples].reverse().find((v) => v !== null && Number.isFinite(v));
     if (last !== undefined) {
       const i = this.samples.lastIndexOf(last);

@@ -16,6 +16,7 @@ export function formatBytes(n) {
 /** Seconds -> "850 ms", "12.0 s", "3 min 5 s", "2 h 10 min", "3 d 4 h". */
 export function formatDuration(seconds) {
   const s = Number(seconds);
+  if (s > 0 && s < 0.001) return '< 1 ms';
   if (s < 1) return `${Math.round(s * 1000)} ms`;
   if (s < 60) return `${s.toFixed(1)} s`;
   const whole = Math.floor(s);
