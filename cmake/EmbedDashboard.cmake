@@ -16,6 +16,7 @@ get_filename_component(DIST_DIR "${DIST_DIR}" ABSOLUTE)
 file(GLOB_RECURSE files LIST_DIRECTORIES false RELATIVE "${DIST_DIR}" "${DIST_DIR}/*")
 list(SORT files)
 
+string(REPEAT "[0-9a-f]" 64 line_pattern)
 set(bodies "")
 set(table "")
 set(index 0)
@@ -46,13 +47,13 @@ foreach(file IN LISTS files)
   endif()
 
   file(READ "${DIST_DIR}/${file}" hex HEX)
-  string(LENGTH "${hex}" hex_length)
-  math(EXPR size "${hex_length} / 2")
-  # Eight bytes per line, each as \xNN.
-  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "\\\\x\\1" escaped "${hex}")
-  string(REGEX REPLACE "((\\\\x[0-9a-f][0-9a-f])(\\\\x[0-9a-f][0-9a-f])?(\\\\x[0-9a-f][0-9a-f])?(\\\\x[0-9a-f][0-9a-f])?(\\\\x[0-9a-f][0-9a-f])?(\\\\x[0-9a-f][0-9a-f])?(\\\\x[0-9a-f][0-9a-f])?(\\\\x[0-9a-f][0-9a-f])?)" "\"\\1\"\n" lines "${escaped}")
-  string(APPEND bodies "// web/dist/${file} (${size} bytes)\nconstexpr char kBody${index}[] =\n${lines};\n\n")
-  string(APPEND table "      {\"${url}\", \"${type}\", std::string_view(kBody${index}, ${size})},\n")
+  # 32 bytes a line, each byte as \xNN.
+  string(REGEX REPLACE "(${line_pattern})" "\\1\n" lines "${hex}")
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "\\\\x\\1" lines "${lines}")
+  string(REGEX REPLACE "\n$" "" lines "${lines}")
+  string(REPLACE "\n" "\"\n    \"" lines "${lines}")
+  string(APPEND bodies "// web/dist/${file}\nconstexpr char kBody${index}[] =\n    \"${lines}\";\n\n")
+  string(APPEND table "      {\"${url}\", \"${type}\", {kBody${index}, sizeof(kBody${index}) - 1}},\n")
   math(EXPR index "${index} + 1")
 endforeach()
 
@@ -72,5 +73,7 @@ ${table}  };
 
 }  // namespace quiver
 ")
-# Rewrite only on change, so an unchanged dist does not recompile.
-file(CONFIGURE OUTPUT "${OUTPUT}" CONTENT "${content}" @ONLY)
+# Replace the output only when it changed, so an unchanged dist recompiles nothing.
+file(WRITE "${OUTPUT}.tmp" "${content}")
+file(COPY_FILE "${OUTPUT}.tmp" "${OUTPUT}" ONLY_IF_DIFFERENT)
+file(REMOVE "${OUTPUT}.tmp")
