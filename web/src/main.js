@@ -19,6 +19,7 @@ const state = {
   again: false,
   timer: null,
   base: null, // {stats, t}: the sample the next rates are measured from
+  rates: { hitRatio: null, perSecond: null }, // over the last interval plotted
 };
 
 const pollError = $('poll-error');
@@ -70,14 +71,14 @@ async function poll() {
       const sample = { stats: statsResult.value, t: now };
       const seconds = state.base ? (now - state.base.t) / 1000 : 0;
       if (!state.base || seconds >= MIN_RATE_INTERVAL_S) {
-        const current = rates(state.base, sample, seconds);
-        counters.update(sample.stats, current);
+        state.rates = rates(state.base, sample, seconds);
         if (state.base) {
-          ratioChart.push(current.hitRatio);
-          rateChart.push(current.perSecond);
+          ratioChart.push(state.rates.hitRatio);
+          rateChart.push(state.rates.perSecond);
         }
         state.base = sample;
       }
+      counters.update(sample.stats, state.rates);
     } else {
       errors.push(statsResult.reason);
     }
