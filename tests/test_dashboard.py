@@ -1,7 +1,8 @@
 """The dashboard page (docs/dashboard.md), served by quiver at "/" from the files of web/dist
 compiled into the binary.
 
-- The committed bundle (web/dist) is what the sources in web/src build (web/build.mjs --check).
+- The committed bundle (web/dist) is what the sources in web/src build (web/build.mjs --check);
+  the page's pure parts pass their unit tests (web/test, node's test runner).
 - The page and its assets are served byte for byte as committed, with their content types.
 - End to end in a real headless Chromium (Debian's, driven by playwright-core from
   tests/e2e/dashboard_e2e.mjs): the page shows an entry put over Flight, its screenshot is not
@@ -76,6 +77,14 @@ def test_committed_bundle_is_built_from_sources():
                           text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "web/dist is up to date" in done.stdout
+
+
+def test_page_units():
+    """web/test: formatting and the charts' rates, in node's test runner."""
+    done = subprocess.run([node(), "--test", "test/"], cwd=WEB, capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "# fail 0" in done.stdout and "# pass 0" not in done.stdout, done.stdout
 
 
 def test_page_and_assets_are_served_as_committed(quiver):
