@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -32,7 +31,6 @@ REPO = Path(__file__).resolve().parent.parent
 WEB = REPO / "web"
 E2E = Path(__file__).resolve().parent / "e2e"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-HTTP_LINE = "quiver http listening on "
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -49,18 +47,10 @@ def require_npm_packages(folder: Path) -> None:
                     f"(or `npm ci` in {folder.relative_to(REPO)})", pytrace=False)
 
 
-def http_base(srv, timeout=10.0) -> str:
+def http_base(srv) -> str:
     """The http://HOST:PORT/ quiver announced on stdout after its Flight line."""
-    out = srv.work_dir / f"quiver-{len(srv.log_paths)}.stdout.log"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for line in out.read_text(errors="replace").splitlines():
-            if line.startswith(HTTP_LINE):
-                return line[len(HTTP_LINE):].strip().rstrip("/") + "/"
-        assert srv.running(), f"quiver exited:\n{srv.log()}"
-        time.sleep(0.05)
-    raise AssertionError(f"no {HTTP_LINE!r} line on stdout within {timeout}s:\n"
-                         f"{out.read_text(errors='replace')}")
+    assert srv.http_url, "the server was not started with --http"
+    return srv.http_url.rstrip("/") + "/"
 
 
 def fetch(url: str) -> tuple[int, str, bytes]:
