@@ -64,6 +64,7 @@ DEFAULT_LOAD_CLIENT = ROOT / "build" / "bench" / "quiver_flight_load"
 BLOCK = 50  # requests per turn in the latency phase
 
 HTTP, NGINX, FLIGHT = http_report.HTTP, http_report.NGINX, http_report.FLIGHT
+PY, NATIVE = http_report.PY, http_report.NATIVE
 
 
 class Object:
@@ -169,11 +170,13 @@ def throughput_phase(args, o: Object, label: str, targets, fn, runs: dict, every
     for t in targets:
         fn(t)  # warm-up
     wait_for_idle_accounted(args.wait_idle)
-    log(f"throughput {o.d.label}, {label}: {args.reps} transfers per system, alternating")
+    log(f"throughput {o.d.label}, {label.split(',')[0]}: {args.reps} transfers per system, "
+        f"alternating")
     paired = PairedRuns(targets, args.max_noise, args.retries, measure=measure_tasks)
     with Phase(everything, f"throughput, {label}", facts):
         got = paired.run(f"throughput, {label}", args.reps, fn)
     out = raw.setdefault("throughput", {}).setdefault(label, {})
+    raw.setdefault("throughput_object", {})[label] = o.d.name
     for name, samples in got.items():
         r = runs.get(name, 1)
         out[name] = [{"seconds": s.result, "wall": s.wall, "bytes": o.ipc_bytes,
@@ -205,8 +208,9 @@ def run(args, work: Path) -> dict:
             f"-C build quiver_flight_load)")
     if curl is None:
         log("curl not found: no curl rows (apt-get install curl)")
-    facts["software"]["curl"] = (subprocess.run([curl, "--version"], capture_output=True,
-                                                text=True).stdout.split("\n")[0] if curl else None)
+    facts["software"]["curl"] = (" ".join(subprocess.run(
+        [curl, "--version"], capture_output=True, text=True).stdout.split()[:2]) if curl
+        else None)
     facts["software"]["flight_load"] = str(args.load_client) if load_client else None
 
     log("generating data")
@@ -216,7 +220,13 @@ def run(args, work: Path) -> dict:
              for i, s in enumerate(args.latency_sizes)]
     big = Object(Dataset("big", f"{fmt_size(args.size)} table, {fmt_size(args.batch)} batches",
                          make_table(args.size, args.batch, 3)), "bench/big")
-    objs = [*small, big]
+    large = [big]
+    if args.fine_size:
+        fine = Object(Dataset("fine", f"{fmt_size(args.fine_size)} table, "
+                                      f"{fmt_size(args.fine_batch)} batches",
+                              make_table(args.fine_size, args.fine_batch, 4)), "bench/fine")
+        large.append(fine)
+    objs = [*small, *large]
     try:
         data_dir, root = work / "quiver-data", work / "nginx-root"
         quiver = QuiverHttpProcess("quiver", binary, data_dir, work / "quiver.log",
@@ -235,7 +245,7 @@ def run(args, work: Path) -> dict:
                             for o in objs}
         log(f"nginx at {nginx.http} ({nginx.version}), root {root}")
 
-        buf = bytearray(big.ipc_bytes + MiB)  # one receive buffer for both HTTP clients
+        buf = bytearray(max(o.ipc_bytes for o in objs) + MiB)  # shared by both HTTP clients
         http_q, http_n = HttpClient(quiver.http, buf), HttpClient(nginx.http, buf)
         log("checking every system's response against the stored stream")
         for o in objs:
@@ -266,21 +276,26 @@ def run(args, work: Path) -> dict:
 
         py = {t.name: timed(t.name) for t in targets}
         targets = [Target(t.name, t.client, t.servers) for t in targets]
-        throughput_phase(args, big, "Python clients", targets, lambda t: py[t.name](t), {},
+        throughput_phase(args, big, PY, targets, lambda t: py[t.name](t), {},
                          everything, res)
-        native, nfn, runs = [], {}, {}
+        native = []
         if curl:
             native += [Target(HTTP, None, [quiver]), Target(NGINX, None, [nginx])]
-            nfn[HTTP] = lambda: curl_get(quiver.http + big.quiver_path, big.ipc_bytes)
-            nfn[NGINX] = lambda: curl_get(nginx.http + big.nginx_path, big.ipc_bytes)
         if load_client:
             native.append(Target(FLIGHT, None, [quiver]))
-            nfn[FLIGHT] = lambda: flight_load_get(load_client, quiver.location, big.key,
-                                                  big.rows)
-            runs[FLIGHT] = 2  # its warm-up transfer and the timed one
-        if native:
-            throughput_phase(args, big, "native clients", native,
-                             lambda t: nfn[t.name]()["seconds"], runs, everything, res)
+
+        def native_get(t, o):
+            if t.name == FLIGHT:
+                return flight_load_get(load_client, quiver.location, o.key, o.rows)["seconds"]
+            base, path = (quiver.http, o.quiver_path) if t.name == HTTP else (nginx.http,
+                                                                              o.nginx_path)
+            return curl_get(base + path, o.ipc_bytes)["seconds"]
+
+        for o in large if native else []:
+            # The C++ client's server CPU covers its warm-up transfer and the timed one.
+            throughput_phase(args, o, NATIVE if o is big else f"{NATIVE}, {o.d.label}",
+                             native, lambda t, o=o: native_get(t, o), {FLIGHT: 2},
+                             everything, res)
         facts["resident_after"] = {"quiver": resident_fraction(big.stored),
                                    "nginx": resident_fraction(root / f"{big.key}.arrows")}
         facts["native_clients"] = {HTTP: "curl" if curl else None,
@@ -322,6 +337,12 @@ def parse_args(argv):
     p.add_argument("--batch", type=parse_size, default=None,
                    help="record batch size of the large object [default: 64MiB; --quick: "
                         "16MiB]")
+    p.add_argument("--fine-size", type=parse_size, default=None,
+                   help="a second large object in small batches, timed with the native clients "
+                        "only (how the server's cost depends on the batch size); 0: none "
+                        "[default: 256MiB; --quick: 64MiB]")
+    p.add_argument("--fine-batch", type=parse_size, default=64 * KiB,
+                   help="its record batch size [default: 64KiB]")
     p.add_argument("--latency-requests", type=int, default=None,
                    help="timed requests per system and latency size, in blocks of 50 "
                         "[default: 1000; --quick: 200]")
@@ -345,9 +366,10 @@ def parse_args(argv):
     p.add_argument("--max-noise", type=float, default=0.25, metavar="FRACTION",
                    help="run a throughput repetition (all systems' turns) again if other work "
                         "used more than FRACTION of the machine meanwhile [default: 0.25]")
-    p.add_argument("--retries", type=int, default=None,
-                   help="most repetitions discarded for noise per phase [default: as many as "
-                        "it has]")
+    p.add_argument("--retries", type=int, default=2,
+                   help="most repetitions discarded for noise per phase (on a machine that is "
+                        "busy throughout, more only make the run longer) [default: "
+                        "%(default)s]")
     p.add_argument("--quiver",
                    default=os.environ.get("QUIVER_BIN") or str(ROOT / "build" / "quiver"),
                    help="the server binary, copied into the work dir before use [default: "
@@ -360,6 +382,7 @@ def parse_args(argv):
 
     args.size = pick(args.size, GiB, 64 * MiB)
     args.batch = min(args.size, pick(args.batch, 64 * MiB, 16 * MiB))
+    args.fine_size = pick(args.fine_size, 256 * MiB, 64 * MiB)
     args.latency_requests = pick(args.latency_requests, 1000, 200)
     args.latency_requests = max(BLOCK, -(-args.latency_requests // BLOCK) * BLOCK)
     args.reps = pick(args.reps, 5, 3)
@@ -367,7 +390,7 @@ def parse_args(argv):
         args.docs = None
     elif args.docs is None and not args.quick:
         args.docs = str(DEFAULT_DOCS)
-    if args.reps < 1 or args.warmup < 0 or min(args.latency_sizes) < 1:
+    if args.reps < 1 or args.warmup < 0 or min(args.latency_sizes) < 1 or args.fine_batch < 1:
         p.error("--reps and the sizes must be positive, --warmup not negative")
     return args
 

@@ -93,15 +93,14 @@ def summarize(res: dict, args) -> list[HttpRow]:
             rows.append(HttpRow(f"GET {label}, p{p}", "µs", False, v[HTTP], v[NGINX],
                                 sp[HTTP], sp[NGINX], flight=v[FLIGHT], f_spread=sp[FLIGHT],
                                 id=f"lat{p}_{name}"))
-    big = f["objects"]["big"]["label"]
     native = f.get("native_clients", {})
-    for kind in (PY, NATIVE):
-        if kind not in raw.get("throughput", {}):
-            continue
+    tp = raw.get("throughput", {})
+    for kind in tp:
+        label = f["objects"][raw["throughput_object"][kind]]["label"]
         v = {s: rates(res, kind, s) for s in (HTTP, NGINX, FLIGHT)}
         what = ("http.client / pyarrow.flight" if kind == PY else
                 f"{native.get(HTTP) or '—'} / {native.get(FLIGHT) or '—'}")
-        rows.append(HttpRow(f"GET {big}, {kind} ({what})", "GB/s", True,
+        rows.append(HttpRow(f"GET {label}, {kind.split(',')[0]} ({what})", "GB/s", True,
                             median(v[HTTP]) if v[HTTP] else None,
                             median(v[NGINX]) if v[NGINX] else None,
                             spread(v[HTTP]), spread(v[NGINX]),
@@ -110,14 +109,14 @@ def summarize(res: dict, args) -> list[HttpRow]:
     # Diagnostics: where the CPU goes.
     for name, by in raw.get("latency_server_cpu_us", {}).items():
         label = f["objects"][name]["label"]
-        rows.append(HttpRow(f"Server CPU per GET, {label} (schedstat)", "µs", False, by[HTTP], by[NGINX],
-                            flight=by[FLIGHT], diag=True, id=f"cpu_{name}"))
-    for kind in (PY, NATIVE):
-        if kind not in raw.get("throughput", {}):
-            continue
+        rows.append(HttpRow(f"Server CPU per GET, {label} (schedstat)", "µs", False, by[HTTP],
+                            by[NGINX], flight=by[FLIGHT], diag=True, id=f"cpu_{name}"))
+    for kind in tp:
+        label = f["objects"][raw["throughput_object"][kind]]["label"]
         for what, text in (("server_cpu_s", "Server"), ("client_cpu_s", "Client")):
             v = {s: per_gb(res, kind, s, what) for s in (HTTP, NGINX, FLIGHT)}
-            rows.append(HttpRow(f"{text} CPU per GB, {big}, {kind}", "CPU-s/GB", False,
+            rows.append(HttpRow(f"{text} CPU per GB, {label}, {kind.split(',')[0]}", "CPU-s/GB",
+                                False,
                                 v[HTTP], v[NGINX], flight=v[FLIGHT], diag=True,
                                 id=f"{what}_{kind}"))
     return rows
@@ -184,14 +183,14 @@ def detail_lines(res: dict, args) -> list[str]:
 
 
 def _cmp(r: HttpRow, attr: str, other: str) -> str:
-    """'1.23× nginx's (X µs)' worded for a row, with faster/slower."""
+    """"1.23× nginx's 150 µs (slower)": a row's ratio to nginx (attr "baseline") or to
+    Flight ("flight"), worded."""
     ratio = r.ratio if attr == "baseline" else r.flight_ratio
     value = getattr(r, attr)
     if ratio is None:
         return f"no {other} figure"
     better = (ratio > 1) == r.higher_is_better
-    how = ("on a par with" if 0.95 <= ratio <= 1.05 else
-           ("better than" if better else "worse than"))
+    how = ("on a par" if 0.95 <= ratio <= 1.05 else ("faster" if better else "slower"))
     return f"{ratio:.2f}× {other}'s {r.fmt(value)} {r.unit} ({how})"
 
 
@@ -233,11 +232,32 @@ def analysis(res: dict, rows, args) -> str:
                  f"encoding, and cpp-httplib 0.11 copies every write into a new string for its "
                  f"chunk (the payload, then size line + payload + CRLF): for a large batch, "
                  f"two or more copies into freshly allocated memory per byte sent. Flight "
-                 f"sends each batch as a gRPC message over HTTP/2 from the mapped file. ")
+                 f"sends each batch as gRPC messages over HTTP/2. ")
     if c:
         t.append(f"Client CPU per GB received with Python: http.client {c.fmt(c.quiver)} on "
                  f"Quiver's chunked body, {c.fmt(c.baseline)} on nginx's, pyarrow's Flight "
                  f"client {c.fmt(c.flight)}. ")
+    fine = next((k for k in res["raw"].get("throughput", {}) if k.startswith(NATIVE + ",")),
+                None)
+    sf = by.get(f"server_cpu_s_{fine}") if fine else None
+    rf = by.get(f"tp_{fine}") if fine else None
+    sb = by.get(f"server_cpu_s_{NATIVE}")
+    if sf and rf and sb:
+        lab = f["objects"][res["raw"]["throughput_object"][fine]]["label"]
+        t.append(f"The same path with small batches ({lab}): Quiver HTTP "
+                 f"{rf.fmt(rf.quiver)} GB/s and {sf.fmt(sf.quiver)} server CPU-s/GB "
+                 f"(against {sb.fmt(sb.quiver)} with the large batches), nginx "
+                 f"{rf.fmt(rf.baseline)} GB/s, Flight {rf.fmt(rf.flight)} GB/s at "
+                 f"{sf.fmt(sf.flight)} CPU-s/GB: ")
+        if sb.quiver and sf.quiver and sb.quiver > 1.5 * sf.quiver:
+            t.append("the HTTP server's cost per byte grows with the size of each write, which "
+                     "points at the per-write chunk copies rather than at reading the stored "
+                     "file; writing large messages in 64 KiB pieces (or, for an entry whose "
+                     "size is known, a `Content-Length` body without chunking) would avoid "
+                     "them. ")
+        else:
+            t.append("the batch size makes little difference to the HTTP server's cost per "
+                     "byte. ")
     t.append("\n\n**Reading these figures.** Client, servers and the kernel's loopback share "
              f"the machine's {f['machine']['cores']} cores, so a transfer's rate is bounded by "
              "the CPU of both ends, not by a wire: the native-client rows (curl; the C++ "
@@ -274,15 +294,19 @@ def docs_section(res: dict, rows, args, command: str, runtime: float) -> str:
         f"(`read_all`). {args.warmup} warm-up requests per system, then "
         f"{args.latency_requests:,} per system in blocks of 50, alternating between the "
         f"systems (order reversed every turn), garbage collector off. p50/p99 over all "
-        f"requests; spread = range of the blocks' p50s.",
-        f"2. **Throughput** of the {f['objects']['big']['label']} object, {args.reps} "
+        f"requests; spread = range of the blocks' p50s (p99s for the p99 rows).",
+        f"2. **Throughput** of a {f['objects']['big']['label']}, {args.reps} "
         f"transfers per system after one warm-up, alternating: with the Python clients above, "
         f"and with native clients: `curl -o /dev/null` (a process and a connection per "
         f"transfer, its own `time_total`) against both HTTP servers and the C++ Flight client "
         f"(`bench/flight_load.cc`, one stream, its own timing) against Flight. GB/s = "
         f"10^9 bytes of the IPC stream ({f['objects']['big']['ipc_bytes']:,} bytes) per "
         f"second; medians. A repetition during which other work used more than "
-        f"{args.max_noise:.0%} of the machine is run again.",
+        f"{args.max_noise:.0%} of the machine is run again (at most {args.retries} per "
+        f"phase)."
+        + (f" The same with the native clients for a {fmt_size(args.fine_size)} object in "
+           f"{fmt_size(args.fine_batch)} batches: how the servers' cost depends on the size "
+           f"of each message." if args.fine_size else ""),
         "",
         "### Results",
         "",

@@ -67,18 +67,27 @@ class QuiverHttpProcess(QuiverProcess):
         return first.strip()
 
 
+# pid -> ({tid: last ns seen}, ns of threads gone since): task_cpu_seconds's memory.
+_TASKS: dict[int, tuple[dict[str, int], list[int]]] = {}
+
+
 def task_cpu_seconds(pid: int) -> float:
-    """CPU time of a process's live threads in ns precision (/proc/PID/task/*/schedstat), for
-    turns too short for /proc/PID/stat's 10 ms ticks; threads that have exited are not
-    counted."""
-    total = 0
+    """CPU time of a process in ns precision, summed over its threads'
+    /proc/PID/task/*/schedstat, for turns too short for /proc/PID/stat's 10 ms ticks. A
+    thread that has exited counts with what it had used when last seen (a pool thread that
+    ran and exited between two calls is missed), so the figure never goes back."""
+    seen, gone = _TASKS.setdefault(pid, ({}, [0]))
+    now = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
             with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                total += int(f.read().split()[0])
+                now[tid] = int(f.read().split()[0])
         except (OSError, ValueError, IndexError):
             pass
-    return total / 1e9
+    gone[0] += sum(v for tid, v in seen.items() if tid not in now)
+    seen.clear()
+    seen.update(now)
+    return (sum(now.values()) + gone[0]) / 1e9
 
 
 class PreciseTarget(Target):
@@ -152,9 +161,10 @@ class Nginx:
         while not listening(self.port):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
+                logs = [p.read_text(errors="replace") for p in (work / "stderr.log",
+                                                                self.log_path) if p.exists()]
                 raise RuntimeError(f"nginx did not start (exit code {self.proc.poll()}): "
-                                   f"{(work / 'stderr.log').read_text(errors='replace')}"
-                                   f"{self.log_path.read_text(errors='replace') if self.log_path.exists() else ''}")
+                                   + " ".join(logs).strip())
             time.sleep(0.05)
         self.http = f"http://127.0.0.1:{self.port}"
 

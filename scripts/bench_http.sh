@@ -5,7 +5,7 @@
 # throughput of a 1 GiB one. Prints the figures and rewrites the http-bench section of
 # docs/benchmarks.md. Not part of scripts/test.sh. Arguments go to the harness, e.g.
 #   scripts/bench_http.sh              full run (2-4 minutes), updates docs/benchmarks.md
-#   scripts/bench_http.sh --quick      smoke run (1 KiB, 1 MiB, 64 MiB; under a minute); leaves the docs alone
+#   scripts/bench_http.sh --quick      smoke run (1 KiB, 1 MiB, 64 MiB; under a minute), no docs
 #   scripts/bench_http.sh --help       every option
 # Needs nginx (apt-get install nginx-light). QUIVER_BIN=/path/to/quiver runs another build of
 # the server (default: build/quiver); the C++ Flight client is built here if it is missing.
