@@ -193,7 +193,6 @@ def throughput_phase(args, o: Object, label: str, targets, fn, runs: dict, every
 def run(args, work: Path) -> dict:
     res: dict = {"raw": {}, "facts": {}}
     raw, facts = res["raw"], res["facts"]
-    nginx_bin = find_nginx(args.nginx)
     binary = snapshot_with_facts(args.quiver, work, facts)
     facts["software"] = {"quiver": subprocess.run([str(binary), "--version"],
                                                   capture_output=True, text=True,
@@ -237,7 +236,7 @@ def run(args, work: Path) -> dict:
             + ", ".join(o.d.label for o in objs))
         for o in objs:
             store(quiver, data_dir, root, o)
-        nginx = Nginx(nginx_bin, work / "nginx", root)
+        nginx = Nginx(args.nginx, work / "nginx", root)
         STARTED.append(nginx)
         facts["software"]["nginx"] = nginx.version
         facts["objects"] = {o.d.name: {"label": o.d.label, "rows": o.rows, "nbytes": o.d.nbytes,
@@ -386,6 +385,8 @@ def parse_args(argv):
     args.latency_requests = pick(args.latency_requests, 1000, 200)
     args.latency_requests = max(BLOCK, -(-args.latency_requests // BLOCK) * BLOCK)
     args.reps = pick(args.reps, 5, 3)
+    if not args.report:
+        args.nginx = find_nginx(args.nginx)  # or exit saying how to install it
     if args.no_docs:
         args.docs = None
     elif args.docs is None and not args.quick:

@@ -100,11 +100,14 @@ class PreciseTarget(Target):
 def find_nginx(given: str | None) -> str:
     """The nginx binary to run: `given`, else nginx on PATH, else /usr/sbin/nginx; exits
     with how to install it if there is none."""
-    for candidate in (given, shutil.which("nginx"), "/usr/sbin/nginx"):
+    if given:
+        if shutil.which(given):
+            return shutil.which(given)
+        raise SystemExit(f"--nginx {given}: not an executable; {NGINX_HINT}")
+    for candidate in (shutil.which("nginx"), "/usr/sbin/nginx"):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
-    raise SystemExit(f"nginx not found ({given or 'not on PATH, not /usr/sbin/nginx'}); "
-                     f"{NGINX_HINT}")
+    raise SystemExit(f"nginx is not installed (not on PATH, not /usr/sbin/nginx); {NGINX_HINT}")
 
 
 NGINX_CONF = """\
