@@ -322,7 +322,7 @@ def parse_args(argv):
                     "docs/benchmarks.md.",
         epilog="Needs nginx (apt-get install nginx-light); curl and the C++ Flight client "
                "(ninja -C build quiver_flight_load) add the native-client rows. The full run "
-               "takes 2-4 minutes; --quick (1 KiB, 1 MiB, 64 MiB) is a smoke run that leaves "
+               "takes 3-6 minutes; --quick (1 KiB, 1 MiB, 64 MiB) is a smoke run that leaves "
                "the docs alone.")
     p.add_argument("--quick", action="store_true",
                    help="seconds: a 64 MiB large object, 200 requests per latency size, 3 "

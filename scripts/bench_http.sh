@@ -4,7 +4,7 @@
 # bytes as static files (bench/http_bench.py): hit latency p50/p99 of 1 KiB and 1 MiB objects,
 # throughput of a 1 GiB one. Prints the figures and rewrites the http-bench section of
 # docs/benchmarks.md. Not part of scripts/test.sh. Arguments go to the harness, e.g.
-#   scripts/bench_http.sh              full run (2-4 minutes), updates docs/benchmarks.md
+#   scripts/bench_http.sh              full run (3-6 minutes), updates docs/benchmarks.md
 #   scripts/bench_http.sh --quick      smoke run (1 KiB, 1 MiB, 64 MiB; under a minute), no docs
 #   scripts/bench_http.sh --help       every option
 # Needs nginx (apt-get install nginx-light). QUIVER_BIN=/path/to/quiver runs another build of
