@@ -6,6 +6,7 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include "server/dashboard_assets.h"
 #include "server/http_api.h"
 #include "server/http_errors.h"
 
@@ -152,6 +153,19 @@ arrow::Result<std::unique_ptr<HttpServer>> HttpServer::Listen(HttpServerOptions 
   server.Get("/readyz", [api](const httplib::Request& q, httplib::Response& r) {
     api()->Ready(q, r);
   });
+  // The dashboard (web/dist, compiled in): "/" and "/assets/...". Route patterns are regexes,
+  // so the dots of file names are escaped. no-cache: a new binary's page is picked up at once.
+  for (const DashboardAsset& asset : DashboardAssets()) {
+    std::string pattern;
+    for (char c : asset.path) {
+      if (c == '.') pattern += '\\';
+      pattern += c;
+    }
+    server.Get(pattern, [&asset](const httplib::Request&, httplib::Response& r) {
+      r.set_header("Cache-Control", "no-cache");
+      r.set_content(asset.body.data(), asset.body.size(), std::string(asset.content_type));
+    });
+  }
 
   self->port_ = options.port == 0 ? server.bind_to_any_port(options.host)
                                   : (server.bind_to_port(options.host, options.port)
