@@ -35,18 +35,19 @@ bool IsHex64(const std::string& s) {
 }
 
 std::shared_ptr<arrow::Schema> EncodedSchema(Encoding encoding) {
+  auto metadata = arrow::key_value_metadata(
+      {kEncodingMeta, kContentTypeMeta},
+      {std::string(EncodingName(encoding)), std::string(ContentType(encoding))});
   return arrow::schema({arrow::field("bytes", arrow::binary(), /*nullable=*/false)},
-                       arrow::key_value_metadata(
-                           {kEncodingMeta, kContentTypeMeta},
-                           {std::string(EncodingName(encoding)), std::string(ContentType(encoding))}));
+                       std::move(metadata));
 }
 
 // An OutputStream that hands what is written to an IPC writer as one-row batches of the
 // encoded schema, each piece about kChunkBytes.
 class ChunkingStream final : public arrow::io::OutputStream {
  public:
-  explicit ChunkingStream(arrow::ipc::RecordBatchWriter* writer, std::shared_ptr<arrow::Schema> schema,
-                          std::function<void(int64_t)> on_batch)
+  ChunkingStream(arrow::ipc::RecordBatchWriter* writer, std::shared_ptr<arrow::Schema> schema,
+                 std::function<void(int64_t)> on_batch)
       : writer_(writer), schema_(std::move(schema)), on_batch_(std::move(on_batch)) {}
 
   arrow::Status Write(const void* data, int64_t nbytes) override {
@@ -190,8 +191,9 @@ arrow::Result<DerivedCache::Source> DerivedCache::OpenSource(const ViewRequest& 
   if (IsQueryKey(key)) {
     ARROW_ASSIGN_OR_RAISE(auto entry, entries_->Open(key, request.version, /*promote=*/false));
     if (!entry || entry->meta.expired(clock_->NowMillis())) {
-      return arrow::Status::KeyError("no cached result '", key.substr(3), "'",
-                                     request.version ? " at version " + std::to_string(*request.version) : "",
+      const std::string at =
+          request.version ? " at version " + std::to_string(*request.version) : "";
+      return arrow::Status::KeyError("no cached result '", key.substr(3), "'", at,
                                      " (expired, invalidated, or never cached)");
     }
     if (IsDerivedEntry(entry->meta)) {
@@ -256,8 +258,13 @@ arrow::Result<ViewResult> DerivedCache::Serve(const ViewRequest& request) {
     result.encoding = request.encoding;
     return result;
   }
+  // An expired (or otherwise unserved) entry under the key is replaced by compare-and-set.
   std::optional<EntryMeta> stale;
-  if (found) stale = found->meta;
+  if (found) {
+    stale = found->meta;
+  } else {
+    ARROW_ASSIGN_OR_RAISE(stale, entries_->index()->Get(key, std::nullopt));
+  }
   auto derived = Derive(request, source, key, canonical, stale, since);
   if (!derived.ok()) ++failures_;
   return derived;

@@ -89,9 +89,12 @@ arrow::Result<std::vector<Token>> Tokenize(std::string_view s) {
       i = j;
     } else if (IsDigit(c) || ((c == '-' || c == '.') && i + 1 < s.size() &&
                               (IsDigit(s[i + 1]) || s[i + 1] == '.'))) {
+      auto exponent_sign = [&](size_t k) {
+        return (s[k] == '+' || s[k] == '-') && (s[k - 1] == 'e' || s[k - 1] == 'E');
+      };
       size_t j = i + 1;
       while (j < s.size() && (IsDigit(s[j]) || s[j] == '.' || s[j] == 'e' || s[j] == 'E' ||
-                              ((s[j] == '+' || s[j] == '-') && (s[j - 1] == 'e' || s[j - 1] == 'E')))) {
+                              exponent_sign(j))) {
         ++j;
       }
       t.kind = Token::kNumber;
