@@ -229,3 +229,22 @@ def test_bad_views_name_the_problem(server):
     with pytest.raises(KeyError, match="no cached result"):
         view(c, key="ab" * 32, limit=1)
     assert derived_keys(c) == set()  # nothing derived from a bad request
+
+
+def test_a_view_the_budget_cannot_hold_is_served_uncached(quiver):
+    srv = quiver(args=["--cache-size", "120KiB"])
+    c = srv.client()
+    put_sales(c)
+    source_bytes = entry_map(c)[SOURCE_KEY]["bytes"]
+    assert 60_000 < source_bytes < 120 * 1024
+    # The whole table again as an Arrow file: about the source's size, which the budget cannot
+    # hold next to the source -- and evicting the source for it would leave it unreachable.
+    table, meta = view(c, key=SOURCE_KEY, format="arrow-file")
+    decoded = pa.ipc.open_file(pa.BufferReader(encoded_bytes(table))).read_all()
+    assert decoded.equals(sales_table())
+    assert meta["stored"] is False and "not admitted" in meta["reason"], meta
+    assert list(entry_map(c)) == [SOURCE_KEY]
+    assert action(c, "stats")["views"]["not_stored"] == 1
+    # A small view fits, and is cached.
+    _, small = view(c, key=SOURCE_KEY, format="csv", limit=10)
+    assert small["stored"] is True and derived_keys(c) == {"@q/" + small["key"]}

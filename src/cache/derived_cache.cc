@@ -301,6 +301,7 @@ arrow::Result<ViewResult> DerivedCache::Derive(const ViewRequest& request, const
   CommitRequest commit;
   commit.if_version = stale ? stale->version : 0;
   commit.depends_on = {source.meta().key};
+  commit.keep = {source.meta().key};  // evicting the source would leave this unreachable
   commit.since = since;
   commit.keep_versions = 1;
   auto committed = committer_->Commit(std::move(meta), commit);
@@ -308,6 +309,10 @@ arrow::Result<ViewResult> DerivedCache::Derive(const ViewRequest& request, const
   if (committed.ok()) {
     ++stored_;
     ARROW_ASSIGN_OR_RAISE(published, entries_->Open(key, committed->version, /*promote=*/true));
+    // Making room for it may have evicted its own source: then nothing leads to it any more.
+    ARROW_ASSIGN_OR_RAISE(auto still,
+                          entries_->index()->Get(source.meta().key, source.meta().version));
+    if (published && !still) return Unreachable(request, source, std::move(*published));
   } else if (RefusalOf(committed.status()) == Refusal::kVersionConflict) {
     // Another request derived and published the same view first: serve that.
     ARROW_ASSIGN_OR_RAISE(published, entries_->Open(key, std::nullopt, /*promote=*/true));
@@ -351,6 +356,32 @@ arrow::Result<ViewResult> DerivedCache::ServeUncached(const ViewRequest& request
   result.encoding = request.encoding;
   result.stored = false;
   result.not_stored = std::move(why);
+  return result;
+}
+
+arrow::Result<ViewResult> DerivedCache::Unreachable(const ViewRequest& request,
+                                                     const Source& source, OpenEntry entry) {
+  ARROW_ASSIGN_OR_RAISE(int64_t size, entry.file->GetSize());
+  ARROW_ASSIGN_OR_RAISE(auto bytes, entry.file->ReadAt(0, size));  // before its blob goes
+  auto removed = entries_->Remove(RemoveRequest(entry.meta.key));
+  if (!removed.ok()) {
+    spdlog::warn("removing {} (its source is gone): {}", entry.meta.key,
+                 removed.status().ToString());
+  }
+  --stored_;
+  ++not_stored_;
+  spdlog::info("view of {}@{} not cached: its source was evicted to make room for it",
+               source.meta().key, source.meta().version);
+  ViewResult result;
+  result.entry.meta = entry.meta;
+  result.entry.meta.key = "";  // no longer an entry of the cache
+  result.entry.file = std::make_shared<arrow::io::BufferReader>(std::move(bytes));
+  result.encoded = request.encoding != Encoding::kArrowStream;
+  result.derive_ms = entry.meta.cost_ms;
+  result.source = source.meta();
+  result.encoding = request.encoding;
+  result.stored = false;
+  result.not_stored = "its source was evicted to make room for it";
   return result;
 }
 

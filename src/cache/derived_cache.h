@@ -13,7 +13,9 @@
 //     it in the same cascade; its generation snapshot is taken before the source is read, so
 //     a derivation from a source invalidated meanwhile is refused rather than published stale;
 //   - it expires with the source (the source's expiry, if it has one);
-//   - it is admitted through the cost-aware budget with cost = the time it took to derive.
+//   - it is admitted through the cost-aware budget with cost = the time it took to derive;
+//     making room for it never evicts its source (CommitRequest::keep), and evicting the
+//     source evicts it (Evictor), since a view is only ever found through its source.
 //
 // An Arrow-stream view is stored as the view's IPC stream. Other encodings are stored as an
 // IPC stream of one binary column `bytes`, each row a piece of the encoded file, in order
@@ -116,6 +118,10 @@ class DerivedCache {
   arrow::Result<ViewResult> Derive(const ViewRequest& request, const Source& source,
                                    const std::string& key, const std::string& canonical,
                                    const std::optional<EntryMeta>& stale, GenerationSnapshot since);
+  /// The view was stored, but making room for it evicted its source: serve it from memory
+  /// and remove it.
+  arrow::Result<ViewResult> Unreachable(const ViewRequest& request, const Source& source,
+                                        OpenEntry entry);
   arrow::Result<ViewResult> ServeUncached(const ViewRequest& request, const Source& source,
                                           std::string why);
 
