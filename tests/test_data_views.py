@@ -248,3 +248,24 @@ def test_a_view_the_budget_cannot_hold_is_served_uncached(quiver):
     # A small view fits, and is cached.
     _, small = view(c, key=SOURCE_KEY, format="csv", limit=10)
     assert small["stored"] is True and derived_keys(c) == {"@q/" + small["key"]}
+
+
+def test_evicting_a_source_evicts_its_views(quiver):
+    srv = quiver(args=["--cache-size", "120KiB"])
+    c = srv.client()
+    put_sales(c)
+    _, small = view(c, key=SOURCE_KEY, columns=["id"], limit=10)
+    assert derived_keys(c) == {"@q/" + small["key"]}
+    # Another object as large as the source: the source has to go, and its view with it.
+    put(c, "views/other", sales_table())
+    assert SOURCE_KEY not in entry_map(c)
+    assert derived_keys(c) == set()
+    assert "views/other" in entry_map(c)
+
+
+def test_a_view_that_changes_nothing_is_the_entry_itself(server):
+    c = server.client()
+    put_sales(c)
+    table, meta = view(c, key=SOURCE_KEY, format="arrow")
+    assert table.equals(sales_table()) and meta["source"]["key"] == SOURCE_KEY
+    assert derived_keys(c) == set()
