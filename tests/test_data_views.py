@@ -84,6 +84,13 @@ def test_views_equal_pyarrow_compute(server):
         ({"sort": ["region desc"], "filter": "price > 90", "offset": 3, "limit": 40},
          t.filter(pc.field("price") > 90).sort_by([("region", "descending")]).slice(3, 40)),
         ({"filter": "id < 0"}, t.slice(0, 0)),
+        # A small limit is a top-k selection: it must order ties and nulls as the full sort.
+        ({"filter": "region is null or id < 3", "sort": ["region"], "offset": 1, "limit": 4},
+         t.filter(pc.field("region").is_null() | (pc.field("id") < 3))
+          .sort_by([("region", "ascending")]).slice(1, 4)),
+        ({"filter": "region is null or id < 3", "sort": ["-region"], "offset": 1, "limit": 4},
+         t.filter(pc.field("region").is_null() | (pc.field("id") < 3))
+          .sort_by([("region", "descending")]).slice(1, 4)),
     ]
     for spec, expected in cases:
         got, meta = view(c, key=SOURCE_KEY, **spec)

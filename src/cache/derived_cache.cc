@@ -108,8 +108,8 @@ class PartsReader final : public arrow::RecordBatchReader {
       ARROW_RETURN_NOT_OK(current_->ReadNext(out));
       if (*out) {
         if (index_ > 0) {
-        ARROW_ASSIGN_OR_RAISE(*out, (*out)->ReplaceSchema(schema_));
-      }
+          ARROW_ASSIGN_OR_RAISE(*out, (*out)->ReplaceSchema(schema_));
+        }
         return arrow::Status::OK();
       }
       current_.reset();

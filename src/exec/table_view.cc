@@ -176,6 +176,27 @@ class StreamingView final : public arrow::RecordBatchReader {
   std::optional<int64_t> left_;
 };
 
+// The rows of `table` in sort order; with `first`, at least its first `first` rows. When
+// those are few, a top-k selection does it, with the row number as the last key so that
+// ties keep their order as in a stable sort.
+arrow::Result<std::shared_ptr<arrow::Array>> SortIndices(
+    const std::shared_ptr<arrow::Table>& table, std::vector<cp::SortKey> keys,
+    std::optional<int64_t> first) {
+  const int64_t n = table->num_rows();
+  if (!first || *first * 4 >= n) return cp::SortIndices(table, cp::SortOptions(std::move(keys)));
+  std::string row = "__quiver_row";
+  while (table->schema()->GetFieldIndex(row) >= 0) row += "_";
+  arrow::Int64Builder numbers;
+  ARROW_RETURN_NOT_OK(numbers.Reserve(n));
+  for (int64_t i = 0; i < n; ++i) numbers.UnsafeAppend(i);
+  ARROW_ASSIGN_OR_RAISE(auto row_numbers, numbers.Finish());
+  ARROW_ASSIGN_OR_RAISE(auto numbered,
+                        table->AddColumn(table->num_columns(), arrow::field(row, arrow::int64()),
+                                         std::make_shared<arrow::ChunkedArray>(row_numbers)));
+  keys.emplace_back(row, cp::SortOrder::Ascending);
+  return cp::SelectKUnstable(numbered, cp::SelectKOptions(*first, std::move(keys)));
+}
+
 // A sorted view: every filtered row is read, sorted (stable), sliced and projected.
 arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> SortedView(
     std::shared_ptr<arrow::RecordBatchReader> input, const ViewSpec& view,
@@ -186,8 +207,8 @@ arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> SortedView(
     ARROW_ASSIGN_OR_RAISE(auto batch, input->Next());
     if (!batch) break;
     if (prepared.filter) {
-        ARROW_ASSIGN_OR_RAISE(batch, FilterBatch(batch, *prepared.filter));
-      }
+      ARROW_ASSIGN_OR_RAISE(batch, FilterBatch(batch, *prepared.filter));
+    }
     if (batch->num_rows() > 0) kept.push_back(std::move(batch));
   }
   ARROW_RETURN_NOT_OK(input->Close());
@@ -197,7 +218,9 @@ arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> SortedView(
     keys.emplace_back(k.column, k.descending ? cp::SortOrder::Descending : cp::SortOrder::Ascending,
                       cp::NullPlacement::AtEnd);
   }
-  ARROW_ASSIGN_OR_RAISE(auto indices, cp::SortIndices(table, cp::SortOptions(std::move(keys))));
+  std::optional<int64_t> first;  // only the first offset + limit rows of the order are needed
+  if (view.limit) first = view.offset + *view.limit;
+  ARROW_ASSIGN_OR_RAISE(auto indices, SortIndices(table, std::move(keys), first));
   const int64_t n = indices->length();
   const int64_t begin = std::min(view.offset, n);
   const int64_t length = view.limit ? std::min(*view.limit, n - begin) : n - begin;

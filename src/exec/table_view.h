@@ -7,6 +7,10 @@
 // are out. A sort needs every filtered row first (Arrow's sort_indices over the filtered
 // table, stable), then slices and projects.
 //
+// Arrow compute rather than an Acero plan: a view is one linear pipeline over one reader, and
+// the kernels Acero would schedule (filter, sort_indices, take) are called directly, on the
+// caller's thread, with no executor to start or to stop when the reader is dropped early.
+//
 // Thread-safety: ViewSpec is a value type; a reader from ApplyView belongs to one thread.
 #pragma once
 

@@ -106,6 +106,21 @@ TEST(TableViewTest, SortIsStableAndAppliesBeforeTheSlice) {
   EXPECT_EQ(Ids(View(view)), (std::vector<int64_t>{7, 10}));  // US 1, 4, 7, 10 ...: stable
 }
 
+TEST(TableViewTest, TopKWithASmallLimitEqualsTheFullSort) {
+  // 30 rows; a limit of 3 takes the top-k path, a limit of 30 the full sort.
+  for (auto key : {SortKey{"region", false}, SortKey{"region", true}, SortKey{"price", true}}) {
+    ViewSpec all;
+    all.sort = {key};
+    auto full = View(all);
+    ViewSpec top = all;
+    top.offset = 1;
+    top.limit = 3;
+    auto ids = Ids(full);
+    EXPECT_EQ(Ids(View(top)), std::vector<int64_t>(ids.begin() + 1, ids.begin() + 4))
+        << key.column << (key.descending ? " desc" : "");
+  }
+}
+
 TEST(TableViewTest, InvalidViewsNameTheProblem) {
   auto schema = Table()->schema();
   ViewSpec view;
