@@ -1,5 +1,7 @@
 #include "server/view_request.h"
 
+#include <charconv>
+
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -96,6 +98,79 @@ arrow::Result<ViewRequest> ParseViewRequest(const std::string& ticket) {
     } else {
       return arrow::Status::Invalid("unknown view ticket field '", name,
                                     "' (fields: key, version, columns, filter, sort, offset, "
+                                    "limit, format)");
+    }
+  }
+  return request;
+}
+
+namespace {
+
+arrow::Result<int64_t> CountParam(const std::string& text, const char* name) {
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty() || v < 0) {
+    return arrow::Status::Invalid("parameter '", name, "' must be a non-negative integer, got '",
+                                  text, "'");
+  }
+  return v;
+}
+
+// "a,b" -> {"a", "b"}; an empty part is an error naming the parameter.
+arrow::Result<std::vector<std::string>> ListParam(const std::string& text, const char* name) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = text.find(',', start);
+    std::string part = text.substr(start, comma == std::string::npos ? comma : comma - start);
+    if (part.empty()) {
+      return arrow::Status::Invalid("parameter '", name, "' has an empty item: '", text, "'");
+    }
+    out.push_back(std::move(part));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+arrow::Result<ViewRequest> ParseViewParams(const std::string& key,
+                                           const std::multimap<std::string, std::string>& params,
+                                           const std::set<std::string>& also_allowed) {
+  ViewRequest request;
+  request.key = key;
+  std::set<std::string> seen;
+  for (const auto& [name, value] : params) {
+    const bool repeatable = name == "columns" || name == "sort";
+    if (!repeatable && !also_allowed.count(name) && !seen.insert(name).second) {
+      return arrow::Status::Invalid("parameter '", name, "' is given twice");
+    }
+    if (name == "version") {
+      int64_t v = 0;
+      ARROW_ASSIGN_OR_RAISE(v, CountParam(value, "version"));
+      if (v == 0) return arrow::Status::Invalid("parameter 'version' must be positive");
+      request.version = static_cast<uint64_t>(v);
+    } else if (name == "columns") {
+      ARROW_ASSIGN_OR_RAISE(auto columns, ListParam(value, "columns"));
+      request.view.columns.insert(request.view.columns.end(), columns.begin(), columns.end());
+    } else if (name == "filter") {
+      request.view.filter = value;
+    } else if (name == "sort") {
+      ARROW_ASSIGN_OR_RAISE(auto keys, ListParam(value, "sort"));
+      for (const auto& k : keys) {
+        ARROW_ASSIGN_OR_RAISE(auto parsed, ParseSortKey(k));
+        request.view.sort.push_back(std::move(parsed));
+      }
+    } else if (name == "offset") {
+      ARROW_ASSIGN_OR_RAISE(request.view.offset, CountParam(value, "offset"));
+    } else if (name == "limit") {
+      ARROW_ASSIGN_OR_RAISE(request.view.limit, CountParam(value, "limit"));
+    } else if (name == "format") {
+      ARROW_ASSIGN_OR_RAISE(request.encoding, EncodingFromName(value));
+    } else if (!also_allowed.count(name)) {
+      return arrow::Status::Invalid("unknown parameter '", name,
+                                    "' (parameters: version, columns, filter, sort, offset, "
                                     "limit, format)");
     }
   }

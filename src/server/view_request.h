@@ -11,7 +11,9 @@
 // docs/views.md has the whole format and what the first batch's app_metadata says.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include <arrow/flight/server.h>
@@ -27,6 +29,15 @@ class Engine;
 bool LooksLikeView(const std::string& ticket);
 /// \brief Parse a view ticket; the error names the bad field.
 arrow::Result<ViewRequest> ParseViewRequest(const std::string& ticket);
+/// \brief A view from HTTP query parameters (for GET /v1/objects/{key}): version=N,
+/// columns=a,b (or repeated), filter=..., sort=-a,b (or repeated), offset=N, limit=N,
+/// format=NAME. `key` is the key from the path. Parameters other than these and
+/// `also_allowed` are refused by name. `format` is left at Arrow stream when absent (the
+/// caller may take it from the Accept header instead).
+arrow::Result<ViewRequest> ParseViewParams(const std::string& key,
+                                           const std::multimap<std::string, std::string>& params,
+                                           const std::set<std::string>& also_allowed = {});
+
 /// \brief The app_metadata of a view's first batch: source key and version, the derived
 /// key, whether it was a cache hit, the format.
 std::string ViewResultJson(const ViewResult& result);

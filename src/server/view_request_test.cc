@@ -47,5 +47,29 @@ TEST(ViewRequestTest, ErrorsNameTheField) {
   EXPECT_NE(message(R"({"columns": ["a"]})").find("'key'"), std::string::npos);
 }
 
+TEST(ViewRequestTest, HttpParameters) {
+  std::multimap<std::string, std::string> params = {
+      {"columns", "a,b"}, {"columns", "c"}, {"filter", "a > 1"}, {"sort", "-a,b desc"},
+      {"offset", "5"},    {"limit", "10"},  {"format", "csv"},   {"version", "2"}};
+  ASSERT_OK_AND_ASSIGN(auto r, ParseViewParams("s/o", params));
+  EXPECT_EQ(r.key, "s/o");
+  EXPECT_EQ(r.version, 2u);
+  EXPECT_EQ(r.view.columns, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(r.view.sort, (std::vector<SortKey>{{"a", true}, {"b", true}}));
+  EXPECT_EQ(r.view.offset, 5);
+  EXPECT_EQ(r.view.limit, 10);
+  EXPECT_EQ(r.encoding, Encoding::kCsv);
+  auto message = [](std::multimap<std::string, std::string> p) {
+    auto r = ParseViewParams("s/o", p);
+    EXPECT_FALSE(r.ok());
+    return r.status().message();
+  };
+  EXPECT_NE(message({{"limt", "1"}}).find("unknown parameter 'limt'"), std::string::npos);
+  EXPECT_NE(message({{"limit", "x"}}).find("'limit'"), std::string::npos);
+  EXPECT_NE(message({{"limit", "1"}, {"limit", "2"}}).find("twice"), std::string::npos);
+  EXPECT_NE(message({{"columns", "a,,b"}}).find("empty item"), std::string::npos);
+  EXPECT_TRUE(ParseViewParams("s/o", {{"token", "x"}}, {"token"}).ok());
+}
+
 }  // namespace
 }  // namespace quiver
