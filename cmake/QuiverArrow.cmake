@@ -8,10 +8,12 @@
 #      (no unversioned symlinks, no CMake config), so imported targets are defined here
 #      on the exact files.
 #
-# Either way the result is four targets: quiver::arrow, quiver::arrow_flight,
+# Either way the result is five targets: quiver::arrow, quiver::arrow_flight,
 # quiver::arrow_s3 (S3FileSystem; its own library since Arrow 21, with the AWS SDK hidden
-# inside it in the wheel -- never link a system AWS SDK next to it) and quiver::parquet
-# (the Parquet reader and writer: artifacts, and the CLI's files).
+# inside it in the wheel -- never link a system AWS SDK next to it), quiver::parquet
+# (the Parquet reader and writer: artifacts, the CLI's files, data views) and
+# quiver::arrow_compute (compute kernels and expressions, their own library since Arrow 21:
+# filters, sorts and casts of data views; call arrow::compute::Initialize() before use).
 # QUIVER_ARROW_LIBDIR is set to the directory to put in binaries' RPATH (empty when
 # the system Arrow is used and the loader finds it by itself).
 
@@ -38,6 +40,13 @@ if(Arrow_FOUND AND ArrowFlight_FOUND)
     target_link_libraries(quiver::arrow_s3 INTERFACE ArrowS3::arrow_s3_shared)
   else()
     target_link_libraries(quiver::arrow_s3 INTERFACE Arrow::arrow_shared)
+  endif()
+  add_library(quiver::arrow_compute INTERFACE IMPORTED)
+  find_package(ArrowCompute CONFIG QUIET)
+  if(ArrowCompute_FOUND)
+    target_link_libraries(quiver::arrow_compute INTERFACE ArrowCompute::arrow_compute_shared)
+  else()
+    target_link_libraries(quiver::arrow_compute INTERFACE Arrow::arrow_shared)
   endif()
   find_package(Parquet CONFIG REQUIRED)
   add_library(quiver::parquet INTERFACE IMPORTED)
@@ -74,8 +83,10 @@ set(_quiver_arrow_so "${_quiver_pa_dir}/libarrow.so.${_quiver_so}")
 set(_quiver_flight_so "${_quiver_pa_dir}/libarrow_flight.so.${_quiver_so}")
 set(_quiver_s3_so "${_quiver_pa_dir}/libarrow_s3.so.${_quiver_so}")
 set(_quiver_parquet_so "${_quiver_pa_dir}/libparquet.so.${_quiver_so}")
+set(_quiver_compute_so "${_quiver_pa_dir}/libarrow_compute.so.${_quiver_so}")
 foreach(_f "${_quiver_inc}/arrow/api.h" "${_quiver_inc}/arrow/flight/api.h"
            "${_quiver_inc}/arrow/filesystem/s3fs.h" "${_quiver_inc}/parquet/arrow/reader.h"
+           "${_quiver_inc}/arrow/compute/api.h" "${_quiver_compute_so}"
            "${_quiver_arrow_so}" "${_quiver_flight_so}" "${_quiver_s3_so}" "${_quiver_parquet_so}")
   if(NOT EXISTS "${_f}")
     message(FATAL_ERROR "Quiver: pyarrow ${QUIVER_PYARROW_VERSION} wheel lacks ${_f}")
@@ -104,6 +115,11 @@ set_target_properties(quiver::arrow_s3 PROPERTIES
 add_library(quiver::parquet SHARED IMPORTED GLOBAL)
 set_target_properties(quiver::parquet PROPERTIES
   IMPORTED_LOCATION "${_quiver_parquet_so}"
+  INTERFACE_LINK_LIBRARIES quiver::arrow)
+
+add_library(quiver::arrow_compute SHARED IMPORTED GLOBAL)
+set_target_properties(quiver::arrow_compute PROPERTIES
+  IMPORTED_LOCATION "${_quiver_compute_so}"
   INTERFACE_LINK_LIBRARIES quiver::arrow)
 
 set(QUIVER_ARROW_LIBDIR "${_quiver_pa_dir}")

@@ -229,7 +229,7 @@ def workdir(request):
 CLUSTER_SUITES = {
     "test_roundtrip", "test_versions", "test_metadata_and_actions", "test_concurrency",
     "test_query_sqlite", "test_query_postgres", "test_budget", "test_invalidation",
-    "test_management_actions", "test_runtime_settings", "test_object_patches",
+    "test_management_actions", "test_runtime_settings", "test_object_patches", "test_data_views",
 }
 
 

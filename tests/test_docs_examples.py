@@ -1,5 +1,5 @@
-"""docs/api.md, queries.md, management.md, python.md, python-cache.md and artifacts.md promise
-that their example blocks run, in order, against a fresh server."""
+"""docs/api.md, queries.md, management.md, python.md, python-cache.md, artifacts.md and
+views.md promise that their example blocks run, in order, against a fresh server."""
 
 import re
 import subprocess
@@ -73,3 +73,7 @@ def test_python_cache_examples_run(server):
 def test_artifact_examples_run(artifact_server):
     run_doc_examples(DOC.parent / "artifacts.md", artifact_server.location,
                      {"/srv/artifacts": str(artifact_server.artifacts)})
+
+
+def test_view_examples_run(quiver, workdir):
+    run_doc_examples(DOC.parent / "views.md", demo_server(quiver, workdir).location)

@@ -93,7 +93,7 @@ arrow::Result<PublishOutcome> Committer::PublishWithRoom(EntryMeta* entry,
   for (int attempt = 0; attempt < kRoomAttempts; ++attempt) {
     ARROW_ASSIGN_OR_RAISE(auto latest, entries_->index()->Get(entry->key, std::nullopt));
     const bool new_key = !latest.has_value();
-    ARROW_RETURN_NOT_OK(evictor_->MakeRoom(entry->key, entry->bytes, new_key));
+    ARROW_RETURN_NOT_OK(evictor_->MakeRoom(entry->key, entry->bytes, new_key, request.keep));
     publish.budget = evictor_->Limits(/*allow_one_over=*/attempt + 1 == kRoomAttempts);
     auto published =
         entries_->Publish(entry, publish, request.if_version, request.if_blob, std::move(latest),

@@ -39,6 +39,8 @@ struct CommitRequest {
   std::optional<LeaseRef> lease;
   /// A new version of an object: what was computed from the previous one is invalidated.
   bool replaces = false;
+  /// Keys never evicted to make room for this entry (a view keeps its source).
+  std::vector<std::string> keep;
   int64_t keep_versions = 1;
 };
 

@@ -112,6 +112,8 @@ arrow::Status Engine::Build() {
   ARROW_ASSIGN_OR_RAISE(queries_, QueryCache::Make(std::move(q)));
   artifacts_ = std::make_unique<ArtifactCache>(queries_.get(), entries_.get(), o.artifacts,
                                                o.max_ttl_s, o.max_entry_bytes);
+  views_ = std::make_unique<DerivedCache>(entries_.get(), committer_.get(), objects_.get(), o.clock,
+                                          o.max_entry_bytes);
   if (local_state_) {
     local_state_->SetCounters([this] { return Counters(); },
                               [this](const std::map<std::string, int64_t>& saved) {

@@ -6,7 +6,7 @@
 //   Invalidator  cascades over dependencies and tags                      invalidator.h
 //   Committer    admit -> make room -> publish -> invalidate dependents   committer.h
 //   FillGroup    single flight: local fills + the index's fill leases     fill_group.h
-//   fronts       ObjectCache, QueryCache, Management
+//   fronts       ObjectCache, QueryCache, ArtifactCache, DerivedCache (views), Management
 //   background   garbage sweep, usage saves (embedded), index watchdog (shared), TTL reclaim
 //
 // Open() loads the embedded index from its journal (index/index_journal.h), or rebuilds the
@@ -28,6 +28,7 @@
 
 #include "cache/artifact_cache.h"
 #include "cache/committer.h"
+#include "cache/derived_cache.h"
 #include "cache/entry_store.h"
 #include "cache/evictor.h"
 #include "cache/fill_group.h"
@@ -123,6 +124,8 @@ class Engine {
   ObjectCache* objects() { return objects_.get(); }
   QueryCache* queries() { return queries_.get(); }
   ArtifactCache* artifacts() { return artifacts_.get(); }
+  /// Slices, projections and encodings of cached entries (the data cache).
+  DerivedCache* views() { return views_.get(); }
   Management* management() { return management_.get(); }
   // The parts, for tests and tools.
   EntryStore* entries() { return entries_.get(); }
@@ -187,6 +190,7 @@ class Engine {
   std::unique_ptr<FillGroup> fills_;
   std::unique_ptr<QueryCache> queries_;
   std::unique_ptr<ArtifactCache> artifacts_;
+  std::unique_ptr<DerivedCache> views_;
   std::unique_ptr<GarbageSweeper> sweeper_;
   std::unique_ptr<PeriodicTask> usage_saver_, sweep_task_, watchdog_, checkpointer_;
   EmbeddedIndex* journaled_ = nullptr;  // the index once its journal is attached

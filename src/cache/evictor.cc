@@ -1,7 +1,10 @@
 #include "cache/evictor.h"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
+#include "cache/derived_cache.h"
 #include "cache/lease_run.h"
 #include "common/config.h"
 #include "common/rejection.h"
@@ -88,7 +91,8 @@ void Evictor::Reserve(int64_t bytes, int64_t keys) {
   reserved_keys_ += keys;
 }
 
-arrow::Result<std::vector<std::string>> Evictor::Pick(Need need, const std::string& skip,
+arrow::Result<std::vector<std::string>> Evictor::Pick(Need need,
+                                                      const std::vector<std::string>& skip,
                                                       bool protect, bool* covered) {
   const auto s = settings();
   const int64_t now = clock_->NowMillis();
@@ -98,7 +102,10 @@ arrow::Result<std::vector<std::string>> Evictor::Pick(Need need, const std::stri
     ARROW_ASSIGN_OR_RAISE(auto page, entries_->index()->LowestScored(offset, kPage));
     for (const auto& [key, usage] : page) {
       if (!need.any()) break;
-      if (key == skip || (protect && now - usage.created_ms < protect_ms)) continue;
+      if (std::find(skip.begin(), skip.end(), key) != skip.end() ||
+          (protect && now - usage.created_ms < protect_ms)) {
+        continue;
+      }
       victims.push_back(key);
       need.bytes -= usage.bytes;
       --need.keys;
@@ -115,6 +122,23 @@ arrow::Status Evictor::Evict(const std::vector<std::string>& victims) {
     if (removed.empty()) continue;  // removed meanwhile
     ++evictions_;
     spdlog::debug("evicted {}", key);
+    ARROW_RETURN_NOT_OK(EvictDerived(key));
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Status Evictor::EvictDerived(const std::string& key) {
+  // A view of an entry is only ever found through it (cache/derived_cache.h): without its
+  // source it would hold room nobody can reach.
+  ARROW_ASSIGN_OR_RAISE(auto dependents, entries_->index()->Dependents(key));
+  for (const auto& dependent : dependents) {
+    if (!IsQueryKey(dependent)) continue;
+    ARROW_ASSIGN_OR_RAISE(auto meta, entries_->index()->Get(dependent, std::nullopt));
+    if (!meta || !IsDerivedEntry(*meta)) continue;
+    ARROW_ASSIGN_OR_RAISE(auto removed, entries_->Remove(RemoveRequest(dependent)));
+    if (removed.empty()) continue;
+    ++evictions_;
+    spdlog::debug("evicted {} with its source {}", dependent, key);
   }
   return arrow::Status::OK();
 }
@@ -134,17 +158,21 @@ arrow::Status Evictor::UnderLease(const std::function<arrow::Status()>& work) {
 
 void Evictor::Release(int64_t bytes, bool new_key) { Reserve(-bytes, new_key ? -1 : 0); }
 
-arrow::Status Evictor::MakeRoom(const std::string& key, int64_t bytes, bool new_key) {
+arrow::Status Evictor::MakeRoom(const std::string& key, int64_t bytes, bool new_key,
+                                const std::vector<std::string>& keep) {
   const auto limits = settings();
   const int64_t keys = new_key ? 1 : 0;
   ARROW_ASSIGN_OR_RAISE(auto need, NeedFor(bytes, keys, limits, /*reserve_if_room=*/true));
   if (!need.any()) return arrow::Status::OK();
   std::lock_guard<std::mutex> one_at_a_time(evicting_);
-  return EvictFor(key, bytes, new_key, limits);
+  return EvictFor(key, bytes, new_key, limits, keep);
 }
 
 arrow::Status Evictor::EvictFor(const std::string& key, int64_t bytes, bool new_key,
-                                const BudgetSettings& limits) {
+                                const BudgetSettings& limits,
+                                const std::vector<std::string>& keep) {
+  std::vector<std::string> skip = keep;
+  skip.push_back(key);
   return UnderLease([&]() -> arrow::Status {
     Need need;
     while (true) {
@@ -152,7 +180,7 @@ arrow::Status Evictor::EvictFor(const std::string& key, int64_t bytes, bool new_
                                           /*reserve_if_room=*/true));
       if (!need.any()) return arrow::Status::OK();
       bool covered = false;
-      ARROW_ASSIGN_OR_RAISE(auto victims, Pick(need, key, /*protect=*/true, &covered));
+      ARROW_ASSIGN_OR_RAISE(auto victims, Pick(need, skip, /*protect=*/true, &covered));
       if (!covered) {
         // When the budget is tight, this key's older versions go before the new one is
         // refused (its latest stays until the new one replaces it).
@@ -181,10 +209,10 @@ arrow::Result<std::vector<std::string>> Evictor::Shrink(std::optional<int64_t> b
   bool covered = false;
   if (below_bytes) {
     ARROW_ASSIGN_OR_RAISE(auto stats, entries_->index()->Stats());
-    ARROW_ASSIGN_OR_RAISE(victims, Pick(Need{stats.bytes - *below_bytes, 0}, "",
+    ARROW_ASSIGN_OR_RAISE(victims, Pick(Need{stats.bytes - *below_bytes, 0}, {},
                                         /*protect=*/true, &covered));
   } else {
-    ARROW_ASSIGN_OR_RAISE(victims, Pick(Need{0, 1}, "", /*protect=*/true, &covered));
+    ARROW_ASSIGN_OR_RAISE(victims, Pick(Need{0, 1}, {}, /*protect=*/true, &covered));
   }
   if (!dry_run && !victims.empty()) {
     std::lock_guard<std::mutex> local(evicting_);
@@ -198,7 +226,7 @@ arrow::Result<std::vector<std::string>> Evictor::FitToLimits() {
   ARROW_ASSIGN_OR_RAISE(auto need, NeedFor(0, 0, settings(), /*reserve_if_room=*/false));
   if (!need.any()) return std::vector<std::string>{};
   bool covered = false;
-  ARROW_ASSIGN_OR_RAISE(auto victims, Pick(need, "", /*protect=*/false, &covered));
+  ARROW_ASSIGN_OR_RAISE(auto victims, Pick(need, {}, /*protect=*/false, &covered));
   ARROW_RETURN_NOT_OK(UnderLease([&] { return Evict(victims); }));
   return victims;
 }

@@ -6,7 +6,8 @@
 // the new entry fits, skipping keys younger than protect_s; the publish itself is checked
 // against the limits atomically, so a writer that loses the room to another retries, and in
 // the end may publish at most one entry past the limits (BudgetLimits::allow_one_over).
-// Eviction runs under the index lease "evict": one node at a time evicts.
+// Eviction runs under the index lease "evict": one node at a time evicts. Evicting an entry
+// also evicts the views derived from it (cache/derived_cache.h), which only it leads to.
 //
 // Thread-safety: all methods are safe to call concurrently.
 #pragma once
@@ -50,7 +51,9 @@ class Evictor {
   /// \brief Evict until `bytes` more under `key` (a key not stored yet if `new_key`) fit,
   /// counting the room other writers of this node reserved; then reserve that room until
   /// Release(). CapacityError "not admitted" if only evicting protected keys would make room.
-  arrow::Status MakeRoom(const std::string& key, int64_t bytes, bool new_key);
+  /// Keys in `keep` are never evicted for it (a view's source: cache/derived_cache.h).
+  arrow::Status MakeRoom(const std::string& key, int64_t bytes, bool new_key,
+                         const std::vector<std::string>& keep = {});
   /// \brief Give back what MakeRoom reserved (the entry was published or refused).
   void Release(int64_t bytes, bool new_key);
   /// \brief The limits a publish is checked against.
@@ -89,12 +92,14 @@ class Evictor {
     int64_t keys = 0;
     bool any() const { return bytes > 0 || keys > 0; }
   };
-  /// Pick keys, lowest score first, that cover `need` (skipping `skip` and, if
+  /// Pick keys, lowest score first, that cover `need` (skipping those in `skip` and, if
   /// `protect`, young keys). `*covered` tells whether they do.
-  arrow::Result<std::vector<std::string>> Pick(Need need, const std::string& skip, bool protect,
-                                               bool* covered);
+  arrow::Result<std::vector<std::string>> Pick(Need need, const std::vector<std::string>& skip,
+                                               bool protect, bool* covered);
   /// Evict keys chosen by Pick; counts them.
   arrow::Status Evict(const std::vector<std::string>& victims);
+  /// Evict the derived entries of `key`, just evicted.
+  arrow::Status EvictDerived(const std::string& key);
   /// What must go for `bytes` and `keys` more to fit, counting this node's reservations.
   /// If nothing must and `reserve_if_room`, that room is reserved (until Release()).
   arrow::Result<Need> NeedFor(int64_t bytes, int64_t keys, const BudgetSettings& limits,
@@ -103,7 +108,7 @@ class Evictor {
   void Reserve(int64_t bytes, int64_t keys);
   /// The eviction part of MakeRoom. REQUIRES: evicting_ held.
   arrow::Status EvictFor(const std::string& key, int64_t bytes, bool new_key,
-                         const BudgetSettings& limits);
+                         const BudgetSettings& limits, const std::vector<std::string>& keep);
   /// Run `work` holding the eviction lease (waiting for another node's eviction to end).
   /// REQUIRES: evicting_ held.
   arrow::Status UnderLease(const std::function<arrow::Status()>& work);

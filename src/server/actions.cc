@@ -66,6 +66,15 @@ arrow::Status CheckEntryKey(const std::string& key) {
   return ObjectKey::Parse(key).status();
 }
 
+// The data cache of views (docs/views.md).
+json ViewsJson(const DerivedStats& v) {
+  return {{"hits", v.hits},
+          {"derived", v.derived},
+          {"stored", v.stored},
+          {"not_stored", v.not_stored},
+          {"failures", v.failures}};
+}
+
 // The node-local disk tier in front of an S3 store; null without one.
 json DiskTierJson(const CacheStats& s) {
   if (!s.has_disk_tier) return nullptr;
@@ -173,7 +182,8 @@ arrow::Result<json> StatsJson(Engine* engine) {
         {"takeovers", q.takeovers},
         {"fenced", q.fenced},
         {"executions_by_key", q.executions_by_key}}},
-      {"artifacts", ArtifactsJson(engine->artifacts()->Stats())}};
+      {"artifacts", ArtifactsJson(engine->artifacts()->Stats())},
+      {"views", ViewsJson(engine->views()->Stats())}};
 }
 
 arrow::Result<json> ConfigJson(Engine* engine) {

@@ -4,6 +4,8 @@
 #include <arrow/io/memory.h>
 #include <arrow/ipc/writer.h>
 
+#include "cache/derived_cache.h"
+
 namespace quiver {
 
 arrow::Result<std::shared_ptr<arrow::Table>> EntriesTable(const std::vector<EntryInfo>& entries) {
@@ -24,7 +26,7 @@ arrow::Result<std::shared_ptr<arrow::Table>> EntriesTable(const std::vector<Entr
   for (const auto& e : entries) {
     const auto& m = e.latest;
     ARROW_RETURN_NOT_OK(key.Append(m.key));
-    ARROW_RETURN_NOT_OK(kind.Append(m.is_query() ? "query" : "object"));
+    ARROW_RETURN_NOT_OK(kind.Append(IsDerivedEntry(m) ? "derived" : m.is_query() ? "query" : "object"));
     ARROW_RETURN_NOT_OK(version.Append(m.version));
     ARROW_RETURN_NOT_OK(bytes.Append(e.usage.bytes > 0 ? e.usage.bytes : m.bytes));
     ARROW_RETURN_NOT_OK(rows.Append(m.rows));

@@ -17,6 +17,7 @@
 #include "server/query_command.h"
 #include "server/query_request.h"
 #include "server/ticket.h"
+#include "server/view_request.h"
 #include "storage/blob_store.h"
 
 namespace quiver {
@@ -344,6 +345,9 @@ arrow::Status QuiverFlightService::DoGet(const flight::ServerCallContext& contex
       return WithContext(QueryStream(request.ticket).Value(stream), CommandName(request.ticket));
     }
     if (flame::IsFlameTicket(request.ticket)) return flame_->Get(request.ticket).Value(stream);
+    if (LooksLikeView(request.ticket)) {
+      return WithContext(ServeViewTicket(engine_, request.ticket).Value(stream), "view");
+    }
     return ObjectStream(context, request.ticket).Value(stream);
   });
 }
