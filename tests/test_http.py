@@ -386,3 +386,93 @@ def test_malformed_request_line_and_headers(web):
             assert reply.startswith(b"HTTP/1.1 400"), (raw, reply[:200])
     # Still serving.
     assert requests.get(web.http_url + "/v1/stats", timeout=10).status_code == 200
+
+
+# -- the data cache on HTTP: formats, slices, projections ------------------------------------
+
+def sales(n=3000):
+    return pa.table({"id": pa.array(range(n), pa.int64()),
+                     "region": pa.array([["EU", "US", "APAC"][i % 3] for i in range(n)]),
+                     "amount": pa.array([float(i % 97) for i in range(n)])})
+
+
+def test_formats_equal_the_table(web):
+    import pyarrow.csv as pcsv
+    import pyarrow.json as pjson
+    import pyarrow.parquet as pq
+    t = sales()
+    put(web.client(), "s/sales", t)
+    url = f"{web.http_url}/v1/objects/s/sales"
+    pqr = requests.get(url, headers={"Accept": "application/vnd.apache.parquet"}, timeout=30)
+    assert pqr.status_code == 200, pqr.text
+    assert pqr.headers["Content-Type"] == "application/vnd.apache.parquet"
+    assert pq.read_table(pa.BufferReader(pqr.content)).equals(t)
+    csv = requests.get(url, params={"format": "csv"}, timeout=30)
+    assert csv.headers["Content-Type"].startswith("text/csv")
+    assert pcsv.read_csv(pa.BufferReader(csv.content)).equals(t)
+    jsonl = requests.get(url, params={"format": "jsonl"}, timeout=30)
+    assert pjson.read_json(pa.BufferReader(jsonl.content)).equals(t)
+    arrow_file = requests.get(url, params={"format": "arrow-file"}, timeout=30)
+    assert pa.ipc.open_file(pa.BufferReader(arrow_file.content)).read_all().equals(t)
+    # The Parquet encoding is a derived entry now: the second request is served from it.
+    again = requests.get(url, headers={"Accept": "application/vnd.apache.parquet"}, timeout=30)
+    assert pqr.headers["X-Quiver-View-Cache"] == "derived"
+    assert again.headers["X-Quiver-View-Cache"] == "hit"
+    assert again.content == pqr.content
+    assert requests.get(url, headers={"Accept": "image/png"}, timeout=30).status_code == 406
+
+
+def test_slices_and_projections_equal_pyarrow_compute(web):
+    import pyarrow.compute as pc
+    t = sales()
+    put(web.client(), "s/sales", t)
+    url = f"{web.http_url}/v1/objects/s/sales"
+    r = requests.get(url, params={"columns": "id,amount", "filter": "region = 'EU' and amount > 50",
+                                  "offset": 10, "limit": 25}, timeout=30)
+    assert r.status_code == 200, r.text
+    expected = t.filter(pc.and_(pc.equal(t["region"], "EU"), pc.greater(t["amount"], 50.0)))
+    expected = expected.select(["id", "amount"]).slice(10, 25)
+    assert read_ipc(r.content).equals(expected)
+    assert r.headers["X-Quiver-Source-Key"] == "s/sales"
+    top = requests.get(url, params={"sort": "-amount,id", "limit": 5, "columns": "id,amount"},
+                       timeout=30)
+    want = t.sort_by([("amount", "descending"), ("id", "ascending")]).select(["id", "amount"])
+    assert read_ipc(top.content).equals(want.slice(0, 5))
+    bad = requests.get(url, params={"filter": "amount >> 3"}, timeout=30)
+    assert bad.status_code == 400 and "filter" in bad.json()["message"]
+    unknown = requests.get(url, params={"columns": "id,nope"}, timeout=30)
+    assert unknown.status_code == 400 and "nope" in unknown.json()["message"]
+
+
+def test_derived_response_goes_with_its_source(web):
+    put(web.client(), "s/src", sales(100))
+    url = f"{web.http_url}/v1/objects/s/src"
+    first = requests.get(url, params={"format": "parquet"}, timeout=30)
+    assert first.status_code == 200
+
+    def kinds():
+        e = read_ipc(requests.get(web.http_url + "/v1/entries", timeout=10).content)
+        return sorted(e.column("kind").to_pylist())
+
+    assert "derived" in kinds()
+    removed = requests.post(web.http_url + "/v1/actions/invalidate", data='{"key": "s/src"}',
+                            timeout=10).json()["removed"]
+    assert "s/src" in removed and len(removed) == 2  # the source and its Parquet encoding
+    assert kinds() == []
+    assert requests.get(url, params={"format": "parquet"}, timeout=30).status_code == 404
+
+
+def test_views_of_query_results(quiver, lite_db):
+    srv = quiver(args=["--http", "127.0.0.1:0", "--source", f"lite=sqlite://{lite_db}"])
+    body = json.dumps({"source": "lite", "sql": "SELECT id, grp FROM t ORDER BY id", "ttl_s": 600})
+    r = requests.post(srv.http_url + "/v1/query", params={"filter": "grp = 'g1'", "limit": 5},
+                      data=body, timeout=30)
+    assert r.status_code == 200, r.text
+    assert read_ipc(r.content).column("id").to_pylist() == [1, 4, 7, 10, 13]
+    key = r.headers["X-Quiver-Key"]
+    whole = requests.get(f"{srv.http_url}/v1/results/{key}", timeout=30)
+    assert whole.status_code == 200 and read_ipc(whole.content).num_rows == 300
+    csv = requests.get(f"{srv.http_url}/v1/results/{key}", params={"format": "csv", "limit": 2},
+                       timeout=30)
+    assert csv.content.decode().splitlines()[1:] == ["0,\"g0\"", "1,\"g1\""]
+    assert requests.get(f"{srv.http_url}/v1/results/{'0' * 64}", timeout=30).status_code == 404

@@ -3,7 +3,8 @@
 // (http_errors.h). Like QuiverFlightService, it holds no cache logic.
 //
 //   http_objects.cc  GET / HEAD / PUT / DELETE /v1/objects/{key}
-//   http_queries.cc  POST /v1/query
+//   http_views.cc    ?columns=&filter=&sort=&offset=&limit=&format= and Accept on those
+//   http_queries.cc  POST /v1/query, GET /v1/results/{key}
 //   http_admin.cc    /v1/entries, /v1/stats, /v1/actions/{type}, /healthz, /readyz
 //
 // Thread-safety: handlers run concurrently on the server's worker threads; all state is in
@@ -14,6 +15,7 @@
 
 #include <httplib.h>
 
+#include "cache/derived_cache.h"
 #include "cache/engine.h"
 
 namespace quiver {
@@ -28,12 +30,16 @@ class HttpApi {
                  const httplib::ContentReader& body);
   void DeleteObject(const httplib::Request& req, httplib::Response& res);
   void Query(const httplib::Request& req, httplib::Response& res);
+  void GetResult(const httplib::Request& req, httplib::Response& res);
   void Entries(const httplib::Request& req, httplib::Response& res);
   void Stats(const httplib::Request& req, httplib::Response& res);
   void Action(const httplib::Request& req, httplib::Response& res);
   void Ready(const httplib::Request& req, httplib::Response& res);
 
  private:
+  arrow::Status ServeQueryView(const httplib::Request& req, QueryResponse r, ViewRequest view,
+                               httplib::Response* res);
+
   Engine* engine_;
   std::string flight_endpoint_;
 };

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/rejection.h"
+#include "format/table_encoding.h"
 #include "index/index.h"
 #include "storage/blob_store.h"
 
@@ -41,6 +42,7 @@ HttpError ToHttpError(const arrow::Status& st, bool conditional) {
     }
     return {status, body.dump()};
   }
+  if (IsNotAcceptable(st)) return MakeHttpError(406, "not_acceptable", message);
   if (st.IsKeyError()) return MakeHttpError(404, "not_found", message);
   if (st.IsAlreadyExists()) {
     return conditional ? MakeHttpError(412, "precondition_failed", message)

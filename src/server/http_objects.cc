@@ -12,6 +12,7 @@
 #include "server/http_api.h"
 #include "server/http_body.h"
 #include "server/http_cache_headers.h"
+#include "server/http_views.h"
 #include "server/ticket.h"
 
 namespace quiver {
@@ -125,7 +126,12 @@ arrow::Status CheckIfMatchCreated(const httplib::Request& req, ObjectCache* cach
 void HttpApi::GetObject(const httplib::Request& req, httplib::Response& res) {
   auto st = [&]() -> arrow::Status {
     ARROW_ASSIGN_OR_RAISE(auto key, KeyOf(req));
-    ARROW_RETURN_NOT_OK(CheckParams(req, {"version"}));
+    ARROW_ASSIGN_OR_RAISE(auto view, HttpViewRequest(req, key.ToString(), {}));
+    const int64_t now = engine_->options().clock->NowMillis();
+    if (view) {
+      ARROW_ASSIGN_OR_RAISE(auto served, engine_->views()->Serve(*view));
+      return SendView(req, served, now, &res);
+    }
     std::optional<uint64_t> version;
     if (req.has_param("version")) {
       ARROW_ASSIGN_OR_RAISE(version, ParseVersion(req.get_param_value("version"), "version"));

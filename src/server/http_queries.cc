@@ -7,6 +7,7 @@
 #include "server/http_api.h"
 #include "server/http_body.h"
 #include "server/http_cache_headers.h"
+#include "server/http_views.h"
 #include "server/query_command.h"
 
 namespace quiver {
@@ -45,9 +46,48 @@ void SetQueryHeaders(const QueryResponse& r, httplib::Response* res) {
 
 }  // namespace
 
+// A view of a query's result is derived from the cached result: a miss is read to its end
+// and waited for until it is stored, then viewed like a hit.
+arrow::Status HttpApi::ServeQueryView(const httplib::Request& req, QueryResponse r,
+                                      ViewRequest view, httplib::Response* res) {
+  if (r.kind == QueryResponse::Kind::kBypass) {
+    r.fill->Detach(r.reader);
+    return arrow::Status::Invalid("a view (columns, filter, sort, offset, limit, format) needs "
+                                  "a cached query result, and this query bypasses the cache: ",
+                                  r.reason);
+  }
+  if (!r.hit) {
+    auto drained = [&]() -> arrow::Status {
+      auto body = FillPayloads(r.fill, r.reader);
+      ARROW_RETURN_NOT_OK(body->Schema().status());
+      while (true) {
+        ARROW_ASSIGN_OR_RAISE(auto next, body->Next());
+        if (!next) return arrow::Status::OK();
+      }
+    }();
+    ARROW_RETURN_NOT_OK(drained);
+    r.fill->WaitSettled();
+  }
+  view.key = r.key;
+  auto served = engine_->views()->Serve(view);
+  if (!served.ok() && served.status().IsKeyError() && r.fill) {
+    const std::string why = r.fill->not_cached_reason();
+    return arrow::Status::Invalid("the query's result was not cached (",
+                                  why.empty() ? std::string("not admitted") : why,
+                                  "), and a view needs a cached result");
+  }
+  ARROW_RETURN_NOT_OK(served.status());
+  return SendView(req, *served, engine_->options().clock->NowMillis(), res);
+}
+
 void HttpApi::Query(const httplib::Request& req, httplib::Response& res) {
   auto st = [&]() -> arrow::Status {
-    ARROW_RETURN_NOT_OK(CheckParams(req, {}));
+    // A view of the result (?columns=&filter=&...&format=, or Accept): checked before the
+    // query runs, so that a bad view costs nothing.
+    ARROW_ASSIGN_OR_RAISE(auto view, HttpViewRequest(req, std::string(64, '0'), {}));
+    if (view && view->version) {
+      return arrow::Status::Invalid("'version' does not apply to a query result");
+    }
     if (req.body.empty()) {
       return arrow::Status::Invalid("POST /v1/query needs a JSON body such as "
                                     "{\"source\": \"main\", \"sql\": \"SELECT 1\"}");
@@ -61,6 +101,7 @@ void HttpApi::Query(const httplib::Request& req, httplib::Response& res) {
     }
     ARROW_ASSIGN_OR_RAISE(auto r, ExecuteCommand(engine_, *planned));
     SetQueryHeaders(r, &res);
+    if (view) return ServeQueryView(req, std::move(r), std::move(*view), &res);
     if (r.hit) {
       SetCacheHeaders(r.hit->meta, engine_->options().clock->NowMillis(), &res);
       if (NoneMatch(req, r.hit->meta)) {
@@ -86,6 +127,39 @@ void HttpApi::Query(const httplib::Request& req, httplib::Response& res) {
     res.set_header("Cache-Control", "no-cache");
     res.status = 200;
     StreamIpcBody(&res, std::move(body), nullptr);
+    return arrow::Status::OK();
+  }();
+  if (!st.ok()) SendError(res, st);
+}
+
+}  // namespace quiver
+
+namespace quiver {
+
+void HttpApi::GetResult(const httplib::Request& req, httplib::Response& res) {
+  auto st = [&]() -> arrow::Status {
+    const std::string key = req.matches[1].str();
+    ARROW_ASSIGN_OR_RAISE(auto view, HttpViewRequest(req, key, {}));
+    const int64_t now = engine_->options().clock->NowMillis();
+    if (view) {
+      ARROW_ASSIGN_OR_RAISE(auto served, engine_->views()->Serve(*view));
+      return SendView(req, served, now, &res);
+    }
+    ARROW_ASSIGN_OR_RAISE(auto parts, engine_->views()->OpenSourceParts(key, std::nullopt));
+    const EntryMeta& meta = parts.back().meta;
+    SetCacheHeaders(meta, now, &res);
+    res.set_header("X-Quiver-Key", key);
+    if (NoneMatch(req, meta)) {
+      res.status = 304;
+      return arrow::Status::OK();
+    }
+    std::vector<std::unique_ptr<StoredStream>> streams;
+    for (const auto& part : parts) {
+      ARROW_ASSIGN_OR_RAISE(auto stored, StoredStream::Open(part.file));
+      streams.push_back(std::move(stored));
+    }
+    res.status = 200;
+    StreamIpcBody(&res, StoredPayloads(std::move(streams)), nullptr);
     return arrow::Status::OK();
   }();
   if (!st.ok()) SendError(res, st);

@@ -139,6 +139,10 @@ arrow::Result<std::unique_ptr<HttpServer>> HttpServer::Listen(HttpServerOptions 
   server.Post("/v1/query", [api](const httplib::Request& q, httplib::Response& r) {
     api()->Query(q, r);
   });
+  server.Get(R"(/v1/results/([0-9a-f]{64}))", [api](const httplib::Request& q,
+                                                    httplib::Response& r) {
+    api()->GetResult(q, r);
+  });
   server.Get("/v1/entries", [api](const httplib::Request& q, httplib::Response& r) {
     api()->Entries(q, r);
   });
