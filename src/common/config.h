@@ -116,6 +116,9 @@ struct ServerConfig {
   double shutdown_grace_s = 10;
   /// trace, debug, info, warn, error. Default: info.
   std::string log_level = "info";
+  /// text (spdlog's lines) or json (every log line one JSON object, and one line per
+  /// request; docs/observability.md). Default: text.
+  std::string log_format = "text";
 
   /// Query sources, by name.
   std::vector<SourceSpec> sources;
