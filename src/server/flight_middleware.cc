@@ -152,7 +152,8 @@ arrow::Status RequestMiddlewareFactory::StartCall(
     std::shared_ptr<flight::ServerMiddleware>* middleware) {
   std::string id;
   const auto& headers = context.incoming_headers();
-  if (auto it = headers.find(kRequestIdHeader); it != headers.end() && IsSaneRequestId(it->second)) {
+  auto it = headers.find(kRequestIdHeader);
+  if (it != headers.end() && IsSaneRequestId(it->second)) {
     id = std::string(it->second);
   } else {
     id = NewRequestId();

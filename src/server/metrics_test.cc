@@ -75,7 +75,9 @@ TEST(Metrics, ConcurrentObservationsAreAllCounted) {
   std::vector<std::thread> threads;
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&m] {
-      for (int i = 0; i < 1000; ++i) m.ObserveRequest("flight", "DoGet:query", "miss", "OK", 0.01, 1);
+      for (int i = 0; i < 1000; ++i) {
+        m.ObserveRequest("flight", "DoGet:query", "miss", "OK", 0.01, 1);
+      }
     });
   }
   for (auto& t : threads) t.join();
