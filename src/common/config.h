@@ -12,6 +12,7 @@
 #include <arrow/result.h>
 #include <nlohmann/json_fwd.hpp>
 
+#include "common/http_config.h"
 #include "common/source_spec.h"
 
 namespace quiver {
@@ -119,6 +120,9 @@ struct ServerConfig {
   /// text (spdlog's lines) or json (every log line one JSON object, and one line per
   /// request; docs/observability.md). Default: text.
   std::string log_format = "text";
+
+  /// The HTTP interface (off unless http.listen is set; docs/http.md).
+  HttpConfig http;
 
   /// Query sources, by name.
   std::vector<SourceSpec> sources;
