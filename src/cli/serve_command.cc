@@ -276,7 +276,8 @@ arrow::Result<std::unique_ptr<Engine>> OpenEngine(const ServerConfig& config,
   return engine;
 }
 
-arrow::Result<std::unique_ptr<HttpServer>> ListenHttp(const HttpConfig& config) {
+arrow::Result<std::unique_ptr<HttpServer>> ListenHttp(const HttpConfig& config, Metrics* metrics,
+                                                     const RequestLog* request_log) {
   ARROW_ASSIGN_OR_RAISE(auto address, ParseHostPort(config.listen, "http.listen (--http)"));
   HttpServerOptions options;
   options.host = address.host;
@@ -287,6 +288,8 @@ arrow::Result<std::unique_ptr<HttpServer>> ListenHttp(const HttpConfig& config) 
   options.read_timeout_s = config.read_timeout_s;
   options.write_timeout_s = config.write_timeout_s;
   options.keep_alive_s = config.keep_alive_s;
+  options.metrics = metrics;
+  options.request_log = request_log;
   return HttpServer::Listen(options);
 }
 
@@ -343,7 +346,7 @@ arrow::Status Run(const ServeFlags& flags) {
   service.set_endpoint(public_location);
   std::unique_ptr<HttpServer> http;
   if (config.http.enabled()) {
-    ARROW_ASSIGN_OR_RAISE(http, ListenHttp(config.http));
+    ARROW_ASSIGN_OR_RAISE(http, ListenHttp(config.http, &metrics, &request_log));
   }
   ARROW_ASSIGN_OR_RAISE(auto engine, OpenEngine(config, node, endpoint, &metrics));
   service.Start(engine.get());
