@@ -17,7 +17,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from query_util import run_query, wait_cached
+from query_util import run_query, wait_for
 from quiver_util import action, get, put, stats
 
 HTTP_PREFIX = "quiver http listening on "
@@ -91,7 +91,8 @@ def test_counters_move_exactly_as_the_requests_did(served):
     sql = "SELECT id, name FROM t WHERE id < 10"
     _, metas = run_query(client, source="demo", sql=sql, ttl_s=600)   # DoGet:query miss
     assert metas[0]["cache"] == "miss"
-    wait_cached(client, metas[0]["key"])
+    # The fill publishes after its last batch is sent: wait for the object and the result.
+    wait_for(lambda: stats(client)["entries"] == 2, what="the query result to be cached")
     _, metas = run_query(client, source="demo", sql=sql, ttl_s=600)   # DoGet:query hit
     assert metas[0]["cache"] == "hit"
     assert action(client, "invalidate", {"key": "m/a"})       # DoAction:invalidate ok

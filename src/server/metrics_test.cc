@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "exec/adbc_source.h"
+#include "server/http_observation.h"
 #include "server/timed_source.h"
 
 namespace quiver {
@@ -138,6 +139,28 @@ TEST(Metrics, ExecutionsOnARealSourceAreTimedAndCounted) {
                   "quiver_query_execution_seconds_count{outcome=\"cancelled\",source=\"lite\"} "
                   "1\n"))
       << text;
+}
+
+TEST(HttpObservation, KindsAreRoutesNotPaths) {
+  auto get = ObserveHttp({"GET", "/v1/objects/s/o", 200, "", "", ""});
+  EXPECT_EQ(get.kind, "GET /v1/objects");
+  EXPECT_EQ(get.key, "s/o");
+  EXPECT_EQ(get.outcome, "hit");
+  EXPECT_EQ(get.code, "200");
+  EXPECT_EQ(ObserveHttp({"GET", "/v1/objects/s/o", 304, "", "", ""}).outcome, "not_modified");
+  EXPECT_EQ(ObserveHttp({"GET", "/v1/objects/s/x", 404, "", "", ""}).outcome, "error");
+  EXPECT_EQ(ObserveHttp({"PUT", "/v1/objects/s/o", 201, "", "", ""}).outcome, "ok");
+  auto miss = ObserveHttp({"POST", "/v1/query", 200, "miss", "true", "@q/ab"});
+  EXPECT_EQ(miss.kind, "POST /v1/query");
+  EXPECT_EQ(miss.outcome, "join");
+  EXPECT_EQ(miss.key, "@q/ab");
+  EXPECT_EQ(ObserveHttp({"POST", "/v1/query", 200, "hit", "", ""}).outcome, "hit");
+  EXPECT_EQ(ObserveHttp({"POST", "/v1/actions/invalidate", 200, "", "", ""}).kind,
+            "POST /v1/actions/invalidate");
+  EXPECT_EQ(ObserveHttp({"POST", "/v1/actions/made-up", 404, "", "", ""}).kind,
+            "POST /v1/actions/unknown");
+  EXPECT_EQ(ObserveHttp({"GET", "/no/such/path", 404, "", "", ""}).kind, "GET other");
+  EXPECT_EQ(ObserveHttp({"BREW", "/metrics", 405, "", "", ""}).kind, "OTHER /metrics");
 }
 
 TEST(RequestId, NewIdsAreHexAndDistinct) {
