@@ -23,9 +23,13 @@
 #include "common/config.h"
 #include "exec/adbc_source.h"
 #include "exec/artifact_source.h"
+#include "server/flight_middleware.h"
 #include "server/flight_peer_client.h"
 #include "server/flight_service.h"
 #include "server/http_server.h"
+#include "server/metrics.h"
+#include "server/request_log.h"
+#include "server/timed_source.h"
 
 namespace quiver {
 
@@ -38,6 +42,7 @@ struct ServeFlags {
   std::string max_object_bytes;
   int64_t keep_versions = 0;
   std::string log_level;
+  std::string log_format;
   bool no_verify = false;
   bool rebuild_index = false;
   std::vector<std::string> sources;
@@ -106,6 +111,7 @@ arrow::Result<ServerConfig> LoadConfig(const ServeFlags& flags) {
   set(&config.http.tls_cert, flags.http_tls_cert);
   set(&config.http.tls_key, flags.http_tls_key);
   set(&config.log_level, flags.log_level);
+  set(&config.log_format, flags.log_format);
   set(&config.eviction_policy, flags.eviction_policy);
   set(&config.index, flags.index);
   set(&config.index_ca, flags.index_ca);
@@ -133,8 +139,9 @@ arrow::Result<ServerConfig> LoadConfig(const ServeFlags& flags) {
   return config;
 }
 
+// Each source reports its executions to `metrics`.
 arrow::Result<std::map<std::string, std::shared_ptr<Source>>> OpenSources(
-    const ServerConfig& config) {
+    const ServerConfig& config, Metrics* metrics) {
   std::map<std::string, std::shared_ptr<Source>> sources;
   for (const auto& spec : config.sources) {
     auto source = OpenAdbcSource(spec);
@@ -142,7 +149,7 @@ arrow::Result<std::map<std::string, std::shared_ptr<Source>>> OpenSources(
       return arrow::Status::Invalid("cannot open source '", spec.name, "' (", spec.driver, " ",
                                     spec.uri, "): ", source.status().message());
     }
-    sources[spec.name] = *source;
+    sources[spec.name] = WithExecutionMetrics(*source, metrics);
     spdlog::info("source {}: {} {} (ttl {} s, {} concurrent, queue {})", spec.name, spec.driver,
                  spec.uri, spec.ttl_s, spec.max_concurrent, spec.max_queue);
   }
@@ -206,7 +213,8 @@ std::string DefaultNodeId(int port) {
 
 arrow::Result<std::unique_ptr<Engine>> OpenEngine(const ServerConfig& config,
                                                   const std::string& node,
-                                                  const std::string& endpoint) {
+                                                  const std::string& endpoint,
+                                                  Metrics* metrics) {
   const bool shared = config.shared_index();
   EngineOptions options = MakeEngineOptions(config);
   ARROW_ASSIGN_OR_RAISE(options.index, OpenIndex(config, node));
@@ -255,7 +263,7 @@ arrow::Result<std::unique_ptr<Engine>> OpenEngine(const ServerConfig& config,
   options.endpoint = endpoint;
   // The engine uses it only with live_join.
   if (shared) options.peers = std::make_shared<FlightPeerClient>(options.index, node);
-  ARROW_ASSIGN_OR_RAISE(options.sources, OpenSources(config));
+  ARROW_ASSIGN_OR_RAISE(options.sources, OpenSources(config, metrics));
   ARROW_ASSIGN_OR_RAISE(options.artifacts, OpenArtifacts(config));
   ARROW_ASSIGN_OR_RAISE(auto engine, Engine::Open(std::move(options)));
   ARROW_ASSIGN_OR_RAISE(auto stats, engine->management()->Stats());
@@ -268,7 +276,8 @@ arrow::Result<std::unique_ptr<Engine>> OpenEngine(const ServerConfig& config,
   return engine;
 }
 
-arrow::Result<std::unique_ptr<HttpServer>> ListenHttp(const HttpConfig& config) {
+arrow::Result<std::unique_ptr<HttpServer>> ListenHttp(const HttpConfig& config, Metrics* metrics,
+                                                     const RequestLog* request_log) {
   ARROW_ASSIGN_OR_RAISE(auto address, ParseHostPort(config.listen, "http.listen (--http)"));
   HttpServerOptions options;
   options.host = address.host;
@@ -279,6 +288,8 @@ arrow::Result<std::unique_ptr<HttpServer>> ListenHttp(const HttpConfig& config) 
   options.read_timeout_s = config.read_timeout_s;
   options.write_timeout_s = config.write_timeout_s;
   options.keep_alive_s = config.keep_alive_s;
+  options.metrics = metrics;
+  options.request_log = request_log;
   return HttpServer::Listen(options);
 }
 
@@ -304,6 +315,11 @@ void ServeUntilSignalled(QuiverFlightService* service, Engine* engine, const sig
 arrow::Status Run(const ServeFlags& flags) {
   ARROW_ASSIGN_OR_RAISE(auto config, LoadConfig(flags));
   spdlog::set_level(spdlog::level::from_str(config.log_level));
+  // Metrics and the request log (docs/observability.md); both outlive the servers.
+  ARROW_ASSIGN_OR_RAISE(auto log_format, ParseLogFormat(config.log_format));
+  InstallLogFormat(log_format);
+  Metrics metrics;
+  RequestLog request_log(log_format);
   ARROW_ASSIGN_OR_RAISE(auto location, arrow::flight::Location::Parse(config.listen));
   // Signals are taken by one thread with sigwait; block them before any thread starts.
   sigset_t signals;
@@ -314,7 +330,11 @@ arrow::Status Run(const ServeFlags& flags) {
 
   // Listen first (UNAVAILABLE until the engine is open): the port names the node.
   QuiverFlightService service;
-  auto st = service.Init(arrow::flight::FlightServerOptions(location));
+  arrow::flight::FlightServerOptions server_options(location);
+  server_options.middleware.emplace_back(
+      RequestMiddleware::kName,
+      std::make_shared<RequestMiddlewareFactory>(&metrics, &request_log));
+  auto st = service.Init(server_options);
   if (!st.ok()) {
     return arrow::Status::IOError("cannot listen on ", config.listen, ": ", st.message());
   }
@@ -326,9 +346,9 @@ arrow::Status Run(const ServeFlags& flags) {
   service.set_endpoint(public_location);
   std::unique_ptr<HttpServer> http;
   if (config.http.enabled()) {
-    ARROW_ASSIGN_OR_RAISE(http, ListenHttp(config.http));
+    ARROW_ASSIGN_OR_RAISE(http, ListenHttp(config.http, &metrics, &request_log));
   }
-  ARROW_ASSIGN_OR_RAISE(auto engine, OpenEngine(config, node, endpoint));
+  ARROW_ASSIGN_OR_RAISE(auto engine, OpenEngine(config, node, endpoint, &metrics));
   service.Start(engine.get());
   std::cout << "quiver listening on " << endpoint << std::endl;
   if (http) {
@@ -435,6 +455,10 @@ void AddServeCommand(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--log-level", flags->log_level,
                   "trace, debug, info, warn or error [default: info]");
+  cmd->add_option("--log-format", flags->log_format,
+                  "text, or json: every log line one JSON object, one line per request "
+                  "(docs/observability.md) [default: text]")
+      ->check(CLI::IsMember({"text", "json"}));
   cmd->add_option("--source", flags->sources,
                   "Add a query source NAME=URI (repeatable); the driver follows the URI: "
                   "demo=sqlite:///path/demo.db, pg=postgresql://user@127.0.0.1:5432/db");

@@ -230,6 +230,7 @@ arrow::Status ServerConfig::LoadFile(const std::string& path) {
       } else if (name == "validate_full_on_put") validate_full_on_put = value.get<bool>();
       else if (name == "shutdown_grace_s") shutdown_grace_s = value.get<double>();
       else if (name == "log_level") log_level = value.get<std::string>();
+      else if (name == "log_format") log_format = value.get<std::string>();
       else if (name == "max_ttl_s") max_ttl_s = value.get<double>();
       else if (name == "max_entry_bytes") {
         ARROW_ASSIGN_OR_RAISE(max_entry_bytes, SizeField(value, "max_entry_bytes"));
@@ -324,6 +325,9 @@ arrow::Status ServerConfig::Validate() const {
     if (!(sources[i].ttl_s > 0)) {
       return arrow::Status::Invalid("source '", sources[i].name, "': ttl_s must be > 0");
     }
+  }
+  if (log_format != "text" && log_format != "json") {
+    return arrow::Status::Invalid("log_format '", log_format, "' is not text or json");
   }
   static const char* kLevels[] = {"trace", "debug", "info", "warn", "error"};
   for (auto* l : kLevels) {

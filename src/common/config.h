@@ -117,6 +117,9 @@ struct ServerConfig {
   double shutdown_grace_s = 10;
   /// trace, debug, info, warn, error. Default: info.
   std::string log_level = "info";
+  /// text (spdlog's lines) or json (every log line one JSON object, and one line per
+  /// request; docs/observability.md). Default: text.
+  std::string log_format = "text";
 
   /// The HTTP interface (off unless http.listen is set; docs/http.md).
   HttpConfig http;

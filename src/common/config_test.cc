@@ -145,6 +145,20 @@ TEST(ServerConfig, ValidateNamesTheField) {
   EXPECT_NE(config.Validate().message().find("keep_versions"), std::string::npos);
 }
 
+TEST(ServerConfig, LogFormatIsTextOrJson) {
+  ServerConfig config;
+  EXPECT_EQ(config.log_format, "text");
+  auto path = WriteTemp(R"({"log_format": "json"})");
+  ASSERT_TRUE(config.LoadFile(path).ok());
+  std::remove(path.c_str());
+  EXPECT_EQ(config.log_format, "json");
+  EXPECT_TRUE(config.Validate().ok());
+  config.log_format = "xml";
+  auto st = config.Validate();
+  ASSERT_TRUE(st.IsInvalid());
+  EXPECT_NE(st.message().find("log_format 'xml'"), std::string::npos) << st;
+}
+
 TEST(ServerConfig, SharedModeSettingsAreCheckedByName) {
   auto invalid = [](auto change, const char* field) {
     ServerConfig config;

@@ -13,6 +13,7 @@
 #include "server/entry_stream.h"
 #include "server/fill_stream.h"
 #include "server/flight_errors.h"
+#include "server/flight_middleware.h"
 #include "server/node_ticket.h"
 #include "server/query_command.h"
 #include "server/query_request.h"
@@ -127,6 +128,30 @@ std::string ResponseJson(const QueryResponse& r) {
   return j.dump();
 }
 
+// Metrics and the request log: what the call asked for (a small fixed set of names).
+void NoteKind(RequestMiddleware* call, std::string kind) {
+  if (call) call->set_kind(std::move(kind));
+}
+
+// A query's key, and whether it was a hit, a miss, a joined fill or a bypass.
+void NoteQuery(RequestMiddleware* call, const QueryResponse& r) {
+  if (!call) return;
+  call->set_key(r.key);
+  call->set_outcome(r.kind == QueryResponse::Kind::kHit    ? "hit"
+                    : r.kind == QueryResponse::Kind::kBypass ? "bypass"
+                    : r.joined                               ? "join"
+                                                             : "miss");
+}
+
+// An action type as a metric label: the listed ones by name, anything else as "unknown".
+std::string ActionKind(const std::string& type) {
+  static const std::vector<flight::ActionType> listed = ListedActions();
+  for (const auto& a : listed) {
+    if (a.type == type) return "DoAction:" + type;
+  }
+  return type == flame::kDeleteAction ? "DoAction:" + type : "DoAction:unknown";
+}
+
 std::string Millis(std::chrono::steady_clock::time_point start) {
   return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::steady_clock::now() - start)
@@ -225,7 +250,7 @@ arrow::Result<std::vector<flight::FlightInfo>> QuiverFlightService::ListInfos(
 }
 
 arrow::Result<std::unique_ptr<flight::FlightInfo>> QuiverFlightService::QueryInfo(
-    const flight::FlightDescriptor& request) {
+    const flight::FlightDescriptor& request, RequestMiddleware* call) {
   ARROW_ASSIGN_OR_RAISE(auto plan, PlanCommand(engine_, request.cmd));
   flight::FlightEndpoint endpoint;
   endpoint.ticket.ticket = request.cmd;  // DoGet redeems the same request
@@ -236,12 +261,14 @@ arrow::Result<std::unique_ptr<flight::FlightInfo>> QuiverFlightService::QueryInf
     r.kind = QueryResponse::Kind::kBypass;
     r.key = plan.key;
     r.reason = plan.bypass_reason;
+    NoteQuery(call, r);
     ARROW_ASSIGN_OR_RAISE(auto info, flight::FlightInfo::Make(*arrow::schema({}), request,
                                                               {endpoint}, -1, -1, true,
                                                               ResponseJson(r)));
     return std::make_unique<flight::FlightInfo>(std::move(info));
   }
   ARROW_ASSIGN_OR_RAISE(auto r, ExecuteCommand(engine_, plan));
+  NoteQuery(call, r);
   if (r.hit) {
     ARROW_ASSIGN_OR_RAISE(auto stored, StoredStream::Open(r.hit->file));
     ARROW_ASSIGN_OR_RAISE(auto info, flight::FlightInfo::Make(
@@ -259,9 +286,10 @@ arrow::Result<std::unique_ptr<flight::FlightInfo>> QuiverFlightService::QueryInf
 }
 
 arrow::Result<std::unique_ptr<flight::FlightDataStream>> QuiverFlightService::QueryStream(
-    const std::string& ticket) {
+    const std::string& ticket, RequestMiddleware* call) {
   ARROW_ASSIGN_OR_RAISE(auto plan, PlanCommand(engine_, ticket));
   ARROW_ASSIGN_OR_RAISE(auto r, ExecuteCommand(engine_, plan));
+  NoteQuery(call, r);
   if (r.hit) {
     ARROW_ASSIGN_OR_RAISE(auto stored, StoredStream::Open(r.hit->file));
     return std::make_unique<EntryStream>(std::move(stored), ResponseJson(r));
@@ -269,15 +297,22 @@ arrow::Result<std::unique_ptr<flight::FlightDataStream>> QuiverFlightService::Qu
   return std::make_unique<FillStream>(r.fill, r.reader, ResponseJson(r));
 }
 
-arrow::Status QuiverFlightService::GetFlightInfo(const flight::ServerCallContext&,
+arrow::Status QuiverFlightService::GetFlightInfo(const flight::ServerCallContext& context,
                                                  const flight::FlightDescriptor& request,
                                                  std::unique_ptr<flight::FlightInfo>* info) {
+  RequestMiddleware* call = CallRequest(context);
   return Serve([&]() -> arrow::Status {
     if (request.type == flight::FlightDescriptor::CMD) {
-      return WithContext(QueryInfo(request).Value(info), CommandName(request.cmd));
+      NoteKind(call, std::string("GetFlightInfo:") + CommandName(request.cmd));
+      return WithContext(QueryInfo(request, call).Value(info), CommandName(request.cmd));
     }
-    if (flame::IsFlamePath(request)) return flame_->Info(request).Value(info);
+    if (flame::IsFlamePath(request)) {
+      NoteKind(call, "GetFlightInfo:flame");
+      return flame_->Info(request).Value(info);
+    }
+    NoteKind(call, "GetFlightInfo:object");
     ARROW_ASSIGN_OR_RAISE(auto key, KeyFromDescriptor(request));
+    if (call) call->set_key(key.ToString());
     ARROW_ASSIGN_OR_RAISE(auto entry, PeekObject(key, "GetFlightInfo"));
     ARROW_ASSIGN_OR_RAISE(auto made, MakeInfo(entry));
     *info = std::make_unique<flight::FlightInfo>(std::move(made));
@@ -285,12 +320,14 @@ arrow::Status QuiverFlightService::GetFlightInfo(const flight::ServerCallContext
   });
 }
 
-arrow::Status QuiverFlightService::GetSchema(const flight::ServerCallContext&,
+arrow::Status QuiverFlightService::GetSchema(const flight::ServerCallContext& context,
                                              const flight::FlightDescriptor& request,
                                              std::unique_ptr<flight::SchemaResult>* schema) {
+  RequestMiddleware* call = CallRequest(context);
   return Serve([&]() -> arrow::Status {
     if (request.type == flight::FlightDescriptor::CMD) {
-      auto info = QueryInfo(request);
+      NoteKind(call, std::string("GetSchema:") + CommandName(request.cmd));
+      auto info = QueryInfo(request, call);
       if (!info.ok()) return WithContext(info.status(), CommandName(request.cmd));
       arrow::ipc::DictionaryMemo memo;
       ARROW_ASSIGN_OR_RAISE(auto s, (*info)->GetSchema(&memo));
@@ -337,25 +374,38 @@ arrow::Result<std::unique_ptr<flight::FlightDataStream>> QuiverFlightService::No
 arrow::Status QuiverFlightService::DoGet(const flight::ServerCallContext& context,
                                          const flight::Ticket& request,
                                          std::unique_ptr<flight::FlightDataStream>* stream) {
-  return Serve([&]() -> arrow::Status {
+  RequestMiddleware* call = CallRequest(context);
+  auto st = Serve([&]() -> arrow::Status {
     if (IsNodeTicket(request.ticket)) {
+      NoteKind(call, "DoGet:node");
       return WithContext(NodeStream(context, request.ticket).Value(stream), "node join");
     }
     if (LooksLikeQuery(request.ticket) || LooksLikeArtifact(request.ticket)) {
-      return WithContext(QueryStream(request.ticket).Value(stream), CommandName(request.ticket));
+      NoteKind(call, std::string("DoGet:") + CommandName(request.ticket));
+      return WithContext(QueryStream(request.ticket, call).Value(stream),
+                         CommandName(request.ticket));
     }
-    if (flame::IsFlameTicket(request.ticket)) return flame_->Get(request.ticket).Value(stream);
+    if (flame::IsFlameTicket(request.ticket)) {
+      NoteKind(call, "DoGet:flame");
+      return flame_->Get(request.ticket).Value(stream);
+    }
     if (LooksLikeView(request.ticket)) {
+      NoteKind(call, "DoGet:view");
       return WithContext(ServeViewTicket(engine_, request.ticket).Value(stream), "view");
     }
+    NoteKind(call, "DoGet:object");
     return ObjectStream(context, request.ticket).Value(stream);
   });
+  if (st.ok() && call) *stream = call->CountBytes(std::move(*stream));
+  return st;
 }
 
 arrow::Result<std::unique_ptr<flight::FlightDataStream>> QuiverFlightService::ObjectStream(
     const flight::ServerCallContext& context, const std::string& text) {
   ARROW_ASSIGN_OR_RAISE(auto ticket, ObjectTicket::Parse(text));
   const std::string& key = ticket.key.ToString();
+  RequestMiddleware* call = CallRequest(context);
+  if (call) call->set_key(key);
   auto got = cache_->Read(ticket.key, ticket.version, ticket.since);
   if (!got.ok()) return WithContext(got.status(), "DoGet '" + key + "'");
   auto read = std::move(*got);
@@ -371,10 +421,12 @@ arrow::Result<std::unique_ptr<flight::FlightDataStream>> QuiverFlightService::Ob
   if ((ticket.if_none_match && *ticket.if_none_match == meta.version) ||
       (ticket.since && *ticket.since == meta.version)) {
     cache_->CountNotModified();
+    if (call) call->set_outcome("not_modified");
     spdlog::debug("DoGet {}@{} not modified ({})", key, meta.version, context.peer());
     return MakeNotModifiedStream(*parts.front(), ObjectRefJson(meta, "not_modified"));
   }
   spdlog::debug("DoGet {}@{} ({} parts) to {}", key, meta.version, parts.size(), context.peer());
+  if (call) call->set_outcome("hit");
   json ref = json::parse(ObjectRefJson(meta, read->since ? "patches" : "ok"));
   if (read->since) ref["since"] = read->since;
   return std::make_unique<EntryStream>(std::move(parts), ref.dump());
@@ -386,8 +438,10 @@ arrow::Status QuiverFlightService::DoPut(const flight::ServerCallContext& contex
   return Serve([&] {
     const auto& d = reader->descriptor();
     if (flame::IsFlamePath(d) || flame::IsFlamePatch(d)) {
+      NoteKind(CallRequest(context), "DoPut:flame");
       return flame_->Put(context, reader.get(), writer.get());
     }
+    NoteKind(CallRequest(context), "DoPut:object");
     return Put(context, reader.get(), writer.get());
   });
 }
@@ -397,6 +451,7 @@ arrow::Status QuiverFlightService::Put(const flight::ServerCallContext& context,
                                        flight::FlightMetadataWriter* writer) {
   auto start = std::chrono::steady_clock::now();
   ARROW_ASSIGN_OR_RAISE(auto key, KeyFromDescriptor(reader->descriptor()));
+  if (auto* call = CallRequest(context)) call->set_key(key.ToString());
   const std::string where = "DoPut '" + key.ToString() + "'";
   auto schema = reader->GetSchema();
   if (!schema.ok()) {
@@ -471,9 +526,10 @@ arrow::Status QuiverFlightService::ListActions(const flight::ServerCallContext&,
   return arrow::Status::OK();
 }
 
-arrow::Status QuiverFlightService::DoAction(const flight::ServerCallContext&,
+arrow::Status QuiverFlightService::DoAction(const flight::ServerCallContext& context,
                                             const flight::Action& action,
                                             std::unique_ptr<flight::ResultStream>* result) {
+  NoteKind(CallRequest(context), ActionKind(action.type));
   return Serve([&]() -> arrow::Status {
     std::string body = action.body ? action.body->ToString() : "";
     auto out = action.type == flame::kDeleteAction ? flame_->Delete(body)

@@ -17,6 +17,7 @@
 
 #include "cache/engine.h"
 #include "server/flame_adapter.h"
+#include "server/flight_middleware.h"
 #include "server/node_ticket.h"
 
 namespace quiver {
@@ -68,10 +69,11 @@ class QuiverFlightService final : public arrow::flight::FlightServerBase {
   /// in errors.
   arrow::Result<OpenEntry> PeekObject(const ObjectKey& key, const char* call);
   std::string ObjectRefJson(const EntryMeta& meta, const char* status = nullptr) const;
+  /// `call` (may be null) learns the query's key and how it was served.
   arrow::Result<std::unique_ptr<arrow::flight::FlightInfo>> QueryInfo(
-      const arrow::flight::FlightDescriptor& request);
+      const arrow::flight::FlightDescriptor& request, RequestMiddleware* call);
   arrow::Result<std::unique_ptr<arrow::flight::FlightDataStream>> QueryStream(
-      const std::string& ticket);
+      const std::string& ticket, RequestMiddleware* call);
   arrow::Result<std::unique_ptr<arrow::flight::FlightDataStream>> NodeStream(
       const arrow::flight::ServerCallContext& context, const std::string& ticket);
   /// A node ticket verified with the cluster secret (read again if it does not verify).

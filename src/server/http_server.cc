@@ -1,7 +1,6 @@
 #include "server/http_server.h"
 
 #include <chrono>
-#include <random>
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
@@ -9,33 +8,13 @@
 #include "server/dashboard_assets.h"
 #include "server/http_api.h"
 #include "server/http_errors.h"
+#include "server/http_observation.h"
+#include "server/metrics.h"
+#include "server/request_log.h"
 
 namespace quiver {
 
 namespace {
-
-// A client's X-Request-Id is kept when it is short and plain; otherwise one is made.
-bool IsSaneRequestId(const std::string& id) {
-  if (id.empty() || id.size() > 64) return false;
-  for (char c : id) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') {
-      return false;
-    }
-  }
-  return true;
-}
-
-std::string MakeRequestId() {
-  thread_local std::mt19937_64 random(std::random_device{}());
-  static constexpr char kHex[] = "0123456789abcdef";
-  uint64_t bits = random();
-  std::string id(16, '0');
-  for (auto& c : id) {
-    c = kHex[bits & 15];
-    bits >>= 4;
-  }
-  return id;
-}
 
 // A request's start time, kept per worker thread between routing and the log line.
 thread_local std::chrono::steady_clock::time_point request_start;
@@ -87,8 +66,9 @@ arrow::Result<std::unique_ptr<HttpServer>> HttpServer::Listen(HttpServerOptions 
   HttpServer* raw = self.get();
   server.set_pre_routing_handler([raw](const httplib::Request& req, httplib::Response& res) {
     request_start = std::chrono::steady_clock::now();
+    // A client's X-Request-Id is kept when it is short and plain (the same rule as Flight's).
     auto id = req.get_header_value("X-Request-Id");
-    res.set_header("X-Request-Id", IsSaneRequestId(id) ? id : MakeRequestId());
+    res.set_header("X-Request-Id", IsSaneRequestId(id) ? id : NewRequestId());
     if (!raw->started_ && req.path != "/healthz") {
       SendError(res, 503, "unavailable", "quiver is starting (rebuilding its index); retry shortly");
       res.set_header("Retry-After", "1");
@@ -117,12 +97,40 @@ arrow::Result<std::unique_ptr<HttpServer>> HttpServer::Listen(HttpServerOptions 
         spdlog::error("HTTP {} {}: {}", req.method, req.path, what);
         SendError(res, 500, "internal", what);
       });
-  server.set_logger([](const httplib::Request& req, const httplib::Response& res) {
+  // Called once the response is sent: metrics and the request log (docs/observability.md).
+  server.set_logger([raw](const httplib::Request& req, const httplib::Response& res) {
     auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
                                                         request_start)
                   .count();
-    spdlog::debug("HTTP {} {} -> {} in {:.1f} ms (request {}, {})", req.method, req.path,
-                  res.status, ms, res.get_header_value("X-Request-Id"), req.remote_addr);
+    HttpExchange x;
+    x.method = req.method;
+    x.path = req.path;
+    x.status = res.status;
+    const std::string cache = res.get_header_value("X-Quiver-Cache");
+    const std::string joined = res.get_header_value("X-Quiver-Joined");
+    const std::string key = res.get_header_value("X-Quiver-Key");
+    x.cache = cache;
+    x.joined = joined;
+    x.key = key;
+    const HttpObservation o = ObserveHttp(x);
+    // Bodies set whole are counted; streamed (chunked) bodies are not known here.
+    const int64_t bytes = req.method == "HEAD" ? 0 : static_cast<int64_t>(res.body.size());
+    if (auto* metrics = raw->options_.metrics) {
+      metrics->ObserveRequest("http", o.kind, o.outcome, o.code, ms / 1000, bytes);
+    }
+    if (auto* log = raw->options_.request_log) {
+      RequestRecord r;
+      r.request_id = res.get_header_value("X-Request-Id");
+      r.interface = "http";
+      r.kind = o.kind;
+      r.key = o.key;
+      r.code = o.code;
+      r.outcome = o.outcome;
+      r.peer = req.remote_addr + ":" + std::to_string(req.remote_port);
+      r.duration_ms = ms;
+      r.bytes = bytes;
+      log->Write(r);
+    }
   });
 
   // Routes. Handlers reach the API once started (the pre-routing handler answers before).
@@ -170,6 +178,11 @@ arrow::Result<std::unique_ptr<HttpServer>> HttpServer::Listen(HttpServerOptions 
       r.set_content(asset.body.data(), asset.body.size(), std::string(asset.content_type));
     });
   }
+  if (Metrics* metrics = options.metrics) {
+    server.Get("/metrics", [raw, metrics](const httplib::Request&, httplib::Response& r) {
+      r.set_content(metrics->Render(raw->engine_), std::string(Metrics::kContentType));
+    });
+  }
 
   self->port_ = options.port == 0 ? server.bind_to_any_port(options.host)
                                   : (server.bind_to_port(options.host, options.port)
@@ -185,6 +198,7 @@ arrow::Result<std::unique_ptr<HttpServer>> HttpServer::Listen(HttpServerOptions 
 
 void HttpServer::Start(Engine* engine, std::string flight_endpoint) {
   api_ = std::make_unique<HttpApi>(engine, std::move(flight_endpoint));
+  engine_ = engine;
   started_ = true;
 }
 

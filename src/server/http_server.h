@@ -28,6 +28,8 @@ class Server;
 namespace quiver {
 
 class HttpApi;
+class Metrics;
+class RequestLog;
 
 struct HttpServerOptions {
   std::string host = "127.0.0.1";
@@ -46,6 +48,10 @@ struct HttpServerOptions {
   double keep_alive_s = 30;
   /// Largest request body (a PUT) accepted, bytes. Default: 4 GiB.
   int64_t max_body_bytes = int64_t{4} << 30;
+  /// Every request is counted here and served on GET /metrics (null: /metrics is 404), and
+  /// logged there (docs/observability.md). Both must outlive the server.
+  Metrics* metrics = nullptr;
+  const RequestLog* request_log = nullptr;
 };
 
 class HttpServer {
@@ -69,6 +75,7 @@ class HttpServer {
   HttpServerOptions options_;
   std::unique_ptr<httplib::Server> server_;
   std::unique_ptr<HttpApi> api_;
+  Engine* engine_ = nullptr;  // for /metrics
   std::atomic<bool> started_{false};
   int port_ = 0;
   std::thread thread_;
