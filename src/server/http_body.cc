@@ -27,7 +27,12 @@ arrow::Status WriteIpcStream(PayloadSource* source, arrow::io::OutputStream* out
   return out->Write(kEndOfStream, sizeof(kEndOfStream));
 }
 
+thread_local int64_t streamed_bytes = 0;
+
 }  // namespace
+
+int64_t StreamedBytesOnThisThread() { return streamed_bytes; }
+void ResetStreamedBytesOnThisThread() { streamed_bytes = 0; }
 
 arrow::Status SinkOutputStream::Write(const void* data, int64_t nbytes) {
   if (closed_) return arrow::Status::Invalid("write to a closed HTTP body");
@@ -43,6 +48,7 @@ arrow::Status SinkOutputStream::Write(const void* data, int64_t nbytes) {
     bytes += n;
     nbytes -= n;
     position_ += n;
+    streamed_bytes += n;
   }
   return arrow::Status::OK();
 }

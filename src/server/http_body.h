@@ -42,6 +42,12 @@ class SinkOutputStream final : public arrow::io::OutputStream {
   bool closed_ = false;
 };
 
+/// \brief Bytes of streamed bodies this thread has written since the last reset. cpp-httplib
+/// writes a response's body on the worker thread that routed it, before its logger runs, so
+/// the server resets this when a request arrives and reads it when the request is logged.
+int64_t StreamedBytesOnThisThread();
+void ResetStreamedBytesOnThisThread();
+
 /// What a streamed body reports when it ends: the bytes sent and how it ended.
 struct BodyEnd {
   int64_t bytes = 0;

@@ -7,6 +7,7 @@
 
 #include "server/dashboard_assets.h"
 #include "server/http_api.h"
+#include "server/http_body.h"
 #include "server/http_errors.h"
 #include "server/http_observation.h"
 #include "server/metrics.h"
@@ -66,6 +67,7 @@ arrow::Result<std::unique_ptr<HttpServer>> HttpServer::Listen(HttpServerOptions 
   HttpServer* raw = self.get();
   server.set_pre_routing_handler([raw](const httplib::Request& req, httplib::Response& res) {
     request_start = std::chrono::steady_clock::now();
+    ResetStreamedBytesOnThisThread();
     // A client's X-Request-Id is kept when it is short and plain (the same rule as Flight's).
     auto id = req.get_header_value("X-Request-Id");
     res.set_header("X-Request-Id", IsSaneRequestId(id) ? id : NewRequestId());
@@ -113,8 +115,10 @@ arrow::Result<std::unique_ptr<HttpServer>> HttpServer::Listen(HttpServerOptions 
     x.joined = joined;
     x.key = key;
     const HttpObservation o = ObserveHttp(x);
-    // Bodies set whole are counted; streamed (chunked) bodies are not known here.
-    const int64_t bytes = req.method == "HEAD" ? 0 : static_cast<int64_t>(res.body.size());
+    // A body set whole, or the bytes of a streamed (chunked) one this thread wrote.
+    const int64_t bytes = req.method == "HEAD" ? 0
+                          : res.body.empty()  ? StreamedBytesOnThisThread()
+                                              : static_cast<int64_t>(res.body.size());
     if (auto* metrics = raw->options_.metrics) {
       metrics->ObserveRequest("http", o.kind, o.outcome, o.code, ms / 1000, bytes);
     }
