@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cmath>
 #include <filesystem>
 #include <thread>
 
@@ -368,7 +369,9 @@ TEST_F(QueryCacheTest, FailedRefreshKeepsServingStale) {
     EXPECT_EQ(queries_->Stats().refreshes, round);
     clock_->Advance(4000);
   }
-  // Past the window (expired 10.5 s ago): a miss, which fails like the refreshes did.
+  // Past the window (expired 8.5 s ago, now 10.5 s): a miss, which fails like the
+  // refreshes did.
+  clock_->Advance(2000);
   auto miss = Ask(sql, "[]", 2.0, false, "swr");
   EXPECT_EQ(miss.kind, QueryResponse::Kind::kMiss);
   EXPECT_FALSE(ReadAll(miss).ok());
@@ -379,11 +382,13 @@ TEST_F(QueryCacheTest, EarlyRefreshServesTheFreshHitAndRefreshesOnce) {
                 .status());
   AwaitIdle();
   auto hit = Ask(kSlow, "[]", 60.0, false, "xf");
-  ASSERT_GT(hit.exec_ms, 0) << "XFetch needs the recorded cost";
+  ASSERT_GE(hit.exec_ms, 15) << "the draw below needs a cost of at least 15 ms";
   const int64_t old_created = hit.created_ms;
   EXPECT_FALSE(hit.refreshing) << "a draw of 1.0 never refreshes early";
-  clock_->Advance(30'000);
-  draw_ = 1e-300;  // looks ~690 costs ahead: every hit is picked
+  // 0.5 s before expiry, a draw that looks 10 s ahead picks every hit; the refreshed
+  // result (60 s left) is not picked again.
+  clock_->Advance(59'500);
+  draw_ = std::exp(-10'000.0 / static_cast<double>(hit.exec_ms));
   std::vector<std::thread> threads;
   std::vector<QueryResponse> responses(8);
   for (int i = 0; i < 8; ++i) {
