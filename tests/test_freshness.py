@@ -91,9 +91,16 @@ def test_stale_served_at_once_while_one_refresh_runs(quiver, workdir, lite_db):
         assert m["refreshing"] is True and m["created_ms"] == hit["created_ms"]
         assert m["expires_ms"] <= time.time() * 1000
 
-    # The refresh publishes; later requests get the new result.
-    fresh = wait_for(lambda: (lambda m: m if m["created_ms"] != hit["created_ms"] else None)(
-        ask(c)[1]), timeout=30, what="the refreshed result")
+    # The refresh publishes; later requests get the new result (until then, the stale one).
+    def refreshed():
+        meta = ask(c)[1]
+        if meta["created_ms"] != hit["created_ms"]:
+            return meta
+        assert meta["stale"] and meta["refreshing"], meta
+        stale.append(meta)
+        return None
+
+    fresh = wait_for(refreshed, timeout=30, what="the refreshed result")
     assert fresh["cache"] == "hit" and fresh["stale"] is False
     assert fresh["created_ms"] > hit["created_ms"]
     q = stats(c)["queries"]
