@@ -146,7 +146,7 @@ arrow::Result<bool> QueryCache::TryHit(const QueryPlan& plan, QueryResponse* res
   bool stale = false;
   if (!entry && allow_stale && plan.stale_s > 0) {
     ARROW_ASSIGN_OR_RAISE(entry, OpenStale(plan));
-    stale = entry.has_value();
+    stale = entry && entry->meta.expired(options_.clock->NowMillis());
   }
   if (!entry) return false;  // absent or expired
   options_.evictor->CountRead(index_key);

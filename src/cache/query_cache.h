@@ -211,7 +211,8 @@ class QueryCache {
   void StartThread(std::function<void()> body);
 
   // query_refresh.cc: stale-while-revalidate and early refresh.
-  /// The latest result of `plan`, expired but within its stale window; std::nullopt if none.
+  /// The latest result of `plan` if it is fresh or expired within the plan's stale window;
+  /// std::nullopt if there is none.
   arrow::Result<std::optional<OpenEntry>> OpenStale(const QueryPlan& plan);
   /// After a stale hit, or a fresh one XFetch picked: start a background refresh unless
   /// one runs. True if a refresh of the key now runs (here or on another node).

@@ -17,9 +17,9 @@ namespace quiver {
 arrow::Result<std::optional<OpenEntry>> QueryCache::OpenStale(const QueryPlan& plan) {
   const std::string index_key = kQueryKeyPrefix + plan.key;
   ARROW_ASSIGN_OR_RAISE(auto meta, options_.entries->index()->Get(index_key, std::nullopt));
-  if (!meta || !meta->expired(options_.clock->NowMillis())) return std::nullopt;
+  // A refresh may have published since the caller's lookup: its fresh result is served too.
   const int64_t window_ms = static_cast<int64_t>(plan.stale_s * 1000);
-  if (meta->expired(options_.clock->NowMillis() - window_ms)) return std::nullopt;
+  if (!meta || meta->expired(options_.clock->NowMillis() - window_ms)) return std::nullopt;
   return options_.entries->OpenListed(std::move(*meta));
 }
 
