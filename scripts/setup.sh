@@ -4,7 +4,10 @@
 #   2. creates .venv with the pinned Python packages of requirements.txt (only when they changed)
 #      and installs the Python SDK (python/) into it in editable mode;
 #   3. fetches the s3proxy jar (S3 store tests) into .tools/s3proxy/;
-#   4. configures and builds Quiver into build/ (incremental).
+#   4. installs the pinned npm packages of web/ (the dashboard's build) and tests/e2e/ (the
+#      dashboard's browser test) with `npm ci` (only when their package-lock.json changed);
+#   5. configures and builds Quiver into build/ (incremental; it needs no npm: the built
+#      dashboard, web/dist, is committed).
 # A second run does nothing slow.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,9 +18,11 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 DEB_PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libxxhash-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libhiredis-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libhiredis-dev libcpp-httplib-dev
+  curl openssl
   postgresql redis-server
   python3-venv
+  chromium
 )
 
 missing=()
@@ -27,6 +32,9 @@ done
 # Java and Maven run s3proxy (the S3 store tests); any installed JDK/JRE 17+ will do.
 command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
+# Node 20+ and npm build the dashboard (web/) and run its browser test (tests/e2e/). The
+# machine's Node 20 is used when present; Debian's nodejs is the fallback.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -79,6 +87,21 @@ if [ ! -f "$S3PROXY_JAR" ]; then
     -DoutputDirectory=.tools/s3proxy >&2 ||
     log "could not fetch s3proxy $S3PROXY_VERSION from Maven Central: the S3 store tests need it"
 fi
+
+# npm packages, pinned by each folder's package-lock.json: web/ (esbuild, apache-arrow: rebuild
+# and check the committed dashboard bundle) and tests/e2e/ (playwright-core, driving Debian's
+# chromium). `npm ci` runs only when the lock changed since the last install.
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+[ "$node_major" -ge 20 ] ||
+  log "node $(node --version 2>/dev/null || echo '(none)') is older than 20: playwright-core needs 20+"
+for dir in web tests/e2e; do
+  lock_hash=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  if [ "$(cat "$dir/node_modules/.package-lock.sha256" 2>/dev/null)" != "$lock_hash" ]; then
+    log "installing the npm packages of $dir (npm ci)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2)
+    echo "$lock_hash" > "$dir/node_modules/.package-lock.sha256"
+  fi
+done
 
 BUILD_TYPE=${QUIVER_BUILD_TYPE:-RelWithDebInfo}
 if [ ! -f build/build.ninja ]; then

@@ -71,6 +71,7 @@ class QuiverServer(DataDirFiles):
         self.proc = None
         self.location = None
         self.port = None
+        self.http_url = None  # http://127.0.0.1:PORT when started with --http
         self.log_path = None
         self.log_paths = []
         self.returncode = None
@@ -113,7 +114,24 @@ class QuiverServer(DataDirFiles):
         assert self.location.startswith("grpc://127.0.0.1:"), self.location
         self.port = int(self.location.rsplit(":", 1)[1])
         assert self.port > 0
+        self.http_url = None
+        if any(a == "--http" or a.startswith("--http=") for a in self.args):
+            self.http_url = self._second_line(out_path, deadline, "quiver http listening on ")
         return self
+
+    def _second_line(self, out_path, deadline, prefix):
+        """The announcement on stdout after the Flight line (e.g. the HTTP address)."""
+        while True:
+            text = out_path.read_text(errors="replace")
+            if text.count("\n") >= 2:  # the second line is complete
+                break
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"no second stdout line\nstderr:\n{self.log()}")
+            time.sleep(0.02)
+        lines = text.split("\n")
+        line = lines[1]
+        assert line.startswith(prefix), f"unexpected second stdout line: {line!r}"
+        return line[len(prefix):].strip()
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -25,6 +25,7 @@
 #include "exec/artifact_source.h"
 #include "server/flight_peer_client.h"
 #include "server/flight_service.h"
+#include "server/http_server.h"
 
 namespace quiver {
 
@@ -59,6 +60,9 @@ struct ServeFlags {
   bool no_disk_tier = false;
   std::string durability;
   int64_t sync_interval_ms = 0;
+  std::string http;
+  std::string http_tls_cert;
+  std::string http_tls_key;
 };
 
 // 10% of the filesystem holding `dir` (the default disk budget).
@@ -98,6 +102,9 @@ arrow::Result<ServerConfig> LoadConfig(const ServeFlags& flags) {
   };
   set(&config.listen, flags.listen);
   set(&config.data_dir, flags.data_dir);
+  set(&config.http.listen, flags.http);
+  set(&config.http.tls_cert, flags.http_tls_cert);
+  set(&config.http.tls_key, flags.http_tls_key);
   set(&config.log_level, flags.log_level);
   set(&config.eviction_policy, flags.eviction_policy);
   set(&config.index, flags.index);
@@ -261,6 +268,20 @@ arrow::Result<std::unique_ptr<Engine>> OpenEngine(const ServerConfig& config,
   return engine;
 }
 
+arrow::Result<std::unique_ptr<HttpServer>> ListenHttp(const HttpConfig& config) {
+  ARROW_ASSIGN_OR_RAISE(auto address, ParseHostPort(config.listen, "http.listen (--http)"));
+  HttpServerOptions options;
+  options.host = address.host;
+  options.port = address.port;
+  options.tls_cert_file = config.tls_cert;
+  options.tls_key_file = config.tls_key;
+  options.threads = static_cast<int>(config.threads);
+  options.read_timeout_s = config.read_timeout_s;
+  options.write_timeout_s = config.write_timeout_s;
+  options.keep_alive_s = config.keep_alive_s;
+  return HttpServer::Listen(options);
+}
+
 // Blocks until SIGINT/SIGTERM; then stops the server within the grace period.
 void ServeUntilSignalled(QuiverFlightService* service, Engine* engine, const sigset_t& signals,
                          double grace_s) {
@@ -303,13 +324,23 @@ arrow::Status Run(const ServeFlags& flags) {
       config.public_endpoint.empty() ? endpoint : config.public_endpoint;
   ARROW_ASSIGN_OR_RAISE(auto public_location, arrow::flight::Location::Parse(public_endpoint));
   service.set_endpoint(public_location);
+  std::unique_ptr<HttpServer> http;
+  if (config.http.enabled()) {
+    ARROW_ASSIGN_OR_RAISE(http, ListenHttp(config.http));
+  }
   ARROW_ASSIGN_OR_RAISE(auto engine, OpenEngine(config, node, endpoint));
   service.Start(engine.get());
   std::cout << "quiver listening on " << endpoint << std::endl;
+  if (http) {
+    http->Start(engine.get(), public_endpoint);
+    std::cout << "quiver http listening on " << http->url() << std::endl;
+    spdlog::info("serving HTTP on {} ({} worker threads)", http->url(), config.http.threads);
+  }
   spdlog::info("serving {} as node {} (max object {}, keeping {} versions per key)", endpoint,
                node, FormatByteSize(config.max_object_bytes), config.keep_versions);
 
   ServeUntilSignalled(&service, engine.get(), signals, config.shutdown_grace_s);
+  if (http) http->Stop();  // its handlers use the engine
   engine->Shutdown();  // before the exit below, which may skip the engine's destructor
   auto saved = engine->SaveLocalState();
   if (!saved.ok()) spdlog::warn("saving access histories: {}", saved.ToString());
@@ -388,6 +419,12 @@ void AddServeCommand(CLI::App& app) {
                   "Directory of the local store; created if missing. Nodes of one cache share "
                   "it, unless --store is s3://..., when it holds this node's disk tier "
                   "[default: ./quiver-data]");
+  cmd->add_option("--http", flags->http,
+                  "Also serve HTTP on HOST:PORT (port 0 picks a free port; announced on stdout "
+                  "after the Flight line; docs/http.md) [default: off]");
+  cmd->add_option("--http-tls-cert", flags->http_tls_cert,
+                  "PEM certificate chain: serve HTTPS (with --http-tls-key)");
+  cmd->add_option("--http-tls-key", flags->http_tls_key, "PEM private key of --http-tls-cert");
   AddStoreOptions(cmd, flags.get());
   cmd->add_option("--config", flags->config_file, "JSON config file")->check(CLI::ExistingFile);
   AddSharedOptions(cmd, flags.get());

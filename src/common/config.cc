@@ -292,6 +292,8 @@ arrow::Status ServerConfig::LoadFile(const std::string& path) {
         ARROW_RETURN_NOT_OK(LoadSources(value, path));
       } else if (name == "artifacts") {
         ARROW_RETURN_NOT_OK(LoadArtifacts(value, path));
+      } else if (name == "http") {
+        ARROW_RETURN_NOT_OK(http.Load(value, path));
       }
       else return arrow::Status::Invalid("config file '", path, "': unknown field '", name, "'");
     }
@@ -303,6 +305,7 @@ arrow::Status ServerConfig::LoadFile(const std::string& path) {
 
 arrow::Status ServerConfig::Validate() const {
   if (max_object_bytes <= 0) return arrow::Status::Invalid("max_object_bytes must be > 0");
+  ARROW_RETURN_NOT_OK(http.Validate());
   if (keep_versions < 1) return arrow::Status::Invalid("keep_versions must be >= 1");
   if (shutdown_grace_s < 0) return arrow::Status::Invalid("shutdown_grace_s must be >= 0");
   if (data_dir.empty()) return arrow::Status::Invalid("data_dir must not be empty");

@@ -12,6 +12,7 @@
 #include <arrow/result.h>
 #include <nlohmann/json_fwd.hpp>
 
+#include "common/http_config.h"
 #include "common/source_spec.h"
 
 namespace quiver {
@@ -116,6 +117,9 @@ struct ServerConfig {
   double shutdown_grace_s = 10;
   /// trace, debug, info, warn, error. Default: info.
   std::string log_level = "info";
+
+  /// The HTTP interface (off unless http.listen is set; docs/http.md).
+  HttpConfig http;
 
   /// Query sources, by name.
   std::vector<SourceSpec> sources;

@@ -14,6 +14,7 @@
 #include "server/fill_stream.h"
 #include "server/flight_errors.h"
 #include "server/node_ticket.h"
+#include "server/query_command.h"
 #include "server/query_request.h"
 #include "server/ticket.h"
 #include "storage/blob_store.h"
@@ -127,11 +128,6 @@ std::string ResponseJson(const QueryResponse& r) {
   return j.dump();
 }
 
-// What a CMD descriptor or a JSON ticket asks for, in errors.
-const char* CommandName(const std::string& text) {
-  return LooksLikeArtifact(text) ? "artifact" : "query";
-}
-
 std::string Millis(std::chrono::steady_clock::time_point start) {
   return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::steady_clock::now() - start)
@@ -229,23 +225,9 @@ arrow::Result<std::vector<flight::FlightInfo>> QuiverFlightService::ListInfos(
   return infos;
 }
 
-arrow::Result<QueryPlan> QuiverFlightService::PlanCommand(const std::string& text) {
-  if (LooksLikeArtifact(text)) {
-    ARROW_ASSIGN_OR_RAISE(auto request, ParseArtifactRequest(text));
-    return engine_->artifacts()->Plan(request);
-  }
-  ARROW_ASSIGN_OR_RAISE(auto parsed, ParseQueryRequest(text));
-  return queries_->Plan(std::move(parsed));
-}
-
-arrow::Result<QueryResponse> QuiverFlightService::ExecuteCommand(const QueryPlan& plan) {
-  if (engine_->artifacts()->Owns(plan)) return engine_->artifacts()->Execute(plan);
-  return queries_->Execute(plan);
-}
-
 arrow::Result<std::unique_ptr<flight::FlightInfo>> QuiverFlightService::QueryInfo(
     const flight::FlightDescriptor& request) {
-  ARROW_ASSIGN_OR_RAISE(auto plan, PlanCommand(request.cmd));
+  ARROW_ASSIGN_OR_RAISE(auto plan, PlanCommand(engine_, request.cmd));
   flight::FlightEndpoint endpoint;
   endpoint.ticket.ticket = request.cmd;  // DoGet redeems the same request
   endpoint.locations.push_back(endpoint_);
@@ -260,7 +242,7 @@ arrow::Result<std::unique_ptr<flight::FlightInfo>> QuiverFlightService::QueryInf
                                                               ResponseJson(r)));
     return std::make_unique<flight::FlightInfo>(std::move(info));
   }
-  ARROW_ASSIGN_OR_RAISE(auto r, ExecuteCommand(plan));
+  ARROW_ASSIGN_OR_RAISE(auto r, ExecuteCommand(engine_, plan));
   if (r.hit) {
     ARROW_ASSIGN_OR_RAISE(auto stored, StoredStream::Open(r.hit->file));
     ARROW_ASSIGN_OR_RAISE(auto info, flight::FlightInfo::Make(
@@ -279,8 +261,8 @@ arrow::Result<std::unique_ptr<flight::FlightInfo>> QuiverFlightService::QueryInf
 
 arrow::Result<std::unique_ptr<flight::FlightDataStream>> QuiverFlightService::QueryStream(
     const std::string& ticket) {
-  ARROW_ASSIGN_OR_RAISE(auto plan, PlanCommand(ticket));
-  ARROW_ASSIGN_OR_RAISE(auto r, ExecuteCommand(plan));
+  ARROW_ASSIGN_OR_RAISE(auto plan, PlanCommand(engine_, ticket));
+  ARROW_ASSIGN_OR_RAISE(auto r, ExecuteCommand(engine_, plan));
   if (r.hit) {
     ARROW_ASSIGN_OR_RAISE(auto stored, StoredStream::Open(r.hit->file));
     return std::make_unique<EntryStream>(std::move(stored), ResponseJson(r));

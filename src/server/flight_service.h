@@ -68,9 +68,6 @@ class QuiverFlightService final : public arrow::flight::FlightServerBase {
   /// in errors.
   arrow::Result<OpenEntry> PeekObject(const ObjectKey& key, const char* call);
   std::string ObjectRefJson(const EntryMeta& meta, const char* status = nullptr) const;
-  /// A query or artifact command (CMD descriptor, JSON ticket), planned.
-  arrow::Result<QueryPlan> PlanCommand(const std::string& text);
-  arrow::Result<QueryResponse> ExecuteCommand(const QueryPlan& plan);
   arrow::Result<std::unique_ptr<arrow::flight::FlightInfo>> QueryInfo(
       const arrow::flight::FlightDescriptor& request);
   arrow::Result<std::unique_ptr<arrow::flight::FlightDataStream>> QueryStream(

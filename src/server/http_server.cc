@@ -1,0 +1,193 @@
+#include "server/http_server.h"
+
+#include <chrono>
+#include <random>
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include "server/dashboard_assets.h"
+#include "server/http_api.h"
+#include "server/http_errors.h"
+
+namespace quiver {
+
+namespace {
+
+// A client's X-Request-Id is kept when it is short and plain; otherwise one is made.
+bool IsSaneRequestId(const std::string& id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string MakeRequestId() {
+  thread_local std::mt19937_64 random(std::random_device{}());
+  static constexpr char kHex[] = "0123456789abcdef";
+  uint64_t bits = random();
+  std::string id(16, '0');
+  for (auto& c : id) {
+    c = kHex[bits & 15];
+    bits >>= 4;
+  }
+  return id;
+}
+
+// A request's start time, kept per worker thread between routing and the log line.
+thread_local std::chrono::steady_clock::time_point request_start;
+
+}  // namespace
+
+HttpServer::HttpServer(HttpServerOptions options) : options_(std::move(options)) {}
+
+HttpServer::~HttpServer() { Stop(); }
+
+std::string HttpServer::url() const {
+  const bool tls = !options_.tls_cert_file.empty();
+  std::string host = options_.host.find(':') != std::string::npos ? "[" + options_.host + "]"
+                                                                    : options_.host;
+  return std::string(tls ? "https://" : "http://") + host + ":" + std::to_string(port_);
+}
+
+arrow::Result<std::unique_ptr<HttpServer>> HttpServer::Listen(HttpServerOptions options) {
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    return arrow::Status::Invalid("http: TLS needs both tls_cert and tls_key");
+  }
+  if (options.threads < 1) return arrow::Status::Invalid("http.threads must be >= 1");
+  std::unique_ptr<HttpServer> self(new HttpServer(options));
+  if (options.tls_cert_file.empty()) {
+    self->server_ = std::make_unique<httplib::Server>();
+  } else {
+    auto tls = std::make_unique<httplib::SSLServer>(options.tls_cert_file.c_str(),
+                                                    options.tls_key_file.c_str());
+    if (!tls->is_valid()) {
+      return arrow::Status::Invalid("http: cannot use TLS certificate '", options.tls_cert_file,
+                                    "' with key '", options.tls_key_file,
+                                    "' (unreadable, not PEM, or not a matching pair)");
+    }
+    self->server_ = std::move(tls);
+  }
+  httplib::Server& server = *self->server_;
+  const int threads = options.threads;
+  server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  auto seconds = [](double s) {
+    return std::chrono::microseconds(static_cast<int64_t>(s * 1e6));
+  };
+  server.set_read_timeout(seconds(options.read_timeout_s));
+  server.set_write_timeout(seconds(options.write_timeout_s));
+  server.set_keep_alive_timeout(static_cast<time_t>(std::max(1.0, options.keep_alive_s)));
+  server.set_keep_alive_max_count(100000);
+  server.set_payload_max_length(static_cast<size_t>(options.max_body_bytes));
+  server.set_tcp_nodelay(true);
+
+  HttpServer* raw = self.get();
+  server.set_pre_routing_handler([raw](const httplib::Request& req, httplib::Response& res) {
+    request_start = std::chrono::steady_clock::now();
+    auto id = req.get_header_value("X-Request-Id");
+    res.set_header("X-Request-Id", IsSaneRequestId(id) ? id : MakeRequestId());
+    if (!raw->started_ && req.path != "/healthz") {
+      SendError(res, 503, "unavailable", "quiver is starting (rebuilding its index); retry shortly");
+      res.set_header("Retry-After", "1");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty() || res.content_provider_) return;  // a handler's own answer
+    if (res.status == 404) {
+      SendError(res, 404, "not_found", "no route " + req.method + " " + req.path +
+                                           " (see docs/http.md)");
+    } else {
+      SendError(res, res.status, "http_error", "HTTP " + std::to_string(res.status));
+    }
+  });
+  server.set_exception_handler(
+      [](const httplib::Request& req, httplib::Response& res, std::exception_ptr e) {
+        std::string what = "unknown exception";
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          what = ex.what();
+        } catch (...) {
+        }
+        spdlog::error("HTTP {} {}: {}", req.method, req.path, what);
+        SendError(res, 500, "internal", what);
+      });
+  server.set_logger([](const httplib::Request& req, const httplib::Response& res) {
+    auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                        request_start)
+                  .count();
+    spdlog::debug("HTTP {} {} -> {} in {:.1f} ms (request {}, {})", req.method, req.path,
+                  res.status, ms, res.get_header_value("X-Request-Id"), req.remote_addr);
+  });
+
+  // Routes. Handlers reach the API once started (the pre-routing handler answers before).
+  auto api = [raw]() { return raw->api_.get(); };
+  const std::string object = R"(/v1/objects/(.+))";
+  server.Get(object, [api](const httplib::Request& q, httplib::Response& r) {
+    api()->GetObject(q, r);
+  });
+  server.Put(object, [api](const httplib::Request& q, httplib::Response& r,
+                           const httplib::ContentReader& body) { api()->PutObject(q, r, body); });
+  server.Delete(object, [api](const httplib::Request& q, httplib::Response& r) {
+    api()->DeleteObject(q, r);
+  });
+  server.Post("/v1/query", [api](const httplib::Request& q, httplib::Response& r) {
+    api()->Query(q, r);
+  });
+  server.Get("/v1/entries", [api](const httplib::Request& q, httplib::Response& r) {
+    api()->Entries(q, r);
+  });
+  server.Get("/v1/stats", [api](const httplib::Request& q, httplib::Response& r) {
+    api()->Stats(q, r);
+  });
+  server.Post(R"(/v1/actions/([A-Za-z0-9_-]+))",
+              [api](const httplib::Request& q, httplib::Response& r) { api()->Action(q, r); });
+  server.Get("/healthz", [](const httplib::Request&, httplib::Response& r) {
+    r.set_content(R"({"status":"ok"})", kJsonType);
+  });
+  server.Get("/readyz", [api](const httplib::Request& q, httplib::Response& r) {
+    api()->Ready(q, r);
+  });
+  // The dashboard (web/dist, compiled in): "/" and "/assets/...". Route patterns are regexes,
+  // so the dots of file names are escaped. no-cache: a new binary's page is picked up at once.
+  for (const DashboardAsset& asset : DashboardAssets()) {
+    std::string pattern;
+    for (char c : asset.path) {
+      if (c == '.') pattern += '\\';
+      pattern += c;
+    }
+    server.Get(pattern, [&asset](const httplib::Request&, httplib::Response& r) {
+      r.set_header("Cache-Control", "no-cache");
+      r.set_content(asset.body.data(), asset.body.size(), std::string(asset.content_type));
+    });
+  }
+
+  self->port_ = options.port == 0 ? server.bind_to_any_port(options.host)
+                                  : (server.bind_to_port(options.host, options.port)
+                                         ? options.port
+                                         : -1);
+  if (self->port_ <= 0) {
+    return arrow::Status::IOError("http: cannot listen on ", options.host, ":", options.port,
+                                  " (address in use, or not a local address)");
+  }
+  self->thread_ = std::thread([raw] { raw->server_->listen_after_bind(); });
+  return self;
+}
+
+void HttpServer::Start(Engine* engine, std::string flight_endpoint) {
+  api_ = std::make_unique<HttpApi>(engine, std::move(flight_endpoint));
+  started_ = true;
+}
+
+void HttpServer::Stop() {
+  if (!server_) return;
+  server_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace quiver

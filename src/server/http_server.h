@@ -1,0 +1,77 @@
+// HttpServer: Quiver's HTTP/1.1 interface (docs/http.md) -- the same engine, keys and
+// guarantees as Flight, for browsers and web backends.
+//
+// Transport is Debian's cpp-httplib: a fixed pool of worker threads, one connection at a time
+// each, kept alive between requests; responses stream with chunked transfer encoding; TLS with
+// a certificate and key file. A slow reader holds its worker until the write timeout ends the
+// connection, never an engine lock (http_body.h). The routes are HttpApi's (http_api.h).
+//
+// The server listens before the engine is open (so it can announce its port); until Start()
+// every request is answered 503 "starting".
+//
+// Thread-safety: Start() and Stop() may be called from any thread, once each.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <arrow/result.h>
+
+#include "cache/engine.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace quiver {
+
+class HttpApi;
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";
+  /// 0: a free port.
+  int port = 0;
+  /// Serve HTTPS with this certificate chain and private key (PEM files); both or neither.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  /// Worker threads: connections served at once. Default: 32.
+  int threads = 32;
+  /// Seconds a request may take to arrive, and a client to accept each write of a
+  /// response, before its connection is closed. Default: 30.
+  double read_timeout_s = 30;
+  double write_timeout_s = 30;
+  /// Seconds an idle kept-alive connection stays open. Default: 30.
+  double keep_alive_s = 30;
+  /// Largest request body (a PUT) accepted, bytes. Default: 4 GiB.
+  int64_t max_body_bytes = int64_t{4} << 30;
+};
+
+class HttpServer {
+ public:
+  /// \brief Bind and start accepting (answering 503 until Start()).
+  static arrow::Result<std::unique_ptr<HttpServer>> Listen(HttpServerOptions options);
+  ~HttpServer();
+
+  int port() const { return port_; }
+  /// \brief "http://HOST:PORT" or "https://HOST:PORT".
+  std::string url() const;
+
+  /// \brief Serve `engine`; `flight_endpoint` is what ObjectRefs name.
+  void Start(Engine* engine, std::string flight_endpoint);
+  /// \brief Stop accepting and close connections; waits for the accept loop.
+  void Stop();
+
+ private:
+  explicit HttpServer(HttpServerOptions options);
+
+  HttpServerOptions options_;
+  std::unique_ptr<httplib::Server> server_;
+  std::unique_ptr<HttpApi> api_;
+  std::atomic<bool> started_{false};
+  int port_ = 0;
+  std::thread thread_;
+};
+
+}  // namespace quiver

@@ -1,0 +1,23 @@
+// A query or artifact command (the JSON of a Flight CMD descriptor or ticket, or of an HTTP
+// POST /v1/query), planned and executed by the engine front it names. Shared by the Flight
+// and HTTP interfaces.
+//
+// Thread-safety: as the engine's fronts (safe to call concurrently).
+#pragma once
+
+#include <string>
+
+#include <arrow/result.h>
+
+#include "cache/engine.h"
+
+namespace quiver {
+
+/// \brief Parse and plan `text`: an artifact request if it names an artifact, else a query.
+arrow::Result<QueryPlan> PlanCommand(Engine* engine, const std::string& text);
+/// \brief Serve a planned command: a hit, a new or joined fill, or a bypass.
+arrow::Result<QueryResponse> ExecuteCommand(Engine* engine, const QueryPlan& plan);
+/// \brief What the command asks for, in errors: "artifact" or "query".
+const char* CommandName(const std::string& text);
+
+}  // namespace quiver
