@@ -109,6 +109,7 @@ arrow::Status Engine::Build() {
   q.cancel_unread_fills = o.cancel_unread_fills;
   q.reclaim_interval_s = o.reclaim_interval_s;
   q.fill_poll_ms = o.shared.fill_poll_ms;
+  if (o.random) q.random = o.random;
   ARROW_ASSIGN_OR_RAISE(queries_, QueryCache::Make(std::move(q)));
   artifacts_ = std::make_unique<ArtifactCache>(queries_.get(), entries_.get(), o.artifacts,
                                                o.max_ttl_s, o.max_entry_bytes);
@@ -415,7 +416,10 @@ constexpr std::pair<const char*, int64_t QueryStats::*> kQueryCounters[] = {
     {"queries.remote_joins", &QueryStats::remote_joins},
     {"queries.waits", &QueryStats::waits},
     {"queries.takeovers", &QueryStats::takeovers},
-    {"queries.fenced", &QueryStats::fenced}};
+    {"queries.fenced", &QueryStats::fenced},
+    {"queries.stale_hits", &QueryStats::stale_hits},
+    {"queries.refreshes", &QueryStats::refreshes},
+    {"queries.early_refreshes", &QueryStats::early_refreshes}};
 
 }  // namespace
 

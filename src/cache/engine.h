@@ -99,6 +99,8 @@ struct EngineOptions {
   int64_t fill_memory_bytes = Fill::kDefaultMaxKeptBytes;
   bool cancel_unread_fills = false;
   double reclaim_interval_s = 10;
+  /// XFetch's random draws (empty: seeded from std::random_device); tests fix the seed.
+  UnitRandom random;
   SharedOptions shared;
   /// Embedded index: its snapshot and log in the data dir (null: rebuilt from the manifests
   /// at every start), and the log size past which a new snapshot is written.

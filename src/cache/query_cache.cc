@@ -3,6 +3,7 @@
 #include "cache/query_cache.h"
 
 #include <chrono>
+#include <cmath>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -96,6 +97,13 @@ arrow::Result<QueryPlan> QueryCache::Plan(QueryRequest request) const {
   double ttl = request.ttl_s.value_or(plan.source->spec().ttl_s);
   if (!(ttl > 0)) return arrow::Status::Invalid("ttl_s must be > 0, got ", ttl);
   plan.ttl_s = std::min(ttl, options_.max_ttl_s);
+  const SourceSpec& spec = plan.source->spec();
+  const double stale = request.stale_while_revalidate_s.value_or(spec.stale_while_revalidate_s);
+  if (!(stale >= 0) || std::isinf(stale)) {
+    return arrow::Status::Invalid("stale_while_revalidate_s must be a number >= 0, got ", stale);
+  }
+  plan.stale_s = std::min(stale, MaxStaleWhileRevalidate(spec));
+  plan.early_refresh_beta = spec.early_refresh_beta;
 
   nlohmann::json canonical = {{"scope", request.scope},
                               {"source", request.source},
@@ -131,13 +139,21 @@ arrow::Result<QueryResponse> QueryCache::ExecuteBypass(const QueryPlan& plan) {
   return response;
 }
 
-arrow::Result<bool> QueryCache::TryHit(const QueryPlan& plan, QueryResponse* response) {
+arrow::Result<bool> QueryCache::TryHit(const QueryPlan& plan, QueryResponse* response,
+                                       bool allow_stale) {
   const std::string index_key = kQueryKeyPrefix + plan.key;
   ARROW_ASSIGN_OR_RAISE(auto entry, options_.entries->Open(index_key, std::nullopt, true));
+  bool stale = false;
+  if (!entry && allow_stale && plan.stale_s > 0) {
+    ARROW_ASSIGN_OR_RAISE(entry, OpenStale(plan));
+    stale = entry && entry->meta.expired(options_.clock->NowMillis());
+  }
   if (!entry) return false;  // absent or expired
   options_.evictor->CountRead(index_key);
   Count(&QueryStats::hits);
+  if (stale) Count(&QueryStats::stale_hits);
   response->kind = QueryResponse::Kind::kHit;
+  response->stale = stale;
   response->node = entry->meta.node;
   response->created_ms = entry->meta.created_ms;
   response->expires_ms = entry->meta.expires_ms;
@@ -151,11 +167,13 @@ arrow::Result<QueryResponse> QueryCache::Execute(const QueryPlan& plan) {
   if (!plan.bypass_reason.empty()) return ExecuteBypass(plan);
   QueryResponse response;
   response.key = plan.key;
-  // Most requests are hits: looked up without the key's lock, which other keys share.
-  std::optional<arrow::Result<bool>> looked;
-  if (!options_.fills->Find(plan.key)) {
-    looked = TryHit(plan, &response);
-    if (looked->ok() && **looked) return response;
+  // Most requests are hits: looked up without the key's lock, which other keys share. A
+  // result within its stale window is a hit too, and so is one being refreshed: a fill
+  // registered for a key with a current result is its background refresh.
+  std::optional<arrow::Result<bool>> looked = TryHit(plan, &response, /*allow_stale=*/true);
+  if (looked->ok() && **looked) {
+    MaybeRefresh(plan, &response);
+    return response;
   }
   std::lock_guard<std::mutex> lock(KeyMutex(plan.key));
   // A fill registered here first: joining it is what makes the flight single. A fill that
@@ -319,9 +337,11 @@ arrow::Result<int64_t> QueryCache::ReclaimExpiredAt(int64_t now) {
   ARROW_ASSIGN_OR_RAISE(auto entries, options_.entries->index()->ListLatest(kQueryKeyPrefix));
   int64_t removed = 0;
   for (const auto& item : entries) {
-    if (!item.latest.expired(now)) continue;
+    // A result inside the stale window its source allows may still be served (and stays).
+    const int64_t keep_ms = StaleKeepMillis(item.latest);
+    if (!item.latest.expired(now - keep_ms)) continue;
     RemoveRequest request(item.latest.key);
-    request.only_if_expired_at = now;  // a fresh refill published meanwhile stays
+    request.only_if_expired_at = now - keep_ms;  // a fresh refill published meanwhile stays
     ARROW_ASSIGN_OR_RAISE(auto gone, options_.entries->Remove(request));
     removed += gone.empty() ? 0 : 1;
   }
@@ -337,7 +357,9 @@ void QueryCache::RestoreCounters(const QueryStats& saved) {
   for (auto field : {&QueryStats::hits, &QueryStats::misses, &QueryStats::joins,
                      &QueryStats::bypasses, &QueryStats::executions, &QueryStats::failures,
                      &QueryStats::not_cached, &QueryStats::reclaimed, &QueryStats::remote_joins,
-                     &QueryStats::waits, &QueryStats::takeovers, &QueryStats::fenced}) {
+                     &QueryStats::waits, &QueryStats::takeovers, &QueryStats::fenced,
+                     &QueryStats::stale_hits, &QueryStats::refreshes,
+                     &QueryStats::early_refreshes}) {
     stats_.*field += saved.*field;
   }
 }

@@ -16,7 +16,14 @@
 //     expires without a result.
 //
 // On success the entry commits with its TTL; on failure or cancellation nothing is committed
-// and the next request executes again. Previews and non-deterministic queries (unless the
+// and the next request executes again.
+//
+// Freshness (query_refresh.cc): within a request's stale-while-revalidate window after expiry
+// the expired result is served at once, marked stale, and one background refresh starts --
+// an ordinary fill under the key's lease, so other requests and nodes join it rather than
+// start another. On a fresh hit, XFetch (policy/early_refresh.h) may start the same kind of
+// background refresh before expiry. A failed refresh leaves the stale result served until
+// its window ends. Previews and non-deterministic queries (unless the
 // request opts in) bypass the cache. When the index is unavailable and the node fails open,
 // results are served from the store's manifests, and misses execute without being cached.
 //
@@ -42,6 +49,7 @@
 #include "cache/peer_client.h"
 #include "common/periodic.h"
 #include "exec/source.h"
+#include "policy/early_refresh.h"
 
 namespace quiver {
 
@@ -52,6 +60,10 @@ struct QueryRequest {
   std::string params_json = "[]";
   /// Requested TTL; the source's default when empty; capped at max_ttl_s.
   std::optional<double> ttl_s;
+  /// Serve a result this long past its expiry, marked stale, while it is refreshed in the
+  /// background; the source's stale_while_revalidate_s when empty; capped at the source's
+  /// max_stale_while_revalidate_s.
+  std::optional<double> stale_while_revalidate_s;
   bool preview = false;
   bool cache_nondeterministic = false;
   /// Whose cache this is; fixed until authentication exists, but already in the key.
@@ -71,6 +83,10 @@ struct QueryPlan {
   std::string canonical;  ///< canonical JSON of what the key covers
   std::string key;        ///< 64 hex digits of SHA-256(canonical)
   double ttl_s = 0;
+  /// The stale-while-revalidate window, seconds (0: none).
+  double stale_s = 0;
+  /// XFetch's beta for early refreshes (0: none).
+  double early_refresh_beta = 0;
   /// Why the request bypasses the cache ("preview", "non-deterministic: random()"), or
   /// empty if it is cacheable.
   std::string bypass_reason;
@@ -80,6 +96,8 @@ struct QueryResponse {
   enum class Kind { kHit, kMiss, kBypass };
   Kind kind = Kind::kMiss;
   bool joined = false;     ///< a miss that joined a fill already running (here or elsewhere)
+  bool stale = false;      ///< a hit past its expiry, within the stale-while-revalidate window
+  bool refreshing = false; ///< a hit while a background refresh of the key runs (any node)
   std::string key;
   std::string node;        ///< the node that computed the result (or is computing it)
   int64_t created_ms = 0;
@@ -98,6 +116,9 @@ struct QueryStats {
   int64_t waits = 0;         ///< fills of other nodes waited for until they were published
   int64_t takeovers = 0;     ///< fills taken over after their node's lease expired
   int64_t fenced = 0;        ///< results not published: the fill lease was lost
+  int64_t stale_hits = 0;    ///< expired results served within their stale window
+  int64_t refreshes = 0;     ///< background refreshes started (stale or early) on this node
+  int64_t early_refreshes = 0;  ///< of which chosen early by XFetch
   std::map<std::string, int64_t> executions_by_key;
 };
 
@@ -126,6 +147,8 @@ struct QueryCacheOptions {
   /// How often a node waiting for another node's fill checks the index (announcements may
   /// be lost). Default: 200 ms.
   int64_t fill_poll_ms = 200;
+  /// Draws of XFetch's uniform random number (tests fix the seed).
+  UnitRandom random = DefaultUnitRandom();
 };
 
 class QueryCache {
@@ -175,8 +198,10 @@ class QueryCache {
   /// Serve from the store and execute uncached while the index is unavailable (else fail).
   bool FailOpen() const { return options_.entries->fail_open(); }
   std::mutex& KeyMutex(const std::string& key);
-  /// A fresh stored result fills `response`; false if there is none.
-  arrow::Result<bool> TryHit(const QueryPlan& plan, QueryResponse* response);
+  /// A fresh stored result fills `response`; false if there is none. With `allow_stale`,
+  /// so does an expired one within the plan's stale window (response->stale set).
+  arrow::Result<bool> TryHit(const QueryPlan& plan, QueryResponse* response,
+                             bool allow_stale = false);
   /// Serve from the fill registered on this node (or, once it finished, its published
   /// result); false if it can no longer be joined. REQUIRES: the key's lock held.
   bool JoinLocal(const QueryPlan& plan, const FillSlot& slot, QueryResponse* response);
@@ -184,6 +209,18 @@ class QueryCache {
   /// Start a fill for a miss: lead it, follow another node's, or run uncached.
   arrow::Status StartMiss(const QueryPlan& plan, bool index_available, QueryResponse* response);
   void StartThread(std::function<void()> body);
+
+  // query_refresh.cc: stale-while-revalidate and early refresh.
+  /// The latest result of `plan` if it is fresh or expired within the plan's stale window;
+  /// std::nullopt if there is none.
+  arrow::Result<std::optional<OpenEntry>> OpenStale(const QueryPlan& plan);
+  /// After a stale hit, or a fresh one XFetch picked: start a background refresh unless
+  /// one runs. True if a refresh of the key now runs (here or on another node).
+  bool StartRefresh(const QueryPlan& plan, const EntryMeta& served, bool early);
+  /// On a hit: refresh if it is stale, or if XFetch picks it; sets response->refreshing.
+  void MaybeRefresh(const QueryPlan& plan, QueryResponse* response);
+  /// How long past expiry a result of `meta`'s source is kept before it is reclaimed.
+  int64_t StaleKeepMillis(const EntryMeta& meta) const;
 
   // query_fill.cc: executing a query into a fill (and the store).
   /// Execute into `fill`; store and publish the result if `lease` is given. `cacheable`:
@@ -199,6 +236,8 @@ class QueryCache {
   void EndFill(const QueryPlan& plan, const std::shared_ptr<Fill>& fill, arrow::Status status,
                const std::optional<LeaseRef>& lease = std::nullopt);
   std::string StopReason(Fill* fill, bool storing);
+  /// Forget `fill` as a background refresh; true if it was one (its end is logged as such).
+  bool EndRefresh(const std::shared_ptr<Fill>& fill);
 
   // query_follow.cc: following a fill another node runs.
   void RunFollower(const QueryPlan& plan, const std::shared_ptr<Fill>& fill, LeaseHolder holder,
@@ -250,6 +289,7 @@ class QueryCache {
   int running_fills_ = 0;
   std::set<QueryStream*> running_streams_;      // cancelled on shutdown
   std::set<std::shared_ptr<Fill>> live_fills_;  // failed on shutdown
+  std::set<std::shared_ptr<Fill>> refreshes_;   // background refreshes among them
   std::atomic<bool> stopping_{false};
   std::unique_ptr<PeriodicTask> reclaimer_;
 };

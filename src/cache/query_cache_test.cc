@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <cmath>
 #include <filesystem>
 #include <thread>
 
@@ -60,6 +62,18 @@ class QueryCacheTest : public EngineTest {
     spec.uri = dir_ + "/t.db";
     spec.max_concurrent = 4;
     ASSERT_OK_AND_ASSIGN(source_, OpenAdbcSource(spec));
+    // The same database, serving stale results for 10 s (requests may ask up to 60 s);
+    // and one refreshing early (XFetch) without a stale window.
+    spec.name = "swr";
+    spec.stale_while_revalidate_s = 10;
+    spec.max_stale_while_revalidate_s = 60;
+    spec.early_refresh_beta = 0;
+    ASSERT_OK_AND_ASSIGN(swr_source_, OpenAdbcSource(spec));
+    spec.name = "xf";
+    spec.stale_while_revalidate_s = 0;
+    spec.max_stale_while_revalidate_s.reset();
+    spec.early_refresh_beta = 1.0;
+    ASSERT_OK_AND_ASSIGN(xf_source_, OpenAdbcSource(spec));
     Run("CREATE TABLE t (id INTEGER, grp TEXT)");
     Run("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000) "
         "INSERT INTO t SELECT i, 'g' || (i % 7) FROM n");
@@ -68,6 +82,8 @@ class QueryCacheTest : public EngineTest {
   void TearDown() override {
     engine_.reset();
     source_.reset();
+    swr_source_.reset();
+    xf_source_.reset();
     std::filesystem::remove_all(dir_);
   }
   void Run(const std::string& sql) {
@@ -81,15 +97,19 @@ class QueryCacheTest : public EngineTest {
   }
   void Open(int64_t max_entry_bytes = int64_t{1} << 30) {
     EngineOptions o;
-    o.sources = {{"lite", source_}};
+    o.sources = {{"lite", source_}, {"swr", swr_source_}, {"xf", xf_source_}};
     o.max_entry_bytes = max_entry_bytes;
+    o.random = [this] { return draw_.load(); };
     EngineTest::Open(std::move(o), std::make_shared<MemoryBlobStore>());
     queries_ = engine_->queries();
   }
   QueryResponse Ask(const std::string& sql, const std::string& params = "[]",
-                    std::optional<double> ttl = std::nullopt, bool preview = false) {
+                    std::optional<double> ttl = std::nullopt, bool preview = false,
+                    const std::string& source = "lite",
+                    std::optional<double> stale = std::nullopt) {
     QueryRequest req;
-    req.source = "lite";
+    req.source = source;
+    req.stale_while_revalidate_s = stale;
     req.sql = sql;
     req.params_json = params;
     req.ttl_s = ttl;
@@ -104,8 +124,10 @@ class QueryCacheTest : public EngineTest {
   void AwaitIdle() { ASSERT_TRUE(queries_->WaitForFills(10)) << "fills still running after 10 s"; }
 
   std::string dir_;
-  std::shared_ptr<Source> source_;
+  std::shared_ptr<Source> source_, swr_source_, xf_source_;
   QueryCache* queries_ = nullptr;
+  /// XFetch's draw: 1.0 never refreshes early (ln 1 = 0); a tiny one always does.
+  std::atomic<double> draw_{1.0};
 };
 
 constexpr const char* kAgg = "SELECT grp, count(*) AS n, sum(id) AS s FROM t GROUP BY grp ORDER BY grp";
@@ -235,6 +257,172 @@ TEST_F(QueryCacheTest, UnknownSourceAndBadParamsAreRefused) {
   req.params_json = "[]";
   req.ttl_s = -1;
   EXPECT_TRUE(queries_->Plan(req).status().IsInvalid());
+}
+
+// --- Freshness: stale-while-revalidate and early refresh (query_refresh.cc) ---
+
+// Takes long enough (tens of ms) that its recorded cost is > 0 and refreshes overlap reads.
+constexpr const char* kSlow =
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000) "
+    "SELECT count(*) AS c, sum(i) AS s FROM n";
+
+TEST_F(QueryCacheTest, StaleServedWithinWindowWhileOneRefreshRuns) {
+  auto miss = Ask(kSlow, "[]", 2.0, false, "swr");
+  ASSERT_OK_AND_ASSIGN(auto first, ReadAll(miss));
+  AwaitIdle();
+  const int64_t old_created = Ask(kSlow, "[]", 2.0, false, "swr").created_ms;
+  clock_->Advance(2500);  // expired 0.5 s ago; the window is 10 s
+  std::vector<std::thread> threads;
+  std::vector<QueryResponse> responses(16);
+  std::vector<std::shared_ptr<arrow::Table>> tables(16);
+  for (int i = 0; i < 16; ++i) {
+    threads.emplace_back([&, i] {
+      responses[i] = Ask(kSlow, "[]", 2.0, false, "swr");
+      auto t = ReadAll(responses[i]);
+      ASSERT_TRUE(t.ok()) << t.status();
+      tables[i] = *t;
+    });
+  }
+  for (auto& t : threads) t.join();
+  int stale = 0;
+  for (int i = 0; i < 16; ++i) {
+    ASSERT_EQ(responses[i].kind, QueryResponse::Kind::kHit) << "request " << i << " waited";
+    EXPECT_TRUE(tables[i]->Equals(*first));
+    if (responses[i].stale) {
+      ++stale;
+      EXPECT_TRUE(responses[i].refreshing);
+      EXPECT_EQ(responses[i].created_ms, old_created);
+    } else {  // the refresh published before this request: its new result
+      EXPECT_GT(responses[i].created_ms, old_created);
+    }
+  }
+  EXPECT_GE(stale, 1);
+  AwaitIdle();
+  const auto stats = queries_->Stats();
+  EXPECT_EQ(stats.refreshes, 1) << "one refresh for all the stale reads";
+  EXPECT_EQ(stats.early_refreshes, 0);
+  EXPECT_EQ(stats.executions, 2);
+  EXPECT_EQ(stats.stale_hits, stale);
+  auto fresh = Ask(kSlow, "[]", 2.0, false, "swr");
+  EXPECT_EQ(fresh.kind, QueryResponse::Kind::kHit);
+  EXPECT_FALSE(fresh.stale);
+  EXPECT_FALSE(fresh.refreshing);
+  EXPECT_EQ(fresh.created_ms, clock_->NowMillis());
+  EXPECT_EQ(fresh.expires_ms, clock_->NowMillis() + 2000);
+}
+
+TEST_F(QueryCacheTest, AfterTheWindowAMissAndReclaimKeepsTheWindow) {
+  ASSERT_OK(ReadAll(*std::make_unique<QueryResponse>(Ask(kAgg, "[]", 2.0, false, "swr")))
+                .status());
+  AwaitIdle();
+  // Expired 8 s ago: inside the source's 10 s window, and kept by the reclaimer until the
+  // 60 s a request may ask for.
+  clock_->Advance(10'000);
+  ASSERT_OK_AND_ASSIGN(auto reclaimed, queries_->ReclaimExpired());
+  EXPECT_EQ(reclaimed, 0);
+  // A request lowering the window to 0 misses it (and joins nothing: no refresh runs).
+  auto strict = Ask(kAgg, "[]", 2.0, false, "swr", 0.0);
+  EXPECT_EQ(strict.kind, QueryResponse::Kind::kMiss);
+  EXPECT_FALSE(strict.joined);
+  ASSERT_OK(ReadAll(strict).status());
+  AwaitIdle();
+  clock_->Advance(2000 + 10'000 + 1);  // the refill's window has passed too
+  auto late = Ask(kAgg, "[]", 2.0, false, "swr");
+  EXPECT_EQ(late.kind, QueryResponse::Kind::kMiss);
+  EXPECT_FALSE(late.stale);
+  ASSERT_OK(ReadAll(late).status());
+  AwaitIdle();
+  // A request may raise the window up to the cap (60 s), not beyond.
+  clock_->Advance(2000 + 40'000);
+  auto raised = Ask(kAgg, "[]", 2.0, false, "swr", 45.0);
+  EXPECT_EQ(raised.kind, QueryResponse::Kind::kHit);
+  EXPECT_TRUE(raised.stale);
+  AwaitIdle();
+  clock_->Advance(2000 + 61'000);
+  auto capped = Ask(kAgg, "[]", 2.0, false, "swr", 1000.0);
+  EXPECT_EQ(capped.kind, QueryResponse::Kind::kMiss);
+  ASSERT_OK(ReadAll(capped).status());
+  AwaitIdle();
+  clock_->Advance(2000 + 60'000);
+  ASSERT_OK_AND_ASSIGN(reclaimed, queries_->ReclaimExpired());
+  EXPECT_EQ(reclaimed, 1);
+  EXPECT_EQ(engine_->management()->Stats()->index.keys, 0);
+}
+
+TEST_F(QueryCacheTest, FailedRefreshKeepsServingStale) {
+  Run("CREATE TABLE u (v INTEGER)");
+  Run("INSERT INTO u VALUES (1), (2), (3)");
+  const char* sql = "SELECT sum(v) AS s FROM u";
+  ASSERT_OK_AND_ASSIGN(auto first, ReadAll(*std::make_unique<QueryResponse>(
+                                       Ask(sql, "[]", 2.0, false, "swr"))));
+  AwaitIdle();
+  Run("DROP TABLE u");  // every execution fails from now on
+  clock_->Advance(2500);
+  for (int round = 1; round <= 2; ++round) {
+    auto stale = Ask(sql, "[]", 2.0, false, "swr");
+    ASSERT_EQ(stale.kind, QueryResponse::Kind::kHit) << "round " << round;
+    EXPECT_TRUE(stale.stale);
+    ASSERT_OK_AND_ASSIGN(auto table, ReadAll(stale));
+    EXPECT_TRUE(table->Equals(*first));
+    AwaitIdle();  // the refresh failed
+    EXPECT_EQ(queries_->Stats().failures, round);
+    EXPECT_EQ(queries_->Stats().refreshes, round);
+    clock_->Advance(4000);
+  }
+  // Past the window (expired 8.5 s ago, now 10.5 s): a miss, which fails like the
+  // refreshes did.
+  clock_->Advance(2000);
+  auto miss = Ask(sql, "[]", 2.0, false, "swr");
+  EXPECT_EQ(miss.kind, QueryResponse::Kind::kMiss);
+  EXPECT_FALSE(ReadAll(miss).ok());
+}
+
+TEST_F(QueryCacheTest, EarlyRefreshServesTheFreshHitAndRefreshesOnce) {
+  ASSERT_OK(ReadAll(*std::make_unique<QueryResponse>(Ask(kSlow, "[]", 60.0, false, "xf")))
+                .status());
+  AwaitIdle();
+  auto hit = Ask(kSlow, "[]", 60.0, false, "xf");
+  ASSERT_GE(hit.exec_ms, 15) << "the draw below needs a cost of at least 15 ms";
+  const int64_t old_created = hit.created_ms;
+  EXPECT_FALSE(hit.refreshing) << "a draw of 1.0 never refreshes early";
+  // 0.5 s before expiry, a draw that looks 10 s ahead picks every hit; the refreshed
+  // result (60 s left) is not picked again.
+  clock_->Advance(59'500);
+  draw_ = std::exp(-10'000.0 / static_cast<double>(hit.exec_ms));
+  std::vector<std::thread> threads;
+  std::vector<QueryResponse> responses(8);
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      responses[i] = Ask(kSlow, "[]", 60.0, false, "xf");
+      ASSERT_TRUE(ReadAll(responses[i]).ok());
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& r : responses) {
+    EXPECT_EQ(r.kind, QueryResponse::Kind::kHit);
+    EXPECT_FALSE(r.stale);
+  }
+  EXPECT_TRUE(responses[0].refreshing || responses[0].created_ms > old_created);
+  draw_ = 1.0;
+  AwaitIdle();
+  const auto stats = queries_->Stats();
+  EXPECT_EQ(stats.early_refreshes, 1);
+  EXPECT_EQ(stats.refreshes, 1);
+  EXPECT_EQ(stats.executions, 2);
+  auto after = Ask(kSlow, "[]", 60.0, false, "xf");
+  EXPECT_EQ(after.kind, QueryResponse::Kind::kHit);
+  EXPECT_EQ(after.created_ms, clock_->NowMillis()) << "the refreshed result";
+  EXPECT_FALSE(after.refreshing);
+}
+
+TEST_F(QueryCacheTest, StaleWindowMustNotBeNegative) {
+  QueryRequest req;
+  req.source = "swr";
+  req.sql = "SELECT 1";
+  req.stale_while_revalidate_s = -1;
+  auto plan = queries_->Plan(req);
+  ASSERT_TRUE(plan.status().IsInvalid());
+  EXPECT_NE(plan.status().message().find("stale_while_revalidate_s"), std::string::npos);
 }
 
 }  // namespace

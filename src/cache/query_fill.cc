@@ -147,6 +147,11 @@ void QueryCache::CommitResult(const QueryPlan& plan, const std::shared_ptr<Fill>
 void QueryCache::EndFill(const QueryPlan& plan, const std::shared_ptr<Fill>& fill,
                          arrow::Status status, const std::optional<LeaseRef>& lease) {
   if (!status.ok()) Count(&QueryStats::failures);
+  if (EndRefresh(fill) && !status.ok()) {
+    spdlog::warn("query {} on {}: background refresh failed; the previous result is served "
+                 "while its stale window lasts: {}",
+                 plan.key.substr(0, 12), plan.request.source, status.ToString());
+  }
   // Ended before its lease goes: a follower that sees the lease free must find the end.
   fill->Finish(std::move(status));
   options_.fills->Unregister(plan.key, fill);

@@ -86,6 +86,27 @@ bool IsWildcardHost(const std::string& host) {
   return host.empty() || host == "0.0.0.0" || host == "::";
 }
 
+arrow::Status ValidateFreshness(const SourceSpec& s) {
+  if (!(s.stale_while_revalidate_s >= 0)) {
+    return arrow::Status::Invalid("source '", s.name, "': stale_while_revalidate_s must be >= 0");
+  }
+  if (s.max_stale_while_revalidate_s && !(*s.max_stale_while_revalidate_s >= 0)) {
+    return arrow::Status::Invalid("source '", s.name,
+                                  "': max_stale_while_revalidate_s must be >= 0");
+  }
+  if (MaxStaleWhileRevalidate(s) < s.stale_while_revalidate_s) {
+    return arrow::Status::Invalid("source '", s.name, "': stale_while_revalidate_s (",
+                                  s.stale_while_revalidate_s,
+                                  ") exceeds max_stale_while_revalidate_s (",
+                                  MaxStaleWhileRevalidate(s), ")");
+  }
+  if (!(s.early_refresh_beta >= 0) || std::isinf(s.early_refresh_beta)) {
+    return arrow::Status::Invalid("source '", s.name,
+                                  "': early_refresh_beta must be a number >= 0 (0: off)");
+  }
+  return arrow::Status::OK();
+}
+
 }  // namespace
 
 arrow::Status ServerConfig::LoadSources(const nlohmann::json& value, const std::string& path) {
@@ -104,7 +125,13 @@ arrow::Status ServerConfig::LoadSources(const nlohmann::json& value, const std::
       if (field == "driver") spec.driver = v.get<std::string>();
       else if (field == "uri") spec.uri = v.get<std::string>();
       else if (field == "ttl_s") spec.ttl_s = v.get<double>();
-      else if (field == "max_concurrent") spec.max_concurrent = v.get<int64_t>();
+      else if (field == "stale_while_revalidate_s") {
+        spec.stale_while_revalidate_s = v.get<double>();
+      } else if (field == "max_stale_while_revalidate_s") {
+        spec.max_stale_while_revalidate_s = v.get<double>();
+      } else if (field == "early_refresh_beta") {
+        spec.early_refresh_beta = v.get<double>();
+      } else if (field == "max_concurrent") spec.max_concurrent = v.get<int64_t>();
       else if (field == "max_queue") spec.max_queue = v.get<int64_t>();
       else if (field == "options") {
         for (auto& [k, o] : v.items()) spec.options[k] = o.get<std::string>();
@@ -325,6 +352,7 @@ arrow::Status ServerConfig::Validate() const {
     if (!(sources[i].ttl_s > 0)) {
       return arrow::Status::Invalid("source '", sources[i].name, "': ttl_s must be > 0");
     }
+    ARROW_RETURN_NOT_OK(ValidateFreshness(sources[i]));
   }
   if (log_format != "text" && log_format != "json") {
     return arrow::Status::Invalid("log_format '", log_format, "' is not text or json");

@@ -87,6 +87,39 @@ TEST(ServerConfig, LoadsFieldsAndRejectsUnknown) {
   std::remove(broken.c_str());
 }
 
+TEST(ServerConfig, LoadsAndChecksSourceFreshness) {
+  ServerConfig config;
+  auto path = WriteTemp(R"({"sources": {
+      "d": {"driver": "sqlite", "uri": "/d.db", "stale_while_revalidate_s": 30,
+            "max_stale_while_revalidate_s": 120, "early_refresh_beta": 2.5},
+      "e": {"driver": "sqlite", "uri": "/e.db"}}})");
+  ASSERT_TRUE(config.LoadFile(path).ok());
+  ASSERT_EQ(config.sources.size(), 2u);
+  const SourceSpec& d = config.sources[0].name == "d" ? config.sources[0] : config.sources[1];
+  const SourceSpec& e = config.sources[0].name == "d" ? config.sources[1] : config.sources[0];
+  EXPECT_EQ(d.stale_while_revalidate_s, 30);
+  EXPECT_EQ(MaxStaleWhileRevalidate(d), 120);
+  EXPECT_EQ(d.early_refresh_beta, 2.5);
+  // Defaults: no stale window (requests cannot raise it), XFetch with beta 1.
+  EXPECT_EQ(e.stale_while_revalidate_s, 0);
+  EXPECT_EQ(MaxStaleWhileRevalidate(e), 0);
+  EXPECT_EQ(e.early_refresh_beta, 1.0);
+  EXPECT_TRUE(config.Validate().ok()) << config.Validate();
+
+  config.sources[0].max_stale_while_revalidate_s = 1;
+  config.sources[0].stale_while_revalidate_s = 5;
+  EXPECT_NE(config.Validate().message().find("exceeds max_stale_while_revalidate_s"),
+            std::string::npos) << config.Validate();
+  config.sources[0].max_stale_while_revalidate_s.reset();
+  config.sources[0].stale_while_revalidate_s = -1;
+  EXPECT_NE(config.Validate().message().find("stale_while_revalidate_s must be >= 0"),
+            std::string::npos) << config.Validate();
+  config.sources[0].stale_while_revalidate_s = 0;
+  config.sources[0].early_refresh_beta = -1;
+  EXPECT_NE(config.Validate().message().find("early_refresh_beta"), std::string::npos);
+  std::remove(path.c_str());
+}
+
 TEST(ServerConfig, LoadsTheS3StoreAndKeys) {
   ServerConfig config;
   auto path = WriteTemp(R"({"store": "s3://bucket/pre/fix", "disk_tier_size": "5GiB",

@@ -181,6 +181,9 @@ arrow::Result<json> StatsJson(Engine* engine) {
         {"waits", q.waits},
         {"takeovers", q.takeovers},
         {"fenced", q.fenced},
+        {"stale_hits", q.stale_hits},
+        {"refreshes", q.refreshes},
+        {"early_refreshes", q.early_refreshes},
         {"executions_by_key", q.executions_by_key}}},
       {"artifacts", ArtifactsJson(engine->artifacts()->Stats())},
       {"views", ViewsJson(engine->views()->Stats())}};

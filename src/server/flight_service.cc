@@ -118,6 +118,8 @@ std::string ResponseJson(const QueryResponse& r) {
                                                             : "bypass";
   json j = {{"cache", kind}, {"key", r.key}, {"cached", r.kind != QueryResponse::Kind::kBypass}};
   if (r.kind == QueryResponse::Kind::kMiss) j["joined"] = r.joined;
+  j["stale"] = r.stale;
+  if (r.kind == QueryResponse::Kind::kHit) j["refreshing"] = r.refreshing;
   if (r.kind != QueryResponse::Kind::kBypass) {
     j["created_ms"] = r.created_ms;
     j["expires_ms"] = r.expires_ms;

@@ -38,6 +38,12 @@ arrow::Result<QueryRequest> ParseQueryRequest(const std::string& text) {
     } else if (name == "ttl_s") {
       if (!value.is_number()) return arrow::Status::Invalid("query field 'ttl_s' must be a number");
       req.ttl_s = value.get<double>();
+    } else if (name == "stale_while_revalidate_s") {
+      if (!value.is_number() || !(value.get<double>() >= 0)) {
+        return arrow::Status::Invalid(
+            "query field 'stale_while_revalidate_s' must be a number >= 0");
+      }
+      req.stale_while_revalidate_s = value.get<double>();
     } else if (name == "preview") {
       if (!value.is_boolean()) return arrow::Status::Invalid("query field 'preview' must be a bool");
       req.preview = value.get<bool>();
