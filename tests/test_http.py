@@ -409,9 +409,12 @@ def test_formats_equal_the_table(web):
     assert pq.read_table(pa.BufferReader(pqr.content)).equals(t)
     csv = requests.get(url, params={"format": "csv"}, timeout=30)
     assert csv.headers["Content-Type"].startswith("text/csv")
-    assert pcsv.read_csv(pa.BufferReader(csv.content)).equals(t)
+    # Text formats carry no types ("0.0" prints as 0): read them back with the table's.
+    typed = pcsv.ConvertOptions(column_types=t.schema)
+    assert pcsv.read_csv(pa.BufferReader(csv.content), convert_options=typed).equals(t)
     jsonl = requests.get(url, params={"format": "jsonl"}, timeout=30)
-    assert pjson.read_json(pa.BufferReader(jsonl.content)).equals(t)
+    as_t = pjson.ParseOptions(explicit_schema=t.schema)
+    assert pjson.read_json(pa.BufferReader(jsonl.content), parse_options=as_t).equals(t)
     arrow_file = requests.get(url, params={"format": "arrow-file"}, timeout=30)
     assert pa.ipc.open_file(pa.BufferReader(arrow_file.content)).read_all().equals(t)
     # The Parquet encoding is a derived entry now: the second request is served from it.
@@ -476,3 +479,39 @@ def test_views_of_query_results(quiver, lite_db):
                        timeout=30)
     assert csv.content.decode().splitlines()[1:] == ["0,\"g0\"", "1,\"g1\""]
     assert requests.get(f"{srv.http_url}/v1/results/{'0' * 64}", timeout=30).status_code == 404
+
+
+def test_stale_while_revalidate_over_http(quiver, workdir, lite_db):
+    from quiver_util import write_config
+    spec = {"driver": "sqlite", "uri": str(lite_db), "ttl_s": 2,
+            "stale_while_revalidate_s": 60, "early_refresh_beta": 0}
+    config = write_config(workdir, "swr.json", {"sources": {"lite": spec}})
+    srv = quiver(args=["--http", "127.0.0.1:0", "--config", str(config)])
+    body = json.dumps({"source": "lite", "sql": "SELECT count(*) AS n FROM t"})
+    first = requests.post(srv.http_url + "/v1/query", data=body, timeout=30)
+    created = first.headers["X-Quiver-Created-Ms"]
+
+    def fresh_hit():
+        r = requests.post(srv.http_url + "/v1/query", data=body, timeout=30)
+        return r if r.headers["X-Quiver-Cache"] == "hit" and "X-Quiver-Stale" not in r.headers \
+            else None
+
+    hit = wait_for(fresh_hit, what="a fresh hit")
+    assert "stale-while-revalidate=60" in hit.headers["Cache-Control"]
+    assert hit.headers["Cache-Control"].count("max-age=") == 1
+
+    def stale_or_refreshed():
+        r = requests.post(srv.http_url + "/v1/query", data=body, timeout=30)
+        assert r.status_code == 200 and read_ipc(r.content).column("n").to_pylist() == [300]
+        return r if r.headers.get("X-Quiver-Stale") == "true" else None
+
+    # After expiry, the expired result is served at once, marked stale, while it refreshes.
+    stale = wait_for(stale_or_refreshed, timeout=60, what="a stale hit")
+    assert stale.headers["X-Quiver-Cache"] == "hit"
+    assert stale.headers["Cache-Control"] == "max-age=0"
+    assert stale.headers["X-Quiver-Created-Ms"] == created
+    renewed = wait_for(lambda: (lambda r: r if r.headers["X-Quiver-Created-Ms"] != created
+                                else None)(requests.post(srv.http_url + "/v1/query", data=body,
+                                                         timeout=30)),
+                       timeout=60, what="the refreshed result")
+    assert "X-Quiver-Stale" not in renewed.headers

@@ -40,6 +40,8 @@ void SetQueryHeaders(const QueryResponse& r, httplib::Response* res) {
     res->set_header("X-Quiver-Expires-Ms", std::to_string(r.expires_ms));
   }
   if (r.exec_ms >= 0) res->set_header("X-Quiver-Exec-Ms", std::to_string(r.exec_ms));
+  if (r.stale) res->set_header("X-Quiver-Stale", "true");
+  if (r.refreshing) res->set_header("X-Quiver-Refreshing", "true");
   if (!r.node.empty()) res->set_header("X-Quiver-Node", r.node);
   if (!r.reason.empty()) res->set_header("X-Quiver-Reason", r.reason);
 }
@@ -104,6 +106,16 @@ void HttpApi::Query(const httplib::Request& req, httplib::Response& res) {
     if (view) return ServeQueryView(req, std::move(r), std::move(*view), &res);
     if (r.hit) {
       SetCacheHeaders(r.hit->meta, engine_->options().clock->NowMillis(), &res);
+      if (r.stale || planned->stale_s > 0) {
+        // Stale: expired, a refresh is under way. Else RFC 5861: downstream caches may serve
+        // it this long past expiry while they revalidate.
+        std::string control = r.stale ? "max-age=0"
+                                      : res.get_header_value("Cache-Control") +
+                                            ", stale-while-revalidate=" +
+                                            std::to_string(static_cast<int64_t>(planned->stale_s));
+        res.headers.erase("Cache-Control");
+        res.set_header("Cache-Control", control);
+      }
       if (NoneMatch(req, r.hit->meta)) {
         res.status = 304;
         return arrow::Status::OK();

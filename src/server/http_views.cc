@@ -24,6 +24,7 @@ arrow::Status SendView(const httplib::Request& req, const ViewResult& view, int6
   const EntryMeta& meta = view.entry.meta;
   SetCacheHeaders(meta, now_ms, res);
   if (!view.stored) {
+    res->headers.erase("Cache-Control");
     res->set_header("Cache-Control", "no-store");  // served from memory; not kept
     res->set_header("X-Quiver-View-Not-Stored", view.not_stored);
   }
