@@ -319,6 +319,29 @@ def test_curl(web):
     missing = subprocess.run([curl, "-sS", "-o", "/dev/null", "-w", "%{http_code}", url],
                              capture_output=True, check=True)
     assert missing.stdout == b"404"
+    # The management routes, with curl too.
+    put(web.client(), "s/c2", table(5))
+    entries = subprocess.run([curl, "-sS", f"{web.http_url}/v1/entries"], capture_output=True,
+                             check=True).stdout
+    assert read_ipc(entries).column("key").to_pylist() == ["s/c2"]
+    arrow_stats = subprocess.run([curl, "-sS", "-H", f"Accept: {ARROW}",
+                                  f"{web.http_url}/v1/stats"], capture_output=True,
+                                 check=True).stdout
+    assert "entries" in read_ipc(arrow_stats).column("name").to_pylist()
+    csv = subprocess.run([curl, "-sS", f"{web.http_url}/v1/objects/s/c2?format=csv"],
+                         capture_output=True, check=True).stdout.decode()
+    assert csv.splitlines()[0] == '"id","name"' and len(csv.splitlines()) == 6
+    removed = subprocess.run([curl, "-sS", "-X", "POST", "-d", '{"key": "s/c2"}',
+                              f"{web.http_url}/v1/actions/invalidate"], capture_output=True,
+                             check=True).stdout
+    # The object and, in the same cascade, its CSV encoding (a derived entry).
+    removed = json.loads(removed)["removed"]
+    assert "s/c2" in removed and len(removed) == 2, removed
+    assert any(k.startswith("@q/") for k in removed), removed
+    for path in ("/healthz", "/readyz", "/metrics", "/"):
+        code = subprocess.run([curl, "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+                               web.http_url + path], capture_output=True, check=True).stdout
+        assert code == b"200", path
 
 
 @pytest.fixture

@@ -29,9 +29,16 @@ void SendError(httplib::Response& res, int code, const std::string& kind,
   res.set_content(body.dump(), kJsonType);
 }
 
+httplib::Params QueryParams(const httplib::Request& req) {
+  httplib::Params params;
+  const auto mark = req.target.find('?');
+  if (mark != std::string::npos) httplib::detail::parse_query_text(req.target.substr(mark + 1), params);
+  return params;
+}
+
 arrow::Status CheckParams(const httplib::Request& req,
                           std::initializer_list<const char*> allowed) {
-  for (const auto& [name, value] : req.params) {
+  for (const auto& [name, value] : QueryParams(req)) {
     bool known = false;
     for (const char* a : allowed) known = known || name == a;
     if (!known) {

@@ -49,6 +49,10 @@ void SendError(httplib::Response& res, const arrow::Status& status, bool conditi
 /// \brief Answer `res` with an HTTP-layer error.
 void SendError(httplib::Response& res, int code, const std::string& kind,
                const std::string& message);
+/// \brief The parameters of `req`'s URL query only. (cpp-httplib also parses a body sent as
+/// application/x-www-form-urlencoded -- what `curl -d` sends -- into req.params, and a JSON
+/// body must not be read as parameters.)
+httplib::Params QueryParams(const httplib::Request& req);
 /// \brief Fail with Invalid naming the first query parameter of `req` not in `allowed`.
 arrow::Status CheckParams(const httplib::Request& req,
                           std::initializer_list<const char*> allowed);

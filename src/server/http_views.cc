@@ -1,6 +1,7 @@
 #include "server/http_views.h"
 
 #include "format/stored_stream.h"
+#include "server/http_api.h"
 #include "server/http_body.h"
 #include "server/http_cache_headers.h"
 #include "server/payload_source.h"
@@ -11,8 +12,9 @@ namespace quiver {
 arrow::Result<std::optional<ViewRequest>> HttpViewRequest(
     const httplib::Request& req, const std::string& key,
     const std::set<std::string>& also_allowed) {
-  ARROW_ASSIGN_OR_RAISE(auto request, ParseViewParams(key, req.params, also_allowed));
-  if (!req.has_param("format")) {
+  const httplib::Params params = QueryParams(req);
+  ARROW_ASSIGN_OR_RAISE(auto request, ParseViewParams(key, params, also_allowed));
+  if (params.count("format") == 0) {
     ARROW_ASSIGN_OR_RAISE(request.encoding, EncodingFromAccept(req.get_header_value("Accept")));
   }
   if (request.view.empty() && request.encoding == Encoding::kArrowStream) return std::nullopt;
