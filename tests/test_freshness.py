@@ -225,3 +225,19 @@ def test_one_refresh_in_a_cluster(cluster, workdir, lite_db):
     per_node = [stats(c)["queries"] for c in clients[:2]]
     assert sum(q["refreshes"] for q in per_node) == 1, per_node
     assert sum(q["executions"] for q in per_node) == 2, per_node
+
+
+def test_the_python_sdk_reports_a_stale_hit(quiver, workdir, lite_db):
+    import quiver as sdk
+    srv = serve(quiver, workdir, lite_db, ttl_s=2, stale_while_revalidate_s=60,
+                early_refresh_beta=0)
+    with sdk.connect(srv.location) as q:
+        first = q.query(SLOW, source="lite")
+        first.read_all()
+        assert first.meta.miss and not first.meta.stale
+        wait_committed(srv.client(), 1)
+        wait_expired({"expires_ms": first.meta.raw["expires_ms"]})
+        stale = q.query(SLOW, source="lite")
+        stale.read_all()
+        assert stale.meta.hit and stale.meta.stale and stale.meta.refreshing, stale.meta.raw
+        assert stale.meta.created == first.meta.created

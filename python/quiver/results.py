@@ -95,7 +95,9 @@ class QueryMeta:
     """The response metadata of a query (docs/queries.md, "The response").
 
     ``cache`` is "hit", "miss" or "bypass"; ``exec_s`` is None on a miss (still running);
-    ``raw`` is the JSON object as sent, for fields this class does not name.
+    ``stale`` is a hit past its expiry served within the stale-while-revalidate window, and
+    ``refreshing`` a hit while a background refresh of the key runs (docs/queries.md,
+    "Freshness"); ``raw`` is the JSON object as sent, for fields this class does not name.
     """
 
     cache: str
@@ -107,6 +109,8 @@ class QueryMeta:
     exec_s: Optional[float] = None
     cached: bool = False
     reason: Optional[str] = None
+    stale: bool = False
+    refreshing: bool = False
     raw: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -126,7 +130,8 @@ class QueryMeta:
                    expires=ms_to_datetime(value.get("expires_ms")),
                    exec_s=None if exec_ms is None else float(exec_ms) / 1000.0,
                    cached=bool(value.get("cached", False)), reason=value.get("reason"),
-                   raw=dict(value))
+                   stale=bool(value.get("stale", False)),
+                   refreshing=bool(value.get("refreshing", False)), raw=dict(value))
 
 
 @dataclass(frozen=True)
