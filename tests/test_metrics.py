@@ -8,7 +8,6 @@ every counter the sequence touches must have moved by exactly what it did.
 import json
 import re
 import sqlite3
-import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,7 +19,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from query_util import run_query, wait_for
 from quiver_util import action, get, put, stats
 
-HTTP_PREFIX = "quiver http listening on "
 
 
 def demo_db(path: Path) -> str:
@@ -28,18 +26,6 @@ def demo_db(path: Path) -> str:
         db.execute("CREATE TABLE t (id INTEGER, name TEXT)")
         db.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"n{i}") for i in range(100)])
     return f"demo=sqlite://{path}"
-
-
-def http_url(srv) -> str:
-    """The URL the server announced on stdout, right after the Flight line."""
-    out = Path(str(srv.log_path).replace(".stderr.log", ".stdout.log"))
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        for line in out.read_text(errors="replace").splitlines()[1:]:
-            if line.startswith(HTTP_PREFIX):
-                return line[len(HTTP_PREFIX):].strip()
-        time.sleep(0.02)
-    raise AssertionError(f"no {HTTP_PREFIX!r} line on stdout:\n{out.read_text()}")
 
 
 Samples = dict[tuple[str, frozenset], float]
@@ -72,7 +58,7 @@ def total(samples: Samples, name: str, **labels) -> float:
 def served(quiver, workdir):
     """A server with the HTTP interface and a SQLite source 'demo'."""
     srv = quiver(["--http", "127.0.0.1:0", "--source", demo_db(workdir / "demo.db")])
-    return srv, http_url(srv)
+    return srv, srv.http_url  # the second stdout line (conftest)
 
 
 def test_counters_move_exactly_as_the_requests_did(served):
