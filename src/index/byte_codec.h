@@ -31,6 +31,24 @@ inline void PutStrs(std::string* out, const std::vector<std::string>& v) {
   for (const auto& s : v) PutStr(out, s);
 }
 
+/// LEB128: 7 bits a byte, low first (1 byte below 128, 10 at most).
+inline void PutVarint(std::string* out, uint64_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+/// Reads what PutVarint wrote at `*p`, advancing it; the caller knows it is there.
+inline uint64_t LoadVarint(const char** p) {
+  uint64_t v = 0;
+  for (int shift = 0;; shift += 7) {
+    const auto b = static_cast<uint8_t>(*(*p)++);
+    v |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if (b < 0x80 || shift >= 63) return v;
+  }
+}
+
 inline uint64_t LoadU64(const char* p) {
   uint64_t v = 0;
   for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);

@@ -17,6 +17,38 @@ namespace quiver {
 
 namespace {
 
+// The saved access histories of keys asked for in ascending order: a walk along the records
+// when they are in key order (as ExportUsage writes them), a hash table when not (files of
+// earlier releases).
+class SavedHistories {
+ public:
+  explicit SavedHistories(const UsageSnapshot* usage) {
+    if (!usage) return;
+    records_ = &usage->records;
+    const bool sorted = std::is_sorted(
+        records_->begin(), records_->end(),
+        [](const UsageRecord& a, const UsageRecord& b) { return a.key < b.key; });
+    if (sorted) return;
+    by_key_.reserve(records_->size());
+    for (const auto& r : *records_) by_key_.emplace(r.key, &r);
+  }
+  const UsageRecord* Find(const std::string& key) {
+    if (!records_) return nullptr;
+    if (!by_key_.empty()) {
+      auto it = by_key_.find(key);
+      return it == by_key_.end() ? nullptr : it->second;
+    }
+    while (next_ < records_->size() && (*records_)[next_].key < key) ++next_;
+    if (next_ < records_->size() && (*records_)[next_].key == key) return &(*records_)[next_];
+    return nullptr;
+  }
+
+ private:
+  const std::vector<UsageRecord>* records_ = nullptr;
+  size_t next_ = 0;
+  std::unordered_map<std::string_view, const UsageRecord*> by_key_;
+};
+
 std::vector<uint64_t> VersionsOf(const std::vector<EntryMeta>& entries) {
   std::vector<uint64_t> out;
   out.reserve(entries.size());
@@ -36,10 +68,11 @@ EmbeddedIndex::EmbeddedIndex(std::shared_ptr<Clock> clock, size_t max_generation
 arrow::Result<std::optional<EntryMeta>> EmbeddedIndex::Get(const std::string& key,
                                                            std::optional<uint64_t> version) {
   std::shared_lock lock(mutex_);
-  auto it = keys_.find(key);
-  if (it == keys_.end()) return std::nullopt;
-  if (!version) return it->second.versions.rbegin()->second.Unpack(key);
-  const auto* meta = FindVersion(it->second, *version);
+  const auto* item = queue_.FindItem(key);
+  if (item == nullptr) return std::nullopt;
+  const VersionList& versions = item->payload.versions;
+  if (!version) return versions.latest().Unpack(key);
+  const auto* meta = versions.Find(*version);
   if (meta == nullptr) return std::nullopt;
   return meta->Unpack(key);
 }
@@ -50,22 +83,17 @@ arrow::Result<std::vector<std::optional<EntryMeta>>> EmbeddedIndex::GetMany(
   std::vector<std::optional<EntryMeta>> out;
   out.reserve(versions.size());
   for (const auto& [key, version] : versions) {
-    auto it = keys_.find(key);
-    const auto* meta = it == keys_.end() ? nullptr : FindVersion(it->second, version);
+    const auto* item = queue_.FindItem(key);
+    const auto* meta = item ? item->payload.versions.Find(version) : nullptr;
     out.push_back(meta ? std::optional<EntryMeta>(meta->Unpack(key)) : std::nullopt);
   }
   return out;
 }
 
-const PackedEntry* EmbeddedIndex::FindVersion(const KeyState& state, uint64_t version) {
-  auto v = state.versions.find(version);
-  return v == state.versions.end() ? nullptr : &v->second;
-}
-
 PublishOutcome EmbeddedIndex::CheckLocked(const PublishRequest& request,
                                           const KeyState* state) {
   PublishOutcome outcome;
-  const PackedEntry* latest = state ? &state->versions.rbegin()->second : nullptr;
+  const PackedEntry* latest = state ? &state->versions.latest() : nullptr;
   const uint64_t current = latest ? latest->version() : 0;
   const std::string current_blob = latest ? latest->blob() : std::string();
   if (current != request.expected_version || current_blob != request.expected_blob ||
@@ -104,8 +132,8 @@ bool EmbeddedIndex::OverBudgetLocked(const BudgetLimits& limits, int64_t bytes_a
 arrow::Result<PublishOutcome> EmbeddedIndex::Publish(const PublishRequest& request) {
   const EntryMeta& entry = request.entry;
   std::unique_lock lock(mutex_);
-  auto found = keys_.find(entry.key);
-  KeyState* state = found == keys_.end() ? nullptr : &found->second;
+  Queue::Item* item = queue_.FindItem(entry.key);
+  KeyState* state = item ? &item->payload : nullptr;
   PublishOutcome outcome = CheckLocked(request, state);
   if (!outcome.published()) return outcome;
   // What trimming will free, to check the budget before changing anything.
@@ -118,49 +146,52 @@ arrow::Result<PublishOutcome> EmbeddedIndex::Publish(const PublishRequest& reque
     outcome.detail = fmt::format("{} bytes in {} keys stored", stats_.bytes, stats_.keys);
     return outcome;
   }
+  KeyState added;  // a new key's, moved into the queue below
   if (state) {
-    LinkLocked(entry.key, state->versions.rbegin()->second, /*link=*/false);
+    LinkLocked(entry.key, state->versions.latest(), /*link=*/false);
   } else {
-    state = &keys_[entry.key];
+    state = &added;
     ++stats_.keys;
   }
-  state->versions.emplace(entry.version, PackedEntry::Pack(entry));
-  state->bytes += entry.bytes;
+  state->versions.Add(PackedEntry::Pack(entry));  // CheckLocked: the next version
+  int64_t key_bytes = (item ? item->entry.bytes : 0) + entry.bytes;
   ++stats_.versions;
   stats_.bytes += entry.bytes;
-  outcome.trimmed = TrimLocked(entry.key, state, keep);
+  outcome.trimmed = TrimLocked(entry.key, state, keep, &key_bytes);
   if (journal_) {
     std::vector<uint64_t> dropped;
     for (const auto& old : outcome.trimmed) dropped.push_back(old.version);
     journal_->AppendPublish(entry, dropped);
   }
-  LinkLocked(entry.key, state->versions.rbegin()->second, /*link=*/true);
+  LinkLocked(entry.key, state->versions.latest(), /*link=*/true);
   if (request.bump_key) generations_.Bump(KeyGeneration(entry.key));
   if (request.lease) leases_.Release(*request.lease);
   UsePolicyLocked(request.scoring);
-  queue_.Insert(entry.key, state->bytes, entry.cost_ms / 1000.0);  // the write is an access
-  state->last_access_ms = entry.created_ms;
+  // The write is an access.
+  auto& node = queue_.Insert(entry.key, key_bytes, entry.cost_ms / 1000.0);
+  if (state == &added) node.second.payload = std::move(added);
+  node.second.payload.last_access_ms = entry.created_ms;
   return outcome;
 }
 
 int64_t EmbeddedIndex::TrimmedBytes(const KeyState& state, int64_t keep) {
   int64_t drop = static_cast<int64_t>(state.versions.size()) - std::max<int64_t>(keep, 0);
   int64_t bytes = 0;
-  for (auto it = state.versions.begin(); drop > 0; ++it, --drop) bytes += it->second.bytes();
+  state.versions.ForEach([&](const PackedEntry& v) {
+    if (drop-- > 0) bytes += v.bytes();
+  });
   return bytes;
 }
 
 std::vector<EntryMeta> EmbeddedIndex::TrimLocked(const std::string& key, KeyState* state,
-                                                 int64_t keep) {
+                                                 int64_t keep, int64_t* key_bytes) {
   std::vector<EntryMeta> removed;
-  auto& versions = state->versions;
-  while (static_cast<int64_t>(versions.size()) > std::max<int64_t>(keep, 1)) {
-    auto oldest = versions.begin();
-    state->bytes -= oldest->second.bytes();
-    stats_.bytes -= oldest->second.bytes();
+  while (static_cast<int64_t>(state->versions.size()) > std::max<int64_t>(keep, 1)) {
+    const PackedEntry oldest = state->versions.PopOldest();
+    *key_bytes -= oldest.bytes();
+    stats_.bytes -= oldest.bytes();
     --stats_.versions;
-    removed.push_back(oldest->second.Unpack(key));
-    versions.erase(oldest);
+    removed.push_back(oldest.Unpack(key));
   }
   return removed;
 }
@@ -186,9 +217,9 @@ void EmbeddedIndex::LinkLocked(const std::string& key, const PackedEntry& latest
 arrow::Result<std::vector<EntryMeta>> EmbeddedIndex::Remove(const RemoveRequest& request) {
   std::unique_lock lock(mutex_);
   std::vector<EntryMeta> removed;
-  auto it = keys_.find(request.key);
-  if (it != keys_.end()) {
-    const PackedEntry& latest = it->second.versions.rbegin()->second;
+  Queue::Item* item = queue_.FindItem(request.key);
+  if (item != nullptr) {
+    const PackedEntry& latest = item->payload.versions.latest();
     if (request.only_if_expired_at && !latest.expired(*request.only_if_expired_at)) {
       return removed;
     }
@@ -197,14 +228,13 @@ arrow::Result<std::vector<EntryMeta>> EmbeddedIndex::Remove(const RemoveRequest&
   }
   // Even for an absent key: what is being computed from it must not publish after this.
   if (request.bump_key) generations_.Bump(KeyGeneration(request.key));
-  if (it == keys_.end()) return removed;
-  for (auto& [version, meta] : it->second.versions) {
+  if (item == nullptr) return removed;
+  item->payload.versions.ForEach([&](const PackedEntry& meta) {
     stats_.bytes -= meta.bytes();
     --stats_.versions;
     removed.push_back(meta.Unpack(request.key));
-  }
+  });
   --stats_.keys;
-  keys_.erase(it);
   queue_.Remove(request.key);
   if (journal_) journal_->AppendDrop(request.key, VersionsOf(removed));
   return removed;
@@ -212,10 +242,11 @@ arrow::Result<std::vector<EntryMeta>> EmbeddedIndex::Remove(const RemoveRequest&
 
 arrow::Result<std::vector<EntryMeta>> EmbeddedIndex::Trim(const std::string& key, int64_t keep) {
   std::unique_lock lock(mutex_);
-  auto it = keys_.find(key);
-  if (it == keys_.end()) return std::vector<EntryMeta>{};
-  auto removed = TrimLocked(key, &it->second, keep);
-  if (!removed.empty()) queue_.Resize(key, it->second.bytes);
+  Queue::Item* item = queue_.FindItem(key);
+  if (item == nullptr) return std::vector<EntryMeta>{};
+  int64_t key_bytes = item->entry.bytes;
+  auto removed = TrimLocked(key, &item->payload, keep, &key_bytes);
+  if (!removed.empty()) queue_.Resize(key, key_bytes);
   if (journal_) journal_->AppendDrop(key, VersionsOf(removed));
   return removed;
 }
@@ -223,11 +254,11 @@ arrow::Result<std::vector<EntryMeta>> EmbeddedIndex::Trim(const std::string& key
 arrow::Result<std::vector<IndexedKey>> EmbeddedIndex::ListLatest(const std::string& prefix) {
   std::shared_lock lock(mutex_);
   std::vector<IndexedKey> out;
-  for (auto it = keys_.lower_bound(prefix);
-       it != keys_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+  for (auto it = queue_.lower_bound(prefix);
+       it != queue_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
     IndexedKey item;
-    item.latest = it->second.versions.rbegin()->second.Unpack(it->first);
-    if (auto usage = UsageLocked(it->first)) item.usage = *usage;
+    item.latest = it->second.payload.versions.latest().Unpack(it->first);
+    item.usage = UsageOf(it->second);
     out.push_back(std::move(item));
   }
   return out;
@@ -236,8 +267,8 @@ arrow::Result<std::vector<IndexedKey>> EmbeddedIndex::ListLatest(const std::stri
 arrow::Result<std::vector<std::string>> EmbeddedIndex::KeysUnder(const std::string& prefix) {
   std::shared_lock lock(mutex_);
   std::vector<std::string> out;
-  for (auto it = keys_.lower_bound(prefix);
-       it != keys_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+  for (auto it = queue_.lower_bound(prefix);
+       it != queue_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
     if (KeyHasSegmentPrefix(it->first, prefix)) out.push_back(it->first);
   }
   return out;
@@ -291,29 +322,35 @@ arrow::Status EmbeddedIndex::Restore(const EntryMeta& entry, const ScoringPolicy
   if (rebuilt_) {
     return arrow::Status::Cancelled("the index was rebuilt meanwhile; not restoring more");
   }
-  auto [it, inserted_key] = keys_.try_emplace(entry.key);
-  KeyState& state = it->second;
-  if (auto existing = state.versions.find(entry.version); existing != state.versions.end()) {
-    const EntryMeta found = existing->second.Unpack(entry.key);
-    if (found.blob == entry.blob && found.manifest == entry.manifest) {
-      return arrow::Status::OK();  // restored twice: a rebuild started again
+  Queue::Item* item = queue_.FindItem(entry.key);
+  if (item != nullptr) {
+    if (const auto* existing = item->payload.versions.Find(entry.version)) {
+      const EntryMeta found = existing->Unpack(entry.key);
+      if (found.blob == entry.blob && found.manifest == entry.manifest) {
+        return arrow::Status::OK();  // restored twice: a rebuild started again
+      }
+      return arrow::Status::AlreadyExists("version ", entry.version, " of '", entry.key,
+                                          "' is already in the index");
     }
-    return arrow::Status::AlreadyExists("version ", entry.version, " of '", entry.key,
-                                        "' is already in the index");
+    LinkLocked(entry.key, item->payload.versions.latest(), /*link=*/false);
   }
-  if (!inserted_key) LinkLocked(entry.key, state.versions.rbegin()->second, /*link=*/false);
-  state.versions.emplace(entry.version, PackedEntry::Pack(entry));
-  if (inserted_key) ++stats_.keys;
+  KeyState added;  // a new key's, moved into the queue below
+  KeyState& state = item ? item->payload : added;
+  state.versions.Add(PackedEntry::Pack(entry));
+  if (item == nullptr) ++stats_.keys;
   ++stats_.versions;
   stats_.bytes += entry.bytes;
-  state.bytes += entry.bytes;
-  const PackedEntry& latest = state.versions.rbegin()->second;
+  const int64_t key_bytes = (item ? item->entry.bytes : 0) + entry.bytes;
+  const PackedEntry& latest = state.versions.latest();
   LinkLocked(entry.key, latest, /*link=*/true);
+  const int64_t created_ms = latest.created_ms();
+  const double cost_s = latest.cost_ms() / 1000.0;
   UsePolicyLocked(scoring);
   // One access per key, however many versions it has, placed at its latest's restore.
-  queue_.Remove(entry.key);
-  queue_.Insert(entry.key, state.bytes, latest.cost_ms() / 1000.0);
-  state.last_access_ms = latest.created_ms();
+  if (item != nullptr) queue_.RestoreHistory(entry.key, PolicyEntry{});
+  auto& node = queue_.Insert(entry.key, key_bytes, cost_s);
+  if (item == nullptr) node.second.payload = std::move(added);
+  node.second.payload.last_access_ms = created_ms;
   return arrow::Status::OK();
 }
 
@@ -335,66 +372,60 @@ void EmbeddedIndex::AttachJournal(IndexJournal* journal) {
   journal_ = journal;
 }
 
-arrow::Result<int64_t> EmbeddedIndex::LoadRecovered(std::vector<EntryMeta> entries,
+arrow::Result<int64_t> EmbeddedIndex::LoadRecovered(std::vector<RecoveredEntry> entries,
                                                     const ScoringPolicy& scoring,
                                                     const UsageSnapshot* usage) {
   std::unique_lock lock(mutex_);
-  if (!keys_.empty() || rebuilt_) {
+  if (queue_.size() != 0 || rebuilt_) {
     return arrow::Status::Invalid("recovered entries go into a new, empty index");
   }
   UsePolicyLocked(scoring);
-  // Keys arrive sorted: each insertion goes at the end of the map.
-  for (auto& entry : entries) {
-    auto it = keys_.empty() || keys_.rbegin()->first != entry.key
-                  ? keys_.emplace_hint(keys_.end(), entry.key, KeyState{})
-                  : std::prev(keys_.end());
-    if (it->first != entry.key || (!it->second.versions.empty() &&
-                                   it->second.versions.rbegin()->first >= entry.version)) {
-      return arrow::Status::Invalid("recovered entries out of order at '", entry.key, "'@",
-                                    entry.version);
-    }
-    KeyState& state = it->second;
-    if (state.versions.empty()) ++stats_.keys;
-    ++stats_.versions;
-    stats_.bytes += entry.bytes;
-    state.bytes += entry.bytes;
-    const uint64_t version = entry.version;
-    state.versions.emplace_hint(state.versions.end(), version, PackedEntry::Pack(entry));
-    entry = EntryMeta{};  // its strings are not needed any more
-  }
-  // Saved histories by key (views into `usage`).
-  std::unordered_map<std::string_view, const UsageRecord*> saved;
-  if (usage) {
-    queue_.AdvanceTick(usage->tick);
-    saved.reserve(usage->records.size());
-    for (const auto& r : usage->records) saved.emplace(r.key, &r);
-  }
-  // Links and the eviction queue from each key's latest version: a saved history where
-  // there is one, else an access in creation order (after every saved one).
-  using Item = std::pair<const std::string, KeyState>;
-  std::vector<std::pair<int64_t, Item*>> fresh;
+  SavedHistories saved(usage);
+  if (usage) queue_.AdvanceTick(usage->tick);
+  // Keys arrive sorted, each key's versions in order: a key's versions are packed, then the
+  // key is added at the end of the queue's map with its saved history, or none (those
+  // count as accessed in creation order, after every saved one, once all are in).
+  std::vector<std::pair<int64_t, const std::string*>> fresh;
   int64_t restored = 0;
-  for (auto& item : keys_) {
-    auto& [key, state] = item;
-    const PackedEntry& latest = state.versions.rbegin()->second;
-    LinkLocked(key, latest, /*link=*/true);
-    state.last_access_ms = latest.created_ms();
-    auto found = saved.find(key);
-    if (found != saved.end() &&
-        queue_.InsertRestored(key, state.bytes, latest.cost_ms() / 1000.0,
-                              found->second->history)) {
-      state.last_access_ms = found->second->last_access_ms;
-      ++restored;
-      continue;
+  for (size_t i = 0; i < entries.size();) {
+    const std::string key = entries[i].key;
+    KeyState state;
+    int64_t key_bytes = 0;
+    for (; i < entries.size() && entries[i].key == key; ++i) {
+      PackedEntry& packed = entries[i].packed;
+      if (!state.versions.empty() && state.versions.latest().version() >= packed.version()) {
+        return arrow::Status::Invalid("recovered entries out of order at '", key, "'@",
+                                      packed.version());
+      }
+      ++stats_.versions;
+      stats_.bytes += packed.bytes();
+      key_bytes += packed.bytes();
+      state.versions.Add(std::move(packed));
     }
-    fresh.emplace_back(latest.created_ms(), &item);
+    const PackedEntry& latest = state.versions.latest();
+    const UsageRecord* found = saved.Find(key);
+    const bool has_history = found != nullptr;
+    auto* node = queue_.Add(key, key_bytes, latest.cost_ms() / 1000.0,
+                            has_history ? found->history : PolicyEntry{});
+    if (node == nullptr) {
+      return arrow::Status::Invalid("recovered entries out of order at '", key, "'");
+    }
+    ++stats_.keys;
+    LinkLocked(key, latest, /*link=*/true);
+    const int64_t created_ms = latest.created_ms();
+    node->second.payload = std::move(state);
+    node->second.payload.last_access_ms =
+        has_history ? found->last_access_ms : created_ms;
+    if (has_history) {
+      ++restored;
+    } else {
+      fresh.emplace_back(created_ms, &node->first);
+    }
   }
+  queue_.OrderAdded();
   std::stable_sort(fresh.begin(), fresh.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (const auto& [created, item] : fresh) {
-    queue_.Insert(item->first, item->second.bytes,
-                  item->second.versions.rbegin()->second.cost_ms() / 1000.0);
-  }
+  for (const auto& [created, key] : fresh) queue_.Touch(*key);
   return restored;
 }
 
@@ -406,10 +437,12 @@ arrow::Status EmbeddedIndex::Checkpoint(const std::function<arrow::Status()>& fl
     // Changes append to the journal under the exclusive lock: none can happen until the
     // copy is complete, so the snapshot is exactly the state at the log's switch.
     ARROW_ASSIGN_OR_RAISE(writer, journal_->BeginCheckpoint());
-    for (const auto& [key, state] : keys_) {
-      for (const auto& [version, meta] : state.versions) {
-        ARROW_RETURN_NOT_OK(writer->Add(meta.Unpack(key)));
-      }
+    for (const auto& [key, item] : queue_) {
+      arrow::Status status;
+      item.payload.versions.ForEach([&](const PackedEntry& meta) {
+        if (status.ok()) status = writer->Add(meta.Unpack(key));
+      });
+      ARROW_RETURN_NOT_OK(status);
     }
   }
   return journal_->FinishCheckpoint(std::move(writer), flush);

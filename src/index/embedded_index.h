@@ -1,9 +1,10 @@
 // EmbeddedIndex: the in-process Index, for one node that owns its data dir.
 //
-// Versions are kept packed (index/packed_entry.h, ~100 bytes each) and unpacked on reads.
-// Ordered maps under one reader-writer lock: entries by key, dependency and tag edges, the
-// eviction queue (policy/eviction_queue.h) that holds every key's bytes and score, a
-// GenerationTable and a LeaseTable. It starts empty and is loaded from its journal
+// Versions are kept packed (index/packed_entry.h, ~65 bytes each) and unpacked on reads.
+// Under one reader-writer lock: the eviction queue (policy/eviction_queue.h), which holds
+// every key once -- its access history, score and, as the queue entry's payload, its
+// versions (index/version_list.h) -- with the keys in score order beside it; dependency and
+// tag edges; a GenerationTable and a LeaseTable. About 270 bytes a key with one version. It starts empty and is loaded from its journal
 // (LoadRecovered, index/index_journal.h) or rebuilt from the manifests at startup
 // (NeedsRebuild() is true until MarkRebuilt()); with a journal attached every change is
 // appended to it. Access histories and settings live in memory; the engine saves them to the
@@ -24,6 +25,7 @@
 #include "index/index_journal.h"
 #include "index/lease_table.h"
 #include "index/packed_entry.h"
+#include "index/version_list.h"
 #include "policy/eviction_queue.h"
 
 namespace quiver {
@@ -93,7 +95,7 @@ class EmbeddedIndex final : public Index {
   bool shared() const override { return false; }
   std::string Describe() const override { return "embedded"; }
 
-  /// \brief Every key's access history, for saving.
+  /// \brief Every key's access history, for saving (in key order).
   UsageSnapshot ExportUsage() const;
   /// \brief Give the keys known now the history `saved` has for them, and continue the
   /// access counter from it. Keys it does not cover (stored after it was taken) count as
@@ -108,7 +110,7 @@ class EmbeddedIndex final : public Index {
   /// index, as Restore() would one by one, with the access histories `usage` (may be
   /// null) has for them, as RestoreUsage() would; keys it does not cover count as accessed
   /// in creation order. Returns how many histories were restored.
-  arrow::Result<int64_t> LoadRecovered(std::vector<EntryMeta> entries,
+  arrow::Result<int64_t> LoadRecovered(std::vector<RecoveredEntry> entries,
                                        const ScoringPolicy& scoring,
                                        const UsageSnapshot* usage = nullptr);
   /// \brief Write the whole index as the journal's next snapshot (see IndexJournal);
@@ -116,11 +118,13 @@ class EmbeddedIndex final : public Index {
   arrow::Status Checkpoint(const std::function<arrow::Status()>& flush);
 
  private:
+  /// What the index keeps of a key beside its access history (the queue's; its bytes are
+  /// those of all of the key's versions).
   struct KeyState {
-    std::map<uint64_t, PackedEntry> versions;  // never empty while the key is in keys_
-    int64_t bytes = 0;                       // all versions
+    VersionList versions;  // never empty while the key is in the queue
     int64_t last_access_ms = 0;
   };
+  using Queue = BasicEvictionQueue<KeyState>;
 
   /// Why `request` cannot be published now (refusal kNone if it can).
   PublishOutcome CheckLocked(const PublishRequest& request, const KeyState* state);
@@ -128,27 +132,25 @@ class EmbeddedIndex final : public Index {
                         int64_t keys_after) const;
   /// Add (`link`) or drop `key`'s dependency and tag edges, those of its `latest` version.
   void LinkLocked(const std::string& key, const PackedEntry& latest, bool link);
-  /// Drop the oldest versions of `key`'s `state` beyond `keep`; returns them.
-  std::vector<EntryMeta> TrimLocked(const std::string& key, KeyState* state, int64_t keep);
+  /// Drop the oldest versions of `key`'s `state` beyond `keep`, taking their bytes off
+  /// `*key_bytes`; returns them.
+  std::vector<EntryMeta> TrimLocked(const std::string& key, KeyState* state, int64_t keep,
+                                    int64_t* key_bytes);
   /// The bytes of the versions of `state` beyond its newest `keep`.
   static int64_t TrimmedBytes(const KeyState& state, int64_t keep);
-  static const PackedEntry* FindVersion(const KeyState& state, uint64_t version);
   void UsePolicyLocked(const ScoringPolicy& scoring);
-  /// `key`'s usage; `score` if the caller has it already.
-  std::optional<KeyUsage> UsageLocked(const std::string& key,
-                                      std::optional<double> score = std::nullopt) const;
+  static KeyUsage UsageOf(const Queue::Item& item);
 
   std::shared_ptr<Clock> clock_;
   const std::string secret_;
   mutable std::shared_mutex mutex_;
-  std::map<std::string, KeyState> keys_;
   IndexStats stats_;
   std::map<std::string, std::set<std::string>> dependents_;  // dependency -> keys
   std::map<std::string, std::set<std::string>> tagged_;      // tag -> keys
   GenerationTable generations_;
   LeaseTable leases_;
   ScoringPolicy scoring_;
-  EvictionQueue queue_;
+  Queue queue_;  // every key, its versions and access history
   std::map<std::string, std::string> settings_;
   bool rebuilt_ = false;
   IndexJournal* journal_ = nullptr;

@@ -14,18 +14,14 @@ void EmbeddedIndex::UsePolicyLocked(const ScoringPolicy& scoring) {
   scoring_ = scoring;
 }
 
-std::optional<KeyUsage> EmbeddedIndex::UsageLocked(const std::string& key,
-                                                   std::optional<double> score) const {
-  const PolicyEntry* entry = queue_.Find(key);
-  auto it = keys_.find(key);
-  if (!entry || it == keys_.end()) return std::nullopt;
+KeyUsage EmbeddedIndex::UsageOf(const Queue::Item& item) {
   KeyUsage usage;
-  usage.bytes = entry->bytes;
-  usage.cost_s = entry->cost_s;
-  usage.accesses = entry->accesses;
-  usage.created_ms = it->second.versions.rbegin()->second.created_ms();
-  usage.last_access_ms = it->second.last_access_ms;
-  usage.score = score ? *score : queue_.Score(key);
+  usage.bytes = item.entry.bytes;
+  usage.cost_s = item.entry.cost_s;
+  usage.accesses = item.entry.accesses;
+  usage.created_ms = item.payload.versions.latest().created_ms();
+  usage.last_access_ms = item.payload.last_access_ms;
+  usage.score = item.score;
   return usage;
 }
 
@@ -34,25 +30,27 @@ arrow::Status EmbeddedIndex::Touch(const std::vector<std::pair<std::string, int6
   std::unique_lock lock(mutex_);
   UsePolicyLocked(scoring);
   for (const auto& [key, n] : counts) {
-    auto it = keys_.find(key);
-    if (it == keys_.end()) continue;
+    Queue::Item* item = queue_.FindItem(key);
+    if (item == nullptr) continue;
     queue_.Touch(key, n);
-    it->second.last_access_ms = now_ms;
+    item->payload.last_access_ms = now_ms;
   }
   return arrow::Status::OK();
 }
 
 arrow::Result<std::optional<KeyUsage>> EmbeddedIndex::Usage(const std::string& key) {
   std::shared_lock lock(mutex_);
-  return UsageLocked(key);
+  const Queue::Item* item = queue_.FindItem(key);
+  if (item == nullptr) return std::nullopt;
+  return UsageOf(*item);
 }
 
 arrow::Result<std::vector<std::pair<std::string, KeyUsage>>> EmbeddedIndex::LowestScored(
     int64_t offset, int64_t limit) {
   std::shared_lock lock(mutex_);
   std::vector<std::pair<std::string, KeyUsage>> out;
-  for (auto& [key, score] : queue_.Range(offset, limit)) {
-    if (auto usage = UsageLocked(key, score)) out.emplace_back(key, *usage);
+  for (const auto* node : queue_.Range(offset, limit)) {
+    out.emplace_back(node->first, UsageOf(node->second));
   }
   return out;
 }
@@ -97,12 +95,12 @@ UsageSnapshot EmbeddedIndex::ExportUsage() const {
   UsageSnapshot out;
   out.tick = queue_.tick();
   out.records.reserve(queue_.size());
-  for (const auto& key : queue_.InOrder()) {
+  // In key order: a restart loads them beside the journal's entries, which are too.
+  for (const auto& [key, item] : queue_) {
     UsageRecord r;
     r.key = key;
-    r.history = *queue_.Find(key);
-    auto it = keys_.find(key);
-    if (it != keys_.end()) r.last_access_ms = it->second.last_access_ms;
+    r.history = item.entry;
+    r.last_access_ms = item.payload.last_access_ms;
     out.records.push_back(std::move(r));
   }
   return out;
@@ -115,9 +113,9 @@ int64_t EmbeddedIndex::RestoreUsage(const UsageSnapshot& saved) {
   queue_.AdvanceTick(saved.tick);
   std::set<std::string> restored;
   for (const auto& r : saved.records) {
-    auto it = keys_.find(r.key);
-    if (it == keys_.end() || !queue_.RestoreHistory(r.key, r.history)) continue;
-    it->second.last_access_ms = r.last_access_ms;
+    Queue::Item* item = queue_.FindItem(r.key);
+    if (item == nullptr || !queue_.RestoreHistory(r.key, r.history)) continue;
+    item->payload.last_access_ms = r.last_access_ms;
     restored.insert(r.key);
   }
   for (const auto& key : known) {

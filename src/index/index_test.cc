@@ -1,4 +1,9 @@
 // The Index conformance suite on the embedded index, and the embedded index's own cases.
+#include <malloc.h>
+
+#include <algorithm>
+#include <iostream>
+
 #include <gtest/gtest.h>
 
 #include "index/embedded_index.h"
@@ -39,6 +44,80 @@ TEST(EmbeddedIndex, ASnapshotOlderThanForgottenGenerationsIsRefused) {
   EXPECT_EQ(index.Publish(r)->refusal, Refusal::kStaleGeneration);
   r.since = *index.Snapshot();
   EXPECT_TRUE(index.Publish(r)->published());
+}
+
+// The footprint the one-node scale goal (at most 300 bytes of RSS per entry at a million
+// entries) rests on: the heap each more key with one version of Quiver's own names costs,
+// counted by the allocator (its chunk headers and rounding included).
+TEST(EmbeddedIndex, AKeyWithOneVersionCostsUnder270BytesOfHeap) {
+  constexpr int kKeys = 50000;
+  std::vector<EntryMeta> entries;
+  entries.reserve(kKeys);
+  for (int i = 0; i < kKeys; ++i) {
+    EntryMeta e;
+    e.key = "s" + std::to_string(i / 1000) + "/o" + std::to_string(i % 1000);
+    e.version = 1;
+    e.node = "vm:35245";
+    e.blob = NewDataBlobName(e.node);
+    e.manifest = NewManifestName(e.key, e.version, e.node);
+    e.bytes = 304;
+    e.rows = 3;
+    e.batches = 1;
+    e.schema_fingerprint = "9a0c5e1d2b3f4a5b";
+    e.checksum = "d2b1c0ffee123456";
+    e.created_ms = 1763765000000 + i;
+    e.cost_ms = 1;
+    entries.push_back(std::move(e));
+  }
+  EmbeddedIndex index;
+  ASSERT_OK(index.MarkRebuilt());
+  const size_t before = mallinfo2().uordblks;
+  for (const auto& e : entries) {
+    PublishRequest r;
+    r.entry = e;
+    ASSERT_TRUE(index.Publish(r)->published());
+  }
+  const double per_key = static_cast<double>(mallinfo2().uordblks - before) / kKeys;
+  EXPECT_LT(per_key, 270) << "bytes of heap per key";
+  std::cout << "heap per key with one version: " << per_key << " bytes\n";
+  ASSERT_OK_AND_ASSIGN(auto back, index.Get(entries[123].key, std::nullopt));
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(EntryToJson(*back), EntryToJson(entries[123]));
+}
+
+// A restart loads the journal's entries with the saved access histories: exported in key
+// order (walked beside the entries) and, from files of earlier releases, in any order.
+TEST(EmbeddedIndex, LoadRecoveredRestoresHistoriesSavedInAnyOrder) {
+  for (bool reversed : {false, true}) {
+    EmbeddedIndex source;
+    ASSERT_OK(source.MarkRebuilt());
+    std::vector<EntryMeta> entries;
+    for (const char* key : {"a/1", "a/2", "b/1", "c/9"}) {
+      PublishRequest r;
+      r.entry = IndexConformanceTest::Entry(key, 1);
+      ASSERT_TRUE(source.Publish(r)->published());
+      entries.push_back(r.entry);
+    }
+    ASSERT_OK(source.Touch({{"b/1", 5}, {"a/1", 2}}, 1234, ScoringPolicy{}));
+    UsageSnapshot usage = source.ExportUsage();
+    ASSERT_TRUE(std::is_sorted(usage.records.begin(), usage.records.end(),
+                               [](const auto& a, const auto& b) { return a.key < b.key; }));
+    if (reversed) std::reverse(usage.records.begin(), usage.records.end());
+    std::vector<RecoveredEntry> recovered;
+    for (const auto& e : entries) recovered.push_back({e.key, PackedEntry::Pack(e)});
+    EmbeddedIndex loaded;
+    ASSERT_OK_AND_ASSIGN(int64_t restored,
+                         loaded.LoadRecovered(std::move(recovered), ScoringPolicy{}, &usage));
+    EXPECT_EQ(restored, 4) << "reversed: " << reversed;
+    for (const char* key : {"a/1", "a/2", "b/1", "c/9"}) {
+      auto before = source.Usage(key)->value();
+      auto after = loaded.Usage(key)->value();
+      EXPECT_EQ(after.accesses, before.accesses) << key << " reversed: " << reversed;
+      EXPECT_EQ(after.last_access_ms, before.last_access_ms) << key;
+      EXPECT_DOUBLE_EQ(after.score, before.score) << key;
+    }
+    EXPECT_EQ(loaded.usage_tick(), source.usage_tick());
+  }
 }
 
 TEST(Manifest, RoundTripsAndRejectsDamage) {

@@ -1,6 +1,9 @@
 #include "index/packed_entry.h"
 
+#include <array>
+#include <atomic>
 #include <cstring>
+#include <mutex>
 #include <string_view>
 
 #include "common/hex.h"
@@ -21,21 +24,34 @@ enum Flag : uint8_t {
   kHasKeyId = 64,
   kIsPatch = 128,           // base_version
 };
+// The node id is a number of the interned ones, or (kNodeAsText) written out.
+constexpr uint64_t kNodeAsText = 0;
 
 using codec::PutStr;
 using codec::PutStrs;
 using codec::PutU64;
 
-// Upper case is refused too: it would not come back as written.
-int LowerHexDigit(char c) { return c >= 'A' && c <= 'F' ? -1 : HexDigitValue(c); }
+// The value of a lower-case hex digit, -1 for anything else (upper case too: it would not
+// come back as written).
+constexpr std::array<int8_t, 256> kLowerHex = [] {
+  std::array<int8_t, 256> t{};
+  for (auto& v : t) v = -1;
+  for (int c = '0'; c <= '9'; ++c) t[c] = static_cast<int8_t>(c - '0');
+  for (int c = 'a'; c <= 'f'; ++c) t[c] = static_cast<int8_t>(c - 'a' + 10);
+  return t;
+}();
+int LowerHexDigit(char c) { return kLowerHex[static_cast<uint8_t>(c)]; }
 
-// `hex` (even length, lower case) as bytes; false if it is not that.
+// `hex` (even length, lower case) as bytes, into *out (replacing it); false if it is not
+// that.
 bool HexBytes(std::string_view hex, std::string* out) {
   if (hex.size() % 2 != 0) return false;
+  out->resize(hex.size() / 2);
+  char* to = out->data();
   for (size_t i = 0; i < hex.size(); i += 2) {
     const int hi = LowerHexDigit(hex[i]), lo = LowerHexDigit(hex[i + 1]);
     if (hi < 0 || lo < 0) return false;
-    out->push_back(static_cast<char>(hi << 4 | lo));
+    *to++ = static_cast<char>(hi << 4 | lo);
   }
   return true;
 }
@@ -87,10 +103,35 @@ std::string_view RandomPart(std::string_view name, size_t n, std::string_view su
   return part;
 }
 
+// Node ids, interned: an entry keeps a small number instead of the text. A process sees
+// few (its own, and those of the nodes that wrote its data before); past kMaxNodes, ids are
+// kept as text. Append-only and never freed, so readers need no lock.
+constexpr uint32_t kMaxNodes = 4096;
+std::atomic<const std::string*> interned_nodes[kMaxNodes];
+std::atomic<uint32_t> interned_count{0};
+
+// The number of `node`, or kMaxNodes if the table is full.
+uint32_t InternNode(const std::string& node) {
+  thread_local uint32_t last = kMaxNodes;
+  if (last < kMaxNodes && *interned_nodes[last].load(std::memory_order_acquire) == node) {
+    return last;
+  }
+  static std::mutex mutex;
+  std::lock_guard lock(mutex);
+  const uint32_t count = interned_count.load(std::memory_order_relaxed);
+  for (uint32_t i = 0; i < count; ++i) {
+    if (*interned_nodes[i].load(std::memory_order_relaxed) == node) return last = i;
+  }
+  if (count == kMaxNodes) return kMaxNodes;
+  interned_nodes[count].store(new std::string(node), std::memory_order_release);
+  interned_count.store(count + 1, std::memory_order_release);
+  return last = count;
+}
+
 }  // namespace
 
 struct PackedEntry::Fields {
-  std::string node, manifest, blob, fingerprint, checksum, key_id, source, query;
+  std::string manifest, blob, fingerprint, checksum, key_id, source, query;
   std::string manifest_random;  // hex, when packed
   std::vector<std::string> depends_on, tags;
   uint64_t base_version = 0;
@@ -98,7 +139,8 @@ struct PackedEntry::Fields {
 
 PackedEntry PackedEntry::Pack(const EntryMeta& e) {
   uint8_t flags = 0;
-  std::string manifest_bytes, blob_bytes, fp_bytes, sum_bytes;
+  // Scratch (a load packs a million entries): each is written whole before it is used.
+  thread_local std::string manifest_bytes, blob_bytes, fp_bytes, sum_bytes;
   auto manifest_random = RandomPart(e.manifest, 16, ".json");
   if (!manifest_random.empty() && HexBytes(manifest_random, &manifest_bytes) &&
       ManifestOf(e.key, e.version, e.node, manifest_random) == e.manifest) {
@@ -119,14 +161,20 @@ PackedEntry PackedEntry::Pack(const EntryMeta& e) {
   if (!e.key_id.empty()) flags |= kHasKeyId;
   if (e.is_patch()) flags |= kIsPatch;
 
-  std::string out;
-  out.reserve(kFixedEnd + 64);
+  thread_local std::string out;  // scratch: a load packs a million entries
+  out.clear();
   out.push_back(static_cast<char>(flags));
-  PutU64(&out, e.version);
+  codec::PutVarint(&out, e.version);
   for (int64_t v : {e.bytes, e.created_ms, e.cost_ms, e.expires_ms, e.rows, e.batches}) {
-    PutU64(&out, static_cast<uint64_t>(v));
+    codec::PutVarint(&out, static_cast<uint64_t>(v));
   }
-  PutStr(&out, e.node);
+  const uint32_t node = InternNode(e.node);
+  if (node < kMaxNodes) {
+    codec::PutVarint(&out, uint64_t{node} + 1);
+  } else {
+    codec::PutVarint(&out, kNodeAsText);
+    PutStr(&out, e.node);
+  }
   if (flags & kManifestPacked) out += manifest_bytes;
   else PutStr(&out, e.manifest);
   if (flags & kBlobPacked) out += blob_bytes;
@@ -145,18 +193,53 @@ PackedEntry PackedEntry::Pack(const EntryMeta& e) {
     PutStrs(&out, e.tags);
   }
   if (flags & kIsPatch) PutU64(&out, e.base_version);
+  char size[10];
+  std::string_view size_bytes;
+  {
+    thread_local std::string varint;
+    varint.clear();
+    codec::PutVarint(&varint, out.size());
+    std::memcpy(size, varint.data(), varint.size());
+    size_bytes = std::string_view(size, varint.size());
+  }
   PackedEntry packed;
-  packed.size_ = static_cast<uint32_t>(out.size());
-  packed.data_.reset(new char[out.size()]);
-  std::memcpy(packed.data_.get(), out.data(), out.size());
+  packed.data_.reset(new char[size_bytes.size() + out.size()]);
+  std::memcpy(packed.data_.get(), size_bytes.data(), size_bytes.size());
+  std::memcpy(packed.data_.get() + size_bytes.size(), out.data(), out.size());
   return packed;
 }
 
-PackedEntry::Fields PackedEntry::Decode() const {
+PackedEntry::Head PackedEntry::Numbers() const {
+  Head h;
+  const char* p = data_.get();
+  const uint64_t size = codec::LoadVarint(&p);
+  h.end = p + size;
+  h.flags = static_cast<uint8_t>(*p++);
+  h.version = codec::LoadVarint(&p);
+  for (int64_t* v : {&h.bytes, &h.created_ms, &h.cost_ms, &h.expires_ms, &h.rows, &h.batches}) {
+    *v = static_cast<int64_t>(codec::LoadVarint(&p));
+  }
+  const uint64_t node = codec::LoadVarint(&p);
+  if (node != kNodeAsText) {
+    h.node = interned_nodes[node - 1].load(std::memory_order_acquire);
+  } else {
+    const uint32_t n = codec::LoadU32(p);
+    h.node_text = std::string_view(p + 4, n);
+    p += 4 + n;
+  }
+  h.rest = p;
+  return h;
+}
+
+size_t PackedEntry::packed_size() const {
+  return static_cast<size_t>(Numbers().end - data_.get());
+}
+
+PackedEntry::Fields PackedEntry::Decode(const Head& head) const {
   // Pack wrote it: the reads cannot run past the end.
   Fields f;
-  const uint8_t flags = static_cast<uint8_t>(data_[0]);
-  codec::Reader c(std::string_view(data_.get() + kFixedEnd, size_ - kFixedEnd));
+  const uint8_t flags = head.flags;
+  codec::Reader c(std::string_view(head.rest, static_cast<size_t>(head.end - head.rest)));
   auto raw_hex = [&c](size_t n) {
     std::string_view v;
     c.Raw(n, &v);
@@ -167,10 +250,11 @@ PackedEntry::Fields PackedEntry::Decode() const {
     c.Str(&s);
     return s;
   };
-  f.node = str();
   if (flags & kManifestPacked) f.manifest_random = raw_hex(8);
   else f.manifest = str();
-  if (flags & kBlobPacked) f.blob = BlobOf(f.node, raw_hex(16));
+  if (flags & kBlobPacked) {
+    f.blob = BlobOf(head.node ? *head.node : std::string(head.node_text), raw_hex(16));
+  }
   else f.blob = str();
   f.fingerprint = (flags & kFingerprintPacked) ? raw_hex(8) : str();
   f.checksum = (flags & kChecksumPacked) ? raw_hex(8) : str();
@@ -188,19 +272,20 @@ PackedEntry::Fields PackedEntry::Decode() const {
 }
 
 EntryMeta PackedEntry::Unpack(const std::string& key) const {
-  Fields f = Decode();
+  const Head h = Numbers();
+  Fields f = Decode(h);
   EntryMeta e;
   e.key = key;
-  e.version = version();
-  e.bytes = bytes();
-  e.created_ms = created_ms();
-  e.cost_ms = cost_ms();
-  e.expires_ms = expires_ms();
-  e.rows = Fixed<int64_t>(kRowsAt);
-  e.batches = Fixed<int64_t>(kBatchesAt);
+  e.version = h.version;
+  e.bytes = h.bytes;
+  e.created_ms = h.created_ms;
+  e.cost_ms = h.cost_ms;
+  e.expires_ms = h.expires_ms;
+  e.rows = h.rows;
+  e.batches = h.batches;
+  e.node = h.node ? *h.node : std::string(h.node_text);
   e.manifest = f.manifest_random.empty() ? std::move(f.manifest)
-                                         : ManifestOf(key, e.version, f.node, f.manifest_random);
-  e.node = std::move(f.node);
+                                         : ManifestOf(key, e.version, e.node, f.manifest_random);
   e.blob = std::move(f.blob);
   e.schema_fingerprint = std::move(f.fingerprint);
   e.checksum = std::move(f.checksum);
@@ -213,8 +298,14 @@ EntryMeta PackedEntry::Unpack(const std::string& key) const {
   return e;
 }
 
-std::string PackedEntry::blob() const { return Decode().blob; }
-std::vector<std::string> PackedEntry::depends_on() const { return Decode().depends_on; }
-std::vector<std::string> PackedEntry::tags() const { return Decode().tags; }
+std::string PackedEntry::blob() const { return Decode(Numbers()).blob; }
+std::vector<std::string> PackedEntry::depends_on() const {
+  const Head h = Numbers();
+  return (h.flags & kHasLinks) ? Decode(h).depends_on : std::vector<std::string>{};
+}
+std::vector<std::string> PackedEntry::tags() const {
+  const Head h = Numbers();
+  return (h.flags & kHasLinks) ? Decode(h).tags : std::vector<std::string>{};
+}
 
 }  // namespace quiver
