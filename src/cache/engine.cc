@@ -233,9 +233,8 @@ arrow::Status Engine::RecoverFromJournal() {
   ARROW_RETURN_NOT_OK(embedded->MarkRebuilt());
   embedded->AttachJournal(o.journal.get());
   journaled_ = embedded;
-  // Loading decoded every version once more than the index keeps: give what the
-  // allocator holds from that back to the system.
-  recovered.entries = {};
+  // Loading held every version once more than the index keeps: give what the allocator
+  // holds from that back to the system.
   ::malloc_trim(0);
   CheckUnsynced(recovered.unsynced, &summary);
   clean_start_ = recovered.log_records == 0 && summary.unsynced_dropped == 0 &&

@@ -260,19 +260,19 @@ arrow::Result<const ArrayType*> Column(const arrow::RecordBatch& batch, int i,
   return static_cast<const ArrayType*>(column.get());
 }
 
-std::vector<std::string> ListAt(const arrow::ListArray& list, int64_t row) {
-  std::vector<std::string> out;
+// The strings of `list`'s row `row`, into `out` (its buffers reused).
+void ListInto(const arrow::ListArray& list, int64_t row, std::vector<std::string>* out) {
+  out->clear();
   const auto& values = static_cast<const arrow::StringArray&>(*list.values());
   for (int64_t i = list.value_offset(row); i < list.value_offset(row + 1); ++i) {
-    out.emplace_back(values.GetView(i));
+    out->emplace_back(values.GetView(i));
   }
-  return out;
 }
 
 // Read snapshot `path`, checking its checksum (`sum`) and generation; its last record's seq
 // in *seq.
 arrow::Status ReadSnapshot(const std::string& path, uint64_t generation, uint64_t sum,
-                           uint64_t* seq, std::vector<EntryMeta>* out) {
+                           uint64_t* seq, std::vector<RecoveredEntry>* out) {
   ARROW_ASSIGN_OR_RAISE(auto file, arrow::io::MemoryMappedFile::Open(path, arrow::io::FileMode::READ));
   ARROW_ASSIGN_OR_RAISE(int64_t size, file->GetSize());
   ARROW_ASSIGN_OR_RAISE(auto whole, file->ReadAt(0, size));
@@ -325,8 +325,9 @@ arrow::Status ReadSnapshot(const std::string& path, uint64_t generation, uint64_
     if (format >= 2) {
       ARROW_ASSIGN_OR_RAISE(base_version, Column<arrow::UInt64Array>(*batch, 18, expected));
     }
+    // One EntryMeta for every row (its strings keep their buffers), packed at once.
+    EntryMeta e;
     for (int64_t r = 0; r < batch->num_rows(); ++r) {
-      EntryMeta& e = out->emplace_back();
       e.key = key->GetView(r);
       e.version = version->Value(r);
       e.blob = blob->GetView(r);
@@ -343,17 +344,18 @@ arrow::Status ReadSnapshot(const std::string& path, uint64_t generation, uint64_
       e.query = query->GetView(r);
       e.expires_ms = expires->Value(r);
       e.cost_ms = cost->Value(r);
-      e.depends_on = ListAt(*depends, r);
-      e.tags = ListAt(*tags, r);
-      if (base_version) e.base_version = base_version->Value(r);
-    }
-  }
-  // Rows are written by key, then version; anything else is not a snapshot of ours.
-  for (size_t i = 1; i < out->size(); ++i) {
-    const auto& a = (*out)[i - 1];
-    const auto& b = (*out)[i];
-    if (a.key > b.key || (a.key == b.key && a.version >= b.version)) {
-      return arrow::Status::Invalid("rows out of order at '", b.key, "'@", b.version);
+      ListInto(*depends, r, &e.depends_on);
+      ListInto(*tags, r, &e.tags);
+      e.base_version = base_version ? base_version->Value(r) : 0;
+      // Rows are written by key, then version; anything else is not a snapshot of ours.
+      if (!out->empty()) {
+        const auto& last = out->back();
+        const int order = last.key.compare(e.key);
+        if (order > 0 || (order == 0 && last.packed.version() >= e.version)) {
+          return arrow::Status::Invalid("rows out of order at '", e.key, "'@", e.version);
+        }
+      }
+      out->push_back({e.key, PackedEntry::Pack(e)});
     }
   }
   return arrow::Status::OK();
@@ -612,12 +614,12 @@ arrow::Result<JournalRecovery> IndexJournal::Recover() {
   rec.log_records = std::count_if(changes.begin(), changes.end(),
                                   [](const Change& c) { return c.type != kSynced; });
   if (!touched.empty()) {
-    std::map<std::string, std::map<uint64_t, EntryMeta>> side;
-    std::vector<EntryMeta> untouched;
+    std::map<std::string, std::map<uint64_t, PackedEntry>> side;
+    std::vector<RecoveredEntry> untouched;
     untouched.reserve(rec.entries.size());
     for (auto& e : rec.entries) {
       if (touched.count(e.key)) {
-        side[e.key].emplace(e.version, std::move(e));
+        side[e.key].emplace(e.packed.version(), std::move(e.packed));
       } else {
         untouched.push_back(std::move(e));
       }
@@ -628,7 +630,7 @@ arrow::Result<JournalRecovery> IndexJournal::Recover() {
         auto& versions = side[c.entry.key];
         for (uint64_t v : c.versions) versions.erase(v);
         if (c.seq > synced) unsynced.emplace(c.entry.key, c.entry.version);
-        versions[c.entry.version] = std::move(c.entry);
+        versions[c.entry.version] = PackedEntry::Pack(c.entry);
       } else if (c.type == kDrop) {
         auto found = side.find(c.key);
         if (found == side.end()) continue;
@@ -636,14 +638,14 @@ arrow::Result<JournalRecovery> IndexJournal::Recover() {
       }
     }
     // Merge the two sorted runs back into key order.
-    std::vector<EntryMeta> merged;
+    std::vector<RecoveredEntry> merged;
     merged.reserve(untouched.size() + side.size());
     auto u = untouched.begin();
     for (auto& [key, versions] : side) {
       while (u != untouched.end() && u->key < key) merged.push_back(std::move(*u++));
       for (auto& [version, e] : versions) {
         if (unsynced.count({key, version})) rec.unsynced.emplace_back(key, version);
-        merged.push_back(std::move(e));
+        merged.push_back({key, std::move(e)});
       }
     }
     while (u != untouched.end()) merged.push_back(std::move(*u++));

@@ -47,8 +47,16 @@
 #include <arrow/status.h>
 
 #include "index/entry.h"
+#include "index/packed_entry.h"
 
 namespace quiver {
+
+/// One recovered version: its key, and the version packed as the index keeps it (so that a
+/// million of them cost ~100 bytes each between reading and loading, not an EntryMeta's).
+struct RecoveredEntry {
+  std::string key;
+  PackedEntry packed;
+};
 
 /// What recovery found.
 struct JournalRecovery {
@@ -57,7 +65,7 @@ struct JournalRecovery {
   bool found = false;
   std::string why;
   /// Every version, by key then version.
-  std::vector<EntryMeta> entries;
+  std::vector<RecoveredEntry> entries;
   /// (key, version) published after the last flush the log records: possibly torn by a
   /// power loss, to be checked against their data before they are served.
   std::vector<std::pair<std::string, uint64_t>> unsynced;

@@ -23,9 +23,9 @@ namespace fs = std::filesystem;
 // (key, version, blob) of every version an index holds, in key order.
 using Listing = std::vector<std::tuple<std::string, uint64_t, std::string>>;
 
-Listing ListingOf(const std::vector<EntryMeta>& entries) {
+Listing ListingOf(const std::vector<RecoveredEntry>& entries) {
   Listing out;
-  for (const auto& e : entries) out.emplace_back(e.key, e.version, e.blob);
+  for (const auto& e : entries) out.emplace_back(e.key, e.packed.version(), e.packed.blob());
   return out;
 }
 
@@ -64,10 +64,14 @@ class IndexJournalTest : public ::testing::Test {
     index_ = std::make_unique<EmbeddedIndex>();
     auto recovered = journal_->Recover();
     EXPECT_TRUE(recovered.ok()) << recovered.status().ToString();
-    if (recovered->found) EXPECT_OK(index_->LoadRecovered(recovered->entries, ScoringPolicy{}));
+    // What was recovered (before the index takes the entries).
+    recovered_ = ListingOf(recovered->entries);
+    if (recovered->found) {
+      EXPECT_OK(index_->LoadRecovered(std::move(recovered->entries), ScoringPolicy{}));
+    }
     EXPECT_OK(index_->MarkRebuilt());
     index_->AttachJournal(journal_.get());
-    return *recovered;
+    return std::move(*recovered);
   }
 
   // Publish the next version of `key`, keeping `keep` versions.
@@ -112,6 +116,7 @@ class IndexJournalTest : public ::testing::Test {
   std::string dir_;
   std::unique_ptr<IndexJournal> journal_;
   std::unique_ptr<EmbeddedIndex> index_;
+  Listing recovered_;  // what the last Reopen() recovered
 };
 
 TEST(IndexJournalCodec, EntriesRoundTrip) {
@@ -153,7 +158,7 @@ TEST_F(IndexJournalTest, RecoversSnapshotPlusLogExactly) {
 
   auto recovered = Reopen();
   ASSERT_TRUE(recovered.found) << recovered.why;
-  EXPECT_EQ(ListingOf(recovered.entries), expected);
+  EXPECT_EQ(recovered_, expected);
   EXPECT_EQ(recovered.log_records, 10 + 2);  // the removal of an absent key is no record
   EXPECT_EQ(ListingOf(index_.get()), expected);
   EXPECT_EQ(index_->Stats()->keys, stats.keys);
@@ -164,7 +169,7 @@ TEST_F(IndexJournalTest, RecoversSnapshotPlusLogExactly) {
   // and the journal goes on from there
   Publish("k/0");
   auto again = Reopen();
-  EXPECT_EQ(ListingOf(again.entries), ListingOf(index_.get()));
+  EXPECT_EQ(recovered_, ListingOf(index_.get()));
   EXPECT_EQ(index_->Get("k/0", std::nullopt)->value().version, 7u);  // 3 + 3 before
 }
 
@@ -194,7 +199,7 @@ TEST_F(IndexJournalTest, ACheckpointCutShortFallsBackToTheLogs) {
   EXPECT_EQ(Files("log-").size(), 2u);
   auto recovered = Reopen();
   ASSERT_TRUE(recovered.found) << recovered.why;
-  EXPECT_EQ(ListingOf(recovered.entries), expected);
+  EXPECT_EQ(recovered_, expected);
   EXPECT_EQ(Files("snapshot-").size(), 1u);
   for (const auto& f : fs::directory_iterator(dir_)) EXPECT_NE(f.path().extension(), ".part");
 }
@@ -213,13 +218,13 @@ TEST_F(IndexJournalTest, ARecordCutShortAtTheEndIsDropped) {
   auto recovered = Reopen();
   ASSERT_TRUE(recovered.found) << recovered.why;
   EXPECT_GT(recovered.torn_bytes, 0);
-  EXPECT_EQ(ListingOf(recovered.entries), before_last);
+  EXPECT_EQ(recovered_, before_last);
   // the log was cut back to its last whole record, and appends continue it
   Publish("t/d");
   auto again = Reopen();
   ASSERT_TRUE(again.found) << again.why;
   EXPECT_EQ(again.torn_bytes, 0);
-  EXPECT_EQ(again.entries.size(), 3u);
+  EXPECT_EQ(recovered_.size(), 3u);
 }
 
 TEST_F(IndexJournalTest, DamageInsideTheLogIsSetAsideNeverTrusted) {
@@ -296,7 +301,7 @@ TEST_F(IndexJournalTest, ConcurrentWritersAndACheckpointLoseNothing) {
   const auto expected = ListingOf(index_.get());
   auto recovered = Reopen();
   ASSERT_TRUE(recovered.found) << recovered.why;
-  EXPECT_EQ(ListingOf(recovered.entries), expected);
+  EXPECT_EQ(recovered_, expected);
 }
 
 }  // namespace
