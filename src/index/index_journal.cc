@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -15,14 +14,10 @@
 
 #include <arrow/api.h>
 #include <arrow/io/file.h>
-#include <arrow/ipc/reader.h>
-#include <arrow/ipc/writer.h>
-#include <arrow/util/key_value_metadata.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <xxhash.h>
 
-#include "format/checksum.h"
 #include "index/byte_codec.h"
 
 namespace quiver {
@@ -37,10 +32,6 @@ constexpr char kLogMagic[8] = {'Q', 'V', 'R', 'J', 'R', 'N', 'L', '1'};
 constexpr size_t kLogHeader = 8 + 8 + 8;  // magic, generation, seq of the snapshot before it
 constexpr size_t kFrameHeader = 4 + 8;    // payload length, XXH3-64 of the payload
 constexpr uint32_t kMaxRecord = 64u << 20;
-constexpr int64_t kSnapshotBatchRows = 64 * 1024;
-constexpr const char* kFormatKey = "quiver.index.format";
-constexpr const char* kGenerationKey = "quiver.index.generation";
-constexpr const char* kSeqKey = "quiver.index.seq";
 
 enum RecordType : uint8_t { kPublish = 1, kDrop = 2, kSynced = 3 };
 
@@ -80,285 +71,9 @@ arrow::Status WriteFully(int fd, const std::string& bytes, const std::string& wh
 
 std::string LogName(uint64_t generation) { return fmt::format("log-{:020}", generation); }
 
-template <typename T>
-bool ParseNumber(std::string_view text, T* out, int base = 10) {
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out, base);
-  return ec == std::errc() && end == text.data() + text.size() && !text.empty();
-}
-
-// snapshot-<20 digits>-<16 hex>.arrow
-bool ParseSnapshotName(const std::string& name, uint64_t* generation, uint64_t* sum) {
-  if (name.size() != 9 + 20 + 1 + 16 + 6 || name.compare(0, 9, "snapshot-") != 0 ||
-      name[29] != '-' || name.compare(46, 6, ".arrow") != 0) {
-    return false;
-  }
-  return ParseNumber(std::string_view(name).substr(9, 20), generation) &&
-         ParseNumber(std::string_view(name).substr(30, 16), sum, 16);
-}
-
 bool ParseLogName(const std::string& name, uint64_t* generation) {
   return name.size() == 4 + 20 && name.compare(0, 4, "log-") == 0 &&
-         ParseNumber(std::string_view(name).substr(4), generation);
-}
-
-// Format 1: the columns up to "tags"; format 2 (written now) adds "base_version".
-std::shared_ptr<arrow::Schema> SnapshotSchema(uint64_t generation, uint64_t seq,
-                                              int format = 2) {
-  auto list = arrow::list(arrow::field("item", arrow::utf8(), false));
-  auto fields = arrow::FieldVector(
-      {arrow::field("key", arrow::utf8(), false), arrow::field("version", arrow::uint64(), false),
-       arrow::field("blob", arrow::utf8(), false), arrow::field("key_id", arrow::utf8(), false),
-       arrow::field("manifest", arrow::utf8(), false), arrow::field("node", arrow::utf8(), false),
-       arrow::field("bytes", arrow::int64(), false), arrow::field("rows", arrow::int64(), false),
-       arrow::field("batches", arrow::int64(), false),
-       arrow::field("schema_fingerprint", arrow::utf8(), false),
-       arrow::field("checksum", arrow::utf8(), false),
-       arrow::field("created_ms", arrow::int64(), false),
-       arrow::field("source", arrow::utf8(), false), arrow::field("query", arrow::utf8(), false),
-       arrow::field("expires_ms", arrow::int64(), false),
-       arrow::field("cost_ms", arrow::int64(), false), arrow::field("depends_on", list, false),
-       arrow::field("tags", list, false)});
-  if (format >= 2) fields.push_back(arrow::field("base_version", arrow::uint64(), false));
-  return arrow::schema(
-      std::move(fields),
-      arrow::key_value_metadata({kFormatKey, kGenerationKey, kSeqKey},
-                                {std::to_string(format), std::to_string(generation),
-                                 std::to_string(seq)}));
-}
-
-// Streams rows into a temporary Arrow IPC file, checksumming every byte on its way.
-class SnapshotFileWriter final : public SnapshotWriter {
- public:
-  SnapshotFileWriter(std::string dir, uint64_t generation, uint64_t seq)
-      : dir_(std::move(dir)),
-        generation_(generation),
-        seq_(seq),
-        temp_(fmt::format("{}/snapshot-{:020}.part", dir_, generation)),
-        schema_(SnapshotSchema(generation, seq)),
-        depends_(arrow::default_memory_pool(), std::make_shared<arrow::StringBuilder>()),
-        tags_(arrow::default_memory_pool(), std::make_shared<arrow::StringBuilder>()) {}
-
-  ~SnapshotFileWriter() override {
-    if (!finished_) ::unlink(temp_.c_str());
-  }
-
-  arrow::Status Open() {
-    ARROW_ASSIGN_OR_RAISE(file_, arrow::io::FileOutputStream::Open(temp_));
-    counted_ = std::make_unique<ChecksummingOutputStream>(file_.get());
-    ARROW_ASSIGN_OR_RAISE(writer_, arrow::ipc::MakeFileWriter(counted_.get(), schema_));
-    return arrow::Status::OK();
-  }
-
-  arrow::Status Add(const EntryMeta& e) override {
-    ARROW_RETURN_NOT_OK(key_.Append(e.key));
-    ARROW_RETURN_NOT_OK(version_.Append(e.version));
-    ARROW_RETURN_NOT_OK(blob_.Append(e.blob));
-    ARROW_RETURN_NOT_OK(key_id_.Append(e.key_id));
-    ARROW_RETURN_NOT_OK(manifest_.Append(e.manifest));
-    ARROW_RETURN_NOT_OK(node_.Append(e.node));
-    ARROW_RETURN_NOT_OK(bytes_.Append(e.bytes));
-    ARROW_RETURN_NOT_OK(rows_.Append(e.rows));
-    ARROW_RETURN_NOT_OK(batches_.Append(e.batches));
-    ARROW_RETURN_NOT_OK(fingerprint_.Append(e.schema_fingerprint));
-    ARROW_RETURN_NOT_OK(checksum_.Append(e.checksum));
-    ARROW_RETURN_NOT_OK(created_.Append(e.created_ms));
-    ARROW_RETURN_NOT_OK(source_.Append(e.source));
-    ARROW_RETURN_NOT_OK(query_.Append(e.query));
-    ARROW_RETURN_NOT_OK(expires_.Append(e.expires_ms));
-    ARROW_RETURN_NOT_OK(cost_.Append(e.cost_ms));
-    ARROW_RETURN_NOT_OK(AppendList(&depends_, e.depends_on));
-    ARROW_RETURN_NOT_OK(AppendList(&tags_, e.tags));
-    ARROW_RETURN_NOT_OK(base_version_.Append(e.base_version));
-    ++rows_total_;
-    if (++pending_ >= kSnapshotBatchRows) return WriteBatch();
-    return arrow::Status::OK();
-  }
-
-  arrow::Status Close() override {
-    ARROW_RETURN_NOT_OK(WriteBatch());
-    ARROW_RETURN_NOT_OK(writer_->Close());
-    ARROW_RETURN_NOT_OK(file_->Close());
-    return arrow::Status::OK();
-  }
-
-  int64_t rows() const override { return rows_total_; }
-  uint64_t generation() const { return generation_; }
-  const std::string& temp() const { return temp_; }
-  std::string final_name() const {
-    return fmt::format("snapshot-{:020}-{}.arrow", generation_, counted_->HexDigest());
-  }
-  void finished() { finished_ = true; }
-
- private:
-  static arrow::Status AppendList(arrow::ListBuilder* list, const std::vector<std::string>& v) {
-    ARROW_RETURN_NOT_OK(list->Append());
-    auto* values = static_cast<arrow::StringBuilder*>(list->value_builder());
-    for (const auto& s : v) ARROW_RETURN_NOT_OK(values->Append(s));
-    return arrow::Status::OK();
-  }
-
-  arrow::Status WriteBatch() {
-    if (pending_ == 0 && rows_total_ > 0) return arrow::Status::OK();
-    std::vector<std::shared_ptr<arrow::Array>> columns(19);
-    ARROW_RETURN_NOT_OK(key_.Finish(&columns[0]));
-    ARROW_RETURN_NOT_OK(version_.Finish(&columns[1]));
-    ARROW_RETURN_NOT_OK(blob_.Finish(&columns[2]));
-    ARROW_RETURN_NOT_OK(key_id_.Finish(&columns[3]));
-    ARROW_RETURN_NOT_OK(manifest_.Finish(&columns[4]));
-    ARROW_RETURN_NOT_OK(node_.Finish(&columns[5]));
-    ARROW_RETURN_NOT_OK(bytes_.Finish(&columns[6]));
-    ARROW_RETURN_NOT_OK(rows_.Finish(&columns[7]));
-    ARROW_RETURN_NOT_OK(batches_.Finish(&columns[8]));
-    ARROW_RETURN_NOT_OK(fingerprint_.Finish(&columns[9]));
-    ARROW_RETURN_NOT_OK(checksum_.Finish(&columns[10]));
-    ARROW_RETURN_NOT_OK(created_.Finish(&columns[11]));
-    ARROW_RETURN_NOT_OK(source_.Finish(&columns[12]));
-    ARROW_RETURN_NOT_OK(query_.Finish(&columns[13]));
-    ARROW_RETURN_NOT_OK(expires_.Finish(&columns[14]));
-    ARROW_RETURN_NOT_OK(cost_.Finish(&columns[15]));
-    ARROW_RETURN_NOT_OK(depends_.Finish(&columns[16]));
-    ARROW_RETURN_NOT_OK(tags_.Finish(&columns[17]));
-    ARROW_RETURN_NOT_OK(base_version_.Finish(&columns[18]));
-    // ListBuilder::Finish types the list with a nullable item field; the schema's is not.
-    for (int i : {16, 17}) {
-      auto data = columns[i]->data()->Copy();
-      data->type = schema_->field(i)->type();
-      columns[i] = arrow::MakeArray(data);
-    }
-    auto batch = arrow::RecordBatch::Make(schema_, pending_, columns);
-    pending_ = 0;
-    return writer_->WriteRecordBatch(*batch);
-  }
-
-  const std::string dir_;
-  const uint64_t generation_;
-  const uint64_t seq_;
-  const std::string temp_;
-  std::shared_ptr<arrow::Schema> schema_;
-  std::shared_ptr<arrow::io::FileOutputStream> file_;
-  std::unique_ptr<ChecksummingOutputStream> counted_;
-  std::shared_ptr<arrow::ipc::RecordBatchWriter> writer_;
-  arrow::StringBuilder key_, blob_, key_id_, manifest_, node_, fingerprint_, checksum_, source_,
-      query_;
-  arrow::UInt64Builder version_, base_version_;
-  arrow::Int64Builder bytes_, rows_, batches_, created_, expires_, cost_;
-  arrow::ListBuilder depends_, tags_;
-  int64_t pending_ = 0;
-  int64_t rows_total_ = 0;
-  bool finished_ = false;
-};
-
-template <typename ArrayType>
-arrow::Result<const ArrayType*> Column(const arrow::RecordBatch& batch, int i,
-                                       const std::shared_ptr<arrow::Schema>& expected) {
-  const auto& field = expected->field(i);
-  auto column = batch.column(i);
-  if (!batch.schema()->field(i)->type()->Equals(field->type()) || column->null_count() > 0) {
-    return arrow::Status::Invalid("column '", field->name(), "' is not a non-null ",
-                                  field->type()->ToString());
-  }
-  return static_cast<const ArrayType*>(column.get());
-}
-
-// The strings of `list`'s row `row`, into `out` (its buffers reused).
-void ListInto(const arrow::ListArray& list, int64_t row, std::vector<std::string>* out) {
-  out->clear();
-  const auto& values = static_cast<const arrow::StringArray&>(*list.values());
-  for (int64_t i = list.value_offset(row); i < list.value_offset(row + 1); ++i) {
-    out->emplace_back(values.GetView(i));
-  }
-}
-
-// Read snapshot `path`, checking its checksum (`sum`) and generation; its last record's seq
-// in *seq.
-arrow::Status ReadSnapshot(const std::string& path, uint64_t generation, uint64_t sum,
-                           uint64_t* seq, std::vector<RecoveredEntry>* out) {
-  ARROW_ASSIGN_OR_RAISE(auto file, arrow::io::MemoryMappedFile::Open(path, arrow::io::FileMode::READ));
-  ARROW_ASSIGN_OR_RAISE(int64_t size, file->GetSize());
-  ARROW_ASSIGN_OR_RAISE(auto whole, file->ReadAt(0, size));
-  const uint64_t actual = XXH3_64bits(whole->data(), static_cast<size_t>(whole->size()));
-  if (actual != sum) {
-    return arrow::Status::Invalid("its checksum is ", fmt::format("{:016x}", actual),
-                                  ", its name says ", fmt::format("{:016x}", sum));
-  }
-  ARROW_ASSIGN_OR_RAISE(auto reader, arrow::ipc::RecordBatchFileReader::Open(file));
-  auto metadata = reader->schema()->metadata();
-  const std::string format_text = metadata ? metadata->Get(kFormatKey).ValueOr("") : "";
-  if (format_text != "1" && format_text != "2") {
-    return arrow::Status::Invalid("unknown snapshot format");
-  }
-  const int format = format_text == "1" ? 1 : 2;
-  uint64_t meta_generation = 0;
-  if (!ParseNumber(metadata->Get(kGenerationKey).ValueOr(""), &meta_generation) ||
-      meta_generation != generation || !ParseNumber(metadata->Get(kSeqKey).ValueOr(""), seq)) {
-    return arrow::Status::Invalid("its metadata does not match its name");
-  }
-  auto expected = SnapshotSchema(generation, *seq, format);
-  if (!reader->schema()->Equals(*expected, /*check_metadata=*/false)) {
-    return arrow::Status::Invalid("unexpected columns: ", reader->schema()->ToString());
-  }
-  for (int b = 0; b < reader->num_record_batches(); ++b) {
-    ARROW_ASSIGN_OR_RAISE(auto batch, reader->ReadRecordBatch(b));
-    // The file's checksum vouches for its bytes; this checks what the columns claim.
-    ARROW_RETURN_NOT_OK(batch->Validate());
-    using S = arrow::StringArray;
-    using I = arrow::Int64Array;
-    ARROW_ASSIGN_OR_RAISE(auto key, Column<S>(*batch, 0, expected));
-    ARROW_ASSIGN_OR_RAISE(auto version, Column<arrow::UInt64Array>(*batch, 1, expected));
-    ARROW_ASSIGN_OR_RAISE(auto blob, Column<S>(*batch, 2, expected));
-    ARROW_ASSIGN_OR_RAISE(auto key_id, Column<S>(*batch, 3, expected));
-    ARROW_ASSIGN_OR_RAISE(auto manifest, Column<S>(*batch, 4, expected));
-    ARROW_ASSIGN_OR_RAISE(auto node, Column<S>(*batch, 5, expected));
-    ARROW_ASSIGN_OR_RAISE(auto bytes, Column<I>(*batch, 6, expected));
-    ARROW_ASSIGN_OR_RAISE(auto rows, Column<I>(*batch, 7, expected));
-    ARROW_ASSIGN_OR_RAISE(auto batches, Column<I>(*batch, 8, expected));
-    ARROW_ASSIGN_OR_RAISE(auto fingerprint, Column<S>(*batch, 9, expected));
-    ARROW_ASSIGN_OR_RAISE(auto checksum, Column<S>(*batch, 10, expected));
-    ARROW_ASSIGN_OR_RAISE(auto created, Column<I>(*batch, 11, expected));
-    ARROW_ASSIGN_OR_RAISE(auto source, Column<S>(*batch, 12, expected));
-    ARROW_ASSIGN_OR_RAISE(auto query, Column<S>(*batch, 13, expected));
-    ARROW_ASSIGN_OR_RAISE(auto expires, Column<I>(*batch, 14, expected));
-    ARROW_ASSIGN_OR_RAISE(auto cost, Column<I>(*batch, 15, expected));
-    ARROW_ASSIGN_OR_RAISE(auto depends, Column<arrow::ListArray>(*batch, 16, expected));
-    ARROW_ASSIGN_OR_RAISE(auto tags, Column<arrow::ListArray>(*batch, 17, expected));
-    const arrow::UInt64Array* base_version = nullptr;
-    if (format >= 2) {
-      ARROW_ASSIGN_OR_RAISE(base_version, Column<arrow::UInt64Array>(*batch, 18, expected));
-    }
-    // One EntryMeta for every row (its strings keep their buffers), packed at once.
-    EntryMeta e;
-    for (int64_t r = 0; r < batch->num_rows(); ++r) {
-      e.key = key->GetView(r);
-      e.version = version->Value(r);
-      e.blob = blob->GetView(r);
-      e.key_id = key_id->GetView(r);
-      e.manifest = manifest->GetView(r);
-      e.node = node->GetView(r);
-      e.bytes = bytes->Value(r);
-      e.rows = rows->Value(r);
-      e.batches = batches->Value(r);
-      e.schema_fingerprint = fingerprint->GetView(r);
-      e.checksum = checksum->GetView(r);
-      e.created_ms = created->Value(r);
-      e.source = source->GetView(r);
-      e.query = query->GetView(r);
-      e.expires_ms = expires->Value(r);
-      e.cost_ms = cost->Value(r);
-      ListInto(*depends, r, &e.depends_on);
-      ListInto(*tags, r, &e.tags);
-      e.base_version = base_version ? base_version->Value(r) : 0;
-      // Rows are written by key, then version; anything else is not a snapshot of ours.
-      if (!out->empty()) {
-        const auto& last = out->back();
-        const int order = last.key.compare(e.key);
-        if (order > 0 || (order == 0 && last.packed.version() >= e.version)) {
-          return arrow::Status::Invalid("rows out of order at '", e.key, "'@", e.version);
-        }
-      }
-      out->push_back({e.key, PackedEntry::Pack(e)});
-    }
-  }
-  return arrow::Status::OK();
+         ParseJournalNumber(std::string_view(name).substr(4), generation);
 }
 
 // One replayed change.
@@ -451,6 +166,135 @@ arrow::Status ReadLog(const std::string& path, uint64_t generation, bool last,
   return arrow::Status::OK();
 }
 
+// The snapshots (generation -> name, checksum) and logs (generation -> name) in `dir`; the
+// temporary file of a checkpoint a crash interrupted is removed.
+struct JournalFiles {
+  std::map<uint64_t, std::pair<std::string, uint64_t>> snapshots;
+  std::map<uint64_t, std::string> logs;
+};
+
+arrow::Result<JournalFiles> ListJournal(const std::string& dir) {
+  JournalFiles files;
+  std::error_code ec;
+  for (const auto& item : fs::directory_iterator(dir, ec)) {
+    const std::string name = item.path().filename().string();
+    uint64_t generation = 0, sum = 0;
+    if (ParseSnapshotName(name, &generation, &sum)) files.snapshots[generation] = {name, sum};
+    else if (ParseLogName(name, &generation)) files.logs[generation] = name;
+    else if (name.size() > 5 && name.compare(name.size() - 5, 5, ".part") == 0) {
+      fs::remove(item.path(), ec);  // a checkpoint the crash interrupted
+    }
+  }
+  if (ec) return arrow::Status::IOError("list index journal ", dir, ": ", ec.message());
+  return files;
+}
+
+// The records of the logs of a snapshot's generation and later.
+struct LogReplay {
+  std::vector<Change> changes;
+  int64_t valid_bytes = 0;    // of the last log: up to its last whole record
+  int64_t torn_bytes = 0;     // cut from the end of the last log
+  uint64_t last_generation = 0;
+  uint64_t last_seq = 0;
+};
+
+// The logs from `generation` (the snapshot's, whose last change is `seq`) on: consecutive,
+// each continuing the sequence numbers. Anything else is damage (an error saying what).
+arrow::Result<LogReplay> ReadLogs(const std::string& dir,
+                                  const std::map<uint64_t, std::string>& logs,
+                                  uint64_t generation, uint64_t seq) {
+  // The snapshot's log is made before it: without it, changes after the snapshot may be
+  // missing (an append that failed removes the log so that it is not trusted).
+  if (logs.find(generation) == logs.end()) {
+    return arrow::Status::Invalid(LogName(generation), " is missing");
+  }
+  LogReplay out;
+  uint64_t expect_generation = generation;
+  out.last_seq = seq;
+  for (auto it = logs.lower_bound(generation); it != logs.end(); ++it) {
+    if (it->first != expect_generation) {
+      return arrow::Status::Invalid("log ", LogName(expect_generation), " is missing");
+    }
+    const bool last = std::next(it) == logs.end();
+    const size_t before = out.changes.size();
+    uint64_t start_seq = 0;
+    const std::string path = dir + "/" + it->second;
+    auto st = ReadLog(path, it->first, last, &out.changes, &out.valid_bytes, &start_seq);
+    if (!st.ok()) return arrow::Status::Invalid(it->second, ": ", st.message());
+    if (out.valid_bytes > 0 && start_seq != out.last_seq) {
+      return arrow::Status::Invalid(it->second, " starts after record ", start_seq,
+                                    ", expected ", out.last_seq);
+    }
+    for (size_t i = before; i < out.changes.size(); ++i) {
+      if (out.changes[i].seq != out.last_seq + 1) {
+        return arrow::Status::Invalid(it->second, ": record ", out.changes[i].seq,
+                                      " follows ", out.last_seq);
+      }
+      out.last_seq = out.changes[i].seq;
+    }
+    if (last) {
+      struct stat st_buf;
+      if (::stat(path.c_str(), &st_buf) == 0) out.torn_bytes = st_buf.st_size - out.valid_bytes;
+    }
+    ++expect_generation;
+  }
+  out.last_generation = expect_generation == generation ? generation : expect_generation - 1;
+  return out;
+}
+
+// Apply `changes` to the snapshot's entries in `rec` (whose last change is `seq`), keeping
+// key order; note in `rec` the changes replayed and the versions published after the last
+// flush. Returns the last sequence number a flush covered.
+uint64_t ApplyChanges(std::vector<Change>* changes, uint64_t seq, JournalRecovery* rec) {
+  std::set<std::string> touched;
+  uint64_t synced = seq;  // the snapshot was durable before any later record
+  for (const auto& c : *changes) {
+    if (c.type == kPublish) touched.insert(c.entry.key);
+    if (c.type == kDrop) touched.insert(c.key);
+    if (c.type == kSynced) synced = std::max(synced, c.synced);
+  }
+  rec->log_records = std::count_if(changes->begin(), changes->end(),
+                                   [](const Change& c) { return c.type != kSynced; });
+  if (touched.empty()) return synced;
+  std::map<std::string, std::map<uint64_t, PackedEntry>> side;
+  std::vector<RecoveredEntry> untouched;
+  untouched.reserve(rec->entries.size());
+  for (auto& e : rec->entries) {
+    if (touched.count(e.key)) {
+      side[e.key].emplace(e.packed.version(), std::move(e.packed));
+    } else {
+      untouched.push_back(std::move(e));
+    }
+  }
+  std::set<std::pair<std::string, uint64_t>> unsynced;
+  for (auto& c : *changes) {
+    if (c.type == kPublish) {
+      auto& versions = side[c.entry.key];
+      for (uint64_t v : c.versions) versions.erase(v);
+      if (c.seq > synced) unsynced.emplace(c.entry.key, c.entry.version);
+      versions[c.entry.version] = PackedEntry::Pack(c.entry);
+    } else if (c.type == kDrop) {
+      auto found = side.find(c.key);
+      if (found == side.end()) continue;
+      for (uint64_t v : c.versions) found->second.erase(v);
+    }
+  }
+  // Merge the two sorted runs back into key order.
+  std::vector<RecoveredEntry> merged;
+  merged.reserve(untouched.size() + side.size());
+  auto u = untouched.begin();
+  for (auto& [key, versions] : side) {
+    while (u != untouched.end() && u->key < key) merged.push_back(std::move(*u++));
+    for (auto& [version, e] : versions) {
+      if (unsynced.count({key, version})) rec->unsynced.emplace_back(key, version);
+      merged.push_back({key, std::move(e)});
+    }
+  }
+  while (u != untouched.end()) merged.push_back(std::move(*u++));
+  rec->entries = std::move(merged);
+  return synced;
+}
+
 }  // namespace
 
 std::string EncodeJournalEntry(const EntryMeta& e) {
@@ -540,130 +384,43 @@ arrow::Status IndexJournal::Discard() {
 arrow::Result<JournalRecovery> IndexJournal::Recover() {
   std::lock_guard<std::mutex> lock(mutex_);
   JournalRecovery rec;
-  std::map<uint64_t, std::pair<std::string, uint64_t>> snapshots;  // gen -> (name, sum)
-  std::map<uint64_t, std::string> logs;
-  std::error_code ec;
-  for (const auto& item : fs::directory_iterator(dir_, ec)) {
-    const std::string name = item.path().filename().string();
-    uint64_t generation = 0, sum = 0;
-    if (ParseSnapshotName(name, &generation, &sum)) snapshots[generation] = {name, sum};
-    else if (ParseLogName(name, &generation)) logs[generation] = name;
-    else if (name.size() > 5 && name.compare(name.size() - 5, 5, ".part") == 0) {
-      fs::remove(item.path(), ec);  // a checkpoint the crash interrupted
-    }
-  }
-  if (ec) return arrow::Status::IOError("list index journal ", dir_, ": ", ec.message());
+  ARROW_ASSIGN_OR_RAISE(auto files, ListJournal(dir_));
   auto fail = [&](const std::string& why) -> arrow::Result<JournalRecovery> {
     ARROW_RETURN_NOT_OK(SetAside(why));
     JournalRecovery none;
     none.why = why;
     return none;
   };
-  if (snapshots.empty()) {
-    if (!logs.empty()) return fail("logs without a snapshot");
+  if (files.snapshots.empty()) {
+    if (!files.logs.empty()) return fail("logs without a snapshot");
     rec.why = "no index journal yet";
     return rec;
   }
-  const auto& [generation, newest] = *snapshots.rbegin();
+  const auto& [generation, newest] = *files.snapshots.rbegin();
   uint64_t seq = 0;
   auto read = ReadSnapshot(dir_ + "/" + newest.first, generation, newest.second, &seq,
                            &rec.entries);
   if (!read.ok()) return fail(newest.first + ": " + read.message());
   rec.snapshot_rows = static_cast<int64_t>(rec.entries.size());
-  // Its log is made before it: without it, changes after the snapshot may be missing (an
-  // append that failed removes the log so that it is not trusted).
-  if (logs.find(generation) == logs.end()) return fail(LogName(generation) + " is missing");
-  // The logs from this generation on, consecutive, continuing its sequence numbers.
-  std::vector<Change> changes;
-  int64_t valid = 0;
-  uint64_t expect_generation = generation;
-  uint64_t last_seq = seq;
-  for (auto it = logs.lower_bound(generation); it != logs.end(); ++it) {
-    if (it->first != expect_generation) return fail("log " + LogName(expect_generation) + " is missing");
-    const bool last = std::next(it) == logs.end();
-    const size_t before = changes.size();
-    uint64_t start_seq = 0;
-    auto st = ReadLog(dir_ + "/" + it->second, it->first, last, &changes, &valid, &start_seq);
-    if (!st.ok()) return fail(it->second + ": " + st.message());
-    if (valid > 0 && start_seq != last_seq) {
-      return fail(fmt::format("{} starts after record {}, expected {}", it->second, start_seq,
-                              last_seq));
-    }
-    for (size_t i = before; i < changes.size(); ++i) {
-      if (changes[i].seq != last_seq + 1) {
-        return fail(fmt::format("{}: record {} follows {}", it->second, changes[i].seq, last_seq));
-      }
-      last_seq = changes[i].seq;
-    }
-    if (last) {
-      struct stat st_buf;
-      const std::string path = dir_ + "/" + it->second;
-      if (::stat(path.c_str(), &st_buf) == 0) rec.torn_bytes = st_buf.st_size - valid;
-    }
-    ++expect_generation;
-  }
-
-  // Apply the changes to the keys they touch.
-  std::set<std::string> touched;
-  uint64_t synced = seq;  // the snapshot was durable before any later record
-  for (const auto& c : changes) {
-    if (c.type == kPublish) touched.insert(c.entry.key);
-    if (c.type == kDrop) touched.insert(c.key);
-    if (c.type == kSynced) synced = std::max(synced, c.synced);
-  }
-  rec.log_records = std::count_if(changes.begin(), changes.end(),
-                                  [](const Change& c) { return c.type != kSynced; });
-  if (!touched.empty()) {
-    std::map<std::string, std::map<uint64_t, PackedEntry>> side;
-    std::vector<RecoveredEntry> untouched;
-    untouched.reserve(rec.entries.size());
-    for (auto& e : rec.entries) {
-      if (touched.count(e.key)) {
-        side[e.key].emplace(e.packed.version(), std::move(e.packed));
-      } else {
-        untouched.push_back(std::move(e));
-      }
-    }
-    std::set<std::pair<std::string, uint64_t>> unsynced;
-    for (auto& c : changes) {
-      if (c.type == kPublish) {
-        auto& versions = side[c.entry.key];
-        for (uint64_t v : c.versions) versions.erase(v);
-        if (c.seq > synced) unsynced.emplace(c.entry.key, c.entry.version);
-        versions[c.entry.version] = PackedEntry::Pack(c.entry);
-      } else if (c.type == kDrop) {
-        auto found = side.find(c.key);
-        if (found == side.end()) continue;
-        for (uint64_t v : c.versions) found->second.erase(v);
-      }
-    }
-    // Merge the two sorted runs back into key order.
-    std::vector<RecoveredEntry> merged;
-    merged.reserve(untouched.size() + side.size());
-    auto u = untouched.begin();
-    for (auto& [key, versions] : side) {
-      while (u != untouched.end() && u->key < key) merged.push_back(std::move(*u++));
-      for (auto& [version, e] : versions) {
-        if (unsynced.count({key, version})) rec.unsynced.emplace_back(key, version);
-        merged.push_back({key, std::move(e)});
-      }
-    }
-    while (u != untouched.end()) merged.push_back(std::move(*u++));
-    rec.entries = std::move(merged);
-  }
+  auto replay = ReadLogs(dir_, files.logs, generation, seq);
+  if (!replay.ok()) return fail(replay.status().message());
+  rec.torn_bytes = replay->torn_bytes;
+  const uint64_t synced = ApplyChanges(&replay->changes, seq, &rec);
   // Continue the newest log (cut to its last whole record), or start the snapshot's.
-  generation_ = expect_generation == generation ? generation : expect_generation - 1;
-  seq_ = last_seq;
+  generation_ = replay->last_generation;
+  seq_ = replay->last_seq;
   synced_marked_ = synced;
   const std::string path = dir_ + "/" + LogName(generation_);
-  if (valid == 0) {
+  if (replay->valid_bytes == 0) {
     ARROW_RETURN_NOT_OK(CreateLogLocked(generation_));
     // CreateLogLocked wrote the header for records after seq_.
   } else {
     log_fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
     if (log_fd_ < 0) return ErrnoStatus("open " + path);
-    if (rec.torn_bytes > 0 && ::ftruncate(log_fd_, valid) != 0) return ErrnoStatus("truncate " + path);
-    log_bytes_ = valid;
+    if (rec.torn_bytes > 0 && ::ftruncate(log_fd_, replay->valid_bytes) != 0) {
+      return ErrnoStatus("truncate " + path);
+    }
+    log_bytes_ = replay->valid_bytes;
   }
   rec.found = true;
   rec.generation = generation_;
@@ -773,8 +530,7 @@ arrow::Status IndexJournal::append_error() const {
 arrow::Result<std::unique_ptr<SnapshotWriter>> IndexJournal::BeginCheckpoint() {
   std::lock_guard<std::mutex> lock(mutex_);
   const uint64_t generation = generation_ + 1;
-  auto writer = std::make_unique<SnapshotFileWriter>(dir_, generation, seq_);
-  ARROW_RETURN_NOT_OK(writer->Open());
+  ARROW_ASSIGN_OR_RAISE(auto writer, SnapshotFileWriter::Open(dir_, generation, seq_));
   ARROW_RETURN_NOT_OK(CreateLogLocked(generation));
   append_error_ = arrow::Status::OK();  // the snapshot has what the log missed
   return writer;

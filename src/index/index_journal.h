@@ -3,9 +3,9 @@
 //
 // Layout, in a directory of its own (<data dir>/.index/):
 //   snapshot-<gen>-<xxh3>.arrow  every version the index held when generation <gen> began,
-//                                as an Arrow IPC file (one row per version; see
-//                                docs/design/storage.md); the name carries the XXH3-64 of the
-//                                whole file, checked before it is trusted.
+//                                as an Arrow IPC file (index/journal_snapshot.h); the name
+//                                carries the XXH3-64 of the whole file, checked before it is
+//                                trusted.
 //   log-<gen>                    the changes since that snapshot: framed records
 //                                (length, XXH3-64, payload) with consecutive sequence numbers.
 //   damaged-<ms>/                what recovery set aside.
@@ -47,16 +47,9 @@
 #include <arrow/status.h>
 
 #include "index/entry.h"
-#include "index/packed_entry.h"
+#include "index/journal_snapshot.h"
 
 namespace quiver {
-
-/// One recovered version: its key, and the version packed as the index keeps it (so that a
-/// million of them cost ~100 bytes each between reading and loading, not an EntryMeta's).
-struct RecoveredEntry {
-  std::string key;
-  PackedEntry packed;
-};
 
 /// What recovery found.
 struct JournalRecovery {
@@ -74,8 +67,6 @@ struct JournalRecovery {
   int64_t log_records = 0;  ///< changes replayed (flush marks not counted)
   int64_t torn_bytes = 0;  ///< cut from the end of the last log
 };
-
-class SnapshotWriter;
 
 class IndexJournal {
  public:
@@ -142,16 +133,6 @@ class IndexJournal {
   uint64_t changes_ = 0;
   int64_t log_bytes_ = 0;
   arrow::Status append_error_;
-};
-
-/// Rows of a snapshot, written in batches as they are added.
-class SnapshotWriter {
- public:
-  virtual ~SnapshotWriter() = default;
-  virtual arrow::Status Add(const EntryMeta& entry) = 0;
-  /// \brief Write what is buffered and the file's footer.
-  virtual arrow::Status Close() = 0;
-  virtual int64_t rows() const = 0;
 };
 
 /// \brief Encode and decode an entry as the journal does (exposed for tests).
