@@ -298,7 +298,21 @@ EntryMeta PackedEntry::Unpack(const std::string& key) const {
   return e;
 }
 
-std::string PackedEntry::blob() const { return Decode(Numbers()).blob; }
+std::string PackedEntry::blob() const {
+  // The blob's name follows the manifest's: only those two are read (a publish compares it).
+  const Head h = Numbers();
+  codec::Reader c(std::string_view(h.rest, static_cast<size_t>(h.end - h.rest)));
+  std::string_view raw;
+  std::string text;
+  if (h.flags & kManifestPacked) c.Raw(8, &raw);
+  else c.Str(&text);
+  if (!(h.flags & kBlobPacked)) {
+    c.Str(&text);
+    return text;
+  }
+  c.Raw(16, &raw);
+  return BlobOf(h.node ? *h.node : std::string(h.node_text), BytesHex(raw));
+}
 std::vector<std::string> PackedEntry::depends_on() const {
   const Head h = Numbers();
   return (h.flags & kHasLinks) ? Decode(h).depends_on : std::vector<std::string>{};
