@@ -54,20 +54,8 @@ TEST(EmbeddedIndex, AKeyWithOneVersionCostsUnder270BytesOfHeap) {
   std::vector<EntryMeta> entries;
   entries.reserve(kKeys);
   for (int i = 0; i < kKeys; ++i) {
-    EntryMeta e;
-    e.key = "s" + std::to_string(i / 1000) + "/o" + std::to_string(i % 1000);
-    e.version = 1;
-    e.node = "vm:35245";
-    e.blob = NewDataBlobName(e.node);
-    e.manifest = NewManifestName(e.key, e.version, e.node);
-    e.bytes = 304;
-    e.rows = 3;
-    e.batches = 1;
-    e.schema_fingerprint = "9a0c5e1d2b3f4a5b";
-    e.checksum = "d2b1c0ffee123456";
-    e.created_ms = 1763765000000 + i;
-    e.cost_ms = 1;
-    entries.push_back(std::move(e));
+    entries.push_back(IndexConformanceTest::OwnNamesEntry(
+        "s" + std::to_string(i / 1000) + "/o" + std::to_string(i % 1000), 1, 1763765000000 + i));
   }
   EmbeddedIndex index;
   ASSERT_OK(index.MarkRebuilt());

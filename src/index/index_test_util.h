@@ -27,6 +27,25 @@ namespace quiver {
 
 class IndexConformanceTest : public ::testing::Test {
  public:
+  /// \brief An entry as a node writes them: Quiver's own blob and manifest names, 16-hex
+  /// checksums, a small table.
+  static EntryMeta OwnNamesEntry(const std::string& key, uint64_t version, int64_t created_ms) {
+    EntryMeta e;
+    e.key = key;
+    e.version = version;
+    e.node = "vm:35245";  // sanitized in the names
+    e.blob = NewDataBlobName(e.node);
+    e.manifest = NewManifestName(e.key, e.version, e.node);
+    e.bytes = 304;
+    e.rows = 3;
+    e.batches = 1;
+    e.schema_fingerprint = "9a0c5e1d2b3f4a5b";
+    e.checksum = "d2b1c0ffee123456";
+    e.created_ms = created_ms;
+    e.cost_ms = 1;
+    return e;
+  }
+
   static EntryMeta Entry(const std::string& key, uint64_t version, int64_t bytes = 100) {
     EntryMeta e;
     e.key = key;

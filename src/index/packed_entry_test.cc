@@ -21,19 +21,7 @@ void ExpectRoundTrip(const EntryMeta& e) {
 }
 
 TEST(PackedEntry, QuiversOwnNamesPackSmall) {
-  EntryMeta e;
-  e.key = "scale/obj-0000123";
-  e.version = 7;
-  e.node = "vm:35245";  // sanitized in the names
-  e.blob = NewDataBlobName(e.node);
-  e.manifest = NewManifestName(e.key, e.version, e.node);
-  e.bytes = 304;
-  e.rows = 3;
-  e.batches = 1;
-  e.schema_fingerprint = "9a0c5e1d2b3f4a5b";
-  e.checksum = "d2b1c0ffee123456";
-  e.created_ms = 1763765000000;
-  e.cost_ms = 1;
+  auto e = IndexConformanceTest::OwnNamesEntry("scale/obj-0000123", 7, 1763765000000);
   ExpectRoundTrip(e);
   EXPECT_LE(PackedEntry::Pack(e).packed_size(), 64u);
 }

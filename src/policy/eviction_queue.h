@@ -215,16 +215,9 @@ typename BasicEvictionQueue<P>::Node* BasicEvictionQueue<P>::Add(const std::stri
 template <typename P>
 typename BasicEvictionQueue<P>::Node* BasicEvictionQueue<P>::InsertRestored(
     const std::string& key, int64_t bytes, double cost_s, const PolicyEntry& history) {
-  auto [it, inserted] = entries_.try_emplace(key);
-  if (!inserted) return nullptr;
-  Item& item = it->second;
-  item.entry = history;
-  item.entry.bytes = bytes;
-  item.entry.cost_s = cost_s;
-  total_bytes_ += bytes;
-  item.score = policy_->Score(item.entry);
-  order_.insert(&*it);
-  return &*it;
+  Node* node = Add(key, bytes, cost_s, history);
+  if (node != nullptr) order_.insert(node);
+  return node;
 }
 
 template <typename P>
