@@ -93,13 +93,10 @@ class BasicEvictionQueue {
   /// \brief Replace a known key's access history (accesses, weight, last tick) with one
   /// saved earlier, e.g. before a restart; bytes and cost stay. False if the key is unknown.
   bool RestoreHistory(const std::string& key, const PolicyEntry& history);
-  /// \brief Add a new entry with an access history saved earlier (no access counted);
-  /// null if the key is known already. Call AdvanceTick with the saved counter first.
-  Node* InsertRestored(const std::string& key, int64_t bytes, double cost_s,
-                       const PolicyEntry& history);
-  /// \brief Bulk loading: add a new entry as InsertRestored does, at the end of the keys
-  /// when they come in order, but leave it out of the score order until OrderAdded().
-  /// Nothing else may be called in between. Null if the key is known already.
+  /// \brief Bulk loading: add a new entry with an access history saved earlier (no access
+  /// counted; call AdvanceTick with the saved counter first), at the end of the keys when
+  /// they come in order, but leave it out of the score order until OrderAdded(). Nothing
+  /// else may be called in between. Null if the key is known already.
   Node* Add(const std::string& key, int64_t bytes, double cost_s, const PolicyEntry& history);
   /// \brief Put every entry Add() added in the score order (one sort, not one tree
   /// insertion each).
@@ -210,14 +207,6 @@ typename BasicEvictionQueue<P>::Node* BasicEvictionQueue<P>::Add(const std::stri
   total_bytes_ += bytes;
   item.score = policy_->Score(item.entry);
   return &*it;
-}
-
-template <typename P>
-typename BasicEvictionQueue<P>::Node* BasicEvictionQueue<P>::InsertRestored(
-    const std::string& key, int64_t bytes, double cost_s, const PolicyEntry& history) {
-  Node* node = Add(key, bytes, cost_s, history);
-  if (node != nullptr) order_.insert(node);
-  return node;
 }
 
 template <typename P>
