@@ -72,10 +72,16 @@ void ListInto(const arrow::ListArray& list, int64_t row, std::vector<std::string
   }
 }
 
-}  // namespace
+// A snapshot's reader and the schema its batches must have, once its checksum (`sum`),
+// format and metadata are checked; the sequence number of its last change in *seq.
+struct OpenedSnapshot {
+  std::shared_ptr<arrow::ipc::RecordBatchFileReader> reader;
+  std::shared_ptr<arrow::Schema> expected;
+  int format = 2;
+};
 
-arrow::Status ReadSnapshot(const std::string& path, uint64_t generation, uint64_t sum,
-                           uint64_t* seq, std::vector<RecoveredEntry>* out) {
+arrow::Result<OpenedSnapshot> OpenSnapshot(const std::string& path, uint64_t generation,
+                                           uint64_t sum, uint64_t* seq) {
   ARROW_ASSIGN_OR_RAISE(auto file, arrow::io::MemoryMappedFile::Open(path, arrow::io::FileMode::READ));
   ARROW_ASSIGN_OR_RAISE(int64_t size, file->GetSize());
   ARROW_ASSIGN_OR_RAISE(auto whole, file->ReadAt(0, size));
@@ -100,70 +106,87 @@ arrow::Status ReadSnapshot(const std::string& path, uint64_t generation, uint64_
   if (!reader->schema()->Equals(*expected, /*check_metadata=*/false)) {
     return arrow::Status::Invalid("unexpected columns: ", reader->schema()->ToString());
   }
-  for (int b = 0; b < reader->num_record_batches(); ++b) {
-    ARROW_ASSIGN_OR_RAISE(auto batch, reader->ReadRecordBatch(b));
-    // The file's checksum vouches for its bytes; this checks what the columns claim.
-    ARROW_RETURN_NOT_OK(batch->Validate());
-    using S = arrow::StringArray;
-    using I = arrow::Int64Array;
-    ARROW_ASSIGN_OR_RAISE(auto key, Column<S>(*batch, 0, expected));
-    ARROW_ASSIGN_OR_RAISE(auto version, Column<arrow::UInt64Array>(*batch, 1, expected));
-    ARROW_ASSIGN_OR_RAISE(auto blob, Column<S>(*batch, 2, expected));
-    ARROW_ASSIGN_OR_RAISE(auto key_id, Column<S>(*batch, 3, expected));
-    ARROW_ASSIGN_OR_RAISE(auto manifest, Column<S>(*batch, 4, expected));
-    ARROW_ASSIGN_OR_RAISE(auto node, Column<S>(*batch, 5, expected));
-    ARROW_ASSIGN_OR_RAISE(auto bytes, Column<I>(*batch, 6, expected));
-    ARROW_ASSIGN_OR_RAISE(auto rows, Column<I>(*batch, 7, expected));
-    ARROW_ASSIGN_OR_RAISE(auto batches, Column<I>(*batch, 8, expected));
-    ARROW_ASSIGN_OR_RAISE(auto fingerprint, Column<S>(*batch, 9, expected));
-    ARROW_ASSIGN_OR_RAISE(auto checksum, Column<S>(*batch, 10, expected));
-    ARROW_ASSIGN_OR_RAISE(auto created, Column<I>(*batch, 11, expected));
-    ARROW_ASSIGN_OR_RAISE(auto source, Column<S>(*batch, 12, expected));
-    ARROW_ASSIGN_OR_RAISE(auto query, Column<S>(*batch, 13, expected));
-    ARROW_ASSIGN_OR_RAISE(auto expires, Column<I>(*batch, 14, expected));
-    ARROW_ASSIGN_OR_RAISE(auto cost, Column<I>(*batch, 15, expected));
-    ARROW_ASSIGN_OR_RAISE(auto depends, Column<arrow::ListArray>(*batch, 16, expected));
-    ARROW_ASSIGN_OR_RAISE(auto tags, Column<arrow::ListArray>(*batch, 17, expected));
-    const arrow::UInt64Array* base_version = nullptr;
-    if (format >= 2) {
-      ARROW_ASSIGN_OR_RAISE(base_version, Column<arrow::UInt64Array>(*batch, 18, expected));
-    }
-    // One EntryMeta for every row (its strings keep their buffers), packed at once.
-    EntryMeta e;
-    for (int64_t r = 0; r < batch->num_rows(); ++r) {
-      e.key = key->GetView(r);
-      e.version = version->Value(r);
-      e.blob = blob->GetView(r);
-      e.key_id = key_id->GetView(r);
-      e.manifest = manifest->GetView(r);
-      e.node = node->GetView(r);
-      e.bytes = bytes->Value(r);
-      e.rows = rows->Value(r);
-      e.batches = batches->Value(r);
-      e.schema_fingerprint = fingerprint->GetView(r);
-      e.checksum = checksum->GetView(r);
-      e.created_ms = created->Value(r);
-      e.source = source->GetView(r);
-      e.query = query->GetView(r);
-      e.expires_ms = expires->Value(r);
-      e.cost_ms = cost->Value(r);
-      ListInto(*depends, r, &e.depends_on);
-      ListInto(*tags, r, &e.tags);
-      e.base_version = base_version ? base_version->Value(r) : 0;
-      // Rows are written by key, then version; anything else is not a snapshot of ours.
-      if (!out->empty()) {
-        const auto& last = out->back();
-        const int order = last.key.compare(e.key);
-        if (order > 0 || (order == 0 && last.packed.version() >= e.version)) {
-          return arrow::Status::Invalid("rows out of order at '", e.key, "'@", e.version);
-        }
+  return OpenedSnapshot{reader, expected, format};
+}
+
+// The rows of one of its batches, packed, appended to *out (which they must continue in key
+// then version order).
+arrow::Status AppendRows(const arrow::RecordBatch& batch, const OpenedSnapshot& snap,
+                         std::vector<RecoveredEntry>* out) {
+  const auto& expected = snap.expected;
+  const int format = snap.format;
+  // The file's checksum vouches for its bytes; this checks what the columns claim.
+  ARROW_RETURN_NOT_OK(batch.Validate());
+  using S = arrow::StringArray;
+  using I = arrow::Int64Array;
+  ARROW_ASSIGN_OR_RAISE(auto key, Column<S>(batch, 0, expected));
+  ARROW_ASSIGN_OR_RAISE(auto version, Column<arrow::UInt64Array>(batch, 1, expected));
+  ARROW_ASSIGN_OR_RAISE(auto blob, Column<S>(batch, 2, expected));
+  ARROW_ASSIGN_OR_RAISE(auto key_id, Column<S>(batch, 3, expected));
+  ARROW_ASSIGN_OR_RAISE(auto manifest, Column<S>(batch, 4, expected));
+  ARROW_ASSIGN_OR_RAISE(auto node, Column<S>(batch, 5, expected));
+  ARROW_ASSIGN_OR_RAISE(auto bytes, Column<I>(batch, 6, expected));
+  ARROW_ASSIGN_OR_RAISE(auto rows, Column<I>(batch, 7, expected));
+  ARROW_ASSIGN_OR_RAISE(auto batches, Column<I>(batch, 8, expected));
+  ARROW_ASSIGN_OR_RAISE(auto fingerprint, Column<S>(batch, 9, expected));
+  ARROW_ASSIGN_OR_RAISE(auto checksum, Column<S>(batch, 10, expected));
+  ARROW_ASSIGN_OR_RAISE(auto created, Column<I>(batch, 11, expected));
+  ARROW_ASSIGN_OR_RAISE(auto source, Column<S>(batch, 12, expected));
+  ARROW_ASSIGN_OR_RAISE(auto query, Column<S>(batch, 13, expected));
+  ARROW_ASSIGN_OR_RAISE(auto expires, Column<I>(batch, 14, expected));
+  ARROW_ASSIGN_OR_RAISE(auto cost, Column<I>(batch, 15, expected));
+  ARROW_ASSIGN_OR_RAISE(auto depends, Column<arrow::ListArray>(batch, 16, expected));
+  ARROW_ASSIGN_OR_RAISE(auto tags, Column<arrow::ListArray>(batch, 17, expected));
+  const arrow::UInt64Array* base_version = nullptr;
+  if (format >= 2) {
+    ARROW_ASSIGN_OR_RAISE(base_version, Column<arrow::UInt64Array>(batch, 18, expected));
+  }
+  // One EntryMeta for every row (its strings keep their buffers), packed at once.
+  EntryMeta e;
+  for (int64_t r = 0; r < batch.num_rows(); ++r) {
+    e.key = key->GetView(r);
+    e.version = version->Value(r);
+    e.blob = blob->GetView(r);
+    e.key_id = key_id->GetView(r);
+    e.manifest = manifest->GetView(r);
+    e.node = node->GetView(r);
+    e.bytes = bytes->Value(r);
+    e.rows = rows->Value(r);
+    e.batches = batches->Value(r);
+    e.schema_fingerprint = fingerprint->GetView(r);
+    e.checksum = checksum->GetView(r);
+    e.created_ms = created->Value(r);
+    e.source = source->GetView(r);
+    e.query = query->GetView(r);
+    e.expires_ms = expires->Value(r);
+    e.cost_ms = cost->Value(r);
+    ListInto(*depends, r, &e.depends_on);
+    ListInto(*tags, r, &e.tags);
+    e.base_version = base_version ? base_version->Value(r) : 0;
+    // Rows are written by key, then version; anything else is not a snapshot of ours.
+    if (!out->empty()) {
+      const auto& last = out->back();
+      const int order = last.key.compare(e.key);
+      if (order > 0 || (order == 0 && last.packed.version() >= e.version)) {
+        return arrow::Status::Invalid("rows out of order at '", e.key, "'@", e.version);
       }
-      out->push_back({e.key, PackedEntry::Pack(e)});
     }
+    out->push_back({e.key, PackedEntry::Pack(e)});
   }
   return arrow::Status::OK();
 }
 
+}  // namespace
+
+arrow::Status ReadSnapshot(const std::string& path, uint64_t generation, uint64_t sum,
+                           uint64_t* seq, std::vector<RecoveredEntry>* out) {
+  ARROW_ASSIGN_OR_RAISE(auto snap, OpenSnapshot(path, generation, sum, seq));
+  for (int b = 0; b < snap.reader->num_record_batches(); ++b) {
+    ARROW_ASSIGN_OR_RAISE(auto batch, snap.reader->ReadRecordBatch(b));
+    ARROW_RETURN_NOT_OK(AppendRows(*batch, snap, out));
+  }
+  return arrow::Status::OK();
+}
 
 // snapshot-<20 digits>-<16 hex>.arrow
 bool ParseSnapshotName(const std::string& name, uint64_t* generation, uint64_t* sum) {
