@@ -466,6 +466,25 @@ def test_access_history_is_saved_periodically_and_survives_a_crash(quiver, workd
 
 
 @pytest.mark.embedded_only  # state/usage.arrow: a shared index keeps histories itself
+def test_usage_file_rows_are_in_key_order_and_restore_every_history(quiver):
+    # Key order (not eviction order) lets a restart walk the file beside the index journal.
+    srv = quiver(args=["--eviction-policy", "lru"])
+    c = srv.client()
+    for k in ("s/m", "s/c", "s/x", "s/a"):
+        put(c, k, ints(10))
+    for k, n in (("s/x", 3), ("s/a", 1)):
+        for _ in range(n):
+            read(c, k)
+    srv.stop()
+    rows = usage_file(srv).to_pylist()
+    assert [r["key"] for r in rows] == ["s/a", "s/c", "s/m", "s/x"]
+    assert {r["key"]: r["accesses"] for r in rows} == {"s/a": 2, "s/c": 1, "s/m": 1, "s/x": 4}
+    srv.start()
+    after = entry_map(srv.client())
+    assert {k: after[k]["accesses"] for k in after} == {"s/a": 2, "s/c": 1, "s/m": 1, "s/x": 4}
+
+
+@pytest.mark.embedded_only  # state/usage.arrow: a shared index keeps histories itself
 def test_an_unreadable_usage_file_costs_only_the_history(quiver):
     srv = quiver()
     c = srv.client()
