@@ -116,9 +116,9 @@ def test_cancelling_a_put_stores_nothing(server):
             task = asyncio.ensure_future(aq.put("c/half", reader, timeout=60))
             await asyncio.to_thread(sent_first.wait, 10)
             task.cancel()
-            release.set()
             with pytest.raises(asyncio.CancelledError):
-                await task
+                await task  # the cancellation has reached the call (not its thread)
+            release.set()  # the source produces its next batch only now
             # Aborted before its next batch, not left to its 60 s deadline.
             await asyncio.to_thread(server.wait_for_log,
                                     "'c/half': the client aborted the put (Cancelled")

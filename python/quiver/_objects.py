@@ -98,6 +98,8 @@ class ObjectsMixin(ClientBase):
                     if control is not None:
                         control.check()
                     batch = next(batches, None)
+                    if control is not None:  # cancelled while the source produced it
+                        control.check()
                     if batch is not None and not batch.schema.equals(schema):
                         raise TypeError(f"put {key!r}: a batch's schema differs from the "
                                         f"stream's:\n{batch.schema}\nvs.\n{schema}")
