@@ -39,39 +39,61 @@ arrow::Result<std::unique_ptr<HttpServer>> HttpServer::Listen(HttpServerOptions 
   }
   if (options.threads < 1) return arrow::Status::Invalid("http.threads must be >= 1");
   std::unique_ptr<HttpServer> self(new HttpServer(options));
-  if (options.tls_cert_file.empty()) {
-    self->server_ = std::make_unique<httplib::Server>();
+  ARROW_RETURN_NOT_OK(self->MakeServer());
+  self->InstallHooks();
+  self->AddRoutes();
+  httplib::Server& server = *self->server_;
+  HttpServer* raw = self.get();
+  self->port_ = options.port == 0 ? server.bind_to_any_port(options.host)
+                                  : (server.bind_to_port(options.host, options.port)
+                                         ? options.port
+                                         : -1);
+  if (self->port_ <= 0) {
+    return arrow::Status::IOError("http: cannot listen on ", options.host, ":", options.port,
+                                  " (address in use, or not a local address)");
+  }
+  self->thread_ = std::thread([raw] { raw->server_->listen_after_bind(); });
+  return self;
+}
+
+arrow::Status HttpServer::MakeServer() {
+  if (options_.tls_cert_file.empty()) {
+    server_ = std::make_unique<httplib::Server>();
   } else {
-    auto tls = std::make_unique<httplib::SSLServer>(options.tls_cert_file.c_str(),
-                                                    options.tls_key_file.c_str());
+    auto tls = std::make_unique<httplib::SSLServer>(options_.tls_cert_file.c_str(),
+                                                    options_.tls_key_file.c_str());
     if (!tls->is_valid()) {
-      return arrow::Status::Invalid("http: cannot use TLS certificate '", options.tls_cert_file,
-                                    "' with key '", options.tls_key_file,
+      return arrow::Status::Invalid("http: cannot use TLS certificate '", options_.tls_cert_file,
+                                    "' with key '", options_.tls_key_file,
                                     "' (unreadable, not PEM, or not a matching pair)");
     }
-    self->server_ = std::move(tls);
+    server_ = std::move(tls);
   }
-  httplib::Server& server = *self->server_;
-  const int threads = options.threads;
+  httplib::Server& server = *server_;
+  const int threads = options_.threads;
   server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   auto seconds = [](double s) {
     return std::chrono::microseconds(static_cast<int64_t>(s * 1e6));
   };
-  server.set_read_timeout(seconds(options.read_timeout_s));
-  server.set_write_timeout(seconds(options.write_timeout_s));
-  server.set_keep_alive_timeout(static_cast<time_t>(std::max(1.0, options.keep_alive_s)));
+  server.set_read_timeout(seconds(options_.read_timeout_s));
+  server.set_write_timeout(seconds(options_.write_timeout_s));
+  server.set_keep_alive_timeout(static_cast<time_t>(std::max(1.0, options_.keep_alive_s)));
   server.set_keep_alive_max_count(100000);
-  server.set_payload_max_length(static_cast<size_t>(options.max_body_bytes));
+  server.set_payload_max_length(static_cast<size_t>(options_.max_body_bytes));
   server.set_tcp_nodelay(true);
 
-  HttpServer* raw = self.get();
-  server.set_pre_routing_handler([raw](const httplib::Request& req, httplib::Response& res) {
+  return arrow::Status::OK();
+}
+
+void HttpServer::InstallHooks() {
+  httplib::Server& server = *server_;
+  server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     request_start = std::chrono::steady_clock::now();
     ResetStreamedBytesOnThisThread();
     // A client's X-Request-Id is kept when it is short and plain (the same rule as Flight's).
     auto id = req.get_header_value("X-Request-Id");
     res.set_header("X-Request-Id", IsSaneRequestId(id) ? id : NewRequestId());
-    if (!raw->started_ && req.path != "/healthz") {
+    if (!started_ && req.path != "/healthz") {
       SendError(res, 503, "unavailable", "quiver is starting (rebuilding its index); retry shortly");
       res.set_header("Retry-After", "1");
       return httplib::Server::HandlerResponse::Handled;
@@ -100,45 +122,52 @@ arrow::Result<std::unique_ptr<HttpServer>> HttpServer::Listen(HttpServerOptions 
         SendError(res, 500, "internal", what);
       });
   // Called once the response is sent: metrics and the request log (docs/observability.md).
-  server.set_logger([raw](const httplib::Request& req, const httplib::Response& res) {
-    auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                        request_start)
-                  .count();
-    HttpExchange x;
-    x.method = req.method;
-    x.path = req.path;
-    x.status = res.status;
-    const std::string cache = res.get_header_value("X-Quiver-Cache");
-    const std::string joined = res.get_header_value("X-Quiver-Joined");
-    const std::string key = res.get_header_value("X-Quiver-Key");
-    x.cache = cache;
-    x.joined = joined;
-    x.key = key;
-    const HttpObservation o = ObserveHttp(x);
-    // A body set whole, or the bytes of a streamed (chunked) one this thread wrote.
-    const int64_t bytes = req.method == "HEAD" ? 0
-                          : res.body.empty()  ? StreamedBytesOnThisThread()
-                                              : static_cast<int64_t>(res.body.size());
-    if (auto* metrics = raw->options_.metrics) {
-      metrics->ObserveRequest("http", o.kind, o.outcome, o.code, ms / 1000, bytes);
-    }
-    if (auto* log = raw->options_.request_log) {
-      RequestRecord r;
-      r.request_id = res.get_header_value("X-Request-Id");
-      r.interface = "http";
-      r.kind = o.kind;
-      r.key = o.key;
-      r.code = o.code;
-      r.outcome = o.outcome;
-      r.peer = req.remote_addr + ":" + std::to_string(req.remote_port);
-      r.duration_ms = ms;
-      r.bytes = bytes;
-      log->Write(r);
-    }
+  server.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+    LogExchange(req, res);
   });
+}
 
+void HttpServer::LogExchange(const httplib::Request& req, const httplib::Response& res) {
+  auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                      request_start)
+                .count();
+  HttpExchange x;
+  x.method = req.method;
+  x.path = req.path;
+  x.status = res.status;
+  const std::string cache = res.get_header_value("X-Quiver-Cache");
+  const std::string joined = res.get_header_value("X-Quiver-Joined");
+  const std::string key = res.get_header_value("X-Quiver-Key");
+  x.cache = cache;
+  x.joined = joined;
+  x.key = key;
+  const HttpObservation o = ObserveHttp(x);
+  // A body set whole, or the bytes of a streamed (chunked) one this thread wrote.
+  const int64_t bytes = req.method == "HEAD" ? 0
+                        : res.body.empty()  ? StreamedBytesOnThisThread()
+                                            : static_cast<int64_t>(res.body.size());
+  if (auto* metrics = options_.metrics) {
+    metrics->ObserveRequest("http", o.kind, o.outcome, o.code, ms / 1000, bytes);
+  }
+  if (auto* log = options_.request_log) {
+    RequestRecord r;
+    r.request_id = res.get_header_value("X-Request-Id");
+    r.interface = "http";
+    r.kind = o.kind;
+    r.key = o.key;
+    r.code = o.code;
+    r.outcome = o.outcome;
+    r.peer = req.remote_addr + ":" + std::to_string(req.remote_port);
+    r.duration_ms = ms;
+    r.bytes = bytes;
+    log->Write(r);
+  }
+}
+
+void HttpServer::AddRoutes() {
+  httplib::Server& server = *server_;
   // Routes. Handlers reach the API once started (the pre-routing handler answers before).
-  auto api = [raw]() { return raw->api_.get(); };
+  auto api = [this]() { return api_.get(); };
   const std::string object = R"(/v1/objects/(.+))";
   server.Get(object, [api](const httplib::Request& q, httplib::Response& r) {
     api()->GetObject(q, r);
@@ -182,22 +211,11 @@ arrow::Result<std::unique_ptr<HttpServer>> HttpServer::Listen(HttpServerOptions 
       r.set_content(asset.body.data(), asset.body.size(), std::string(asset.content_type));
     });
   }
-  if (Metrics* metrics = options.metrics) {
-    server.Get("/metrics", [raw, metrics](const httplib::Request&, httplib::Response& r) {
-      r.set_content(metrics->Render(raw->engine_), std::string(Metrics::kContentType));
+  if (Metrics* metrics = options_.metrics) {
+    server.Get("/metrics", [this, metrics](const httplib::Request&, httplib::Response& r) {
+      r.set_content(metrics->Render(engine_), std::string(Metrics::kContentType));
     });
   }
-
-  self->port_ = options.port == 0 ? server.bind_to_any_port(options.host)
-                                  : (server.bind_to_port(options.host, options.port)
-                                         ? options.port
-                                         : -1);
-  if (self->port_ <= 0) {
-    return arrow::Status::IOError("http: cannot listen on ", options.host, ":", options.port,
-                                  " (address in use, or not a local address)");
-  }
-  self->thread_ = std::thread([raw] { raw->server_->listen_after_bind(); });
-  return self;
 }
 
 void HttpServer::Start(Engine* engine, std::string flight_endpoint) {

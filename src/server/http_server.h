@@ -23,6 +23,8 @@
 
 namespace httplib {
 class Server;
+struct Request;
+struct Response;
 }
 
 namespace quiver {
@@ -71,6 +73,14 @@ class HttpServer {
 
  private:
   explicit HttpServer(HttpServerOptions options);
+  /// The httplib server, plain or TLS, with the options' limits and timeouts.
+  arrow::Status MakeServer();
+  /// The start guard, error and exception answers, and the per-request log.
+  void InstallHooks();
+  /// Metrics and the request log line of one answered request.
+  void LogExchange(const httplib::Request& req, const httplib::Response& res);
+  /// The API's routes, health, metrics and the dashboard's assets.
+  void AddRoutes();
 
   HttpServerOptions options_;
   std::unique_ptr<httplib::Server> server_;
