@@ -64,22 +64,19 @@ void AppendFloat(double value, std::string* out) {
 template <typename ListType>
 arrow::Status AppendList(const ListType& list, int64_t i, std::string* out);
 
-arrow::Status AppendValue(const arrow::Array& a, int64_t i, std::string* out) {
-  if (a.IsNull(i)) {
-    out->append("null");
-    return arrow::Status::OK();
-  }
+// A null, boolean or number; false if `a` holds none of those.
+bool AppendPrimitive(const arrow::Array& a, int64_t i, std::string* out) {
   switch (a.type_id()) {
     case arrow::Type::NA:
       out->append("null");
-      break;
+      return true;
     case arrow::Type::BOOL:
       out->append(checked_cast<const arrow::BooleanArray&>(a).Value(i) ? "true" : "false");
-      break;
+      return true;
 #define QUIVER_INTEGER_CASE(ID, ARRAY)                                        \
   case arrow::Type::ID:                                                       \
     AppendInteger(checked_cast<const arrow::ARRAY&>(a).Value(i), out);        \
-    break;
+    return true;
       QUIVER_INTEGER_CASE(INT8, Int8Array)
       QUIVER_INTEGER_CASE(INT16, Int16Array)
       QUIVER_INTEGER_CASE(INT32, Int32Array)
@@ -94,42 +91,62 @@ arrow::Status AppendValue(const arrow::Array& a, int64_t i, std::string* out) {
                       checked_cast<const arrow::HalfFloatArray&>(a).Value(i))
                       .ToFloat(),
                   out);
-      break;
+      return true;
     case arrow::Type::FLOAT:
       AppendFloat(checked_cast<const arrow::FloatArray&>(a).Value(i), out);
-      break;
+      return true;
     case arrow::Type::DOUBLE:
       AppendFloat(checked_cast<const arrow::DoubleArray&>(a).Value(i), out);
-      break;
+      return true;
+    default:
+      return false;
+  }
+}
+
+// A string (as itself) or binary value (as base64); false if `a` holds neither.
+bool AppendBinaryLike(const arrow::Array& a, int64_t i, std::string* out) {
+  std::string_view view;
+  bool binary = true;
+  switch (a.type_id()) {
     case arrow::Type::STRING:
-      AppendString(checked_cast<const arrow::BinaryArray&>(a).GetView(i), out);
-      break;
+      binary = false;
+      [[fallthrough]];
     case arrow::Type::BINARY:
-      AppendString(
-          arrow::util::base64_encode(checked_cast<const arrow::BinaryArray&>(a).GetView(i)),
-          out);
+      view = checked_cast<const arrow::BinaryArray&>(a).GetView(i);
       break;
     case arrow::Type::LARGE_STRING:
-      AppendString(checked_cast<const arrow::LargeBinaryArray&>(a).GetView(i), out);
-      break;
+      binary = false;
+      [[fallthrough]];
     case arrow::Type::LARGE_BINARY:
-      AppendString(
-          arrow::util::base64_encode(checked_cast<const arrow::LargeBinaryArray&>(a).GetView(i)),
-          out);
+      view = checked_cast<const arrow::LargeBinaryArray&>(a).GetView(i);
       break;
     case arrow::Type::STRING_VIEW:
-      AppendString(checked_cast<const arrow::BinaryViewArray&>(a).GetView(i), out);
-      break;
+      binary = false;
+      [[fallthrough]];
     case arrow::Type::BINARY_VIEW:
-      AppendString(
-          arrow::util::base64_encode(checked_cast<const arrow::BinaryViewArray&>(a).GetView(i)),
-          out);
+      view = checked_cast<const arrow::BinaryViewArray&>(a).GetView(i);
       break;
     case arrow::Type::FIXED_SIZE_BINARY:
-      AppendString(arrow::util::base64_encode(
-                       checked_cast<const arrow::FixedSizeBinaryArray&>(a).GetView(i)),
-                   out);
+      view = checked_cast<const arrow::FixedSizeBinaryArray&>(a).GetView(i);
       break;
+    default:
+      return false;
+  }
+  if (binary) {
+    AppendString(arrow::util::base64_encode(view), out);
+  } else {
+    AppendString(view, out);
+  }
+  return true;
+}
+
+arrow::Status AppendValue(const arrow::Array& a, int64_t i, std::string* out) {
+  if (a.IsNull(i)) {
+    out->append("null");
+    return arrow::Status::OK();
+  }
+  if (AppendPrimitive(a, i, out) || AppendBinaryLike(a, i, out)) return arrow::Status::OK();
+  switch (a.type_id()) {
     case arrow::Type::DICTIONARY: {
       const auto& d = checked_cast<const arrow::DictionaryArray&>(a);
       return AppendValue(*d.dictionary(), d.GetValueIndex(i), out);
