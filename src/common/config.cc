@@ -217,6 +217,97 @@ arrow::Status ServerConfig::ValidateArtifacts() const {
   return arrow::Status::OK();
 }
 
+namespace {
+
+// LoadFile's field setters: true, the field was known (and is now set).
+template <typename T>
+bool Set(T* field, const nlohmann::json& value) {
+  *field = value.get<T>();
+  return true;
+}
+
+arrow::Result<bool> SetSize(int64_t* field, const nlohmann::json& value, const std::string& name) {
+  ARROW_ASSIGN_OR_RAISE(*field, SizeField(value, name.c_str()));
+  return true;
+}
+
+arrow::Result<bool> Done(const arrow::Status& loaded) {
+  ARROW_RETURN_NOT_OK(loaded);
+  return true;
+}
+
+}  // namespace
+
+// The node's data dir, store, durability and logging fields; false if `name` is none.
+arrow::Result<bool> ServerConfig::LoadStorageField(const std::string& name,
+                                                   const nlohmann::json& value,
+                                                   const std::string& path) {
+  if (name == "listen") return Set(&listen, value);
+  if (name == "data_dir") return Set(&data_dir, value);
+  if (name == "store") return Set(&store, value);
+  if (name == "s3") return Done(LoadS3(value, path));
+  if (name == "encryption_key_file") return Set(&encryption_key_file, value);
+  if (name == "encryption_old_key_files") return Set(&encryption_old_key_files, value);
+  if (name == "disk_tier") return Set(&disk_tier, value);
+  if (name == "disk_tier_size") return SetSize(&disk_tier_size, value, name);
+  if (name == "disk_tier_max_entry_bytes") return SetSize(&disk_tier_max_entry_bytes, value, name);
+  if (name == "max_object_bytes") return SetSize(&max_object_bytes, value, name);
+  if (name == "keep_versions") return Set(&keep_versions, value);
+  if (name == "verify_on_startup") return Set(&verify_on_startup, value);
+  if (name == "durability") return Set(&durability, value);
+  if (name == "sync_interval_ms") return Set(&sync_interval_ms, value);
+  if (name == "index_log_bytes") return SetSize(&index_log_bytes, value, name);
+  if (name == "validate_full_on_put") return Set(&validate_full_on_put, value);
+  if (name == "shutdown_grace_s") return Set(&shutdown_grace_s, value);
+  if (name == "log_level") return Set(&log_level, value);
+  if (name == "log_format") return Set(&log_format, value);
+  return false;
+}
+
+// Budgets, eviction, fills; the sources, artifacts and http sections; false if `name` is none.
+arrow::Result<bool> ServerConfig::LoadCacheField(const std::string& name,
+                                                 const nlohmann::json& value,
+                                                 const std::string& path) {
+  if (name == "max_ttl_s") return Set(&max_ttl_s, value);
+  if (name == "max_entry_bytes") return SetSize(&max_entry_bytes, value, name);
+  if (name == "fill_memory_bytes") return SetSize(&fill_memory_bytes, value, name);
+  if (name == "reclaim_interval_s") return Set(&reclaim_interval_s, value);
+  if (name == "cancel_unread_fills") return Set(&cancel_unread_fills, value);
+  if (name == "cache_size") return SetSize(&cache_size, value, name);
+  if (name == "memory_size") return SetSize(&memory_size, value, name);
+  if (name == "memory_max_entry_bytes") return SetSize(&memory_max_entry_bytes, value, name);
+  if (name == "max_entries") return Set(&max_entries, value);
+  if (name == "protect_s") return Set(&protect_s, value);
+  if (name == "eviction_policy") return Set(&eviction_policy, value);
+  if (name == "half_life") return Set(&half_life, value);
+  if (name == "usage_save_interval_s") return Set(&usage_save_interval_s, value);
+  if (name == "sources") return Done(LoadSources(value, path));
+  if (name == "artifacts") return Done(LoadArtifacts(value, path));
+  if (name == "http") return Done(http.Load(value, path));
+  return false;
+}
+
+// Shared mode's fields (index, node, leases, garbage); false if `name` is none.
+arrow::Result<bool> ServerConfig::LoadClusterField(const std::string& name,
+                                                   const nlohmann::json& value,
+                                                   const std::string& path) {
+  (void)path;
+  if (name == "index") return Set(&index, value);
+  if (name == "index_ca") return Set(&index_ca, value);
+  if (name == "index_prefix") return Set(&index_prefix, value);
+  if (name == "index_timeout_s") return Set(&index_timeout_s, value);
+  if (name == "node_id") return Set(&node_id, value);
+  if (name == "advertise") return Set(&advertise, value);
+  if (name == "public_endpoint") return Set(&public_endpoint, value);
+  if (name == "lease_ttl_s") return Set(&lease_ttl_s, value);
+  if (name == "fill_poll_s") return Set(&fill_poll_s, value);
+  if (name == "live_join") return Set(&live_join, value);
+  if (name == "shared_failure") return Set(&shared_failure, value);
+  if (name == "garbage_grace_s") return Set(&garbage_grace_s, value);
+  if (name == "sweep_interval_s") return Set(&sweep_interval_s, value);
+  return false;
+}
+
 arrow::Status ServerConfig::LoadFile(const std::string& path) {
   std::ifstream in(path);
   if (!in) return arrow::Status::IOError("cannot read config file '", path, "'");
@@ -231,72 +322,16 @@ arrow::Status ServerConfig::LoadFile(const std::string& path) {
   }
   try {
     for (auto& [name, value] : doc.items()) {
-      if (name == "listen") listen = value.get<std::string>();
-      else if (name == "data_dir") data_dir = value.get<std::string>();
-      else if (name == "store") store = value.get<std::string>();
-      else if (name == "s3") {
-        ARROW_RETURN_NOT_OK(LoadS3(value, path));
-      } else if (name == "encryption_key_file") encryption_key_file = value.get<std::string>();
-      else if (name == "encryption_old_key_files") {
-        encryption_old_key_files = value.get<std::vector<std::string>>();
-      } else if (name == "disk_tier") disk_tier = value.get<bool>();
-      else if (name == "disk_tier_size") {
-        ARROW_ASSIGN_OR_RAISE(disk_tier_size, SizeField(value, "disk_tier_size"));
-      } else if (name == "disk_tier_max_entry_bytes") {
-        ARROW_ASSIGN_OR_RAISE(disk_tier_max_entry_bytes,
-                              SizeField(value, "disk_tier_max_entry_bytes"));
+      ARROW_ASSIGN_OR_RAISE(bool known, LoadStorageField(name, value, path));
+      if (!known) {
+        ARROW_ASSIGN_OR_RAISE(known, LoadCacheField(name, value, path));
       }
-      else if (name == "max_object_bytes") {
-        ARROW_ASSIGN_OR_RAISE(max_object_bytes, SizeField(value, "max_object_bytes"));
-      } else if (name == "keep_versions") keep_versions = value.get<int64_t>();
-      else if (name == "verify_on_startup") verify_on_startup = value.get<bool>();
-      else if (name == "durability") durability = value.get<std::string>();
-      else if (name == "sync_interval_ms") sync_interval_ms = value.get<int64_t>();
-      else if (name == "index_log_bytes") {
-        ARROW_ASSIGN_OR_RAISE(index_log_bytes, SizeField(value, "index_log_bytes"));
-      } else if (name == "validate_full_on_put") validate_full_on_put = value.get<bool>();
-      else if (name == "shutdown_grace_s") shutdown_grace_s = value.get<double>();
-      else if (name == "log_level") log_level = value.get<std::string>();
-      else if (name == "log_format") log_format = value.get<std::string>();
-      else if (name == "max_ttl_s") max_ttl_s = value.get<double>();
-      else if (name == "max_entry_bytes") {
-        ARROW_ASSIGN_OR_RAISE(max_entry_bytes, SizeField(value, "max_entry_bytes"));
-      } else if (name == "fill_memory_bytes") {
-        ARROW_ASSIGN_OR_RAISE(fill_memory_bytes, SizeField(value, "fill_memory_bytes"));
-      } else if (name == "reclaim_interval_s") reclaim_interval_s = value.get<double>();
-      else if (name == "cancel_unread_fills") cancel_unread_fills = value.get<bool>();
-      else if (name == "cache_size") {
-        ARROW_ASSIGN_OR_RAISE(cache_size, SizeField(value, "cache_size"));
-      } else if (name == "memory_size") {
-        ARROW_ASSIGN_OR_RAISE(memory_size, SizeField(value, "memory_size"));
-      } else if (name == "memory_max_entry_bytes") {
-        ARROW_ASSIGN_OR_RAISE(memory_max_entry_bytes, SizeField(value, "memory_max_entry_bytes"));
-      } else if (name == "max_entries") max_entries = value.get<int64_t>();
-      else if (name == "protect_s") protect_s = value.get<double>();
-      else if (name == "eviction_policy") eviction_policy = value.get<std::string>();
-      else if (name == "half_life") half_life = value.get<double>();
-      else if (name == "usage_save_interval_s") usage_save_interval_s = value.get<double>();
-      else if (name == "index") index = value.get<std::string>();
-      else if (name == "index_ca") index_ca = value.get<std::string>();
-      else if (name == "index_prefix") index_prefix = value.get<std::string>();
-      else if (name == "index_timeout_s") index_timeout_s = value.get<double>();
-      else if (name == "node_id") node_id = value.get<std::string>();
-      else if (name == "advertise") advertise = value.get<std::string>();
-      else if (name == "public_endpoint") public_endpoint = value.get<std::string>();
-      else if (name == "lease_ttl_s") lease_ttl_s = value.get<double>();
-      else if (name == "fill_poll_s") fill_poll_s = value.get<double>();
-      else if (name == "live_join") live_join = value.get<bool>();
-      else if (name == "shared_failure") shared_failure = value.get<std::string>();
-      else if (name == "garbage_grace_s") garbage_grace_s = value.get<double>();
-      else if (name == "sweep_interval_s") sweep_interval_s = value.get<double>();
-      else if (name == "sources") {
-        ARROW_RETURN_NOT_OK(LoadSources(value, path));
-      } else if (name == "artifacts") {
-        ARROW_RETURN_NOT_OK(LoadArtifacts(value, path));
-      } else if (name == "http") {
-        ARROW_RETURN_NOT_OK(http.Load(value, path));
+      if (!known) {
+        ARROW_ASSIGN_OR_RAISE(known, LoadClusterField(name, value, path));
       }
-      else return arrow::Status::Invalid("config file '", path, "': unknown field '", name, "'");
+      if (!known) {
+        return arrow::Status::Invalid("config file '", path, "': unknown field '", name, "'");
+      }
     }
   } catch (const nlohmann::json::exception& e) {
     return arrow::Status::Invalid("config file '", path, "': wrong type: ", e.what());

@@ -207,6 +207,13 @@ struct ServerConfig {
   std::string AdvertisedEndpoint(int port) const;
 
  private:
+  // LoadFile's fields by concept: true if `name` was one of them (and is now set).
+  arrow::Result<bool> LoadStorageField(const std::string& name, const nlohmann::json& value,
+                                       const std::string& path);
+  arrow::Result<bool> LoadCacheField(const std::string& name, const nlohmann::json& value,
+                                     const std::string& path);
+  arrow::Result<bool> LoadClusterField(const std::string& name, const nlohmann::json& value,
+                                       const std::string& path);
   arrow::Status LoadSources(const nlohmann::json& value, const std::string& path);
   arrow::Status ValidateShared() const;
   arrow::Status ValidateStore() const;
