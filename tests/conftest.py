@@ -93,21 +93,7 @@ class QuiverServer(DataDirFiles):
                                          env={**os.environ, **self.env} if self.env else None)
         self.returncode = None
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        first = ""
-        while True:
-            text = out_path.read_text(errors="replace")
-            if "\n" in text:
-                first = text.split("\n", 1)[0]
-                break
-            if self.proc.poll() is not None:
-                raise AssertionError(
-                    f"quiver exited with {self.proc.returncode} before listening: {cmd}\n"
-                    f"stderr:\n{self.log()}")
-            if time.monotonic() > deadline:
-                self.kill()
-                raise AssertionError(f"quiver did not print its address within "
-                                     f"{STARTUP_TIMEOUT_S}s\nstderr:\n{self.log()}")
-            time.sleep(0.02)
+        first = self._stdout_lines(out_path, 1, deadline, cmd)[0]
         prefix = "quiver listening on "
         assert first.startswith(prefix), f"unexpected first stdout line: {first!r}"
         self.location = first[len(prefix):].strip()
@@ -116,22 +102,28 @@ class QuiverServer(DataDirFiles):
         assert self.port > 0
         self.http_url = None
         if any(a == "--http" or a.startswith("--http=") for a in self.args):
-            self.http_url = self._second_line(out_path, deadline, "quiver http listening on ")
+            line = self._stdout_lines(out_path, 2, deadline, cmd)[1]  # after the Flight line
+            prefix = "quiver http listening on "
+            assert line.startswith(prefix), f"unexpected second stdout line: {line!r}"
+            self.http_url = line[len(prefix):].strip()
         return self
 
-    def _second_line(self, out_path, deadline, prefix):
-        """The announcement on stdout after the Flight line (e.g. the HTTP address)."""
+    def _stdout_lines(self, out_path, count, deadline, cmd):
+        """The first `count` complete lines the server printed on stdout (its addresses),
+        once it has printed them; fails if it exits or the deadline passes first."""
         while True:
             text = out_path.read_text(errors="replace")
-            if text.count("\n") >= 2:  # the second line is complete
-                break
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"no second stdout line\nstderr:\n{self.log()}")
-            time.sleep(0.02)
-        lines = text.split("\n")
-        line = lines[1]
-        assert line.startswith(prefix), f"unexpected second stdout line: {line!r}"
-        return line[len(prefix):].strip()
+            if text.count("\n") >= count:
+                return text.split("\n")[:count]
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"quiver exited with {self.proc.returncode} before listening: {cmd}\n"
+                    f"stderr:\n{self.log()}")
+            if time.monotonic() > deadline:
+                self.kill()
+                raise AssertionError(f"quiver did not print its address within "
+                                     f"{STARTUP_TIMEOUT_S}s\nstderr:\n{self.log()}")
+            time.sleep(0.02)  # polls a file the server writes; the loop ends on the line
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
