@@ -368,3 +368,24 @@ def other_work_line(res: dict) -> str:
     return (f"\nOther CPU use on the machine during the run: {other:.0%} of the machine"
             + ("  <-- noisy run; consider --wait-idle" if other > 0.1 else ""))
 
+
+
+def print_goal_summary(title: str, runtime: float, rows, columns, diag_columns, details,
+                       analysis_text: str, res: dict, extra=(), medians: bool = False) -> None:
+    """The summary a harness prints on the terminal: `title` with the run's time, the goal rows
+    (`columns`), the diagnostic rows (`diag_columns`), `extra` lines, the details, the analysis
+    without markdown emphasis and the share of the machine other work used."""
+    waited = f", {WAITED['wall']:.0f} s of it waiting for idle" if WAITED["wall"] >= 1 else ""
+    print()
+    print(f"{title} ({runtime:.0f} s{waited}{'; medians' if medians else ''})")
+    print(text_table([r for r in rows if not r.diag], columns))
+    print()
+    print(text_table([r for r in rows if r.diag], diag_columns))
+    for line in extra:
+        print(line)
+    print()
+    for line in details:
+        print(line)
+    print()
+    print(analysis_text.replace("**", ""))
+    print(other_work_line(res))

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench_docs import (GOAL_COLUMNS, GoalRow, header_lines, markdown_table, noise_note,
-                        other_work_line, text_table, write_headed_section)
-from bench_env import WAITED, percentile
+                        print_goal_summary, write_headed_section)
+from bench_env import percentile
 
 BEGIN_MARK = "<!-- hot-key-bench:begin -->"
 END_MARK = "<!-- hot-key-bench:end -->"
@@ -156,19 +156,10 @@ def docs_section(res: dict, rows, args, command: str, runtime: float) -> str:
 
 
 def print_summary(res: dict, rows, args, runtime: float) -> None:
-    print()
-    print(f"Hot key across expiries ({runtime:.0f} s"
-          + (f", {WAITED['wall']:.0f} s of it waiting for idle" if WAITED["wall"] >= 1 else "")
-          + ")")
-    print(text_table([r for r in rows if not r.diag], GOAL_COLUMNS[:5]))
-    print()
-    print(text_table([r for r in rows if r.diag], GOAL_COLUMNS[:5]))
-    print()
-    for line in detail_lines(res, args):
-        print(line)
-    print()
-    print(analysis(res, rows, args).replace("**", ""))
-    print(other_work_line(res))
+    print_goal_summary("Hot key across expiries", runtime, rows, GOAL_COLUMNS[:5],
+                       GOAL_COLUMNS[:5],
+                       detail_lines(res, args), analysis(res, rows, args), res)
+
 
 
 def write_section(docs: Path, section: str) -> None:

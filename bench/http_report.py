@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench_docs import (Column, Row, header_lines, history_lines, markdown_table, noise_note,
-                        other_work_line, text_table, write_headed_section)
-from bench_env import WAITED, fmt_size, median, percentile, spread
+                        print_goal_summary, write_headed_section)
+from bench_env import fmt_size, median, percentile, spread
 
 BEGIN_MARK = "<!-- http-bench:begin -->"
 END_MARK = "<!-- http-bench:end -->"
@@ -336,19 +336,9 @@ def docs_section(res: dict, rows, args, command: str, runtime: float) -> str:
 
 
 def print_summary(res: dict, rows, args, runtime: float) -> None:
-    print()
-    print(f"HTTP vs. Flight vs. nginx ({runtime:.0f} s"
-          + (f", {WAITED['wall']:.0f} s of it waiting for idle" if WAITED["wall"] >= 1 else "")
-          + ")")
-    print(text_table([r for r in rows if not r.diag], COLUMNS))
-    print()
-    print(text_table([r for r in rows if r.diag], COLUMNS))
-    print()
-    for line in detail_lines(res, args):
-        print(line)
-    print()
-    print(analysis(res, rows, args).replace("**", ""))
-    print(other_work_line(res))
+    print_goal_summary("HTTP vs. Flight vs. nginx", runtime, rows, COLUMNS, COLUMNS,
+                       detail_lines(res, args), analysis(res, rows, args), res)
+
 
 
 def write_section(docs, section: str) -> None:

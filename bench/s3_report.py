@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench_docs import (Column, Row, history_lines, markdown_table, spread_lines, text_table,
-                        write_docs)
+from bench_docs import (Column, Row, history_lines, markdown_table, spread_lines,
+                        print_goal_summary, write_docs)
 from bench_env import WAITED, median, percentile, spread
 
 BEGIN_MARK = "<!-- s3-bench:begin -->"
@@ -323,22 +323,9 @@ def docs_section(res: dict, rows, args, command: str, runtime: float) -> str:
 
 
 def print_summary(res: dict, rows, args, runtime: float) -> None:
-    print()
-    print(f"Quiver S3 store ({runtime:.0f} s"
-          + (f", {WAITED['wall']:.0f} s of it waiting for idle" if WAITED["wall"] >= 1 else "")
-          + "; medians)")
-    print(text_table([r for r in rows if not r.diag], COLUMNS))
-    print()
-    print(text_table([r for r in rows if r.diag], COLUMNS))
-    print()
-    for line in detail_lines(res, args):
-        print(line)
-    print()
-    print(analysis(res, rows, args).replace("**", ""))
-    print(f"\nOther CPU use on the machine during the run: "
-          f"{res['facts']['other_cpu_share']:.0%} of the machine"
-          + ("  <-- noisy run; consider --wait-idle" if res["facts"]["other_cpu_share"] > 0.1
-             else ""))
+    print_goal_summary("Quiver S3 store", runtime, rows, COLUMNS, COLUMNS,
+                       detail_lines(res, args), analysis(res, rows, args), res, medians=True)
+
 
 
 def write_section(docs: Path, section: str) -> None:

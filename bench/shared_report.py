@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench_docs import (Column, Row, history_lines, markdown_table, spread_lines, text_table,
-                        write_docs)
+from bench_docs import (Column, Row, history_lines, markdown_table, spread_lines,
+                        print_goal_summary, write_docs)
 from bench_env import WAITED, median, percentile, spread
 
 BEGIN_MARK = "<!-- shared-bench:begin -->"
@@ -489,24 +489,10 @@ def docs_section(res: dict, rows, args, command: str, runtime: float) -> str:
 
 
 def print_summary(res: dict, rows, args, runtime: float) -> None:
-    print()
-    print(f"Quiver shared mode ({runtime:.0f} s"
-          + (f", {WAITED['wall']:.0f} s of it waiting for idle" if WAITED["wall"] >= 1 else "")
-          + "; medians)")
-    print(text_table([r for r in rows if not r.diag], COLUMNS))
-    print()
-    print(text_table([r for r in rows if r.diag], COLUMNS))
-    print("\nCross-node first batch, per repetition (seconds from A's request):")
-    print(cross_node_table(res, markdown=False))
-    print()
-    for line in detail_lines(res, args):
-        print(line)
-    print()
-    print(analysis(res, rows, args).replace("**", ""))
-    print(f"\nOther CPU use on the machine during the run: "
-          f"{res['facts']['other_cpu_share']:.0%} of the machine"
-          + ("  <-- noisy run; consider --wait-idle" if res["facts"]["other_cpu_share"] > 0.1
-             else ""))
+    print_goal_summary("Quiver shared mode", runtime, rows, COLUMNS, COLUMNS,
+                       detail_lines(res, args), analysis(res, rows, args), res,
+                       extra=["\nCross-node first batch, per repetition (seconds from A's request):", cross_node_table(res, markdown=False)], medians=True)
+
 
 
 def write_section(docs: Path, section: str) -> None:

@@ -14,9 +14,8 @@ import json
 from pathlib import Path
 
 from bench_docs import (GOAL_COLUMNS, GoalRow, header_lines, markdown_table, noise_note,
-                        spread_lines, text_table, write_headed_section,
-                        other_work_line)
-from bench_env import WAITED, median, percentile, spread
+                        spread_lines, print_goal_summary, write_headed_section)
+from bench_env import median, percentile, spread
 
 BEGIN_MARK = "<!-- small-writes-bench:begin -->"
 END_MARK = "<!-- small-writes-bench:end -->"
@@ -251,19 +250,9 @@ def docs_section(res: dict, rows, args, command: str, runtime: float) -> str:
 
 
 def print_summary(res: dict, rows, args, runtime: float) -> None:
-    print()
-    print(f"Small writes ({runtime:.0f} s"
-          + (f", {WAITED['wall']:.0f} s of it waiting for idle" if WAITED["wall"] >= 1 else "")
-          + "; medians)")
-    print(text_table([r for r in rows if not r.diag], GOAL_COLUMNS))
-    print()
-    print(text_table([r for r in rows if r.diag], GOAL_COLUMNS[:5]))
-    print()
-    for line in detail_lines(res, args):
-        print(line)
-    print()
-    print(analysis(res, rows, args).replace("**", ""))
-    print(other_work_line(res))
+    print_goal_summary("Small writes", runtime, rows, GOAL_COLUMNS, GOAL_COLUMNS[:5],
+                       detail_lines(res, args), analysis(res, rows, args), res, medians=True)
+
 
 
 def write_section(docs: Path, section: str) -> None:
