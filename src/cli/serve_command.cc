@@ -282,12 +282,7 @@ arrow::Result<std::unique_ptr<HttpServer>> ListenHttp(const HttpConfig& config, 
   HttpServerOptions options;
   options.host = address.host;
   options.port = address.port;
-  options.tls_cert_file = config.tls_cert;
-  options.tls_key_file = config.tls_key;
-  options.threads = static_cast<int>(config.threads);
-  options.read_timeout_s = config.read_timeout_s;
-  options.write_timeout_s = config.write_timeout_s;
-  options.keep_alive_s = config.keep_alive_s;
+  options.config = config;
   options.metrics = metrics;
   options.request_log = request_log;
   return HttpServer::Listen(options);

@@ -27,17 +27,17 @@ HttpServer::HttpServer(HttpServerOptions options) : options_(std::move(options))
 HttpServer::~HttpServer() { Stop(); }
 
 std::string HttpServer::url() const {
-  const bool tls = !options_.tls_cert_file.empty();
+  const bool tls = !options_.config.tls_cert.empty();
   std::string host = options_.host.find(':') != std::string::npos ? "[" + options_.host + "]"
                                                                     : options_.host;
   return std::string(tls ? "https://" : "http://") + host + ":" + std::to_string(port_);
 }
 
 arrow::Result<std::unique_ptr<HttpServer>> HttpServer::Listen(HttpServerOptions options) {
-  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+  if (options.config.tls_cert.empty() != options.config.tls_key.empty()) {
     return arrow::Status::Invalid("http: TLS needs both tls_cert and tls_key");
   }
-  if (options.threads < 1) return arrow::Status::Invalid("http.threads must be >= 1");
+  if (options.config.threads < 1) return arrow::Status::Invalid("http.threads must be >= 1");
   std::unique_ptr<HttpServer> self(new HttpServer(options));
   ARROW_RETURN_NOT_OK(self->MakeServer());
   self->InstallHooks();
@@ -57,27 +57,27 @@ arrow::Result<std::unique_ptr<HttpServer>> HttpServer::Listen(HttpServerOptions 
 }
 
 arrow::Status HttpServer::MakeServer() {
-  if (options_.tls_cert_file.empty()) {
+  if (options_.config.tls_cert.empty()) {
     server_ = std::make_unique<httplib::Server>();
   } else {
-    auto tls = std::make_unique<httplib::SSLServer>(options_.tls_cert_file.c_str(),
-                                                    options_.tls_key_file.c_str());
+    auto tls = std::make_unique<httplib::SSLServer>(options_.config.tls_cert.c_str(),
+                                                    options_.config.tls_key.c_str());
     if (!tls->is_valid()) {
-      return arrow::Status::Invalid("http: cannot use TLS certificate '", options_.tls_cert_file,
-                                    "' with key '", options_.tls_key_file,
+      return arrow::Status::Invalid("http: cannot use TLS certificate '", options_.config.tls_cert,
+                                    "' with key '", options_.config.tls_key,
                                     "' (unreadable, not PEM, or not a matching pair)");
     }
     server_ = std::move(tls);
   }
   httplib::Server& server = *server_;
-  const int threads = options_.threads;
+  const int threads = static_cast<int>(options_.config.threads);
   server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   auto seconds = [](double s) {
     return std::chrono::microseconds(static_cast<int64_t>(s * 1e6));
   };
-  server.set_read_timeout(seconds(options_.read_timeout_s));
-  server.set_write_timeout(seconds(options_.write_timeout_s));
-  server.set_keep_alive_timeout(static_cast<time_t>(std::max(1.0, options_.keep_alive_s)));
+  server.set_read_timeout(seconds(options_.config.read_timeout_s));
+  server.set_write_timeout(seconds(options_.config.write_timeout_s));
+  server.set_keep_alive_timeout(static_cast<time_t>(std::max(1.0, options_.config.keep_alive_s)));
   server.set_keep_alive_max_count(100000);
   server.set_payload_max_length(static_cast<size_t>(options_.max_body_bytes));
   server.set_tcp_nodelay(true);

@@ -20,6 +20,7 @@
 #include <arrow/result.h>
 
 #include "cache/engine.h"
+#include "common/http_config.h"
 
 namespace httplib {
 class Server;
@@ -34,20 +35,12 @@ class Metrics;
 class RequestLog;
 
 struct HttpServerOptions {
+  /// The `http` settings (TLS files, worker threads, timeouts); its `listen` is parsed into
+  /// host and port below.
+  HttpConfig config;
   std::string host = "127.0.0.1";
   /// 0: a free port.
   int port = 0;
-  /// Serve HTTPS with this certificate chain and private key (PEM files); both or neither.
-  std::string tls_cert_file;
-  std::string tls_key_file;
-  /// Worker threads: connections served at once. Default: 32.
-  int threads = 32;
-  /// Seconds a request may take to arrive, and a client to accept each write of a
-  /// response, before its connection is closed. Default: 30.
-  double read_timeout_s = 30;
-  double write_timeout_s = 30;
-  /// Seconds an idle kept-alive connection stays open. Default: 30.
-  double keep_alive_s = 30;
   /// Largest request body (a PUT) accepted, bytes. Default: 4 GiB.
   int64_t max_body_bytes = int64_t{4} << 30;
   /// Every request is counted here and served on GET /metrics (null: /metrics is 404), and
