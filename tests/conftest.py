@@ -97,7 +97,8 @@ class QuiverServer(DataDirFiles):
         prefix = "quiver listening on "
         assert first.startswith(prefix), f"unexpected first stdout line: {first!r}"
         self.location = first[len(prefix):].strip()
-        assert self.location.startswith("grpc://127.0.0.1:"), self.location
+        assert self.location.startswith(("grpc://127.0.0.1:", "grpc+tls://127.0.0.1:")), \
+            self.location
         self.port = int(self.location.rsplit(":", 1)[1])
         assert self.port > 0
         self.http_url = None

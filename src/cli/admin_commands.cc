@@ -24,11 +24,13 @@ namespace {
 
 struct Common {
   std::string server;
+  Credentials credentials;
   bool as_json = false;
 };
 
 void AddCommon(CLI::App* cmd, Common* common) {
   cmd->add_option("--server", common->server, kServerOptionHelp);
+  AddCredentialOptions(cmd, &common->credentials);
   cmd->add_flag("--json", common->as_json, "Print JSON for scripts instead of a table");
 }
 
@@ -36,7 +38,8 @@ void AddCommon(CLI::App* cmd, Common* common) {
 template <typename Fn>
 void WithClient(const Common& common, Fn body) {
   auto st = [&]() -> arrow::Status {
-    ARROW_ASSIGN_OR_RAISE(auto client, QuiverClient::Connect(ServerLocation(common.server)));
+    ARROW_ASSIGN_OR_RAISE(auto client, QuiverClient::Connect(ServerLocation(common.server),
+                                                              WithCredentials(common.credentials)));
     return body(*client);
   }();
   if (!st.ok()) {

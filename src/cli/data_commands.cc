@@ -30,6 +30,7 @@ using Clock = std::chrono::steady_clock;
 // The flags every data command takes.
 struct DataFlags {
   std::string server;
+  Credentials credentials;
   double timeout_s = 0;
   bool as_json = false;
   bool no_progress = false;
@@ -37,6 +38,7 @@ struct DataFlags {
 
 void AddDataFlags(CLI::App* cmd, DataFlags* flags) {
   cmd->add_option("--server", flags->server, kServerOptionHelp);
+  AddCredentialOptions(cmd, &flags->credentials);
   cmd->add_option("--timeout", flags->timeout_s,
                   "Give up after SECONDS, the whole transfer included [default: no limit]")
       ->check(CLI::PositiveNumber);
@@ -89,7 +91,10 @@ void CheckKey(const std::string& command, const std::string& key) {
 }
 
 std::unique_ptr<QuiverClient> Connect(const std::string& command, const DataFlags& flags) {
-  auto client = QuiverClient::Connect(ServerLocation(flags.server), {flags.timeout_s});
+  ClientOptions options;
+  options.timeout_s = flags.timeout_s;
+  auto client = QuiverClient::Connect(ServerLocation(flags.server),
+                                      WithCredentials(flags.credentials, options));
   if (!client.ok()) Fail(command, kExitUsage, client.status().message());
   return std::move(*client);
 }

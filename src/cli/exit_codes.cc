@@ -20,6 +20,8 @@ int ExitCodeFor(ErrorKind kind) {
       return kExitTimeout;
     case ErrorKind::kTooLarge:
       return kExitTooLarge;
+    case ErrorKind::kDenied:
+      return kExitDenied;
     case ErrorKind::kCancelled:
     case ErrorKind::kOther:
       break;

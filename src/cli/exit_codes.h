@@ -22,6 +22,7 @@ enum ExitCode : int {
   kExitUnavailable = 5,  // server unreachable, or unavailable (index/store away, busy)
   kExitTimeout = 6,      // --timeout passed
   kExitTooLarge = 7,     // over the server's size limits, or not admitted
+  kExitDenied = 8,       // no token, a wrong one, or one without the role or source needed
 };
 
 /// \brief The exit code for a failed call's kind.

@@ -7,6 +7,7 @@
 #include "cli/data_commands.h"
 #include "cli/exit_codes.h"
 #include "cli/serve_command.h"
+#include "cli/token_commands.h"
 #include "storage/s3_blob_store.h"
 
 int main(int argc, char** argv) {
@@ -21,6 +22,7 @@ int main(int argc, char** argv) {
   quiver::AddServeCommand(app);
   quiver::AddDataCommands(app);
   quiver::AddAdminCommands(app);
+  quiver::AddTokenCommands(app);
   int rc = 0;
   try {
     app.parse(argc, argv);

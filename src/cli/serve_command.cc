@@ -10,11 +10,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <memory>
+#include <sstream>
 #include <thread>
 
 #include <arrow/flight/server.h>
+#include <arrow/flight/server_auth.h>
+#include <arrow/util/uri.h>
 #include <spdlog/spdlog.h>
 
 #include "cache/engine.h"
@@ -23,6 +27,9 @@
 #include "common/config.h"
 #include "exec/adbc_source.h"
 #include "exec/artifact_source.h"
+#include "server/audit_log.h"
+#include "server/auth.h"
+#include "server/flight_auth.h"
 #include "server/flight_middleware.h"
 #include "server/flight_peer_client.h"
 #include "server/flight_service.h"
@@ -68,6 +75,13 @@ struct ServeFlags {
   std::string http;
   std::string http_tls_cert;
   std::string http_tls_key;
+  std::string auth;
+  std::string tokens_file;
+  bool allow_unauthenticated = false;
+  std::string audit_log;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
 };
 
 // 10% of the filesystem holding `dir` (the default disk budget).
@@ -124,6 +138,13 @@ arrow::Result<ServerConfig> LoadConfig(const ServeFlags& flags) {
   set(&config.s3.endpoint, flags.s3_endpoint);
   set(&config.s3.ca_file, flags.s3_ca_file);
   set(&config.durability, flags.durability);
+  set(&config.auth.mode, flags.auth);
+  set(&config.auth.tokens_file, flags.tokens_file);
+  set(&config.auth.audit_log, flags.audit_log);
+  if (flags.allow_unauthenticated) config.auth.allow_unauthenticated = true;
+  set(&config.tls.cert, flags.tls_cert);
+  set(&config.tls.key, flags.tls_key);
+  set(&config.tls.client_ca, flags.tls_client_ca);
   if (flags.sync_interval_ms > 0) config.sync_interval_ms = flags.sync_interval_ms;
   ARROW_RETURN_NOT_OK(ApplySizes(flags, &config));
   if (flags.keep_versions > 0) config.keep_versions = flags.keep_versions;
@@ -276,8 +297,60 @@ arrow::Result<std::unique_ptr<Engine>> OpenEngine(const ServerConfig& config,
   return engine;
 }
 
+arrow::Result<std::string> ReadPemFile(const std::string& path, const char* field) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in || text.str().find("-----BEGIN ") == std::string::npos) {
+    return arrow::Status::Invalid(field, " '", path, "' is not a readable PEM file");
+  }
+  return text.str();
+}
+
+// The Flight port's certificate, and mutual TLS when a client CA is set.
+arrow::Status ApplyTls(const TlsConfig& tls, arrow::flight::FlightServerOptions* options) {
+  if (!tls.enabled()) return arrow::Status::OK();
+  arrow::flight::CertKeyPair pair;
+  ARROW_ASSIGN_OR_RAISE(pair.pem_cert, ReadPemFile(tls.cert, "tls.cert (--tls-cert)"));
+  ARROW_ASSIGN_OR_RAISE(pair.pem_key, ReadPemFile(tls.key, "tls.key (--tls-key)"));
+  options->tls_certificates.push_back(std::move(pair));
+  if (!tls.client_ca.empty()) {
+    ARROW_ASSIGN_OR_RAISE(options->root_certificates,
+                          ReadPemFile(tls.client_ca, "tls.client_ca (--tls-client-ca)"));
+    options->verify_client = true;
+  }
+  return arrow::Status::OK();
+}
+
+// Where the Flight port listens: the listen address, over TLS when a certificate is set.
+arrow::Result<arrow::flight::Location> ListenLocation(const ServerConfig& config) {
+  ARROW_ASSIGN_OR_RAISE(auto location, arrow::flight::Location::Parse(config.listen));
+  if (!config.tls.enabled() || location.scheme() == "grpc+tls") return location;
+  arrow::util::Uri uri;
+  ARROW_RETURN_NOT_OK(uri.Parse(config.listen));
+  return arrow::flight::Location::ForGrpcTls(uri.host(), uri.port());
+}
+
+void LogAuth(const ServerConfig& config, const Authenticator& auth) {
+  if (auth.enabled()) {
+    spdlog::info("auth: tokens from '{}' ({} tokens; SIGHUP reloads them)",
+                 config.auth.tokens_file, auth.token_count());
+  } else if (config.auth.allow_unauthenticated) {
+    spdlog::warn("auth: none, and allow_unauthenticated is set: anyone who reaches {}{} may "
+                 "read, write and reconfigure this cache",
+                 config.listen, config.http.enabled() ? " or " + config.http.listen : "");
+  }
+  if (config.tls.enabled()) {
+    spdlog::info("tls: serving Flight over TLS with '{}'{}", config.tls.cert,
+                 config.tls.client_ca.empty() ? ""
+                                              : "; client certificates must be signed by '" +
+                                                    config.tls.client_ca + "'");
+  }
+}
+
 arrow::Result<std::unique_ptr<HttpServer>> ListenHttp(const HttpConfig& config, Metrics* metrics,
-                                                     const RequestLog* request_log) {
+                                                     const RequestLog* request_log,
+                                                     const Authenticator* auth) {
   ARROW_ASSIGN_OR_RAISE(auto address, ParseHostPort(config.listen, "http.listen (--http)"));
   HttpServerOptions options;
   options.host = address.host;
@@ -285,15 +358,26 @@ arrow::Result<std::unique_ptr<HttpServer>> ListenHttp(const HttpConfig& config, 
   options.config = config;
   options.metrics = metrics;
   options.request_log = request_log;
+  options.auth = auth;
   return HttpServer::Listen(options);
 }
 
-// Blocks until SIGINT/SIGTERM; then stops the server within the grace period.
-void ServeUntilSignalled(QuiverFlightService* service, Engine* engine, const sigset_t& signals,
-                         double grace_s) {
+// Blocks until SIGINT/SIGTERM; then stops the server within the grace period. SIGHUP
+// re-reads the tokens file.
+void ServeUntilSignalled(QuiverFlightService* service, Engine* engine, Authenticator* auth,
+                         const sigset_t& signals, double grace_s) {
   std::thread signal_thread([&] {
     int sig = 0;
-    sigwait(&signals, &sig);
+    while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
+      auto reloaded = auth->Reload();
+      if (reloaded.ok()) {
+        spdlog::info("SIGHUP: reloaded the tokens file '{}' ({} tokens)",
+                     auth->config().tokens_file, auth->token_count());
+      } else {
+        spdlog::error("SIGHUP: {}; the tokens loaded before stay in force",
+                      reloaded.ToString());
+      }
+    }
     spdlog::info("received {}, shutting down (in-flight calls get {} s)",
                  sig == SIGINT ? "SIGINT" : "SIGTERM", grace_s);
     engine->queries()->Shutdown();  // readers of running queries must not hold it up
@@ -315,20 +399,35 @@ arrow::Status Run(const ServeFlags& flags) {
   InstallLogFormat(log_format);
   Metrics metrics;
   RequestLog request_log(log_format);
-  ARROW_ASSIGN_OR_RAISE(auto location, arrow::flight::Location::Parse(config.listen));
+  ARROW_ASSIGN_OR_RAISE(auto location, ListenLocation(config));
   // Signals are taken by one thread with sigwait; block them before any thread starts.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ARROW_ASSIGN_OR_RAISE(auto auth, Authenticator::Make(config.auth));
+  LogAuth(config, *auth);
+  std::unique_ptr<AuditLog> audit;
+  if (!config.auth.audit_log.empty()) {
+    ARROW_ASSIGN_OR_RAISE(audit, AuditLog::Open(config.auth.audit_log));
+    request_log.set_audit(audit.get());
+    spdlog::info("audit log: {}", config.auth.audit_log);
+  }
 
   // Listen first (UNAVAILABLE until the engine is open): the port names the node.
   QuiverFlightService service;
   arrow::flight::FlightServerOptions server_options(location);
+  ARROW_RETURN_NOT_OK(ApplyTls(config.tls, &server_options));
+  // Auth first: a call refused there is still counted and logged by the request middleware.
   server_options.middleware.emplace_back(
       RequestMiddleware::kName,
       std::make_shared<RequestMiddlewareFactory>(&metrics, &request_log));
+  server_options.middleware.emplace_back(AuthMiddleware::kName,
+                                         std::make_shared<AuthMiddlewareFactory>(auth.get()));
+  // Handshake: basic credentials are checked by the middleware (flight_auth.h).
+  server_options.auth_handler = std::make_shared<arrow::flight::NoOpAuthHandler>();
   auto st = service.Init(server_options);
   if (!st.ok()) {
     return arrow::Status::IOError("cannot listen on ", config.listen, ": ", st.message());
@@ -341,7 +440,7 @@ arrow::Status Run(const ServeFlags& flags) {
   service.set_endpoint(public_location);
   std::unique_ptr<HttpServer> http;
   if (config.http.enabled()) {
-    ARROW_ASSIGN_OR_RAISE(http, ListenHttp(config.http, &metrics, &request_log));
+    ARROW_ASSIGN_OR_RAISE(http, ListenHttp(config.http, &metrics, &request_log, auth.get()));
   }
   ARROW_ASSIGN_OR_RAISE(auto engine, OpenEngine(config, node, endpoint, &metrics));
   service.Start(engine.get());
@@ -354,7 +453,7 @@ arrow::Status Run(const ServeFlags& flags) {
   spdlog::info("serving {} as node {} (max object {}, keeping {} versions per key)", endpoint,
                node, FormatByteSize(config.max_object_bytes), config.keep_versions);
 
-  ServeUntilSignalled(&service, engine.get(), signals, config.shutdown_grace_s);
+  ServeUntilSignalled(&service, engine.get(), auth.get(), signals, config.shutdown_grace_s);
   if (http) http->Stop();  // its handlers use the engine
   engine->Shutdown();  // before the exit below, which may skip the engine's destructor
   auto saved = engine->SaveLocalState();
@@ -416,6 +515,28 @@ void AddSharedOptions(CLI::App* cmd, ServeFlags* flags) {
                   "(e.g. the load balancer in front of the nodes) [default: --advertise]");
 }
 
+// Who may call, the audit log, and TLS of the Flight port (docs/security.md).
+void AddSecurityOptions(CLI::App* cmd, ServeFlags* flags) {
+  cmd->add_option("--auth", flags->auth,
+                  "none, or tokens: callers present bearer tokens from --tokens-file "
+                  "(`quiver token add` makes them) [default: none, refused on a non-loopback "
+                  "address without --allow-unauthenticated]")
+      ->check(CLI::IsMember({"none", "tokens"}));
+  cmd->add_option("--tokens-file", flags->tokens_file,
+                  "--auth tokens: the tokens file (salted hashes); SIGHUP re-reads it");
+  cmd->add_flag("--allow-unauthenticated", flags->allow_unauthenticated,
+                "Serve with --auth none on an address other than loopback (a warning is "
+                "logged)");
+  cmd->add_option("--audit-log", flags->audit_log,
+                  "Append one JSON line per write, delete, invalidation and admin action to "
+                  "this file [default: none]");
+  cmd->add_option("--tls-cert", flags->tls_cert,
+                  "PEM certificate chain: serve Flight over TLS, grpc+tls:// (with --tls-key)");
+  cmd->add_option("--tls-key", flags->tls_key, "PEM private key of --tls-cert");
+  cmd->add_option("--tls-client-ca", flags->tls_client_ca,
+                  "PEM CA bundle: require client certificates signed by it (mutual TLS)");
+}
+
 }  // namespace
 
 void AddServeCommand(CLI::App& app) {
@@ -443,6 +564,7 @@ void AddServeCommand(CLI::App& app) {
   AddStoreOptions(cmd, flags.get());
   cmd->add_option("--config", flags->config_file, "JSON config file")->check(CLI::ExistingFile);
   AddSharedOptions(cmd, flags.get());
+  AddSecurityOptions(cmd, flags.get());
   cmd->add_option("--max-object-bytes", flags->max_object_bytes,
                   "Largest object one put may store, e.g. 512MiB [default: 4GiB]");
   cmd->add_option("--keep-versions", flags->keep_versions,

@@ -41,6 +41,9 @@ ErrorKind ClassifyError(const arrow::Status& status) {
         return ErrorKind::kTimeout;
       case flight::FlightStatusCode::Cancelled:
         return ErrorKind::kCancelled;
+      case flight::FlightStatusCode::Unauthenticated:
+      case flight::FlightStatusCode::Unauthorized:
+        return ErrorKind::kDenied;
       default:
         break;
     }
@@ -94,6 +97,8 @@ const char* ErrorKindName(ErrorKind kind) {
       return "too large";
     case ErrorKind::kCancelled:
       return "cancelled";
+    case ErrorKind::kDenied:
+      return "denied";
     case ErrorKind::kOther:
       break;
   }

@@ -21,6 +21,7 @@ enum class ErrorKind {
   kTimeout,          // DEADLINE_EXCEEDED: the call's timeout passed
   kTooLarge,         // over max_object_bytes / max_entry_bytes, or not admitted by the budget
   kCancelled,        // CANCELLED: e.g. a dependency was invalidated while a put streamed
+  kDenied,           // UNAUTHENTICATED or PERMISSION_DENIED: no, a bad, or a too weak token
 };
 
 /// \brief Classify a status returned by a Flight call to a Quiver server.

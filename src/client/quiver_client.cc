@@ -1,5 +1,8 @@
 #include "client/quiver_client.h"
 
+#include <fstream>
+#include <sstream>
+
 #include <arrow/buffer.h>
 #include <arrow/io/memory.h>
 #include <arrow/ipc/reader.h>
@@ -55,13 +58,24 @@ arrow::Result<std::unique_ptr<QuiverClient>> QuiverClient::Connect(const std::st
     return arrow::Status::Invalid("bad server address '", location,
                                   "' (expected grpc://HOST:PORT): ", parsed.status().message());
   }
-  ARROW_ASSIGN_OR_RAISE(auto client, flight::FlightClient::Connect(*parsed));
+  flight::FlightClientOptions client_options = flight::FlightClientOptions::Defaults();
+  if (!options.tls_ca_file.empty()) {
+    std::ifstream in(options.tls_ca_file, std::ios::binary);
+    std::stringstream pem;
+    pem << in.rdbuf();
+    if (!in || pem.str().empty()) {
+      return arrow::Status::IOError("cannot read the TLS CA file '", options.tls_ca_file, "'");
+    }
+    client_options.tls_root_certs = pem.str();
+  }
+  ARROW_ASSIGN_OR_RAISE(auto client, flight::FlightClient::Connect(*parsed, client_options));
   return std::unique_ptr<QuiverClient>(new QuiverClient(std::move(client), options));
 }
 
 flight::FlightCallOptions QuiverClient::CallOptions() const {
   flight::FlightCallOptions call;
   if (options_.timeout_s > 0) call.timeout = flight::TimeoutDuration{options_.timeout_s};
+  if (!options_.token.empty()) call.headers.emplace_back("authorization", "Bearer " + options_.token);
   return call;
 }
 

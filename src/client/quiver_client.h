@@ -26,6 +26,11 @@ struct ClientOptions {
   /// Deadline of each call in seconds (a whole put or get, streaming included).
   /// Default: none.
   double timeout_s = 0;
+  /// Bearer token sent with every call (docs/security.md). Default: none.
+  std::string token;
+  /// grpc+tls: PEM file of the CA that signs the server's certificate. Default: the
+  /// system's CAs.
+  std::string tls_ca_file;
 };
 
 /// The options of a put (docs/api.md "DoPut"), sent as JSON in the first message's

@@ -72,10 +72,11 @@ arrow::Result<arrow::util::Uri> ParseGrpcAddress(const char* field, const char* 
                                                  const std::string& address) {
   arrow::util::Uri uri;
   const auto parsed = uri.Parse(address);
-  if (!parsed.ok() || (uri.scheme() != "grpc" && uri.scheme() != "grpc+tcp") ||
+  if (!parsed.ok() ||
+      (uri.scheme() != "grpc" && uri.scheme() != "grpc+tcp" && uri.scheme() != "grpc+tls") ||
       uri.port() < 0) {
     return arrow::Status::Invalid(field, " '", address, "' (", flag,
-                                  "): only grpc://HOST:PORT is supported",
+                                  "): only grpc://HOST:PORT or grpc+tls://HOST:PORT is supported",
                                   parsed.ok() ? "" : " (" + parsed.message() + ")");
   }
   return uri;
@@ -284,6 +285,8 @@ arrow::Result<bool> ServerConfig::LoadCacheField(const std::string& name,
   if (name == "sources") return Done(LoadSources(value, path));
   if (name == "artifacts") return Done(LoadArtifacts(value, path));
   if (name == "http") return Done(http.Load(value, path));
+  if (name == "auth") return Done(auth.Load(value, path));
+  if (name == "tls") return Done(tls.Load(value, path));
   return false;
 }
 
@@ -342,6 +345,8 @@ arrow::Status ServerConfig::LoadFile(const std::string& path) {
 arrow::Status ServerConfig::Validate() const {
   if (max_object_bytes <= 0) return arrow::Status::Invalid("max_object_bytes must be > 0");
   ARROW_RETURN_NOT_OK(http.Validate());
+  ARROW_RETURN_NOT_OK(auth.Validate());
+  ARROW_RETURN_NOT_OK(tls.Validate());
   if (keep_versions < 1) return arrow::Status::Invalid("keep_versions must be >= 1");
   if (shutdown_grace_s < 0) return arrow::Status::Invalid("shutdown_grace_s must be >= 0");
   if (data_dir.empty()) return arrow::Status::Invalid("data_dir must not be empty");
@@ -402,6 +407,10 @@ arrow::Status ServerConfig::Validate() const {
 
 arrow::Status ServerConfig::ValidateAddresses() const {
   ARROW_ASSIGN_OR_RAISE(auto listening, ParseGrpcAddress("listen", "--listen", listen));
+  if (listening.scheme() == "grpc+tls" && !tls.enabled()) {
+    return arrow::Status::Invalid("listen '", listen, "' (--listen) asks for TLS: set tls.cert "
+                                  "and tls.key (--tls-cert, --tls-key)");
+  }
   if (!public_endpoint.empty()) {
     ARROW_RETURN_NOT_OK(
         ParseGrpcAddress("public_endpoint", "--public-endpoint", public_endpoint).status());
@@ -421,6 +430,22 @@ arrow::Status ServerConfig::ValidateAddresses() const {
         "set advertise (--advertise grpc://HOST:PORT) to an address of this node they can "
         "reach");
   }
+  if (!auth.enabled() && !auth.allow_unauthenticated) {
+    // Without authentication, whoever reaches the port may read, write and reconfigure.
+    std::vector<std::pair<std::string, std::string>> hosts = {{"listen", listening.host()}};
+    if (http.enabled()) {
+      ARROW_ASSIGN_OR_RAISE(auto h, ParseHostPort(http.listen, "http.listen (--http)"));
+      hosts.emplace_back("http.listen", h.host);
+    }
+    for (const auto& [field, host] : hosts) {
+      if (IsLoopbackHost(host)) continue;
+      return arrow::Status::Invalid(
+          field, " '", host, "' is not a loopback address and auth.mode is \"none\": anyone "
+          "who reaches it could read, write and reconfigure the cache. Set auth.mode "
+          "\"tokens\" (--auth tokens --tokens-file FILE), or, if the network itself is "
+          "trusted, auth.allow_unauthenticated: true (--allow-unauthenticated)");
+    }
+  }
   return arrow::Status::OK();
 }
 
@@ -428,7 +453,8 @@ std::string ServerConfig::AdvertisedEndpoint(int port) const {
   if (!advertise.empty()) return advertise;
   arrow::util::Uri uri;
   if (!uri.Parse(listen).ok()) return listen;  // not validated
-  return "grpc://" + arrow::util::UriEncodeHost(uri.host()) + ":" + std::to_string(port);
+  return std::string(tls.enabled() ? "grpc+tls://" : "grpc://") +
+         arrow::util::UriEncodeHost(uri.host()) + ":" + std::to_string(port);
 }
 
 arrow::Status ServerConfig::ValidateShared() const {

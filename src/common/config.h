@@ -13,6 +13,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "common/http_config.h"
+#include "common/security_config.h"
 #include "common/source_spec.h"
 
 namespace quiver {
@@ -123,6 +124,10 @@ struct ServerConfig {
 
   /// The HTTP interface (off unless http.listen is set; docs/http.md).
   HttpConfig http;
+  /// Who may call the node, and the audit log (docs/security.md).
+  AuthConfig auth;
+  /// TLS of the Flight port (docs/security.md).
+  TlsConfig tls;
 
   /// Query sources, by name.
   std::vector<SourceSpec> sources;

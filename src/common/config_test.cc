@@ -241,6 +241,7 @@ TEST(ServerConfig, SharedModeOnAWildcardNeedsAdvertise) {
   for (const char* wildcard : {"grpc://0.0.0.0:8815", "grpc://[::]:0"}) {
     ServerConfig config;
     config.listen = wildcard;
+    config.auth.allow_unauthenticated = true;  // this test's subject is the address
     EXPECT_TRUE(config.Validate().ok()) << "embedded: " << config.Validate();
     EXPECT_EQ(config.AdvertisedEndpoint(8815),
               std::string(wildcard).substr(0, std::string(wildcard).rfind(':')) + ":8815");
@@ -255,6 +256,40 @@ TEST(ServerConfig, SharedModeOnAWildcardNeedsAdvertise) {
     config.advertise = "grpc://0.0.0.0:8815";
     EXPECT_NE(config.Validate().message().find("--advertise"), std::string::npos);
   }
+}
+
+TEST(ServerConfig, NoAuthOnANonLoopbackAddressIsRefusedUnlessAllowed) {
+  for (const char* listen : {"grpc://0.0.0.0:8815", "grpc://10.1.2.3:8815", "grpc://[::]:0"}) {
+    ServerConfig config;
+    config.listen = listen;
+    auto st = config.Validate();
+    ASSERT_FALSE(st.ok()) << listen;
+    EXPECT_NE(st.message().find("not a loopback address"), std::string::npos) << st;
+    config.auth.allow_unauthenticated = true;
+    EXPECT_TRUE(config.Validate().ok()) << config.Validate();
+    config.auth.allow_unauthenticated = false;
+    config.auth.mode = "tokens";
+    config.auth.tokens_file = "tokens.json";
+    EXPECT_TRUE(config.Validate().ok()) << config.Validate();
+  }
+  ServerConfig http;
+  http.http.listen = "0.0.0.0:8080";
+  EXPECT_NE(http.Validate().message().find("http.listen"), std::string::npos);
+  ServerConfig loopback;
+  loopback.listen = "grpc://[::1]:8815";
+  loopback.http.listen = "localhost:8080";
+  EXPECT_TRUE(loopback.Validate().ok()) << loopback.Validate();
+}
+
+TEST(ServerConfig, TlsListensOnGrpcTlsAndAdvertisesIt) {
+  ServerConfig config;
+  config.tls.cert = "cert.pem";
+  config.tls.key = "key.pem";
+  EXPECT_TRUE(config.Validate().ok()) << config.Validate();
+  EXPECT_EQ(config.AdvertisedEndpoint(9000), "grpc+tls://127.0.0.1:9000");
+  ServerConfig no_files;
+  no_files.listen = "grpc+tls://127.0.0.1:0";
+  EXPECT_NE(no_files.Validate().message().find("asks for TLS"), std::string::npos);
 }
 
 TEST(ServerConfig, AdvertisedEndpointIsTheListenHostWithTheRealPort) {

@@ -8,6 +8,7 @@
 #include "common/config.h"
 #include "server/artifact_request.h"
 #include "server/entries_table.h"
+#include "server/flame_protocol.h"
 
 namespace quiver {
 
@@ -305,6 +306,7 @@ struct ActionSpec {
   const char* name;
   const char* description;  ///< what ListActions says
   arrow::Result<std::string> (*run)(Engine* engine, const std::string& body);
+  Role role;  ///< the role a caller needs (docs/security.md)
 };
 
 const std::vector<ActionSpec>& Actions() {
@@ -312,45 +314,45 @@ const std::vector<ActionSpec>& Actions() {
       {"delete",
        "Delete every version of one key. Body: {\"key\": \"s/o\"} or the key. "
        "Result: {\"deleted\": [keys], \"versions\": n}",
-       DeleteAction},
+       DeleteAction, Role::kWriter},
       {"delete-prefix",
        "Delete every key under a whole-segment prefix, e.g. a session. "
        "Body: {\"prefix\": \"s\"} or the prefix. Result: {\"deleted\": [keys], \"versions\": n}",
-       DeletePrefixAction},
+       DeletePrefixAction, Role::kWriter},
       {"stats",
        "Cache statistics as JSON: this node and its index (kind, state), entries, bytes, puts, "
        "gets, hits, evictions, budget, memory tier, and queries (executions, "
        "executions_by_key, remote_joins, takeovers, ...)",
-       StatsAction},
+       StatsAction, Role::kReader},
       {"entries",
        "One row per key as an Arrow IPC stream: key, kind, version, bytes, rows, cost_s, "
        "created, last_access, accesses, score, expires, source, depends_on, tags, in_memory. "
        "Body: {\"prefix\": \"...\"} (optional)",
-       EntriesAction},
+       EntriesAction, Role::kReader},
       {"shrink",
        "Evict by score. Body: {\"one\": true} or {\"below_bytes\": N, \"dry_run\": bool}. "
        "Result: {\"removed\": [keys], \"dry_run\": bool}",
-       ShrinkAction},
+       ShrinkAction, Role::kAdmin},
       {"invalidate",
        "Remove a key and (cascade, the default) everything derived from it. "
        "Body: {\"key\": K, \"cascade\": bool}. Result: {\"removed\": [keys]}",
-       InvalidateAction},
+       InvalidateAction, Role::kWriter},
       {"invalidate-tag",
        "Remove every key carrying a tag, cascading. Body: {\"tag\": T}. "
        "Result: {\"removed\": [keys]}",
-       InvalidateTagAction},
+       InvalidateTagAction, Role::kWriter},
       {"artifact-fetch",
        "Fetch an artifact into the cache and return once it is cached. "
        "Body: {\"artifact\": URL, \"format\": NAME, \"ttl_s\": n}. Result: {\"key\", "
        "\"cache\": \"hit\"|\"miss\"|\"joined\", \"rows\", \"bytes\", \"expires_ms\", "
        "\"mtime_ms\", \"size\", \"etag\" (when the source has one), ...}",
-       ArtifactFetchAction},
+       ArtifactFetchAction, Role::kWriter},
       {"config-get", "Run-time settings as JSON: half_life, cache_size, memory_size, ...",
-       ConfigGetAction},
+       ConfigGetAction, Role::kReader},
       {"config-set",
        "Change half_life, cache_size, memory_size (any subset); persisted. "
        "Body: {\"half_life\": n, \"cache_size\": bytes, \"memory_size\": bytes}",
-       ConfigSetAction},
+       ConfigSetAction, Role::kAdmin},
   };
   return kActions;
 }
@@ -365,6 +367,13 @@ arrow::Result<std::string> RunActionImpl(Engine* engine, const std::string& type
 }
 
 }  // namespace
+
+Role ActionRole(const std::string& type) {
+  for (const auto& action : Actions()) {
+    if (type == action.name) return action.role;
+  }
+  return type == flame::kDeleteAction ? Role::kWriter : Role::kReader;
+}
 
 std::vector<arrow::flight::ActionType> ListedActions() {
   std::vector<arrow::flight::ActionType> listed;

@@ -10,11 +10,16 @@
 #include <arrow/result.h>
 
 #include "cache/engine.h"
+#include "server/auth.h"
 
 namespace quiver {
 
 /// \brief The actions ListActions advertises.
 std::vector<arrow::flight::ActionType> ListedActions();
+
+/// \brief The role a caller needs for action `type` (an unknown one: reader, and then it
+/// fails as unknown).
+Role ActionRole(const std::string& type);
 
 /// \brief Run action `type` with `body`; returns the result body.
 arrow::Result<std::string> RunAction(Engine* engine, const std::string& type,

@@ -2,6 +2,8 @@
 
 #include <arrow/flight/transport.h>
 
+#include "server/audit_log.h"
+
 namespace quiver {
 
 namespace flight = arrow::flight;
@@ -131,6 +133,9 @@ void RequestMiddleware::CallCompleted(const arrow::Status& status) {
     record.outcome = outcome;
     if (!status.ok()) record.message = status.message();
     record.peer = peer_;
+    record.identity = identity_;
+    record.tenant = tenant_;
+    record.audited = IsAuditedKind(kind_);
     record.duration_ms = seconds * 1000;
     record.bytes = bytes;
     log_->Write(record);

@@ -46,6 +46,11 @@ class RequestMiddleware final : public arrow::flight::ServerMiddleware {
   /// error is always "error"; default "ok").
   void set_outcome(std::string outcome) { outcome_ = std::move(outcome); }
   void AddBytesOut(int64_t n) { bytes_out_ += n; }
+  /// \brief Who the call is (for the request and audit logs), once authenticated.
+  void set_identity(std::string name, std::string tenant) {
+    identity_ = std::move(name);
+    tenant_ = std::move(tenant);
+  }
 
   /// \brief `stream`, counting the bytes of every payload it yields into this call.
   std::unique_ptr<arrow::flight::FlightDataStream> CountBytes(
@@ -58,6 +63,8 @@ class RequestMiddleware final : public arrow::flight::ServerMiddleware {
   std::string kind_;
   std::string key_;
   std::string outcome_ = "ok";
+  std::string identity_;
+  std::string tenant_;
   const std::string peer_;
   std::atomic<int64_t> bytes_out_{0};
   const std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();

@@ -12,6 +12,7 @@
 #include "server/artifact_request.h"
 #include "server/entry_stream.h"
 #include "server/fill_stream.h"
+#include "server/flight_auth.h"
 #include "server/flight_errors.h"
 #include "server/flight_middleware.h"
 #include "server/node_ticket.h"
@@ -220,10 +221,11 @@ arrow::Result<flight::FlightInfo> QuiverFlightService::MakeInfo(const OpenEntry&
                                   /*ordered=*/true, ObjectRefJson(entry.meta));
 }
 
-arrow::Status QuiverFlightService::ListFlights(const flight::ServerCallContext&,
+arrow::Status QuiverFlightService::ListFlights(const flight::ServerCallContext& context,
                                                const flight::Criteria* criteria,
                                                std::unique_ptr<flight::FlightListing>* listings) {
   return Serve([&] {
+    ARROW_RETURN_NOT_OK(Authorize(context, Role::kReader, "list entries").status());
     auto infos = ListInfos(criteria ? criteria->expression : "");
     if (!infos.ok()) return WithContext(infos.status(), "ListFlights");
     *listings = std::make_unique<flight::SimpleFlightListing>(std::move(*infos));
@@ -252,8 +254,8 @@ arrow::Result<std::vector<flight::FlightInfo>> QuiverFlightService::ListInfos(
 }
 
 arrow::Result<std::unique_ptr<flight::FlightInfo>> QuiverFlightService::QueryInfo(
-    const flight::FlightDescriptor& request, RequestMiddleware* call) {
-  ARROW_ASSIGN_OR_RAISE(auto plan, PlanCommand(engine_, request.cmd));
+    const flight::FlightDescriptor& request, const Identity& who, RequestMiddleware* call) {
+  ARROW_ASSIGN_OR_RAISE(auto plan, PlanCommand(engine_, request.cmd, who));
   flight::FlightEndpoint endpoint;
   endpoint.ticket.ticket = request.cmd;  // DoGet redeems the same request
   endpoint.locations.push_back(endpoint_);
@@ -288,8 +290,8 @@ arrow::Result<std::unique_ptr<flight::FlightInfo>> QuiverFlightService::QueryInf
 }
 
 arrow::Result<std::unique_ptr<flight::FlightDataStream>> QuiverFlightService::QueryStream(
-    const std::string& ticket, RequestMiddleware* call) {
-  ARROW_ASSIGN_OR_RAISE(auto plan, PlanCommand(engine_, ticket));
+    const std::string& ticket, const Identity& who, RequestMiddleware* call) {
+  ARROW_ASSIGN_OR_RAISE(auto plan, PlanCommand(engine_, ticket, who));
   ARROW_ASSIGN_OR_RAISE(auto r, ExecuteCommand(engine_, plan));
   NoteQuery(call, r);
   if (r.hit) {
@@ -304,9 +306,10 @@ arrow::Status QuiverFlightService::GetFlightInfo(const flight::ServerCallContext
                                                  std::unique_ptr<flight::FlightInfo>* info) {
   RequestMiddleware* call = CallRequest(context);
   return Serve([&]() -> arrow::Status {
+    ARROW_ASSIGN_OR_RAISE(auto who, Authorize(context, Role::kReader, "read"));
     if (request.type == flight::FlightDescriptor::CMD) {
       NoteKind(call, std::string("GetFlightInfo:") + CommandName(request.cmd));
-      return WithContext(QueryInfo(request, call).Value(info), CommandName(request.cmd));
+      return WithContext(QueryInfo(request, *who, call).Value(info), CommandName(request.cmd));
     }
     if (flame::IsFlamePath(request)) {
       NoteKind(call, "GetFlightInfo:flame");
@@ -327,9 +330,10 @@ arrow::Status QuiverFlightService::GetSchema(const flight::ServerCallContext& co
                                              std::unique_ptr<flight::SchemaResult>* schema) {
   RequestMiddleware* call = CallRequest(context);
   return Serve([&]() -> arrow::Status {
+    ARROW_ASSIGN_OR_RAISE(auto who, Authorize(context, Role::kReader, "read"));
     if (request.type == flight::FlightDescriptor::CMD) {
       NoteKind(call, std::string("GetSchema:") + CommandName(request.cmd));
-      auto info = QueryInfo(request, call);
+      auto info = QueryInfo(request, *who, call);
       if (!info.ok()) return WithContext(info.status(), CommandName(request.cmd));
       arrow::ipc::DictionaryMemo memo;
       ARROW_ASSIGN_OR_RAISE(auto s, (*info)->GetSchema(&memo));
@@ -382,9 +386,11 @@ arrow::Status QuiverFlightService::DoGet(const flight::ServerCallContext& contex
       NoteKind(call, "DoGet:node");
       return WithContext(NodeStream(context, request.ticket).Value(stream), "node join");
     }
+    // A node ticket carries its own proof (above); every other DoGet needs a reader.
+    ARROW_ASSIGN_OR_RAISE(auto who, Authorize(context, Role::kReader, "read"));
     if (LooksLikeQuery(request.ticket) || LooksLikeArtifact(request.ticket)) {
       NoteKind(call, std::string("DoGet:") + CommandName(request.ticket));
-      return WithContext(QueryStream(request.ticket, call).Value(stream),
+      return WithContext(QueryStream(request.ticket, *who, call).Value(stream),
                          CommandName(request.ticket));
     }
     if (flame::IsFlameTicket(request.ticket)) {
@@ -438,6 +444,7 @@ arrow::Status QuiverFlightService::DoPut(const flight::ServerCallContext& contex
                                          std::unique_ptr<flight::FlightMessageReader> reader,
                                          std::unique_ptr<flight::FlightMetadataWriter> writer) {
   return Serve([&] {
+    ARROW_RETURN_NOT_OK(Authorize(context, Role::kWriter, "put").status());
     const auto& d = reader->descriptor();
     if (flame::IsFlamePath(d) || flame::IsFlamePatch(d)) {
       NoteKind(CallRequest(context), "DoPut:flame");
@@ -518,8 +525,9 @@ arrow::Status QuiverFlightService::Put(const flight::ServerCallContext& context,
   return writer->WriteMetadata(*arrow::Buffer::FromString(ObjectRefJson(*meta)));
 }
 
-arrow::Status QuiverFlightService::ListActions(const flight::ServerCallContext&,
+arrow::Status QuiverFlightService::ListActions(const flight::ServerCallContext& context,
                                                std::vector<flight::ActionType>* actions) {
+  ARROW_RETURN_NOT_OK(Authorize(context, Role::kReader, "list actions").status());
   *actions = ListedActions();
   flight::ActionType flame_delete;
   flame_delete.type = flame::kDeleteAction;
@@ -533,6 +541,8 @@ arrow::Status QuiverFlightService::DoAction(const flight::ServerCallContext& con
                                             std::unique_ptr<flight::ResultStream>* result) {
   NoteKind(CallRequest(context), ActionKind(action.type));
   return Serve([&]() -> arrow::Status {
+    ARROW_RETURN_NOT_OK(
+        Authorize(context, ActionRole(action.type), "run action '" + action.type + "'").status());
     std::string body = action.body ? action.body->ToString() : "";
     auto out = action.type == flame::kDeleteAction ? flame_->Delete(body)
                                                    : RunAction(engine_, action.type, body);

@@ -16,6 +16,7 @@
 #include <arrow/flight/server.h>
 
 #include "cache/engine.h"
+#include "server/auth.h"
 #include "server/flame_adapter.h"
 #include "server/flight_middleware.h"
 #include "server/node_ticket.h"
@@ -69,11 +70,13 @@ class QuiverFlightService final : public arrow::flight::FlightServerBase {
   /// in errors.
   arrow::Result<OpenEntry> PeekObject(const ObjectKey& key, const char* call);
   std::string ObjectRefJson(const EntryMeta& meta, const char* status = nullptr) const;
-  /// `call` (may be null) learns the query's key and how it was served.
+  /// `who` must be granted the query's source; `call` (may be null) learns the query's key
+  /// and how it was served.
   arrow::Result<std::unique_ptr<arrow::flight::FlightInfo>> QueryInfo(
-      const arrow::flight::FlightDescriptor& request, RequestMiddleware* call);
+      const arrow::flight::FlightDescriptor& request, const Identity& who,
+      RequestMiddleware* call);
   arrow::Result<std::unique_ptr<arrow::flight::FlightDataStream>> QueryStream(
-      const std::string& ticket, RequestMiddleware* call);
+      const std::string& ticket, const Identity& who, RequestMiddleware* call);
   arrow::Result<std::unique_ptr<arrow::flight::FlightDataStream>> NodeStream(
       const arrow::flight::ServerCallContext& context, const std::string& ticket);
   /// A node ticket verified with the cluster secret (read again if it does not verify).

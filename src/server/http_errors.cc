@@ -5,6 +5,7 @@
 #include "common/rejection.h"
 #include "format/table_encoding.h"
 #include "index/index.h"
+#include "server/auth.h"
 #include "storage/blob_store.h"
 
 namespace quiver {
@@ -18,6 +19,11 @@ HttpError MakeHttpError(int status, const std::string& kind, const std::string& 
 
 HttpError ToHttpError(const arrow::Status& st, bool conditional) {
   const std::string& message = st.message();
+  bool forbidden = false;
+  if (IsAuthError(st, &forbidden)) {
+    return forbidden ? MakeHttpError(403, "forbidden", message)
+                     : MakeHttpError(401, "unauthenticated", message);
+  }
   if (IsIndexUnavailable(st) || IsStoreUnavailable(st)) {
     return MakeHttpError(503, "unavailable", message);
   }

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "server/http_api.h"
+#include "server/http_auth.h"
 #include "server/http_body.h"
 #include "server/http_cache_headers.h"
 #include "server/http_views.h"
@@ -95,7 +96,7 @@ void HttpApi::Query(const httplib::Request& req, httplib::Response& res) {
                                     "{\"source\": \"main\", \"sql\": \"SELECT 1\"}");
     }
     const char* what = CommandName(req.body);
-    auto planned = PlanCommand(engine_, req.body);
+    auto planned = PlanCommand(engine_, req.body, HttpCaller());
     if (!planned.ok()) {
       return arrow::Status(planned.status().code(), std::string(what) + ": " +
                                                         planned.status().message(),

@@ -6,7 +6,9 @@
 #include <spdlog/spdlog.h>
 
 #include "server/dashboard_assets.h"
+#include "server/audit_log.h"
 #include "server/http_api.h"
+#include "server/http_auth.h"
 #include "server/http_body.h"
 #include "server/http_errors.h"
 #include "server/http_observation.h"
@@ -93,6 +95,7 @@ void HttpServer::InstallHooks() {
     // A client's X-Request-Id is kept when it is short and plain (the same rule as Flight's).
     auto id = req.get_header_value("X-Request-Id");
     res.set_header("X-Request-Id", IsSaneRequestId(id) ? id : NewRequestId());
+    if (!Admit(req, res)) return httplib::Server::HandlerResponse::Handled;
     if (!started_ && req.path != "/healthz") {
       SendError(res, 503, "unavailable", "quiver is starting (rebuilding its index); retry shortly");
       res.set_header("Retry-After", "1");
@@ -127,6 +130,24 @@ void HttpServer::InstallHooks() {
   });
 }
 
+bool HttpServer::Admit(const httplib::Request& req, httplib::Response& res) {
+  SetHttpCaller(nullptr);
+  const Authenticator* auth = options_.auth;
+  if (auth == nullptr || !auth->enabled()) return true;
+  const auto role = HttpRequiredRole(req.method, req.path);
+  if (!role) return true;
+  auto who = auth->Authenticate(req.get_header_value("Authorization"));
+  arrow::Status st = who.status();
+  if (st.ok()) st = RequireRole(**who, *role, HttpRouteWhat(req.method, req.path));
+  if (!st.ok()) {
+    SendError(res, st);
+    if (res.status == 401) res.set_header("WWW-Authenticate", R"(Bearer realm="quiver")");
+    return false;
+  }
+  SetHttpCaller(std::move(*who));
+  return true;
+}
+
 void HttpServer::LogExchange(const httplib::Request& req, const httplib::Response& res) {
   auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
                                                       request_start)
@@ -158,6 +179,15 @@ void HttpServer::LogExchange(const httplib::Request& req, const httplib::Respons
     r.code = o.code;
     r.outcome = o.outcome;
     r.peer = req.remote_addr + ":" + std::to_string(req.remote_port);
+    const Identity* who = HttpCallerIfSet();
+    if (who == nullptr && (options_.auth == nullptr || !options_.auth->enabled())) {
+      who = Identity::Anonymous().get();
+    }
+    if (who) {
+      r.identity = who->name;
+      r.tenant = who->tenant;
+    }
+    r.audited = IsAuditedKind(o.kind);
     r.duration_ms = ms;
     r.bytes = bytes;
     log->Write(r);

@@ -21,6 +21,7 @@
 
 #include "cache/engine.h"
 #include "common/http_config.h"
+#include "server/auth.h"
 
 namespace httplib {
 class Server;
@@ -47,6 +48,9 @@ struct HttpServerOptions {
   /// logged there (docs/observability.md). Both must outlive the server.
   Metrics* metrics = nullptr;
   const RequestLog* request_log = nullptr;
+  /// Who may call (docs/security.md); null: everyone may do everything. Must outlive the
+  /// server.
+  const Authenticator* auth = nullptr;
 };
 
 class HttpServer {
@@ -70,6 +74,8 @@ class HttpServer {
   arrow::Status MakeServer();
   /// The start guard, error and exception answers, and the per-request log.
   void InstallHooks();
+  // Authenticate and authorize a request (options_.auth); false: refused, answered in `res`.
+  bool Admit(const httplib::Request& req, httplib::Response& res);
   /// Metrics and the request log line of one answered request.
   void LogExchange(const httplib::Request& req, const httplib::Response& res);
   /// The API's routes, health, metrics and the dashboard's assets.

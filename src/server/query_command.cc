@@ -5,12 +5,14 @@
 
 namespace quiver {
 
-arrow::Result<QueryPlan> PlanCommand(Engine* engine, const std::string& text) {
+arrow::Result<QueryPlan> PlanCommand(Engine* engine, const std::string& text,
+                                     const Identity& who) {
   if (LooksLikeArtifact(text)) {
     ARROW_ASSIGN_OR_RAISE(auto request, ParseArtifactRequest(text));
     return engine->artifacts()->Plan(request);
   }
   ARROW_ASSIGN_OR_RAISE(auto parsed, ParseQueryRequest(text));
+  ARROW_RETURN_NOT_OK(RequireSource(who, parsed.source));
   return engine->queries()->Plan(std::move(parsed));
 }
 

@@ -10,11 +10,15 @@
 #include <arrow/result.h>
 
 #include "cache/engine.h"
+#include "server/auth.h"
 
 namespace quiver {
 
-/// \brief Parse and plan `text`: an artifact request if it names an artifact, else a query.
-arrow::Result<QueryPlan> PlanCommand(Engine* engine, const std::string& text);
+/// \brief Parse and plan `text` for `who`: an artifact request if it names an artifact, else
+/// a query, refused (Flight UNAUTHORIZED) before anything runs if `who` is not granted its
+/// source.
+arrow::Result<QueryPlan> PlanCommand(Engine* engine, const std::string& text,
+                                     const Identity& who);
 /// \brief Serve a planned command: a hit, a new or joined fill, or a bypass.
 arrow::Result<QueryResponse> ExecuteCommand(Engine* engine, const QueryPlan& plan);
 /// \brief What the command asks for, in errors: "artifact" or "query".

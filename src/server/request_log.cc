@@ -9,6 +9,8 @@
 #include <spdlog/formatter.h>
 #include <spdlog/spdlog.h>
 
+#include "server/audit_log.h"
+
 namespace quiver {
 
 using nlohmann::json;
@@ -82,6 +84,7 @@ RequestLog::RequestLog(LogFormat format) : format_(format) {
 }
 
 void RequestLog::Write(const RequestRecord& r) const {
+  if (audit_ && r.audited) audit_->Write(r);
   if (format_ == LogFormat::kText) {
     if (!logger_->should_log(spdlog::level::debug)) return;
     logger_->debug("request {} {} {}{}{} {} {} {:.3f} ms {} bytes{}{}", r.request_id, r.interface,
@@ -96,6 +99,8 @@ void RequestLog::Write(const RequestRecord& r) const {
   if (!r.key.empty()) j["key"] = r.key;
   if (!r.message.empty()) j["error"] = r.message;
   if (!r.peer.empty()) j["peer"] = r.peer;
+  if (!r.identity.empty()) j["identity"] = r.identity;
+  if (!r.tenant.empty()) j["tenant"] = r.tenant;
   logger_->info("{}", Dump(j));
 }
 

@@ -24,6 +24,8 @@ class logger;
 
 namespace quiver {
 
+class AuditLog;
+
 enum class LogFormat { kText, kJson };
 
 /// \brief "text" or "json"; Invalid naming the value otherwise.
@@ -43,6 +45,9 @@ struct RequestRecord {
   std::string outcome;    ///< hit, miss, join, bypass, not_modified, ok, error
   std::string message;    ///< the error's message, if any
   std::string peer;       ///< the client's address
+  std::string identity;   ///< who called (the token's name; "anonymous" without auth)
+  std::string tenant;     ///< the caller's tenant (empty without auth)
+  bool audited = false;   ///< also goes to the audit log (audit_log.h)
   double duration_ms = 0;
   int64_t bytes = 0;  ///< bytes sent to the client
 };
@@ -54,11 +59,14 @@ class RequestLog {
   explicit RequestLog(LogFormat format);
 
   void Write(const RequestRecord& record) const;
+  /// \brief Also write the audited records to `audit` (null: none). Call before serving.
+  void set_audit(const AuditLog* audit) { audit_ = audit; }
 
   LogFormat format() const { return format_; }
 
  private:
   LogFormat format_;
+  const AuditLog* audit_ = nullptr;
   std::shared_ptr<spdlog::logger> logger_;
 };
 

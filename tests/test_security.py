@@ -1,0 +1,390 @@
+"""Authentication, roles, source grants, the audit log and TLS (docs/security.md), through
+pyarrow.flight, HTTP (requests), the `quiver` CLI and the Python SDK against a real server."""
+
+import json
+import signal
+import sqlite3
+import subprocess
+import time
+
+import pyarrow as pa
+import pyarrow.flight as flight
+import pytest
+import requests
+
+import quiver as sdk
+from conftest import quiver_binary
+from quiver_util import descriptor, free_port
+
+TABLE = pa.table({"x": [1, 2, 3]})
+
+
+def add_token(tokens_file, name, *roles, sources=(), tenant="acme"):
+    """`quiver token add`; returns the token it printed."""
+    cmd = [str(quiver_binary()), "token", "add", "--tokens-file", str(tokens_file),
+           "--name", name, "--tenant", tenant]
+    for role in roles:
+        cmd += ["--role", role]
+    for source in sources:
+        cmd += ["--source", source]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    token = out.stdout.strip()
+    assert token.startswith("qvt_"), out
+    return token
+
+
+def bearer(token):
+    return flight.FlightCallOptions(headers=[(b"authorization", f"Bearer {token}".encode())])
+
+
+def put(client, key, token=None, table=TABLE, options=None):
+    """DoPut `table` to `key` with `token` (None: no authorization header) or `options`."""
+    if options is None:
+        options = bearer(token) if token is not None else flight.FlightCallOptions()
+    writer, reader = client.do_put(descriptor(key), table.schema, options=options)
+    writer.write_table(table)
+    writer.close()
+
+
+def action(client, name, body, token):
+    payload = json.dumps(body).encode() if body is not None else b""
+    results = list(client.do_action(flight.Action(name, payload), options=bearer(token)))
+    return results[0].body.to_pybytes() if results else b""
+
+
+@pytest.fixture
+def lite_db(workdir):
+    path = workdir / "lite.db"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE t (id INTEGER, v TEXT)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"v{i}") for i in range(10)])
+    con.commit()
+    con.close()
+    return path
+
+
+@pytest.fixture
+def secured(quiver, workdir, lite_db):
+    """A node with auth.mode tokens, HTTP, an audit log and one source; its tokens by role."""
+    tokens = workdir / "tokens.json"
+    t = {
+        "admin": add_token(tokens, "root", "admin"),
+        "writer": add_token(tokens, "etl", "reader", "writer", sources=["lite"]),
+        "reader": add_token(tokens, "analyst", "reader"),
+    }
+    audit = workdir / "audit.jsonl"
+    srv = quiver.node(args=["--auth", "tokens", "--tokens-file", str(tokens),
+                            "--audit-log", str(audit), "--http", "127.0.0.1:0",
+                            "--source", f"lite=sqlite://{lite_db}"])
+    srv.tokens, srv.tokens_file, srv.audit = t, tokens, audit
+    return srv
+
+
+def test_flight_calls_without_a_valid_token_are_unauthenticated(secured):
+    c = secured.client()
+    put(c, "s/o", secured.tokens["writer"])
+    calls = {
+        "ListFlights": lambda o: list(c.list_flights(options=o)),
+        "DoGet": lambda o: c.do_get(flight.Ticket(b"s/o"), options=o).read_all(),
+        "GetFlightInfo": lambda o: c.get_flight_info(descriptor("s/o"), options=o),
+        "DoAction": lambda o: list(c.do_action(flight.Action("stats", b""), options=o)),
+        "DoPut": lambda o: put(c, "s/new", options=o),
+    }
+    wrong = secured.tokens["reader"][:-4] + "0000"
+    for name, call in calls.items():
+        with pytest.raises(flight.FlightUnauthenticatedError,
+                           match="authentication required"):
+            call(flight.FlightCallOptions())
+        with pytest.raises(flight.FlightUnauthenticatedError) as e:
+            call(bearer(wrong))
+        assert wrong[17:] not in str(e.value), "the error must not echo the token"
+    # Nothing the refused puts sent was stored.
+    names = [f.descriptor.path for f in c.list_flights(options=bearer(secured.tokens["admin"]))]
+    assert names == [[b"s", b"o"]]
+
+
+def test_roles_decide_what_each_token_may_do_over_flight(secured):
+    c = secured.client()
+    reader, writer, admin = (secured.tokens[r] for r in ("reader", "writer", "admin"))
+    put(c, "s/o", writer)
+    assert c.do_get(flight.Ticket(b"s/o"), options=bearer(reader)).read_all() == TABLE
+    for refused in (lambda: put(c, "s/o", reader),
+                    lambda: action(c, "delete", {"key": "s/o"}, reader),
+                    lambda: action(c, "invalidate", {"key": "s/o"}, reader),
+                    lambda: action(c, "config-set", {"half_life": 10}, writer),
+                    lambda: action(c, "shrink", {"one": True}, writer)):
+        with pytest.raises(flight.FlightUnauthorizedError, match="needs the (writer|admin) role"):
+            refused()
+    # The refusals changed nothing.
+    assert c.do_get(flight.Ticket(b"s/o"), options=bearer(reader)).read_all() == TABLE
+    settings = json.loads(action(c, "config-get", None, reader))
+    assert settings["half_life"] != 10
+    # An admin may, and a writer may delete.
+    assert json.loads(action(c, "config-set", {"half_life": 10}, admin))["half_life"] == 10
+    action(c, "delete", {"key": "s/o"}, writer)
+    with pytest.raises(KeyError, match="no object 's/o'"):
+        c.do_get(flight.Ticket(b"s/o"), options=bearer(reader)).read_all()
+
+
+def test_a_query_on_an_ungranted_source_is_refused_before_it_runs(secured):
+    c = secured.client()
+    query = json.dumps({"source": "lite", "sql": "SELECT * FROM t ORDER BY id"}).encode()
+    before = json.loads(action(c, "stats", None, secured.tokens["admin"]))["queries"]
+    with pytest.raises(flight.FlightUnauthorizedError, match="not granted source 'lite'"):
+        c.do_get(flight.Ticket(query), options=bearer(secured.tokens["reader"])).read_all()
+    with pytest.raises(flight.FlightUnauthorizedError, match="not granted source 'lite'"):
+        c.get_flight_info(flight.FlightDescriptor.for_command(query),
+                          options=bearer(secured.tokens["reader"]))
+    after = json.loads(action(c, "stats", None, secured.tokens["admin"]))["queries"]
+    assert after["executions"] == before["executions"]
+    # The granted token runs it; an admin may use every source.
+    got = c.do_get(flight.Ticket(query), options=bearer(secured.tokens["writer"])).read_all()
+    assert got.num_rows == 10
+    got = c.do_get(flight.Ticket(query), options=bearer(secured.tokens["admin"])).read_all()
+    assert got.num_rows == 10
+
+
+def test_sighup_reloads_the_tokens_file(secured):
+    c = secured.client()
+    reader = secured.tokens["reader"]
+    assert list(c.list_flights(options=bearer(reader))) == []
+    subprocess.run([str(quiver_binary()), "token", "revoke", "--tokens-file",
+                    str(secured.tokens_file), "--name", "analyst"], check=True,
+                   capture_output=True)
+    late = add_token(secured.tokens_file, "late", "reader")
+    # Not in force before the reload.
+    with pytest.raises(flight.FlightUnauthenticatedError):
+        list(c.list_flights(options=bearer(late)))
+    assert list(c.list_flights(options=bearer(reader))) == []
+    secured.proc.send_signal(signal.SIGHUP)
+    secured.wait_for_log("SIGHUP: reloaded the tokens file")
+    with pytest.raises(flight.FlightUnauthenticatedError, match="unknown or revoked"):
+        list(c.list_flights(options=bearer(reader)))
+    assert list(c.list_flights(options=bearer(late))) == []
+    # A damaged file is refused; the tokens in force stay.
+    secured.tokens_file.write_text("{not json")
+    secured.proc.send_signal(signal.SIGHUP)
+    secured.wait_for_log("the tokens loaded before stay in force")
+    assert list(c.list_flights(options=bearer(late))) == []
+    assert secured.running()
+
+
+def test_basic_auth_handshake_answers_the_bearer_token(secured):
+    c = secured.client()
+    header = c.authenticate_basic_token(b"etl", secured.tokens["writer"].encode())
+    assert header == (b"authorization", f"Bearer {secured.tokens['writer']}".encode())
+    options = flight.FlightCallOptions(headers=[header])
+    assert list(c.list_flights(options=options)) == []
+    with pytest.raises(flight.FlightUnauthenticatedError):
+        c.authenticate_basic_token(b"etl", b"not-a-token")
+
+
+def test_http_answers_401_and_403_and_keeps_health_public(secured):
+    url = secured.http_url
+    auth = {r: {"Authorization": f"Bearer {t}"} for r, t in secured.tokens.items()}
+    arrow_stream = pa.BufferOutputStream()
+    with pa.ipc.new_stream(arrow_stream, TABLE.schema) as w:
+        w.write_table(TABLE)
+    body = arrow_stream.getvalue().to_pybytes()
+    stream_type = {"Content-Type": "application/vnd.apache.arrow.stream"}
+
+    r = requests.get(f"{url}/v1/stats")
+    assert r.status_code == 401 and r.json()["error"] == "unauthenticated"
+    assert r.headers["WWW-Authenticate"].startswith("Bearer")
+    r = requests.get(f"{url}/v1/stats", headers={"Authorization": "Bearer qvt_nope"})
+    assert r.status_code == 401 and "qvt_nope" not in r.text
+    r = requests.put(f"{url}/v1/objects/s/h", data=body, headers={**auth["reader"], **stream_type})
+    assert r.status_code == 403 and r.json()["error"] == "forbidden", r.text
+    r = requests.put(f"{url}/v1/objects/s/h", data=body, headers={**auth["writer"], **stream_type})
+    assert r.status_code in (200, 201), r.text
+    assert requests.get(f"{url}/v1/objects/s/h", headers=auth["reader"]).status_code == 200
+    r = requests.post(f"{url}/v1/actions/config-set", json={"half_life": 5},
+                      headers=auth["writer"])
+    assert r.status_code == 403, r.text
+    r = requests.post(f"{url}/v1/query", json={"source": "lite", "sql": "SELECT 1"},
+                      headers=auth["reader"])
+    assert r.status_code == 403 and "not granted source" in r.json()["message"]
+    assert requests.delete(f"{url}/v1/objects/s/h", headers=auth["reader"]).status_code == 403
+    assert requests.delete(f"{url}/v1/objects/s/h", headers=auth["writer"]).status_code in (200, 204)
+    assert requests.get(f"{url}/healthz").status_code == 200
+
+
+def test_the_audit_log_records_writes_deletes_invalidations_and_admin_actions(secured):
+    c = secured.client()
+    writer, admin, reader = (secured.tokens[r] for r in ("writer", "admin", "reader"))
+    put(c, "s/a", writer)
+    c.do_get(flight.Ticket(b"s/a"), options=bearer(reader)).read_all()  # a read: not audited
+    action(c, "invalidate", {"key": "s/a"}, writer)
+    action(c, "config-set", {"half_life": 50}, admin)
+    with pytest.raises(flight.FlightUnauthorizedError):
+        action(c, "delete-prefix", {"prefix": "s"}, reader)
+    requests.delete(f"{secured.http_url}/v1/objects/s/zz",
+                    headers={"Authorization": f"Bearer {writer}"})
+    lines = [json.loads(line) for line in secured.audit.read_text().splitlines()]
+    kinds = [(line["interface"], line["kind"], line["identity"], line["code"]) for line in lines]
+    assert kinds == [
+        ("flight", "DoPut:object", "etl", "OK"),
+        ("flight", "DoAction:invalidate", "etl", "OK"),
+        ("flight", "DoAction:config-set", "root", "OK"),
+        ("flight", "DoAction:delete-prefix", "analyst", "PERMISSION_DENIED"),
+        ("http", "DELETE /v1/objects", "etl", "404"),
+    ], kinds
+    for line in lines:
+        assert line["tenant"] == "acme" and line["request_id"] and line["ts"]
+    assert lines[0]["key"] == "s/a"
+
+
+def test_refuses_to_start_unauthenticated_on_a_non_loopback_address(workdir):
+    cmd = [str(quiver_binary()), "serve", "--listen", f"grpc://0.0.0.0:{free_port()}",
+           "--data-dir", str(workdir / "d")]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1
+    assert "is not a loopback address" in out.stderr and "--allow-unauthenticated" in out.stderr
+    assert not (workdir / "d").exists(), "nothing may be created before the refusal"
+    http = [str(quiver_binary()), "serve", "--listen", "grpc://127.0.0.1:0", "--http",
+            "0.0.0.0:0", "--data-dir", str(workdir / "d")]
+    out = subprocess.run(http, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1 and "http.listen '0.0.0.0'" in out.stderr
+
+
+def test_allow_unauthenticated_starts_with_a_warning(workdir):
+    cmd = [str(quiver_binary()), "serve", "--listen", f"grpc://0.0.0.0:{free_port()}",
+           "--allow-unauthenticated", "--data-dir", str(workdir / "d")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()  # blocks until the node listens (or exits)
+        assert first.startswith("quiver listening on grpc://"), first
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert "allow_unauthenticated is set: anyone who reaches" in err, err
+
+
+def test_cli_takes_a_token_by_flag_or_environment(secured):
+    base = [str(quiver_binary()), "stats", "--server", secured.location, "--json"]
+    out = subprocess.run(base, capture_output=True, text=True)
+    assert out.returncode == 1 and "authentication required" in out.stderr
+    out = subprocess.run(base + ["--token", secured.tokens["reader"]], capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr
+    assert "entries" in json.loads(out.stdout)
+    put_cmd = [str(quiver_binary()), "put", "s/cli", "--server", secured.location]
+    src = secured.work_dir / "in.arrow"
+    with pa.OSFile(str(src), "wb") as f, pa.ipc.new_file(f, TABLE.schema) as w:
+        w.write_table(TABLE)
+    out = subprocess.run(put_cmd + [str(src)], capture_output=True, text=True,
+                         env={"QUIVER_TOKEN": secured.tokens["reader"], "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 8 and "denied" in out.stderr, out
+    out = subprocess.run(put_cmd + [str(src)], capture_output=True, text=True,
+                         env={"QUIVER_TOKEN": secured.tokens["writer"], "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+
+
+def test_the_python_sdk_sends_its_token(secured):
+    with sdk.connect(secured.location, token=secured.tokens["writer"]) as q:
+        q.put("s/sdk", TABLE)
+        assert q.get("s/sdk") == TABLE
+    with sdk.connect(secured.location, token=secured.tokens["reader"]) as q:
+        with pytest.raises(Exception, match="writer role"):
+            q.put("s/sdk", TABLE)
+    with sdk.connect(secured.location) as q:
+        with pytest.raises(Exception, match="authentication required"):
+            q.get("s/sdk")
+
+
+# -- TLS ----------------------------------------------------------------------------------
+
+def make_pki(directory):
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, both signed by the
+    CA (openssl). Returns a dict of paths."""
+    d = directory
+    paths = {name: d / f"{name}.pem" for name in
+             ("ca", "ca-key", "server", "server-key", "client", "client-key", "other-ca",
+              "other-ca-key", "stranger", "stranger-key")}
+
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    for ca in ("ca", "other-ca"):
+        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+            f"/CN=quiver test {ca}", "-keyout", str(paths[f"{ca}-key"]), "-out", str(paths[ca]))
+
+    def issue(name, ca, cn, ext):
+        csr, extfile = d / f"{name}.csr", d / f"{name}.ext"
+        extfile.write_text(ext)
+        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}", "-keyout",
+            str(paths[f"{name}-key"]), "-out", str(csr))
+        run("x509", "-req", "-in", str(csr), "-CA", str(paths[ca]), "-CAkey",
+            str(paths[f"{ca}-key"]), "-CAcreateserial", "-days", "1", "-out", str(paths[name]),
+            "-extfile", str(extfile))
+
+    issue("server", "ca", "127.0.0.1", "subjectAltName=IP:127.0.0.1\n")
+    issue("client", "ca", "client", "extendedKeyUsage=clientAuth\n")
+    issue("stranger", "other-ca", "stranger", "extendedKeyUsage=clientAuth\n")
+    return paths
+
+
+@pytest.fixture
+def pki(workdir):
+    return make_pki(workdir)
+
+
+def test_flight_over_tls_with_the_python_client(quiver, pki):
+    srv = quiver.node(args=["--tls-cert", str(pki["server"]), "--tls-key",
+                            str(pki["server-key"])])
+    assert srv.location.startswith("grpc+tls://127.0.0.1:")
+    roots = pki["ca"].read_bytes()
+    c = flight.FlightClient(srv.location, tls_root_certs=roots)
+    put(c, "s/tls")
+    assert c.do_get(flight.Ticket(b"s/tls")).read_all() == TABLE
+    # A client that does not trust the CA cannot talk to it; neither can plain gRPC.
+    with pytest.raises(flight.FlightUnavailableError):
+        flight.FlightClient(srv.location,
+                            tls_root_certs=pki["other-ca"].read_bytes()).wait_for_available(2)
+    with pytest.raises(flight.FlightUnavailableError):
+        plain = srv.location.replace("grpc+tls://", "grpc://")
+        flight.FlightClient(plain).wait_for_available(2)
+    # The SDK and the CLI take the CA file.
+    with sdk.connect(srv.location, tls=str(pki["ca"])) as q:
+        assert q.get("s/tls") == TABLE
+    out = subprocess.run([str(quiver_binary()), "stats", "--server", srv.location, "--tls-ca",
+                          str(pki["ca"]), "--json"], capture_output=True, text=True)
+    assert out.returncode == 0 and json.loads(out.stdout)["entries"] == 1, out.stderr
+
+
+def test_mutual_tls_requires_a_client_certificate_from_the_ca(quiver, pki):
+    srv = quiver.node(args=["--tls-cert", str(pki["server"]), "--tls-key",
+                            str(pki["server-key"]), "--tls-client-ca", str(pki["ca"])])
+    roots = pki["ca"].read_bytes()
+    good = flight.FlightClient(srv.location, tls_root_certs=roots,
+                               cert_chain=pki["client"].read_bytes(),
+                               private_key=pki["client-key"].read_bytes())
+    put(good, "s/m")
+    assert good.do_get(flight.Ticket(b"s/m")).read_all() == TABLE
+    for kwargs in ({},
+                   {"cert_chain": pki["stranger"].read_bytes(),
+                    "private_key": pki["stranger-key"].read_bytes()}):
+        bad = flight.FlightClient(srv.location, tls_root_certs=roots, **kwargs)
+        with pytest.raises(flight.FlightUnavailableError):
+            bad.do_get(flight.Ticket(b"s/m")).read_all()
+
+
+def test_tls_and_auth_misconfigurations_fail_the_start_naming_the_setting(workdir, pki):
+    cases = [
+        (["--tls-cert", str(pki["server"])], "tls.cert and tls.key go together"),
+        (["--tls-client-ca", str(pki["ca"])], "tls.client_ca (--tls-client-ca) needs tls.cert"),
+        (["--tls-cert", str(pki["server"]), "--tls-key", str(workdir / "missing.pem")],
+         "is not a readable PEM file"),
+        (["--auth", "tokens"], "needs auth.tokens_file"),
+        (["--auth", "tokens", "--tokens-file", str(workdir / "none.json")],
+         "cannot read tokens file"),
+        (["--listen", "grpc+tls://127.0.0.1:0"], "asks for TLS"),
+    ]
+    for args, message in cases:
+        out = subprocess.run([str(quiver_binary()), "serve", "--listen", "grpc://127.0.0.1:0",
+                              "--data-dir", str(workdir / "d"), *args] if "--listen" not in args
+                             else [str(quiver_binary()), "serve", "--data-dir",
+                                   str(workdir / "d"), *args],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 1, (args, out.stderr)
+        assert message in out.stderr, (args, out.stderr)
