@@ -98,9 +98,10 @@ def test_flight_calls_without_a_valid_token_are_unauthenticated(secured):
         with pytest.raises(flight.FlightUnauthenticatedError) as e:
             call(bearer(wrong))
         assert wrong[17:] not in str(e.value), "the error must not echo the token"
-    # Nothing the refused puts sent was stored.
+    # Nothing the refused puts sent was stored (the admin sees stored keys: the writer's
+    # tenant, acme, is their first segment).
     names = [f.descriptor.path for f in c.list_flights(options=bearer(secured.tokens["admin"]))]
-    assert names == [[b"s", b"o"]]
+    assert names == [[b"acme", b"s", b"o"]]
 
 
 def test_roles_decide_what_each_token_may_do_over_flight(secured):
@@ -122,7 +123,7 @@ def test_roles_decide_what_each_token_may_do_over_flight(secured):
     # An admin may, and a writer may delete.
     assert json.loads(action(c, "config-set", {"half_life": 10}, admin))["half_life"] == 10
     action(c, "delete", {"key": "s/o"}, writer)
-    with pytest.raises(KeyError, match="no object 's/o'"):
+    with pytest.raises(KeyError, match="no object 'acme/s/o'"):
         c.do_get(flight.Ticket(b"s/o"), options=bearer(reader)).read_all()
 
 
@@ -231,7 +232,7 @@ def test_the_audit_log_records_writes_deletes_invalidations_and_admin_actions(se
     ], kinds
     for line in lines:
         assert line["tenant"] == "acme" and line["request_id"] and line["ts"]
-    assert lines[0]["key"] == "s/a"
+    assert lines[0]["key"] == "acme/s/a"  # the stored key: the tenant is its first segment
 
 
 def test_refuses_to_start_unauthenticated_on_a_non_loopback_address(workdir):
@@ -388,3 +389,158 @@ def test_tls_and_auth_misconfigurations_fail_the_start_naming_the_setting(workdi
                              capture_output=True, text=True, timeout=30)
         assert out.returncode == 1, (args, out.stderr)
         assert message in out.stderr, (args, out.stderr)
+
+
+# -- tenants ------------------------------------------------------------------------------
+
+@pytest.fixture
+def tenants(quiver, workdir, lite_db):
+    """A node with two tenants (acme, globex: reader+writer, granted 'lite'), an admin, and
+    two sources over one SQLite file: 'lite' (results per tenant) and 'common'
+    (shared_results)."""
+    tokens = workdir / "tokens.json"
+    t = {
+        "acme": add_token(tokens, "acme-app", "reader", "writer", sources=["lite", "common"],
+                          tenant="acme"),
+        "globex": add_token(tokens, "globex-app", "reader", "writer",
+                            sources=["lite", "common"], tenant="globex"),
+        "admin": add_token(tokens, "root", "admin", tenant="ops"),
+    }
+    config = workdir / "tenants.json"
+    config.write_text(json.dumps({"sources": {
+        "lite": {"driver": "sqlite", "uri": str(lite_db)},
+        "common": {"driver": "sqlite", "uri": str(lite_db), "shared_results": True}}}))
+    srv = quiver.node(args=["--config", str(config), "--auth", "tokens", "--tokens-file",
+                            str(tokens), "--http", "127.0.0.1:0"])
+    srv.tokens, srv.tokens_file = t, tokens
+    return srv
+
+
+def paths(client, token, prefix=""):
+    criteria = prefix.encode()
+    return sorted("/".join(p.decode() for p in f.descriptor.path)
+                  for f in client.list_flights(criteria, options=bearer(token)))
+
+
+def test_a_tenant_sees_and_touches_only_its_own_keys(tenants):
+    c = tenants.client()
+    acme, globex, admin = (tenants.tokens[k] for k in ("acme", "globex", "admin"))
+    a_table, g_table = pa.table({"x": [1]}), pa.table({"x": [2, 2]})
+    put(c, "s/o", acme, table=a_table)
+    # Same key, other tenant: not found, then its own object.
+    with pytest.raises(KeyError):
+        c.do_get(flight.Ticket(b"s/o"), options=bearer(globex)).read_all()
+    put(c, "s/o", globex, table=g_table)
+    put(c, "s/other", globex, table=g_table)
+    assert c.do_get(flight.Ticket(b"s/o"), options=bearer(acme)).read_all() == a_table
+    assert c.do_get(flight.Ticket(b"s/o"), options=bearer(globex)).read_all() == g_table
+    info = c.get_flight_info(descriptor("s/o"), options=bearer(acme))
+    assert info.descriptor.path == [b"s", b"o"] and info.endpoints[0].ticket.ticket == b"s/o@1"
+    assert paths(c, acme) == ["s/o"]
+    assert paths(c, globex) == ["s/o", "s/other"]
+    assert paths(c, admin) == ["acme/s/o", "globex/s/o", "globex/s/other"]
+    # A tenant cannot reach past its namespace with a longer key.
+    with pytest.raises(pa.ArrowInvalid, match="2 segments"):
+        c.do_get(flight.Ticket(b"globex/s/o"), options=bearer(acme)).read_all()
+    # entries and stats: its own only.
+    entries = pa.ipc.open_stream(action(c, "entries", {}, globex)).read_all()
+    assert sorted(entries.column("key").to_pylist()) == ["s/o", "s/other"]
+    acme_stats = json.loads(action(c, "stats", None, acme))
+    assert acme_stats["tenant"] == "acme" and acme_stats["entries"] == 1
+    assert 0 < acme_stats["bytes"] < json.loads(action(c, "stats", None, admin))["bytes"]
+    assert "queries" in json.loads(action(c, "stats", None, admin))
+    # delete-prefix and delete reach only the caller's own keys.
+    removed = json.loads(action(c, "delete-prefix", {"prefix": "s"}, globex))
+    assert sorted(removed["deleted"]) == ["s/o", "s/other"]
+    assert c.do_get(flight.Ticket(b"s/o"), options=bearer(acme)).read_all() == a_table
+    assert paths(c, admin) == ["acme/s/o"]
+
+
+def test_tags_and_dependencies_stay_inside_a_tenant(tenants):
+    c = tenants.client()
+    acme, globex = tenants.tokens["acme"], tenants.tokens["globex"]
+
+    def put_with(key, token, **options):
+        writer, _ = c.do_put(descriptor(key), TABLE.schema, options=bearer(token))
+        writer.write_metadata(pa.py_buffer(json.dumps(options).encode()))
+        writer.write_table(TABLE)
+        writer.close()
+
+    for token in (acme, globex):
+        put_with("s/base", token)
+        put_with("s/tagged", token, tags=["daily"])
+        put_with("s/derived", token, depends_on=["s/base"])
+    removed = json.loads(action(c, "invalidate-tag", {"tag": "daily"}, globex))["removed"]
+    assert removed == ["s/tagged"]
+    removed = json.loads(action(c, "invalidate", {"key": "s/base"}, globex))["removed"]
+    assert sorted(removed) == ["s/base", "s/derived"]
+    assert paths(c, acme) == ["s/base", "s/derived", "s/tagged"]
+    entries = pa.ipc.open_stream(action(c, "entries", {}, acme)).read_all().to_pylist()
+    by_key = {e["key"]: e for e in entries}
+    assert by_key["s/derived"]["depends_on"] == ["s/base"]
+    assert by_key["s/tagged"]["tags"] == ["daily"]
+    # Query results are not named by tenants.
+    with pytest.raises(flight.FlightUnauthorizedError, match="not open to tenant tokens"):
+        put_with("s/q", acme, depends_on=["@q/" + "0" * 64])
+
+
+def test_query_results_are_cached_per_tenant_unless_the_source_shares_them(tenants):
+    c = tenants.client()
+    acme, globex, admin = (tenants.tokens[k] for k in ("acme", "globex", "admin"))
+
+    def run(source, token):
+        q = json.dumps({"source": source, "sql": "SELECT * FROM t ORDER BY id"}).encode()
+        return c.do_get(flight.Ticket(q), options=bearer(token)).read_all()
+
+    def executions():
+        return json.loads(action(c, "stats", None, admin))["queries"]["executions"]
+
+    base = executions()
+    assert run("lite", acme).num_rows == 10
+    assert run("lite", acme).num_rows == 10  # a hit
+    assert executions() == base + 1
+    assert run("lite", globex).num_rows == 10  # its own result: runs again
+    assert executions() == base + 2
+    assert run("common", acme).num_rows == 10
+    assert run("common", globex).num_rows == 10  # shared: a hit on acme's result
+    assert executions() == base + 3
+    # Revoke globex's grant of 'common'; the cached shared result is refused at once.
+    subprocess.run([str(quiver_binary()), "token", "revoke", "--tokens-file",
+                    str(tenants.tokens_file), "--name", "globex-app"], check=True,
+                   capture_output=True)
+    regranted = add_token(tenants.tokens_file, "globex-app", "reader", "writer",
+                          sources=["lite"], tenant="globex")
+    tenants.proc.send_signal(signal.SIGHUP)
+    tenants.wait_for_log("SIGHUP: reloaded the tokens file")
+    with pytest.raises(flight.FlightUnauthorizedError, match="not granted source 'common'"):
+        run("common", regranted)
+    assert run("common", acme).num_rows == 10
+    assert executions() == base + 3
+
+
+def test_http_applies_the_tenant_namespace(tenants):
+    url = tenants.http_url
+    h = {k: {"Authorization": f"Bearer {t}"} for k, t in tenants.tokens.items()}
+    c = tenants.client()
+    put(c, "s/o", tenants.tokens["acme"])
+    assert requests.get(f"{url}/v1/objects/s/o", headers=h["globex"]).status_code == 404
+    r = requests.get(f"{url}/v1/objects/s/o", headers=h["acme"])
+    assert r.status_code == 200 and r.headers["X-Quiver-Key"] == "s/o"
+    assert requests.get(f"{url}/v1/objects/acme/s/o", headers=h["admin"]).status_code == 200
+    assert requests.get(f"{url}/v1/stats", headers=h["globex"]).json() == {
+        "tenant": "globex", "entries": 0, "bytes": 0}
+    entries = pa.ipc.open_stream(
+        requests.get(f"{url}/v1/entries", headers=h["acme"]).content).read_all()
+    assert entries.column("key").to_pylist() == ["s/o"]
+    r = requests.delete(f"{url}/v1/objects/s/o", headers=h["globex"])
+    assert r.status_code == 404
+    assert requests.get(f"{url}/v1/objects/s/o", headers=h["acme"]).status_code == 200
+
+
+def test_flame_protocol_is_refused_to_tenant_tokens(tenants):
+    c = tenants.client()
+    d = flight.FlightDescriptor.for_path("app/session")
+    with pytest.raises(flight.FlightUnauthorizedError, match="Flame protocol"):
+        writer, _ = c.do_put(d, TABLE.schema, options=bearer(tenants.tokens["acme"]))
+        writer.write_table(TABLE)
+        writer.close()

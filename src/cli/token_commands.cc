@@ -146,7 +146,9 @@ void AddTokenCommands(CLI::App& app) {
   file_option(add);
   add->add_option("--name", flags->name, "Unique name of the token (logs, audit log)")
       ->required();
-  add->add_option("--tenant", flags->tenant, "The tenant the token acts for")->required();
+  add->add_option("--tenant", flags->tenant,
+                  "The tenant the token acts for: its keys live under this first segment. "
+                  "Without one (operators), the token sees every tenant's keys [default: none]");
   add->add_option("--role", flags->roles, "reader, writer or admin (repeatable)")
       ->required()
       ->check(CLI::IsMember({"reader", "writer", "admin"}));

@@ -132,6 +132,8 @@ arrow::Status ServerConfig::LoadSources(const nlohmann::json& value, const std::
         spec.max_stale_while_revalidate_s = v.get<double>();
       } else if (field == "early_refresh_beta") {
         spec.early_refresh_beta = v.get<double>();
+      } else if (field == "shared_results") {
+        spec.shared_results = v.get<bool>();
       } else if (field == "max_concurrent") spec.max_concurrent = v.get<int64_t>();
       else if (field == "max_queue") spec.max_queue = v.get<int64_t>();
       else if (field == "options") {

@@ -28,6 +28,11 @@ struct SourceSpec {
   /// background with a probability growing as expiry nears and with its recompute cost;
   /// beta scales how early. 0 turns it off. Default: 1.0.
   double early_refresh_beta = 1.0;
+  /// With tenants (docs/security.md): the source's data is the same for every tenant, so
+  /// its results are cached once for all of them; a tenant's hit is still allowed only if
+  /// its token is granted the source (checked on every request). Default: false (results are
+  /// cached per tenant).
+  bool shared_results = false;
   /// Executions running at once. Default: 4.
   int64_t max_concurrent = 4;
   /// Executions waiting for a slot before new ones are refused. Default: 64.

@@ -9,6 +9,7 @@
 #include "server/artifact_request.h"
 #include "server/entries_table.h"
 #include "server/flame_protocol.h"
+#include "server/tenant_scope.h"
 
 namespace quiver {
 
@@ -190,6 +191,22 @@ arrow::Result<json> StatsJson(Engine* engine) {
       {"views", ViewsJson(engine->views()->Stats())}};
 }
 
+// The caller's view of stored keys.
+std::vector<std::string> ShowKeys(const TenantScope& scope, std::vector<std::string> keys) {
+  for (auto& key : keys) key = scope.ShowKey(key);
+  return keys;
+}
+
+// A tenant's stats: its own entries only (the node's counters are not split by tenant).
+arrow::Result<json> TenantStatsJson(Engine* engine, const TenantScope& scope) {
+  ARROW_ASSIGN_OR_RAISE(auto metas, engine->objects()->List(scope.ListPrefix("")));
+  int64_t bytes = 0;
+  for (const auto& meta : metas) bytes += meta.bytes;
+  return json{{"tenant", scope.tenant()},
+              {"entries", static_cast<int64_t>(metas.size())},
+              {"bytes", bytes}};
+}
+
 arrow::Result<json> ConfigJson(Engine* engine) {
   ARROW_ASSIGN_OR_RAISE(auto s, engine->management()->Stats());
   return json{{"half_life", s.budget.half_life},
@@ -200,40 +217,56 @@ arrow::Result<json> ConfigJson(Engine* engine) {
               {"protect_s", s.budget.protect_s}};
 }
 
-arrow::Result<std::string> DeleteAction(Engine* engine, const std::string& body) {
+arrow::Result<std::string> DeleteAction(Engine* engine, const std::string& body,
+                                        const TenantScope& scope) {
   ARROW_ASSIGN_OR_RAISE(auto text, StringArgument(body, "key"));
-  ARROW_ASSIGN_OR_RAISE(auto key, ObjectKey::Parse(text));
+  ARROW_ASSIGN_OR_RAISE(auto key, scope.Key(text));
   ARROW_ASSIGN_OR_RAISE(int64_t versions, engine->objects()->Delete(key));
   json deleted = json::array();
-  if (versions > 0) deleted.push_back(key.ToString());
+  if (versions > 0) deleted.push_back(scope.ShowKey(key.ToString()));
   spdlog::info("delete {}: {} versions", key.ToString(), versions);
   return json{{"deleted", deleted}, {"versions", versions}}.dump();
 }
 
-arrow::Result<std::string> DeletePrefixAction(Engine* engine, const std::string& body) {
+arrow::Result<std::string> DeletePrefixAction(Engine* engine, const std::string& body,
+                                              const TenantScope& scope) {
   ARROW_ASSIGN_OR_RAISE(auto text, StringArgument(body, "prefix"));
-  ARROW_ASSIGN_OR_RAISE(auto prefix, ParseKeyPrefix(text));
+  ARROW_ASSIGN_OR_RAISE(auto prefix, scope.Prefix(text));
   int64_t versions = 0;
   ARROW_ASSIGN_OR_RAISE(auto keys, engine->objects()->DeletePrefix(prefix, &versions));
   spdlog::info("delete-prefix {}: {} keys, {} versions", prefix, keys.size(), versions);
-  return json{{"deleted", keys}, {"versions", versions}}.dump();
+  return json{{"deleted", ShowKeys(scope, keys)}, {"versions", versions}}.dump();
 }
 
-arrow::Result<std::string> StatsAction(Engine* engine, const std::string&) {
+arrow::Result<std::string> StatsAction(Engine* engine, const std::string&,
+                                       const TenantScope& scope) {
+  if (scope.scoped()) {
+    ARROW_ASSIGN_OR_RAISE(auto stats, TenantStatsJson(engine, scope));
+    return stats.dump();
+  }
   ARROW_ASSIGN_OR_RAISE(auto stats, StatsJson(engine));
   return stats.dump();
 }
 
-arrow::Result<std::string> EntriesAction(Engine* engine, const std::string& body) {
+arrow::Result<std::string> EntriesAction(Engine* engine, const std::string& body,
+                                         const TenantScope& scope) {
   ARROW_ASSIGN_OR_RAISE(auto j, ParseBody(body));
   ARROW_ASSIGN_OR_RAISE(auto prefix, StringField(j, "prefix"));
-  ARROW_ASSIGN_OR_RAISE(auto entries, engine->management()->Entries(prefix));
+  ARROW_ASSIGN_OR_RAISE(auto entries, engine->management()->Entries(scope.ListPrefix(prefix)));
+  if (scope.scoped()) {
+    for (auto& e : entries) {
+      e.latest.key = scope.ShowKey(e.latest.key);
+      for (auto& dep : e.latest.depends_on) dep = scope.ShowKey(dep);
+      for (auto& tag : e.latest.tags) tag = scope.ShowTag(tag);
+    }
+  }
   ARROW_ASSIGN_OR_RAISE(auto table, EntriesTable(entries));
   ARROW_ASSIGN_OR_RAISE(auto ipc, TableToIpc(*table));
   return ipc->ToString();
 }
 
-arrow::Result<std::string> ShrinkAction(Engine* engine, const std::string& body) {
+arrow::Result<std::string> ShrinkAction(Engine* engine, const std::string& body,
+                                        const TenantScope& scope) {
   ARROW_ASSIGN_OR_RAISE(auto j, ParseBody(body));
   ARROW_ASSIGN_OR_RAISE(bool one, BoolField(j, "one", false));
   ARROW_ASSIGN_OR_RAISE(bool dry_run, BoolField(j, "dry_run", false));
@@ -251,37 +284,49 @@ arrow::Result<std::string> ShrinkAction(Engine* engine, const std::string& body)
   return json{{"removed", removed}, {"dry_run", dry_run}}.dump();
 }
 
-arrow::Result<std::string> InvalidateAction(Engine* engine, const std::string& body) {
+arrow::Result<std::string> InvalidateAction(Engine* engine, const std::string& body,
+                                            const TenantScope& scope) {
   ARROW_ASSIGN_OR_RAISE(auto key, StringArgument(body, "key"));
   ARROW_RETURN_NOT_OK(CheckEntryKey(key));
+  if (IsQueryKey(key)) {
+    ARROW_RETURN_NOT_OK(scope.RefuseScoped("invalidating a query result by key"));
+  } else {
+    ARROW_ASSIGN_OR_RAISE(auto stored, scope.Key(key));
+    key = stored.ToString();
+  }
   bool cascade = true;
   if (!body.empty() && body.front() == '{') {
     ARROW_ASSIGN_OR_RAISE(auto j, ParseBody(body));
     ARROW_ASSIGN_OR_RAISE(cascade, BoolField(j, "cascade", true));
   }
   ARROW_ASSIGN_OR_RAISE(auto removed, engine->management()->Invalidate(key, cascade));
-  return json{{"removed", removed}}.dump();
+  return json{{"removed", ShowKeys(scope, removed)}}.dump();
 }
 
-arrow::Result<std::string> InvalidateTagAction(Engine* engine, const std::string& body) {
+arrow::Result<std::string> InvalidateTagAction(Engine* engine, const std::string& body,
+                                               const TenantScope& scope) {
   ARROW_ASSIGN_OR_RAISE(auto tag, StringArgument(body, "tag"));
   if (tag.empty()) return arrow::Status::Invalid("'tag' must not be empty");
-  ARROW_ASSIGN_OR_RAISE(auto removed, engine->management()->InvalidateTag(tag));
-  return json{{"removed", removed}}.dump();
+  ARROW_ASSIGN_OR_RAISE(auto removed, engine->management()->InvalidateTag(scope.Tag(tag)));
+  return json{{"removed", ShowKeys(scope, removed)}}.dump();
 }
 
-arrow::Result<std::string> ArtifactFetchAction(Engine* engine, const std::string& body) {
+arrow::Result<std::string> ArtifactFetchAction(Engine* engine, const std::string& body,
+                                               const TenantScope& scope) {
+  ARROW_RETURN_NOT_OK(scope.RefuseScoped("fetching artifacts"));
   ARROW_ASSIGN_OR_RAISE(auto request, ParseArtifactRequest(body));
   ARROW_ASSIGN_OR_RAISE(auto fetched, engine->artifacts()->Fetch(request));
   return ArtifactFetchedJson(fetched);
 }
 
-arrow::Result<std::string> ConfigGetAction(Engine* engine, const std::string&) {
+arrow::Result<std::string> ConfigGetAction(Engine* engine, const std::string&,
+                                           const TenantScope& scope) {
   ARROW_ASSIGN_OR_RAISE(auto config, ConfigJson(engine));
   return config.dump();
 }
 
-arrow::Result<std::string> ConfigSetAction(Engine* engine, const std::string& body) {
+arrow::Result<std::string> ConfigSetAction(Engine* engine, const std::string& body,
+                                           const TenantScope& scope) {
   ARROW_ASSIGN_OR_RAISE(auto j, ParseBody(body));
   RuntimeSettings settings;
   for (auto& [name, value] : j.items()) {
@@ -299,13 +344,14 @@ arrow::Result<std::string> ConfigSetAction(Engine* engine, const std::string& bo
   }
   ARROW_RETURN_NOT_OK(engine->management()->Configure(settings));
   spdlog::info("config-set {}", j.dump());
-  return ConfigGetAction(engine, "");
+  return ConfigGetAction(engine, "", scope);
 }
 
 struct ActionSpec {
   const char* name;
   const char* description;  ///< what ListActions says
-  arrow::Result<std::string> (*run)(Engine* engine, const std::string& body);
+  arrow::Result<std::string> (*run)(Engine* engine, const std::string& body,
+                                    const TenantScope& scope);
   Role role;  ///< the role a caller needs (docs/security.md)
 };
 
@@ -358,9 +404,9 @@ const std::vector<ActionSpec>& Actions() {
 }
 
 arrow::Result<std::string> RunActionImpl(Engine* engine, const std::string& type,
-                                         const std::string& body) {
+                                         const std::string& body, const TenantScope& scope) {
   for (const auto& action : Actions()) {
-    if (type == action.name) return action.run(engine, body);
+    if (type == action.name) return action.run(engine, body, scope);
   }
   return arrow::Status::NotImplemented("unknown action '", type,
                                        "'; ListActions names the supported ones");
@@ -382,10 +428,10 @@ std::vector<arrow::flight::ActionType> ListedActions() {
 }
 
 arrow::Result<std::string> RunAction(Engine* engine, const std::string& type,
-                                     const std::string& body) {
+                                     const std::string& body, const TenantScope& scope) {
   // JSON library errors must not escape a handler; they are a bad body.
   try {
-    return RunActionImpl(engine, type, body);
+    return RunActionImpl(engine, type, body, scope);
   } catch (const json::exception& e) {
     return arrow::Status::Invalid("action body: ", e.what());
   }

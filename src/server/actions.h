@@ -11,6 +11,7 @@
 
 #include "cache/engine.h"
 #include "server/auth.h"
+#include "server/tenant_scope.h"
 
 namespace quiver {
 
@@ -21,8 +22,9 @@ std::vector<arrow::flight::ActionType> ListedActions();
 /// fails as unknown).
 Role ActionRole(const std::string& type);
 
-/// \brief Run action `type` with `body`; returns the result body.
+/// \brief Run action `type` with `body` for a caller in `scope` (its keys, prefixes and
+/// tags are mapped into its tenant's namespace); returns the result body.
 arrow::Result<std::string> RunAction(Engine* engine, const std::string& type,
-                                     const std::string& body);
+                                     const std::string& body, const TenantScope& scope);
 
 }  // namespace quiver

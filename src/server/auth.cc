@@ -12,6 +12,7 @@
 #include <openssl/rand.h>
 
 #include "common/hex.h"
+#include "common/key.h"
 
 namespace quiver {
 
@@ -165,6 +166,13 @@ arrow::Result<TokenRecord> TokenRecord::FromJson(const json& j) {
                                   "': id, salt or sha256 is not lower-case hex of its length");
   }
   if (r.roles.empty()) return arrow::Status::Invalid("token '", r.name, "' has no roles");
+  if (!r.tenant.empty()) {
+    auto valid = ValidateKeySegment(r.tenant);
+    if (!valid.ok()) {
+      return arrow::Status::Invalid("token '", r.name, "': tenant '", r.tenant,
+                                    "' must be a key segment: ", valid.message());
+    }
+  }
   for (const auto& role : r.roles) {
     auto parsed = ParseRole(role);
     if (!parsed.ok()) return arrow::Status::Invalid("token '", r.name, "': ", parsed.status().message());

@@ -55,12 +55,13 @@ arrow::Result<std::shared_ptr<const Identity>> CallIdentity(
                                  R"({"error":"unauthenticated"})");
 }
 
-arrow::Result<std::shared_ptr<const Identity>> Authorize(const flight::ServerCallContext& context,
-                                                         Role role, std::string_view what) {
+arrow::Result<Caller> Authorize(const flight::ServerCallContext& context, Role role,
+                                std::string_view what) {
   ARROW_ASSIGN_OR_RAISE(auto who, CallIdentity(context));
   if (RequestMiddleware* call = CallRequest(context)) call->set_identity(who->name, who->tenant);
   ARROW_RETURN_NOT_OK(RequireRole(*who, role, what));
-  return who;
+  TenantScope scope = TenantScope::Of(*who);
+  return Caller{std::move(who), std::move(scope)};
 }
 
 }  // namespace quiver

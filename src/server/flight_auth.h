@@ -18,6 +18,7 @@
 #include <arrow/flight/server_middleware.h>
 
 #include "server/auth.h"
+#include "server/tenant_scope.h"
 
 namespace quiver {
 
@@ -58,8 +59,14 @@ class AuthMiddlewareFactory final : public arrow::flight::ServerMiddlewareFactor
 arrow::Result<std::shared_ptr<const Identity>> CallIdentity(
     const arrow::flight::ServerCallContext& context);
 
-/// \brief CallIdentity, then RequireRole.
-arrow::Result<std::shared_ptr<const Identity>> Authorize(
-    const arrow::flight::ServerCallContext& context, Role role, std::string_view what);
+/// An authorized caller and the namespace its keys live in.
+struct Caller {
+  std::shared_ptr<const Identity> who;
+  TenantScope scope;
+};
+
+/// \brief CallIdentity, then RequireRole; the caller and its scope.
+arrow::Result<Caller> Authorize(const arrow::flight::ServerCallContext& context, Role role,
+                                std::string_view what);
 
 }  // namespace quiver

@@ -186,27 +186,32 @@ void QuiverFlightService::set_endpoint(const flight::Location& location) {
   endpoint_text_ = location.ToString();
 }
 
-std::string QuiverFlightService::ObjectRefJson(const EntryMeta& meta, const char* status) const {
-  json j = {{"endpoint", endpoint_text_}, {"key", meta.key}, {"version", meta.version}};
+std::string QuiverFlightService::ObjectRefJson(const EntryMeta& meta, const TenantScope& scope,
+                                               const char* status) const {
+  json j = {{"endpoint", endpoint_text_}, {"key", scope.ShowKey(meta.key)},
+            {"version", meta.version}};
   if (status) j["status"] = status;
   return j.dump();
 }
 
 arrow::Result<ObjectKey> QuiverFlightService::KeyFromDescriptor(
-    const flight::FlightDescriptor& d) const {
+    const flight::FlightDescriptor& d, const TenantScope& scope) const {
   if (d.type != flight::FlightDescriptor::PATH) {
     return arrow::Status::Invalid(
         "object calls take a PATH descriptor such as [\"session\", \"object\"]");
   }
-  return ObjectKey::FromSegments(d.path);
+  ARROW_ASSIGN_OR_RAISE(auto key, ObjectKey::FromSegments(d.path));
+  return scope.Key(key);
 }
 
-arrow::Result<flight::FlightInfo> QuiverFlightService::MakeInfo(const OpenEntry& entry) const {
+arrow::Result<flight::FlightInfo> QuiverFlightService::MakeInfo(const OpenEntry& entry,
+                                                                const TenantScope& scope) const {
   ARROW_ASSIGN_OR_RAISE(auto stored, StoredStream::Open(entry.file));
+  const std::string shown = scope.ShowKey(entry.meta.key);
   flight::FlightEndpoint endpoint;
-  endpoint.ticket.ticket = entry.meta.key + "@" + std::to_string(entry.meta.version);
+  endpoint.ticket.ticket = shown + "@" + std::to_string(entry.meta.version);
   endpoint.locations.push_back(endpoint_);
-  ARROW_ASSIGN_OR_RAISE(auto key, ObjectKey::Parse(entry.meta.key));
+  ARROW_ASSIGN_OR_RAISE(auto key, ObjectKey::Parse(shown));
   auto descriptor = flight::FlightDescriptor::Path(key.segments());
   int64_t rows = entry.meta.rows, bytes = entry.meta.bytes;
   if (entry.meta.is_patch()) {  // the object is its base and patches: count them all
@@ -218,15 +223,15 @@ arrow::Result<flight::FlightInfo> QuiverFlightService::MakeInfo(const OpenEntry&
     }
   }
   return flight::FlightInfo::Make(*stored->schema(), descriptor, {endpoint}, rows, bytes,
-                                  /*ordered=*/true, ObjectRefJson(entry.meta));
+                                  /*ordered=*/true, ObjectRefJson(entry.meta, scope));
 }
 
 arrow::Status QuiverFlightService::ListFlights(const flight::ServerCallContext& context,
                                                const flight::Criteria* criteria,
                                                std::unique_ptr<flight::FlightListing>* listings) {
   return Serve([&] {
-    ARROW_RETURN_NOT_OK(Authorize(context, Role::kReader, "list entries").status());
-    auto infos = ListInfos(criteria ? criteria->expression : "");
+    ARROW_ASSIGN_OR_RAISE(auto caller, Authorize(context, Role::kReader, "list entries"));
+    auto infos = ListInfos(criteria ? criteria->expression : "", caller.scope);
     if (!infos.ok()) return WithContext(infos.status(), "ListFlights");
     *listings = std::make_unique<flight::SimpleFlightListing>(std::move(*infos));
     return arrow::Status::OK();
@@ -234,14 +239,14 @@ arrow::Status QuiverFlightService::ListFlights(const flight::ServerCallContext& 
 }
 
 arrow::Result<std::vector<flight::FlightInfo>> QuiverFlightService::ListInfos(
-    const std::string& prefix) {
-  ARROW_ASSIGN_OR_RAISE(auto metas, cache_->List(prefix));
+    const std::string& prefix, const TenantScope& scope) {
+  ARROW_ASSIGN_OR_RAISE(auto metas, cache_->List(scope.ListPrefix(prefix)));
   std::vector<flight::FlightInfo> infos;
   infos.reserve(metas.size());
   for (auto& meta : metas) {
     ARROW_ASSIGN_OR_RAISE(auto entry, cache_->Peek(std::move(meta)));
     if (!entry) continue;  // deleted or trimmed meanwhile
-    auto info = MakeInfo(*entry);
+    auto info = MakeInfo(*entry, scope);
     if (!info.ok() && info.status().IsKeyError()) {
       // A patched object missing a link of its chain cannot be read; the others can.
       spdlog::warn("ListFlights: skipping {}", info.status().message());
@@ -306,20 +311,22 @@ arrow::Status QuiverFlightService::GetFlightInfo(const flight::ServerCallContext
                                                  std::unique_ptr<flight::FlightInfo>* info) {
   RequestMiddleware* call = CallRequest(context);
   return Serve([&]() -> arrow::Status {
-    ARROW_ASSIGN_OR_RAISE(auto who, Authorize(context, Role::kReader, "read"));
+    ARROW_ASSIGN_OR_RAISE(auto caller, Authorize(context, Role::kReader, "read"));
     if (request.type == flight::FlightDescriptor::CMD) {
       NoteKind(call, std::string("GetFlightInfo:") + CommandName(request.cmd));
-      return WithContext(QueryInfo(request, *who, call).Value(info), CommandName(request.cmd));
+      return WithContext(QueryInfo(request, *caller.who, call).Value(info),
+                         CommandName(request.cmd));
     }
     if (flame::IsFlamePath(request)) {
       NoteKind(call, "GetFlightInfo:flame");
+      ARROW_RETURN_NOT_OK(caller.scope.RefuseScoped("the Flame protocol"));
       return flame_->Info(request).Value(info);
     }
     NoteKind(call, "GetFlightInfo:object");
-    ARROW_ASSIGN_OR_RAISE(auto key, KeyFromDescriptor(request));
+    ARROW_ASSIGN_OR_RAISE(auto key, KeyFromDescriptor(request, caller.scope));
     if (call) call->set_key(key.ToString());
     ARROW_ASSIGN_OR_RAISE(auto entry, PeekObject(key, "GetFlightInfo"));
-    ARROW_ASSIGN_OR_RAISE(auto made, MakeInfo(entry));
+    ARROW_ASSIGN_OR_RAISE(auto made, MakeInfo(entry, caller.scope));
     *info = std::make_unique<flight::FlightInfo>(std::move(made));
     return arrow::Status::OK();
   });
@@ -330,16 +337,16 @@ arrow::Status QuiverFlightService::GetSchema(const flight::ServerCallContext& co
                                              std::unique_ptr<flight::SchemaResult>* schema) {
   RequestMiddleware* call = CallRequest(context);
   return Serve([&]() -> arrow::Status {
-    ARROW_ASSIGN_OR_RAISE(auto who, Authorize(context, Role::kReader, "read"));
+    ARROW_ASSIGN_OR_RAISE(auto caller, Authorize(context, Role::kReader, "read"));
     if (request.type == flight::FlightDescriptor::CMD) {
       NoteKind(call, std::string("GetSchema:") + CommandName(request.cmd));
-      auto info = QueryInfo(request, *who, call);
+      auto info = QueryInfo(request, *caller.who, call);
       if (!info.ok()) return WithContext(info.status(), CommandName(request.cmd));
       arrow::ipc::DictionaryMemo memo;
       ARROW_ASSIGN_OR_RAISE(auto s, (*info)->GetSchema(&memo));
       return flight::SchemaResult::Make(*s).Value(schema);
     }
-    ARROW_ASSIGN_OR_RAISE(auto key, KeyFromDescriptor(request));
+    ARROW_ASSIGN_OR_RAISE(auto key, KeyFromDescriptor(request, caller.scope));
     ARROW_ASSIGN_OR_RAISE(auto entry, PeekObject(key, "GetSchema"));
     ARROW_ASSIGN_OR_RAISE(auto stored, StoredStream::Open(entry.file));
     return flight::SchemaResult::Make(*stored->schema()).Value(schema);
@@ -387,30 +394,34 @@ arrow::Status QuiverFlightService::DoGet(const flight::ServerCallContext& contex
       return WithContext(NodeStream(context, request.ticket).Value(stream), "node join");
     }
     // A node ticket carries its own proof (above); every other DoGet needs a reader.
-    ARROW_ASSIGN_OR_RAISE(auto who, Authorize(context, Role::kReader, "read"));
+    ARROW_ASSIGN_OR_RAISE(auto caller, Authorize(context, Role::kReader, "read"));
     if (LooksLikeQuery(request.ticket) || LooksLikeArtifact(request.ticket)) {
       NoteKind(call, std::string("DoGet:") + CommandName(request.ticket));
-      return WithContext(QueryStream(request.ticket, *who, call).Value(stream),
+      return WithContext(QueryStream(request.ticket, *caller.who, call).Value(stream),
                          CommandName(request.ticket));
     }
     if (flame::IsFlameTicket(request.ticket)) {
       NoteKind(call, "DoGet:flame");
+      ARROW_RETURN_NOT_OK(caller.scope.RefuseScoped("the Flame protocol"));
       return flame_->Get(request.ticket).Value(stream);
     }
     if (LooksLikeView(request.ticket)) {
       NoteKind(call, "DoGet:view");
+      ARROW_RETURN_NOT_OK(caller.scope.RefuseScoped("views"));
       return WithContext(ServeViewTicket(engine_, request.ticket).Value(stream), "view");
     }
     NoteKind(call, "DoGet:object");
-    return ObjectStream(context, request.ticket).Value(stream);
+    return ObjectStream(context, request.ticket, caller.scope).Value(stream);
   });
   if (st.ok() && call) *stream = call->CountBytes(std::move(*stream));
   return st;
 }
 
 arrow::Result<std::unique_ptr<flight::FlightDataStream>> QuiverFlightService::ObjectStream(
-    const flight::ServerCallContext& context, const std::string& text) {
+    const flight::ServerCallContext& context, const std::string& text,
+    const TenantScope& scope) {
   ARROW_ASSIGN_OR_RAISE(auto ticket, ObjectTicket::Parse(text));
+  ARROW_ASSIGN_OR_RAISE(ticket.key, scope.Key(ticket.key));
   const std::string& key = ticket.key.ToString();
   RequestMiddleware* call = CallRequest(context);
   if (call) call->set_key(key);
@@ -431,11 +442,11 @@ arrow::Result<std::unique_ptr<flight::FlightDataStream>> QuiverFlightService::Ob
     cache_->CountNotModified();
     if (call) call->set_outcome("not_modified");
     spdlog::debug("DoGet {}@{} not modified ({})", key, meta.version, context.peer());
-    return MakeNotModifiedStream(*parts.front(), ObjectRefJson(meta, "not_modified"));
+    return MakeNotModifiedStream(*parts.front(), ObjectRefJson(meta, scope, "not_modified"));
   }
   spdlog::debug("DoGet {}@{} ({} parts) to {}", key, meta.version, parts.size(), context.peer());
   if (call) call->set_outcome("hit");
-  json ref = json::parse(ObjectRefJson(meta, read->since ? "patches" : "ok"));
+  json ref = json::parse(ObjectRefJson(meta, scope, read->since ? "patches" : "ok"));
   if (read->since) ref["since"] = read->since;
   return std::make_unique<EntryStream>(std::move(parts), ref.dump());
 }
@@ -444,22 +455,24 @@ arrow::Status QuiverFlightService::DoPut(const flight::ServerCallContext& contex
                                          std::unique_ptr<flight::FlightMessageReader> reader,
                                          std::unique_ptr<flight::FlightMetadataWriter> writer) {
   return Serve([&] {
-    ARROW_RETURN_NOT_OK(Authorize(context, Role::kWriter, "put").status());
+    ARROW_ASSIGN_OR_RAISE(auto caller, Authorize(context, Role::kWriter, "put"));
     const auto& d = reader->descriptor();
     if (flame::IsFlamePath(d) || flame::IsFlamePatch(d)) {
       NoteKind(CallRequest(context), "DoPut:flame");
+      ARROW_RETURN_NOT_OK(caller.scope.RefuseScoped("the Flame protocol"));
       return flame_->Put(context, reader.get(), writer.get());
     }
     NoteKind(CallRequest(context), "DoPut:object");
-    return Put(context, reader.get(), writer.get());
+    return Put(context, reader.get(), writer.get(), caller.scope);
   });
 }
 
 arrow::Status QuiverFlightService::Put(const flight::ServerCallContext& context,
                                        flight::FlightMessageReader* reader,
-                                       flight::FlightMetadataWriter* writer) {
+                                       flight::FlightMetadataWriter* writer,
+                                       const TenantScope& scope) {
   auto start = std::chrono::steady_clock::now();
-  ARROW_ASSIGN_OR_RAISE(auto key, KeyFromDescriptor(reader->descriptor()));
+  ARROW_ASSIGN_OR_RAISE(auto key, KeyFromDescriptor(reader->descriptor(), scope));
   if (auto* call = CallRequest(context)) call->set_key(key.ToString());
   const std::string where = "DoPut '" + key.ToString() + "'";
   auto schema = reader->GetSchema();
@@ -482,6 +495,10 @@ arrow::Status QuiverFlightService::Put(const flight::ServerCallContext& context,
                                     "); nothing was stored");
   }
   auto options = ParsePutOptions(first->app_metadata);
+  if (options.ok()) {
+    auto mapped = scope.MapPutOptions(&*options);
+    if (!mapped.ok()) options = mapped;
+  }
   if (!options.ok()) {
     cache_->CountPutFailure();
     return WithContext(options.status(), where);
@@ -522,7 +539,7 @@ arrow::Status QuiverFlightService::Put(const flight::ServerCallContext& context,
   if (!meta.ok()) return WithContext(meta.status(), where);
   spdlog::info("put {}@{}: {} rows, {} in {} ms", meta->key, meta->version, meta->rows,
                FormatByteSize(meta->bytes), Millis(start));
-  return writer->WriteMetadata(*arrow::Buffer::FromString(ObjectRefJson(*meta)));
+  return writer->WriteMetadata(*arrow::Buffer::FromString(ObjectRefJson(*meta, scope)));
 }
 
 arrow::Status QuiverFlightService::ListActions(const flight::ServerCallContext& context,
@@ -541,11 +558,15 @@ arrow::Status QuiverFlightService::DoAction(const flight::ServerCallContext& con
                                             std::unique_ptr<flight::ResultStream>* result) {
   NoteKind(CallRequest(context), ActionKind(action.type));
   return Serve([&]() -> arrow::Status {
-    ARROW_RETURN_NOT_OK(
-        Authorize(context, ActionRole(action.type), "run action '" + action.type + "'").status());
+    ARROW_ASSIGN_OR_RAISE(
+        auto caller, Authorize(context, ActionRole(action.type), "run action '" + action.type + "'"));
     std::string body = action.body ? action.body->ToString() : "";
-    auto out = action.type == flame::kDeleteAction ? flame_->Delete(body)
-                                                   : RunAction(engine_, action.type, body);
+    if (action.type == flame::kDeleteAction) {
+      ARROW_RETURN_NOT_OK(caller.scope.RefuseScoped("the Flame protocol"));
+    }
+    auto out = action.type == flame::kDeleteAction
+                   ? flame_->Delete(body)
+                   : RunAction(engine_, action.type, body, caller.scope);
     if (!out.ok()) return WithContext(out.status(), "action '" + action.type + "'");
     std::vector<flight::Result> results(1);
     results[0].body = arrow::Buffer::FromString(std::move(*out));

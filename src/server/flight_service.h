@@ -17,6 +17,7 @@
 
 #include "cache/engine.h"
 #include "server/auth.h"
+#include "server/tenant_scope.h"
 #include "server/flame_adapter.h"
 #include "server/flight_middleware.h"
 #include "server/node_ticket.h"
@@ -63,13 +64,19 @@ class QuiverFlightService final : public arrow::flight::FlightServerBase {
   template <typename Body>
   arrow::Status Serve(Body&& body) const;
 
-  arrow::Result<ObjectKey> KeyFromDescriptor(const arrow::flight::FlightDescriptor& d) const;
-  arrow::Result<arrow::flight::FlightInfo> MakeInfo(const OpenEntry& entry) const;
-  arrow::Result<std::vector<arrow::flight::FlightInfo>> ListInfos(const std::string& prefix);
+  /// The stored key a PATH descriptor names for a caller in `scope`.
+  arrow::Result<ObjectKey> KeyFromDescriptor(const arrow::flight::FlightDescriptor& d,
+                                             const TenantScope& scope) const;
+  /// FlightInfo, ticket and ObjectRef as a caller in `scope` sees them.
+  arrow::Result<arrow::flight::FlightInfo> MakeInfo(const OpenEntry& entry,
+                                                    const TenantScope& scope) const;
+  arrow::Result<std::vector<arrow::flight::FlightInfo>> ListInfos(const std::string& prefix,
+                                                                  const TenantScope& scope);
   /// The latest version of object `key`; NOT_FOUND if there is none. `call` names the call
   /// in errors.
   arrow::Result<OpenEntry> PeekObject(const ObjectKey& key, const char* call);
-  std::string ObjectRefJson(const EntryMeta& meta, const char* status = nullptr) const;
+  std::string ObjectRefJson(const EntryMeta& meta, const TenantScope& scope,
+                            const char* status = nullptr) const;
   /// `who` must be granted the query's source; `call` (may be null) learns the query's key
   /// and how it was served.
   arrow::Result<std::unique_ptr<arrow::flight::FlightInfo>> QueryInfo(
@@ -82,10 +89,11 @@ class QuiverFlightService final : public arrow::flight::FlightServerBase {
   /// A node ticket verified with the cluster secret (read again if it does not verify).
   arrow::Result<NodeJoin> VerifyJoin(const std::string& ticket);
   arrow::Result<std::unique_ptr<arrow::flight::FlightDataStream>> ObjectStream(
-      const arrow::flight::ServerCallContext& context, const std::string& ticket);
+      const arrow::flight::ServerCallContext& context, const std::string& ticket,
+      const TenantScope& scope);
   arrow::Status Put(const arrow::flight::ServerCallContext& context,
                     arrow::flight::FlightMessageReader* reader,
-                    arrow::flight::FlightMetadataWriter* writer);
+                    arrow::flight::FlightMetadataWriter* writer, const TenantScope& scope);
 
   std::unique_ptr<FlameAdapter> flame_;  // Flame's protocol (docs/compat/flame.md)
   std::atomic<bool> started_{false};

@@ -10,6 +10,8 @@
 #include "common/config.h"
 #include "server/entry_stream.h"
 #include "server/http_api.h"
+#include "server/http_auth.h"
+#include "server/tenant_scope.h"
 #include "server/http_body.h"
 #include "server/http_cache_headers.h"
 #include "server/http_views.h"
@@ -21,10 +23,11 @@ using nlohmann::json;
 
 namespace {
 
+// The stored key the path names for the request's caller (its tenant's namespace).
 arrow::Result<ObjectKey> KeyOf(const httplib::Request& req) {
   auto key = ObjectKey::Parse(req.matches[1].str());
   if (!key.ok()) return arrow::Status::Invalid("object key in the path: ", key.status().message());
-  return key;
+  return TenantScope::Of(HttpCaller()).Key(*key);
 }
 
 // Feeds a PUT body to the object cache as Arrow's stream decoder yields it: the put begins at
@@ -99,6 +102,7 @@ arrow::Result<PutOptions> PutOptionsOf(const httplib::Request& req) {
     }
     options.patch = text == "true";
   }
+  ARROW_RETURN_NOT_OK(TenantScope::Of(HttpCaller()).MapPutOptions(&options));
   return options;
 }
 
@@ -147,7 +151,7 @@ void HttpApi::GetObject(const httplib::Request& req, httplib::Response& res) {
     }
     const EntryMeta& meta = read->meta();
     SetCacheHeaders(meta, engine_->options().clock->NowMillis(), &res);
-    res.set_header("X-Quiver-Key", meta.key);
+    res.set_header("X-Quiver-Key", TenantScope::Of(HttpCaller()).ShowKey(meta.key));
     res.set_header("X-Quiver-Version", std::to_string(meta.version));
     if (NoneMatch(req, meta)) {
       cache->CountNotModified();
@@ -228,8 +232,9 @@ void HttpApi::PutObject(const httplib::Request& req, httplib::Response& res,
                      .count());
     SetCacheHeaders(meta, engine_->options().clock->NowMillis(), &res);
     res.status = 201;
-    res.set_header("Location", "/v1/objects/" + meta.key);
-    json ref = {{"endpoint", flight_endpoint_}, {"key", meta.key}, {"version", meta.version}};
+    const std::string shown = TenantScope::Of(HttpCaller()).ShowKey(meta.key);
+    res.set_header("Location", "/v1/objects/" + shown);
+    json ref = {{"endpoint", flight_endpoint_}, {"key", shown}, {"version", meta.version}};
     res.set_content(ref.dump(), kJsonType);
     return arrow::Status::OK();
   }();
@@ -245,7 +250,8 @@ void HttpApi::DeleteObject(const httplib::Request& req, httplib::Response& res) 
     ARROW_RETURN_NOT_OK(CheckParams(req, {}));
     ARROW_ASSIGN_OR_RAISE(auto versions, engine_->objects()->Delete(key));
     if (versions == 0) return arrow::Status::KeyError("no object '", key.ToString(), "'");
-    json out = {{"deleted", key.ToString()}, {"versions", versions}};
+    json out = {{"deleted", TenantScope::Of(HttpCaller()).ShowKey(key.ToString())},
+                {"versions", versions}};
     res.set_content(out.dump(), kJsonType);
     return arrow::Status::OK();
   }();

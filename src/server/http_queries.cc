@@ -6,6 +6,7 @@
 
 #include "server/http_api.h"
 #include "server/http_auth.h"
+#include "server/tenant_scope.h"
 #include "server/http_body.h"
 #include "server/http_cache_headers.h"
 #include "server/http_views.h"
@@ -151,6 +152,8 @@ namespace quiver {
 
 void HttpApi::GetResult(const httplib::Request& req, httplib::Response& res) {
   auto st = [&]() -> arrow::Status {
+    // A result's key names no tenant: tenants read results through POST /v1/query.
+    ARROW_RETURN_NOT_OK(TenantScope::Of(HttpCaller()).RefuseScoped("GET /v1/results/{key}"));
     const std::string key = req.matches[1].str();
     ARROW_ASSIGN_OR_RAISE(auto view, HttpViewRequest(req, key, {}));
     const int64_t now = engine_->options().clock->NowMillis();

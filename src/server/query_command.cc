@@ -2,17 +2,27 @@
 
 #include "server/artifact_request.h"
 #include "server/query_request.h"
+#include "server/tenant_scope.h"
 
 namespace quiver {
 
 arrow::Result<QueryPlan> PlanCommand(Engine* engine, const std::string& text,
                                      const Identity& who) {
+  const TenantScope scope = TenantScope::Of(who);
   if (LooksLikeArtifact(text)) {
+    ARROW_RETURN_NOT_OK(scope.RefuseScoped("fetching artifacts"));
     ARROW_ASSIGN_OR_RAISE(auto request, ParseArtifactRequest(text));
     return engine->artifacts()->Plan(request);
   }
   ARROW_ASSIGN_OR_RAISE(auto parsed, ParseQueryRequest(text));
   ARROW_RETURN_NOT_OK(RequireSource(who, parsed.source));
+  if (scope.scoped()) {
+    // The key's scope slot: one result per tenant, or one for all on a shared source.
+    const auto& sources = engine->queries()->sources();
+    auto it = sources.find(parsed.source);
+    const bool shared = it != sources.end() && it->second->spec().shared_results;
+    parsed.scope = shared ? "shared" : "tenant:" + scope.tenant();
+  }
   return engine->queries()->Plan(std::move(parsed));
 }
 
