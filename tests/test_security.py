@@ -1,6 +1,7 @@
 """Authentication, roles, source grants, the audit log and TLS (docs/security.md), through
 pyarrow.flight, HTTP (requests), the `quiver` CLI and the Python SDK against a real server."""
 
+import base64
 import json
 import signal
 import sqlite3
@@ -221,6 +222,8 @@ def test_the_audit_log_records_writes_deletes_invalidations_and_admin_actions(se
         action(c, "delete-prefix", {"prefix": "s"}, reader)
     requests.delete(f"{secured.http_url}/v1/objects/s/zz",
                     headers={"Authorization": f"Bearer {writer}"})
+    requests.delete(f"{secured.http_url}/v1/objects/s/zz",
+                    headers={"Authorization": f"Bearer {reader}"})
     lines = [json.loads(line) for line in secured.audit.read_text().splitlines()]
     kinds = [(line["interface"], line["kind"], line["identity"], line["code"]) for line in lines]
     assert kinds == [
@@ -229,6 +232,7 @@ def test_the_audit_log_records_writes_deletes_invalidations_and_admin_actions(se
         ("flight", "DoAction:config-set", "root", "OK"),
         ("flight", "DoAction:delete-prefix", "analyst", "PERMISSION_DENIED"),
         ("http", "DELETE /v1/objects", "etl", "404"),
+        ("http", "DELETE /v1/objects", "analyst", "403"),
     ], kinds
     for line in lines:
         assert line["tenant"] == "acme" and line["request_id"] and line["ts"]
@@ -286,10 +290,10 @@ def test_the_python_sdk_sends_its_token(secured):
         q.put("s/sdk", TABLE)
         assert q.get("s/sdk") == TABLE
     with sdk.connect(secured.location, token=secured.tokens["reader"]) as q:
-        with pytest.raises(Exception, match="writer role"):
+        with pytest.raises(sdk.PermissionDenied, match="writer role"):
             q.put("s/sdk", TABLE)
     with sdk.connect(secured.location) as q:
-        with pytest.raises(Exception, match="authentication required"):
+        with pytest.raises(sdk.Unauthenticated, match="authentication required"):
             q.get("s/sdk")
 
 
@@ -544,3 +548,124 @@ def test_flame_protocol_is_refused_to_tenant_tokens(tenants):
         writer, _ = c.do_put(d, TABLE.schema, options=bearer(tenants.tokens["acme"]))
         writer.write_table(TABLE)
         writer.close()
+
+
+# -- JWT ----------------------------------------------------------------------------------
+
+HS_SECRET = "s3cret-shared-with-the-idp-0123456789-and-long-enough-for-hs384!!"
+
+
+def jwt_keys(algorithm):
+    """(signing key, verification key file text) for `algorithm`, and a stranger's signing
+    key of the same kind."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    if algorithm == "HS256":
+        secret = HS_SECRET
+        return secret, secret + "\n", "another-secret-entirely-0123456789abcdef-also-long-enough"
+
+    def make():
+        if algorithm == "RS256":
+            return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        return ec.generate_private_key(ec.SECP256R1())
+
+    key, stranger = make(), make()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    return key, public.decode(), stranger
+
+
+@pytest.fixture(params=["HS256", "RS256", "ES256"])
+def jwt_node(request, quiver, workdir):
+    import jwt as pyjwt
+
+    algorithm = request.param
+    signing, verification, stranger = jwt_keys(algorithm)
+    key_file = workdir / "jwt-key"
+    key_file.write_text(verification)
+    config = workdir / "jwt.json"
+    config.write_text(json.dumps({"auth": {"mode": "jwt", "jwt": {
+        "algorithm": algorithm, "key_file": str(key_file), "issuer": "https://idp.test",
+        "audience": "quiver", "leeway_s": 5}}}))
+    srv = quiver.node(args=["--config", str(config), "--http", "127.0.0.1:0"])
+
+    def make(key=signing, alg=algorithm, **overrides):
+        now = int(time.time())
+        claims = {"iss": "https://idp.test", "aud": "quiver", "sub": "svc-etl",
+                  "tenant": "acme", "roles": ["reader", "writer"], "iat": now,
+                  "exp": now + 300}
+        claims.update(overrides)
+        claims = {k: v for k, v in claims.items() if v is not None}
+        return pyjwt.encode(claims, key, algorithm=alg)
+
+    srv.jwt, srv.stranger, srv.verification = make, stranger, verification
+    return srv
+
+
+def test_jwt_tokens_are_verified_and_scoped(jwt_node):
+    c = jwt_node.client()
+    good = jwt_node.jwt()
+    put(c, "s/o", good)
+    assert c.do_get(flight.Ticket(b"s/o"), options=bearer(good)).read_all() == TABLE
+    # The claims scope it: tenant acme; a token of tenant globex does not see it.
+    other = jwt_node.jwt(tenant="globex", sub="svc-globex")
+    with pytest.raises(KeyError):
+        c.do_get(flight.Ticket(b"s/o"), options=bearer(other)).read_all()
+    admin = jwt_node.jwt(roles="admin", tenant=None)
+    assert paths(c, admin) == ["acme/s/o"]
+    # Roles as an OAuth-style space-separated string; a token with no role of ours is
+    # authenticated and then refused.
+    assert paths(c, jwt_node.jwt(roles="reader other")) == ["s/o"]
+    with pytest.raises(flight.FlightUnauthorizedError, match="reader role"):
+        paths(c, jwt_node.jwt(roles=["viewer"]))
+    # A token whose payload was changed (roles: admin) under its original signature.
+    head, body, signature = good.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    claims["roles"] = ["admin"]
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    refused = [
+        ("expired", jwt_node.jwt(exp=int(time.time()) - 60, iat=int(time.time()) - 400)),
+        ("audience", jwt_node.jwt(aud="someone-else")),
+        ("issuer", jwt_node.jwt(iss="https://evil.test")),
+        ("not valid yet", jwt_node.jwt(nbf=int(time.time()) + 600)),
+        ("no expiry", jwt_node.jwt(exp=None)),
+        ("signature does not verify", jwt_node.jwt(key=jwt_node.stranger)),
+        ("signature does not verify", f"{head}.{forged}.{signature}"),
+    ]
+    for why, token in refused:
+        with pytest.raises(flight.FlightUnauthenticatedError,
+                           match=f"token refused: .*{why}") as e:
+            list(c.list_flights(options=bearer(token)))
+        assert token.split(".")[2] not in str(e.value), why
+        r = requests.get(f"{jwt_node.http_url}/v1/stats",
+                         headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 401, (why, r.text)
+    r = requests.get(f"{jwt_node.http_url}/v1/stats", headers={"Authorization": f"Bearer {good}"})
+    assert r.status_code == 200 and r.json()["tenant"] == "acme"
+
+
+def test_jwt_refuses_another_algorithm_even_with_the_right_key_bytes(jwt_node):
+    """The classic confusion: an HS256 token whose secret is the RS/ES public key."""
+    import jwt as pyjwt
+
+    c = jwt_node.client()
+    now = int(time.time())
+    claims = {"iss": "https://idp.test", "aud": "quiver", "sub": "x", "roles": ["admin"],
+              "exp": now + 300}
+    if isinstance(jwt_node.verification, str) and "BEGIN PUBLIC KEY" in jwt_node.verification:
+        # PyJWT refuses to HMAC with a PEM key; sign by hand.
+        import hashlib
+        import hmac
+
+        def b64(raw):
+            return base64.urlsafe_b64encode(raw).rstrip(b"=")
+        head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+        body = b64(json.dumps(claims).encode())
+        mac = hmac.new(jwt_node.verification.encode(), head + b"." + body, hashlib.sha256)
+        token = (head + b"." + body + b"." + b64(mac.digest())).decode()
+    else:
+        token = pyjwt.encode({**claims, "alg_test": 1}, HS_SECRET,
+                             algorithm="HS384")
+    with pytest.raises(flight.FlightUnauthenticatedError, match="token refused"):
+        list(c.list_flights(options=bearer(token)))

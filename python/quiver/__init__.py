@@ -11,8 +11,8 @@ docs/python.md documents every call. The async client is quiver.aio.
 from quiver.client import Client, connect
 from quiver.client_cache import CacheMeta, ClientCache
 from quiver.errors import (Busy, Cancelled, InvalidRequest, NotAdmitted, NotFound,
-                           QuiverError, SerializerError, Timeout, TooLarge, Unavailable,
-                           VersionConflict)
+                           PermissionDenied, QuiverError, SerializerError, Timeout, TooLarge,
+                           Unauthenticated, Unavailable, VersionConflict)
 from quiver.query_result import QueryResult
 from quiver.results import (ArtifactInfo, FetchResult, ObjectInfo, ObjectRef, ObjectResult,
                             QueryMeta, Removed)
@@ -25,5 +25,6 @@ __all__ = [
     "ArtifactInfo", "FetchResult", "ObjectInfo", "ObjectRef", "ObjectResult", "QueryMeta",
     "Removed", "PickleSerializer", "Serializer",
     "QuiverError", "NotFound", "InvalidRequest", "VersionConflict", "TooLarge", "NotAdmitted",
-    "Unavailable", "Busy", "Timeout", "Cancelled", "SerializerError",
+    "Unavailable", "Busy", "Timeout", "Cancelled", "SerializerError", "Unauthenticated",
+    "PermissionDenied",
 ]

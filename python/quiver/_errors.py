@@ -17,7 +17,8 @@ import pyarrow as pa
 import pyarrow.flight as flight
 
 from quiver.errors import (Busy, Cancelled, InvalidRequest, NotAdmitted, NotFound,
-                           QuiverError, Timeout, TooLarge, Unavailable, VersionConflict)
+                           PermissionDenied, QuiverError, Timeout, TooLarge, Unauthenticated,
+                           Unavailable, VersionConflict)
 
 _FLIGHT_PREFIX = re.compile(r"^Flight returned [a-z ]+ error, with message: ")
 _ARROW_PREFIX = re.compile(r"^(Unknown|Invalid|Key error|Cancelled|IOError): ")
@@ -71,6 +72,10 @@ def translate(exc: BaseException, context: Optional[str] = None) -> BaseExceptio
     kwargs: dict[str, Any] = {"details": details, "cause": exc}
     if isinstance(exc, flight.FlightTimedOutError):
         return Timeout(message, **kwargs)
+    if isinstance(exc, flight.FlightUnauthenticatedError):
+        return Unauthenticated(message, **kwargs)
+    if isinstance(exc, flight.FlightUnauthorizedError):
+        return PermissionDenied(message, **kwargs)
     if isinstance(exc, flight.FlightCancelledError) or isinstance(exc, pa.ArrowCancelled):
         return Cancelled(message, **kwargs)
     if isinstance(exc, flight.FlightUnavailableError):

@@ -86,6 +86,16 @@ class Cancelled(QuiverError):
     was invalidated while it streamed: "not committed")."""
 
 
+class Unauthenticated(QuiverError):
+    """The server wants a token (``connect(token=...)``) and got none, a malformed one, or an
+    unknown or revoked one (docs/security.md)."""
+
+
+class PermissionDenied(QuiverError):
+    """The token is valid but lacks what the call needs: a role, a source grant, or (a
+    tenant's token) access to the feature (docs/security.md)."""
+
+
 class SerializerError(QuiverError):
     """An object stored through a serializer was read without it (or with another one), or
     a serializer failed. Nothing reaches the server: this is raised by the client."""
@@ -94,4 +104,5 @@ class SerializerError(QuiverError):
 __all__ = [
     "QuiverError", "NotFound", "InvalidRequest", "VersionConflict", "TooLarge",
     "NotAdmitted", "Unavailable", "Busy", "Timeout", "Cancelled", "SerializerError",
+    "Unauthenticated", "PermissionDenied",
 ]

@@ -332,9 +332,14 @@ arrow::Result<arrow::flight::Location> ListenLocation(const ServerConfig& config
 }
 
 void LogAuth(const ServerConfig& config, const Authenticator& auth) {
-  if (auth.enabled()) {
+  if (config.auth.mode == "tokens") {
     spdlog::info("auth: tokens from '{}' ({} tokens; SIGHUP reloads them)",
                  config.auth.tokens_file, auth.token_count());
+  } else if (config.auth.mode == "jwt") {
+    const JwtConfig& jwt = config.auth.jwt;
+    spdlog::info("auth: JWT {} with the key in '{}', issuer '{}', audience '{}' (SIGHUP "
+                 "re-reads the key)",
+                 jwt.algorithm, jwt.key_file, jwt.issuer, jwt.audience);
   } else if (config.auth.allow_unauthenticated) {
     spdlog::warn("auth: none, and allow_unauthenticated is set: anyone who reaches {}{} may "
                  "read, write and reconfigure this cache",
@@ -370,12 +375,14 @@ void ServeUntilSignalled(QuiverFlightService* service, Engine* engine, Authentic
     int sig = 0;
     while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
       auto reloaded = auth->Reload();
-      if (reloaded.ok()) {
-        spdlog::info("SIGHUP: reloaded the tokens file '{}' ({} tokens)",
-                     auth->config().tokens_file, auth->token_count());
-      } else {
+      if (!reloaded.ok()) {
         spdlog::error("SIGHUP: {}; the tokens loaded before stay in force",
                       reloaded.ToString());
+      } else if (auth->config().mode == "tokens") {
+        spdlog::info("SIGHUP: reloaded the tokens file '{}' ({} tokens)",
+                     auth->config().tokens_file, auth->token_count());
+      } else if (auth->config().mode == "jwt") {
+        spdlog::info("SIGHUP: reloaded the JWT key '{}'", auth->config().jwt.key_file);
       }
     }
     spdlog::info("received {}, shutting down (in-flight calls get {} s)",
@@ -518,10 +525,11 @@ void AddSharedOptions(CLI::App* cmd, ServeFlags* flags) {
 // Who may call, the audit log, and TLS of the Flight port (docs/security.md).
 void AddSecurityOptions(CLI::App* cmd, ServeFlags* flags) {
   cmd->add_option("--auth", flags->auth,
-                  "none, or tokens: callers present bearer tokens from --tokens-file "
-                  "(`quiver token add` makes them) [default: none, refused on a non-loopback "
+                  "none; tokens: callers present bearer tokens from --tokens-file "
+                  "(`quiver token add` makes them); jwt: JSON Web Tokens, verified as the "
+                  "config file's auth.jwt says [default: none, refused on a non-loopback "
                   "address without --allow-unauthenticated]")
-      ->check(CLI::IsMember({"none", "tokens"}));
+      ->check(CLI::IsMember({"none", "tokens", "jwt"}));
   cmd->add_option("--tokens-file", flags->tokens_file,
                   "--auth tokens: the tokens file (salted hashes); SIGHUP re-reads it");
   cmd->add_flag("--allow-unauthenticated", flags->allow_unauthenticated,

@@ -29,19 +29,59 @@ arrow::Status AuthConfig::Load(const nlohmann::json& value, const std::string& p
     else if (field == "tokens_file") tokens_file = v.get<std::string>();
     else if (field == "allow_unauthenticated") allow_unauthenticated = v.get<bool>();
     else if (field == "audit_log") audit_log = v.get<std::string>();
+    else if (field == "jwt") ARROW_RETURN_NOT_OK(jwt.Load(v, path));
     else return UnknownField(path, "auth", field);
   }
   return arrow::Status::OK();
 }
 
 arrow::Status AuthConfig::Validate() const {
-  if (mode != "none" && mode != "tokens") {
-    return arrow::Status::Invalid("auth.mode must be \"none\" or \"tokens\", not \"", mode, "\"");
+  if (mode != "none" && mode != "tokens" && mode != "jwt") {
+    return arrow::Status::Invalid("auth.mode must be \"none\", \"tokens\" or \"jwt\", not \"",
+                                  mode, "\"");
   }
+  if (mode == "jwt") ARROW_RETURN_NOT_OK(jwt.Validate());
   if (mode == "tokens" && tokens_file.empty()) {
     return arrow::Status::Invalid(
         "auth.mode \"tokens\" needs auth.tokens_file (--tokens-file); `quiver token add` "
         "makes one");
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Status JwtConfig::Load(const nlohmann::json& value, const std::string& path) {
+  ARROW_RETURN_NOT_OK(MustBeObject(value, path, "auth.jwt"));
+  for (auto& [field, v] : value.items()) {
+    if (field == "algorithm") algorithm = v.get<std::string>();
+    else if (field == "key_file") key_file = v.get<std::string>();
+    else if (field == "issuer") issuer = v.get<std::string>();
+    else if (field == "audience") audience = v.get<std::string>();
+    else if (field == "name_claim") name_claim = v.get<std::string>();
+    else if (field == "tenant_claim") tenant_claim = v.get<std::string>();
+    else if (field == "roles_claim") roles_claim = v.get<std::string>();
+    else if (field == "sources_claim") sources_claim = v.get<std::string>();
+    else if (field == "leeway_s") leeway_s = v.get<double>();
+    else return UnknownField(path, "auth.jwt", field);
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Status JwtConfig::Validate() const {
+  if (algorithm != "HS256" && algorithm != "RS256" && algorithm != "ES256") {
+    return arrow::Status::Invalid("auth.jwt.algorithm must be HS256, RS256 or ES256, not \"",
+                                  algorithm, "\"");
+  }
+  if (key_file.empty()) {
+    return arrow::Status::Invalid("auth.jwt.key_file is required (HS256: the shared secret; "
+                                  "RS256/ES256: the PEM public key)");
+  }
+  if (issuer.empty() || audience.empty()) {
+    return arrow::Status::Invalid("auth.jwt.issuer and auth.jwt.audience are required: "
+                                  "every token's iss and aud are checked");
+  }
+  if (!(leeway_s >= 0 && leeway_s <= 3600)) {
+    return arrow::Status::Invalid("auth.jwt.leeway_s must be between 0 and 3600, got ",
+                                  leeway_s);
   }
   return arrow::Status::OK();
 }

@@ -9,8 +9,32 @@
 
 namespace quiver {
 
+/// `auth.jwt`: how JSON Web Tokens from an identity provider are verified.
+struct JwtConfig {
+  /// HS256, RS256 or ES256; a token signed otherwise is refused. Required.
+  std::string algorithm;
+  /// HS256: a file holding the shared secret (a trailing newline is dropped); RS256/ES256:
+  /// the PEM public key. Re-read on SIGHUP. Required.
+  std::string key_file;
+  /// The `iss` and `aud` every token must carry (`aud` may be a list). Required.
+  std::string issuer;
+  std::string audience;
+  /// Claims naming the caller, its tenant, its roles (a list, or a space-separated string)
+  /// and the sources it may query (a list). Defaults: sub, tenant, roles, sources.
+  std::string name_claim = "sub";
+  std::string tenant_claim = "tenant";
+  std::string roles_claim = "roles";
+  std::string sources_claim = "sources";
+  /// Clock skew allowed when checking `exp` and `nbf`, seconds. Default: 30.
+  double leeway_s = 30;
+
+  arrow::Status Load(const nlohmann::json& value, const std::string& path);
+  arrow::Status Validate() const;
+};
+
 struct AuthConfig {
-  /// "none" (every caller may do everything) or "tokens" (bearer tokens from tokens_file).
+  /// "none" (every caller may do everything), "tokens" (bearer tokens from tokens_file) or
+  /// "jwt" (JSON Web Tokens verified as `jwt` says).
   /// Default: none — refused on a non-loopback address unless allow_unauthenticated.
   std::string mode = "none";
   /// The tokens file (`quiver token add` writes it); re-read on SIGHUP. Required by "tokens".
@@ -20,6 +44,8 @@ struct AuthConfig {
   /// Append one JSON line per write, delete, invalidation and admin action here (the audit
   /// log); empty: none. Default: none.
   std::string audit_log;
+  /// mode "jwt": how tokens are verified.
+  JwtConfig jwt;
 
   bool enabled() const { return mode != "none"; }
   /// \brief Overlay the fields of the config file's `auth` object.

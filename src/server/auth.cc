@@ -1,6 +1,7 @@
 #include "server/auth.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -9,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <jwt.h>
 #include <openssl/rand.h>
 
 #include "common/hex.h"
@@ -243,17 +245,36 @@ struct Authenticator::Table {
     std::shared_ptr<const Identity> identity;
   };
   std::unordered_map<std::string, Entry> by_id;
+  std::string jwt_key;  // mode jwt: the secret or PEM public key
 };
 
 arrow::Result<std::unique_ptr<Authenticator>> Authenticator::Make(const AuthConfig& config) {
   ARROW_RETURN_NOT_OK(config.Validate());
   std::unique_ptr<Authenticator> self(new Authenticator(config));
   self->table_ = std::make_shared<Table>();
-  if (config.mode == "tokens") ARROW_RETURN_NOT_OK(self->Reload());
+  if (config.mode != "none") ARROW_RETURN_NOT_OK(self->Reload());
   return self;
 }
 
 arrow::Status Authenticator::Reload() {
+  if (config_.mode == "jwt") {
+    std::ifstream in(config_.jwt.key_file, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string key = text.str();
+    if (config_.jwt.algorithm == "HS256") {
+      while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.pop_back();
+    }
+    if (!in || key.empty()) {
+      return arrow::Status::IOError("cannot read auth.jwt.key_file '", config_.jwt.key_file,
+                                    "' (or it is empty)");
+    }
+    auto table = std::make_shared<Table>();
+    table->jwt_key = std::move(key);
+    std::lock_guard lock(mu_);
+    table_ = std::move(table);
+    return arrow::Status::OK();
+  }
   if (config_.mode != "tokens") return arrow::Status::OK();
   ARROW_ASSIGN_OR_RAISE(auto records, ReadTokensFile(config_.tokens_file, /*missing_ok=*/false));
   auto table = std::make_shared<Table>();
@@ -294,7 +315,7 @@ arrow::Result<std::shared_ptr<const Identity>> Authenticator::Authenticate(
     }
     return true;
   };
-  if (equals(scheme, "bearer")) return Verify(credential);
+  if (equals(scheme, "bearer")) return VerifyToken(credential);
   if (equals(scheme, "basic")) {
     // Basic auth for clients that only speak it: the password is the token.
     auto decoded = arrow::util::base64_decode(credential);
@@ -303,9 +324,119 @@ arrow::Result<std::shared_ptr<const Identity>> Authenticator::Authenticate(
     if (colon == std::string::npos) {
       return Unauthenticated("malformed basic credentials (expected name:token)");
     }
-    return Verify(std::string_view(*decoded).substr(colon + 1));
+    return VerifyToken(std::string_view(*decoded).substr(colon + 1));
   }
   return Unauthenticated("unsupported authorization scheme (use Bearer <token>)");
+}
+
+arrow::Result<std::shared_ptr<const Identity>> Authenticator::VerifyToken(
+    std::string_view token) const {
+  return config_.mode == "jwt" ? VerifyJwt(token) : Verify(token);
+}
+
+namespace {
+
+// A claim that is a list of strings, or (for roles, as OAuth scopes are) one string of
+// space-separated words; absent: empty.
+arrow::Result<std::vector<std::string>> StringList(const json& claims, const std::string& name) {
+  std::vector<std::string> out;
+  if (!claims.contains(name)) return out;
+  const json& v = claims[name];
+  if (v.is_string()) {
+    std::stringstream words(v.get<std::string>());
+    for (std::string w; words >> w;) out.push_back(w);
+    return out;
+  }
+  if (!v.is_array()) return Unauthenticated("claim '" + name + "' must be a list of strings");
+  for (const auto& item : v) {
+    if (!item.is_string()) return Unauthenticated("claim '" + name + "' must be a list of strings");
+    out.push_back(item.get<std::string>());
+  }
+  return out;
+}
+
+// The registered claims: iss, aud (a string or a list), exp (required), nbf.
+arrow::Status CheckRegisteredClaims(const json& claims, const JwtConfig& config) {
+  if (!claims.contains("iss") || claims["iss"] != config.issuer) {
+    return Unauthenticated("token refused: wrong or missing issuer (iss)");
+  }
+  bool audience = false;
+  if (claims.contains("aud")) {
+    const json& aud = claims["aud"];
+    if (aud.is_string()) audience = aud == config.audience;
+    if (aud.is_array()) {
+      for (const auto& a : aud) audience = audience || (a.is_string() && a == config.audience);
+    }
+  }
+  if (!audience) return Unauthenticated("token refused: wrong or missing audience (aud)");
+  const double now = std::chrono::duration<double>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  if (!claims.contains("exp") || !claims["exp"].is_number()) {
+    return Unauthenticated("token refused: it has no expiry (exp)");
+  }
+  if (now > claims["exp"].get<double>() + config.leeway_s) {
+    return Unauthenticated("token refused: expired");
+  }
+  if (claims.contains("nbf") &&
+      (!claims["nbf"].is_number() || now + config.leeway_s < claims["nbf"].get<double>())) {
+    return Unauthenticated("token refused: not valid yet (nbf)");
+  }
+  return arrow::Status::OK();
+}
+
+}  // namespace
+
+arrow::Result<std::shared_ptr<const Identity>> Authenticator::VerifyJwt(
+    std::string_view token) const {
+  std::shared_ptr<const Table> table;
+  {
+    std::lock_guard lock(mu_);
+    table = table_;
+  }
+  const JwtConfig& config = config_.jwt;
+  const std::string text(token);
+  jwt_t* raw = nullptr;
+  const int rc = jwt_decode(&raw, text.c_str(),
+                            reinterpret_cast<const unsigned char*>(table->jwt_key.data()),
+                            static_cast<int>(table->jwt_key.size()));
+  std::unique_ptr<jwt_t, void (*)(jwt_t*)> decoded(raw, jwt_free);
+  if (rc != 0 || !decoded) {
+    return Unauthenticated("token refused: malformed, or its signature does not verify");
+  }
+  // Only the configured algorithm: an RS256 public key used as an HS256 secret must not pass.
+  if (jwt_get_alg(decoded.get()) != jwt_str_alg(config.algorithm.c_str())) {
+    return Unauthenticated("token refused: signed with " +
+                           std::string(jwt_alg_str(jwt_get_alg(decoded.get()))) + ", not " +
+                           config.algorithm);
+  }
+  std::unique_ptr<char, void (*)(void*)> grants(jwt_get_grants_json(decoded.get(), nullptr),
+                                                std::free);
+  json claims = grants ? json::parse(grants.get(), nullptr, /*allow_exceptions=*/false)
+                       : json();
+  if (!claims.is_object()) return Unauthenticated("token refused: its claims are not an object");
+  ARROW_RETURN_NOT_OK(CheckRegisteredClaims(claims, config));
+  auto id = std::make_shared<Identity>();
+  if (claims.contains(config.name_claim) && claims[config.name_claim].is_string()) {
+    id->name = claims[config.name_claim].get<std::string>();
+  }
+  if (id->name.empty()) return Unauthenticated("token refused: no '" + config.name_claim + "' claim");
+  if (claims.contains(config.tenant_claim)) {
+    if (!claims[config.tenant_claim].is_string() ||
+        !ValidateKeySegment(claims[config.tenant_claim].get<std::string>()).ok()) {
+      return Unauthenticated("token refused: claim '" + config.tenant_claim +
+                             "' must be a key segment ([A-Za-z0-9._-], 1-128 characters)");
+    }
+    id->tenant = claims[config.tenant_claim].get<std::string>();
+  }
+  ARROW_ASSIGN_OR_RAISE(auto roles, StringList(claims, config.roles_claim));
+  for (const auto& role : roles) {
+    auto parsed = ParseRole(role);
+    if (parsed.ok()) id->roles |= static_cast<uint8_t>(*parsed);  // other roles: not ours
+  }
+  // No role of ours: authenticated, and then refused every call (PERMISSION_DENIED).
+  ARROW_ASSIGN_OR_RAISE(id->sources, StringList(claims, config.sources_claim));
+  return std::shared_ptr<const Identity>(std::move(id));
 }
 
 arrow::Result<std::shared_ptr<const Identity>> Authenticator::Verify(std::string_view token) const {

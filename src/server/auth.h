@@ -1,5 +1,11 @@
 // Authentication and roles, shared by the Flight and HTTP interfaces (docs/security.md).
 //
+// With auth.mode "jwt", a caller presents a JSON Web Token from an identity provider instead:
+// its signature (HS256, RS256 or ES256, as configured: a token signed with another algorithm
+// is refused, which closes the HS256-with-the-public-key confusion), iss, aud, exp and nbf are
+// checked with libjwt (Debian's libjwt-dev), and its claims name the caller, tenant, roles and
+// sources.
+//
 // With auth.mode "tokens", a caller presents `authorization: Bearer <token>` (or, for clients
 // that only speak basic auth, `authorization: Basic base64(name:<token>)`). A token reads
 // `qvt_<id>_<secret>`: the id (12 hex digits) finds its record in the tokens file, which
@@ -98,6 +104,8 @@ class Authenticator {
   struct Table;
   explicit Authenticator(AuthConfig config) : config_(std::move(config)) {}
   arrow::Result<std::shared_ptr<const Identity>> Verify(std::string_view token) const;
+  arrow::Result<std::shared_ptr<const Identity>> VerifyJwt(std::string_view token) const;
+  arrow::Result<std::shared_ptr<const Identity>> VerifyToken(std::string_view token) const;
 
   const AuthConfig config_;
   mutable std::mutex mu_;

@@ -182,6 +182,27 @@ TEST(AuthConfigTest, WithoutAuthEveryoneIsTheAnonymousAdmin) {
   EXPECT_FALSE(bad.Validate().ok());
 }
 
+TEST(AuthConfigTest, JwtNeedsAnAlgorithmAKeyAnIssuerAndAnAudience) {
+  AuthConfig config;
+  config.mode = "jwt";
+  auto st = config.Validate();
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("algorithm"), std::string::npos) << st;
+  config.jwt.algorithm = "none";
+  EXPECT_FALSE(config.Validate().ok());
+  config.jwt.algorithm = "RS256";
+  EXPECT_NE(config.Validate().message().find("key_file"), std::string::npos);
+  config.jwt.key_file = "/nonexistent/key.pem";
+  EXPECT_NE(config.Validate().message().find("issuer"), std::string::npos);
+  config.jwt.issuer = "https://idp";
+  config.jwt.audience = "quiver";
+  EXPECT_TRUE(config.Validate().ok()) << config.Validate();
+  // The key is read at start: a missing one fails it, naming the file.
+  auto auth = Authenticator::Make(config);
+  ASSERT_FALSE(auth.ok());
+  EXPECT_NE(auth.status().message().find("/nonexistent/key.pem"), std::string::npos);
+}
+
 TEST(AuthConfigTest, LoopbackHosts) {
   for (const char* host : {"127.0.0.1", "127.3.2.1", "::1", "[::1]", "localhost"}) {
     EXPECT_TRUE(IsLoopbackHost(host)) << host;

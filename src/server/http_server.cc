@@ -138,13 +138,15 @@ bool HttpServer::Admit(const httplib::Request& req, httplib::Response& res) {
   if (!role) return true;
   auto who = auth->Authenticate(req.get_header_value("Authorization"));
   arrow::Status st = who.status();
-  if (st.ok()) st = RequireRole(**who, *role, HttpRouteWhat(req.method, req.path));
+  if (st.ok()) {
+    SetHttpCaller(*who);  // known from here on, also to the logs of a refusal below
+    st = RequireRole(**who, *role, HttpRouteWhat(req.method, req.path));
+  }
   if (!st.ok()) {
     SendError(res, st);
     if (res.status == 401) res.set_header("WWW-Authenticate", R"(Bearer realm="quiver")");
     return false;
   }
-  SetHttpCaller(std::move(*who));
   return true;
 }
 
