@@ -669,3 +669,31 @@ def test_jwt_refuses_another_algorithm_even_with_the_right_key_bytes(jwt_node):
                              algorithm="HS384")
     with pytest.raises(flight.FlightUnauthenticatedError, match="token refused"):
         list(c.list_flights(options=bearer(token)))
+
+
+def test_a_tenant_over_its_request_rate_is_refused_as_busy(quiver, workdir):
+    tokens = workdir / "tokens.json"
+    acme = add_token(tokens, "a", "reader", tenant="acme")
+    globex = add_token(tokens, "g", "reader", tenant="globex")
+    admin = add_token(tokens, "root", "admin")
+    config = workdir / "rate.json"
+    # A slow refill (one request per 100 s) so the test does not depend on timing.
+    config.write_text(json.dumps({"auth": {"mode": "tokens", "tokens_file": str(tokens),
+                                           "rate_limit_per_s": 0.01, "rate_limit_burst": 3}}))
+    srv = quiver.node(args=["--config", str(config), "--http", "127.0.0.1:0"])
+    c = srv.client()
+    for _ in range(3):
+        list(c.list_flights(options=bearer(acme)))
+    with pytest.raises(flight.FlightUnavailableError, match="tenant 'acme' is over its request"):
+        list(c.list_flights(options=bearer(acme)))
+    r = requests.get(f"{srv.http_url}/v1/stats", headers={"Authorization": f"Bearer {acme}"})
+    assert r.status_code == 429 and r.json()["error"] == "busy", r.text
+    assert r.headers["Retry-After"] == "1"
+    with sdk.connect(srv.location, token=acme) as q:
+        with pytest.raises(sdk.Busy):
+            q.stats()
+    # Other tenants and admins are not held back by acme.
+    for _ in range(3):
+        list(c.list_flights(options=bearer(globex)))
+    for _ in range(10):
+        list(c.list_flights(options=bearer(admin)))

@@ -30,6 +30,8 @@ arrow::Status AuthConfig::Load(const nlohmann::json& value, const std::string& p
     else if (field == "allow_unauthenticated") allow_unauthenticated = v.get<bool>();
     else if (field == "audit_log") audit_log = v.get<std::string>();
     else if (field == "jwt") ARROW_RETURN_NOT_OK(jwt.Load(v, path));
+    else if (field == "rate_limit_per_s") rate_limit_per_s = v.get<double>();
+    else if (field == "rate_limit_burst") rate_limit_burst = v.get<double>();
     else return UnknownField(path, "auth", field);
   }
   return arrow::Status::OK();
@@ -41,6 +43,9 @@ arrow::Status AuthConfig::Validate() const {
                                   mode, "\"");
   }
   if (mode == "jwt") ARROW_RETURN_NOT_OK(jwt.Validate());
+  if (!(rate_limit_per_s >= 0) || !(rate_limit_burst >= 0)) {
+    return arrow::Status::Invalid("auth.rate_limit_per_s and auth.rate_limit_burst must be >= 0");
+  }
   if (mode == "tokens" && tokens_file.empty()) {
     return arrow::Status::Invalid(
         "auth.mode \"tokens\" needs auth.tokens_file (--tokens-file); `quiver token add` "

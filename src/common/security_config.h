@@ -46,6 +46,11 @@ struct AuthConfig {
   std::string audit_log;
   /// mode "jwt": how tokens are verified.
   JwtConfig jwt;
+  /// Requests per second each tenant may make (a token bucket per tenant; admins and
+  /// tenant-less callers are not limited); 0: no limit. Default: 0.
+  double rate_limit_per_s = 0;
+  /// Requests a tenant may make at once above its rate; 0: twice the rate (at least 1).
+  double rate_limit_burst = 0;
 
   bool enabled() const { return mode != "none"; }
   /// \brief Overlay the fields of the config file's `auth` object.

@@ -252,6 +252,11 @@ arrow::Result<std::unique_ptr<Authenticator>> Authenticator::Make(const AuthConf
   ARROW_RETURN_NOT_OK(config.Validate());
   std::unique_ptr<Authenticator> self(new Authenticator(config));
   self->table_ = std::make_shared<Table>();
+  if (config.enabled() && config.rate_limit_per_s > 0) {
+    const double burst =
+        config.rate_limit_burst > 0 ? config.rate_limit_burst : 2 * config.rate_limit_per_s;
+    self->limiter_ = std::make_unique<TenantRateLimiter>(config.rate_limit_per_s, burst);
+  }
   if (config.mode != "none") ARROW_RETURN_NOT_OK(self->Reload());
   return self;
 }
@@ -290,6 +295,11 @@ arrow::Status Authenticator::Reload() {
   std::lock_guard lock(mu_);
   table_ = std::move(table);
   return arrow::Status::OK();
+}
+
+arrow::Status Authenticator::Throttle(const Identity& who) const {
+  if (!limiter_ || who.tenant.empty() || who.Has(Role::kAdmin)) return arrow::Status::OK();
+  return limiter_->Admit(who.tenant);
 }
 
 size_t Authenticator::token_count() const {

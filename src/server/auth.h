@@ -34,6 +34,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "common/security_config.h"
+#include "server/rate_limiter.h"
 
 namespace quiver {
 
@@ -96,6 +97,9 @@ class Authenticator {
   /// whose message never repeats the token.
   arrow::Result<std::shared_ptr<const Identity>> Authenticate(std::string_view authorization) const;
 
+  /// \brief OK, or a busy rejection when `who`'s tenant is over auth.rate_limit_per_s.
+  arrow::Status Throttle(const Identity& who) const;
+
   /// \brief Re-read the tokens file (SIGHUP). On an error the old tokens stay in force.
   arrow::Status Reload();
   size_t token_count() const;
@@ -108,6 +112,7 @@ class Authenticator {
   arrow::Result<std::shared_ptr<const Identity>> VerifyToken(std::string_view token) const;
 
   const AuthConfig config_;
+  std::unique_ptr<TenantRateLimiter> limiter_;  // null: no limit
   mutable std::mutex mu_;
   std::shared_ptr<const Table> table_;  // guarded by mu_ (the pointer; the table is immutable)
 };

@@ -11,7 +11,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "common/rejection.h"
 #include "server/audit_log.h"
+#include "server/rate_limiter.h"
 
 namespace quiver {
 namespace {
@@ -210,6 +212,26 @@ TEST(AuthConfigTest, LoopbackHosts) {
   for (const char* host : {"0.0.0.0", "::", "10.0.0.1", "192.168.1.1", "example.com", ""}) {
     EXPECT_FALSE(IsLoopbackHost(host)) << host;
   }
+}
+
+TEST(TenantRateLimiterTest, EachTenantHasItsOwnBucketRefilledAtTheRate) {
+  double now = 100;
+  TenantRateLimiter limiter(/*rate=*/2, /*burst=*/3, [&] { return now; });
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(limiter.Admit("acme").ok()) << i;
+  auto refused = limiter.Admit("acme");
+  ASSERT_FALSE(refused.ok());
+  auto rejection = RejectionOf(refused);
+  ASSERT_NE(rejection, nullptr);
+  EXPECT_EQ(rejection->kind(), RejectionKind::kBusy);
+  EXPECT_EQ(rejection->setting(), "auth.rate_limit_per_s");
+  EXPECT_NE(refused.message().find("tenant 'acme'"), std::string::npos) << refused;
+  EXPECT_TRUE(limiter.Admit("globex").ok());  // another tenant's bucket is full
+  now += 0.5;                                  // one token back
+  EXPECT_TRUE(limiter.Admit("acme").ok());
+  EXPECT_FALSE(limiter.Admit("acme").ok());
+  now += 100;  // refills up to the burst, no further
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(limiter.Admit("acme").ok()) << i;
+  EXPECT_FALSE(limiter.Admit("acme").ok());
 }
 
 TEST(AuditLogTest, RecordsWritesDeletesInvalidationsAndAdminActionsOnly) {

@@ -4,6 +4,7 @@
 #include <arrow/flight/types.h>
 #include <arrow/util/base64.h>
 
+#include "server/flight_errors.h"
 #include "server/flight_middleware.h"
 
 namespace quiver {
@@ -34,6 +35,7 @@ arrow::Status AuthMiddlewareFactory::StartCall(
   }
   const std::string_view value = it->second;
   ARROW_ASSIGN_OR_RAISE(auto identity, auth_->Authenticate(value));
+  ARROW_RETURN_NOT_OK(ToFlightError(auth_->Throttle(*identity)));
   std::string reply;
   if (info.method == flight::FlightMethod::Handshake && value.size() > 6 &&
       (value.substr(0, 6) == "Basic " || value.substr(0, 6) == "basic ")) {

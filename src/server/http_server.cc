@@ -140,7 +140,8 @@ bool HttpServer::Admit(const httplib::Request& req, httplib::Response& res) {
   arrow::Status st = who.status();
   if (st.ok()) {
     SetHttpCaller(*who);  // known from here on, also to the logs of a refusal below
-    st = RequireRole(**who, *role, HttpRouteWhat(req.method, req.path));
+    st = auth->Throttle(**who);
+    if (st.ok()) st = RequireRole(**who, *role, HttpRouteWhat(req.method, req.path));
   }
   if (!st.ok()) {
     SendError(res, st);
