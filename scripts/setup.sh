@@ -19,6 +19,7 @@ DEB_PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libxxhash-dev
   libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libhiredis-dev libcpp-httplib-dev prometheus-cpp-dev libjwt-dev
+  clang-14 libclang-rt-14-dev
   curl openssl
   postgresql redis-server
   python3-venv

@@ -266,3 +266,41 @@ def _reads(node, key):
         return get_table(node.client(), key).num_rows == 2
     except (flight.FlightUnavailableError, KeyError):
         return False
+
+
+class BearerMiddleware(flight.ClientMiddleware):
+    def __init__(self, token):
+        self.token = token
+
+    def sending_headers(self):
+        return {"authorization": f"Bearer {self.token}"}
+
+
+class BearerFactory(flight.ClientMiddlewareFactory):
+    def __init__(self, token):
+        self.token = token
+
+    def start_call(self, info):
+        return BearerMiddleware(self.token)
+
+
+def test_live_join_between_nodes_that_require_tokens(cluster, pg, workdir):
+    """With auth on, a node streams another node's fill through a node ticket, which carries
+    its own proof (the cluster secret's HMAC) instead of a client token."""
+    from test_security import add_token
+
+    tokens = workdir / "tokens.json"
+    token = add_token(tokens, "app", "reader", sources=["pg"], tenant=None)
+    nodes = cluster(2, args=["--config", str(pg_config(workdir, pg)), "--auth", "tokens",
+                             "--tokens-file", str(tokens)])
+    for node in nodes:  # every client of these nodes sends the token
+        node.client = (lambda n: lambda: flight.FlightClient(
+            n.location, middleware=[BearerFactory(token)]))(node)
+    with pytest.raises(flight.FlightUnauthenticatedError):
+        run_query(flight.connect(nodes[1].location), source="pg", sql="SELECT 1")
+    filler, follower = fill_then_follow(nodes, slow_sql("auth-join", pauses=4, pause_s=0.3))
+    assert follower.meta["joined"] and follower.meta["node"] == "n0"
+    assert follower.table.equals(filler.table)
+    per_node = [q["queries"] for q in nodes.stats()]
+    assert per_node[1]["remote_joins"] == 1, per_node
+    assert executions(pg, "auth-join") == 1
