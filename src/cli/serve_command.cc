@@ -353,6 +353,27 @@ void LogAuth(const ServerConfig& config, const Authenticator& auth) {
   }
 }
 
+// Start the Flight server: TLS, then the request and auth middlewares.
+arrow::Status ListenFlight(const ServerConfig& config, Metrics* metrics, RequestLog* request_log,
+                           const Authenticator* auth, QuiverFlightService* service) {
+  ARROW_ASSIGN_OR_RAISE(auto location, ListenLocation(config));
+  arrow::flight::FlightServerOptions options(location);
+  ARROW_RETURN_NOT_OK(ApplyTls(config.tls, &options));
+  // The request middleware first: a call the auth middleware refuses is still counted and
+  // logged.
+  options.middleware.emplace_back(RequestMiddleware::kName,
+                                  std::make_shared<RequestMiddlewareFactory>(metrics, request_log));
+  options.middleware.emplace_back(AuthMiddleware::kName,
+                                  std::make_shared<AuthMiddlewareFactory>(auth));
+  // Handshake: basic credentials are checked by the middleware (flight_auth.h).
+  options.auth_handler = std::make_shared<arrow::flight::NoOpAuthHandler>();
+  auto st = service->Init(options);
+  if (!st.ok()) {
+    return arrow::Status::IOError("cannot listen on ", config.listen, ": ", st.message());
+  }
+  return arrow::Status::OK();
+}
+
 arrow::Result<std::unique_ptr<HttpServer>> ListenHttp(const HttpConfig& config, Metrics* metrics,
                                                      const RequestLog* request_log,
                                                      const Authenticator* auth) {
@@ -406,7 +427,6 @@ arrow::Status Run(const ServeFlags& flags) {
   InstallLogFormat(log_format);
   Metrics metrics;
   RequestLog request_log(log_format);
-  ARROW_ASSIGN_OR_RAISE(auto location, ListenLocation(config));
   // Signals are taken by one thread with sigwait; block them before any thread starts.
   sigset_t signals;
   sigemptyset(&signals);
@@ -425,20 +445,7 @@ arrow::Status Run(const ServeFlags& flags) {
 
   // Listen first (UNAVAILABLE until the engine is open): the port names the node.
   QuiverFlightService service;
-  arrow::flight::FlightServerOptions server_options(location);
-  ARROW_RETURN_NOT_OK(ApplyTls(config.tls, &server_options));
-  // Auth first: a call refused there is still counted and logged by the request middleware.
-  server_options.middleware.emplace_back(
-      RequestMiddleware::kName,
-      std::make_shared<RequestMiddlewareFactory>(&metrics, &request_log));
-  server_options.middleware.emplace_back(AuthMiddleware::kName,
-                                         std::make_shared<AuthMiddlewareFactory>(auth.get()));
-  // Handshake: basic credentials are checked by the middleware (flight_auth.h).
-  server_options.auth_handler = std::make_shared<arrow::flight::NoOpAuthHandler>();
-  auto st = service.Init(server_options);
-  if (!st.ok()) {
-    return arrow::Status::IOError("cannot listen on ", config.listen, ": ", st.message());
-  }
+  ARROW_RETURN_NOT_OK(ListenFlight(config, &metrics, &request_log, auth.get(), &service));
   const std::string endpoint = config.AdvertisedEndpoint(service.port());
   const std::string node = config.node_id.empty() ? DefaultNodeId(service.port()) : config.node_id;
   const std::string public_endpoint =
