@@ -4,7 +4,6 @@ pyarrow.flight, HTTP (requests), the `quiver` CLI and the Python SDK against a r
 import base64
 import json
 import signal
-import sqlite3
 import subprocess
 import time
 
@@ -15,9 +14,11 @@ import requests
 
 import quiver as sdk
 from conftest import quiver_binary
+from management_util import lite_db  # noqa: F401  (fixture: events.db, 1,000 rows)
 from quiver_util import descriptor, free_port
 
 TABLE = pa.table({"x": [1, 2, 3]})
+FIRST_TEN = "SELECT * FROM events WHERE id <= 10 ORDER BY id"  # of management_util's lite_db
 
 
 def add_token(tokens_file, name, *roles, sources=(), tenant="acme"):
@@ -51,17 +52,6 @@ def action(client, name, body, token):
     payload = json.dumps(body).encode() if body is not None else b""
     results = list(client.do_action(flight.Action(name, payload), options=bearer(token)))
     return results[0].body.to_pybytes() if results else b""
-
-
-@pytest.fixture
-def lite_db(workdir):
-    path = workdir / "lite.db"
-    con = sqlite3.connect(path)
-    con.execute("CREATE TABLE t (id INTEGER, v TEXT)")
-    con.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"v{i}") for i in range(10)])
-    con.commit()
-    con.close()
-    return path
 
 
 @pytest.fixture
@@ -130,7 +120,7 @@ def test_roles_decide_what_each_token_may_do_over_flight(secured):
 
 def test_a_query_on_an_ungranted_source_is_refused_before_it_runs(secured):
     c = secured.client()
-    query = json.dumps({"source": "lite", "sql": "SELECT * FROM t ORDER BY id"}).encode()
+    query = json.dumps({"source": "lite", "sql": FIRST_TEN}).encode()
     before = json.loads(action(c, "stats", None, secured.tokens["admin"]))["queries"]
     with pytest.raises(flight.FlightUnauthorizedError, match="not granted source 'lite'"):
         c.do_get(flight.Ticket(query), options=bearer(secured.tokens["reader"])).read_all()
@@ -501,7 +491,7 @@ def test_query_results_are_cached_per_tenant_unless_the_source_shares_them(tenan
     acme, globex, admin = (tenants.tokens[k] for k in ("acme", "globex", "admin"))
 
     def run(source, token):
-        q = json.dumps({"source": source, "sql": "SELECT * FROM t ORDER BY id"}).encode()
+        q = json.dumps({"source": source, "sql": FIRST_TEN}).encode()
         return c.do_get(flight.Ticket(q), options=bearer(token)).read_all()
 
     def executions():

@@ -7,9 +7,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <ctime>
 
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -19,17 +17,6 @@
 namespace quiver {
 
 namespace {
-
-std::string NowIso() {
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::system_clock::now().time_since_epoch());
-  const std::time_t secs = static_cast<std::time_t>(ms.count() / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     static_cast<int>(ms.count() % 1000));
-}
 
 bool StartsWith(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
@@ -61,7 +48,7 @@ arrow::Result<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path)
 AuditLog::~AuditLog() { ::close(fd_); }
 
 void AuditLog::Write(const RequestRecord& r) const {
-  nlohmann::json j = {{"ts", NowIso()},        {"request_id", r.request_id},
+  nlohmann::json j = {{"ts", IsoTime(std::chrono::system_clock::now())},        {"request_id", r.request_id},
                       {"interface", r.interface}, {"identity", r.identity},
                       {"tenant", r.tenant},    {"kind", r.kind},
                       {"code", r.code},        {"outcome", r.outcome}};

@@ -11,6 +11,7 @@
 // InstallLogFormat is called once at startup, before the servers run.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -30,6 +31,10 @@ enum class LogFormat { kText, kJson };
 
 /// \brief "text" or "json"; Invalid naming the value otherwise.
 arrow::Result<LogFormat> ParseLogFormat(std::string_view name);
+
+/// \brief `t` as ISO 8601 UTC with milliseconds, e.g. 2026-11-30T08:06:47.123Z (log lines'
+/// "ts").
+std::string IsoTime(std::chrono::system_clock::time_point t);
 
 /// \brief Make every logger write in `format` (json: the JSON formatter on every sink of the
 /// default logger). Call after the default logger is set up.
