@@ -357,7 +357,8 @@ def test_flight_over_tls_with_the_python_client(quiver, pki):
 
 def test_mutual_tls_requires_a_client_certificate_from_the_ca(quiver, pki):
     srv = quiver.node(args=["--tls-cert", str(pki["server"]), "--tls-key",
-                            str(pki["server-key"]), "--tls-client-ca", str(pki["ca"])])
+                            str(pki["server-key"]), "--tls-client-ca", str(pki["ca"]),
+                            "--http", "127.0.0.1:0"])
     roots = pki["ca"].read_bytes()
     good = flight.FlightClient(srv.location, tls_root_certs=roots,
                                cert_chain=pki["client"].read_bytes(),
@@ -370,6 +371,14 @@ def test_mutual_tls_requires_a_client_certificate_from_the_ca(quiver, pki):
         bad = flight.FlightClient(srv.location, tls_root_certs=roots, **kwargs)
         with pytest.raises(flight.FlightUnavailableError):
             bad.do_get(flight.Ticket(b"s/m")).read_all()
+    # HTTP serves TLS with the same files, and requires the same client certificates.
+    assert srv.http_url.startswith("https://127.0.0.1:")
+    url = f"{srv.http_url}/v1/objects/s/m"
+    r = requests.get(url, verify=str(pki["ca"]), cert=(str(pki["client"]), str(pki["client-key"])))
+    assert r.status_code == 200
+    for cert in (None, (str(pki["stranger"]), str(pki["stranger-key"]))):
+        with pytest.raises(requests.exceptions.ConnectionError):
+            requests.get(url, verify=str(pki["ca"]), cert=cert, timeout=10)
 
 
 def test_tls_and_auth_misconfigurations_fail_the_start_naming_the_setting(workdir, pki):

@@ -304,3 +304,25 @@ def test_live_join_between_nodes_that_require_tokens(cluster, pg, workdir):
     per_node = [q["queries"] for q in nodes.stats()]
     assert per_node[1]["remote_joins"] == 1, per_node
     assert executions(pg, "auth-join") == 1
+
+
+def test_live_join_between_nodes_over_mutual_tls(cluster, pg, workdir):
+    """Nodes serving mutual TLS reach each other over TLS, each presenting its own
+    certificate, for a live join."""
+    from test_security import make_pki
+
+    pki = make_pki(workdir)
+    nodes = cluster(2, args=["--config", str(pg_config(workdir, pg)),
+                             "--tls-cert", str(pki["server"]), "--tls-key", str(pki["server-key"]),
+                             "--tls-client-ca", str(pki["ca"])])
+    assert all(n.location.startswith("grpc+tls://") for n in nodes)
+    tls = {"tls_root_certs": pki["ca"].read_bytes(), "cert_chain": pki["client"].read_bytes(),
+           "private_key": pki["client-key"].read_bytes()}
+    for node in nodes:
+        node.client = (lambda n: lambda: flight.FlightClient(n.location, **tls))(node)
+    filler, follower = fill_then_follow(nodes, slow_sql("tls-join", pauses=4, pause_s=0.3))
+    assert follower.meta["joined"] and follower.meta["node"] == "n0"
+    assert follower.table.equals(filler.table)
+    per_node = [q["queries"] for q in nodes.stats()]
+    assert per_node[1]["remote_joins"] == 1, per_node
+    assert executions(pg, "tls-join") == 1

@@ -148,6 +148,13 @@ arrow::Result<ServerConfig> LoadConfig(const ServeFlags& flags) {
   if (flags.sync_interval_ms > 0) config.sync_interval_ms = flags.sync_interval_ms;
   ARROW_RETURN_NOT_OK(ApplySizes(flags, &config));
   if (flags.keep_versions > 0) config.keep_versions = flags.keep_versions;
+  // HTTPS with the Flight port's files unless the http section names its own.
+  if (config.http.tls_cert.empty() && config.http.tls_key.empty() && !config.tls.cert.empty() &&
+      !config.tls.key.empty()) {
+    config.http.tls_cert = config.tls.cert;
+    config.http.tls_key = config.tls.key;
+    config.http.tls_client_ca = config.tls.client_ca;
+  }
   if (flags.no_verify) config.verify_on_startup = false;
   if (flags.rebuild_index) config.rebuild_index = true;
   if (flags.no_disk_tier) config.disk_tier = false;
@@ -232,6 +239,31 @@ std::string DefaultNodeId(int port) {
   return std::string(host) + ":" + std::to_string(port);
 }
 
+arrow::Result<std::string> ReadPemFile(const std::string& path, const char* field) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in || text.str().find("-----BEGIN ") == std::string::npos) {
+    return arrow::Status::Invalid(field, " '", path, "' is not a readable PEM file");
+  }
+  return text.str();
+}
+
+// How this node connects to the other nodes for live joins: over TLS when it serves TLS,
+// trusting tls.client_ca (the CA of the cluster's certificates) and presenting its own
+// certificate, so that nodes requiring client certificates accept it.
+arrow::Result<arrow::flight::FlightClientOptions> PeerClientOptions(const TlsConfig& tls) {
+  auto options = arrow::flight::FlightClientOptions::Defaults();
+  if (!tls.enabled()) return options;
+  if (!tls.client_ca.empty()) {
+    ARROW_ASSIGN_OR_RAISE(options.tls_root_certs,
+                          ReadPemFile(tls.client_ca, "tls.client_ca (--tls-client-ca)"));
+  }
+  ARROW_ASSIGN_OR_RAISE(options.cert_chain, ReadPemFile(tls.cert, "tls.cert (--tls-cert)"));
+  ARROW_ASSIGN_OR_RAISE(options.private_key, ReadPemFile(tls.key, "tls.key (--tls-key)"));
+  return options;
+}
+
 arrow::Result<std::unique_ptr<Engine>> OpenEngine(const ServerConfig& config,
                                                   const std::string& node,
                                                   const std::string& endpoint,
@@ -283,7 +315,12 @@ arrow::Result<std::unique_ptr<Engine>> OpenEngine(const ServerConfig& config,
   options.node_id = node;
   options.endpoint = endpoint;
   // The engine uses it only with live_join.
-  if (shared) options.peers = std::make_shared<FlightPeerClient>(options.index, node);
+  if (shared) {
+    auto peers = std::make_shared<FlightPeerClient>(options.index, node);
+    ARROW_ASSIGN_OR_RAISE(auto peer_options, PeerClientOptions(config.tls));
+    peers->set_client_options(std::move(peer_options));
+    options.peers = std::move(peers);
+  }
   ARROW_ASSIGN_OR_RAISE(options.sources, OpenSources(config, metrics));
   ARROW_ASSIGN_OR_RAISE(options.artifacts, OpenArtifacts(config));
   ARROW_ASSIGN_OR_RAISE(auto engine, Engine::Open(std::move(options)));
@@ -295,16 +332,6 @@ arrow::Result<std::unique_ptr<Engine>> OpenEngine(const ServerConfig& config,
                stats.budget.policy, stats.budget.half_life,
                FormatByteSize(stats.memory.capacity));
   return engine;
-}
-
-arrow::Result<std::string> ReadPemFile(const std::string& path, const char* field) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  if (!in || text.str().find("-----BEGIN ") == std::string::npos) {
-    return arrow::Status::Invalid(field, " '", path, "' is not a readable PEM file");
-  }
-  return text.str();
 }
 
 // The Flight port's certificate, and mutual TLS when a client CA is set.

@@ -38,6 +38,7 @@ arrow::Status HttpConfig::Load(const nlohmann::json& value, const std::string& p
     if (field == "listen") listen = v.get<std::string>();
     else if (field == "tls_cert") tls_cert = v.get<std::string>();
     else if (field == "tls_key") tls_key = v.get<std::string>();
+    else if (field == "tls_client_ca") tls_client_ca = v.get<std::string>();
     else if (field == "threads") threads = v.get<int64_t>();
     else if (field == "read_timeout_s") read_timeout_s = v.get<double>();
     else if (field == "write_timeout_s") write_timeout_s = v.get<double>();
@@ -53,6 +54,9 @@ arrow::Status HttpConfig::Validate() const {
   if (!listen.empty()) ARROW_RETURN_NOT_OK(ParseHostPort(listen, "http.listen (--http)").status());
   if (tls_cert.empty() != tls_key.empty()) {
     return arrow::Status::Invalid("http.tls_cert and http.tls_key go together (HTTPS needs both)");
+  }
+  if (!tls_client_ca.empty() && tls_cert.empty()) {
+    return arrow::Status::Invalid("http.tls_client_ca needs http.tls_cert and http.tls_key");
   }
   if (threads < 1 || threads > 4096) {
     return arrow::Status::Invalid("http.threads must be between 1 and 4096, got ", threads);

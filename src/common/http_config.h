@@ -16,6 +16,9 @@ struct HttpConfig {
   /// PEM certificate chain and private key: serve HTTPS. Both or neither. Default: none.
   std::string tls_cert;
   std::string tls_key;
+  /// PEM CA bundle: require client certificates signed by it (mutual TLS). Default: none.
+  /// Without http.tls_cert, all three default to the Flight port's tls settings.
+  std::string tls_client_ca;
   /// Connections served at once (worker threads). Default: 32.
   int64_t threads = 32;
   /// Seconds a request may take to arrive, and a client to take each write of a response.

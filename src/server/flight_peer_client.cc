@@ -64,7 +64,7 @@ arrow::Result<FlightPeerClient::Client> FlightPeerClient::ClientFor(const std::s
     if (it != clients_.end()) return it->second;
   }
   ARROW_ASSIGN_OR_RAISE(auto location, flight::Location::Parse(endpoint));
-  auto connected = flight::FlightClient::Connect(location);
+  auto connected = flight::FlightClient::Connect(location, client_options_);
   if (!connected.ok()) return PeerUnreachable(connected.status());
   Client client = std::move(*connected);  // destroyed after the lock below, if not kept
   std::lock_guard<std::mutex> lock(mutex_);

@@ -30,12 +30,20 @@ class FlightPeerClient final : public PeerClient {
                    std::chrono::milliseconds probe_timeout = std::chrono::milliseconds(1000))
       : index_(std::move(index)), node_(std::move(node)), probe_timeout_(probe_timeout) {}
 
+  /// \brief How to connect to the other nodes: with TLS, the CA that signs their
+  /// certificates and this node's own certificate (mutual TLS). Call before the first join.
+  void set_client_options(arrow::flight::FlightClientOptions options) {
+    client_options_ = std::move(options);
+  }
+
   arrow::Result<std::unique_ptr<PeerFill>> JoinFill(const std::string& endpoint,
                                                     const std::string& key,
                                                     uint64_t token) override;
 
  private:
   using Client = std::shared_ptr<arrow::flight::FlightClient>;
+  arrow::flight::FlightClientOptions client_options_ =
+      arrow::flight::FlightClientOptions::Defaults();
 
   arrow::Result<Client> ClientFor(const std::string& endpoint);
   /// Drop `client` for `endpoint` (unless another thread replaced it already).

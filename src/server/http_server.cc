@@ -62,12 +62,15 @@ arrow::Status HttpServer::MakeServer() {
   if (options_.config.tls_cert.empty()) {
     server_ = std::make_unique<httplib::Server>();
   } else {
+    const std::string& ca = options_.config.tls_client_ca;
     auto tls = std::make_unique<httplib::SSLServer>(options_.config.tls_cert.c_str(),
-                                                    options_.config.tls_key.c_str());
+                                                    options_.config.tls_key.c_str(),
+                                                    ca.empty() ? nullptr : ca.c_str());
     if (!tls->is_valid()) {
       return arrow::Status::Invalid("http: cannot use TLS certificate '", options_.config.tls_cert,
-                                    "' with key '", options_.config.tls_key,
-                                    "' (unreadable, not PEM, or not a matching pair)");
+                                    "' with key '", options_.config.tls_key, "'",
+                                    ca.empty() ? "" : " and client CA '" + ca + "'",
+                                    " (unreadable, not PEM, or not a matching pair)");
     }
     server_ = std::move(tls);
   }
