@@ -141,3 +141,38 @@ def test_page_shows_an_entry_and_its_invalidate_button_removes_it(quiver, workdi
         next(iter(client.do_action(flight.Action("entries", b"")))).body).read_all()
     assert remaining.column("key").to_pylist() == ["other/kept"]
     assert action(client, "stats")["invalidations"] >= 1
+
+
+def test_with_auth_the_page_sends_the_token_given_in_its_fragment(quiver, workdir):
+    """With auth.mode tokens the page's API calls carry the token from `/#token=...`; without
+    one the page shows the server's refusal and how to give a token."""
+    from test_security import add_token, bearer
+
+    require_npm_packages(E2E)
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"no Chromium at {CHROMIUM}", pytrace=False)
+    tokens = workdir / "tokens.json"
+    admin = add_token(tokens, "ops", "admin", tenant=None)
+    srv = quiver.node(args=["--http", "127.0.0.1:0", "--auth", "tokens",
+                            "--tokens-file", str(tokens)])
+    base = http_base(srv)
+    client = srv.client()
+    writer, _ = client.do_put(flight.FlightDescriptor.for_path("dash", "secure"),
+                              pa.schema([("x", pa.int64())]), options=bearer(admin))
+    writer.write_table(pa.table({"x": [1, 2]}))
+    writer.close()
+    # Without a token the API refuses the page (the page itself is public).
+    status, _, body = fetch(base + "v1/stats")
+    assert status == 401, body
+    shot = workdir / "dashboard-auth.png"
+    done = subprocess.run(
+        [node(), str(E2E / "dashboard_e2e.mjs"), "--url", f"{base}#token={admin}",
+         "--key", "dash/secure", "--screenshot", str(shot), "--chromium", CHROMIUM],
+        cwd=E2E, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["rowText"].startswith("dash/secure object 1 "), seen["rowText"]
+    assert seen["pollError"] is None and seen["counters"][0] == "1", seen
+    assert seen["status"].startswith("Invalidated dash/secure"), seen["status"]
+    with pytest.raises(pa.ArrowKeyError):
+        client.do_get(flight.Ticket(b"dash/secure"), options=bearer(admin)).read_all()

@@ -17,10 +17,10 @@
 
 #include "cache/engine.h"
 #include "server/auth.h"
-#include "server/tenant_scope.h"
 #include "server/flame_adapter.h"
 #include "server/flight_middleware.h"
 #include "server/node_ticket.h"
+#include "server/tenant_scope.h"
 
 namespace quiver {
 

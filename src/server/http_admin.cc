@@ -10,8 +10,8 @@
 #include "server/entries_table.h"
 #include "server/http_api.h"
 #include "server/http_auth.h"
-#include "server/tenant_scope.h"
 #include "server/http_errors.h"
+#include "server/tenant_scope.h"
 
 namespace quiver {
 

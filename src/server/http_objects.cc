@@ -11,10 +11,10 @@
 #include "server/entry_stream.h"
 #include "server/http_api.h"
 #include "server/http_auth.h"
-#include "server/tenant_scope.h"
 #include "server/http_body.h"
 #include "server/http_cache_headers.h"
 #include "server/http_views.h"
+#include "server/tenant_scope.h"
 #include "server/ticket.h"
 
 namespace quiver {

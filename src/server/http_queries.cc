@@ -6,11 +6,11 @@
 
 #include "server/http_api.h"
 #include "server/http_auth.h"
-#include "server/tenant_scope.h"
 #include "server/http_body.h"
 #include "server/http_cache_headers.h"
 #include "server/http_views.h"
 #include "server/query_command.h"
+#include "server/tenant_scope.h"
 
 namespace quiver {
 

@@ -5,8 +5,8 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
-#include "server/dashboard_assets.h"
 #include "server/audit_log.h"
+#include "server/dashboard_assets.h"
 #include "server/http_api.h"
 #include "server/http_auth.h"
 #include "server/http_body.h"

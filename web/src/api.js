@@ -26,12 +26,32 @@ async function errorDetail(response) {
   return text.length > 300 ? `${text.slice(0, 300)}…` : text;
 }
 
-async function send(what, url, init) {
+// On a node with authentication (docs/security.md) the page sends a bearer token. It is given
+// once in the address's fragment, `/#token=qvt_...`, which browsers never send to a server,
+// kept for this tab only (sessionStorage), and removed from the address bar.
+const TOKEN_KEY = 'quiver-token';
+function bearerToken() {
+  const found = /(?:^#|&)token=([^&]+)/.exec(window.location.hash);
+  if (found) {
+    window.sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(found[1]));
+    window.history.replaceState(null, '', window.location.pathname + window.location.search);
+  }
+  return window.sessionStorage.getItem(TOKEN_KEY);
+}
+
+async function send(what, url, init = {}) {
+  const headers = { ...init.headers };
+  const token = bearerToken();
+  if (token) headers.Authorization = `Bearer ${token}`;
   let response;
   try {
-    response = await fetch(url, { cache: 'no-store', ...init });
+    response = await fetch(url, { cache: 'no-store', ...init, headers });
   } catch (e) {
     throw new ApiError(what, 0, `the server did not answer (${e.message})`);
+  }
+  if (response.status === 401) {
+    const detail = await errorDetail(response);
+    throw new ApiError(what, 401, `${detail} — open the page as /#token=YOUR_TOKEN`);
   }
   if (!response.ok) throw new ApiError(what, response.status, await errorDetail(response));
   return response;
