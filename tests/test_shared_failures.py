@@ -284,6 +284,17 @@ class BearerFactory(flight.ClientMiddlewareFactory):
         return BearerMiddleware(self.token)
 
 
+def assert_live_join(nodes, pg, label):
+    """Node 1's client joins node 0's running fill of a slow query labelled `label`: it is
+    streamed from node 0 (a remote join), and the database ran the query once."""
+    filler, follower = fill_then_follow(nodes, slow_sql(label, pauses=4, pause_s=0.3))
+    assert follower.meta["joined"] and follower.meta["node"] == "n0"
+    assert follower.table.equals(filler.table)
+    per_node = [q["queries"] for q in nodes.stats()]
+    assert per_node[1]["remote_joins"] == 1, per_node
+    assert executions(pg, label) == 1
+
+
 def test_live_join_between_nodes_that_require_tokens(cluster, pg, workdir):
     """With auth on, a node streams another node's fill through a node ticket, which carries
     its own proof (the cluster secret's HMAC) instead of a client token."""
@@ -298,12 +309,7 @@ def test_live_join_between_nodes_that_require_tokens(cluster, pg, workdir):
             n.location, middleware=[BearerFactory(token)]))(node)
     with pytest.raises(flight.FlightUnauthenticatedError):
         run_query(flight.connect(nodes[1].location), source="pg", sql="SELECT 1")
-    filler, follower = fill_then_follow(nodes, slow_sql("auth-join", pauses=4, pause_s=0.3))
-    assert follower.meta["joined"] and follower.meta["node"] == "n0"
-    assert follower.table.equals(filler.table)
-    per_node = [q["queries"] for q in nodes.stats()]
-    assert per_node[1]["remote_joins"] == 1, per_node
-    assert executions(pg, "auth-join") == 1
+    assert_live_join(nodes, pg, "auth-join")
 
 
 def test_live_join_between_nodes_over_mutual_tls(cluster, pg, workdir):
@@ -320,9 +326,4 @@ def test_live_join_between_nodes_over_mutual_tls(cluster, pg, workdir):
            "private_key": pki["client-key"].read_bytes()}
     for node in nodes:
         node.client = (lambda n: lambda: flight.FlightClient(n.location, **tls))(node)
-    filler, follower = fill_then_follow(nodes, slow_sql("tls-join", pauses=4, pause_s=0.3))
-    assert follower.meta["joined"] and follower.meta["node"] == "n0"
-    assert follower.table.equals(filler.table)
-    per_node = [q["queries"] for q in nodes.stats()]
-    assert per_node[1]["remote_joins"] == 1, per_node
-    assert executions(pg, "tls-join") == 1
+    assert_live_join(nodes, pg, "tls-join")
