@@ -648,6 +648,10 @@ def test_jwt_tokens_are_verified_and_scoped(jwt_node):
         r = requests.get(f"{jwt_node.http_url}/v1/stats",
                          headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 401, (why, r.text)
+    # An unsigned token (alg "none") is refused whatever its claims.
+    unsigned = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode()
+    with pytest.raises(flight.FlightUnauthenticatedError, match="token refused"):
+        list(c.list_flights(options=bearer(f"{unsigned}.{forged}.")))
     r = requests.get(f"{jwt_node.http_url}/v1/stats", headers={"Authorization": f"Bearer {good}"})
     assert r.status_code == 200 and r.json()["tenant"] == "acme"
 
