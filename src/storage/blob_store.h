@@ -31,7 +31,8 @@ class BlobWriter : public arrow::io::OutputStream {
   /// \brief Make everything written durable and visible under name(). No writes after.
   virtual arrow::Status Commit() = 0;
   /// \brief Discard everything written. Idempotent; implied by destruction before Commit.
-  virtual arrow::Status Abort() = 0;
+  /// (It is arrow::io::FileInterface::Abort, made pure: every writer must discard.)
+  arrow::Status Abort() override = 0;
   /// Close() is Abort() unless Commit() already succeeded.
   arrow::Status Close() override { return Abort(); }
 
