@@ -10,19 +10,17 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <iostream>
 #include <memory>
-#include <sstream>
 #include <thread>
 
 #include <arrow/flight/server.h>
 #include <arrow/flight/server_auth.h>
-#include <arrow/util/uri.h>
 #include <spdlog/spdlog.h>
 
 #include "cache/engine.h"
 #include "cli/index_factory.h"
+#include "cli/serve_security.h"
 #include "cli/store_factory.h"
 #include "common/config.h"
 #include "exec/adbc_source.h"
@@ -239,31 +237,6 @@ std::string DefaultNodeId(int port) {
   return std::string(host) + ":" + std::to_string(port);
 }
 
-arrow::Result<std::string> ReadPemFile(const std::string& path, const char* field) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  if (!in || text.str().find("-----BEGIN ") == std::string::npos) {
-    return arrow::Status::Invalid(field, " '", path, "' is not a readable PEM file");
-  }
-  return text.str();
-}
-
-// How this node connects to the other nodes for live joins: over TLS when it serves TLS,
-// trusting tls.client_ca (the CA of the cluster's certificates) and presenting its own
-// certificate, so that nodes requiring client certificates accept it.
-arrow::Result<arrow::flight::FlightClientOptions> PeerClientOptions(const TlsConfig& tls) {
-  auto options = arrow::flight::FlightClientOptions::Defaults();
-  if (!tls.enabled()) return options;
-  if (!tls.client_ca.empty()) {
-    ARROW_ASSIGN_OR_RAISE(options.tls_root_certs,
-                          ReadPemFile(tls.client_ca, "tls.client_ca (--tls-client-ca)"));
-  }
-  ARROW_ASSIGN_OR_RAISE(options.cert_chain, ReadPemFile(tls.cert, "tls.cert (--tls-cert)"));
-  ARROW_ASSIGN_OR_RAISE(options.private_key, ReadPemFile(tls.key, "tls.key (--tls-key)"));
-  return options;
-}
-
 arrow::Result<std::unique_ptr<Engine>> OpenEngine(const ServerConfig& config,
                                                   const std::string& node,
                                                   const std::string& endpoint,
@@ -332,52 +305,6 @@ arrow::Result<std::unique_ptr<Engine>> OpenEngine(const ServerConfig& config,
                stats.budget.policy, stats.budget.half_life,
                FormatByteSize(stats.memory.capacity));
   return engine;
-}
-
-// The Flight port's certificate, and mutual TLS when a client CA is set.
-arrow::Status ApplyTls(const TlsConfig& tls, arrow::flight::FlightServerOptions* options) {
-  if (!tls.enabled()) return arrow::Status::OK();
-  arrow::flight::CertKeyPair pair;
-  ARROW_ASSIGN_OR_RAISE(pair.pem_cert, ReadPemFile(tls.cert, "tls.cert (--tls-cert)"));
-  ARROW_ASSIGN_OR_RAISE(pair.pem_key, ReadPemFile(tls.key, "tls.key (--tls-key)"));
-  options->tls_certificates.push_back(std::move(pair));
-  if (!tls.client_ca.empty()) {
-    ARROW_ASSIGN_OR_RAISE(options->root_certificates,
-                          ReadPemFile(tls.client_ca, "tls.client_ca (--tls-client-ca)"));
-    options->verify_client = true;
-  }
-  return arrow::Status::OK();
-}
-
-// Where the Flight port listens: the listen address, over TLS when a certificate is set.
-arrow::Result<arrow::flight::Location> ListenLocation(const ServerConfig& config) {
-  ARROW_ASSIGN_OR_RAISE(auto location, arrow::flight::Location::Parse(config.listen));
-  if (!config.tls.enabled() || location.scheme() == "grpc+tls") return location;
-  arrow::util::Uri uri;
-  ARROW_RETURN_NOT_OK(uri.Parse(config.listen));
-  return arrow::flight::Location::ForGrpcTls(uri.host(), uri.port());
-}
-
-void LogAuth(const ServerConfig& config, const Authenticator& auth) {
-  if (config.auth.mode == "tokens") {
-    spdlog::info("auth: tokens from '{}' ({} tokens; SIGHUP reloads them)",
-                 config.auth.tokens_file, auth.token_count());
-  } else if (config.auth.mode == "jwt") {
-    const JwtConfig& jwt = config.auth.jwt;
-    spdlog::info("auth: JWT {} with the key in '{}', issuer '{}', audience '{}' (SIGHUP "
-                 "re-reads the key)",
-                 jwt.algorithm, jwt.key_file, jwt.issuer, jwt.audience);
-  } else if (config.auth.allow_unauthenticated) {
-    spdlog::warn("auth: none, and allow_unauthenticated is set: anyone who reaches {}{} may "
-                 "read, write and reconfigure this cache",
-                 config.listen, config.http.enabled() ? " or " + config.http.listen : "");
-  }
-  if (config.tls.enabled()) {
-    spdlog::info("tls: serving Flight over TLS with '{}'{}", config.tls.cert,
-                 config.tls.client_ca.empty() ? ""
-                                              : "; client certificates must be signed by '" +
-                                                    config.tls.client_ca + "'");
-  }
 }
 
 // Start the Flight server: TLS, then the request and auth middlewares.
