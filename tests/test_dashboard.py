@@ -146,7 +146,7 @@ def test_page_shows_an_entry_and_its_invalidate_button_removes_it(quiver, workdi
 def test_with_auth_the_page_sends_the_token_given_in_its_fragment(quiver, workdir):
     """With auth.mode tokens the page's API calls carry the token from `/#token=...`; without
     one the page shows the server's refusal and how to give a token."""
-    from test_security import add_token, bearer
+    from security_util import add_token, bearer
 
     require_npm_packages(E2E)
     if not os.access(CHROMIUM, os.X_OK):

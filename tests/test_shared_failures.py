@@ -298,7 +298,7 @@ def assert_live_join(nodes, pg, label):
 def test_live_join_between_nodes_that_require_tokens(cluster, pg, workdir):
     """With auth on, a node streams another node's fill through a node ticket, which carries
     its own proof (the cluster secret's HMAC) instead of a client token."""
-    from test_security import add_token
+    from security_util import add_token
 
     tokens = workdir / "tokens.json"
     token = add_token(tokens, "app", "reader", sources=["pg"], tenant=None)
@@ -315,7 +315,7 @@ def test_live_join_between_nodes_that_require_tokens(cluster, pg, workdir):
 def test_live_join_between_nodes_over_mutual_tls(cluster, pg, workdir):
     """Nodes serving mutual TLS reach each other over TLS, each presenting its own
     certificate, for a live join."""
-    from test_security import make_pki
+    from security_util import make_pki
 
     pki = make_pki(workdir)
     nodes = cluster(2, args=["--config", str(pg_config(workdir, pg)),
