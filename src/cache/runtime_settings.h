@@ -25,7 +25,6 @@ struct RuntimeSettings {
   std::map<std::string, std::string> ToMap() const;
   /// \brief Read what ToMap() wrote; unknown names are ignored (a newer node's settings).
   static arrow::Result<RuntimeSettings> FromMap(const std::map<std::string, std::string>& map);
-  /// \brief These settings, overridden by those `newer` has.
 
   bool empty() const { return !half_life && !cache_size && !memory_size; }
 };

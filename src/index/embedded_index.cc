@@ -437,9 +437,10 @@ arrow::Status EmbeddedIndex::Checkpoint(const std::function<arrow::Status()>& fl
     // Changes append to the journal under the exclusive lock: none can happen until the
     // copy is complete, so the snapshot is exactly the state at the log's switch.
     ARROW_ASSIGN_OR_RAISE(writer, journal_->BeginCheckpoint());
-    for (const auto& [key, item] : queue_) {
+    for (const auto& queued : queue_) {
+      const std::string& key = queued.first;  // a named reference: lambdas capture it
       arrow::Status status;
-      item.payload.versions.ForEach([&](const PackedEntry& meta) {
+      queued.second.payload.versions.ForEach([&](const PackedEntry& meta) {
         if (status.ok()) status = writer->Add(meta.Unpack(key));
       });
       ARROW_RETURN_NOT_OK(status);

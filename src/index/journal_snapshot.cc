@@ -212,7 +212,6 @@ arrow::Result<std::unique_ptr<SnapshotFileWriter>> SnapshotFileWriter::Open(std:
 SnapshotFileWriter::SnapshotFileWriter(std::string dir, uint64_t generation, uint64_t seq)
     : dir_(std::move(dir)),
       generation_(generation),
-      seq_(seq),
       temp_(fmt::format("{}/snapshot-{:020}.part", dir_, generation)),
       schema_(SnapshotSchema(generation, seq)),
       depends_(arrow::default_memory_pool(), std::make_shared<arrow::StringBuilder>()),

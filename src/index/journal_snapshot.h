@@ -85,7 +85,6 @@ class SnapshotFileWriter final : public SnapshotWriter {
 
   const std::string dir_;
   const uint64_t generation_;
-  const uint64_t seq_;
   const std::string temp_;
   std::shared_ptr<arrow::Schema> schema_;
   std::shared_ptr<arrow::io::FileOutputStream> file_;

@@ -94,7 +94,6 @@ class Syncer {
   uint64_t covered_ = 0;    // the requests the last completed flush covers
   bool flushing_ = false;
   arrow::Status last_error_;
-  uint64_t error_covers_ = 0;  // requests <= this and > the flush before it failed
   SyncerStats stats_;
   std::function<uint64_t()> before_;
   std::function<void(uint64_t)> after_;
