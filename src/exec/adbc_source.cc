@@ -253,6 +253,9 @@ class AdbcSourceImpl final : public Source, public std::enable_shared_from_this<
                  &error, "executing query");
     }
     if (!st.ok()) {
+      // A driver may fail with the stream already set (SQLite's does when stepping the
+      // first rows fails): released here, or it leaks (found by the ASan run).
+      if (c_stream.release) c_stream.release(&c_stream);
       release_stmt();
       return st;
     }
