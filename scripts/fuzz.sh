@@ -17,7 +17,7 @@ ROOT=$(pwd)
 log() { printf '[fuzz] %s\n' "$*" >&2; }
 SECONDS_EACH=${1:-20}
 shift || true
-ALL=(fuzz_keys_tickets fuzz_requests fuzz_http fuzz_filter fuzz_ipc fuzz_auth)
+ALL=(fuzz_keys_tickets fuzz_requests fuzz_http fuzz_filter fuzz_ipc fuzz_auth fuzz_actions)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL[@]}")
 

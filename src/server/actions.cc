@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/config.h"
+#include "server/action_body.h"
 #include "server/artifact_request.h"
 #include "server/entries_table.h"
 #include "server/flame_protocol.h"
@@ -16,57 +17,6 @@ namespace quiver {
 using nlohmann::json;
 
 namespace {
-
-// A body is JSON {"field": ...}, or for single-argument actions the bare text.
-arrow::Result<json> ParseBody(const std::string& body) {
-  if (body.empty()) return json::object();
-  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) {
-    return arrow::Status::Invalid("action body must be a JSON object");
-  }
-  return j;
-}
-
-arrow::Result<std::string> StringArgument(const std::string& body, const char* field) {
-  if (!body.empty() && body.front() != '{') return body;
-  ARROW_ASSIGN_OR_RAISE(auto j, ParseBody(body));
-  if (!j.contains(field) || !j[field].is_string()) {
-    return arrow::Status::Invalid("action body must be {\"", field, "\": \"...\"}");
-  }
-  return j[field].get<std::string>();
-}
-
-arrow::Result<bool> BoolField(const json& j, const char* field, bool fallback) {
-  if (!j.contains(field)) return fallback;
-  if (!j[field].is_boolean()) {
-    return arrow::Status::Invalid("'", field, "' must be true or false, got ", j[field].dump());
-  }
-  return j[field].get<bool>();
-}
-
-arrow::Result<std::string> StringField(const json& j, const char* field) {
-  if (!j.contains(field)) return std::string();
-  if (!j[field].is_string()) {
-    return arrow::Status::Invalid("'", field, "' must be a string, got ", j[field].dump());
-  }
-  return j[field].get<std::string>();
-}
-
-arrow::Result<int64_t> SizeArgument(const json& v, const char* field) {
-  if (v.is_number_integer()) return v.get<int64_t>();
-  if (v.is_string()) {
-    auto parsed = ParseByteSize(v.get<std::string>());
-    if (!parsed.ok()) return arrow::Status::Invalid("'", field, "': ", parsed.status().message());
-    return parsed;
-  }
-  return arrow::Status::Invalid("'", field, "' must be a byte count or a size like \"64MiB\"");
-}
-
-// Keys as users address them: object keys, or query results as "@q/<hex>".
-arrow::Status CheckEntryKey(const std::string& key) {
-  if (IsQueryKey(key)) return arrow::Status::OK();
-  return ObjectKey::Parse(key).status();
-}
 
 // The data cache of views (docs/views.md).
 json ViewsJson(const DerivedStats& v) {
@@ -219,7 +169,7 @@ arrow::Result<json> ConfigJson(Engine* engine) {
 
 arrow::Result<std::string> DeleteAction(Engine* engine, const std::string& body,
                                         const TenantScope& scope) {
-  ARROW_ASSIGN_OR_RAISE(auto text, StringArgument(body, "key"));
+  ARROW_ASSIGN_OR_RAISE(auto text, ParseKeyBody(body));
   ARROW_ASSIGN_OR_RAISE(auto key, scope.Key(text));
   ARROW_ASSIGN_OR_RAISE(int64_t versions, engine->objects()->Delete(key));
   json deleted = json::array();
@@ -230,7 +180,7 @@ arrow::Result<std::string> DeleteAction(Engine* engine, const std::string& body,
 
 arrow::Result<std::string> DeletePrefixAction(Engine* engine, const std::string& body,
                                               const TenantScope& scope) {
-  ARROW_ASSIGN_OR_RAISE(auto text, StringArgument(body, "prefix"));
+  ARROW_ASSIGN_OR_RAISE(auto text, ParsePrefixBody(body));
   ARROW_ASSIGN_OR_RAISE(auto prefix, scope.Prefix(text));
   int64_t versions = 0;
   ARROW_ASSIGN_OR_RAISE(auto keys, engine->objects()->DeletePrefix(prefix, &versions));
@@ -250,8 +200,7 @@ arrow::Result<std::string> StatsAction(Engine* engine, const std::string&,
 
 arrow::Result<std::string> EntriesAction(Engine* engine, const std::string& body,
                                          const TenantScope& scope) {
-  ARROW_ASSIGN_OR_RAISE(auto j, ParseBody(body));
-  ARROW_ASSIGN_OR_RAISE(auto prefix, StringField(j, "prefix"));
+  ARROW_ASSIGN_OR_RAISE(auto prefix, ParseEntriesBody(body));
   ARROW_ASSIGN_OR_RAISE(auto entries, engine->management()->Entries(scope.ListPrefix(prefix)));
   if (scope.scoped()) {
     for (auto& e : entries) {
@@ -267,17 +216,9 @@ arrow::Result<std::string> EntriesAction(Engine* engine, const std::string& body
 
 arrow::Result<std::string> ShrinkAction(Engine* engine, const std::string& body,
                                         const TenantScope& scope) {
-  ARROW_ASSIGN_OR_RAISE(auto j, ParseBody(body));
-  ARROW_ASSIGN_OR_RAISE(bool one, BoolField(j, "one", false));
-  ARROW_ASSIGN_OR_RAISE(bool dry_run, BoolField(j, "dry_run", false));
-  std::optional<int64_t> below;
-  if (j.contains("below_bytes")) {
-    ARROW_ASSIGN_OR_RAISE(below, SizeArgument(j["below_bytes"], "below_bytes"));
-  }
-  if (one == below.has_value()) {
-    return arrow::Status::Invalid(
-        "shrink takes {\"one\": true} or {\"below_bytes\": N, \"dry_run\": bool}");
-  }
+  ARROW_ASSIGN_OR_RAISE(auto shrink, ParseShrinkBody(body));
+  const auto& below = shrink.below_bytes;
+  const bool dry_run = shrink.dry_run;
   ARROW_ASSIGN_OR_RAISE(auto removed, engine->management()->Shrink(below, dry_run));
   spdlog::info("shrink{}: {} keys{}", below ? " below " + FormatByteSize(*below) : " one",
                removed.size(), dry_run ? " (dry run)" : "");
@@ -286,27 +227,22 @@ arrow::Result<std::string> ShrinkAction(Engine* engine, const std::string& body,
 
 arrow::Result<std::string> InvalidateAction(Engine* engine, const std::string& body,
                                             const TenantScope& scope) {
-  ARROW_ASSIGN_OR_RAISE(auto key, StringArgument(body, "key"));
-  ARROW_RETURN_NOT_OK(CheckEntryKey(key));
+  ARROW_ASSIGN_OR_RAISE(auto request, ParseInvalidateBody(body));
+  std::string key = request.key;
   if (IsQueryKey(key)) {
     ARROW_RETURN_NOT_OK(scope.RefuseScoped("invalidating a query result by key"));
   } else {
     ARROW_ASSIGN_OR_RAISE(auto stored, scope.Key(key));
     key = stored.ToString();
   }
-  bool cascade = true;
-  if (!body.empty() && body.front() == '{') {
-    ARROW_ASSIGN_OR_RAISE(auto j, ParseBody(body));
-    ARROW_ASSIGN_OR_RAISE(cascade, BoolField(j, "cascade", true));
-  }
-  ARROW_ASSIGN_OR_RAISE(auto removed, engine->management()->Invalidate(key, cascade));
+  ARROW_ASSIGN_OR_RAISE(auto removed,
+                        engine->management()->Invalidate(key, request.cascade));
   return json{{"removed", ShowKeys(scope, removed)}}.dump();
 }
 
 arrow::Result<std::string> InvalidateTagAction(Engine* engine, const std::string& body,
                                                const TenantScope& scope) {
-  ARROW_ASSIGN_OR_RAISE(auto tag, StringArgument(body, "tag"));
-  if (tag.empty()) return arrow::Status::Invalid("'tag' must not be empty");
+  ARROW_ASSIGN_OR_RAISE(auto tag, ParseTagBody(body));
   ARROW_ASSIGN_OR_RAISE(auto removed, engine->management()->InvalidateTag(scope.Tag(tag)));
   return json{{"removed", ShowKeys(scope, removed)}}.dump();
 }
@@ -327,23 +263,9 @@ arrow::Result<std::string> ConfigGetAction(Engine* engine, const std::string&,
 
 arrow::Result<std::string> ConfigSetAction(Engine* engine, const std::string& body,
                                            const TenantScope& scope) {
-  ARROW_ASSIGN_OR_RAISE(auto j, ParseBody(body));
-  RuntimeSettings settings;
-  for (auto& [name, value] : j.items()) {
-    if (name == "half_life") {
-      if (!value.is_number()) return arrow::Status::Invalid("'half_life' must be a number");
-      settings.half_life = value.get<double>();
-    } else if (name == "cache_size") {
-      ARROW_ASSIGN_OR_RAISE(settings.cache_size, SizeArgument(value, "cache_size"));
-    } else if (name == "memory_size") {
-      ARROW_ASSIGN_OR_RAISE(settings.memory_size, SizeArgument(value, "memory_size"));
-    } else {
-      return arrow::Status::Invalid("config-set: unknown setting '", name,
-                                    "' (settable: half_life, cache_size, memory_size)");
-    }
-  }
+  ARROW_ASSIGN_OR_RAISE(auto settings, ParseConfigSetBody(body));
   ARROW_RETURN_NOT_OK(engine->management()->Configure(settings));
-  spdlog::info("config-set {}", j.dump());
+  spdlog::info("config-set {}", body);
   return ConfigGetAction(engine, "", scope);
 }
 
