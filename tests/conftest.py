@@ -283,6 +283,11 @@ def session_redis(tmp_path_factory):
 
 _cluster_prefixes = iter(range(10**9))
 
+# Under the sanitizers (scripts/sanitize.sh sets it) every node still running at the end of a
+# test is stopped gracefully, so that LeakSanitizer checks it at exit: a leak, or any other
+# sanitizer report, makes the exit code non-zero and fails the test.
+GRACEFUL_STOP = os.environ.get("QUIVER_TEST_GRACEFUL_STOP") == "1"
+
 
 @pytest.fixture
 def quiver(request, workdir, deployment):
@@ -327,13 +332,21 @@ def quiver(request, workdir, deployment):
     yield make
 
     failed = _test_failed(request)
+    unclean = []
     for srv in servers:
         if failed:
             print(f"---- quiver stderr ({srv.data_dir}) ----\n{srv.all_logs()[-20000:]}")
-        srv.kill()
+        if GRACEFUL_STOP and srv.running():
+            try:
+                srv.stop()
+            except AssertionError as e:
+                unclean.append(str(e))
+        else:
+            srv.kill()
     for proxy, bucket in buckets:
         if proxy.proc is not None:  # a test's private s3proxy may be stopped already
             remove_bucket(proxy.client, bucket)
+    assert not unclean, "a node did not stop cleanly:\n" + "\n".join(unclean)
 
 
 @pytest.fixture
