@@ -152,7 +152,7 @@ def test_http_applies_the_tenant_namespace(tenants):
     assert r.status_code == 200 and r.headers["X-Quiver-Key"] == "s/o"
     assert requests.get(f"{url}/v1/objects/acme/s/o", headers=h["admin"]).status_code == 200
     assert requests.get(f"{url}/v1/stats", headers=h["globex"]).json() == {
-        "tenant": "globex", "entries": 0, "bytes": 0}
+        "tenant": "globex", "entries": 0, "bytes": 0, "budget": None}
     entries = pa.ipc.open_stream(
         requests.get(f"{url}/v1/entries", headers=h["acme"]).content).read_all()
     assert entries.column("key").to_pylist() == ["s/o"]

@@ -95,6 +95,8 @@ arrow::Result<PublishOutcome> Committer::PublishWithRoom(EntryMeta* entry,
     const bool new_key = !latest.has_value();
     ARROW_RETURN_NOT_OK(evictor_->MakeRoom(entry->key, entry->bytes, new_key, request.keep));
     publish.budget = evictor_->Limits(/*allow_one_over=*/attempt + 1 == kRoomAttempts);
+    publish.tenant_budget =
+        evictor_->TenantLimits(entry->key, /*allow_one_over=*/attempt + 1 == kRoomAttempts);
     auto published =
         entries_->Publish(entry, publish, request.if_version, request.if_blob, std::move(latest),
                           unclear);

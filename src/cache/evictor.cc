@@ -1,6 +1,7 @@
 #include "cache/evictor.h"
 
 #include <algorithm>
+#include <limits>
 
 #include <spdlog/spdlog.h>
 
@@ -56,14 +57,32 @@ BudgetLimits Evictor::Limits(bool allow_one_over) const {
   return BudgetLimits{s.cache_size, s.max_entries, allow_one_over};
 }
 
+std::optional<BudgetLimits> Evictor::TenantLimits(const std::string& key,
+                                                  bool allow_one_over) const {
+  const auto tenant = KeyTenant(key);
+  if (tenant.empty()) return std::nullopt;
+  const auto s = settings();
+  const TenantBudget* budget = FindTenantBudget(s.tenants, tenant);
+  if (budget == nullptr) return std::nullopt;
+  return BudgetLimits{budget->cache_size > 0 ? budget->cache_size
+                                             : std::numeric_limits<int64_t>::max(),
+                      budget->max_entries, allow_one_over};
+}
+
 arrow::Status Evictor::Admit(const std::string& key, int64_t bytes) {
   const auto s = settings();
-  if (bytes <= s.cache_size) return arrow::Status::OK();
+  int64_t limit = s.cache_size;
+  std::string whose = "cache_size";
+  if (auto tenant = TenantLimits(key, false); tenant && tenant->cache_size < limit) {
+    limit = tenant->cache_size;
+    whose = "tenant '" + KeyTenant(key) + "''s cache_size";
+  }
+  if (bytes <= limit) return arrow::Status::OK();
   ++not_admitted_;
   return Reject(arrow::Status::CapacityError("not admitted: '", key, "' is ",
-                                             FormatByteSize(bytes), ", larger than cache_size (",
-                                             FormatByteSize(s.cache_size), ")"),
-                RejectionKind::kTooLarge, "cache_size", s.cache_size);
+                                             FormatByteSize(bytes), ", larger than ", whose,
+                                             " (", FormatByteSize(limit), ")"),
+                RejectionKind::kTooLarge, "cache_size", limit);
 }
 
 arrow::Result<Evictor::Need> Evictor::NeedFor(int64_t bytes, int64_t keys,
@@ -158,10 +177,69 @@ arrow::Status Evictor::UnderLease(const std::function<arrow::Status()>& work) {
 
 void Evictor::Release(int64_t bytes, bool new_key) { Reserve(-bytes, new_key ? -1 : 0); }
 
+arrow::Status Evictor::MakeTenantRoom(const std::string& key, int64_t bytes, bool new_key,
+                                      const BudgetSettings& limits,
+                                      const std::vector<std::string>& keep) {
+  const auto tenant_limits = TenantLimits(key, false);
+  if (!tenant_limits) return arrow::Status::OK();
+  const auto tenant = KeyTenant(key);
+  auto need_now = [&]() -> arrow::Result<Need> {
+    ARROW_ASSIGN_OR_RAISE(auto totals, entries_->index()->TenantStats(tenant));
+    Need need;
+    need.bytes = totals.bytes + bytes - tenant_limits->cache_size;
+    if (tenant_limits->max_entries > 0) {
+      need.keys = totals.keys + (new_key ? 1 : 0) - tenant_limits->max_entries;
+    }
+    return need;
+  };
+  ARROW_ASSIGN_OR_RAISE(auto need, need_now());
+  if (!need.any()) return arrow::Status::OK();
+  std::lock_guard<std::mutex> one_at_a_time(evicting_);
+  const auto protect_ms = static_cast<int64_t>(limits.protect_s * 1000);
+  return UnderLease([&]() -> arrow::Status {
+    while (true) {
+      ARROW_ASSIGN_OR_RAISE(need, need_now());
+      if (!need.any()) return arrow::Status::OK();
+      // The tenant's keys, lowest score first (a listing of its namespace: it is over).
+      ARROW_ASSIGN_OR_RAISE(auto listed, entries_->index()->ListLatest(tenant + "/"));
+      std::sort(listed.begin(), listed.end(), [](const IndexedKey& a, const IndexedKey& b) {
+        return a.usage.score < b.usage.score;
+      });
+      const int64_t now = clock_->NowMillis();
+      std::vector<std::string> victims;
+      for (const auto& item : listed) {
+        if (!need.any()) break;
+        const auto& k = item.latest.key;
+        if (k == key || KeyTenant(k) != tenant ||
+            std::find(keep.begin(), keep.end(), k) != keep.end() ||
+            now - item.usage.created_ms < protect_ms) {
+          continue;
+        }
+        victims.push_back(k);
+        need.bytes -= item.usage.bytes;
+        --need.keys;
+      }
+      if (need.any()) {
+        ARROW_ASSIGN_OR_RAISE(auto trimmed, entries_->Trim(key, 1));
+        if (!trimmed.empty()) continue;
+        ++not_admitted_;
+        return Reject(arrow::Status::CapacityError(
+                          "not admitted: '", key, "' (", FormatByteSize(bytes),
+                          ") does not fit in tenant '", tenant, "''s budget (cache_size ",
+                          FormatByteSize(tenant_limits->cache_size), ", max_entries ",
+                          tenant_limits->max_entries, ") without evicting protected entries"),
+                      RejectionKind::kNotAdmitted);
+      }
+      ARROW_RETURN_NOT_OK(Evict(victims));
+    }
+  });
+}
+
 arrow::Status Evictor::MakeRoom(const std::string& key, int64_t bytes, bool new_key,
                                 const std::vector<std::string>& keep) {
   const auto limits = settings();
   const int64_t keys = new_key ? 1 : 0;
+  ARROW_RETURN_NOT_OK(MakeTenantRoom(key, bytes, new_key, limits, keep));
   ARROW_ASSIGN_OR_RAISE(auto need, NeedFor(bytes, keys, limits, /*reserve_if_room=*/true));
   if (!need.any()) return arrow::Status::OK();
   std::lock_guard<std::mutex> one_at_a_time(evicting_);

@@ -9,6 +9,11 @@
 // Eviction runs under the index lease "evict": one node at a time evicts. Evicting an entry
 // also evicts the views derived from it (cache/derived_cache.h), which only it leads to.
 //
+// A tenant with a budget (BudgetSettings::tenants) is held to it the same way: before one of
+// its keys is published, its own lowest-scored keys are evicted until the entry fits in the
+// tenant's totals (Index::TenantStats), and the publish is checked against them atomically.
+// Its keys are found by listing its namespace, which only happens when it is over.
+//
 // Thread-safety: all methods are safe to call concurrently.
 #pragma once
 
@@ -24,6 +29,7 @@
 
 #include "cache/entry_store.h"
 #include "common/clock.h"
+#include "common/security_config.h"
 
 namespace quiver {
 
@@ -38,6 +44,9 @@ struct BudgetSettings {
   std::string policy = "cost";
   /// Accesses over which a cost-aware weight halves. Default: 1000.
   double half_life = 1000;
+  /// Budgets of tenants (KeyTenant: the first segment of a three-segment key), each
+  /// enforced like the global one within the tenant's keys. Default: none.
+  TenantBudgets tenants;
 };
 
 class Evictor {
@@ -58,6 +67,8 @@ class Evictor {
   void Release(int64_t bytes, bool new_key);
   /// \brief The limits a publish is checked against.
   BudgetLimits Limits(bool allow_one_over) const;
+  /// \brief The limits of `key`'s tenant, if it has a budget.
+  std::optional<BudgetLimits> TenantLimits(const std::string& key, bool allow_one_over) const;
   ScoringPolicy scoring() const;
 
   /// \brief Keys to evict, lowest score first, skipping protected ones: the single lowest
@@ -109,6 +120,10 @@ class Evictor {
   /// The eviction part of MakeRoom. REQUIRES: evicting_ held.
   arrow::Status EvictFor(const std::string& key, int64_t bytes, bool new_key,
                          const BudgetSettings& limits, const std::vector<std::string>& keep);
+  /// The part of MakeRoom within `key`'s tenant's budget (OK at once if it has none).
+  arrow::Status MakeTenantRoom(const std::string& key, int64_t bytes, bool new_key,
+                               const BudgetSettings& limits,
+                               const std::vector<std::string>& keep);
   /// Run `work` holding the eviction lease (waiting for another node's eviction to end).
   /// REQUIRES: evicting_ held.
   arrow::Status UnderLease(const std::function<arrow::Status()>& work);

@@ -214,6 +214,7 @@ EngineOptions MakeEngineOptions(const ServerConfig& config) {
   o.budget.protect_s = config.protect_s;
   o.budget.policy = config.eviction_policy;
   o.budget.half_life = config.half_life;
+  o.budget.tenants = config.auth.tenant_budgets;
   o.memory_size = config.memory_size;
   o.memory_max_entry_bytes = config.memory_max_entry_bytes;
   o.usage_save_interval_s = config.usage_save_interval_s;

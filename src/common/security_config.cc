@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/config.h"
+
 namespace quiver {
 
 namespace {
@@ -20,7 +22,53 @@ arrow::Status MustBeObject(const nlohmann::json& value, const std::string& path,
   return arrow::Status::Invalid("config file '", path, "': '", section, "' must be an object");
 }
 
+// {"cache_size": bytes or "1GiB", "max_entries": n} of tenant `name`.
+arrow::Result<TenantBudget> LoadTenantBudget(const std::string& name, const nlohmann::json& value,
+                                             const std::string& path) {
+  const std::string where = "auth.tenant_budgets." + name;
+  ARROW_RETURN_NOT_OK(MustBeObject(value, path, where.c_str()));
+  TenantBudget budget;
+  for (auto& [field, v] : value.items()) {
+    if (field == "cache_size") {
+      if (v.is_number_integer()) {
+        budget.cache_size = v.get<int64_t>();
+      } else if (v.is_string()) {
+        auto parsed = ParseByteSize(v.get<std::string>());
+        if (!parsed.ok()) {
+          return arrow::Status::Invalid("config file '", path, "': ", where,
+                                        ".cache_size: ", parsed.status().message());
+        }
+        budget.cache_size = *parsed;
+      } else {
+        return arrow::Status::Invalid("config file '", path, "': ", where,
+                                      ".cache_size must be bytes or a size like \"1GiB\"");
+      }
+    } else if (field == "max_entries") {
+      budget.max_entries = v.get<int64_t>();
+    } else {
+      return UnknownField(path, where.c_str(), field);
+    }
+  }
+  return budget;
+}
+
+arrow::Status LoadTenantBudgets(const nlohmann::json& value, const std::string& path,
+                                TenantBudgets* out) {
+  ARROW_RETURN_NOT_OK(MustBeObject(value, path, "auth.tenant_budgets"));
+  for (auto& [name, v] : value.items()) {
+    ARROW_ASSIGN_OR_RAISE((*out)[name], LoadTenantBudget(name, v, path));
+  }
+  return arrow::Status::OK();
+}
+
 }  // namespace
+
+const TenantBudget* FindTenantBudget(const TenantBudgets& budgets, const std::string& tenant) {
+  auto found = budgets.find(tenant);
+  if (found == budgets.end()) found = budgets.find("*");
+  if (found == budgets.end() || !found->second.limited()) return nullptr;
+  return &found->second;
+}
 
 arrow::Status AuthConfig::Load(const nlohmann::json& value, const std::string& path) {
   ARROW_RETURN_NOT_OK(MustBeObject(value, path, "auth"));
@@ -32,6 +80,7 @@ arrow::Status AuthConfig::Load(const nlohmann::json& value, const std::string& p
     else if (field == "jwt") ARROW_RETURN_NOT_OK(jwt.Load(v, path));
     else if (field == "rate_limit_per_s") rate_limit_per_s = v.get<double>();
     else if (field == "rate_limit_burst") rate_limit_burst = v.get<double>();
+    else if (field == "tenant_budgets") ARROW_RETURN_NOT_OK(LoadTenantBudgets(v, path, &tenant_budgets));
     else return UnknownField(path, "auth", field);
   }
   return arrow::Status::OK();
@@ -45,6 +94,12 @@ arrow::Status AuthConfig::Validate() const {
   if (mode == "jwt") ARROW_RETURN_NOT_OK(jwt.Validate());
   if (!(rate_limit_per_s >= 0) || !(rate_limit_burst >= 0)) {
     return arrow::Status::Invalid("auth.rate_limit_per_s and auth.rate_limit_burst must be >= 0");
+  }
+  for (const auto& [name, budget] : tenant_budgets) {
+    if (budget.cache_size < 0 || budget.max_entries < 0) {
+      return arrow::Status::Invalid("auth.tenant_budgets.", name,
+                                    ": cache_size and max_entries must be >= 0 (0: no limit)");
+    }
   }
   if (mode == "tokens" && tokens_file.empty()) {
     return arrow::Status::Invalid(

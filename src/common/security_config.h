@@ -2,6 +2,8 @@
 // node, and the certificate its Flight port serves.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <string>
 
 #include <arrow/status.h>
@@ -32,6 +34,22 @@ struct JwtConfig {
   arrow::Status Validate() const;
 };
 
+/// A tenant's share of the store (`auth.tenant_budgets`), enforced like the global budget:
+/// its keys are evicted, lowest score first, to make room for its writes. 0: no limit.
+struct TenantBudget {
+  int64_t cache_size = 0;   ///< bytes of every kept version of the tenant's keys
+  int64_t max_entries = 0;  ///< the tenant's keys
+
+  bool limited() const { return cache_size > 0 || max_entries > 0; }
+  bool operator==(const TenantBudget&) const = default;
+};
+
+/// Tenant name -> its budget; "*" is every tenant's not named.
+using TenantBudgets = std::map<std::string, TenantBudget>;
+
+/// \brief The budget of `tenant` ("*"'s if it has none of its own); nullptr if unlimited.
+const TenantBudget* FindTenantBudget(const TenantBudgets& budgets, const std::string& tenant);
+
 struct AuthConfig {
   /// "none" (every caller may do everything), "tokens" (bearer tokens from tokens_file) or
   /// "jwt" (JSON Web Tokens verified as `jwt` says).
@@ -51,6 +69,9 @@ struct AuthConfig {
   double rate_limit_per_s = 0;
   /// Requests a tenant may make at once above its rate; 0: twice the rate (at least 1).
   double rate_limit_burst = 0;
+  /// Per-tenant budgets, e.g. {"*": {"cache_size": "1GiB", "max_entries": 10000},
+  /// "acme": {"cache_size": "10GiB"}}: a tenant's own entry replaces "*". Default: none.
+  TenantBudgets tenant_budgets;
 
   bool enabled() const { return mode != "none"; }
   /// \brief Overlay the fields of the config file's `auth` object.

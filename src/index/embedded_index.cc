@@ -120,13 +120,26 @@ PublishOutcome EmbeddedIndex::CheckLocked(const PublishRequest& request,
   return outcome;
 }
 
-bool EmbeddedIndex::OverBudgetLocked(const BudgetLimits& limits, int64_t bytes_after,
-                                     int64_t keys_after) const {
+bool EmbeddedIndex::OverBudget(const BudgetLimits& limits, const IndexStats& now,
+                               int64_t bytes_after, int64_t keys_after) {
   auto over = [&](int64_t bytes, int64_t keys) {
     return bytes > limits.cache_size || (limits.max_entries > 0 && keys > limits.max_entries);
   };
   if (!over(bytes_after, keys_after)) return false;
-  return !limits.allow_one_over || over(stats_.bytes, stats_.keys);
+  return !limits.allow_one_over || over(now.bytes, now.keys);
+}
+
+void EmbeddedIndex::CountLocked(const std::string& key, int64_t keys, int64_t versions,
+                                int64_t bytes) {
+  stats_.keys += keys;
+  stats_.versions += versions;
+  stats_.bytes += bytes;
+  auto tenant = KeyTenant(key);
+  if (tenant.empty()) return;
+  auto& t = tenant_stats_[tenant];
+  t.keys += keys;
+  t.bytes += bytes;
+  if (t.keys == 0 && t.bytes == 0) tenant_stats_.erase(tenant);
 }
 
 arrow::Result<PublishOutcome> EmbeddedIndex::Publish(const PublishRequest& request) {
@@ -139,24 +152,34 @@ arrow::Result<PublishOutcome> EmbeddedIndex::Publish(const PublishRequest& reque
   // What trimming will free, to check the budget before changing anything.
   const int64_t keep = std::max<int64_t>(request.keep_versions, 1);
   const int64_t freed = state ? TrimmedBytes(*state, keep - 1) : 0;
-  if (request.budget &&
-      OverBudgetLocked(*request.budget, stats_.bytes + entry.bytes - freed,
-                       stats_.keys + (state ? 0 : 1))) {
+  const int64_t new_keys = state ? 0 : 1;
+  if (request.budget && OverBudget(*request.budget, stats_, stats_.bytes + entry.bytes - freed,
+                                   stats_.keys + new_keys)) {
     outcome.refusal = Refusal::kOverBudget;
     outcome.detail = fmt::format("{} bytes in {} keys stored", stats_.bytes, stats_.keys);
     return outcome;
+  }
+  if (request.tenant_budget) {
+    const auto tenant = KeyTenant(entry.key);
+    auto found = tenant_stats_.find(tenant);
+    const IndexStats now = found == tenant_stats_.end() ? IndexStats{} : found->second;
+    if (!tenant.empty() && OverBudget(*request.tenant_budget, now,
+                                      now.bytes + entry.bytes - freed, now.keys + new_keys)) {
+      outcome.refusal = Refusal::kOverBudget;
+      outcome.detail =
+          fmt::format("tenant '{}': {} bytes in {} keys stored", tenant, now.bytes, now.keys);
+      return outcome;
+    }
   }
   KeyState added;  // a new key's, moved into the queue below
   if (state) {
     LinkLocked(entry.key, state->versions.latest(), /*link=*/false);
   } else {
     state = &added;
-    ++stats_.keys;
   }
   state->versions.Add(PackedEntry::Pack(entry));  // CheckLocked: the next version
   int64_t key_bytes = (item ? item->entry.bytes : 0) + entry.bytes;
-  ++stats_.versions;
-  stats_.bytes += entry.bytes;
+  CountLocked(entry.key, new_keys, 1, entry.bytes);
   outcome.trimmed = TrimLocked(entry.key, state, keep, &key_bytes);
   if (journal_) {
     std::vector<uint64_t> dropped;
@@ -189,8 +212,7 @@ std::vector<EntryMeta> EmbeddedIndex::TrimLocked(const std::string& key, KeyStat
   while (static_cast<int64_t>(state->versions.size()) > std::max<int64_t>(keep, 1)) {
     const PackedEntry oldest = state->versions.PopOldest();
     *key_bytes -= oldest.bytes();
-    stats_.bytes -= oldest.bytes();
-    --stats_.versions;
+    CountLocked(key, 0, -1, -oldest.bytes());
     removed.push_back(oldest.Unpack(key));
   }
   return removed;
@@ -230,11 +252,10 @@ arrow::Result<std::vector<EntryMeta>> EmbeddedIndex::Remove(const RemoveRequest&
   if (request.bump_key) generations_.Bump(KeyGeneration(request.key));
   if (item == nullptr) return removed;
   item->payload.versions.ForEach([&](const PackedEntry& meta) {
-    stats_.bytes -= meta.bytes();
-    --stats_.versions;
+    CountLocked(request.key, 0, -1, -meta.bytes());
     removed.push_back(meta.Unpack(request.key));
   });
-  --stats_.keys;
+  CountLocked(request.key, -1, 0, 0);
   queue_.Remove(request.key);
   if (journal_) journal_->AppendDrop(request.key, VersionsOf(removed));
   return removed;
@@ -277,6 +298,12 @@ arrow::Result<std::vector<std::string>> EmbeddedIndex::KeysUnder(const std::stri
 arrow::Result<IndexStats> EmbeddedIndex::Stats() {
   std::shared_lock lock(mutex_);
   return stats_;
+}
+
+arrow::Result<IndexStats> EmbeddedIndex::TenantStats(const std::string& tenant) {
+  std::shared_lock lock(mutex_);
+  auto found = tenant_stats_.find(tenant);
+  return found == tenant_stats_.end() ? IndexStats{} : found->second;
 }
 
 arrow::Result<GenerationSnapshot> EmbeddedIndex::Snapshot() {
@@ -337,9 +364,7 @@ arrow::Status EmbeddedIndex::Restore(const EntryMeta& entry, const ScoringPolicy
   KeyState added;  // a new key's, moved into the queue below
   KeyState& state = item ? item->payload : added;
   state.versions.Add(PackedEntry::Pack(entry));
-  if (item == nullptr) ++stats_.keys;
-  ++stats_.versions;
-  stats_.bytes += entry.bytes;
+  CountLocked(entry.key, item == nullptr ? 1 : 0, 1, entry.bytes);
   const int64_t key_bytes = (item ? item->entry.bytes : 0) + entry.bytes;
   const PackedEntry& latest = state.versions.latest();
   LinkLocked(entry.key, latest, /*link=*/true);
@@ -397,8 +422,7 @@ arrow::Result<int64_t> EmbeddedIndex::LoadRecovered(std::vector<RecoveredEntry> 
         return arrow::Status::Invalid("recovered entries out of order at '", key, "'@",
                                       packed.version());
       }
-      ++stats_.versions;
-      stats_.bytes += packed.bytes();
+      CountLocked(key, 0, 1, packed.bytes());
       key_bytes += packed.bytes();
       state.versions.Add(std::move(packed));
     }
@@ -410,7 +434,7 @@ arrow::Result<int64_t> EmbeddedIndex::LoadRecovered(std::vector<RecoveredEntry> 
     if (node == nullptr) {
       return arrow::Status::Invalid("recovered entries out of order at '", key, "'");
     }
-    ++stats_.keys;
+    CountLocked(key, 1, 0, 0);
     LinkLocked(key, latest, /*link=*/true);
     const int64_t created_ms = latest.created_ms();
     node->second.payload = std::move(state);

@@ -62,6 +62,7 @@ class EmbeddedIndex final : public Index {
   arrow::Result<std::vector<IndexedKey>> ListLatest(const std::string& prefix) override;
   arrow::Result<std::vector<std::string>> KeysUnder(const std::string& prefix) override;
   arrow::Result<IndexStats> Stats() override;
+  arrow::Result<IndexStats> TenantStats(const std::string& tenant) override;
 
   arrow::Result<GenerationSnapshot> Snapshot() override;
   arrow::Result<std::vector<std::string>> BumpAndCollect(
@@ -128,8 +129,6 @@ class EmbeddedIndex final : public Index {
 
   /// Why `request` cannot be published now (refusal kNone if it can).
   PublishOutcome CheckLocked(const PublishRequest& request, const KeyState* state);
-  bool OverBudgetLocked(const BudgetLimits& limits, int64_t bytes_after,
-                        int64_t keys_after) const;
   /// Add (`link`) or drop `key`'s dependency and tag edges, those of its `latest` version.
   void LinkLocked(const std::string& key, const PackedEntry& latest, bool link);
   /// Drop the oldest versions of `key`'s `state` beyond `keep`, taking their bytes off
@@ -138,6 +137,11 @@ class EmbeddedIndex final : public Index {
                                     int64_t* key_bytes);
   /// The bytes of the versions of `state` beyond its newest `keep`.
   static int64_t TrimmedBytes(const KeyState& state, int64_t keep);
+  /// Add to the totals (and to the key's tenant's): keys, versions and bytes of `key`.
+  void CountLocked(const std::string& key, int64_t keys, int64_t versions, int64_t bytes);
+  /// Whether a publish taking totals `now` to (`bytes_after`, `keys_after`) breaks `limits`.
+  static bool OverBudget(const BudgetLimits& limits, const IndexStats& now, int64_t bytes_after,
+                         int64_t keys_after);
   void UsePolicyLocked(const ScoringPolicy& scoring);
   static KeyUsage UsageOf(const Queue::Item& item);
 
@@ -145,6 +149,7 @@ class EmbeddedIndex final : public Index {
   const std::string secret_;
   mutable std::shared_mutex mutex_;
   IndexStats stats_;
+  std::unordered_map<std::string, IndexStats> tenant_stats_;  // KeyTenant -> its keys, bytes
   std::map<std::string, std::set<std::string>> dependents_;  // dependency -> keys
   std::map<std::string, std::set<std::string>> tagged_;      // tag -> keys
   GenerationTable generations_;

@@ -96,6 +96,14 @@ bool IsQueryKey(const std::string& key) {
   return true;
 }
 
+std::string KeyTenant(std::string_view key) {
+  if (key.empty() || key.front() == '@') return "";
+  const auto first = key.find('/');
+  if (first == std::string_view::npos) return "";
+  if (key.find('/', first + 1) == std::string_view::npos) return "";
+  return std::string(key.substr(0, first));
+}
+
 std::string ManifestKeyPrefix(const std::string& key) {
   return fmt::format("{}{}/@v/", kManifestRoot, key);
 }

@@ -57,6 +57,11 @@ inline constexpr const char* kQueryKeyPrefix = "@q/";
 /// \brief True if `key` is a well-formed query-result key.
 bool IsQueryKey(const std::string& key);
 
+/// \brief The tenant whose budget `key` counts against: the first segment of a
+/// three-segment object key ("acme/s/o" -> "acme"; with authentication, a tenant's keys are
+/// stored so); "" for two-segment keys and query results.
+std::string KeyTenant(std::string_view key);
+
 /// \brief Serialize an entry as JSON (a manifest, or an index record).
 std::string EntryToJson(const EntryMeta& meta);
 /// \brief Parse what EntryToJson wrote (or a format-1 manifest of earlier releases); the

@@ -128,6 +128,9 @@ struct PublishRequest {
   /// The fill lease that must still hold this token; released when the entry is published.
   std::optional<LeaseRef> lease;
   std::optional<BudgetLimits> budget;
+  /// The limits of the entry's tenant (KeyTenant), checked the same way against the
+  /// tenant's totals (TenantStats).
+  std::optional<BudgetLimits> tenant_budget;
   ScoringPolicy scoring;
 };
 
@@ -142,7 +145,8 @@ enum class Refusal {
 struct PublishOutcome {
   Refusal refusal = Refusal::kNone;
   /// kVersionConflict: the current version; kStaleGeneration: the changed name (without its
-  /// "k:"/"t:"); kLeaseLost: who holds the lease now; kOverBudget: the totals.
+  /// "k:"/"t:"); kLeaseLost: who holds the lease now; kOverBudget: the totals (the tenant's,
+  /// prefixed "tenant 'NAME': ", when its budget refused).
   std::string detail;
   uint64_t current_version = 0;
   /// Published: the versions that fell out of keep_versions.
@@ -212,6 +216,9 @@ class Index {
   /// \brief Keys under the whole-segment prefix `prefix` (see KeyHasSegmentPrefix).
   virtual arrow::Result<std::vector<std::string>> KeysUnder(const std::string& prefix) = 0;
   virtual arrow::Result<IndexStats> Stats() = 0;
+  /// \brief The totals of one tenant's keys (KeyTenant): keys and bytes of every kept
+  /// version; `versions` is not counted per tenant (0).
+  virtual arrow::Result<IndexStats> TenantStats(const std::string& tenant) = 0;
 
   // --- generations, dependencies, tags ---------------------------------------------------
 

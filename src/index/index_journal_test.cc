@@ -153,16 +153,21 @@ TEST_F(IndexJournalTest, RecoversSnapshotPlusLogExactly) {
   ASSERT_OK(index_->Remove(RemoveRequest("k/1")).status());
   ASSERT_OK(index_->Trim("k/2", 1).status());
   ASSERT_OK(index_->Remove(RemoveRequest("k/absent")).status());
+  for (const char* key : {"t/s/a", "t/s/a", "t/s/b"}) Publish(key, /*keep=*/2);
   const auto expected = ListingOf(index_.get());
   const auto stats = *index_->Stats();
+  const auto tenant = *index_->TenantStats("t");
+  ASSERT_EQ(tenant.keys, 2);
 
   auto recovered = Reopen();
   ASSERT_TRUE(recovered.found) << recovered.why;
   EXPECT_EQ(recovered_, expected);
-  EXPECT_EQ(recovered.log_records, 10 + 2);  // the removal of an absent key is no record
+  EXPECT_EQ(recovered.log_records, 10 + 2 + 3);  // the removal of an absent key is no record
   EXPECT_EQ(ListingOf(index_.get()), expected);
   EXPECT_EQ(index_->Stats()->keys, stats.keys);
   EXPECT_EQ(index_->Stats()->bytes, stats.bytes);
+  EXPECT_EQ(index_->TenantStats("t")->keys, tenant.keys);
+  EXPECT_EQ(index_->TenantStats("t")->bytes, tenant.bytes);
   // links of the latest versions came back with them
   EXPECT_EQ(*index_->Dependents("dep/k/0"), std::vector<std::string>{"k/0"});
   EXPECT_EQ(index_->KeysWithTag("tag")->size(), static_cast<size_t>(stats.keys));

@@ -435,6 +435,64 @@ class IndexConformanceTest : public ::testing::Test {
         << "a new version of a key does not count as a new entry";
   }
 
+  // Totals of one tenant's keys (KeyTenant: the first segment of three), and its budget.
+  void ExpectTenant(const std::string& tenant, int64_t keys, int64_t bytes) {
+    ASSERT_OK_AND_ASSIGN(auto t, index_->TenantStats(tenant));
+    EXPECT_EQ(t.keys, keys) << tenant;
+    EXPECT_EQ(t.bytes, bytes) << tenant;
+  }
+
+  void TestTenantTotalsAndBudgets() {
+    auto& index = *index_;
+    PublishRequest kept;
+    kept.keep_versions = 2;
+    ASSERT_TRUE(PublishNext(&index, Entry("acme/s/a", 0, 100), kept)->published());
+    ASSERT_TRUE(PublishNext(&index, Entry("acme/s/b", 0, 50), kept)->published());
+    ASSERT_TRUE(PublishNext(&index, Entry("zeta/s/a", 0, 70), kept)->published());
+    ASSERT_TRUE(PublishNext(&index, Entry("acme/plain", 0, 30), kept)->published());
+    ExpectTenant("acme", 2, 150);  // "acme/plain" has two segments: nobody's
+    ExpectTenant("zeta", 1, 70);
+    ExpectTenant("nobody", 0, 0);
+    // Kept versions count; trimmed and removed ones are given back.
+    ASSERT_TRUE(PublishNext(&index, Entry("acme/s/a", 0, 40), kept)->published());
+    ExpectTenant("acme", 2, 190);
+    ASSERT_OK(index.Trim("acme/s/a", 1).status());
+    ExpectTenant("acme", 2, 90);
+
+    // A tenant's budget refuses past its own limits while the global one has room, and
+    // leaves other tenants alone.
+    PublishRequest limited;
+    limited.budget = BudgetLimits{1 << 20, 0, false};
+    limited.tenant_budget = BudgetLimits{120, 0, false};
+    ASSERT_OK_AND_ASSIGN(auto refused, PublishNext(&index, Entry("acme/s/c", 0, 40), limited));
+    EXPECT_EQ(refused.refusal, Refusal::kOverBudget);
+    EXPECT_NE(refused.detail.find("tenant 'acme'"), std::string::npos) << refused.detail;
+    EXPECT_FALSE(index.Get("acme/s/c", std::nullopt)->has_value());
+    EXPECT_TRUE(PublishNext(&index, Entry("zeta/s/b", 0, 40), limited)->published());
+    EXPECT_TRUE(PublishNext(&index, Entry("acme/other", 0, 500), limited)->published())
+        << "a two-segment key is not a tenant's";
+    // Replacing a version (keep 1) frees its bytes first.
+    EXPECT_TRUE(PublishNext(&index, Entry("acme/s/b", 0, 70), limited)->published());
+    ExpectTenant("acme", 2, 110);
+    // max_entries per tenant: a new key is refused, a new version of a key is not.
+    limited.tenant_budget = BudgetLimits{1 << 20, 2, false};
+    EXPECT_EQ(PublishNext(&index, Entry("acme/s/c", 0, 1), limited)->refusal,
+              Refusal::kOverBudget);
+    EXPECT_TRUE(PublishNext(&index, Entry("acme/s/b", 0, 60), limited)->published());
+    // A writer's last attempt may go one entry over, not more.
+    limited.tenant_budget = BudgetLimits{120, 0, true};
+    EXPECT_TRUE(PublishNext(&index, Entry("acme/s/c", 0, 40), limited)->published());
+    EXPECT_EQ(PublishNext(&index, Entry("acme/s/d", 0, 1), limited)->refusal,
+              Refusal::kOverBudget);
+    ExpectTenant("acme", 3, 140);
+    ASSERT_OK(index.Remove(RemoveRequest("acme/s/c")).status());
+    ASSERT_OK(index.Remove(RemoveRequest("acme/s/a")).status());
+    ExpectTenant("acme", 1, 60);
+    ASSERT_OK(index.Remove(RemoveRequest("acme/s/b")).status());
+    ExpectTenant("acme", 0, 0);
+    ExpectTenant("zeta", 2, 110);
+  }
+
   void TestReadsAndCostsOrderEviction() {
     for (const char* policy : {"cost", "lru"}) {
       SCOPED_TRACE(policy);
@@ -533,6 +591,7 @@ class IndexConformanceTest : public ::testing::Test {
   QUIVER_INDEX_CONFORMANCE_TEST(FIXTURE, LeasesAreExclusiveAndFenced)                  \
   QUIVER_INDEX_CONFORMANCE_TEST(FIXTURE, AnExpiredLeaseGoesToTheNextAndFencesTheOld)   \
   QUIVER_INDEX_CONFORMANCE_TEST(FIXTURE, BudgetRefusesAndAllowsAtMostOneOver)          \
+  QUIVER_INDEX_CONFORMANCE_TEST(FIXTURE, TenantTotalsAndBudgets)                       \
   QUIVER_INDEX_CONFORMANCE_TEST(FIXTURE, ReadsAndCostsOrderEviction)                   \
   QUIVER_INDEX_CONFORMANCE_TEST(FIXTURE, SettingsAreShared)                            \
   QUIVER_INDEX_CONFORMANCE_TEST(FIXTURE, RestoreRebuildsWithoutCompareAndSet)

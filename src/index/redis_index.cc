@@ -290,7 +290,7 @@ arrow::Result<redis::Reply> RedisIndex::RunPublish(const PublishRequest& r,
                                                    const std::vector<std::string>& old_tags) {
   auto call = VersionCall(r.entry, old_depends_on, old_tags, r.scoring,
                           {names_.gen(), names_.lease(r.lease ? r.lease->name : "-")});
-  call.args.reserve(call.args.size() + 10 + r.watched.size());
+  call.args.reserve(call.args.size() + 13 + r.watched.size());
   call.args.insert(call.args.end(),
                    {std::to_string(r.expected_version), r.expected_blob,
                     std::to_string(std::max<int64_t>(r.keep_versions, 1)), r.bump_key ? "1" : "0",
@@ -299,7 +299,10 @@ arrow::Result<redis::Reply> RedisIndex::RunPublish(const PublishRequest& r,
                     r.budget ? std::to_string(r.budget->cache_size) : "",
                     r.budget ? std::to_string(r.budget->max_entries) : "0",
                     r.budget && r.budget->allow_one_over ? "1" : "0",
-                    std::to_string(options_.max_generations)});
+                    std::to_string(options_.max_generations),
+                    r.tenant_budget ? std::to_string(r.tenant_budget->cache_size) : "",
+                    r.tenant_budget ? std::to_string(r.tenant_budget->max_entries) : "0",
+                    r.tenant_budget && r.tenant_budget->allow_one_over ? "1" : "0"});
   call.args.insert(call.args.end(), r.watched.begin(), r.watched.end());
   return Run(RedisScripts::Get().publish, std::move(call.keys), std::move(call.args), "publish");
 }
@@ -430,6 +433,17 @@ arrow::Result<IndexStats> RedisIndex::Stats() {
     ARROW_ASSIGN_OR_RAISE(fields[i], ParseReplyInteger(reply.elements[i].str, "a total"));
   }
   return IndexStats{fields[0], fields[1], fields[2]};
+}
+
+arrow::Result<IndexStats> RedisIndex::TenantStats(const std::string& tenant) {
+  ARROW_ASSIGN_OR_RAISE(auto reply, Command({"HMGET", names_.stats(), "tk:" + tenant,
+                                             "tb:" + tenant}));
+  int64_t fields[2] = {0, 0};
+  for (size_t i = 0; i < 2 && i < reply.elements.size(); ++i) {
+    if (reply.elements[i].is_nil()) continue;
+    ARROW_ASSIGN_OR_RAISE(fields[i], ParseReplyInteger(reply.elements[i].str, "a total"));
+  }
+  return IndexStats{fields[0], 0, fields[1]};
 }
 
 arrow::Result<GenerationSnapshot> RedisIndex::Snapshot() {

@@ -97,6 +97,7 @@ class RedisIndex final : public Index {
   arrow::Result<std::vector<IndexedKey>> ListLatest(const std::string& prefix) override;
   arrow::Result<std::vector<std::string>> KeysUnder(const std::string& prefix) override;
   arrow::Result<IndexStats> Stats() override;
+  arrow::Result<IndexStats> TenantStats(const std::string& tenant) override;
 
   arrow::Result<GenerationSnapshot> Snapshot() override;
   arrow::Result<std::vector<std::string>> BumpAndCollect(

@@ -90,6 +90,25 @@ local function bump(stats, gen, name, max_names)
 end
 -- Takes the oldest of `versions` (ascending) out until `keep` remain; returns them and the
 -- bytes they hold in entry hash `e`.
+-- The tenant a key counts against (index/entry.h, KeyTenant): the first segment of a
+-- three-segment object key; nil for others.
+local function tenant_of(key)
+  if string.sub(key, 1, 1) == '@' then return nil end
+  local first = string.find(key, '/', 1, true)
+  if not first or not string.find(key, '/', first + 1, true) then return nil end
+  return string.sub(key, 1, first - 1)
+end
+-- Add to the totals, and to the key's tenant's ('tb:' / 'tk:' fields of the same hash).
+local function add_totals(stats, key, keys, versions, bytes)
+  if bytes ~= 0 then redis.call('HINCRBY', stats, 'bytes', int(bytes)) end
+  if versions ~= 0 then redis.call('HINCRBY', stats, 'versions', int(versions)) end
+  if keys ~= 0 then redis.call('HINCRBY', stats, 'keys', int(keys)) end
+  local tenant = tenant_of(key)
+  if not tenant then return end
+  local tb = redis.call('HINCRBY', stats, 'tb:' .. tenant, int(bytes))
+  local tk = redis.call('HINCRBY', stats, 'tk:' .. tenant, int(keys))
+  if tb == 0 and tk == 0 then redis.call('HDEL', stats, 'tb:' .. tenant, 'tk:' .. tenant) end
+end
 local function oldest_past(e, versions, keep)
   local dropped, freed = {}, 0
   while #versions > keep do
@@ -151,7 +170,8 @@ return redis.call('HGET', KEYS[2], 'm:' .. v)
 
 // Own KEYS: gen, lease.  Own ARGV: 13 expected version, 14 expected blob, 15 keep, 16 bump,
 //   17 since, 18 lease token, 19 cache_size, 20 max_entries, 21 allow_one_over,
-//   22 max generations, then the watched generation names.
+//   22 max generations, 23 the tenant's cache_size ('': no tenant budget), 24 its
+//   max_entries, 25 its allow_one_over, then the watched generation names.
 constexpr const char* kPublish = R"lua(
 local meta, stats, e, keys, score = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local gen, lease = KEYS[6], KEYS[7]
@@ -175,10 +195,10 @@ if ARGV[18] ~= '' then
   if not held or string.match(held, '^(%d+)|') ~= ARGV[18] then return {'lease', held or ''} end
 end
 local since = tonumber(ARGV[17])
-if #ARGV >= 23 and since < num(redis.call('HGET', stats, 'gen_forgotten'), 0) then
+if #ARGV >= 26 and since < num(redis.call('HGET', stats, 'gen_forgotten'), 0) then
   return {'stale', ''}
 end
-for i = 23, #ARGV do
+for i = 26, #ARGV do
   local g = redis.call('ZSCORE', gen, ARGV[i])
   if g and tonumber(g) > since then return {'stale', ARGV[i]} end
 end
@@ -197,14 +217,24 @@ if ARGV[19] ~= '' then
     return {'budget', used .. ' bytes in ' .. count .. ' keys stored'}
   end
 end
+local tenant = tenant_of(key)
+if ARGV[23] ~= '' and tenant then
+  local cache_size, max_entries = tonumber(ARGV[23]), tonumber(ARGV[24])
+  local function over(b, k) return b > cache_size or (max_entries > 0 and k > max_entries) end
+  local tt = redis.call('HMGET', stats, 'tb:' .. tenant, 'tk:' .. tenant)
+  local tused, tcount = num(tt[1], 0), num(tt[2], 0)
+  if over(tused + bytes - freed, tcount + (new_key and 1 or 0)) and
+     (ARGV[25] ~= '1' or over(tused, tcount)) then
+    return {'budget', "tenant '" .. tenant .. "': " .. tused .. ' bytes in ' .. tcount ..
+            ' keys stored'}
+  end
+end
 local out = forget(e, trimmed, {'ok'})
 local key_bytes = num(redis.call('HGET', e, 'bytes'), 0) + bytes - freed
 redis.call('HSET', e, 'm:' .. version, json, 's:' .. version, ARGV[5], 'lv', ARGV[2], 'lb', blob,
            'vs', join(versions), 'bytes', int(key_bytes), 'cost', ARGV[6], 'created', ARGV[7],
            'exp', ARGV[8])
-redis.call('HINCRBY', stats, 'bytes', int(bytes - freed))
-redis.call('HINCRBY', stats, 'versions', int(1 - #trimmed))
-if new_key then redis.call('HINCRBY', stats, 'keys', 1) end
+add_totals(stats, key, new_key and 1 or 0, 1 - #trimmed, bytes - freed)
 move_links(key, new_links, old_links)
 redis.call('ZADD', keys, 0, key)
 if ARGV[16] == '1' then bump(stats, gen, 'k:' .. key, tonumber(ARGV[22])) end
@@ -235,9 +265,7 @@ if not lb then return {'ok'} end
 local out = {'ok'}
 local versions = split(redis.call('HGET', e, 'vs'))
 for _, v in ipairs(versions) do out[#out + 1] = redis.call('HGET', e, 'm:' .. v) end
-redis.call('HINCRBY', stats, 'bytes', int(-num(redis.call('HGET', e, 'bytes'), 0)))
-redis.call('HINCRBY', stats, 'versions', int(-#versions))
-redis.call('HINCRBY', stats, 'keys', -1)
+add_totals(stats, key, -1, -#versions, -num(redis.call('HGET', e, 'bytes'), 0))
 for i = 7, #KEYS do redis.call('SREM', KEYS[i], key) end
 redis.call('ZREM', keys, key)
 redis.call('ZREM', score, key)
@@ -254,8 +282,7 @@ if #dropped == 0 then return {} end
 local out = forget(e, dropped, {})
 local key_bytes = num(redis.call('HGET', e, 'bytes'), 0) - freed
 redis.call('HSET', e, 'vs', join(versions), 'bytes', int(key_bytes))
-redis.call('HINCRBY', stats, 'bytes', int(-freed))
-redis.call('HINCRBY', stats, 'versions', int(-#dropped))
+add_totals(stats, ARGV[1], 0, -#dropped, -freed)
 rescore(score, e, ARGV[1], ARGV[3])
 return out
 )lua";
@@ -339,9 +366,7 @@ versions[#versions + 1] = version
 table.sort(versions)
 redis.call('HSET', e, 'm:' .. version, ARGV[4], 's:' .. version, ARGV[5], 'vs', join(versions),
            'bytes', int(num(redis.call('HGET', e, 'bytes'), 0) + bytes))
-redis.call('HINCRBY', stats, 'bytes', ARGV[5])
-redis.call('HINCRBY', stats, 'versions', 1)
-if lv == 0 then redis.call('HINCRBY', stats, 'keys', 1) end
+add_totals(stats, key, lv == 0 and 1 or 0, 1, bytes)
 if version > lv then
   redis.call('HSET', e, 'lv', ARGV[2], 'lb', ARGV[3], 'cost', ARGV[6], 'created', ARGV[7],
              'exp', ARGV[8])
