@@ -161,6 +161,50 @@ def test_http_applies_the_tenant_namespace(tenants):
     assert requests.get(f"{url}/v1/objects/s/o", headers=h["acme"]).status_code == 200
 
 
+def tenant_view(client, token, **ticket):
+    """DoGet a view ticket as `token`: (table, the first batch's app_metadata)."""
+    reader = client.do_get(flight.Ticket(json.dumps(ticket).encode()), options=bearer(token))
+    chunks, meta = [], None
+    while True:
+        try:
+            chunk = reader.read_chunk()
+        except StopIteration:
+            break
+        if meta is None and chunk.app_metadata is not None:
+            meta = json.loads(chunk.app_metadata.to_pybytes())
+        if chunk.data is not None:
+            chunks.append(chunk.data)
+    return pa.Table.from_batches(chunks, schema=reader.schema), meta
+
+
+def test_views_are_scoped_to_the_tenants_namespace(tenants):
+    c = tenants.client()
+    acme, globex = tenants.tokens["acme"], tenants.tokens["globex"]
+    table = pa.table({"x": list(range(10)), "y": [str(i) for i in range(10)]})
+    put(c, "s/o", acme, table=table)
+    got, meta = tenant_view(c, acme, key="s/o", columns=["x"], limit=3)
+    assert got == pa.table({"x": [0, 1, 2]})
+    assert meta["source"]["key"] == "s/o", meta  # shown without the tenant
+    # Unchanged (no view): the entry itself, also shown as the tenant addresses it.
+    got, meta = tenant_view(c, acme, key="s/o", format="arrow")
+    assert got == table and meta["key"] == "s/o" and meta["source"]["key"] == "s/o", meta
+    # Another tenant's view of "s/o" is a view of its own (absent) s/o.
+    with pytest.raises(KeyError):
+        tenant_view(c, globex, key="s/o", columns=["x"])
+    with pytest.raises(pa.ArrowInvalid, match="a tenant.s keys have 2 segments"):
+        tenant_view(c, globex, key="acme/s/o", columns=["x"])
+    with pytest.raises(flight.FlightUnauthorizedError, match="a view of a query result"):
+        tenant_view(c, acme, key="@q/" + "0" * 64, columns=["x"])
+    # HTTP: the same namespace, and the source key shown as the tenant addresses it.
+    url = tenants.http_url
+    r = requests.get(f"{url}/v1/objects/s/o?columns=y&limit=2&format=csv",
+                     headers={"Authorization": f"Bearer {acme}"})
+    assert r.status_code == 200, r.text
+    assert r.headers["X-Quiver-Source-Key"] == "s/o" and r.text.splitlines()[1:] == ['"0"', '"1"']
+    assert requests.get(f"{url}/v1/objects/s/o?columns=y",
+                        headers={"Authorization": f"Bearer {globex}"}).status_code == 404
+
+
 def test_flame_protocol_is_refused_to_tenant_tokens(tenants):
     c = tenants.client()
     d = flight.FlightDescriptor.for_path("app/session")

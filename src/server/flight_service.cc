@@ -407,8 +407,8 @@ arrow::Status QuiverFlightService::DoGet(const flight::ServerCallContext& contex
     }
     if (LooksLikeView(request.ticket)) {
       NoteKind(call, "DoGet:view");
-      ARROW_RETURN_NOT_OK(caller.scope.RefuseScoped("views"));
-      return WithContext(ServeViewTicket(engine_, request.ticket).Value(stream), "view");
+      return WithContext(ServeViewTicket(engine_, request.ticket, caller.scope).Value(stream),
+                         "view");
     }
     NoteKind(call, "DoGet:object");
     return ObjectStream(context, request.ticket, caller.scope).Value(stream);

@@ -3,8 +3,10 @@
 #include "format/stored_stream.h"
 #include "server/http_api.h"
 #include "server/http_body.h"
+#include "server/http_auth.h"
 #include "server/http_cache_headers.h"
 #include "server/payload_source.h"
+#include "server/tenant_scope.h"
 #include "server/view_request.h"
 
 namespace quiver {
@@ -31,7 +33,7 @@ arrow::Status SendView(const httplib::Request& req, const ViewResult& view, int6
     res->set_header("X-Quiver-View-Not-Stored", view.not_stored);
   }
   res->set_header("X-Quiver-View-Cache", view.cached_hit ? "hit" : "derived");
-  res->set_header("X-Quiver-Source-Key", view.source.key);
+  res->set_header("X-Quiver-Source-Key", TenantScope::Of(HttpCaller()).ShowKey(view.source.key));
   res->set_header("X-Quiver-Source-Version", std::to_string(view.source.version));
   res->set_header("X-Quiver-Derive-Ms", std::to_string(view.derive_ms));
   if (NoneMatch(req, meta)) {

@@ -5,15 +5,41 @@
 
 #include "cache/engine.h"
 #include "server/entry_stream.h"
+#include "server/tenant_scope.h"
 #include "server/view_request.h"
 
 namespace quiver {
 
 using nlohmann::json;
 
+namespace {
+
+// A tenant's view names a key of its own namespace; a query result named by key is not
+// scoped to a tenant (docs/security.md), so it is refused.
+arrow::Status ScopeViewKey(const TenantScope& scope, std::string* key) {
+  if (!scope.scoped()) return arrow::Status::OK();
+  if (key->rfind(kQueryKeyPrefix, 0) == 0 || IsQueryKey(kQueryKeyPrefix + *key)) {
+    return scope.RefuseScoped("a view of a query result named by key");
+  }
+  ARROW_ASSIGN_OR_RAISE(auto stored, scope.Key(*key));
+  *key = stored.ToString();
+  return arrow::Status::OK();
+}
+
+// The view's metadata as the caller addresses keys.
+std::string ShowSourceKey(const TenantScope& scope, json meta) {
+  if (scope.scoped()) {
+    meta["source"]["key"] = scope.ShowKey(meta["source"]["key"].get<std::string>());
+  }
+  return meta.dump();
+}
+
+}  // namespace
+
 arrow::Result<std::unique_ptr<arrow::flight::FlightDataStream>> ServeViewTicket(
-    Engine* engine, const std::string& ticket) {
+    Engine* engine, const std::string& ticket, const TenantScope& scope) {
   ARROW_ASSIGN_OR_RAISE(auto request, ParseViewRequest(ticket));
+  ARROW_RETURN_NOT_OK(ScopeViewKey(scope, &request.key));
   if (request.view.empty() && request.encoding == Encoding::kArrowStream) {
     // Nothing to derive: the entry itself, as stored.
     ARROW_ASSIGN_OR_RAISE(auto parts,
@@ -25,14 +51,15 @@ arrow::Result<std::unique_ptr<arrow::flight::FlightDataStream>> ServeViewTicket(
     ObjectRead read{std::move(parts), 0};
     ARROW_ASSIGN_OR_RAISE(auto streams, OpenParts(read));
     json meta = json::parse(ViewResultJson(plain));
-    meta["key"] = meta["source"]["key"];
-    return std::make_unique<EntryStream>(std::move(streams), meta.dump());
+    meta["key"] = scope.ShowKey(meta["source"]["key"].get<std::string>());
+    return std::make_unique<EntryStream>(std::move(streams), ShowSourceKey(scope, meta));
   }
   ARROW_ASSIGN_OR_RAISE(auto result, engine->views()->Serve(request));
   spdlog::debug("view of {}@{}: {} ({} ms)", result.source.key, result.source.version,
                 result.cached_hit ? "hit" : "derived", result.derive_ms);
   ARROW_ASSIGN_OR_RAISE(auto stored, StoredStream::Open(result.entry.file));
-  return std::make_unique<EntryStream>(std::move(stored), ViewResultJson(result));
+  return std::make_unique<EntryStream>(std::move(stored),
+                                       ShowSourceKey(scope, json::parse(ViewResultJson(result))));
 }
 
 }  // namespace quiver
