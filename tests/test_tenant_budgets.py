@@ -129,7 +129,8 @@ def test_an_admin_writing_into_a_tenants_namespace_counts_against_it(budgeted):
 
 
 @pytest.mark.parametrize("budgets, message", [
-    ({"acme": {"cache_size": -1}}, "auth.tenant_budgets.acme: cache_size and max_entries must be >= 0"),
+    ({"acme": {"cache_size": -1}},
+     "auth.tenant_budgets.acme: cache_size and max_entries must be >= 0"),
     ({"acme": {"cache_size": "lots"}}, "auth.tenant_budgets.acme.cache_size"),
     ({"acme": {"bytes": 1}}, "auth.tenant_budgets.acme: unknown field 'bytes'"),
     ({"acme": 5}, "'auth.tenant_budgets.acme' must be an object"),

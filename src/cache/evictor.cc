@@ -177,57 +177,64 @@ arrow::Status Evictor::UnderLease(const std::function<arrow::Status()>& work) {
 
 void Evictor::Release(int64_t bytes, bool new_key) { Reserve(-bytes, new_key ? -1 : 0); }
 
+arrow::Result<std::vector<std::string>> Evictor::PickInTenant(const std::string& tenant,
+                                                              Need need,
+                                                              const std::vector<std::string>& skip,
+                                                              bool* covered) {
+  // The tenant's keys, lowest score first: a listing of its namespace (it is over budget).
+  ARROW_ASSIGN_OR_RAISE(auto listed, entries_->index()->ListLatest(tenant + "/"));
+  std::sort(listed.begin(), listed.end(), [](const IndexedKey& a, const IndexedKey& b) {
+    return a.usage.score < b.usage.score;
+  });
+  const int64_t now = clock_->NowMillis();
+  const auto protect_ms = static_cast<int64_t>(settings().protect_s * 1000);
+  std::vector<std::string> victims;
+  for (const auto& item : listed) {
+    if (!need.any()) break;
+    const auto& key = item.latest.key;
+    if (KeyTenant(key) != tenant || std::find(skip.begin(), skip.end(), key) != skip.end() ||
+        now - item.usage.created_ms < protect_ms) {
+      continue;
+    }
+    victims.push_back(key);
+    need.bytes -= item.usage.bytes;
+    --need.keys;
+  }
+  *covered = !need.any();
+  return victims;
+}
+
 arrow::Status Evictor::MakeTenantRoom(const std::string& key, int64_t bytes, bool new_key,
-                                      const BudgetSettings& limits,
                                       const std::vector<std::string>& keep) {
-  const auto tenant_limits = TenantLimits(key, false);
-  if (!tenant_limits) return arrow::Status::OK();
+  const auto limits = TenantLimits(key, false);
+  if (!limits) return arrow::Status::OK();
   const auto tenant = KeyTenant(key);
   auto need_now = [&]() -> arrow::Result<Need> {
     ARROW_ASSIGN_OR_RAISE(auto totals, entries_->index()->TenantStats(tenant));
-    Need need;
-    need.bytes = totals.bytes + bytes - tenant_limits->cache_size;
-    if (tenant_limits->max_entries > 0) {
-      need.keys = totals.keys + (new_key ? 1 : 0) - tenant_limits->max_entries;
-    }
+    Need need{totals.bytes + bytes - limits->cache_size, 0};
+    if (limits->max_entries > 0) need.keys = totals.keys + (new_key ? 1 : 0) - limits->max_entries;
     return need;
   };
   ARROW_ASSIGN_OR_RAISE(auto need, need_now());
   if (!need.any()) return arrow::Status::OK();
+  std::vector<std::string> skip = keep;
+  skip.push_back(key);
   std::lock_guard<std::mutex> one_at_a_time(evicting_);
-  const auto protect_ms = static_cast<int64_t>(limits.protect_s * 1000);
   return UnderLease([&]() -> arrow::Status {
     while (true) {
       ARROW_ASSIGN_OR_RAISE(need, need_now());
       if (!need.any()) return arrow::Status::OK();
-      // The tenant's keys, lowest score first (a listing of its namespace: it is over).
-      ARROW_ASSIGN_OR_RAISE(auto listed, entries_->index()->ListLatest(tenant + "/"));
-      std::sort(listed.begin(), listed.end(), [](const IndexedKey& a, const IndexedKey& b) {
-        return a.usage.score < b.usage.score;
-      });
-      const int64_t now = clock_->NowMillis();
-      std::vector<std::string> victims;
-      for (const auto& item : listed) {
-        if (!need.any()) break;
-        const auto& k = item.latest.key;
-        if (k == key || KeyTenant(k) != tenant ||
-            std::find(keep.begin(), keep.end(), k) != keep.end() ||
-            now - item.usage.created_ms < protect_ms) {
-          continue;
-        }
-        victims.push_back(k);
-        need.bytes -= item.usage.bytes;
-        --need.keys;
-      }
-      if (need.any()) {
+      bool covered = false;
+      ARROW_ASSIGN_OR_RAISE(auto victims, PickInTenant(tenant, need, skip, &covered));
+      if (!covered) {
         ARROW_ASSIGN_OR_RAISE(auto trimmed, entries_->Trim(key, 1));
         if (!trimmed.empty()) continue;
         ++not_admitted_;
         return Reject(arrow::Status::CapacityError(
                           "not admitted: '", key, "' (", FormatByteSize(bytes),
                           ") does not fit in tenant '", tenant, "''s budget (cache_size ",
-                          FormatByteSize(tenant_limits->cache_size), ", max_entries ",
-                          tenant_limits->max_entries, ") without evicting protected entries"),
+                          FormatByteSize(limits->cache_size), ", max_entries ",
+                          limits->max_entries, ") without evicting protected entries"),
                       RejectionKind::kNotAdmitted);
       }
       ARROW_RETURN_NOT_OK(Evict(victims));
@@ -239,7 +246,7 @@ arrow::Status Evictor::MakeRoom(const std::string& key, int64_t bytes, bool new_
                                 const std::vector<std::string>& keep) {
   const auto limits = settings();
   const int64_t keys = new_key ? 1 : 0;
-  ARROW_RETURN_NOT_OK(MakeTenantRoom(key, bytes, new_key, limits, keep));
+  ARROW_RETURN_NOT_OK(MakeTenantRoom(key, bytes, new_key, keep));
   ARROW_ASSIGN_OR_RAISE(auto need, NeedFor(bytes, keys, limits, /*reserve_if_room=*/true));
   if (!need.any()) return arrow::Status::OK();
   std::lock_guard<std::mutex> one_at_a_time(evicting_);

@@ -122,8 +122,11 @@ class Evictor {
                          const BudgetSettings& limits, const std::vector<std::string>& keep);
   /// The part of MakeRoom within `key`'s tenant's budget (OK at once if it has none).
   arrow::Status MakeTenantRoom(const std::string& key, int64_t bytes, bool new_key,
-                               const BudgetSettings& limits,
                                const std::vector<std::string>& keep);
+  /// As Pick, among the keys of `tenant` only.
+  arrow::Result<std::vector<std::string>> PickInTenant(const std::string& tenant, Need need,
+                                                       const std::vector<std::string>& skip,
+                                                       bool* covered);
   /// Run `work` holding the eviction lease (waiting for another node's eviction to end).
   /// REQUIRES: evicting_ held.
   arrow::Status UnderLease(const std::function<arrow::Status()>& work);

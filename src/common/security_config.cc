@@ -80,7 +80,8 @@ arrow::Status AuthConfig::Load(const nlohmann::json& value, const std::string& p
     else if (field == "jwt") ARROW_RETURN_NOT_OK(jwt.Load(v, path));
     else if (field == "rate_limit_per_s") rate_limit_per_s = v.get<double>();
     else if (field == "rate_limit_burst") rate_limit_burst = v.get<double>();
-    else if (field == "tenant_budgets") ARROW_RETURN_NOT_OK(LoadTenantBudgets(v, path, &tenant_budgets));
+    else if (field == "tenant_budgets")
+      ARROW_RETURN_NOT_OK(LoadTenantBudgets(v, path, &tenant_budgets));
     else return UnknownField(path, "auth", field);
   }
   return arrow::Status::OK();
