@@ -193,7 +193,7 @@ def test_views_are_scoped_to_the_tenants_namespace(tenants):
         tenant_view(c, globex, key="s/o", columns=["x"])
     with pytest.raises(pa.ArrowInvalid, match="a tenant.s keys have 2 segments"):
         tenant_view(c, globex, key="acme/s/o", columns=["x"])
-    with pytest.raises(flight.FlightUnauthorizedError, match="a view of a query result"):
+    with pytest.raises(KeyError, match="no cached result"):  # not its result: absent
         tenant_view(c, acme, key="@q/" + "0" * 64, columns=["x"])
     # HTTP: the same namespace, and the source key shown as the tenant addresses it.
     url = tenants.http_url
@@ -203,6 +203,39 @@ def test_views_are_scoped_to_the_tenants_namespace(tenants):
     assert r.headers["X-Quiver-Source-Key"] == "s/o" and r.text.splitlines()[1:] == ['"0"', '"1"']
     assert requests.get(f"{url}/v1/objects/s/o?columns=y",
                         headers={"Authorization": f"Bearer {globex}"}).status_code == 404
+
+
+def test_a_tenant_reads_by_key_only_its_own_results_and_granted_shared_ones(tenants):
+    url = tenants.http_url
+    h = {name: {"Authorization": f"Bearer {tenants.tokens[name]}"}
+         for name in ("acme", "globex", "admin")}
+
+    def query(source, who):
+        r = requests.post(f"{url}/v1/query", json={"source": source, "sql": FIRST_TEN},
+                          headers=h[who])
+        assert r.status_code == 200, r.text
+        return r.headers["X-Quiver-Key"]
+
+    def result(key, who, params=""):
+        return requests.get(f"{url}/v1/results/{key}{params}", headers=h[who])
+
+    own, shared = query("lite", "acme"), query("common", "acme")
+    for key in (own, shared):
+        r = result(key, "acme")
+        assert r.status_code == 200, r.text
+        assert pa.ipc.open_stream(r.content).read_all().num_rows == 10
+    # globex: acme's own result does not exist for it; the shared one it is granted does.
+    r = result(own, "globex")
+    assert r.status_code == 404 and own in r.text and "acme" not in r.text, r.text
+    assert result(own, "globex", "?columns=id").status_code == 404  # nor a view of it
+    assert result(shared, "globex").status_code == 200
+    assert result(own, "admin").status_code == 200
+    # A view ticket over Flight is held to the same rule.
+    c = tenants.client()
+    got, meta = tenant_view(c, tenants.tokens["acme"], key=own, columns=["id"], limit=2)
+    assert got.column("id").to_pylist() == [1, 2]
+    with pytest.raises(KeyError, match="no cached result"):
+        tenant_view(c, tenants.tokens["globex"], key=own, columns=["id"])
 
 
 def test_flame_protocol_is_refused_to_tenant_tokens(tenants):

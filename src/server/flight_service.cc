@@ -407,7 +407,7 @@ arrow::Status QuiverFlightService::DoGet(const flight::ServerCallContext& contex
     }
     if (LooksLikeView(request.ticket)) {
       NoteKind(call, "DoGet:view");
-      return WithContext(ServeViewTicket(engine_, request.ticket, caller.scope).Value(stream),
+      return WithContext(ServeViewTicket(engine_, request.ticket, *caller.who).Value(stream),
                          "view");
     }
     NoteKind(call, "DoGet:object");

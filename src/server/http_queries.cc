@@ -10,6 +10,7 @@
 #include "server/http_cache_headers.h"
 #include "server/http_views.h"
 #include "server/query_command.h"
+#include "server/result_access.h"
 #include "server/tenant_scope.h"
 
 namespace quiver {
@@ -152,9 +153,10 @@ namespace quiver {
 
 void HttpApi::GetResult(const httplib::Request& req, httplib::Response& res) {
   auto st = [&]() -> arrow::Status {
-    // A result's key names no tenant: tenants read results through POST /v1/query.
-    ARROW_RETURN_NOT_OK(TenantScope::Of(HttpCaller()).RefuseScoped("GET /v1/results/{key}"));
     const std::string key = req.matches[1].str();
+    // A tenant reads only its own results, and shared ones it is granted.
+    ARROW_RETURN_NOT_OK(CheckResultAccess(engine_, HttpCaller(), TenantScope::Of(HttpCaller()),
+                                          key));
     ARROW_ASSIGN_OR_RAISE(auto view, HttpViewRequest(req, key, {}));
     const int64_t now = engine_->options().clock->NowMillis();
     if (view) {

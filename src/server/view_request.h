@@ -24,7 +24,7 @@
 namespace quiver {
 
 class Engine;
-class TenantScope;
+struct Identity;
 
 /// \brief True if `ticket` is a view ticket (see above).
 bool LooksLikeView(const std::string& ticket);
@@ -46,9 +46,9 @@ std::string ViewResultJson(const ViewResult& result);
 /// \brief Serve a view ticket: the derived entry's stored stream (for other formats, the
 /// stored stream of encoded pieces; see DerivedCache). A view that changes nothing is the
 /// source entry itself, streamed as stored. A tenant's ticket names a key of its namespace
-/// (mapped by `scope`, and shown back without the tenant); views of query results named by
-/// key are refused to it.
+/// (mapped into it, and shown back without the tenant), or a query result it may read
+/// (server/result_access.h).
 arrow::Result<std::unique_ptr<arrow::flight::FlightDataStream>> ServeViewTicket(
-    Engine* engine, const std::string& ticket, const TenantScope& scope);
+    Engine* engine, const std::string& ticket, const Identity& who);
 
 }  // namespace quiver

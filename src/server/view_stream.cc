@@ -5,6 +5,7 @@
 
 #include "cache/engine.h"
 #include "server/entry_stream.h"
+#include "server/result_access.h"
 #include "server/tenant_scope.h"
 #include "server/view_request.h"
 
@@ -14,12 +15,13 @@ using nlohmann::json;
 
 namespace {
 
-// A tenant's view names a key of its own namespace; a query result named by key is not
-// scoped to a tenant (docs/security.md), so it is refused.
-arrow::Status ScopeViewKey(const TenantScope& scope, std::string* key) {
+// A tenant's view names a key of its own namespace, or a query result it may read
+// (server/result_access.h).
+arrow::Status ScopeViewKey(Engine* engine, const Identity& who, const TenantScope& scope,
+                           std::string* key) {
   if (!scope.scoped()) return arrow::Status::OK();
   if (key->rfind(kQueryKeyPrefix, 0) == 0 || IsQueryKey(kQueryKeyPrefix + *key)) {
-    return scope.RefuseScoped("a view of a query result named by key");
+    return CheckResultAccess(engine, who, scope, *key);
   }
   ARROW_ASSIGN_OR_RAISE(auto stored, scope.Key(*key));
   *key = stored.ToString();
@@ -37,9 +39,10 @@ std::string ShowSourceKey(const TenantScope& scope, json meta) {
 }  // namespace
 
 arrow::Result<std::unique_ptr<arrow::flight::FlightDataStream>> ServeViewTicket(
-    Engine* engine, const std::string& ticket, const TenantScope& scope) {
+    Engine* engine, const std::string& ticket, const Identity& who) {
+  const TenantScope scope = TenantScope::Of(who);
   ARROW_ASSIGN_OR_RAISE(auto request, ParseViewRequest(ticket));
-  ARROW_RETURN_NOT_OK(ScopeViewKey(scope, &request.key));
+  ARROW_RETURN_NOT_OK(ScopeViewKey(engine, who, scope, &request.key));
   if (request.view.empty() && request.encoding == Encoding::kArrowStream) {
     // Nothing to derive: the entry itself, as stored.
     ARROW_ASSIGN_OR_RAISE(auto parts,

@@ -1,0 +1,44 @@
+#include "server/result_access.h"
+
+#include <nlohmann/json.hpp>
+
+#include "cache/entry_store.h"
+#include "index/entry.h"
+
+namespace quiver {
+
+namespace {
+
+bool IsHex64(const std::string& text) {
+  if (text.size() != 64) return false;
+  for (char c : text) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+// The scope a result's query ran in ("" if its canonical request names none).
+std::string QueryScope(const EntryMeta& meta) {
+  auto j = nlohmann::json::parse(meta.query, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return "";
+  auto it = j.find("scope");
+  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+}  // namespace
+
+arrow::Status CheckResultAccess(Engine* engine, const Identity& who, const TenantScope& scope,
+                                const std::string& key) {
+  if (!scope.scoped()) return arrow::Status::OK();
+  const std::string full = IsHex64(key) ? kQueryKeyPrefix + key : key;
+  if (!IsQueryKey(full)) return arrow::Status::OK();
+  ARROW_ASSIGN_OR_RAISE(auto meta, engine->entries()->index()->Get(full, std::nullopt));
+  if (!meta) return arrow::Status::OK();
+  const std::string ran_in = QueryScope(*meta);
+  if (ran_in == "tenant:" + scope.tenant()) return arrow::Status::OK();
+  if (ran_in == "shared" && who.MayUseSource(meta->source)) return arrow::Status::OK();
+  return arrow::Status::KeyError("no cached result '", full.substr(3),
+                                 "' (expired, invalidated, or never cached)");
+}
+
+}  // namespace quiver
