@@ -236,6 +236,18 @@ def test_a_tenant_reads_by_key_only_its_own_results_and_granted_shared_ones(tena
     assert got.column("id").to_pylist() == [1, 2]
     with pytest.raises(KeyError, match="no cached result"):
         tenant_view(c, tenants.tokens["globex"], key=own, columns=["id"])
+    # Invalidating by key: its own result only; a shared one is not one tenant's to remove.
+    qkey = own if own.startswith("@q/") else "@q/" + own
+    shared_qkey = shared if shared.startswith("@q/") else "@q/" + shared
+    for who, key in (("globex", qkey), ("acme", shared_qkey)):
+        with pytest.raises(KeyError, match="no cached result"):
+            action(c, "invalidate", {"key": key}, tenants.tokens[who])
+    assert result(own, "acme").status_code == 200
+    removed = json.loads(action(c, "invalidate", {"key": qkey}, tenants.tokens["acme"]))
+    # the result, and (cascade) the view of it made above
+    assert qkey in removed["removed"] and len(removed["removed"]) == 2, removed
+    assert result(own, "acme").status_code == 404
+    assert result(shared, "globex").status_code == 200
 
 
 def test_flame_protocol_is_refused_to_tenant_tokens(tenants):

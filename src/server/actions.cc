@@ -9,6 +9,7 @@
 #include "server/action_body.h"
 #include "server/artifact_request.h"
 #include "server/entries_table.h"
+#include "server/result_access.h"
 #include "server/flame_protocol.h"
 #include "server/tenant_scope.h"
 
@@ -237,7 +238,7 @@ arrow::Result<std::string> InvalidateAction(Engine* engine, const std::string& b
   ARROW_ASSIGN_OR_RAISE(auto request, ParseInvalidateBody(body));
   std::string key = request.key;
   if (IsQueryKey(key)) {
-    ARROW_RETURN_NOT_OK(scope.RefuseScoped("invalidating a query result by key"));
+    ARROW_RETURN_NOT_OK(CheckOwnResult(engine, scope, key));
   } else {
     ARROW_ASSIGN_OR_RAISE(auto stored, scope.Key(key));
     key = stored.ToString();

@@ -25,10 +25,9 @@ std::string QueryScope(const EntryMeta& meta) {
   return it != j.end() && it->is_string() ? it->get<std::string>() : "";
 }
 
-}  // namespace
-
-arrow::Status CheckResultAccess(Engine* engine, const Identity& who, const TenantScope& scope,
-                                const std::string& key) {
+// `who` null: the tenant's own results only.
+arrow::Status CheckAccess(Engine* engine, const Identity* who, const TenantScope& scope,
+                          const std::string& key) {
   if (!scope.scoped()) return arrow::Status::OK();
   const std::string full = IsHex64(key) ? kQueryKeyPrefix + key : key;
   if (!IsQueryKey(full)) return arrow::Status::OK();
@@ -36,9 +35,20 @@ arrow::Status CheckResultAccess(Engine* engine, const Identity& who, const Tenan
   if (!meta) return arrow::Status::OK();
   const std::string ran_in = QueryScope(*meta);
   if (ran_in == "tenant:" + scope.tenant()) return arrow::Status::OK();
-  if (ran_in == "shared" && who.MayUseSource(meta->source)) return arrow::Status::OK();
+  if (who && ran_in == "shared" && who->MayUseSource(meta->source)) return arrow::Status::OK();
   return arrow::Status::KeyError("no cached result '", full.substr(3),
                                  "' (expired, invalidated, or never cached)");
+}
+
+}  // namespace
+
+arrow::Status CheckResultAccess(Engine* engine, const Identity& who, const TenantScope& scope,
+                                const std::string& key) {
+  return CheckAccess(engine, &who, scope, key);
+}
+
+arrow::Status CheckOwnResult(Engine* engine, const TenantScope& scope, const std::string& key) {
+  return CheckAccess(engine, nullptr, scope, key);
 }
 
 }  // namespace quiver

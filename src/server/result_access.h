@@ -21,4 +21,8 @@ namespace quiver {
 arrow::Status CheckResultAccess(Engine* engine, const Identity& who, const TenantScope& scope,
                                 const std::string& key);
 
+/// \brief As CheckResultAccess, for changing a result (invalidating it): only the tenant's
+/// own results; a shared one is every tenant's, so it is not one tenant's to remove.
+arrow::Status CheckOwnResult(Engine* engine, const TenantScope& scope, const std::string& key);
+
 }  // namespace quiver
