@@ -55,16 +55,21 @@ std::string FormatByteSize(int64_t bytes) {
   return fmt::format("{:.1f} {}", value, kUnits[unit]);
 }
 
+arrow::Result<int64_t> ByteSizeFromJson(const nlohmann::json& value) {
+  if (value.is_number_integer()) return value.get<int64_t>();
+  if (value.is_string()) return ParseByteSize(value.get<std::string>());
+  return arrow::Status::Invalid("must be a byte count or a size like \"64MiB\", got ",
+                                value.dump());
+}
+
 namespace {
 
 arrow::Result<int64_t> SizeField(const nlohmann::json& v, const char* name) {
-  if (v.is_number_integer()) return v.get<int64_t>();
-  if (v.is_string()) {
-    auto r = ParseByteSize(v.get<std::string>());
-    if (!r.ok()) return arrow::Status::Invalid("config field '", name, "': ", r.status().message());
-    return r;
+  auto size = ByteSizeFromJson(v);
+  if (!size.ok()) {
+    return arrow::Status::Invalid("config field '", name, "': ", size.status().message());
   }
-  return arrow::Status::Invalid("config field '", name, "' must be a byte count or a size string");
+  return size;
 }
 
 // A gRPC address, grpc://HOST:PORT; errors name the config field and its flag.

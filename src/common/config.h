@@ -231,6 +231,9 @@ struct ServerConfig {
 /// \brief Parse a byte size: a plain integer, or a number with B, KB, KiB, MB, MiB, GB,
 /// GiB, TB, TiB (case-insensitive), e.g. "64MiB" or "1.5GB".
 arrow::Result<int64_t> ParseByteSize(const std::string& text);
+/// \brief A size given in JSON: a byte count, or a string ParseByteSize reads. The error
+/// says what is wrong, not where: the caller names the field.
+arrow::Result<int64_t> ByteSizeFromJson(const nlohmann::json& value);
 
 /// \brief Render a byte count for humans, e.g. "1.5 GiB".
 std::string FormatByteSize(int64_t bytes);

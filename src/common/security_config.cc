@@ -30,19 +30,12 @@ arrow::Result<TenantBudget> LoadTenantBudget(const std::string& name, const nloh
   TenantBudget budget;
   for (auto& [field, v] : value.items()) {
     if (field == "cache_size") {
-      if (v.is_number_integer()) {
-        budget.cache_size = v.get<int64_t>();
-      } else if (v.is_string()) {
-        auto parsed = ParseByteSize(v.get<std::string>());
-        if (!parsed.ok()) {
-          return arrow::Status::Invalid("config file '", path, "': ", where,
-                                        ".cache_size: ", parsed.status().message());
-        }
-        budget.cache_size = *parsed;
-      } else {
-        return arrow::Status::Invalid("config file '", path, "': ", where,
-                                      ".cache_size must be bytes or a size like \"1GiB\"");
+      auto size = ByteSizeFromJson(v);
+      if (!size.ok()) {
+        return arrow::Status::Invalid("config file '", path, "': ", where, ".cache_size: ",
+                                      size.status().message());
       }
+      budget.cache_size = *size;
     } else if (field == "max_entries") {
       budget.max_entries = v.get<int64_t>();
     } else {

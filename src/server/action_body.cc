@@ -43,13 +43,9 @@ arrow::Result<bool> BoolField(const json& j, const char* field, bool fallback) {
 }
 
 arrow::Result<int64_t> SizeArgument(const json& v, const char* field) {
-  if (v.is_number_integer()) return v.get<int64_t>();
-  if (v.is_string()) {
-    auto parsed = ParseByteSize(v.get<std::string>());
-    if (!parsed.ok()) return arrow::Status::Invalid("'", field, "': ", parsed.status().message());
-    return parsed;
-  }
-  return arrow::Status::Invalid("'", field, "' must be a byte count or a size like \"64MiB\"");
+  auto size = ByteSizeFromJson(v);
+  if (!size.ok()) return arrow::Status::Invalid("'", field, "': ", size.status().message());
+  return size;
 }
 
 // Keys as users address them: object keys, or query results as "@q/<hex>".
