@@ -50,6 +50,6 @@ ctest --test-dir build-asan --output-on-failure -j"$(nproc)" --timeout 600
 log "integration tests (pytest subset, ASan + UBSan server)"
 QUIVER_TEST_GRACEFUL_STOP=1 QUIVER_BIN="$ROOT/build-asan/quiver" .venv/bin/python -m pytest -q -p no:cacheprovider \
   tests/test_roundtrip.py tests/test_versions.py tests/test_bad_input.py \
-  tests/test_security.py tests/test_tenants.py tests/test_http.py tests/test_query_sqlite.py \
-  tests/test_index_journal.py tests/test_invalidation.py "$@"
+  tests/test_security.py tests/test_tenants.py tests/test_tenant_budgets.py tests/test_http.py \
+  tests/test_query_sqlite.py tests/test_index_journal.py tests/test_invalidation.py "$@"
 log "clean: no sanitizer findings"
