@@ -148,20 +148,18 @@ std::vector<std::string> ShowKeys(const TenantScope& scope, std::vector<std::str
   return keys;
 }
 
-// A tenant's stats: its own entries only (the node's counters are not split by tenant), and
-// its budget (null: none).
+// A tenant's stats: the index's totals of its own keys (the node's counters are not split by
+// tenant), as its budget counts them, and its budget (null: none).
 arrow::Result<json> TenantStatsJson(Engine* engine, const TenantScope& scope) {
-  ARROW_ASSIGN_OR_RAISE(auto metas, engine->objects()->List(scope.ListPrefix("")));
-  int64_t bytes = 0;
-  for (const auto& meta : metas) bytes += meta.bytes;
+  ARROW_ASSIGN_OR_RAISE(auto totals, engine->entries()->index()->TenantStats(scope.tenant()));
   ARROW_ASSIGN_OR_RAISE(auto s, engine->management()->Stats());
   json budget = nullptr;
   if (const TenantBudget* b = FindTenantBudget(s.budget.tenants, scope.tenant())) {
     budget = {{"cache_size", b->cache_size}, {"max_entries", b->max_entries}};
   }
   return json{{"tenant", scope.tenant()},
-              {"entries", static_cast<int64_t>(metas.size())},
-              {"bytes", bytes},
+              {"entries", totals.keys},
+              {"bytes", totals.bytes},
               {"budget", budget}};
 }
 
