@@ -110,34 +110,24 @@ void Evictor::Reserve(int64_t bytes, int64_t keys) {
   reserved_keys_ += keys;
 }
 
-bool Evictor::Take(const std::string& key, const KeyUsage& usage,
-                   const std::vector<std::string>& skip, int64_t now, int64_t protect_ms,
-                   Need* need, std::vector<std::string>* victims) {
-  if (std::find(skip.begin(), skip.end(), key) != skip.end() ||
-      now - usage.created_ms < protect_ms) {
-    return false;
-  }
-  victims->push_back(key);
-  need->bytes -= usage.bytes;
-  --need->keys;
-  return true;
-}
-
-int64_t Evictor::ProtectMs(bool protect) const {
-  return protect ? static_cast<int64_t>(settings().protect_s * 1000) : 0;
-}
-
 arrow::Result<std::vector<std::string>> Evictor::Pick(Need need,
                                                       const std::vector<std::string>& skip,
                                                       bool protect, bool* covered) {
+  const auto s = settings();
   const int64_t now = clock_->NowMillis();
-  const int64_t protect_ms = ProtectMs(protect);
+  const auto protect_ms = static_cast<int64_t>(s.protect_s * 1000);
   std::vector<std::string> victims;
   for (int64_t offset = 0; need.any(); offset += kPage) {
     ARROW_ASSIGN_OR_RAISE(auto page, entries_->index()->LowestScored(offset, kPage));
     for (const auto& [key, usage] : page) {
       if (!need.any()) break;
-      Take(key, usage, skip, now, protect_ms, &need, &victims);
+      if (std::find(skip.begin(), skip.end(), key) != skip.end() ||
+          (protect && now - usage.created_ms < protect_ms)) {
+        continue;
+      }
+      victims.push_back(key);
+      need.bytes -= usage.bytes;
+      --need.keys;
     }
     if (static_cast<int64_t>(page.size()) < kPage) break;
   }
@@ -197,12 +187,18 @@ arrow::Result<std::vector<std::string>> Evictor::PickInTenant(const std::string&
     return a.usage.score < b.usage.score;
   });
   const int64_t now = clock_->NowMillis();
-  const int64_t protect_ms = ProtectMs(/*protect=*/true);
+  const auto protect_ms = static_cast<int64_t>(settings().protect_s * 1000);
   std::vector<std::string> victims;
   for (const auto& item : listed) {
     if (!need.any()) break;
-    if (KeyTenant(item.latest.key) != tenant) continue;  // a two-segment key: nobody's
-    Take(item.latest.key, item.usage, skip, now, protect_ms, &need, &victims);
+    const auto& key = item.latest.key;
+    if (KeyTenant(key) != tenant || std::find(skip.begin(), skip.end(), key) != skip.end() ||
+        now - item.usage.created_ms < protect_ms) {
+      continue;
+    }
+    victims.push_back(key);
+    need.bytes -= item.usage.bytes;
+    --need.keys;
   }
   *covered = !need.any();
   return victims;
@@ -224,11 +220,26 @@ arrow::Status Evictor::MakeTenantRoom(const std::string& key, int64_t bytes, boo
   std::vector<std::string> skip = keep;
   skip.push_back(key);
   std::lock_guard<std::mutex> one_at_a_time(evicting_);
-  return EvictFor(
-      key, bytes, need_now,
-      [&](Need n, bool* covered) { return PickInTenant(tenant, n, skip, covered); },
-      "tenant '" + tenant + "''s cache_size (" + FormatByteSize(limits->cache_size) +
-          ") and max_entries (" + std::to_string(limits->max_entries) + ")");
+  return UnderLease([&]() -> arrow::Status {
+    while (true) {
+      ARROW_ASSIGN_OR_RAISE(need, need_now());
+      if (!need.any()) return arrow::Status::OK();
+      bool covered = false;
+      ARROW_ASSIGN_OR_RAISE(auto victims, PickInTenant(tenant, need, skip, &covered));
+      if (!covered) {
+        ARROW_ASSIGN_OR_RAISE(auto trimmed, entries_->Trim(key, 1));
+        if (!trimmed.empty()) continue;
+        ++not_admitted_;
+        return Reject(arrow::Status::CapacityError(
+                          "not admitted: '", key, "' (", FormatByteSize(bytes),
+                          ") does not fit in tenant '", tenant, "''s budget (cache_size ",
+                          FormatByteSize(limits->cache_size), ", max_entries ",
+                          limits->max_entries, ") without evicting protected entries"),
+                      RejectionKind::kNotAdmitted);
+      }
+      ARROW_RETURN_NOT_OK(Evict(victims));
+    }
+  });
 }
 
 arrow::Status Evictor::MakeRoom(const std::string& key, int64_t bytes, bool new_key,
@@ -238,25 +249,23 @@ arrow::Status Evictor::MakeRoom(const std::string& key, int64_t bytes, bool new_
   ARROW_RETURN_NOT_OK(MakeTenantRoom(key, bytes, new_key, keep));
   ARROW_ASSIGN_OR_RAISE(auto need, NeedFor(bytes, keys, limits, /*reserve_if_room=*/true));
   if (!need.any()) return arrow::Status::OK();
-  std::vector<std::string> skip = keep;
-  skip.push_back(key);
   std::lock_guard<std::mutex> one_at_a_time(evicting_);
-  return EvictFor(
-      key, bytes, [&] { return NeedFor(bytes, keys, limits, /*reserve_if_room=*/true); },
-      [&](Need n, bool* covered) { return Pick(n, skip, /*protect=*/true, covered); },
-      "cache_size (" + FormatByteSize(limits.cache_size) + ") and max_entries (" +
-          std::to_string(limits.max_entries) + ")");
+  return EvictFor(key, bytes, new_key, limits, keep);
 }
 
-arrow::Status Evictor::EvictFor(const std::string& key, int64_t bytes,
-                                const std::function<arrow::Result<Need>()>& need_now,
-                                const PickFn& pick, const std::string& budget) {
+arrow::Status Evictor::EvictFor(const std::string& key, int64_t bytes, bool new_key,
+                                const BudgetSettings& limits,
+                                const std::vector<std::string>& keep) {
+  std::vector<std::string> skip = keep;
+  skip.push_back(key);
   return UnderLease([&]() -> arrow::Status {
+    Need need;
     while (true) {
-      ARROW_ASSIGN_OR_RAISE(auto need, need_now());
+      ARROW_ASSIGN_OR_RAISE(need, NeedFor(bytes, new_key ? 1 : 0, limits,
+                                          /*reserve_if_room=*/true));
       if (!need.any()) return arrow::Status::OK();
       bool covered = false;
-      ARROW_ASSIGN_OR_RAISE(auto victims, pick(need, &covered));
+      ARROW_ASSIGN_OR_RAISE(auto victims, Pick(need, skip, /*protect=*/true, &covered));
       if (!covered) {
         // When the budget is tight, this key's older versions go before the new one is
         // refused (its latest stays until the new one replaces it).
@@ -264,9 +273,11 @@ arrow::Status Evictor::EvictFor(const std::string& key, int64_t bytes,
         if (!trimmed.empty()) continue;
         ++not_admitted_;
         return Reject(arrow::Status::CapacityError("not admitted: '", key, "' (",
-                                                   FormatByteSize(bytes), ") does not fit in ",
-                                                   budget, " without evicting protected "
-                                                   "entries"),
+                                                   FormatByteSize(bytes),
+                                                   ") does not fit in cache_size (",
+                                                   FormatByteSize(limits.cache_size),
+                                                   ") and max_entries (", limits.max_entries,
+                                                   ") without evicting protected entries"),
                       RejectionKind::kNotAdmitted);
       }
       ARROW_RETURN_NOT_OK(Evict(victims));

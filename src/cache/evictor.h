@@ -117,22 +117,9 @@ class Evictor {
                               bool reserve_if_room);
   /// Add to (or, negative, take from) the room reserved for this node's publishes.
   void Reserve(int64_t bytes, int64_t keys);
-  /// Choose victims covering a Need (sets whether they do), as Pick does.
-  using PickFn = std::function<arrow::Result<std::vector<std::string>>(Need, bool* covered)>;
-  /// The eviction part of MakeRoom, for the global or a tenant's budget: until `need_now`
-  /// says `key`'s `bytes` fit, evict what `pick` chooses; when that cannot make room, the
-  /// key's older versions go, and then it is refused as not admitted to `budget` (its
-  /// limits, for the message). REQUIRES: evicting_ held.
-  arrow::Status EvictFor(const std::string& key, int64_t bytes,
-                         const std::function<arrow::Result<Need>()>& need_now,
-                         const PickFn& pick, const std::string& budget);
-  /// Add `key` to `victims` toward `need`, unless it is in `skip` or younger than
-  /// `protect_ms`; false if it was not taken.
-  static bool Take(const std::string& key, const KeyUsage& usage,
-                   const std::vector<std::string>& skip, int64_t now, int64_t protect_ms,
-                   Need* need, std::vector<std::string>* victims);
-  /// protect_s in milliseconds, or 0 when protection does not apply.
-  int64_t ProtectMs(bool protect) const;
+  /// The eviction part of MakeRoom. REQUIRES: evicting_ held.
+  arrow::Status EvictFor(const std::string& key, int64_t bytes, bool new_key,
+                         const BudgetSettings& limits, const std::vector<std::string>& keep);
   /// The part of MakeRoom within `key`'s tenant's budget (OK at once if it has none).
   arrow::Status MakeTenantRoom(const std::string& key, int64_t bytes, bool new_key,
                                const std::vector<std::string>& keep);

@@ -206,33 +206,35 @@ end
 local versions = split(redis.call('HGET', e, 'vs'))
 versions[#versions + 1] = version
 local trimmed, freed = oldest_past(e, versions, math.max(tonumber(ARGV[15]), 1))
-local new_keys = lv == 0 and 1 or 0
--- A budget given in ARGV[i] (cache_size; '' for none), ARGV[i + 1] (max_entries) and
--- ARGV[i + 2] (allow one over) refuses if the totals in fields fb, fk of stats would pass it.
-local function refused(i, fb, fk, what)
-  if ARGV[i] == '' then return nil end
-  local cache_size, max_entries = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+local t = redis.call('HMGET', stats, 'bytes', 'keys')
+local used, count = num(t[1], 0), num(t[2], 0)
+local new_key = lv == 0
+if ARGV[19] ~= '' then
+  local cache_size, max_entries = tonumber(ARGV[19]), tonumber(ARGV[20])
   local function over(b, k) return b > cache_size or (max_entries > 0 and k > max_entries) end
-  local t = redis.call('HMGET', stats, fb, fk)
-  local used, count = num(t[1], 0), num(t[2], 0)
-  if over(used + bytes - freed, count + new_keys) and (ARGV[i + 2] ~= '1' or over(used, count))
-  then
-    return {'budget', what .. used .. ' bytes in ' .. count .. ' keys stored'}
+  if over(used + bytes - freed, count + (new_key and 1 or 0)) and
+     (ARGV[21] ~= '1' or over(used, count)) then
+    return {'budget', used .. ' bytes in ' .. count .. ' keys stored'}
   end
 end
-local over = refused(19, 'bytes', 'keys', '')
-if over then return over end
 local tenant = tenant_of(key)
-if tenant then
-  over = refused(23, 'tb:' .. tenant, 'tk:' .. tenant, "tenant '" .. tenant .. "': ")
-  if over then return over end
+if ARGV[23] ~= '' and tenant then
+  local cache_size, max_entries = tonumber(ARGV[23]), tonumber(ARGV[24])
+  local function over(b, k) return b > cache_size or (max_entries > 0 and k > max_entries) end
+  local tt = redis.call('HMGET', stats, 'tb:' .. tenant, 'tk:' .. tenant)
+  local tused, tcount = num(tt[1], 0), num(tt[2], 0)
+  if over(tused + bytes - freed, tcount + (new_key and 1 or 0)) and
+     (ARGV[25] ~= '1' or over(tused, tcount)) then
+    return {'budget', "tenant '" .. tenant .. "': " .. tused .. ' bytes in ' .. tcount ..
+            ' keys stored'}
+  end
 end
 local out = forget(e, trimmed, {'ok'})
 local key_bytes = num(redis.call('HGET', e, 'bytes'), 0) + bytes - freed
 redis.call('HSET', e, 'm:' .. version, json, 's:' .. version, ARGV[5], 'lv', ARGV[2], 'lb', blob,
            'vs', join(versions), 'bytes', int(key_bytes), 'cost', ARGV[6], 'created', ARGV[7],
            'exp', ARGV[8])
-add_totals(stats, key, new_keys, 1 - #trimmed, bytes - freed)
+add_totals(stats, key, new_key and 1 or 0, 1 - #trimmed, bytes - freed)
 move_links(key, new_links, old_links)
 redis.call('ZADD', keys, 0, key)
 if ARGV[16] == '1' then bump(stats, gen, 'k:' .. key, tonumber(ARGV[22])) end

@@ -151,15 +151,15 @@ std::vector<std::string> ShowKeys(const TenantScope& scope, std::vector<std::str
 // A tenant's stats: the index's totals of its own keys (the node's counters are not split by
 // tenant), as its budget counts them, and its budget (null: none).
 arrow::Result<json> TenantStatsJson(Engine* engine, const TenantScope& scope) {
-  ARROW_ASSIGN_OR_RAISE(auto usage, engine->management()->TenantStats(scope.tenant()));
+  ARROW_ASSIGN_OR_RAISE(auto totals, engine->entries()->index()->TenantStats(scope.tenant()));
+  ARROW_ASSIGN_OR_RAISE(auto s, engine->management()->Stats());
   json budget = nullptr;
-  if (usage.budget) {
-    budget = {{"cache_size", usage.budget->cache_size},
-              {"max_entries", usage.budget->max_entries}};
+  if (const TenantBudget* b = FindTenantBudget(s.budget.tenants, scope.tenant())) {
+    budget = {{"cache_size", b->cache_size}, {"max_entries", b->max_entries}};
   }
   return json{{"tenant", scope.tenant()},
-              {"entries", usage.totals.keys},
-              {"bytes", usage.totals.bytes},
+              {"entries", totals.keys},
+              {"bytes", totals.bytes},
               {"budget", budget}};
 }
 

@@ -173,9 +173,9 @@ arrow::Result<ViewRequest> ParseViewParams(const std::string& key,
   return request;
 }
 
-std::string ViewResultJson(const ViewResult& r, const std::string& source_key) {
+std::string ViewResultJson(const ViewResult& r) {
   const auto& s = r.source;
-  json source = {{"key", IsQueryKey(source_key) ? source_key.substr(3) : source_key},
+  json source = {{"key", IsQueryKey(s.key) ? s.key.substr(3) : s.key},
                  {"version", s.version},
                  {"created_ms", s.created_ms}};
   if (s.expires_ms) source["expires_ms"] = s.expires_ms;

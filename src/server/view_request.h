@@ -41,8 +41,7 @@ arrow::Result<ViewRequest> ParseViewParams(const std::string& key,
 
 /// \brief The app_metadata of a view's first batch: source key and version, the derived
 /// key, whether it was a cache hit, the format.
-/// `source_key` is the source's key as the caller names it (a tenant's without the tenant).
-std::string ViewResultJson(const ViewResult& result, const std::string& source_key);
+std::string ViewResultJson(const ViewResult& result);
 
 /// \brief Serve a view ticket: the derived entry's stored stream (for other formats, the
 /// stored stream of encoded pieces; see DerivedCache). A view that changes nothing is the

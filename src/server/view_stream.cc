@@ -20,12 +20,20 @@ namespace {
 arrow::Status ScopeViewKey(Engine* engine, const Identity& who, const TenantScope& scope,
                            std::string* key) {
   if (!scope.scoped()) return arrow::Status::OK();
-  if (key->rfind(kQueryKeyPrefix, 0) == 0 || IsQueryKey(AsQueryKey(*key))) {
+  if (key->rfind(kQueryKeyPrefix, 0) == 0 || IsQueryKey(kQueryKeyPrefix + *key)) {
     return CheckResultAccess(engine, who, scope, *key);
   }
   ARROW_ASSIGN_OR_RAISE(auto stored, scope.Key(*key));
   *key = stored.ToString();
   return arrow::Status::OK();
+}
+
+// The view's metadata as the caller addresses keys.
+std::string ShowSourceKey(const TenantScope& scope, json meta) {
+  if (scope.scoped()) {
+    meta["source"]["key"] = scope.ShowKey(meta["source"]["key"].get<std::string>());
+  }
+  return meta.dump();
 }
 
 }  // namespace
@@ -45,16 +53,16 @@ arrow::Result<std::unique_ptr<arrow::flight::FlightDataStream>> ServeViewTicket(
     plain.cached_hit = true;
     ObjectRead read{std::move(parts), 0};
     ARROW_ASSIGN_OR_RAISE(auto streams, OpenParts(read));
-    json meta = json::parse(ViewResultJson(plain, scope.ShowKey(plain.source.key)));
-    meta["key"] = meta["source"]["key"];
-    return std::make_unique<EntryStream>(std::move(streams), meta.dump());
+    json meta = json::parse(ViewResultJson(plain));
+    meta["key"] = scope.ShowKey(meta["source"]["key"].get<std::string>());
+    return std::make_unique<EntryStream>(std::move(streams), ShowSourceKey(scope, meta));
   }
   ARROW_ASSIGN_OR_RAISE(auto result, engine->views()->Serve(request));
   spdlog::debug("view of {}@{}: {} ({} ms)", result.source.key, result.source.version,
                 result.cached_hit ? "hit" : "derived", result.derive_ms);
   ARROW_ASSIGN_OR_RAISE(auto stored, StoredStream::Open(result.entry.file));
   return std::make_unique<EntryStream>(std::move(stored),
-                                       ViewResultJson(result, scope.ShowKey(result.source.key)));
+                                       ShowSourceKey(scope, json::parse(ViewResultJson(result))));
 }
 
 }  // namespace quiver
