@@ -55,7 +55,8 @@ def paths(client, token, prefix=""):
 
 def make_pki(directory):
     """A CA, a server certificate for 127.0.0.1 and a client certificate, both signed by the
-    CA (openssl). Returns a dict of paths."""
+    CA; another CA, with a server certificate for 127.0.0.1 ("rotated") and a client
+    certificate ("stranger") it signed (openssl). Returns a dict of paths."""
     d = directory
     paths = {name: d / f"{name}.pem" for name in
              ("ca", "ca-key", "server", "server-key", "client", "client-key", "other-ca",
@@ -77,7 +78,9 @@ def make_pki(directory):
             str(paths[f"{ca}-key"]), "-CAcreateserial", "-days", "1", "-out", str(paths[name]),
             "-extfile", str(extfile))
 
+    paths["rotated"], paths["rotated-key"] = d / "rotated.pem", d / "rotated-key.pem"
     issue("server", "ca", "127.0.0.1", "subjectAltName=IP:127.0.0.1\n")
+    issue("rotated", "other-ca", "127.0.0.1", "subjectAltName=IP:127.0.0.1\n")
     issue("client", "ca", "client", "extendedKeyUsage=clientAuth\n")
     issue("stranger", "other-ca", "stranger", "extendedKeyUsage=clientAuth\n")
     return paths

@@ -316,7 +316,105 @@ def test_mutual_tls_requires_a_client_certificate_from_the_ca(quiver, pki):
             requests.get(url, verify=str(pki["ca"]), cert=cert, timeout=10)
 
 
+def _install(pki, workdir, cert, key, ca=None):
+    """Copy `cert`/`key` (and `ca`) over the files the node was started with, each replaced
+    whole (rename), as a certificate manager does."""
+    for name, source in (("live.pem", cert), ("live-key.pem", key), ("live-ca.pem", ca)):
+        if source is not None:
+            tmp = workdir / f"{name}.tmp"
+            tmp.write_bytes(pki[source].read_bytes())
+            tmp.replace(workdir / name)
+
+
+def _flight_trusts(location, ca_pem, **client_cert):
+    """Whether a new Flight connection trusting only `ca_pem` can make a call."""
+    c = flight.FlightClient(location, tls_root_certs=ca_pem, **client_cert)
+    try:
+        list(c.list_actions())
+        return True
+    except flight.FlightUnavailableError:
+        return False
+    finally:
+        c.close()
+
+
+def _https_trusts(url, ca_path, cert=None):
+    try:
+        return requests.get(f"{url}/v1/objects/s/rot", verify=str(ca_path), cert=cert,
+                            timeout=10).status_code == 200
+    except requests.exceptions.SSLError:
+        return False
+    except requests.exceptions.ConnectionError:  # a refused client certificate
+        return False
+
+
+def test_sighup_rotates_the_certificate_of_flight_and_https(quiver, pki, workdir):
+    _install(pki, workdir, "server", "server-key")
+    srv = quiver.node(args=["--tls-cert", str(workdir / "live.pem"), "--tls-key",
+                            str(workdir / "live-key.pem"), "--http", "127.0.0.1:0"])
+    ca, other = pki["ca"].read_bytes(), pki["other-ca"].read_bytes()
+    before = flight.FlightClient(srv.location, tls_root_certs=ca)
+    put(before, "s/rot")
+    assert _flight_trusts(srv.location, ca) and not _flight_trusts(srv.location, other)
+    assert _https_trusts(srv.http_url, pki["ca"])
+
+    # The certificate manager installs a certificate of the other CA, then signals.
+    _install(pki, workdir, "rotated", "rotated-key")
+    srv.proc.send_signal(signal.SIGHUP)
+    srv.wait_for_log("SIGHUP: HTTPS serves the certificate")
+    assert "SIGHUP: the Flight port re-opened with the certificate" in srv.log()
+    # New connections, on the same port, get the new certificate; the data is all there.
+    assert _flight_trusts(srv.location, other) and not _flight_trusts(srv.location, ca)
+    after = flight.FlightClient(srv.location, tls_root_certs=other)
+    assert after.do_get(flight.Ticket(b"s/rot")).read_all() == TABLE
+    assert _https_trusts(srv.http_url, pki["other-ca"])
+    assert not _https_trusts(srv.http_url, pki["ca"])
+
+    # A key that does not match is refused by name; the certificate in force stays.
+    _install(pki, workdir, "server", "rotated-key")
+    srv.proc.send_signal(signal.SIGHUP)
+    log = srv.wait_for_log("HTTPS keeps its certificate")
+    assert "is not the key of" in log and "the Flight port keeps its certificate" in log
+    assert _flight_trusts(srv.location, other) and _https_trusts(srv.http_url, pki["other-ca"])
+    # Unchanged files re-open nothing.
+    _install(pki, workdir, "rotated", "rotated-key")
+    srv.proc.send_signal(signal.SIGHUP)
+    srv.wait_for_log("SIGHUP: the HTTPS certificate files are unchanged")
+    assert "SIGHUP: the Flight certificate files are unchanged" in srv.log()
+    assert srv.log().count("re-opened with the certificate") == 1
+    assert _flight_trusts(srv.location, other)
+
+
+def test_sighup_rotates_the_client_ca_of_mutual_tls(quiver, pki, workdir):
+    _install(pki, workdir, "server", "server-key", ca="ca")
+    srv = quiver.node(args=["--tls-cert", str(workdir / "live.pem"), "--tls-key",
+                            str(workdir / "live-key.pem"), "--tls-client-ca",
+                            str(workdir / "live-ca.pem"), "--http", "127.0.0.1:0"])
+    ca = pki["ca"].read_bytes()
+    client = {"cert_chain": pki["client"].read_bytes(),
+              "private_key": pki["client-key"].read_bytes()}
+    stranger = {"cert_chain": pki["stranger"].read_bytes(),
+                "private_key": pki["stranger-key"].read_bytes()}
+    put(flight.FlightClient(srv.location, tls_root_certs=ca, **client), "s/rot")
+    assert _flight_trusts(srv.location, ca, **client)
+    assert not _flight_trusts(srv.location, ca, **stranger)
+    assert _https_trusts(srv.http_url, pki["ca"], (str(pki["client"]), str(pki["client-key"])))
+
+    # Client certificates of the other CA are now the ones accepted.
+    _install(pki, workdir, "server", "server-key", ca="other-ca")
+    srv.proc.send_signal(signal.SIGHUP)
+    srv.wait_for_log("SIGHUP: HTTPS serves the certificate")
+    assert _flight_trusts(srv.location, ca, **stranger)
+    assert not _flight_trusts(srv.location, ca, **client)
+    stranger_pair = (str(pki["stranger"]), str(pki["stranger-key"]))
+    assert _https_trusts(srv.http_url, pki["ca"], stranger_pair)
+    assert not _https_trusts(srv.http_url, pki["ca"], (str(pki["client"]),
+                                                       str(pki["client-key"])))
+
+
 def test_tls_and_auth_misconfigurations_fail_the_start_naming_the_setting(workdir, pki):
+    broken = workdir / "broken.pem"
+    broken.write_text("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n")
     cases = [
         (["--tls-cert", str(pki["server"])], "tls.cert and tls.key go together"),
         (["--tls-client-ca", str(pki["ca"])], "tls.client_ca (--tls-client-ca) needs tls.cert"),
@@ -326,6 +424,14 @@ def test_tls_and_auth_misconfigurations_fail_the_start_naming_the_setting(workdi
         (["--auth", "tokens", "--tokens-file", str(workdir / "none.json")],
          "cannot read tokens file"),
         (["--listen", "grpc+tls://127.0.0.1:0"], "asks for TLS"),
+        (["--tls-cert", str(pki["server"]), "--tls-key", str(pki["client-key"])],
+         f"tls.key (--tls-key) '{pki['client-key']}' is not the key of tls.cert (--tls-cert)"),
+        (["--tls-cert", str(broken), "--tls-key", str(pki["server-key"])],
+         f"tls.cert (--tls-cert) '{broken}' holds no valid certificate"),
+        (["--tls-cert", str(pki["server"]), "--tls-key", str(pki["server-key"]),
+          "--http-tls-cert", str(pki["server"]), "--http-tls-key", str(pki["rotated-key"]),
+          "--http", "127.0.0.1:0"],
+         "http.tls_key (--http-tls-key, or tls.key)"),
     ]
     for args, message in cases:
         out = subprocess.run([str(quiver_binary()), "serve", "--listen", "grpc://127.0.0.1:0",

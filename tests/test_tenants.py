@@ -80,20 +80,21 @@ def test_a_tenant_sees_and_touches_only_its_own_keys(tenants):
     assert paths(c, admin) == ["acme/s/o"]
 
 
+def put_with(c, key, token, **options):
+    """DoPut TABLE to `key` with `token` and put options (depends_on, tags)."""
+    writer, _ = c.do_put(descriptor(key), TABLE.schema, options=bearer(token))
+    writer.write_metadata(pa.py_buffer(json.dumps(options).encode()))
+    writer.write_table(TABLE)
+    writer.close()
+
+
 def test_tags_and_dependencies_stay_inside_a_tenant(tenants):
     c = tenants.client()
     acme, globex = tenants.tokens["acme"], tenants.tokens["globex"]
-
-    def put_with(key, token, **options):
-        writer, _ = c.do_put(descriptor(key), TABLE.schema, options=bearer(token))
-        writer.write_metadata(pa.py_buffer(json.dumps(options).encode()))
-        writer.write_table(TABLE)
-        writer.close()
-
     for token in (acme, globex):
-        put_with("s/base", token)
-        put_with("s/tagged", token, tags=["daily"])
-        put_with("s/derived", token, depends_on=["s/base"])
+        put_with(c, "s/base", token)
+        put_with(c, "s/tagged", token, tags=["daily"])
+        put_with(c, "s/derived", token, depends_on=["s/base"])
     removed = json.loads(action(c, "invalidate-tag", {"tag": "daily"}, globex))["removed"]
     assert removed == ["s/tagged"]
     removed = json.loads(action(c, "invalidate", {"key": "s/base"}, globex))["removed"]
@@ -103,9 +104,6 @@ def test_tags_and_dependencies_stay_inside_a_tenant(tenants):
     by_key = {e["key"]: e for e in entries}
     assert by_key["s/derived"]["depends_on"] == ["s/base"]
     assert by_key["s/tagged"]["tags"] == ["daily"]
-    # Query results are not named by tenants.
-    with pytest.raises(flight.FlightUnauthorizedError, match="not open to tenant tokens"):
-        put_with("s/q", acme, depends_on=["@q/" + "0" * 64])
 
 
 def test_query_results_are_cached_per_tenant_unless_the_source_shares_them(tenants):
@@ -248,6 +246,41 @@ def test_a_tenant_reads_by_key_only_its_own_results_and_granted_shared_ones(tena
     assert qkey in removed["removed"] and len(removed["removed"]) == 2, removed
     assert result(own, "acme").status_code == 404
     assert result(shared, "globex").status_code == 200
+
+
+def test_a_tenant_depends_only_on_its_own_or_granted_shared_query_results(tenants):
+    url, c = tenants.http_url, tenants.client()
+    acme, globex = tenants.tokens["acme"], tenants.tokens["globex"]
+
+    def query(source, token):
+        r = requests.post(f"{url}/v1/query", json={"source": source, "sql": FIRST_TEN},
+                          headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200, r.text
+        key = r.headers["X-Quiver-Key"]
+        return key if key.startswith("@q/") else "@q/" + key
+
+    own, shared = query("lite", acme), query("common", acme)
+    put_with(c, "s/report", acme, depends_on=[own])
+    put_with(c, "s/summary", globex, depends_on=[shared])  # granted 'common'
+    # Another tenant's result, and one not cached, read the same: not there.
+    for dep in (own, "@q/" + "0" * 64):
+        with pytest.raises(KeyError, match="no cached result"):
+            put_with(c, "s/stolen", globex, depends_on=[dep])
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, TABLE.schema) as w:
+        w.write_table(TABLE)
+    r = requests.put(f"{url}/v1/objects/s/stolen", params={"depends_on": own},
+                     data=sink.getvalue().to_pybytes(),
+                     headers={"Authorization": f"Bearer {globex}",
+                              "Content-Type": "application/vnd.apache.arrow.stream"})
+    assert r.status_code == 404 and "no cached result" in r.text, r.text
+    assert "s/stolen" not in paths(c, globex)
+    entries = pa.ipc.open_stream(action(c, "entries", {}, acme)).read_all().to_pylist()
+    assert {e["key"]: e for e in entries}["s/report"]["depends_on"] == [own]
+    # Invalidating the result takes what was derived from it.
+    removed = json.loads(action(c, "invalidate", {"key": own}, acme))["removed"]
+    assert sorted(removed) == sorted([own, "s/report"]), removed
+    assert paths(c, acme) == [] and paths(c, globex) == ["s/summary"]
 
 
 def test_flame_protocol_is_refused_to_tenant_tokens(tenants):

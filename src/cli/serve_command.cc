@@ -19,6 +19,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cache/engine.h"
+#include "cli/flight_port.h"
 #include "cli/index_factory.h"
 #include "cli/serve_security.h"
 #include "cli/store_factory.h"
@@ -238,10 +239,13 @@ std::string DefaultNodeId(int port) {
   return std::string(host) + ":" + std::to_string(port);
 }
 
+// `peers` learns the client of the other nodes (shared mode), so a reload can give it new
+// TLS files.
 arrow::Result<std::unique_ptr<Engine>> OpenEngine(const ServerConfig& config,
                                                   const std::string& node,
                                                   const std::string& endpoint,
-                                                  Metrics* metrics) {
+                                                  const TlsMaterial* tls, Metrics* metrics,
+                                                  std::shared_ptr<FlightPeerClient>* peers) {
   const bool shared = config.shared_index();
   EngineOptions options = MakeEngineOptions(config);
   ARROW_ASSIGN_OR_RAISE(options.index, OpenIndex(config, node));
@@ -290,10 +294,9 @@ arrow::Result<std::unique_ptr<Engine>> OpenEngine(const ServerConfig& config,
   options.endpoint = endpoint;
   // The engine uses it only with live_join.
   if (shared) {
-    auto peers = std::make_shared<FlightPeerClient>(options.index, node);
-    ARROW_ASSIGN_OR_RAISE(auto peer_options, PeerClientOptions(config.tls));
-    peers->set_client_options(std::move(peer_options));
-    options.peers = std::move(peers);
+    *peers = std::make_shared<FlightPeerClient>(options.index, node);
+    (*peers)->set_client_options(PeerClientOptions(tls));
+    options.peers = *peers;
   }
   ARROW_ASSIGN_OR_RAISE(options.sources, OpenSources(config, metrics));
   ARROW_ASSIGN_OR_RAISE(options.artifacts, OpenArtifacts(config));
@@ -306,27 +309,6 @@ arrow::Result<std::unique_ptr<Engine>> OpenEngine(const ServerConfig& config,
                stats.budget.policy, stats.budget.half_life,
                FormatByteSize(stats.memory.capacity));
   return engine;
-}
-
-// Start the Flight server: TLS, then the request and auth middlewares.
-arrow::Status ListenFlight(const ServerConfig& config, Metrics* metrics, RequestLog* request_log,
-                           const Authenticator* auth, QuiverFlightService* service) {
-  ARROW_ASSIGN_OR_RAISE(auto location, ListenLocation(config));
-  arrow::flight::FlightServerOptions options(location);
-  ARROW_RETURN_NOT_OK(ApplyTls(config.tls, &options));
-  // The request middleware first: a call the auth middleware refuses is still counted and
-  // logged.
-  options.middleware.emplace_back(RequestMiddleware::kName,
-                                  std::make_shared<RequestMiddlewareFactory>(metrics, request_log));
-  options.middleware.emplace_back(AuthMiddleware::kName,
-                                  std::make_shared<AuthMiddlewareFactory>(auth));
-  // Handshake: basic credentials are checked by the middleware (flight_auth.h).
-  options.auth_handler = std::make_shared<arrow::flight::NoOpAuthHandler>();
-  auto st = service->Init(options);
-  if (!st.ok()) {
-    return arrow::Status::IOError("cannot listen on ", config.listen, ": ", st.message());
-  }
-  return arrow::Status::OK();
 }
 
 arrow::Result<std::unique_ptr<HttpServer>> ListenHttp(const HttpConfig& config, Metrics* metrics,
@@ -343,35 +325,77 @@ arrow::Result<std::unique_ptr<HttpServer>> ListenHttp(const HttpConfig& config, 
   return HttpServer::Listen(options);
 }
 
-// Blocks until SIGINT/SIGTERM; then stops the server within the grace period. SIGHUP
-// re-reads the tokens file.
-void ServeUntilSignalled(QuiverFlightService* service, Engine* engine, Authenticator* auth,
-                         const sigset_t& signals, double grace_s) {
-  std::thread signal_thread([&] {
-    int sig = 0;
-    while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
-      auto reloaded = auth->Reload();
-      if (!reloaded.ok()) {
-        spdlog::error("SIGHUP: {}; the tokens loaded before stay in force",
-                      reloaded.ToString());
-      } else if (auth->config().mode == "tokens") {
-        spdlog::info("SIGHUP: reloaded the tokens file '{}' ({} tokens)",
-                     auth->config().tokens_file, auth->token_count());
-      } else if (auth->config().mode == "jwt") {
-        spdlog::info("SIGHUP: reloaded the JWT key '{}'", auth->config().jwt.key_file);
-      }
+// The servers a SIGHUP reloads.
+struct Reloadable {
+  Authenticator* auth = nullptr;
+  FlightPort* flight = nullptr;
+  HttpServer* http = nullptr;  // may be null
+  std::shared_ptr<FlightPeerClient> peers;  // shared mode only
+};
+
+void ReloadAuth(Authenticator* auth) {
+  auto reloaded = auth->Reload();
+  if (!reloaded.ok()) {
+    spdlog::error("SIGHUP: {}; the tokens loaded before stay in force", reloaded.ToString());
+  } else if (auth->config().mode == "tokens") {
+    spdlog::info("SIGHUP: reloaded the tokens file '{}' ({} tokens)", auth->config().tokens_file,
+                 auth->token_count());
+  } else if (auth->config().mode == "jwt") {
+    spdlog::info("SIGHUP: reloaded the JWT key '{}'", auth->config().jwt.key_file);
+  }
+}
+
+// Certificates: a failure keeps the ones in force, except when the Flight port cannot be
+// bound again (returned: the node must stop).
+arrow::Status ReloadTls(const Reloadable& servers, const ServerConfig& config) {
+  auto flight = servers.flight->ReloadTls(config.shutdown_grace_s);
+  if (!flight.ok()) {
+    if (!servers.flight->serving()) return flight.status();
+    spdlog::error("SIGHUP: {}; the Flight port keeps its certificate", flight.status().message());
+  } else if (!*flight) {
+    if (servers.flight->tls()) spdlog::info("SIGHUP: the Flight certificate files are unchanged");
+  } else {
+    spdlog::info("SIGHUP: the Flight port re-opened with the certificate '{}' (calls running "
+                 "on the old one get {} s)",
+                 config.tls.cert, config.shutdown_grace_s);
+    if (servers.peers) {
+      servers.peers->set_client_options(PeerClientOptions(servers.flight->tls().get()));
     }
+  }
+  if (servers.http == nullptr) return arrow::Status::OK();
+  auto http = servers.http->ReloadTls();
+  if (!http.ok()) {
+    spdlog::error("SIGHUP: {}; HTTPS keeps its certificate", http.status().message());
+  } else if (!*http) {
+    if (servers.http->tls()) spdlog::info("SIGHUP: the HTTPS certificate files are unchanged");
+  } else {
+    spdlog::info("SIGHUP: HTTPS serves the certificate '{}' from the next connection on",
+                 config.http.tls_cert);
+  }
+  return arrow::Status::OK();
+}
+
+// Blocks until SIGINT/SIGTERM; then stops the Flight port within the grace period. SIGHUP
+// re-reads the tokens file (or JWT key) and the TLS files.
+arrow::Status ServeUntilSignalled(const Reloadable& servers, const ServerConfig& config,
+                                  Engine* engine, const sigset_t& signals) {
+  int sig = 0;
+  arrow::Status failed;
+  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
+    ReloadAuth(servers.auth);
+    failed = ReloadTls(servers, config);
+    if (!failed.ok()) {
+      spdlog::error("SIGHUP: {}; shutting down", failed.message());
+      break;
+    }
+  }
+  if (failed.ok()) {
     spdlog::info("received {}, shutting down (in-flight calls get {} s)",
-                 sig == SIGINT ? "SIGINT" : "SIGTERM", grace_s);
-    engine->queries()->Shutdown();  // readers of running queries must not hold it up
-    auto deadline = std::chrono::system_clock::now() +
-                    std::chrono::milliseconds(static_cast<int64_t>(grace_s * 1000));
-    auto down = service->Shutdown(&deadline);
-    if (!down.ok()) spdlog::error("shutdown: {}", down.ToString());
-  });
-  auto st = service->Wait();
-  signal_thread.join();
-  if (!st.ok()) spdlog::error("server: {}", st.ToString());
+                 sig == SIGINT ? "SIGINT" : "SIGTERM", config.shutdown_grace_s);
+  }
+  engine->queries()->Shutdown();  // readers of running queries must not hold it up
+  servers.flight->Shutdown(config.shutdown_grace_s);
+  return failed;
 }
 
 arrow::Status Run(const ServeFlags& flags) {
@@ -399,20 +423,21 @@ arrow::Status Run(const ServeFlags& flags) {
   }
 
   // Listen first (UNAVAILABLE until the engine is open): the port names the node.
-  QuiverFlightService service;
-  ARROW_RETURN_NOT_OK(ListenFlight(config, &metrics, &request_log, auth.get(), &service));
-  const std::string endpoint = config.AdvertisedEndpoint(service.port());
-  const std::string node = config.node_id.empty() ? DefaultNodeId(service.port()) : config.node_id;
+  ARROW_ASSIGN_OR_RAISE(auto flight,
+                        FlightPort::Listen(config, &metrics, &request_log, auth.get()));
+  const std::string endpoint = config.AdvertisedEndpoint(flight->port());
+  const std::string node = config.node_id.empty() ? DefaultNodeId(flight->port()) : config.node_id;
   const std::string public_endpoint =
       config.public_endpoint.empty() ? endpoint : config.public_endpoint;
   ARROW_ASSIGN_OR_RAISE(auto public_location, arrow::flight::Location::Parse(public_endpoint));
-  service.set_endpoint(public_location);
   std::unique_ptr<HttpServer> http;
   if (config.http.enabled()) {
     ARROW_ASSIGN_OR_RAISE(http, ListenHttp(config.http, &metrics, &request_log, auth.get()));
   }
-  ARROW_ASSIGN_OR_RAISE(auto engine, OpenEngine(config, node, endpoint, &metrics));
-  service.Start(engine.get());
+  Reloadable servers{auth.get(), flight.get(), http.get(), nullptr};
+  ARROW_ASSIGN_OR_RAISE(auto engine, OpenEngine(config, node, endpoint, flight->tls().get(),
+                                                &metrics, &servers.peers));
+  flight->Start(public_location, engine.get());
   std::cout << "quiver listening on " << endpoint << std::endl;
   if (http) {
     http->Start(engine.get(), public_endpoint);
@@ -422,7 +447,7 @@ arrow::Status Run(const ServeFlags& flags) {
   spdlog::info("serving {} as node {} (max object {}, keeping {} versions per key)", endpoint,
                node, FormatByteSize(config.max_object_bytes), config.keep_versions);
 
-  ServeUntilSignalled(&service, engine.get(), auth.get(), signals, config.shutdown_grace_s);
+  auto served = ServeUntilSignalled(servers, config, engine.get(), signals);
   if (http) http->Stop();  // its handlers use the engine
   engine->Shutdown();  // before the exit below, which may skip the engine's destructor
   auto saved = engine->SaveLocalState();
@@ -437,10 +462,10 @@ arrow::Status Run(const ServeFlags& flags) {
     spdlog::warn("some query executions did not stop; exiting without them");
     spdlog::info("quiver stopped");
     spdlog::shutdown();
-    std::_Exit(0);
+    std::_Exit(served.ok() ? 0 : 1);
   }
   spdlog::info("quiver stopped");
-  return arrow::Status::OK();
+  return served;
 }
 
 // Where entries are kept: --store and the S3 and disk-tier flags.

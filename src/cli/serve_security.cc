@@ -1,47 +1,38 @@
 #include "cli/serve_security.h"
 
-#include <fstream>
-#include <sstream>
-
 #include <arrow/util/uri.h>
 #include <spdlog/spdlog.h>
 
 namespace quiver {
 
-arrow::Result<std::string> ReadPemFile(const std::string& path, const char* field) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  if (!in || text.str().find("-----BEGIN ") == std::string::npos) {
-    return arrow::Status::Invalid(field, " '", path, "' is not a readable PEM file");
-  }
-  return text.str();
+arrow::Result<std::shared_ptr<const TlsMaterial>> LoadFlightTls(const TlsConfig& tls) {
+  if (!tls.enabled()) return nullptr;
+  TlsFiles files;  // the field names default to the tls section's
+  files.cert = tls.cert;
+  files.key = tls.key;
+  files.client_ca = tls.client_ca;
+  return TlsMaterial::Load(files);
 }
 
-arrow::Result<arrow::flight::FlightClientOptions> PeerClientOptions(const TlsConfig& tls) {
+arrow::flight::FlightClientOptions PeerClientOptions(const TlsMaterial* tls) {
   auto options = arrow::flight::FlightClientOptions::Defaults();
-  if (!tls.enabled()) return options;
-  if (!tls.client_ca.empty()) {
-    ARROW_ASSIGN_OR_RAISE(options.tls_root_certs,
-                          ReadPemFile(tls.client_ca, "tls.client_ca (--tls-client-ca)"));
-  }
-  ARROW_ASSIGN_OR_RAISE(options.cert_chain, ReadPemFile(tls.cert, "tls.cert (--tls-cert)"));
-  ARROW_ASSIGN_OR_RAISE(options.private_key, ReadPemFile(tls.key, "tls.key (--tls-key)"));
+  if (tls == nullptr) return options;
+  options.tls_root_certs = tls->ca_pem();
+  options.cert_chain = tls->cert_pem();
+  options.private_key = tls->key_pem();
   return options;
 }
 
-arrow::Status ApplyTls(const TlsConfig& tls, arrow::flight::FlightServerOptions* options) {
-  if (!tls.enabled()) return arrow::Status::OK();
+void ApplyTls(const TlsMaterial* tls, arrow::flight::FlightServerOptions* options) {
+  if (tls == nullptr) return;
   arrow::flight::CertKeyPair pair;
-  ARROW_ASSIGN_OR_RAISE(pair.pem_cert, ReadPemFile(tls.cert, "tls.cert (--tls-cert)"));
-  ARROW_ASSIGN_OR_RAISE(pair.pem_key, ReadPemFile(tls.key, "tls.key (--tls-key)"));
+  pair.pem_cert = tls->cert_pem();
+  pair.pem_key = tls->key_pem();
   options->tls_certificates.push_back(std::move(pair));
-  if (!tls.client_ca.empty()) {
-    ARROW_ASSIGN_OR_RAISE(options->root_certificates,
-                          ReadPemFile(tls.client_ca, "tls.client_ca (--tls-client-ca)"));
+  if (!tls->ca_pem().empty()) {
+    options->root_certificates = tls->ca_pem();
     options->verify_client = true;
   }
-  return arrow::Status::OK();
 }
 
 arrow::Result<arrow::flight::Location> ListenLocation(const ServerConfig& config) {

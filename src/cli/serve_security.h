@@ -12,20 +12,21 @@
 
 #include "common/config.h"
 #include "server/auth.h"
+#include "server/tls_material.h"
 
 namespace quiver {
 
-/// \brief The text of a PEM file; Invalid names `field` and `path` if it is unreadable or
-/// holds no PEM block.
-arrow::Result<std::string> ReadPemFile(const std::string& path, const char* field);
+/// \brief The Flight port's TLS files (`tls`), read and checked; null when TLS is off.
+arrow::Result<std::shared_ptr<const TlsMaterial>> LoadFlightTls(const TlsConfig& tls);
 
 /// \brief How this node connects to the other nodes for live joins: over TLS when it serves
-/// TLS, trusting tls.client_ca (the CA of the cluster's certificates) and presenting its own
-/// certificate, so that nodes requiring client certificates accept it.
-arrow::Result<arrow::flight::FlightClientOptions> PeerClientOptions(const TlsConfig& tls);
+/// TLS (`tls` not null), trusting its client CA (the CA of the cluster's certificates) and
+/// presenting its own certificate, so that nodes requiring client certificates accept it.
+arrow::flight::FlightClientOptions PeerClientOptions(const TlsMaterial* tls);
 
-/// \brief The Flight port's certificate, and mutual TLS when a client CA is set.
-arrow::Status ApplyTls(const TlsConfig& tls, arrow::flight::FlightServerOptions* options);
+/// \brief The Flight port's certificate, and mutual TLS when a client CA is set (`tls` null:
+/// no TLS).
+void ApplyTls(const TlsMaterial* tls, arrow::flight::FlightServerOptions* options);
 
 /// \brief Where the Flight port listens: the listen address, over TLS when a certificate is
 /// set.

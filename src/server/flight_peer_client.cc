@@ -58,13 +58,15 @@ class PeerStream final : public PeerFill {
 }  // namespace
 
 arrow::Result<FlightPeerClient::Client> FlightPeerClient::ClientFor(const std::string& endpoint) {
+  flight::FlightClientOptions options;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = clients_.find(endpoint);
     if (it != clients_.end()) return it->second;
+    options = client_options_;
   }
   ARROW_ASSIGN_OR_RAISE(auto location, flight::Location::Parse(endpoint));
-  auto connected = flight::FlightClient::Connect(location, client_options_);
+  auto connected = flight::FlightClient::Connect(location, options);
   if (!connected.ok()) return PeerUnreachable(connected.status());
   Client client = std::move(*connected);  // destroyed after the lock below, if not kept
   std::lock_guard<std::mutex> lock(mutex_);

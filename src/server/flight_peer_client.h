@@ -31,9 +31,13 @@ class FlightPeerClient final : public PeerClient {
       : index_(std::move(index)), node_(std::move(node)), probe_timeout_(probe_timeout) {}
 
   /// \brief How to connect to the other nodes: with TLS, the CA that signs their
-  /// certificates and this node's own certificate (mutual TLS). Call before the first join.
+  /// certificates and this node's own certificate (mutual TLS). May be called again (SIGHUP
+  /// with rotated certificates): connections made with the old options are dropped, and
+  /// joins running on them finish.
   void set_client_options(arrow::flight::FlightClientOptions options) {
+    std::lock_guard<std::mutex> lock(mutex_);
     client_options_ = std::move(options);
+    clients_.clear();
   }
 
   arrow::Result<std::unique_ptr<PeerFill>> JoinFill(const std::string& endpoint,
@@ -42,8 +46,6 @@ class FlightPeerClient final : public PeerClient {
 
  private:
   using Client = std::shared_ptr<arrow::flight::FlightClient>;
-  arrow::flight::FlightClientOptions client_options_ =
-      arrow::flight::FlightClientOptions::Defaults();
 
   arrow::Result<Client> ClientFor(const std::string& endpoint);
   /// Drop `client` for `endpoint` (unless another thread replaced it already).
@@ -55,7 +57,9 @@ class FlightPeerClient final : public PeerClient {
   std::shared_ptr<Index> index_;
   std::string node_;
   std::chrono::milliseconds probe_timeout_;
-  std::mutex mutex_;  // guards clients_
+  std::mutex mutex_;  // guards client_options_ and clients_
+  arrow::flight::FlightClientOptions client_options_ =
+      arrow::flight::FlightClientOptions::Defaults();
   std::map<std::string, Client> clients_;
 };
 

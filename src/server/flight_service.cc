@@ -18,6 +18,7 @@
 #include "server/node_ticket.h"
 #include "server/query_command.h"
 #include "server/query_request.h"
+#include "server/result_access.h"
 #include "server/ticket.h"
 #include "server/view_request.h"
 #include "storage/blob_store.h"
@@ -463,14 +464,14 @@ arrow::Status QuiverFlightService::DoPut(const flight::ServerCallContext& contex
       return flame_->Put(context, reader.get(), writer.get());
     }
     NoteKind(CallRequest(context), "DoPut:object");
-    return Put(context, reader.get(), writer.get(), caller.scope);
+    return Put(context, reader.get(), writer.get(), *caller.who, caller.scope);
   });
 }
 
 arrow::Status QuiverFlightService::Put(const flight::ServerCallContext& context,
                                        flight::FlightMessageReader* reader,
                                        flight::FlightMetadataWriter* writer,
-                                       const TenantScope& scope) {
+                                       const Identity& who, const TenantScope& scope) {
   auto start = std::chrono::steady_clock::now();
   ARROW_ASSIGN_OR_RAISE(auto key, KeyFromDescriptor(reader->descriptor(), scope));
   if (auto* call = CallRequest(context)) call->set_key(key.ToString());
@@ -496,7 +497,9 @@ arrow::Status QuiverFlightService::Put(const flight::ServerCallContext& context,
   }
   auto options = ParsePutOptions(first->app_metadata);
   if (options.ok()) {
-    auto mapped = scope.MapPutOptions(&*options);
+    auto mapped = scope.MapPutOptions(&*options, [&](const std::string& result) {
+      return CheckResultDependency(engine_, who, scope, result);
+    });
     if (!mapped.ok()) options = mapped;
   }
   if (!options.ok()) {

@@ -93,7 +93,8 @@ class QuiverFlightService final : public arrow::flight::FlightServerBase {
       const TenantScope& scope);
   arrow::Status Put(const arrow::flight::ServerCallContext& context,
                     arrow::flight::FlightMessageReader* reader,
-                    arrow::flight::FlightMetadataWriter* writer, const TenantScope& scope);
+                    arrow::flight::FlightMetadataWriter* writer, const Identity& who,
+                    const TenantScope& scope);
 
   std::unique_ptr<FlameAdapter> flame_;  // Flame's protocol (docs/compat/flame.md)
   std::atomic<bool> started_{false};

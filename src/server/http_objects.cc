@@ -14,6 +14,7 @@
 #include "server/http_body.h"
 #include "server/http_cache_headers.h"
 #include "server/http_views.h"
+#include "server/result_access.h"
 #include "server/tenant_scope.h"
 #include "server/ticket.h"
 
@@ -60,7 +61,7 @@ class PutListener final : public arrow::ipc::Listener {
   bool eos_ = false;
 };
 
-arrow::Result<PutOptions> PutOptionsOf(const httplib::Request& req) {
+arrow::Result<PutOptions> PutOptionsOf(Engine* engine, const httplib::Request& req) {
   ARROW_RETURN_NOT_OK(CheckParams(req, {"depends_on", "tag", "cost_ms", "patch"}));
   PutOptions options;
   if (req.has_header("If-Match")) {
@@ -102,7 +103,10 @@ arrow::Result<PutOptions> PutOptionsOf(const httplib::Request& req) {
     }
     options.patch = text == "true";
   }
-  ARROW_RETURN_NOT_OK(TenantScope::Of(HttpCaller()).MapPutOptions(&options));
+  const TenantScope scope = TenantScope::Of(HttpCaller());
+  ARROW_RETURN_NOT_OK(scope.MapPutOptions(&options, [&](const std::string& result) {
+    return CheckResultDependency(engine, HttpCaller(), scope, result);
+  }));
   return options;
 }
 
@@ -180,7 +184,7 @@ void HttpApi::PutObject(const httplib::Request& req, httplib::Response& res,
       return arrow::Status::Invalid(where, ": the body must be an Arrow IPC stream (",
                                     kArrowStreamType, "), got Content-Type '", type, "'");
     }
-    ARROW_ASSIGN_OR_RAISE(auto options, PutOptionsOf(req));
+    ARROW_ASSIGN_OR_RAISE(auto options, PutOptionsOf(engine_, req));
     ARROW_RETURN_NOT_OK(CheckIfMatchCreated(req, cache, key));
     auto listener = std::make_shared<PutListener>(cache, key, options);
     arrow::ipc::StreamDecoder decoder(listener);

@@ -58,21 +58,31 @@ arrow::Result<std::unique_ptr<HttpServer>> HttpServer::Listen(HttpServerOptions 
   return self;
 }
 
+TlsFiles HttpServer::tls_files() const {
+  TlsFiles files;
+  files.cert = options_.config.tls_cert;
+  files.key = options_.config.tls_key;
+  files.client_ca = options_.config.tls_client_ca;
+  // Unset, they default to the Flight port's (tls.*).
+  files.cert_field = "http.tls_cert (--http-tls-cert, or tls.cert)";
+  files.key_field = "http.tls_key (--http-tls-key, or tls.key)";
+  files.ca_field = "http.tls_client_ca (or tls.client_ca)";
+  return files;
+}
+
 arrow::Status HttpServer::MakeServer() {
   if (options_.config.tls_cert.empty()) {
     server_ = std::make_unique<httplib::Server>();
   } else {
-    const std::string& ca = options_.config.tls_client_ca;
-    auto tls = std::make_unique<httplib::SSLServer>(options_.config.tls_cert.c_str(),
-                                                    options_.config.tls_key.c_str(),
-                                                    ca.empty() ? nullptr : ca.c_str());
-    if (!tls->is_valid()) {
-      return arrow::Status::Invalid("http: cannot use TLS certificate '", options_.config.tls_cert,
-                                    "' with key '", options_.config.tls_key, "'",
-                                    ca.empty() ? "" : " and client CA '" + ca + "'",
-                                    " (unreadable, not PEM, or not a matching pair)");
-    }
-    server_ = std::move(tls);
+    ARROW_ASSIGN_OR_RAISE(auto material, TlsMaterial::Load(tls_files()));
+    tls_ = std::make_unique<ReloadableTlsContext>(std::move(material));
+    ReloadableTlsContext* tls = tls_.get();
+    auto server = std::make_unique<httplib::SSLServer>([tls](SSL_CTX& ctx) {
+      tls->Install(&ctx);
+      return true;
+    });
+    if (!server->is_valid()) return arrow::Status::IOError("http: cannot create a TLS context");
+    server_ = std::move(server);
   }
   httplib::Server& server = *server_;
   const int threads = static_cast<int>(options_.config.threads);
@@ -258,6 +268,14 @@ void HttpServer::Start(Engine* engine, std::string flight_endpoint) {
   api_ = std::make_unique<HttpApi>(engine, std::move(flight_endpoint));
   engine_ = engine;
   started_ = true;
+}
+
+arrow::Result<bool> HttpServer::ReloadTls() {
+  if (tls_ == nullptr) return false;
+  ARROW_ASSIGN_OR_RAISE(auto next, TlsMaterial::Load(tls_files()));
+  if (next->SameAs(*tls_->current())) return false;
+  tls_->Replace(std::move(next));
+  return true;
 }
 
 void HttpServer::Stop() {

@@ -3,7 +3,7 @@
 //
 // Transport is Debian's cpp-httplib: a fixed pool of worker threads, one connection at a time
 // each, kept alive between requests; responses stream with chunked transfer encoding; TLS with
-// a certificate and key file. A slow reader holds its worker until the write timeout ends the
+// a certificate and key file, re-read by ReloadTls (SIGHUP) without closing the port. A slow reader holds its worker until the write timeout ends the
 // connection, never an engine lock (http_body.h). The routes are HttpApi's (http_api.h).
 //
 // The server listens before the engine is open (so it can announce its port); until Start()
@@ -22,6 +22,7 @@
 #include "cache/engine.h"
 #include "common/http_config.h"
 #include "server/auth.h"
+#include "server/tls_material.h"
 
 namespace httplib {
 class Server;
@@ -60,6 +61,8 @@ class HttpServer {
   ~HttpServer();
 
   int port() const { return port_; }
+  /// \brief Whether it serves HTTPS.
+  bool tls() const { return tls_ != nullptr; }
   /// \brief "http://HOST:PORT" or "https://HOST:PORT".
   std::string url() const;
 
@@ -67,6 +70,11 @@ class HttpServer {
   void Start(Engine* engine, std::string flight_endpoint);
   /// \brief Stop accepting and close connections; waits for the accept loop.
   void Stop();
+
+  /// \brief Read the TLS files again: if they changed, new connections get the new
+  /// certificate (and client CA) and open ones keep theirs. False: unchanged, or plain HTTP.
+  /// An error (a file that does not load) leaves the certificate in force.
+  arrow::Result<bool> ReloadTls();
 
  private:
   explicit HttpServer(HttpServerOptions options);
@@ -81,7 +89,11 @@ class HttpServer {
   /// The API's routes, health, metrics and the dashboard's assets.
   void AddRoutes();
 
+  /// The TLS files of options_.config, with their names in errors.
+  TlsFiles tls_files() const;
+
   HttpServerOptions options_;
+  std::unique_ptr<ReloadableTlsContext> tls_;  // null: plain HTTP; outlives server_
   std::unique_ptr<httplib::Server> server_;
   std::unique_ptr<HttpApi> api_;
   Engine* engine_ = nullptr;  // for /metrics

@@ -25,4 +25,10 @@ arrow::Status CheckResultAccess(Engine* engine, const Identity& who, const Tenan
 /// own results; a shared one is every tenant's, so it is not one tenant's to remove.
 arrow::Status CheckOwnResult(Engine* engine, const TenantScope& scope, const std::string& key);
 
+/// \brief As CheckResultAccess, for a put's depends_on: the result must also be stored (a
+/// tenant cannot pre-register a dependency on a result that may turn out another tenant's;
+/// missing and not-its-own read the same, KeyError "no cached result").
+arrow::Status CheckResultDependency(Engine* engine, const Identity& who, const TenantScope& scope,
+                                    const std::string& key);
+
 }  // namespace quiver

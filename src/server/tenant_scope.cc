@@ -73,10 +73,15 @@ std::string TenantScope::ShowTag(const std::string& stored) const {
   return stored.substr(tenant_.size() + 1);
 }
 
-arrow::Status TenantScope::MapPutOptions(PutOptions* options) const {
+arrow::Status TenantScope::MapPutOptions(
+    PutOptions* options,
+    const std::function<arrow::Status(const std::string& result_key)>& check_result) const {
   if (!scoped()) return arrow::Status::OK();
   for (auto& dep : options->depends_on) {
-    if (IsQueryKey(dep)) return RefuseScoped("depending on a query result ('" + dep + "')");
+    if (IsQueryKey(dep)) {
+      ARROW_RETURN_NOT_OK(check_result(dep));
+      continue;
+    }
     ARROW_ASSIGN_OR_RAISE(auto key, Key(dep));
     dep = key.ToString();
   }

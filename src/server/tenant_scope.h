@@ -12,6 +12,7 @@
 // Thread-safety: a value type.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,9 +46,12 @@ class TenantScope {
   /// \brief The caller's view of a stored key or tag (the tenant's own part removed).
   std::string ShowKey(const std::string& stored) const;
   std::string ShowTag(const std::string& stored) const;
-  /// \brief Map a put's depends_on and tags into the namespace; query results ("@q/...")
-  /// are not named by tenants (Forbidden).
-  arrow::Status MapPutOptions(PutOptions* options) const;
+  /// \brief Map a put's depends_on and tags into the namespace. A query result ("@q/...")
+  /// it depends on stays as named, once `check_result` allows it (for a scoped caller:
+  /// result_access.h, CheckResultDependency).
+  arrow::Status MapPutOptions(
+      PutOptions* options,
+      const std::function<arrow::Status(const std::string& result_key)>& check_result) const;
   /// \brief Forbidden for a scoped caller: `what` is not open to tenants (yet).
   arrow::Status RefuseScoped(std::string_view what) const;
 
