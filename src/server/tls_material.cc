@@ -67,6 +67,14 @@ arrow::Result<std::vector<X509Ptr>> ParseCertificates(const std::string& pem,
 
 int NoPassword(char*, int, int, void*) { return 0; }  // never prompt on the terminal
 
+// What every server context of Quiver's has: TLS 1.2 or later, no compression, one session
+// id context (so a session resumes on a context swapped in).
+void SetServerDefaults(SSL_CTX* ctx) {
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION);
+  SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof(kSessionContext) - 1);
+}
+
 arrow::Status Check(bool ok, const std::string& what) {
   if (ok) return arrow::Status::OK();
   return arrow::Status::Invalid(what, " (", OpenSslReason(), ")");
@@ -97,9 +105,7 @@ arrow::Result<std::shared_ptr<const TlsMaterial>> TlsMaterial::Load(const TlsFil
   m->ctx_ = SSL_CTX_new(TLS_server_method());
   SSL_CTX* ctx = m->ctx_;
   ARROW_RETURN_NOT_OK(Check(ctx != nullptr, "cannot create a TLS context"));
-  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION);
-  SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof(kSessionContext) - 1);
+  SetServerDefaults(ctx);
   ARROW_RETURN_NOT_OK(Check(SSL_CTX_use_certificate(ctx, chain[0].get()) == 1,
                             files.cert_field + " '" + files.cert + "' cannot be served"));
   for (size_t i = 1; i < chain.size(); ++i) {
@@ -147,9 +153,7 @@ int SwitchToCurrent(SSL* ssl, int* alert, void* arg) {
 }  // namespace
 
 void ReloadableTlsContext::Install(SSL_CTX* ctx) {
-  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION);
-  SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof(kSessionContext) - 1);
+  SetServerDefaults(ctx);
   SSL_CTX_set_client_hello_cb(ctx, &SwitchToCurrent, this);
 }
 
