@@ -80,10 +80,10 @@ void FlightPort::Drain(std::unique_ptr<QuiverFlightService> service, double grac
   });
 }
 
-arrow::Result<bool> FlightPort::ReloadTls(double grace_s) {
-  if (tls_ == nullptr || service_ == nullptr) return false;
+arrow::Result<TlsReload> FlightPort::ReloadTls(double grace_s) {
+  if (tls_ == nullptr || service_ == nullptr) return TlsReload::kNoTls;
   ARROW_ASSIGN_OR_RAISE(auto next, LoadFlightTls(config_.tls));
-  if (next->SameAs(*tls_)) return false;
+  if (next->SameAs(*tls_)) return TlsReload::kUnchanged;
   arrow::util::Uri uri;
   ARROW_RETURN_NOT_OK(uri.Parse(config_.listen));
   ARROW_ASSIGN_OR_RAISE(auto location, arrow::flight::Location::ForGrpcTls(uri.host(), port_));
@@ -106,7 +106,7 @@ arrow::Result<bool> FlightPort::ReloadTls(double grace_s) {
   service_->set_endpoint(endpoint_);
   service_->Start(engine_);
   tls_ = std::move(next);
-  return true;
+  return TlsReload::kReloaded;
 }
 
 void FlightPort::Shutdown(double grace_s) {

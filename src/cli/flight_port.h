@@ -49,10 +49,10 @@ class FlightPort {
   /// \brief The location clients should use, then serve `engine` (which must outlive the port).
   void Start(const arrow::flight::Location& endpoint, Engine* engine);
 
-  /// \brief Read the TLS files again; if they changed, re-open the port with them. False:
-  /// unchanged (or no TLS). An error leaves the port as it was, unless the port could not be
-  /// bound again (then the node can no longer serve Flight, and the error says so).
-  arrow::Result<bool> ReloadTls(double grace_s);
+  /// \brief Read the TLS files again; if they changed, re-open the port with them. An error
+  /// leaves the port as it was, unless the port could not be bound again (then the node can
+  /// no longer serve Flight, and the error says so).
+  arrow::Result<TlsReload> ReloadTls(double grace_s);
 
   /// \brief Stop accepting; running calls get `grace_s` seconds. Returns when every listener,
   /// including those left by reloads, has stopped.

@@ -1,7 +1,5 @@
 #include "cli/serve_command.h"
 
-#include <pthread.h>
-#include <signal.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -22,6 +20,7 @@
 #include "cli/flight_port.h"
 #include "cli/index_factory.h"
 #include "cli/serve_security.h"
+#include "cli/serve_signals.h"
 #include "cli/store_factory.h"
 #include "common/config.h"
 #include "exec/adbc_source.h"
@@ -325,79 +324,6 @@ arrow::Result<std::unique_ptr<HttpServer>> ListenHttp(const HttpConfig& config, 
   return HttpServer::Listen(options);
 }
 
-// The servers a SIGHUP reloads.
-struct Reloadable {
-  Authenticator* auth = nullptr;
-  FlightPort* flight = nullptr;
-  HttpServer* http = nullptr;  // may be null
-  std::shared_ptr<FlightPeerClient> peers;  // shared mode only
-};
-
-void ReloadAuth(Authenticator* auth) {
-  auto reloaded = auth->Reload();
-  if (!reloaded.ok()) {
-    spdlog::error("SIGHUP: {}; the tokens loaded before stay in force", reloaded.ToString());
-  } else if (auth->config().mode == "tokens") {
-    spdlog::info("SIGHUP: reloaded the tokens file '{}' ({} tokens)", auth->config().tokens_file,
-                 auth->token_count());
-  } else if (auth->config().mode == "jwt") {
-    spdlog::info("SIGHUP: reloaded the JWT key '{}'", auth->config().jwt.key_file);
-  }
-}
-
-// Certificates: a failure keeps the ones in force, except when the Flight port cannot be
-// bound again (returned: the node must stop).
-arrow::Status ReloadTls(const Reloadable& servers, const ServerConfig& config) {
-  auto flight = servers.flight->ReloadTls(config.shutdown_grace_s);
-  if (!flight.ok()) {
-    if (!servers.flight->serving()) return flight.status();
-    spdlog::error("SIGHUP: {}; the Flight port keeps its certificate", flight.status().message());
-  } else if (!*flight) {
-    if (servers.flight->tls()) spdlog::info("SIGHUP: the Flight certificate files are unchanged");
-  } else {
-    spdlog::info("SIGHUP: the Flight port re-opened with the certificate '{}' (calls running "
-                 "on the old one get {} s)",
-                 config.tls.cert, config.shutdown_grace_s);
-    if (servers.peers) {
-      servers.peers->set_client_options(PeerClientOptions(servers.flight->tls().get()));
-    }
-  }
-  if (servers.http == nullptr) return arrow::Status::OK();
-  auto http = servers.http->ReloadTls();
-  if (!http.ok()) {
-    spdlog::error("SIGHUP: {}; HTTPS keeps its certificate", http.status().message());
-  } else if (!*http) {
-    if (servers.http->tls()) spdlog::info("SIGHUP: the HTTPS certificate files are unchanged");
-  } else {
-    spdlog::info("SIGHUP: HTTPS serves the certificate '{}' from the next connection on",
-                 config.http.tls_cert);
-  }
-  return arrow::Status::OK();
-}
-
-// Blocks until SIGINT/SIGTERM; then stops the Flight port within the grace period. SIGHUP
-// re-reads the tokens file (or JWT key) and the TLS files.
-arrow::Status ServeUntilSignalled(const Reloadable& servers, const ServerConfig& config,
-                                  Engine* engine, const sigset_t& signals) {
-  int sig = 0;
-  arrow::Status failed;
-  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
-    ReloadAuth(servers.auth);
-    failed = ReloadTls(servers, config);
-    if (!failed.ok()) {
-      spdlog::error("SIGHUP: {}; shutting down", failed.message());
-      break;
-    }
-  }
-  if (failed.ok()) {
-    spdlog::info("received {}, shutting down (in-flight calls get {} s)",
-                 sig == SIGINT ? "SIGINT" : "SIGTERM", config.shutdown_grace_s);
-  }
-  engine->queries()->Shutdown();  // readers of running queries must not hold it up
-  servers.flight->Shutdown(config.shutdown_grace_s);
-  return failed;
-}
-
 arrow::Status Run(const ServeFlags& flags) {
   ARROW_ASSIGN_OR_RAISE(auto config, LoadConfig(flags));
   spdlog::set_level(spdlog::level::from_str(config.log_level));
@@ -407,12 +333,7 @@ arrow::Status Run(const ServeFlags& flags) {
   Metrics metrics;
   RequestLog request_log(log_format);
   // Signals are taken by one thread with sigwait; block them before any thread starts.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  const sigset_t signals = BlockServeSignals();
   ARROW_ASSIGN_OR_RAISE(auto auth, Authenticator::Make(config.auth));
   LogAuth(config, *auth);
   std::unique_ptr<AuditLog> audit;

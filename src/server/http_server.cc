@@ -270,12 +270,12 @@ void HttpServer::Start(Engine* engine, std::string flight_endpoint) {
   started_ = true;
 }
 
-arrow::Result<bool> HttpServer::ReloadTls() {
-  if (tls_ == nullptr) return false;
+arrow::Result<TlsReload> HttpServer::ReloadTls() {
+  if (tls_ == nullptr) return TlsReload::kNoTls;
   ARROW_ASSIGN_OR_RAISE(auto next, TlsMaterial::Load(tls_files()));
-  if (next->SameAs(*tls_->current())) return false;
+  if (next->SameAs(*tls_->current())) return TlsReload::kUnchanged;
   tls_->Replace(std::move(next));
-  return true;
+  return TlsReload::kReloaded;
 }
 
 void HttpServer::Stop() {

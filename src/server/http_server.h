@@ -72,9 +72,9 @@ class HttpServer {
   void Stop();
 
   /// \brief Read the TLS files again: if they changed, new connections get the new
-  /// certificate (and client CA) and open ones keep theirs. False: unchanged, or plain HTTP.
-  /// An error (a file that does not load) leaves the certificate in force.
-  arrow::Result<bool> ReloadTls();
+  /// certificate (and client CA) and open ones keep theirs. An error (a file that does not
+  /// load) leaves the certificate in force.
+  arrow::Result<TlsReload> ReloadTls();
 
  private:
   explicit HttpServer(HttpServerOptions options);

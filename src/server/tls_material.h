@@ -23,6 +23,13 @@ typedef struct ssl_ctx_st SSL_CTX;
 namespace quiver {
 
 /// \brief Where a port's TLS files are, and how the settings are named in errors.
+/// What reading a server's TLS files again did.
+enum class TlsReload {
+  kNoTls,      ///< the server does not use TLS: nothing to read
+  kUnchanged,  ///< the files hold what is in force: nothing re-opened
+  kReloaded,   ///< the new files are in force
+};
+
 struct TlsFiles {
   std::string cert;       // PEM certificate chain, the leaf first
   std::string key;        // PEM private key of `cert` (not encrypted)
