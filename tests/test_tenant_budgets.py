@@ -10,8 +10,8 @@ import pyarrow.flight as flight
 import pytest
 
 from conftest import quiver_binary
-from management_util import ints, rejection, stored_size
-from security_util import action, add_token, bearer, paths, put
+from management_util import ints, lite_db, rejection, stored_size  # noqa: F401 (fixture)
+from security_util import FIRST_TEN, action, add_token, bearer, paths, put
 
 
 @pytest.fixture
@@ -126,6 +126,69 @@ def test_an_admin_writing_into_a_tenants_namespace_counts_against_it(budgeted):
     put(c, "s/b", globex, table=ints(10))
     put(c, "globex/s/c", admin, table=ints(10))  # the stored key of globex's s/c
     assert paths(c, globex) == ["s/b", "s/c"]
+
+
+@pytest.fixture
+def results_budgeted(quiver, workdir, lite_db):
+    """A node with two SQLite sources over one file, 'lite' (results per tenant) and
+    'common' (shared_results), LRU eviction, and tenants acme (max_entries 2) and globex (no
+    budget), both granted both sources."""
+    tokens = workdir / "tokens.json"
+    t = {name: add_token(tokens, f"{name}-app", "reader", "writer", sources=["lite", "common"],
+                         tenant=name) for name in ("acme", "globex")}
+    t["admin"] = add_token(tokens, "root", "admin", tenant="ops")
+    config = workdir / "budgets.json"
+    config.write_text(json.dumps({
+        "eviction_policy": "lru",
+        "sources": {"lite": {"driver": "sqlite", "uri": str(lite_db)},
+                    "common": {"driver": "sqlite", "uri": str(lite_db), "shared_results": True}},
+        "auth": {"tenant_budgets": {"acme": {"max_entries": 2}}}}))
+    srv = quiver.node(args=["--config", str(config), "--auth", "tokens", "--tokens-file",
+                            str(tokens)])
+    srv.tokens = t
+    return srv
+
+
+def test_query_results_count_against_the_tenant_they_ran_for(results_budgeted):
+    node = results_budgeted
+    acme, globex, admin = (node.tokens[k] for k in ("acme", "globex", "admin"))
+    first_five = "SELECT * FROM events WHERE id <= 5 ORDER BY id"
+
+    def run(source, sql, token):
+        q = json.dumps({"source": source, "sql": sql}).encode()
+        return node.client().do_get(flight.Ticket(q), options=bearer(token)).read_all()
+
+    def executions():
+        return json.loads(action(node.client(), "stats", None, admin))["queries"]["executions"]
+
+    c = node.client()
+    put(c, "s/a", acme, table=ints(10))
+    ten = run("lite", FIRST_TEN, acme)
+    s = tenant_stats(c, acme)
+    assert s["entries"] == 2 and s["bytes"] > stored_size(10), s  # the object and its result
+    run("lite", FIRST_TEN, globex)  # globex's own result counts against globex
+    run("common", FIRST_TEN, acme)  # a shared result counts against no tenant
+    assert tenant_stats(c, acme)["entries"] == 2
+    assert tenant_stats(c, globex)["entries"] == 1
+    base = executions()
+    assert run("lite", FIRST_TEN, acme) == ten  # a hit, and now acme's most recent use
+    # A third entry of acme's evicts its least recently used one: the object, not the result
+    # it read since, and nothing of globex's or shared.
+    assert run("lite", first_five, acme).num_rows == 5
+    assert executions() == base + 1
+    with pytest.raises(KeyError):
+        c.do_get(flight.Ticket(b"s/a"), options=bearer(acme)).read_all()
+    assert run("lite", FIRST_TEN, acme) == ten
+    assert run("lite", FIRST_TEN, globex) == ten
+    assert run("common", FIRST_TEN, globex) == ten
+    assert executions() == base + 1, "an evicted result ran again"
+    s = tenant_stats(c, acme)
+    assert s["entries"] == 2, s
+    # The totals come back with the index after a restart.
+    node.restart()
+    c = node.client()
+    assert tenant_stats(c, acme) == s
+    assert tenant_stats(c, globex)["entries"] == 1
 
 
 @pytest.mark.parametrize("budgets, message", [

@@ -283,6 +283,48 @@ def test_a_tenant_depends_only_on_its_own_or_granted_shared_query_results(tenant
     assert paths(c, acme) == [] and paths(c, globex) == ["s/summary"]
 
 
+def test_artifacts_are_fetched_per_tenant_and_need_the_grant(quiver, workdir):
+    root = workdir / "artifacts"
+    root.mkdir()
+    (root / "t.csv").write_text("id,name\n1,one\n2,two\n3,three\n")
+    url = f"file://{root}/t.csv"
+    tokens = workdir / "tokens.json"
+    t = {name: add_token(tokens, f"{name}-app", "reader", "writer", sources=["artifacts"],
+                         tenant=name) for name in ("acme", "globex")}
+    t["initech"] = add_token(tokens, "initech-app", "reader", "writer", sources=["lite"],
+                             tenant="initech")
+    config = workdir / "artifacts.json"
+    config.write_text(json.dumps({"artifacts": {"allowed_prefixes": [f"file://{root}/"]}}))
+    node = quiver.node(args=["--config", str(config), "--auth", "tokens", "--tokens-file",
+                             str(tokens), "--http", "127.0.0.1:0"])
+    c = node.client()
+
+    def fetch(who):
+        return json.loads(action(c, "artifact-fetch", {"artifact": url}, t[who]))
+
+    a, again, g = fetch("acme"), fetch("acme"), fetch("globex")
+    assert (a["cache"], again["cache"], g["cache"]) == ("miss", "hit", "miss"), (a, again, g)
+    assert again["key"] == a["key"] != g["key"], "each tenant has its own copy"
+    for who in ("acme", "globex"):  # and it counts in the tenant's own totals
+        assert json.loads(action(c, "stats", None, t[who]))["entries"] == 1
+    # Read by key: the tenant's own copy only.
+    http = {who: {"Authorization": f"Bearer {t[who]}"} for who in t}
+    r = requests.get(f"{node.http_url}/v1/results/{a['key']}", headers=http["acme"])
+    assert r.status_code == 200 and pa.ipc.open_stream(r.content).read_all().num_rows == 3
+    r = requests.get(f"{node.http_url}/v1/results/{a['key']}", headers=http["globex"])
+    assert r.status_code == 404, r.text
+    ticket = flight.Ticket(json.dumps({"artifact": url}).encode())
+    assert c.do_get(ticket, options=bearer(t["globex"])).read_all().num_rows == 3
+    # Without the grant: refused before anything is fetched, over Flight and HTTP.
+    with pytest.raises(flight.FlightUnauthorizedError, match="not granted source 'artifacts'"):
+        fetch("initech")
+    with pytest.raises(flight.FlightUnauthorizedError, match="not granted source 'artifacts'"):
+        c.do_get(ticket, options=bearer(t["initech"])).read_all()
+    r = requests.post(f"{node.http_url}/v1/query", json={"artifact": url}, headers=http["initech"])
+    assert r.status_code == 403 and "artifacts" in r.text, r.text
+    assert json.loads(action(c, "stats", None, t["initech"]))["entries"] == 0
+
+
 def test_flame_protocol_is_refused_to_tenant_tokens(tenants):
     c = tenants.client()
     d = flight.FlightDescriptor.for_path("app/session")

@@ -29,6 +29,7 @@ arrow::Result<QueryPlan> ArtifactCache::Plan(const ArtifactRequest& request) con
   plan.request.sql = target.url;
   plan.request.ttl_s = request.ttl_s;
   plan.request.scope = request.scope;
+  plan.request.tenant = request.tenant;
   return plan;
 }
 

@@ -28,7 +28,10 @@ struct ArtifactRequest {
   std::string format;
   /// Requested TTL; artifacts.default_ttl_s when empty; capped at max_ttl_s.
   std::optional<double> ttl_s;
+  /// Whose cache this is: in the key, as a query's scope.
   std::string scope = "anonymous";
+  /// The tenant whose budget the artifact counts against (QueryRequest::tenant).
+  std::string tenant;
 };
 
 /// What a fetch that waited for the artifact to be cached learned.

@@ -93,10 +93,10 @@ arrow::Result<PublishOutcome> Committer::PublishWithRoom(EntryMeta* entry,
   for (int attempt = 0; attempt < kRoomAttempts; ++attempt) {
     ARROW_ASSIGN_OR_RAISE(auto latest, entries_->index()->Get(entry->key, std::nullopt));
     const bool new_key = !latest.has_value();
-    ARROW_RETURN_NOT_OK(evictor_->MakeRoom(entry->key, entry->bytes, new_key, request.keep));
+    ARROW_RETURN_NOT_OK(evictor_->MakeRoom(*entry, entry->bytes, new_key, request.keep));
     publish.budget = evictor_->Limits(/*allow_one_over=*/attempt + 1 == kRoomAttempts);
     publish.tenant_budget =
-        evictor_->TenantLimits(entry->key, /*allow_one_over=*/attempt + 1 == kRoomAttempts);
+        evictor_->TenantLimits(EntryTenant(*entry), /*allow_one_over=*/attempt + 1 == kRoomAttempts);
     auto published =
         entries_->Publish(entry, publish, request.if_version, request.if_blob, std::move(latest),
                           unclear);
@@ -107,7 +107,7 @@ arrow::Result<PublishOutcome> Committer::PublishWithRoom(EntryMeta* entry,
       spdlog::info("{}@{} was published past the budget after losing {} races for room to "
                    "other writers; evicting back under it", entry->key, entry->version,
                    kRoomAttempts - 1);
-      auto back = evictor_->MakeRoom(entry->key, 0, /*new_key=*/false);
+      auto back = evictor_->MakeRoom(*entry, 0, /*new_key=*/false);
       evictor_->Release(0, false);
       if (!back.ok()) spdlog::warn("evicting back under the budget: {}", back.ToString());
     }
@@ -119,7 +119,7 @@ arrow::Result<PublishOutcome> Committer::PublishWithRoom(EntryMeta* entry,
 arrow::Result<EntryMeta> Committer::Commit(EntryMeta entry, const CommitRequest& request) {
   entry.depends_on = request.depends_on;
   entry.tags = request.tags;
-  auto admitted = evictor_->Admit(entry.key, entry.bytes);
+  auto admitted = evictor_->Admit(entry);
   bool unclear = false;
   auto outcome = admitted.ok() ? PublishWithRoom(&entry, request, &unclear)
                                : arrow::Result<PublishOutcome>(admitted);

@@ -295,6 +295,7 @@ arrow::Result<ViewResult> DerivedCache::Derive(const ViewRequest& request, const
   const int64_t derive_ms = MillisSince(start);
   meta.source = kDerivedSource;
   meta.query = canonical;
+  meta.tenant = EntryTenant(source.meta());  // a view counts where its source does
   meta.cost_ms = derive_ms;
   meta.created_ms = created_ms;
   meta.expires_ms = source.meta().expires_ms;  // the source's remaining TTL

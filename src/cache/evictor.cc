@@ -57,9 +57,8 @@ BudgetLimits Evictor::Limits(bool allow_one_over) const {
   return BudgetLimits{s.cache_size, s.max_entries, allow_one_over};
 }
 
-std::optional<BudgetLimits> Evictor::TenantLimits(const std::string& key,
+std::optional<BudgetLimits> Evictor::TenantLimits(const std::string& tenant,
                                                   bool allow_one_over) const {
-  const auto tenant = KeyTenant(key);
   if (tenant.empty()) return std::nullopt;
   const auto s = settings();
   const TenantBudget* budget = FindTenantBudget(s.tenants, tenant);
@@ -69,13 +68,16 @@ std::optional<BudgetLimits> Evictor::TenantLimits(const std::string& key,
                       budget->max_entries, allow_one_over};
 }
 
-arrow::Status Evictor::Admit(const std::string& key, int64_t bytes) {
+arrow::Status Evictor::Admit(const EntryMeta& entry) {
+  const auto& key = entry.key;
+  const int64_t bytes = entry.bytes;
   const auto s = settings();
   int64_t limit = s.cache_size;
   std::string whose = "cache_size";
-  if (auto tenant = TenantLimits(key, false); tenant && tenant->cache_size < limit) {
-    limit = tenant->cache_size;
-    whose = "tenant '" + KeyTenant(key) + "''s cache_size";
+  const auto tenant = EntryTenant(entry);
+  if (auto limits = TenantLimits(tenant, false); limits && limits->cache_size < limit) {
+    limit = limits->cache_size;
+    whose = "tenant '" + tenant + "''s cache_size";
   }
   if (bytes <= limit) return arrow::Status::OK();
   ++not_admitted_;
@@ -181,8 +183,13 @@ arrow::Result<std::vector<std::string>> Evictor::PickInTenant(const std::string&
                                                               Need need,
                                                               const std::vector<std::string>& skip,
                                                               bool* covered) {
-  // The tenant's keys, lowest score first: a listing of its namespace (it is over budget).
+  // The tenant's entries, lowest score first: a listing of its namespace and of the query
+  // results (those of its scope count against it too).
   ARROW_ASSIGN_OR_RAISE(auto listed, entries_->index()->ListLatest(tenant + "/"));
+  ARROW_ASSIGN_OR_RAISE(auto results, entries_->index()->ListLatest(kQueryKeyPrefix));
+  for (auto& item : results) {
+    if (item.latest.tenant == tenant) listed.push_back(std::move(item));
+  }
   std::sort(listed.begin(), listed.end(), [](const IndexedKey& a, const IndexedKey& b) {
     return a.usage.score < b.usage.score;
   });
@@ -192,7 +199,7 @@ arrow::Result<std::vector<std::string>> Evictor::PickInTenant(const std::string&
   for (const auto& item : listed) {
     if (!need.any()) break;
     const auto& key = item.latest.key;
-    if (KeyTenant(key) != tenant || std::find(skip.begin(), skip.end(), key) != skip.end() ||
+    if (EntryTenant(item.latest) != tenant || std::find(skip.begin(), skip.end(), key) != skip.end() ||
         now - item.usage.created_ms < protect_ms) {
       continue;
     }
@@ -204,11 +211,12 @@ arrow::Result<std::vector<std::string>> Evictor::PickInTenant(const std::string&
   return victims;
 }
 
-arrow::Status Evictor::MakeTenantRoom(const std::string& key, int64_t bytes, bool new_key,
+arrow::Status Evictor::MakeTenantRoom(const EntryMeta& entry, int64_t bytes, bool new_key,
                                       const std::vector<std::string>& keep) {
-  const auto limits = TenantLimits(key, false);
+  const auto& key = entry.key;
+  const auto tenant = EntryTenant(entry);
+  const auto limits = TenantLimits(tenant, false);
   if (!limits) return arrow::Status::OK();
-  const auto tenant = KeyTenant(key);
   auto need_now = [&]() -> arrow::Result<Need> {
     ARROW_ASSIGN_OR_RAISE(auto totals, entries_->index()->TenantStats(tenant));
     Need need{totals.bytes + bytes - limits->cache_size, 0};
@@ -242,11 +250,12 @@ arrow::Status Evictor::MakeTenantRoom(const std::string& key, int64_t bytes, boo
   });
 }
 
-arrow::Status Evictor::MakeRoom(const std::string& key, int64_t bytes, bool new_key,
+arrow::Status Evictor::MakeRoom(const EntryMeta& entry, int64_t bytes, bool new_key,
                                 const std::vector<std::string>& keep) {
+  const auto& key = entry.key;
   const auto limits = settings();
   const int64_t keys = new_key ? 1 : 0;
-  ARROW_RETURN_NOT_OK(MakeTenantRoom(key, bytes, new_key, keep));
+  ARROW_RETURN_NOT_OK(MakeTenantRoom(entry, bytes, new_key, keep));
   ARROW_ASSIGN_OR_RAISE(auto need, NeedFor(bytes, keys, limits, /*reserve_if_room=*/true));
   if (!need.any()) return arrow::Status::OK();
   std::lock_guard<std::mutex> one_at_a_time(evicting_);

@@ -44,8 +44,9 @@ struct BudgetSettings {
   std::string policy = "cost";
   /// Accesses over which a cost-aware weight halves. Default: 1000.
   double half_life = 1000;
-  /// Budgets of tenants (KeyTenant: the first segment of a three-segment key), each
-  /// enforced like the global one within the tenant's keys. Default: none.
+  /// Budgets of tenants (EntryTenant: the first segment of a three-segment key, or the
+  /// tenant a query result ran for), each enforced like the global one within the tenant's
+  /// entries. Default: none.
   TenantBudgets tenants;
 };
 
@@ -56,19 +57,20 @@ class Evictor {
                                                       std::shared_ptr<Clock> clock);
 
   /// \brief Refuse an entry that could never fit (CapacityError "not admitted: ...").
-  arrow::Status Admit(const std::string& key, int64_t bytes);
-  /// \brief Evict until `bytes` more under `key` (a key not stored yet if `new_key`) fit,
+  arrow::Status Admit(const EntryMeta& entry);
+  /// \brief Evict until `bytes` more under `entry`'s key (not stored yet if `new_key`) fit,
+  /// within the global budget and its tenant's (EntryTenant),
   /// counting the room other writers of this node reserved; then reserve that room until
   /// Release(). CapacityError "not admitted" if only evicting protected keys would make room.
   /// Keys in `keep` are never evicted for it (a view's source: cache/derived_cache.h).
-  arrow::Status MakeRoom(const std::string& key, int64_t bytes, bool new_key,
+  arrow::Status MakeRoom(const EntryMeta& entry, int64_t bytes, bool new_key,
                          const std::vector<std::string>& keep = {});
   /// \brief Give back what MakeRoom reserved (the entry was published or refused).
   void Release(int64_t bytes, bool new_key);
   /// \brief The limits a publish is checked against.
   BudgetLimits Limits(bool allow_one_over) const;
-  /// \brief The limits of `key`'s tenant, if it has a budget.
-  std::optional<BudgetLimits> TenantLimits(const std::string& key, bool allow_one_over) const;
+  /// \brief The limits of `tenant` (EntryTenant of an entry), if it has a budget.
+  std::optional<BudgetLimits> TenantLimits(const std::string& tenant, bool allow_one_over) const;
   ScoringPolicy scoring() const;
 
   /// \brief Keys to evict, lowest score first, skipping protected ones: the single lowest
@@ -120,10 +122,10 @@ class Evictor {
   /// The eviction part of MakeRoom. REQUIRES: evicting_ held.
   arrow::Status EvictFor(const std::string& key, int64_t bytes, bool new_key,
                          const BudgetSettings& limits, const std::vector<std::string>& keep);
-  /// The part of MakeRoom within `key`'s tenant's budget (OK at once if it has none).
-  arrow::Status MakeTenantRoom(const std::string& key, int64_t bytes, bool new_key,
+  /// The part of MakeRoom within `entry`'s tenant's budget (OK at once if it has none).
+  arrow::Status MakeTenantRoom(const EntryMeta& entry, int64_t bytes, bool new_key,
                                const std::vector<std::string>& keep);
-  /// As Pick, among the keys of `tenant` only.
+  /// As Pick, among the entries of `tenant` only (its namespace and its query results).
   arrow::Result<std::vector<std::string>> PickInTenant(const std::string& tenant, Need need,
                                                        const std::vector<std::string>& skip,
                                                        bool* covered);

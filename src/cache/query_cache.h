@@ -68,6 +68,9 @@ struct QueryRequest {
   bool cache_nondeterministic = false;
   /// Whose cache this is; fixed until authentication exists, but already in the key.
   std::string scope = "anonymous";
+  /// The tenant whose budget the result counts against (EntryMeta::tenant; "": none, as for
+  /// a result shared by every tenant). Not part of the key: the scope is.
+  std::string tenant;
   /// Keys the result is computed from, and tags: invalidating one removes the result (and
   /// stops a running fill from committing). Not part of the cache key.
   std::vector<std::string> depends_on;

@@ -121,6 +121,7 @@ void QueryCache::CommitResult(const QueryPlan& plan, const std::shared_ptr<Fill>
   if (meta.ok()) {
     meta->source = plan.request.source;
     meta->query = plan.canonical;
+    meta->tenant = plan.request.tenant;
     meta->cost_ms = exec_ms;
     meta->created_ms = created_ms;
     meta->expires_ms = created_ms + static_cast<int64_t>(plan.ttl_s * 1000);

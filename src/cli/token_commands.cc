@@ -153,7 +153,8 @@ void AddTokenCommands(CLI::App& app) {
       ->required()
       ->check(CLI::IsMember({"reader", "writer", "admin"}));
   add->add_option("--source", flags->sources,
-                  "A query source the token may use (repeatable; * for all) [default: none]");
+                  "A query source the token may use, or 'artifacts' to fetch artifacts "
+                  "(repeatable; * for all) [default: none]");
   add->add_flag("--json", flags->as_json, "Print {\"name\", \"token\"} as JSON");
   add->callback([flags] { Run("token add", Add(*flags)); });
 

@@ -129,12 +129,11 @@ bool EmbeddedIndex::OverBudget(const BudgetLimits& limits, const IndexStats& now
   return !limits.allow_one_over || over(now.bytes, now.keys);
 }
 
-void EmbeddedIndex::CountLocked(const std::string& key, int64_t keys, int64_t versions,
+void EmbeddedIndex::CountLocked(const std::string& tenant, int64_t keys, int64_t versions,
                                 int64_t bytes) {
   stats_.keys += keys;
   stats_.versions += versions;
   stats_.bytes += bytes;
-  auto tenant = KeyTenant(key);
   if (tenant.empty()) return;
   auto& t = tenant_stats_[tenant];
   t.keys += keys;
@@ -160,7 +159,7 @@ arrow::Result<PublishOutcome> EmbeddedIndex::Publish(const PublishRequest& reque
     return outcome;
   }
   if (request.tenant_budget) {
-    const auto tenant = KeyTenant(entry.key);
+    const auto tenant = EntryTenant(entry);
     auto found = tenant_stats_.find(tenant);
     const IndexStats now = found == tenant_stats_.end() ? IndexStats{} : found->second;
     if (!tenant.empty() && OverBudget(*request.tenant_budget, now,
@@ -179,7 +178,7 @@ arrow::Result<PublishOutcome> EmbeddedIndex::Publish(const PublishRequest& reque
   }
   state->versions.Add(PackedEntry::Pack(entry));  // CheckLocked: the next version
   int64_t key_bytes = (item ? item->entry.bytes : 0) + entry.bytes;
-  CountLocked(entry.key, new_keys, 1, entry.bytes);
+  CountLocked(EntryTenant(entry), new_keys, 1, entry.bytes);
   outcome.trimmed = TrimLocked(entry.key, state, keep, &key_bytes);
   if (journal_) {
     std::vector<uint64_t> dropped;
@@ -209,10 +208,11 @@ int64_t EmbeddedIndex::TrimmedBytes(const KeyState& state, int64_t keep) {
 std::vector<EntryMeta> EmbeddedIndex::TrimLocked(const std::string& key, KeyState* state,
                                                  int64_t keep, int64_t* key_bytes) {
   std::vector<EntryMeta> removed;
+  const std::string tenant = state->versions.latest().tenant(key);
   while (static_cast<int64_t>(state->versions.size()) > std::max<int64_t>(keep, 1)) {
     const PackedEntry oldest = state->versions.PopOldest();
     *key_bytes -= oldest.bytes();
-    CountLocked(key, 0, -1, -oldest.bytes());
+    CountLocked(tenant, 0, -1, -oldest.bytes());
     removed.push_back(oldest.Unpack(key));
   }
   return removed;
@@ -251,11 +251,12 @@ arrow::Result<std::vector<EntryMeta>> EmbeddedIndex::Remove(const RemoveRequest&
   // Even for an absent key: what is being computed from it must not publish after this.
   if (request.bump_key) generations_.Bump(KeyGeneration(request.key));
   if (item == nullptr) return removed;
+  const std::string tenant = item->payload.versions.latest().tenant(request.key);
   item->payload.versions.ForEach([&](const PackedEntry& meta) {
-    CountLocked(request.key, 0, -1, -meta.bytes());
+    CountLocked(tenant, 0, -1, -meta.bytes());
     removed.push_back(meta.Unpack(request.key));
   });
-  CountLocked(request.key, -1, 0, 0);
+  CountLocked(tenant, -1, 0, 0);
   queue_.Remove(request.key);
   if (journal_) journal_->AppendDrop(request.key, VersionsOf(removed));
   return removed;
@@ -364,7 +365,7 @@ arrow::Status EmbeddedIndex::Restore(const EntryMeta& entry, const ScoringPolicy
   KeyState added;  // a new key's, moved into the queue below
   KeyState& state = item ? item->payload : added;
   state.versions.Add(PackedEntry::Pack(entry));
-  CountLocked(entry.key, item == nullptr ? 1 : 0, 1, entry.bytes);
+  CountLocked(EntryTenant(entry), item == nullptr ? 1 : 0, 1, entry.bytes);
   const int64_t key_bytes = (item ? item->entry.bytes : 0) + entry.bytes;
   const PackedEntry& latest = state.versions.latest();
   LinkLocked(entry.key, latest, /*link=*/true);
@@ -416,13 +417,14 @@ arrow::Result<int64_t> EmbeddedIndex::LoadRecovered(std::vector<RecoveredEntry> 
     const std::string key = entries[i].key;
     KeyState state;
     int64_t key_bytes = 0;
+    const std::string tenant = entries[i].packed.tenant(key);  // every version's
     for (; i < entries.size() && entries[i].key == key; ++i) {
       PackedEntry& packed = entries[i].packed;
       if (!state.versions.empty() && state.versions.latest().version() >= packed.version()) {
         return arrow::Status::Invalid("recovered entries out of order at '", key, "'@",
                                       packed.version());
       }
-      CountLocked(key, 0, 1, packed.bytes());
+      CountLocked(tenant, 0, 1, packed.bytes());
       key_bytes += packed.bytes();
       state.versions.Add(std::move(packed));
     }
@@ -434,7 +436,7 @@ arrow::Result<int64_t> EmbeddedIndex::LoadRecovered(std::vector<RecoveredEntry> 
     if (node == nullptr) {
       return arrow::Status::Invalid("recovered entries out of order at '", key, "'");
     }
-    CountLocked(key, 1, 0, 0);
+    CountLocked(tenant, 1, 0, 0);
     LinkLocked(key, latest, /*link=*/true);
     const int64_t created_ms = latest.created_ms();
     node->second.payload = std::move(state);

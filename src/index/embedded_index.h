@@ -137,8 +137,8 @@ class EmbeddedIndex final : public Index {
                                     int64_t* key_bytes);
   /// The bytes of the versions of `state` beyond its newest `keep`.
   static int64_t TrimmedBytes(const KeyState& state, int64_t keep);
-  /// Add to the totals (and to the key's tenant's): keys, versions and bytes of `key`.
-  void CountLocked(const std::string& key, int64_t keys, int64_t versions, int64_t bytes);
+  /// Add to the totals (and to `tenant`'s, EntryTenant of the key's entries; "": none).
+  void CountLocked(const std::string& tenant, int64_t keys, int64_t versions, int64_t bytes);
   /// Whether a publish taking totals `now` to (`bytes_after`, `keys_after`) breaks `limits`.
   static bool OverBudget(const BudgetLimits& limits, const IndexStats& now, int64_t bytes_after,
                          int64_t keys_after);
@@ -149,7 +149,7 @@ class EmbeddedIndex final : public Index {
   const std::string secret_;
   mutable std::shared_mutex mutex_;
   IndexStats stats_;
-  std::unordered_map<std::string, IndexStats> tenant_stats_;  // KeyTenant -> its keys, bytes
+  std::unordered_map<std::string, IndexStats> tenant_stats_;  // EntryTenant -> its keys, bytes
   std::map<std::string, std::set<std::string>> dependents_;  // dependency -> keys
   std::map<std::string, std::set<std::string>> tagged_;      // tag -> keys
   GenerationTable generations_;

@@ -41,6 +41,7 @@ std::string EntryToJson(const EntryMeta& m) {
     j["source"] = m.source;
     j["query"] = m.query;
     j["expires_ms"] = m.expires_ms;
+    if (!m.tenant.empty()) j["tenant"] = m.tenant;
   }
   return j.dump();
 }
@@ -78,6 +79,7 @@ arrow::Result<EntryMeta> EntryFromJson(std::string_view json) {
       m.source = j.at("source").get<std::string>();
       m.query = j.at("query").get<std::string>();
       m.expires_ms = j.at("expires_ms").get<int64_t>();
+      m.tenant = j.value("tenant", std::string());
     }
   } catch (const nlohmann::json::exception& e) {
     return arrow::Status::Invalid("malformed manifest: ", e.what());
@@ -102,6 +104,10 @@ std::string KeyTenant(std::string_view key) {
   if (first == std::string_view::npos) return "";
   if (key.find('/', first + 1) == std::string_view::npos) return "";
   return std::string(key.substr(0, first));
+}
+
+std::string EntryTenant(const EntryMeta& entry) {
+  return entry.is_query() ? entry.tenant : KeyTenant(entry.key);
 }
 
 std::string ManifestKeyPrefix(const std::string& key) {

@@ -37,6 +37,10 @@ struct EntryMeta {
   std::string query;               ///< the request as canonical JSON (source, sql, params)
   int64_t expires_ms = 0;          ///< 0: never expires
   int64_t cost_ms = 0;             ///< milliseconds it took to compute (or to receive)
+  /// The tenant whose budget a query result (or a view) counts against: the tenant whose
+  /// scope its query ran in. Empty for objects (their key names the tenant: KeyTenant) and
+  /// for results every tenant shares.
+  std::string tenant;
   std::vector<std::string> depends_on;  ///< keys this entry was computed from
   std::vector<std::string> tags;        ///< e.g. "table:events"
   /// Objects only: 0 for a version that holds the whole object; otherwise this version is a
@@ -61,6 +65,9 @@ bool IsQueryKey(const std::string& key);
 /// three-segment object key ("acme/s/o" -> "acme"; with authentication, a tenant's keys are
 /// stored so); "" for two-segment keys and query results.
 std::string KeyTenant(std::string_view key);
+/// \brief The tenant whose budget `entry` counts against: its `tenant` if it is a query
+/// result (or a view), else KeyTenant of its key; "" for none.
+std::string EntryTenant(const EntryMeta& entry);
 
 /// \brief Serialize an entry as JSON (a manifest, or an index record).
 std::string EntryToJson(const EntryMeta& meta);

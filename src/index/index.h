@@ -128,7 +128,7 @@ struct PublishRequest {
   /// The fill lease that must still hold this token; released when the entry is published.
   std::optional<LeaseRef> lease;
   std::optional<BudgetLimits> budget;
-  /// The limits of the entry's tenant (KeyTenant), checked the same way against the
+  /// The limits of the entry's tenant (EntryTenant), checked the same way against the
   /// tenant's totals (TenantStats).
   std::optional<BudgetLimits> tenant_budget;
   ScoringPolicy scoring;
@@ -216,7 +216,7 @@ class Index {
   /// \brief Keys under the whole-segment prefix `prefix` (see KeyHasSegmentPrefix).
   virtual arrow::Result<std::vector<std::string>> KeysUnder(const std::string& prefix) = 0;
   virtual arrow::Result<IndexStats> Stats() = 0;
-  /// \brief The totals of one tenant's keys (KeyTenant): keys and bytes of every kept
+  /// \brief The totals of one tenant's entries (EntryTenant): keys and bytes of every kept
   /// version; `versions` is not counted per tenant (0).
   virtual arrow::Result<IndexStats> TenantStats(const std::string& tenant) = 0;
 

@@ -318,8 +318,10 @@ std::string EncodeJournalEntry(const EntryMeta& e) {
   PutU64(&out, static_cast<uint64_t>(e.cost_ms));
   PutStrs(&out, e.depends_on);
   PutStrs(&out, e.tags);
-  // Last and only for patches: records of earlier releases end after the tags.
-  if (e.is_patch()) PutU64(&out, e.base_version);
+  // Last, and only when set: records of earlier releases end after the tags, or after
+  // base_version (a tenant comes after base_version, written as 0 for a whole version).
+  if (e.is_patch() || !e.tenant.empty()) PutU64(&out, e.base_version);
+  if (!e.tenant.empty()) PutStr(&out, e.tenant);
   return out;
 }
 
@@ -331,7 +333,9 @@ arrow::Result<EntryMeta> DecodeJournalEntry(std::string_view bytes) {
             r.I64(&e.batches) && r.Str(&e.schema_fingerprint) && r.Str(&e.checksum) &&
             r.I64(&e.created_ms) && r.Str(&e.source) && r.Str(&e.query) &&
             r.I64(&e.expires_ms) && r.I64(&e.cost_ms) && r.Strs(&e.depends_on) &&
-            r.Strs(&e.tags) && (r.done() || (r.U64(&e.base_version) && r.done()));
+            r.Strs(&e.tags) &&
+            (r.done() ||
+             (r.U64(&e.base_version) && (r.done() || (r.Str(&e.tenant) && r.done()))));
   if (!ok) return arrow::Status::Invalid("malformed journal entry");
   return e;
 }

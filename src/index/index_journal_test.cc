@@ -74,8 +74,9 @@ class IndexJournalTest : public ::testing::Test {
     return std::move(*recovered);
   }
 
-  // Publish the next version of `key`, keeping `keep` versions.
-  EntryMeta Publish(const std::string& key, int64_t keep = 3) {
+  // Publish the next version of `key`, keeping `keep` versions; a query result of `tenant`
+  // if that is not empty.
+  EntryMeta Publish(const std::string& key, int64_t keep = 3, const std::string& tenant = "") {
     auto latest = *index_->Get(key, std::nullopt);
     PublishRequest r;
     r.expected_version = latest ? latest->version : 0;
@@ -84,6 +85,11 @@ class IndexJournalTest : public ::testing::Test {
     r.entry.blob = NewDataBlobName("n");
     r.entry.depends_on = {"dep/" + key};
     r.entry.tags = {"tag"};
+    if (!tenant.empty()) {
+      r.entry.source = "lite";
+      r.entry.query = R"({"scope":"tenant:)" + tenant + R"("})";
+      r.entry.tenant = tenant;
+    }
     r.keep_versions = keep;
     auto outcome = index_->Publish(r);
     EXPECT_TRUE(outcome.ok() && outcome->published());
@@ -133,10 +139,18 @@ TEST(IndexJournalCodec, EntriesRoundTrip) {
   auto bytes = EncodeJournalEntry(e);
   EXPECT_FALSE(DecodeJournalEntry(bytes.substr(0, bytes.size() - 1)).ok());
   EXPECT_FALSE(DecodeJournalEntry(bytes + "x").ok());
+  e.tenant = "acme";  // a query result's tenant: after base_version (0 here)
+  ASSERT_OK_AND_ASSIGN(auto of_tenant, DecodeJournalEntry(EncodeJournalEntry(e)));
+  EXPECT_EQ(of_tenant.tenant, "acme");
+  EXPECT_EQ(of_tenant.base_version, 0u);
+  e.tenant.clear();
   e.base_version = 40;  // a patch: written last, read back
   ASSERT_OK_AND_ASSIGN(auto patch, DecodeJournalEntry(EncodeJournalEntry(e)));
   EXPECT_EQ(patch.base_version, 40u);
   EXPECT_EQ(EntryToJson(patch), EntryToJson(e));
+  e.tenant = "acme";
+  ASSERT_OK_AND_ASSIGN(auto both, DecodeJournalEntry(EncodeJournalEntry(e)));
+  EXPECT_EQ(EntryToJson(both), EntryToJson(e));
 }
 
 TEST_F(IndexJournalTest, AnEmptyDirectoryHasNothingToRecover) {
@@ -148,7 +162,11 @@ TEST_F(IndexJournalTest, AnEmptyDirectoryHasNothingToRecover) {
 TEST_F(IndexJournalTest, RecoversSnapshotPlusLogExactly) {
   Checkpoint();  // as after the rebuild at a first start
   for (int i = 0; i < 20; ++i) Publish("k/" + std::to_string(i % 7), /*keep=*/2);
+  const std::string result_a = kQueryKeyPrefix + std::string(64, 'a');
+  const std::string result_b = kQueryKeyPrefix + std::string(64, 'b');
+  Publish(result_a, /*keep=*/2, /*tenant=*/"t");  // in the snapshot
   Checkpoint();
+  Publish(result_b, /*keep=*/2, /*tenant=*/"t");  // in the log
   for (int i = 0; i < 10; ++i) Publish("k/" + std::to_string(i % 4), /*keep=*/2);
   ASSERT_OK(index_->Remove(RemoveRequest("k/1")).status());
   ASSERT_OK(index_->Trim("k/2", 1).status());
@@ -157,12 +175,12 @@ TEST_F(IndexJournalTest, RecoversSnapshotPlusLogExactly) {
   const auto expected = ListingOf(index_.get());
   const auto stats = *index_->Stats();
   const auto tenant = *index_->TenantStats("t");
-  ASSERT_EQ(tenant.keys, 2);
+  ASSERT_EQ(tenant.keys, 4) << "t/s/a, t/s/b and two query results of tenant t";
 
   auto recovered = Reopen();
   ASSERT_TRUE(recovered.found) << recovered.why;
   EXPECT_EQ(recovered_, expected);
-  EXPECT_EQ(recovered.log_records, 10 + 2 + 3);  // the removal of an absent key is no record
+  EXPECT_EQ(recovered.log_records, 1 + 10 + 2 + 3);  // the removal of an absent key is no record
   EXPECT_EQ(ListingOf(index_.get()), expected);
   EXPECT_EQ(index_->Stats()->keys, stats.keys);
   EXPECT_EQ(index_->Stats()->bytes, stats.bytes);

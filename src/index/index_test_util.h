@@ -435,7 +435,7 @@ class IndexConformanceTest : public ::testing::Test {
         << "a new version of a key does not count as a new entry";
   }
 
-  // Totals of one tenant's keys (KeyTenant: the first segment of three), and its budget.
+  // Totals of one tenant's entries (EntryTenant), and its budget.
   void ExpectTenant(const std::string& tenant, int64_t keys, int64_t bytes) {
     ASSERT_OK_AND_ASSIGN(auto t, index_->TenantStats(tenant));
     EXPECT_EQ(t.keys, keys) << tenant;
@@ -491,6 +491,60 @@ class IndexConformanceTest : public ::testing::Test {
     ASSERT_OK(index.Remove(RemoveRequest("acme/s/b")).status());
     ExpectTenant("acme", 0, 0);
     ExpectTenant("zeta", 2, 110);
+  }
+
+  // A query result of tenant `tenant` ("": shared by every tenant), its key made of `c`.
+  static EntryMeta ResultEntry(char c, const std::string& tenant, uint64_t version,
+                               int64_t bytes) {
+    auto e = Entry(std::string(kQueryKeyPrefix) + std::string(64, c), version, bytes);
+    e.source = "lite";
+    e.query = R"({"scope":"tenant:)" + tenant + R"(","sql":"SELECT 1"})";
+    e.tenant = tenant;
+    return e;
+  }
+
+  // A query result counts against the tenant it ran for (EntryMeta::tenant, not its key)
+  // through every change and a rebuild; a shared one counts against no tenant.
+  void TestQueryResultsCountForTheirTenant() {
+    auto& index = *index_;
+    PublishRequest kept;
+    kept.keep_versions = 2;
+    const auto mine = ResultEntry('a', "acme", 0, 100);
+    ASSERT_TRUE(PublishNext(&index, mine, kept)->published());
+    ASSERT_TRUE(PublishNext(&index, ResultEntry('b', "", 0, 70), kept)->published());
+    ASSERT_TRUE(PublishNext(&index, Entry("acme/s/a", 0, 50), kept)->published());
+    ExpectTenant("acme", 2, 150);
+    ASSERT_OK_AND_ASSIGN(auto got, index.Get(mine.key, std::nullopt));
+    ASSERT_TRUE(got.has_value());
+    EXPECT_EQ(got->tenant, "acme");
+    // The tenant's budget refuses a result past it, naming the tenant.
+    PublishRequest limited;
+    limited.tenant_budget = BudgetLimits{200, 0, false};
+    const auto more = ResultEntry('c', "acme", 0, 60);
+    ASSERT_OK_AND_ASSIGN(auto refused, PublishNext(&index, more, limited));
+    EXPECT_EQ(refused.refusal, Refusal::kOverBudget);
+    EXPECT_NE(refused.detail.find("tenant 'acme'"), std::string::npos) << refused.detail;
+    EXPECT_FALSE(index.Get(more.key, std::nullopt)->has_value());
+    // Kept versions count; trimmed and removed ones are given back.
+    ASSERT_TRUE(PublishNext(&index, ResultEntry('a', "acme", 0, 40), kept)->published());
+    ExpectTenant("acme", 2, 190);
+    ASSERT_OK(index.Trim(mine.key, 1).status());
+    ExpectTenant("acme", 2, 90);
+    ASSERT_OK(index.Remove(RemoveRequest(mine.key)).status());
+    ExpectTenant("acme", 1, 50);
+    EXPECT_EQ(index.Stats()->keys, 2) << "the shared result and acme/s/a";
+    // A rebuilt index counts restored results for their tenant again.
+    auto rebuilt = OpenEmptyIndex();
+    ASSERT_OK(rebuilt->Restore(ResultEntry('d', "zeta", 1, 30), {}));
+    ASSERT_OK(rebuilt->Restore(ResultEntry('d', "zeta", 2, 20), {}));
+    ASSERT_OK(rebuilt->MarkRebuilt());
+    ASSERT_OK_AND_ASSIGN(auto zeta, rebuilt->TenantStats("zeta"));
+    EXPECT_EQ(zeta.keys, 1);
+    EXPECT_EQ(zeta.bytes, 50);
+    ASSERT_OK(rebuilt->Remove(RemoveRequest(ResultEntry('d', "zeta", 2, 20).key)).status());
+    ASSERT_OK_AND_ASSIGN(zeta, rebuilt->TenantStats("zeta"));
+    EXPECT_EQ(zeta.keys, 0);
+    EXPECT_EQ(zeta.bytes, 0);
   }
 
   void TestReadsAndCostsOrderEviction() {
@@ -592,6 +646,7 @@ class IndexConformanceTest : public ::testing::Test {
   QUIVER_INDEX_CONFORMANCE_TEST(FIXTURE, AnExpiredLeaseGoesToTheNextAndFencesTheOld)   \
   QUIVER_INDEX_CONFORMANCE_TEST(FIXTURE, BudgetRefusesAndAllowsAtMostOneOver)          \
   QUIVER_INDEX_CONFORMANCE_TEST(FIXTURE, TenantTotalsAndBudgets)                       \
+  QUIVER_INDEX_CONFORMANCE_TEST(FIXTURE, QueryResultsCountForTheirTenant)              \
   QUIVER_INDEX_CONFORMANCE_TEST(FIXTURE, ReadsAndCostsOrderEviction)                   \
   QUIVER_INDEX_CONFORMANCE_TEST(FIXTURE, SettingsAreShared)                            \
   QUIVER_INDEX_CONFORMANCE_TEST(FIXTURE, RestoreRebuildsWithoutCompareAndSet)

@@ -18,9 +18,11 @@ constexpr const char* kFormatKey = "quiver.index.format";
 constexpr const char* kGenerationKey = "quiver.index.generation";
 constexpr const char* kSeqKey = "quiver.index.seq";
 
-// Format 1: the columns up to "tags"; format 2 (written now) adds "base_version".
+// Format 1: the columns up to "tags"; format 2 adds "base_version"; format 3 (written now)
+// adds "tenant" (EntryMeta::tenant).
+constexpr int kSnapshotFormat = 3;
 std::shared_ptr<arrow::Schema> SnapshotSchema(uint64_t generation, uint64_t seq,
-                                              int format = 2) {
+                                              int format = kSnapshotFormat) {
   auto list = arrow::list(arrow::field("item", arrow::utf8(), false));
   auto fields = arrow::FieldVector(
       {arrow::field("key", arrow::utf8(), false), arrow::field("version", arrow::uint64(), false),
@@ -36,6 +38,7 @@ std::shared_ptr<arrow::Schema> SnapshotSchema(uint64_t generation, uint64_t seq,
        arrow::field("cost_ms", arrow::int64(), false), arrow::field("depends_on", list, false),
        arrow::field("tags", list, false)});
   if (format >= 2) fields.push_back(arrow::field("base_version", arrow::uint64(), false));
+  if (format >= 3) fields.push_back(arrow::field("tenant", arrow::utf8(), false));
   return arrow::schema(
       std::move(fields),
       arrow::key_value_metadata({kFormatKey, kGenerationKey, kSeqKey},
@@ -77,7 +80,7 @@ void ListInto(const arrow::ListArray& list, int64_t row, std::vector<std::string
 struct OpenedSnapshot {
   std::shared_ptr<arrow::ipc::RecordBatchFileReader> reader;
   std::shared_ptr<arrow::Schema> expected;
-  int format = 2;
+  int format = kSnapshotFormat;
 };
 
 arrow::Result<OpenedSnapshot> OpenSnapshot(const std::string& path, uint64_t generation,
@@ -93,10 +96,10 @@ arrow::Result<OpenedSnapshot> OpenSnapshot(const std::string& path, uint64_t gen
   ARROW_ASSIGN_OR_RAISE(auto reader, arrow::ipc::RecordBatchFileReader::Open(file));
   auto metadata = reader->schema()->metadata();
   const std::string format_text = metadata ? metadata->Get(kFormatKey).ValueOr("") : "";
-  if (format_text != "1" && format_text != "2") {
+  if (format_text != "1" && format_text != "2" && format_text != "3") {
     return arrow::Status::Invalid("unknown snapshot format");
   }
-  const int format = format_text == "1" ? 1 : 2;
+  const int format = format_text[0] - '0';
   uint64_t meta_generation = 0;
   if (!ParseJournalNumber(metadata->Get(kGenerationKey).ValueOr(""), &meta_generation) ||
       meta_generation != generation || !ParseJournalNumber(metadata->Get(kSeqKey).ValueOr(""), seq)) {
@@ -141,6 +144,10 @@ arrow::Status AppendRows(const arrow::RecordBatch& batch, const OpenedSnapshot& 
   if (format >= 2) {
     ARROW_ASSIGN_OR_RAISE(base_version, Column<arrow::UInt64Array>(batch, 18, expected));
   }
+  const arrow::StringArray* tenant = nullptr;
+  if (format >= 3) {
+    ARROW_ASSIGN_OR_RAISE(tenant, Column<S>(batch, 19, expected));
+  }
   // One EntryMeta for every row (its strings keep their buffers), packed at once.
   EntryMeta e;
   for (int64_t r = 0; r < batch.num_rows(); ++r) {
@@ -163,6 +170,7 @@ arrow::Status AppendRows(const arrow::RecordBatch& batch, const OpenedSnapshot& 
     ListInto(*depends, r, &e.depends_on);
     ListInto(*tags, r, &e.tags);
     e.base_version = base_version ? base_version->Value(r) : 0;
+    if (tenant) e.tenant = tenant->GetView(r);
     // Rows are written by key, then version; anything else is not a snapshot of ours.
     if (!out->empty()) {
       const auto& last = out->back();
@@ -245,6 +253,7 @@ arrow::Status SnapshotFileWriter::Add(const EntryMeta& e) {
   ARROW_RETURN_NOT_OK(AppendList(&depends_, e.depends_on));
   ARROW_RETURN_NOT_OK(AppendList(&tags_, e.tags));
   ARROW_RETURN_NOT_OK(base_version_.Append(e.base_version));
+  ARROW_RETURN_NOT_OK(tenant_.Append(e.tenant));
   ++rows_total_;
   if (++pending_ >= kSnapshotBatchRows) return WriteBatch();
   return arrow::Status::OK();
@@ -259,7 +268,7 @@ arrow::Status SnapshotFileWriter::Close() {
 
 arrow::Status SnapshotFileWriter::WriteBatch() {
   if (pending_ == 0 && rows_total_ > 0) return arrow::Status::OK();
-  std::vector<std::shared_ptr<arrow::Array>> columns(19);
+  std::vector<std::shared_ptr<arrow::Array>> columns(20);
   ARROW_RETURN_NOT_OK(key_.Finish(&columns[0]));
   ARROW_RETURN_NOT_OK(version_.Finish(&columns[1]));
   ARROW_RETURN_NOT_OK(blob_.Finish(&columns[2]));
@@ -279,6 +288,7 @@ arrow::Status SnapshotFileWriter::WriteBatch() {
   ARROW_RETURN_NOT_OK(depends_.Finish(&columns[16]));
   ARROW_RETURN_NOT_OK(tags_.Finish(&columns[17]));
   ARROW_RETURN_NOT_OK(base_version_.Finish(&columns[18]));
+  ARROW_RETURN_NOT_OK(tenant_.Finish(&columns[19]));
   // ListBuilder::Finish types the list with a nullable item field; the schema's is not.
   for (int i : {16, 17}) {
     auto data = columns[i]->data()->Copy();

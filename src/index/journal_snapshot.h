@@ -91,7 +91,7 @@ class SnapshotFileWriter final : public SnapshotWriter {
   std::unique_ptr<ChecksummingOutputStream> counted_;
   std::shared_ptr<arrow::ipc::RecordBatchWriter> writer_;
   arrow::StringBuilder key_, blob_, key_id_, manifest_, node_, fingerprint_, checksum_, source_,
-      query_;
+      query_, tenant_;
   arrow::UInt64Builder version_, base_version_;
   arrow::Int64Builder bytes_, rows_, batches_, created_, expires_, cost_;
   arrow::ListBuilder depends_, tags_;

@@ -19,7 +19,7 @@ enum Flag : uint8_t {
   kBlobPacked = 2,          // blob = data/<xx>/node-<16 random bytes>.arrows
   kFingerprintPacked = 4,   // 16 hex digits as 8 bytes
   kChecksumPacked = 8,
-  kHasQuery = 16,           // source, query
+  kHasQuery = 16,           // source, query, tenant
   kHasLinks = 32,           // depends_on, tags
   kHasKeyId = 64,
   kIsPatch = 128,           // base_version
@@ -131,7 +131,7 @@ uint32_t InternNode(const std::string& node) {
 }  // namespace
 
 struct PackedEntry::Fields {
-  std::string manifest, blob, fingerprint, checksum, key_id, source, query;
+  std::string manifest, blob, fingerprint, checksum, key_id, source, query, tenant;
   std::string manifest_random;  // hex, when packed
   std::vector<std::string> depends_on, tags;
   uint64_t base_version = 0;
@@ -187,6 +187,7 @@ PackedEntry PackedEntry::Pack(const EntryMeta& e) {
   if (flags & kHasQuery) {
     PutStr(&out, e.source);
     PutStr(&out, e.query);
+    PutStr(&out, e.tenant);
   }
   if (flags & kHasLinks) {
     PutStrs(&out, e.depends_on);
@@ -262,6 +263,7 @@ PackedEntry::Fields PackedEntry::Decode(const Head& head) const {
   if (flags & kHasQuery) {
     f.source = str();
     f.query = str();
+    f.tenant = str();
   }
   if (flags & kHasLinks) {
     c.Strs(&f.depends_on);
@@ -292,6 +294,7 @@ EntryMeta PackedEntry::Unpack(const std::string& key) const {
   e.key_id = std::move(f.key_id);
   e.source = std::move(f.source);
   e.query = std::move(f.query);
+  e.tenant = std::move(f.tenant);
   e.depends_on = std::move(f.depends_on);
   e.tags = std::move(f.tags);
   e.base_version = f.base_version;
@@ -317,6 +320,11 @@ std::vector<std::string> PackedEntry::depends_on() const {
   const Head h = Numbers();
   return (h.flags & kHasLinks) ? Decode(h).depends_on : std::vector<std::string>{};
 }
+std::string PackedEntry::tenant(const std::string& key) const {
+  const Head h = Numbers();
+  return (h.flags & kHasQuery) ? Decode(h).tenant : KeyTenant(key);
+}
+
 std::vector<std::string> PackedEntry::tags() const {
   const Head h = Numbers();
   return (h.flags & kHasLinks) ? Decode(h).tags : std::vector<std::string>{};

@@ -50,6 +50,8 @@ class PackedEntry {
   std::string blob() const;
   std::vector<std::string> depends_on() const;
   std::vector<std::string> tags() const;
+  /// \brief EntryTenant of the entry, whose key is `key`.
+  std::string tenant(const std::string& key) const;
   /// Bytes of the heap block (for tests and memory accounting).
   size_t packed_size() const;
 

@@ -18,6 +18,7 @@ void ExpectRoundTrip(const EntryMeta& e) {
   EXPECT_EQ(packed.blob(), e.blob);
   EXPECT_EQ(packed.depends_on(), e.depends_on);
   EXPECT_EQ(packed.tags(), e.tags);
+  EXPECT_EQ(packed.tenant(e.key), EntryTenant(e));
 }
 
 TEST(PackedEntry, QuiversOwnNamesPackSmall) {
@@ -48,6 +49,9 @@ TEST(PackedEntry, OtherNamesAndFieldsAreKeptAsWritten) {
   e.blob = NewDataBlobName(e.node);
   e.manifest = NewManifestName(e.key, e.version, e.node);
   ExpectRoundTrip(e);
+  e.tenant = "acme";  // the tenant a query result counts against
+  ExpectRoundTrip(e);
+  EXPECT_EQ(PackedEntry::Pack(e).tenant(e.key), "acme");
   e.base_version = 40;  // a patch
   ExpectRoundTrip(e);
   EXPECT_EQ(PackedEntry::Pack(e).Unpack(e.key).base_version, 40u);

@@ -90,20 +90,28 @@ local function bump(stats, gen, name, max_names)
 end
 -- Takes the oldest of `versions` (ascending) out until `keep` remain; returns them and the
 -- bytes they hold in entry hash `e`.
--- The tenant a key counts against (index/entry.h, KeyTenant): the first segment of a
--- three-segment object key; nil for others.
-local function tenant_of(key)
-  if string.sub(key, 1, 1) == '@' then return nil end
+-- The tenant the entries of `key` count against (index/entry.h, EntryTenant): for an object,
+-- the first segment of a three-segment key; for a query result, the "tenant" of its entry
+-- JSON, kept in its entry hash `e` as 'tn' (publish and restore set it); nil for none.
+-- `json`: an entry of the key being stored (its 'tn' may not be set yet).
+local function tenant_of(key, e, json)
+  if string.sub(key, 1, 1) == '@' then
+    if json then
+      local t = cjson.decode(json).tenant
+      if type(t) == 'string' and t ~= '' then return t end
+      return nil
+    end
+    return redis.call('HGET', e, 'tn') or nil
+  end
   local first = string.find(key, '/', 1, true)
   if not first or not string.find(key, '/', first + 1, true) then return nil end
   return string.sub(key, 1, first - 1)
 end
--- Add to the totals, and to the key's tenant's ('tb:' / 'tk:' fields of the same hash).
-local function add_totals(stats, key, keys, versions, bytes)
+-- Add to the totals, and to `tenant`'s ('tb:' / 'tk:' fields of the same hash; nil: none).
+local function add_totals(stats, tenant, keys, versions, bytes)
   if bytes ~= 0 then redis.call('HINCRBY', stats, 'bytes', int(bytes)) end
   if versions ~= 0 then redis.call('HINCRBY', stats, 'versions', int(versions)) end
   if keys ~= 0 then redis.call('HINCRBY', stats, 'keys', int(keys)) end
-  local tenant = tenant_of(key)
   if not tenant then return end
   local tb = redis.call('HINCRBY', stats, 'tb:' .. tenant, int(bytes))
   local tk = redis.call('HINCRBY', stats, 'tk:' .. tenant, int(keys))
@@ -217,7 +225,7 @@ if ARGV[19] ~= '' then
     return {'budget', used .. ' bytes in ' .. count .. ' keys stored'}
   end
 end
-local tenant = tenant_of(key)
+local tenant = tenant_of(key, e, json)
 if ARGV[23] ~= '' and tenant then
   local cache_size, max_entries = tonumber(ARGV[23]), tonumber(ARGV[24])
   local function over(b, k) return b > cache_size or (max_entries > 0 and k > max_entries) end
@@ -234,7 +242,8 @@ local key_bytes = num(redis.call('HGET', e, 'bytes'), 0) + bytes - freed
 redis.call('HSET', e, 'm:' .. version, json, 's:' .. version, ARGV[5], 'lv', ARGV[2], 'lb', blob,
            'vs', join(versions), 'bytes', int(key_bytes), 'cost', ARGV[6], 'created', ARGV[7],
            'exp', ARGV[8])
-add_totals(stats, key, new_key and 1 or 0, 1 - #trimmed, bytes - freed)
+if tenant and string.sub(key, 1, 1) == '@' then redis.call('HSET', e, 'tn', tenant) end
+add_totals(stats, tenant, new_key and 1 or 0, 1 - #trimmed, bytes - freed)
 move_links(key, new_links, old_links)
 redis.call('ZADD', keys, 0, key)
 if ARGV[16] == '1' then bump(stats, gen, 'k:' .. key, tonumber(ARGV[22])) end
@@ -265,7 +274,7 @@ if not lb then return {'ok'} end
 local out = {'ok'}
 local versions = split(redis.call('HGET', e, 'vs'))
 for _, v in ipairs(versions) do out[#out + 1] = redis.call('HGET', e, 'm:' .. v) end
-add_totals(stats, key, -1, -#versions, -num(redis.call('HGET', e, 'bytes'), 0))
+add_totals(stats, tenant_of(key, e), -1, -#versions, -num(redis.call('HGET', e, 'bytes'), 0))
 for i = 7, #KEYS do redis.call('SREM', KEYS[i], key) end
 redis.call('ZREM', keys, key)
 redis.call('ZREM', score, key)
@@ -282,7 +291,7 @@ if #dropped == 0 then return {} end
 local out = forget(e, dropped, {})
 local key_bytes = num(redis.call('HGET', e, 'bytes'), 0) - freed
 redis.call('HSET', e, 'vs', join(versions), 'bytes', int(key_bytes))
-add_totals(stats, ARGV[1], 0, -#dropped, -freed)
+add_totals(stats, tenant_of(ARGV[1], e), 0, -#dropped, -freed)
 rescore(score, e, ARGV[1], ARGV[3])
 return out
 )lua";
@@ -366,7 +375,9 @@ versions[#versions + 1] = version
 table.sort(versions)
 redis.call('HSET', e, 'm:' .. version, ARGV[4], 's:' .. version, ARGV[5], 'vs', join(versions),
            'bytes', int(num(redis.call('HGET', e, 'bytes'), 0) + bytes))
-add_totals(stats, key, lv == 0 and 1 or 0, 1, bytes)
+local tenant = tenant_of(key, e, ARGV[4])
+if tenant and string.sub(key, 1, 1) == '@' then redis.call('HSET', e, 'tn', tenant) end
+add_totals(stats, tenant, lv == 0 and 1 or 0, 1, bytes)
 if version > lv then
   redis.call('HSET', e, 'lv', ARGV[2], 'lb', ARGV[3], 'cost', ARGV[6], 'created', ARGV[7],
              'exp', ARGV[8])

@@ -11,6 +11,7 @@
 #include "server/entries_table.h"
 #include "server/result_access.h"
 #include "server/flame_protocol.h"
+#include "server/query_command.h"
 #include "server/tenant_scope.h"
 
 namespace quiver {
@@ -148,8 +149,8 @@ std::vector<std::string> ShowKeys(const TenantScope& scope, std::vector<std::str
   return keys;
 }
 
-// A tenant's stats: the index's totals of its own keys (the node's counters are not split by
-// tenant), as its budget counts them, and its budget (null: none).
+// A tenant's stats: the index's totals of its own entries, objects and query results (the
+// node's counters are not split by tenant), as its budget counts them, and its budget (null: none).
 arrow::Result<json> TenantStatsJson(Engine* engine, const TenantScope& scope) {
   ARROW_ASSIGN_OR_RAISE(auto totals, engine->entries()->index()->TenantStats(scope.tenant()));
   ARROW_ASSIGN_OR_RAISE(auto s, engine->management()->Stats());
@@ -255,8 +256,7 @@ arrow::Result<std::string> InvalidateTagAction(Engine* engine, const std::string
 
 arrow::Result<std::string> ArtifactFetchAction(Engine* engine, const std::string& body,
                                                const TenantScope& scope) {
-  ARROW_RETURN_NOT_OK(scope.RefuseScoped("fetching artifacts"));
-  ARROW_ASSIGN_OR_RAISE(auto request, ParseArtifactRequest(body));
+  ARROW_ASSIGN_OR_RAISE(auto request, ParseScopedArtifactRequest(body, scope));
   ARROW_ASSIGN_OR_RAISE(auto fetched, engine->artifacts()->Fetch(request));
   return ArtifactFetchedJson(fetched);
 }
@@ -281,6 +281,7 @@ struct ActionSpec {
   arrow::Result<std::string> (*run)(Engine* engine, const std::string& body,
                                     const TenantScope& scope);
   Role role;  ///< the role a caller needs (docs/security.md)
+  const char* grant = nullptr;  ///< a source the caller must be granted (null: none)
 };
 
 const std::vector<ActionSpec>& Actions() {
@@ -320,7 +321,7 @@ const std::vector<ActionSpec>& Actions() {
        "Body: {\"artifact\": URL, \"format\": NAME, \"ttl_s\": n}. Result: {\"key\", "
        "\"cache\": \"hit\"|\"miss\"|\"joined\", \"rows\", \"bytes\", \"expires_ms\", "
        "\"mtime_ms\", \"size\", \"etag\" (when the source has one), ...}",
-       ArtifactFetchAction, Role::kWriter},
+       ArtifactFetchAction, Role::kWriter, kArtifactsGrant},
       {"config-get", "Run-time settings as JSON: half_life, cache_size, memory_size, ...",
        ConfigGetAction, Role::kReader},
       {"config-set",
@@ -332,9 +333,11 @@ const std::vector<ActionSpec>& Actions() {
 }
 
 arrow::Result<std::string> RunActionImpl(Engine* engine, const std::string& type,
-                                         const std::string& body, const TenantScope& scope) {
+                                         const std::string& body, const Identity& who) {
   for (const auto& action : Actions()) {
-    if (type == action.name) return action.run(engine, body, scope);
+    if (type != action.name) continue;
+    if (action.grant != nullptr) ARROW_RETURN_NOT_OK(RequireSource(who, action.grant));
+    return action.run(engine, body, TenantScope::Of(who));
   }
   return arrow::Status::NotImplemented("unknown action '", type,
                                        "'; ListActions names the supported ones");
@@ -356,10 +359,10 @@ std::vector<arrow::flight::ActionType> ListedActions() {
 }
 
 arrow::Result<std::string> RunAction(Engine* engine, const std::string& type,
-                                     const std::string& body, const TenantScope& scope) {
+                                     const std::string& body, const Identity& who) {
   // JSON library errors must not escape a handler; they are a bad body.
   try {
-    return RunActionImpl(engine, type, body, scope);
+    return RunActionImpl(engine, type, body, who);
   } catch (const json::exception& e) {
     return arrow::Status::Invalid("action body: ", e.what());
   }

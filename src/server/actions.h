@@ -22,9 +22,11 @@ std::vector<arrow::flight::ActionType> ListedActions();
 /// fails as unknown).
 Role ActionRole(const std::string& type);
 
-/// \brief Run action `type` with `body` for a caller in `scope` (its keys, prefixes and
-/// tags are mapped into its tenant's namespace); returns the result body.
+/// \brief Run action `type` with `body` for caller `who` (a tenant's keys, prefixes and tags
+/// are mapped into its namespace; an action that needs a grant, e.g. `artifact-fetch`, is
+/// refused without it); returns the result body. The role is the caller's to check
+/// (ActionRole).
 arrow::Result<std::string> RunAction(Engine* engine, const std::string& type,
-                                     const std::string& body, const TenantScope& scope);
+                                     const std::string& body, const Identity& who);
 
 }  // namespace quiver

@@ -570,7 +570,7 @@ arrow::Status QuiverFlightService::DoAction(const flight::ServerCallContext& con
     }
     auto out = action.type == flame::kDeleteAction
                    ? flame_->Delete(body)
-                   : RunAction(engine_, action.type, body, caller.scope);
+                   : RunAction(engine_, action.type, body, *caller.who);
     if (!out.ok()) return WithContext(out.status(), "action '" + action.type + "'");
     std::vector<flight::Result> results(1);
     results[0].body = arrow::Buffer::FromString(std::move(*out));

@@ -102,7 +102,7 @@ void HttpApi::Entries(const httplib::Request& req, httplib::Response& res) {
     ARROW_RETURN_NOT_OK(CheckParams(req, {"prefix"}));
     json body = json::object();
     if (req.has_param("prefix")) body["prefix"] = req.get_param_value("prefix");
-    ARROW_ASSIGN_OR_RAISE(auto ipc, RunAction(engine_, "entries", body.dump(), TenantScope::Of(HttpCaller())));
+    ARROW_ASSIGN_OR_RAISE(auto ipc, RunAction(engine_, "entries", body.dump(), HttpCaller()));
     SendBuffer(res, ipc, kArrowStreamType);
     return arrow::Status::OK();
   }();
@@ -117,7 +117,7 @@ void HttpApi::Stats(const httplib::Request& req, httplib::Response& res) {
       return arrow::Status::Invalid("/v1/stats format must be json or arrow, got '",
                                     req.get_param_value("format"), "'");
     }
-    ARROW_ASSIGN_OR_RAISE(auto text, RunAction(engine_, "stats", "", TenantScope::Of(HttpCaller())));
+    ARROW_ASSIGN_OR_RAISE(auto text, RunAction(engine_, "stats", "", HttpCaller()));
     if (!WantsArrow(req)) {
       SendBuffer(res, text, kJsonType);
       return arrow::Status::OK();
@@ -133,7 +133,7 @@ void HttpApi::Action(const httplib::Request& req, httplib::Response& res) {
   const std::string type = req.matches[1].str();
   auto st = [&]() -> arrow::Status {
     ARROW_RETURN_NOT_OK(CheckParams(req, {}));
-    auto out = RunAction(engine_, type, req.body, TenantScope::Of(HttpCaller()));
+    auto out = RunAction(engine_, type, req.body, HttpCaller());
     if (!out.ok()) {
       return arrow::Status(out.status().code(),
                            "action '" + type + "': " + out.status().message(),

@@ -6,12 +6,22 @@
 
 namespace quiver {
 
+arrow::Result<ArtifactRequest> ParseScopedArtifactRequest(const std::string& text,
+                                                          const TenantScope& scope) {
+  ARROW_ASSIGN_OR_RAISE(auto request, ParseArtifactRequest(text));
+  if (scope.scoped()) {
+    request.scope = "tenant:" + scope.tenant();  // as a query's: one copy per tenant
+    request.tenant = scope.tenant();
+  }
+  return request;
+}
+
 arrow::Result<QueryPlan> PlanCommand(Engine* engine, const std::string& text,
                                      const Identity& who) {
   const TenantScope scope = TenantScope::Of(who);
   if (LooksLikeArtifact(text)) {
-    ARROW_RETURN_NOT_OK(scope.RefuseScoped("fetching artifacts"));
-    ARROW_ASSIGN_OR_RAISE(auto request, ParseArtifactRequest(text));
+    ARROW_RETURN_NOT_OK(RequireSource(who, kArtifactsGrant));
+    ARROW_ASSIGN_OR_RAISE(auto request, ParseScopedArtifactRequest(text, scope));
     return engine->artifacts()->Plan(request);
   }
   ARROW_ASSIGN_OR_RAISE(auto parsed, ParseQueryRequest(text));
@@ -22,6 +32,7 @@ arrow::Result<QueryPlan> PlanCommand(Engine* engine, const std::string& text,
     auto it = sources.find(parsed.source);
     const bool shared = it != sources.end() && it->second->spec().shared_results;
     parsed.scope = shared ? "shared" : "tenant:" + scope.tenant();
+    if (!shared) parsed.tenant = scope.tenant();  // its result counts in the tenant's budget
   }
   return engine->queries()->Plan(std::move(parsed));
 }
