@@ -28,12 +28,6 @@ constexpr int64_t kChunkBytes = int64_t{1} << 20;
 constexpr const char* kEncodingMeta = "quiver.encoding";
 constexpr const char* kContentTypeMeta = "quiver.content_type";
 
-bool IsHex64(const std::string& s) {
-  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
-           return std::isdigit(static_cast<unsigned char>(c)) || (c >= 'a' && c <= 'f');
-         });
-}
-
 std::shared_ptr<arrow::Schema> EncodedSchema(Encoding encoding) {
   auto metadata = arrow::key_value_metadata(
       {kEncodingMeta, kContentTypeMeta},
@@ -186,8 +180,7 @@ struct DerivedCache::Source {
 
 arrow::Result<DerivedCache::Source> DerivedCache::OpenSource(const ViewRequest& request) {
   Source source;
-  std::string key = request.key;
-  if (IsHex64(key)) key = kQueryKeyPrefix + key;
+  const std::string key = AsQueryKey(request.key);
   if (IsQueryKey(key)) {
     ARROW_ASSIGN_OR_RAISE(auto entry, entries_->Open(key, request.version, /*promote=*/false));
     if (!entry || entry->meta.expired(clock_->NowMillis())) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "cache/derived_cache.h"
@@ -228,26 +229,13 @@ arrow::Status Evictor::MakeTenantRoom(const EntryMeta& entry, int64_t bytes, boo
   std::vector<std::string> skip = keep;
   skip.push_back(key);
   std::lock_guard<std::mutex> one_at_a_time(evicting_);
-  return UnderLease([&]() -> arrow::Status {
-    while (true) {
-      ARROW_ASSIGN_OR_RAISE(need, need_now());
-      if (!need.any()) return arrow::Status::OK();
-      bool covered = false;
-      ARROW_ASSIGN_OR_RAISE(auto victims, PickInTenant(tenant, need, skip, &covered));
-      if (!covered) {
-        ARROW_ASSIGN_OR_RAISE(auto trimmed, entries_->Trim(key, 1));
-        if (!trimmed.empty()) continue;
-        ++not_admitted_;
-        return Reject(arrow::Status::CapacityError(
-                          "not admitted: '", key, "' (", FormatByteSize(bytes),
-                          ") does not fit in tenant '", tenant, "''s budget (cache_size ",
-                          FormatByteSize(limits->cache_size), ", max_entries ",
-                          limits->max_entries, ") without evicting protected entries"),
-                      RejectionKind::kNotAdmitted);
-      }
-      ARROW_RETURN_NOT_OK(Evict(victims));
-    }
-  });
+  return EvictUntilFits(
+      key, bytes,
+      fmt::format("tenant '{}''s budget (cache_size {}, max_entries {})", tenant,
+                  FormatByteSize(limits->cache_size), limits->max_entries),
+      need_now, [&](Need need, bool* covered) {
+        return PickInTenant(tenant, need, skip, covered);
+      });
 }
 
 arrow::Status Evictor::MakeRoom(const EntryMeta& entry, int64_t bytes, bool new_key,
@@ -267,14 +255,23 @@ arrow::Status Evictor::EvictFor(const std::string& key, int64_t bytes, bool new_
                                 const std::vector<std::string>& keep) {
   std::vector<std::string> skip = keep;
   skip.push_back(key);
+  return EvictUntilFits(
+      key, bytes,
+      fmt::format("cache_size ({}) and max_entries ({})", FormatByteSize(limits.cache_size),
+                  limits.max_entries),
+      [&] { return NeedFor(bytes, new_key ? 1 : 0, limits, /*reserve_if_room=*/true); },
+      [&](Need need, bool* covered) { return Pick(need, skip, /*protect=*/true, covered); });
+}
+
+arrow::Status Evictor::EvictUntilFits(const std::string& key, int64_t bytes,
+                                      const std::string& budget, const NeedFn& need_now,
+                                      const PickFn& pick) {
   return UnderLease([&]() -> arrow::Status {
-    Need need;
     while (true) {
-      ARROW_ASSIGN_OR_RAISE(need, NeedFor(bytes, new_key ? 1 : 0, limits,
-                                          /*reserve_if_room=*/true));
+      ARROW_ASSIGN_OR_RAISE(auto need, need_now());
       if (!need.any()) return arrow::Status::OK();
       bool covered = false;
-      ARROW_ASSIGN_OR_RAISE(auto victims, Pick(need, skip, /*protect=*/true, &covered));
+      ARROW_ASSIGN_OR_RAISE(auto victims, pick(need, &covered));
       if (!covered) {
         // When the budget is tight, this key's older versions go before the new one is
         // refused (its latest stays until the new one replaces it).
@@ -282,11 +279,8 @@ arrow::Status Evictor::EvictFor(const std::string& key, int64_t bytes, bool new_
         if (!trimmed.empty()) continue;
         ++not_admitted_;
         return Reject(arrow::Status::CapacityError("not admitted: '", key, "' (",
-                                                   FormatByteSize(bytes),
-                                                   ") does not fit in cache_size (",
-                                                   FormatByteSize(limits.cache_size),
-                                                   ") and max_entries (", limits.max_entries,
-                                                   ") without evicting protected entries"),
+                                                   FormatByteSize(bytes), ") does not fit in ",
+                                                   budget, " without evicting protected entries"),
                       RejectionKind::kNotAdmitted);
       }
       ARROW_RETURN_NOT_OK(Evict(victims));

@@ -122,6 +122,13 @@ class Evictor {
   /// The eviction part of MakeRoom. REQUIRES: evicting_ held.
   arrow::Status EvictFor(const std::string& key, int64_t bytes, bool new_key,
                          const BudgetSettings& limits, const std::vector<std::string>& keep);
+  using NeedFn = std::function<arrow::Result<Need>()>;
+  using PickFn = std::function<arrow::Result<std::vector<std::string>>(Need, bool* covered)>;
+  /// Under the eviction lease, evict what `pick` chooses until `need_now` says `key` (of
+  /// `bytes`) fits. When only protected entries are left, `key`'s older versions go first;
+  /// then it is refused as not admitted: it "does not fit in `budget`". REQUIRES: evicting_.
+  arrow::Status EvictUntilFits(const std::string& key, int64_t bytes, const std::string& budget,
+                               const NeedFn& need_now, const PickFn& pick);
   /// The part of MakeRoom within `entry`'s tenant's budget (OK at once if it has none).
   arrow::Status MakeTenantRoom(const EntryMeta& entry, int64_t bytes, bool new_key,
                                const std::vector<std::string>& keep);

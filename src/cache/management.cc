@@ -84,4 +84,12 @@ arrow::Result<CacheStats> Management::Stats() {
   return stats;
 }
 
+arrow::Result<Management::TenantUsage> Management::TenantStats(const std::string& tenant) {
+  TenantUsage usage;
+  ARROW_ASSIGN_OR_RAISE(usage.totals, entries_->index()->TenantStats(tenant));
+  const auto budget = evictor_->settings();
+  if (const TenantBudget* b = FindTenantBudget(budget.tenants, tenant)) usage.budget = *b;
+  return usage;
+}
+
 }  // namespace quiver

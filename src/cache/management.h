@@ -75,6 +75,12 @@ class Management {
   /// \brief Every key under `prefix` (plain string prefix), objects and query results.
   arrow::Result<std::vector<EntryInfo>> Entries(const std::string& prefix);
   arrow::Result<CacheStats> Stats();
+  /// \brief One tenant's totals (Index::TenantStats) and its budget (none: unlimited).
+  struct TenantUsage {
+    IndexStats totals;
+    std::optional<TenantBudget> budget;
+  };
+  arrow::Result<TenantUsage> TenantStats(const std::string& tenant);
 
  private:
   arrow::Status Apply(const RuntimeSettings& settings);

@@ -98,6 +98,12 @@ bool IsQueryKey(const std::string& key) {
   return true;
 }
 
+std::string AsQueryKey(const std::string& key) {
+  if (key.size() != 64) return key;
+  std::string full = kQueryKeyPrefix + key;
+  return IsQueryKey(full) ? full : key;
+}
+
 std::string KeyTenant(std::string_view key) {
   if (key.empty() || key.front() == '@') return "";
   const auto first = key.find('/');

@@ -60,6 +60,9 @@ struct EntryMeta {
 inline constexpr const char* kQueryKeyPrefix = "@q/";
 /// \brief True if `key` is a well-formed query-result key.
 bool IsQueryKey(const std::string& key);
+/// \brief A query result named as users may name it -- its 64 hex digits, or "@q/" and
+/// them -- as the index key ("@q/..."); any other text unchanged.
+std::string AsQueryKey(const std::string& key);
 
 /// \brief The tenant whose budget `key` counts against: the first segment of a
 /// three-segment object key ("acme/s/o" -> "acme"; with authentication, a tenant's keys are

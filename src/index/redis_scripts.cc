@@ -214,25 +214,25 @@ end
 local versions = split(redis.call('HGET', e, 'vs'))
 versions[#versions + 1] = version
 local trimmed, freed = oldest_past(e, versions, math.max(tonumber(ARGV[15]), 1))
+local new_key = lv == 0
+-- Whether totals (used, count) grown by this publish break the limits in ARGV[i..i+2]
+-- (cache_size, max_entries, allow_one_over: '1' lets one publish go over while not over).
+local function over_budget(i, used, count)
+  local cache_size, max_entries = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+  local function over(b, k) return b > cache_size or (max_entries > 0 and k > max_entries) end
+  return over(used + bytes - freed, count + (new_key and 1 or 0)) and
+         (ARGV[i + 2] ~= '1' or over(used, count))
+end
 local t = redis.call('HMGET', stats, 'bytes', 'keys')
 local used, count = num(t[1], 0), num(t[2], 0)
-local new_key = lv == 0
-if ARGV[19] ~= '' then
-  local cache_size, max_entries = tonumber(ARGV[19]), tonumber(ARGV[20])
-  local function over(b, k) return b > cache_size or (max_entries > 0 and k > max_entries) end
-  if over(used + bytes - freed, count + (new_key and 1 or 0)) and
-     (ARGV[21] ~= '1' or over(used, count)) then
-    return {'budget', used .. ' bytes in ' .. count .. ' keys stored'}
-  end
+if ARGV[19] ~= '' and over_budget(19, used, count) then
+  return {'budget', used .. ' bytes in ' .. count .. ' keys stored'}
 end
 local tenant = tenant_of(key, e, json)
 if ARGV[23] ~= '' and tenant then
-  local cache_size, max_entries = tonumber(ARGV[23]), tonumber(ARGV[24])
-  local function over(b, k) return b > cache_size or (max_entries > 0 and k > max_entries) end
   local tt = redis.call('HMGET', stats, 'tb:' .. tenant, 'tk:' .. tenant)
   local tused, tcount = num(tt[1], 0), num(tt[2], 0)
-  if over(tused + bytes - freed, tcount + (new_key and 1 or 0)) and
-     (ARGV[25] ~= '1' or over(tused, tcount)) then
+  if over_budget(23, tused, tcount) then
     return {'budget', "tenant '" .. tenant .. "': " .. tused .. ' bytes in ' .. tcount ..
             ' keys stored'}
   end

@@ -152,15 +152,15 @@ std::vector<std::string> ShowKeys(const TenantScope& scope, std::vector<std::str
 // A tenant's stats: the index's totals of its own entries, objects and query results (the
 // node's counters are not split by tenant), as its budget counts them, and its budget (null: none).
 arrow::Result<json> TenantStatsJson(Engine* engine, const TenantScope& scope) {
-  ARROW_ASSIGN_OR_RAISE(auto totals, engine->entries()->index()->TenantStats(scope.tenant()));
-  ARROW_ASSIGN_OR_RAISE(auto s, engine->management()->Stats());
+  ARROW_ASSIGN_OR_RAISE(auto usage, engine->management()->TenantStats(scope.tenant()));
   json budget = nullptr;
-  if (const TenantBudget* b = FindTenantBudget(s.budget.tenants, scope.tenant())) {
-    budget = {{"cache_size", b->cache_size}, {"max_entries", b->max_entries}};
+  if (usage.budget) {
+    budget = {{"cache_size", usage.budget->cache_size},
+              {"max_entries", usage.budget->max_entries}};
   }
   return json{{"tenant", scope.tenant()},
-              {"entries", totals.keys},
-              {"bytes", totals.bytes},
+              {"entries", usage.totals.keys},
+              {"bytes", usage.totals.bytes},
               {"budget", budget}};
 }
 

@@ -9,14 +9,6 @@ namespace quiver {
 
 namespace {
 
-bool IsHex64(const std::string& text) {
-  if (text.size() != 64) return false;
-  for (char c : text) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
-}
-
 // The scope a result's query ran in ("" if its canonical request names none).
 std::string QueryScope(const EntryMeta& meta) {
   auto j = nlohmann::json::parse(meta.query, nullptr, /*allow_exceptions=*/false);
@@ -30,7 +22,7 @@ std::string QueryScope(const EntryMeta& meta) {
 arrow::Status CheckAccess(Engine* engine, const Identity* who, const TenantScope& scope,
                           const std::string& key, bool must_exist = false) {
   if (!scope.scoped()) return arrow::Status::OK();
-  const std::string full = IsHex64(key) ? kQueryKeyPrefix + key : key;
+  const std::string full = AsQueryKey(key);
   if (!IsQueryKey(full)) return arrow::Status::OK();
   ARROW_ASSIGN_OR_RAISE(auto meta, engine->entries()->index()->Get(full, std::nullopt));
   if (!meta && !must_exist) return arrow::Status::OK();
