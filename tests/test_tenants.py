@@ -325,13 +325,45 @@ def test_artifacts_are_fetched_per_tenant_and_need_the_grant(quiver, workdir):
     assert json.loads(action(c, "stats", None, t["initech"]))["entries"] == 0
 
 
-def test_flame_protocol_is_refused_to_tenant_tokens(tenants):
+def flame_put(client, path, token, rows=3):
+    """A Flame put (DoPut of PATH `path`) of a Flame table, as flamepy sends one."""
+    table = pa.table({"x": list(range(rows))}).replace_schema_metadata(
+        {"flame.cache.format": "arrow-table-v1"})
+    writer, _ = client.do_put(flight.FlightDescriptor.for_path(path), table.schema,
+                              options=bearer(token))
+    writer.write_table(table)
+    writer.close()
+
+
+def test_a_tenants_flame_app_is_its_tenant(tenants):
     c = tenants.client()
-    d = flight.FlightDescriptor.for_path("app/session")
-    with pytest.raises(flight.FlightUnauthorizedError, match="Flame protocol"):
-        writer, _ = c.do_put(d, TABLE.schema, options=bearer(tenants.tokens["acme"]))
-        writer.write_table(TABLE)
-        writer.close()
+    acme, globex = tenants.tokens["acme"], tenants.tokens["globex"]
+    flame_put(c, "acme/ssn/obj", acme)
+    # Flame's acme/ssn/obj is the tenant's own ssn/obj, for Flame and for Quiver's clients.
+    assert paths(c, acme) == ["ssn/obj"] and paths(c, globex) == []
+    assert c.do_get(flight.Ticket(b"acme/ssn/obj:0"), options=bearer(acme)).read_all().num_rows == 3
+    assert c.do_get(flight.Ticket(b"ssn/obj"), options=bearer(acme)).read_all().num_rows == 3
+    info = c.get_flight_info(flight.FlightDescriptor.for_path("acme/ssn/obj"), options=bearer(acme))
+    assert info.endpoints[0].ticket.ticket == b"acme/ssn/obj:0"
+    # Any other app is refused before anything is read or stored: another tenant's, or none.
+    refused = pytest.raises(flight.FlightUnauthorizedError, match="Flame app 'acme' is outside")
+    with refused:
+        c.do_get(flight.Ticket(b"acme/ssn/obj:0"), options=bearer(globex)).read_all()
+    with pytest.raises(flight.FlightUnauthorizedError, match="Flame app 'acme'"):
+        c.get_flight_info(flight.FlightDescriptor.for_path("acme/ssn/obj"), options=bearer(globex))
+    with pytest.raises(flight.FlightUnauthorizedError, match="Flame app 'acme'"):
+        flame_put(c, "acme/ssn/other", globex)
+    with pytest.raises(flight.FlightUnauthorizedError, match="Flame app 'acme'"):
+        list(c.do_action(flight.Action("DELETE", b"acme/*"), options=bearer(globex)))
+    with pytest.raises(flight.FlightUnauthorizedError, match="Flame app 'shared-app'"):
+        flame_put(c, "shared-app/ssn", acme)
+    assert paths(c, acme) == ["ssn/obj"], "a refused Flame call changed acme's keys"
+    # globex's own app is its own namespace; deleting acme's app takes only acme's objects.
+    flame_put(c, "globex/ssn/obj", globex, rows=5)
+    list(c.do_action(flight.Action("DELETE", b"acme/*"), options=bearer(acme)))
+    assert paths(c, acme) == [] and paths(c, globex) == ["ssn/obj"]
+    assert c.do_get(flight.Ticket(b"globex/ssn/obj:0"),
+                    options=bearer(globex)).read_all().num_rows == 5
 
 
 # -- JWT ----------------------------------------------------------------------------------

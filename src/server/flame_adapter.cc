@@ -42,6 +42,13 @@ arrow::Result<std::vector<std::shared_ptr<arrow::RecordBatch>>> ReadPart(const O
   return reader->ToRecordBatches();
 }
 
+// A tenant's Flame app is its tenant (flame_adapter.h).
+arrow::Status CheckApp(const TenantScope& scope, const flame::FlameKey& key) {
+  if (!scope.scoped()) return arrow::Status::OK();
+  ARROW_ASSIGN_OR_RAISE(auto app, flame::ToQuiverSegment(key.app));
+  return scope.RequireOwnSegment(app, "Flame app");
+}
+
 }  // namespace
 
 arrow::Result<EntryMeta> FlameAdapter::Store(const ObjectKey& key, bool patch,
@@ -92,12 +99,14 @@ arrow::Result<EntryMeta> FlameAdapter::Store(const ObjectKey& key, bool patch,
 
 arrow::Status FlameAdapter::Put(const flight::ServerCallContext& context,
                                 flight::FlightMessageReader* reader,
-                                flight::FlightMetadataWriter* writer) {
+                                flight::FlightMetadataWriter* writer,
+                                const TenantScope& scope) {
   const auto& descriptor = reader->descriptor();
   const bool patch = flame::IsFlamePatch(descriptor);
   const std::string text = patch ? descriptor.cmd.substr(std::string(flame::kPatchPrefix).size())
                                  : descriptor.path[0];
   ARROW_ASSIGN_OR_RAISE(auto fkey, flame::ParseFlameKey(text));
+  ARROW_RETURN_NOT_OK(CheckApp(scope, fkey));
   if (fkey.all_sessions()) {
     return arrow::Status::Invalid("cannot put to '", text, "': '*' is for deletes only");
   }
@@ -125,8 +134,9 @@ arrow::Status FlameAdapter::Put(const flight::ServerCallContext& context,
 }
 
 arrow::Result<std::unique_ptr<flight::FlightDataStream>> FlameAdapter::Get(
-    const std::string& text) {
+    const std::string& text, const TenantScope& scope) {
   ARROW_ASSIGN_OR_RAISE(auto ticket, flame::ParseFlameTicket(text));
+  ARROW_RETURN_NOT_OK(CheckApp(scope, ticket.key));
   ARROW_ASSIGN_OR_RAISE(auto key, flame::ToQuiverKey(ticket.key));
   std::optional<uint64_t> since;
   if (ticket.client_version != 0) since = ticket.client_version;
@@ -164,9 +174,10 @@ arrow::Result<std::unique_ptr<flight::FlightDataStream>> FlameAdapter::OpaqueRow
 }
 
 arrow::Result<std::unique_ptr<flight::FlightInfo>> FlameAdapter::Info(
-    const flight::FlightDescriptor& descriptor) {
+    const flight::FlightDescriptor& descriptor, const TenantScope& scope) {
   const std::string& text = descriptor.path[0];
   ARROW_ASSIGN_OR_RAISE(auto fkey, flame::ParseFlameKey(text));
+  ARROW_RETURN_NOT_OK(CheckApp(scope, fkey));
   // Like Flame: where to read the object, whether or not it is stored yet (a client that
   // wrote it to shared storage asks before the server has read it).
   std::shared_ptr<arrow::Schema> schema = arrow::schema({});
@@ -189,8 +200,10 @@ arrow::Result<std::unique_ptr<flight::FlightInfo>> FlameAdapter::Info(
   return std::make_unique<flight::FlightInfo>(std::move(info));
 }
 
-arrow::Result<std::string> FlameAdapter::Delete(const std::string& body) {
+arrow::Result<std::string> FlameAdapter::Delete(const std::string& body,
+                                                const TenantScope& scope) {
   ARROW_ASSIGN_OR_RAISE(auto fkey, flame::ParseFlameKey(body));
+  ARROW_RETURN_NOT_OK(CheckApp(scope, fkey));
   if (fkey.object) {
     ARROW_ASSIGN_OR_RAISE(auto key, flame::ToQuiverKey(fkey));
     ARROW_ASSIGN_OR_RAISE(int64_t versions, cache_->Delete(key));

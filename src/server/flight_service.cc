@@ -320,8 +320,7 @@ arrow::Status QuiverFlightService::GetFlightInfo(const flight::ServerCallContext
     }
     if (flame::IsFlamePath(request)) {
       NoteKind(call, "GetFlightInfo:flame");
-      ARROW_RETURN_NOT_OK(caller.scope.RefuseScoped("the Flame protocol"));
-      return flame_->Info(request).Value(info);
+      return flame_->Info(request, caller.scope).Value(info);
     }
     NoteKind(call, "GetFlightInfo:object");
     ARROW_ASSIGN_OR_RAISE(auto key, KeyFromDescriptor(request, caller.scope));
@@ -403,8 +402,7 @@ arrow::Status QuiverFlightService::DoGet(const flight::ServerCallContext& contex
     }
     if (flame::IsFlameTicket(request.ticket)) {
       NoteKind(call, "DoGet:flame");
-      ARROW_RETURN_NOT_OK(caller.scope.RefuseScoped("the Flame protocol"));
-      return flame_->Get(request.ticket).Value(stream);
+      return flame_->Get(request.ticket, caller.scope).Value(stream);
     }
     if (LooksLikeView(request.ticket)) {
       NoteKind(call, "DoGet:view");
@@ -460,8 +458,7 @@ arrow::Status QuiverFlightService::DoPut(const flight::ServerCallContext& contex
     const auto& d = reader->descriptor();
     if (flame::IsFlamePath(d) || flame::IsFlamePatch(d)) {
       NoteKind(CallRequest(context), "DoPut:flame");
-      ARROW_RETURN_NOT_OK(caller.scope.RefuseScoped("the Flame protocol"));
-      return flame_->Put(context, reader.get(), writer.get());
+      return flame_->Put(context, reader.get(), writer.get(), caller.scope);
     }
     NoteKind(CallRequest(context), "DoPut:object");
     return Put(context, reader.get(), writer.get(), *caller.who, caller.scope);
@@ -565,11 +562,8 @@ arrow::Status QuiverFlightService::DoAction(const flight::ServerCallContext& con
     ARROW_ASSIGN_OR_RAISE(
         auto caller, Authorize(context, ActionRole(action.type), "run action '" + action.type + "'"));
     std::string body = action.body ? action.body->ToString() : "";
-    if (action.type == flame::kDeleteAction) {
-      ARROW_RETURN_NOT_OK(caller.scope.RefuseScoped("the Flame protocol"));
-    }
     auto out = action.type == flame::kDeleteAction
-                   ? flame_->Delete(body)
+                   ? flame_->Delete(body, caller.scope)
                    : RunAction(engine_, action.type, body, *caller.who);
     if (!out.ok()) return WithContext(out.status(), "action '" + action.type + "'");
     std::vector<flight::Result> results(1);

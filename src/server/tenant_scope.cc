@@ -89,10 +89,11 @@ arrow::Status TenantScope::MapPutOptions(
   return arrow::Status::OK();
 }
 
-arrow::Status TenantScope::RefuseScoped(std::string_view what) const {
-  if (!scoped()) return arrow::Status::OK();
-  return Forbidden(std::string(what) + " is not open to tenant tokens (tenant '" + tenant_ +
-                   "'); an admin token may");
+arrow::Status TenantScope::RequireOwnSegment(const std::string& segment,
+                                             std::string_view what) const {
+  if (!scoped() || segment == tenant_) return arrow::Status::OK();
+  return Forbidden(std::string(what) + " '" + segment + "' is outside the namespace of tenant '" +
+                   tenant_ + "': a tenant's token may name only '" + tenant_ + "' there");
 }
 
 }  // namespace quiver

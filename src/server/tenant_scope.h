@@ -52,8 +52,10 @@ class TenantScope {
   arrow::Status MapPutOptions(
       PutOptions* options,
       const std::function<arrow::Status(const std::string& result_key)>& check_result) const;
-  /// \brief Forbidden for a scoped caller: `what` is not open to tenants (yet).
-  arrow::Status RefuseScoped(std::string_view what) const;
+  /// \brief For a scoped caller, Forbidden unless `segment` -- the first segment of a stored
+  /// key the request names in full, as a Flame app -- is its tenant; `what` names the
+  /// segment in the error ("Flame app").
+  arrow::Status RequireOwnSegment(const std::string& segment, std::string_view what) const;
 
  private:
   explicit TenantScope(std::string tenant) : tenant_(std::move(tenant)) {}
