@@ -96,7 +96,8 @@ arrow::Result<PublishOutcome> Committer::PublishWithRoom(EntryMeta* entry,
     ARROW_RETURN_NOT_OK(evictor_->MakeRoom(*entry, entry->bytes, new_key, request.keep));
     publish.budget = evictor_->Limits(/*allow_one_over=*/attempt + 1 == kRoomAttempts);
     publish.tenant_budget =
-        evictor_->TenantLimits(EntryTenant(*entry), /*allow_one_over=*/attempt + 1 == kRoomAttempts);
+        evictor_->TenantLimits(EntryTenant(*entry),
+                               /*allow_one_over=*/attempt + 1 == kRoomAttempts);
     auto published =
         entries_->Publish(entry, publish, request.if_version, request.if_blob, std::move(latest),
                           unclear);

@@ -200,7 +200,8 @@ arrow::Result<std::vector<std::string>> Evictor::PickInTenant(const std::string&
   for (const auto& item : listed) {
     if (!need.any()) break;
     const auto& key = item.latest.key;
-    if (EntryTenant(item.latest) != tenant || std::find(skip.begin(), skip.end(), key) != skip.end() ||
+    if (EntryTenant(item.latest) != tenant ||
+        std::find(skip.begin(), skip.end(), key) != skip.end() ||
         now - item.usage.created_ms < protect_ms) {
       continue;
     }
