@@ -150,7 +150,8 @@ std::vector<std::string> ShowKeys(const TenantScope& scope, std::vector<std::str
 }
 
 // A tenant's stats: the index's totals of its own entries, objects and query results (the
-// node's counters are not split by tenant), as its budget counts them, and its budget (null: none).
+// node's counters are not split by tenant), as its budget counts them, and its budget (null:
+// none).
 arrow::Result<json> TenantStatsJson(Engine* engine, const TenantScope& scope) {
   ARROW_ASSIGN_OR_RAISE(auto usage, engine->management()->TenantStats(scope.tenant()));
   json budget = nullptr;
